@@ -1,0 +1,211 @@
+// HTTP + WebSocket on 127.0.0.1: serves the monitor page and takes typed, token-checked commands.
+// Slow clients lose frames (counted) instead of growing buffers without bound.
+
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { WebSocketServer, WebSocket } from 'ws';
+import { Actor } from './actor.js';
+import { parseClientMessage, MAX_CLIENT_MESSAGE_BYTES } from '../protocol/validate.js';
+import type { ClientMessage, DaemonState, DaemonStatus, MetricsPoint, ServerMessage, Topic } from '../protocol/messages.js';
+
+/** What the server asks of the daemon. */
+export interface DaemonControl {
+  status(): DaemonStatus;
+  pause(): DaemonState;
+  resume(): DaemonState;
+  stop(): DaemonState;
+  history(limit: number): MetricsPoint[];
+  /** The newest preview, sent to a client when it subscribes to previews. */
+  latestPreview(): ServerMessage | null;
+}
+
+export type ControlServerMessage = { type: 'broadcast'; topic: Topic; message: ServerMessage };
+
+export interface ControlServerOptions {
+  host?: string;
+  /** 0 picks a free port. */
+  port: number;
+  token: string;
+  control: DaemonControl;
+  /** Frames are dropped for a client with more than this many bytes unsent. Default 4 MiB. */
+  maxBufferedBytes?: number;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const WEB_ROOT = path.resolve(here, '../../web-monitor');
+const require = createRequire(import.meta.url);
+const UPLOT_DIST = path.dirname(require.resolve('uplot/dist/uPlot.iife.min.js'));
+const STATIC: Record<string, { file: string; type: string }> = {
+  '/': { file: path.join(WEB_ROOT, 'index.html'), type: 'text/html; charset=utf-8' },
+  '/index.html': { file: path.join(WEB_ROOT, 'index.html'), type: 'text/html; charset=utf-8' },
+  '/monitor.js': { file: path.join(WEB_ROOT, 'monitor.js'), type: 'text/javascript; charset=utf-8' },
+  '/style.css': { file: path.join(WEB_ROOT, 'style.css'), type: 'text/css; charset=utf-8' },
+  '/vendor/uPlot.iife.min.js': { file: path.join(UPLOT_DIST, 'uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },
+  '/vendor/uPlot.min.css': { file: path.join(UPLOT_DIST, 'uPlot.min.css'), type: 'text/css; charset=utf-8' },
+};
+
+interface Client {
+  socket: WebSocket;
+  topics: Set<Topic>;
+}
+
+export class ControlServer extends Actor<ControlServerMessage> {
+  readonly #options: Required<Omit<ControlServerOptions, 'host'>> & { host: string };
+  #http: http.Server | null = null;
+  #wss: WebSocketServer | null = null;
+  #clients = new Set<Client>();
+  #dropped = 0;
+  #port = 0;
+
+  constructor(options: ControlServerOptions) {
+    super('control-server');
+    this.#options = { host: '127.0.0.1', maxBufferedBytes: 4 << 20, ...options };
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+  /** Frames dropped for slow clients. */
+  get droppedFrames(): number {
+    return this.#dropped;
+  }
+  get url(): string {
+    return `http://${this.#options.host}:${this.#port}/?token=${this.#options.token}`;
+  }
+
+  protected override async onStart(): Promise<void> {
+    const server = http.createServer((req, res) => this.#serve(req, res));
+    const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CLIENT_MESSAGE_BYTES * 4 });
+    server.on('upgrade', (req, socket, head) => {
+      if (new URL(req.url ?? '/', 'http://x').pathname !== '/ws') {
+        socket.destroy();
+        return;
+      }
+      wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.#options.port, this.#options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.fail(err));
+    this.#port = (server.address() as { port: number }).port;
+    this.#http = server;
+    this.#wss = wss;
+  }
+
+  protected override async onStop(): Promise<void> {
+    for (const c of this.#clients) c.socket.terminate();
+    this.#clients.clear();
+    this.#wss?.close();
+    const server = this.#http;
+    this.#http = null;
+    if (server) {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }
+
+  protected receive(message: ControlServerMessage): void {
+    this.#publish(message.topic, message.message);
+  }
+
+  #publish(topic: Topic, message: ServerMessage): void {
+    let text: string | null = null;
+    for (const c of this.#clients) {
+      if (!c.topics.has(topic) || c.socket.readyState !== WebSocket.OPEN) continue;
+      if (c.socket.bufferedAmount > this.#options.maxBufferedBytes) {
+        this.#dropped++;
+        continue;
+      }
+      text ??= JSON.stringify(message);
+      c.socket.send(text);
+    }
+  }
+
+  #serve(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const entry = STATIC[url.pathname];
+    if (req.method !== 'GET' || !entry) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    fs.readFile(entry.file, (err, body) => {
+      if (err) {
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`cannot read ${path.basename(entry.file)}\n`);
+        return;
+      }
+      res.writeHead(200, { 'content-type': entry.type, 'cache-control': 'no-store' }).end(body);
+    });
+  }
+
+  #accept(socket: WebSocket): void {
+    const client: Client = { socket, topics: new Set() };
+    this.#clients.add(client);
+    socket.on('close', () => this.#clients.delete(client));
+    socket.on('error', () => this.#clients.delete(client));
+    socket.on('message', (data, isBinary) => {
+      const send = (m: ServerMessage) => {
+        if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(m));
+      };
+      if (isBinary) {
+        send({ type: 'error', code: 'SRGAN_ERR_BAD_MESSAGE', message: 'binary frames are not accepted; send JSON text' });
+        return;
+      }
+      const parsed = parseClientMessage(data as Buffer);
+      if (!parsed.ok) {
+        send({ type: 'error', code: parsed.code, message: parsed.message, ...(parsed.id !== undefined ? { id: parsed.id } : {}) });
+        return;
+      }
+      const msg = parsed.message;
+      if (!tokensEqual(msg.token, this.#options.token)) {
+        send({ type: 'error', code: 'SRGAN_ERR_UNAUTHORIZED', message: 'wrong or missing access token', ...(msg.id !== undefined ? { id: msg.id } : {}) });
+        return;
+      }
+      try {
+        send(this.#handle(client, msg));
+      } catch (err) {
+        send({ type: 'error', code: (err as { code?: string }).code ?? 'SRGAN_ERR_BAD_STATE', message: (err as Error).message, ...(msg.id !== undefined ? { id: msg.id } : {}) });
+      }
+    });
+  }
+
+  #handle(client: Client, msg: ClientMessage): ServerMessage {
+    const id = msg.id !== undefined ? { id: msg.id } : {};
+    const control = this.#options.control;
+    switch (msg.type) {
+      case 'status':
+        return { type: 'status', status: control.status(), ...id };
+      case 'pause':
+        return { type: 'ok', command: 'pause', state: control.pause(), ...id };
+      case 'resume':
+        return { type: 'ok', command: 'resume', state: control.resume(), ...id };
+      case 'stop':
+        return { type: 'ok', command: 'stop', state: control.stop(), ...id };
+      case 'subscribe': {
+        for (const t of msg.topics) client.topics.add(t);
+        const preview = msg.topics.includes('previews') ? control.latestPreview() : null;
+        // After the reply, so the client sees its subscription confirmed first.
+        if (preview) setImmediate(() => client.socket.readyState === WebSocket.OPEN && client.socket.send(JSON.stringify(preview)));
+        return { type: 'ok', command: 'subscribe', state: control.status().state, ...id };
+      }
+      case 'unsubscribe':
+        for (const t of msg.topics) client.topics.delete(t);
+        return { type: 'ok', command: 'unsubscribe', state: control.status().state, ...id };
+      case 'history':
+        return { type: 'history', points: control.history(msg.limit ?? 2000), ...id };
+    }
+  }
+}
+
+function tokensEqual(a: string, b: string): boolean {
+  const ba = Buffer.from(a);
+  const bb = Buffer.from(b);
+  return ba.length === bb.length && crypto.timingSafeEqual(ba, bb);
+}

@@ -1,0 +1,100 @@
+// Patch-loader worker (a piscina task entry). Each task visits a few images, cuts random HR patches,
+// makes their LR inputs, and writes msgpack frames straight into the shared ring. Nothing goes back
+// through postMessage but a small summary.
+
+import { workerData } from 'piscina';
+import { SharedRing } from '../protocol/ring.js';
+import { encodeFrameInto } from '../protocol/codec.js';
+import { loadRgb, makePair, type RgbImage } from '../data/patches.js';
+import { deriveSeed, mulberry32 } from '../data/prng.js';
+import { SrganError } from '../errors.js';
+
+export interface LoaderWorkerData {
+  ring: SharedArrayBuffer;
+}
+
+export interface LoaderTask {
+  /** Images to visit, with their position in the epoch's order. */
+  items: { file: string; index: number }[];
+  epoch: number;
+  seed: number;
+  patchSize: number;
+  scale: 2;
+  patchesPerImage: number;
+  /** Give up writing a frame after this long (the ring stays full while training is paused). */
+  writeTimeoutMs: number;
+}
+
+export interface LoaderResult {
+  written: number;
+  /** Items not written because the ring stayed full; the pool hands them out again. */
+  unwritten: { file: string; index: number }[];
+  failed: { file: string; message: string }[];
+  closed: boolean;
+}
+
+let ring: SharedRing | null = null;
+// Decoded images, kept while they fit: the demo set and small folders are visited many times.
+const cache = new Map<string, RgbImage>();
+let cachedBytes = 0;
+const CACHE_LIMIT = 256 << 20;
+
+async function load(file: string): Promise<RgbImage> {
+  const hit = cache.get(file);
+  if (hit) return hit;
+  const img = await loadRgb(file);
+  if (cachedBytes + img.data.length <= CACHE_LIMIT) {
+    cache.set(file, img);
+    cachedBytes += img.data.length;
+  }
+  return img;
+}
+
+export default async function loaderTask(task: LoaderTask): Promise<LoaderResult> {
+  ring ??= SharedRing.attach((workerData as LoaderWorkerData).ring);
+  const result: LoaderResult = { written: 0, unwritten: [], failed: [], closed: false };
+  for (let i = 0; i < task.items.length; i++) {
+    const item = task.items[i] as { file: string; index: number };
+    let img: RgbImage;
+    try {
+      img = await load(item.file);
+      if (img.width < task.patchSize || img.height < task.patchSize) {
+        throw new SrganError('SRGAN_ERR_DATA', `${item.file}: ${img.width}×${img.height} is smaller than a ${task.patchSize} px patch`);
+      }
+    } catch (err) {
+      result.failed.push({ file: item.file, message: (err as Error).message });
+      continue;
+    }
+    const rand = mulberry32(deriveSeed(deriveSeed(task.seed, task.epoch), item.index));
+    try {
+      for (let p = 0; p < task.patchesPerImage; p++) {
+        const { hr, lr } = makePair(img, { patch: task.patchSize, scale: task.scale }, rand);
+        encodeFrameInto(
+          ring,
+          {
+            type: 'patch',
+            seq: item.index * task.patchesPerImage + p,
+            epoch: task.epoch,
+            index: item.index,
+            hr: { width: hr.width, height: hr.height, channels: 3, data: hr.data },
+            lr: { width: lr.width, height: lr.height, channels: 3, data: lr.data },
+          },
+          task.writeTimeoutMs,
+        );
+        result.written++;
+      }
+    } catch (err) {
+      const code = (err as SrganError).code;
+      if (code === 'SRGAN_ERR_RING_CLOSED') {
+        result.closed = true;
+        return result;
+      }
+      if (code === 'SRGAN_ERR_RING_TIMEOUT') {
+        result.unwritten = task.items.slice(i);
+        return result;
+      }
+      throw err;
+    }
+  }
+  return result;
+}

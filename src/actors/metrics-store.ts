@@ -1,0 +1,139 @@
+// The one owner of the daemon's SQLite connection. Every write is queued and committed in short batched
+// transactions (every `flushMs`, or sooner when the queue grows), so the trainer never waits on disk.
+
+import os from 'node:os';
+import type Database from 'better-sqlite3';
+import { Actor, type Clock, systemClock } from './actor.js';
+import { openDb, type RunRow } from '../daemon/db.js';
+import type { MetricsPoint } from '../protocol/messages.js';
+
+export type NewRun = Omit<RunRow, 'host' | 'ended_at' | 'last_step'>;
+
+export type MetricsStoreMessage =
+  | { type: 'createRun'; run: NewRun }
+  | { type: 'updateRun'; id: string; status?: string; backend?: string; backendReason?: string; lastStep?: number; ended?: boolean }
+  | { type: 'metrics'; runId: string; points: MetricsPoint[] }
+  | { type: 'event'; runId: string | null; kind: string; message?: string; data?: unknown }
+  | { type: 'preview'; runId: string; step: number; width: number; height: number; panels: string[]; png: Uint8Array }
+  | { type: 'flush' };
+
+export interface MetricsStoreOptions {
+  file: string;
+  /** Default 500 ms. */
+  flushMs?: number;
+  /** Flush as soon as this many writes are queued. Default 5000. */
+  maxQueued?: number;
+  clock?: Clock;
+}
+
+export class MetricsStore extends Actor<MetricsStoreMessage> {
+  readonly file: string;
+  readonly #flushMs: number;
+  readonly #maxQueued: number;
+  readonly #clock: Clock;
+  #db: Database.Database | null = null;
+  #queue: Exclude<MetricsStoreMessage, { type: 'flush' }>[] = [];
+  #cancelTimer: (() => void) | null = null;
+  #rowsWritten = 0;
+
+  constructor(options: MetricsStoreOptions) {
+    super('metrics-store');
+    this.file = options.file;
+    this.#flushMs = options.flushMs ?? 500;
+    this.#maxQueued = options.maxQueued ?? 5000;
+    this.#clock = options.clock ?? systemClock;
+  }
+
+  /** Metric rows committed so far. */
+  get rowsWritten(): number {
+    return this.#rowsWritten;
+  }
+
+  /** The connection, for reads on the owner's thread (e.g. previews on request). */
+  get db(): Database.Database {
+    if (!this.#db) throw new Error('metrics store is not running');
+    return this.#db;
+  }
+
+  protected override onStart(): void {
+    this.#db ??= openDb(this.file);
+  }
+
+  protected override onStop(): void {
+    this.#cancelTimer?.();
+    this.#cancelTimer = null;
+    if (this.#db) {
+      this.flushNow();
+      this.#db.close();
+      this.#db = null;
+    }
+  }
+
+  protected receive(message: MetricsStoreMessage): void {
+    if (message.type === 'flush') {
+      this.flushNow();
+      return;
+    }
+    this.#queue.push(message);
+    // Runs are created at once so that readers (the CLI) see them immediately.
+    if (message.type === 'createRun' || this.#queue.length >= this.#maxQueued) this.flushNow();
+    else if (!this.#cancelTimer) {
+      this.#cancelTimer = this.#clock.setTimeout(() => {
+        this.#cancelTimer = null;
+        this.send({ type: 'flush' });
+      }, this.#flushMs);
+    }
+  }
+
+  /** Commits everything queued, in one transaction. */
+  flushNow(): void {
+    const db = this.#db;
+    if (!db || this.#queue.length === 0) return;
+    const queue = this.#queue;
+    this.#queue = [];
+    const insertMetric = db.prepare('INSERT INTO metrics (run_id, step, key, value, wall_time) VALUES (?, ?, ?, ?, ?)');
+    const insertEvent = db.prepare('INSERT INTO events (run_id, time, kind, message, data) VALUES (?, ?, ?, ?, ?)');
+    const insertPreview = db.prepare(
+      'INSERT INTO previews (run_id, step, time, width, height, panels, png) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    const now = () => this.#clock.now() / 1000;
+    db.transaction(() => {
+      for (const m of queue) {
+        switch (m.type) {
+          case 'createRun':
+            db.prepare(
+              `INSERT INTO runs (id, name, status, created_at, preset, backend, backend_reason, config, host, pid, data_dir)
+               VALUES (@id, @name, @status, @created_at, @preset, @backend, @backend_reason, @config, @host, @pid, @data_dir)`,
+            ).run({ ...m.run, host: os.hostname() });
+            break;
+          case 'updateRun': {
+            const sets: string[] = [];
+            const args: unknown[] = [];
+            if (m.status !== undefined) sets.push('status = ?'), args.push(m.status);
+            if (m.backend !== undefined) sets.push('backend = ?'), args.push(m.backend);
+            if (m.backendReason !== undefined) sets.push('backend_reason = ?'), args.push(m.backendReason);
+            if (m.lastStep !== undefined) sets.push('last_step = max(last_step, ?)'), args.push(m.lastStep);
+            if (m.ended) sets.push('ended_at = ?'), args.push(now());
+            if (sets.length) db.prepare(`UPDATE runs SET ${sets.join(', ')} WHERE id = ?`).run(...args, m.id);
+            break;
+          }
+          case 'metrics':
+            for (const p of m.points) {
+              for (const [key, value] of Object.entries(p.values)) {
+                if (!Number.isFinite(value)) continue; // NaN/Inf are reported as events by the trainer
+                insertMetric.run(m.runId, p.step, key, value, p.wallTime / 1000);
+                this.#rowsWritten++;
+              }
+            }
+            break;
+          case 'event':
+            insertEvent.run(m.runId, now(), m.kind, m.message ?? '', m.data === undefined ? null : JSON.stringify(m.data));
+            break;
+          case 'preview':
+            insertPreview.run(m.runId, m.step, now(), m.width, m.height, JSON.stringify(m.panels), Buffer.from(m.png));
+            break;
+        }
+      }
+    })();
+  }
+}

@@ -1,0 +1,72 @@
+// The trainer actor as the main thread sees it: a handle on the dedicated worker thread that owns
+// tfjs. Control messages go in by postMessage; metrics, previews and state changes come out. The
+// worker's death is reported to the supervisor as this actor's failure.
+
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+import { Actor } from './actor.js';
+import { SrganError } from '../errors.js';
+import type { FromTrainer, ToTrainer } from '../protocol/messages.js';
+import type { TrainerWorkerData } from './trainer-worker.js';
+
+const WORKER_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'trainer-worker.js');
+
+export interface TrainerOptions {
+  workerData: TrainerWorkerData;
+  onMessage: (m: FromTrainer) => void;
+  /** How long `stop` waits for the worker to finish its step before terminating it. Default 30 s. */
+  stopTimeoutMs?: number;
+}
+
+export class Trainer extends Actor<ToTrainer> {
+  readonly #o: TrainerOptions;
+  #worker: Worker | null = null;
+  #exited: Promise<number> | null = null;
+  #stopping = false;
+
+  constructor(options: TrainerOptions) {
+    super('trainer');
+    this.#o = options;
+  }
+
+  protected override onStart(): void {
+    this.#stopping = false;
+    const worker = new Worker(WORKER_FILE, { workerData: this.#o.workerData });
+    this.#worker = worker;
+    worker.on('message', (m: FromTrainer) => {
+      this.#o.onMessage(m);
+      // Its last word: nothing is left to say, so end the thread rather than wait for it to drain.
+      if (m.type === 'stopped') {
+        this.#stopping = true;
+        void worker.terminate();
+      }
+      if (m.type === 'error' && m.code !== 'SRGAN_ERR_BAD_FRAME') {
+        this.fail(new SrganError('SRGAN_ERR_TRAINER', `trainer failed: ${m.message}`));
+      }
+    });
+    worker.on('error', (err) => this.fail(new SrganError('SRGAN_ERR_TRAINER', `trainer thread crashed: ${err.message}`, { cause: err })));
+    this.#exited = new Promise((resolve) =>
+      worker.once('exit', (code) => {
+        if (!this.#stopping && code !== 0) this.fail(new SrganError('SRGAN_ERR_TRAINER', `trainer thread exited with code ${code}`));
+        resolve(code);
+      }),
+    );
+  }
+
+  protected receive(message: ToTrainer): void {
+    if (message.type === 'stop') this.#stopping = true;
+    this.#worker?.postMessage(message);
+  }
+
+  /** Asks the worker to stop at a step boundary and waits for it to exit (terminating it after the timeout). */
+  protected override async onStop(): Promise<void> {
+    const worker = this.#worker;
+    if (!worker) return;
+    this.#stopping = true;
+    worker.postMessage({ type: 'stop' } satisfies ToTrainer);
+    const timeout = new Promise<'timeout'>((resolve) => setTimeout(resolve, this.#o.stopTimeoutMs ?? 30_000, 'timeout').unref());
+    if ((await Promise.race([this.#exited, timeout])) === 'timeout') await worker.terminate();
+    this.#worker = null;
+  }
+}

@@ -1,0 +1,64 @@
+// `srgan start`: validates the config here (so mistakes are reported at once), then starts the daemon
+// as a detached process with its output in a log file, and waits until it serves the monitor.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { resolveConfig } from '../daemon/config.js';
+import { homePaths, lockOwner, readDaemonInfo, type DaemonInfo } from '../daemon/home.js';
+import { SrganError } from '../errors.js';
+
+const DAEMON_MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '../daemon/main.js');
+
+export interface StartOptions {
+  overrides: Record<string, unknown>;
+  /** How long to wait for the daemon to serve its monitor. Default 300 s (the demo set is made first). */
+  timeoutMs?: number;
+  onProgress?: (line: string) => void;
+}
+
+/** Starts the daemon in the background and returns its info once it is up. */
+export async function startDaemon(opts: StartOptions): Promise<DaemonInfo & { logFile: string }> {
+  const paths = homePaths();
+  const owner = lockOwner(paths);
+  if (owner !== null) throw new SrganError('SRGAN_ERR_ALREADY_RUNNING', `a daemon is already running in ${paths.root} (pid ${owner}); stop it with: srgan stop`);
+  const config = resolveConfig(opts.overrides);
+  if (config.dataDir) opts.overrides.dataDir = path.resolve(config.dataDir);
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const logFile = path.join(paths.logs, `daemon-${stamp}.log`);
+  const out = fs.openSync(logFile, 'a', 0o600);
+  const child = spawn(process.execPath, [DAEMON_MAIN, '--config-json', JSON.stringify(opts.overrides)], {
+    detached: true,
+    stdio: ['ignore', out, out],
+    env: { ...process.env, SRGAN_HOME: paths.root, SRGAN_LOG_FILE: logFile },
+  });
+  fs.closeSync(out);
+  let exited: number | null = null;
+  child.once('exit', (code, signal) => (exited = code ?? (signal ? 128 : 1)));
+  child.unref();
+  opts.onProgress?.(`starting the daemon (pid ${child.pid}); log: ${logFile}`);
+
+  const deadline = Date.now() + (opts.timeoutMs ?? 300_000);
+  let lastLine = '';
+  while (Date.now() < deadline) {
+    const info = readDaemonInfo(paths);
+    if (info && info.pid === child.pid) return { ...info, logFile };
+    if (exited !== null) {
+      throw new SrganError('SRGAN_ERR_DAEMON_START', `the daemon exited with code ${exited} before it was ready:\n${tail(logFile, 20)}`);
+    }
+    const line = tail(logFile, 1).replace(/^\S+Z /, '');
+    if (line && line !== lastLine) opts.onProgress?.(line);
+    lastLine = line;
+    await new Promise((resolve) => setTimeout(resolve, 150));
+  }
+  throw new SrganError('SRGAN_ERR_DAEMON_START', `the daemon (pid ${child.pid}) did not come up within ${(opts.timeoutMs ?? 300_000) / 1000} s; see ${logFile}`);
+}
+
+function tail(file: string, lines: number): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}

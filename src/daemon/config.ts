@@ -1,0 +1,127 @@
+// The effective run config: a preset with overrides merged over it, validated field by field before the
+// first step. Errors name the field and the value received, and suggest the closest known field.
+
+import { SrganError } from '../errors.js';
+import { PRESETS, type RunConfig } from '../models/presets.js';
+
+type Check = (v: unknown) => string | null;
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER): Check => (v) =>
+  Number.isInteger(v) && (v as number) >= min && (v as number) <= max ? null : `an integer in ${min}..${max}`;
+const num = (min: number, max = Infinity): Check => (v) =>
+  typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max ? null : `a number in ${min}..${max}`;
+const oneOf = (...values: unknown[]): Check => (v) => (values.includes(v) ? null : `one of ${values.map((x) => JSON.stringify(x)).join(', ')}`);
+const nullable = (c: Check): Check => (v) => (v === null ? null : c(v));
+const str: Check = (v) => (typeof v === 'string' && v.length > 0 ? null : 'a non-empty string');
+
+const FIELDS: Record<string, Check> = {
+  preset: str,
+  scale: oneOf(2),
+  patchSize: int(16, 1024),
+  batchSize: int(1, 256),
+  'generator.kind': oneOf('espcn'),
+  'generator.channels': int(1, 512),
+  'discriminator.kind': oneOf('patch'),
+  'discriminator.mid': int(1, 512),
+  dStepsPerG: int(0, 100),
+  advWeight: num(0, 1),
+  maxShift: int(1, 64),
+  logEvery: int(1),
+  previewEvery: int(0),
+  maxSteps: nullable(int(1)),
+  seed: int(0, 2 ** 31 - 1),
+  dataDir: nullable(str),
+  loaderWorkers: int(1, 64),
+  patchesPerImage: int(1, 1024),
+  ringMiB: int(1, 1024),
+  backend: oneOf('auto', 'wasm', 'cpu'),
+  port: int(0, 65535),
+};
+
+/** Merges `overrides` over the preset it names (default espcn-x2-fast) and validates the result. */
+export function resolveConfig(overrides: unknown = {}): RunConfig {
+  if (typeof overrides !== 'object' || overrides === null || Array.isArray(overrides)) {
+    throw configError('config', overrides, 'an object');
+  }
+  const o = overrides as Record<string, unknown>;
+  const presetName = o.preset ?? 'espcn-x2-fast';
+  const preset = typeof presetName === 'string' ? PRESETS[presetName] : undefined;
+  if (!preset) throw configError('preset', presetName, `one of ${Object.keys(PRESETS).join(', ')}`);
+  const merged = structuredClone(preset) as unknown as Record<string, unknown>;
+  for (const [key, value] of Object.entries(o)) {
+    if (!(key in merged)) throw unknownField(key);
+    const base = merged[key];
+    if (isPlainObject(base) && key !== 'phases') {
+      if (!isPlainObject(value)) throw configError(key, value, 'an object');
+      for (const [sub, subValue] of Object.entries(value)) {
+        if (!(sub in base)) throw unknownField(`${key}.${sub}`);
+        base[sub] = subValue;
+      }
+    } else {
+      merged[key] = value;
+    }
+  }
+  for (const [field, check] of Object.entries(FIELDS)) {
+    const value = field.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown>)?.[k], merged);
+    const expected = check(value);
+    if (expected) throw configError(field, value, expected);
+  }
+  validatePhases(merged.phases);
+  const cfg = merged as unknown as RunConfig;
+  if (cfg.patchSize % (cfg.scale * 8) !== 0) throw configError('patchSize', cfg.patchSize, `a multiple of ${cfg.scale * 8} (scale × 8)`);
+  if (cfg.maxShift >= cfg.patchSize / 2) throw configError('maxShift', cfg.maxShift, `less than patchSize / 2 (${cfg.patchSize / 2})`);
+  return cfg;
+}
+
+function validatePhases(phases: unknown): void {
+  if (!Array.isArray(phases) || phases.length === 0) throw configError('phases', phases, 'a non-empty array of {steps, lrG, lrD}');
+  phases.forEach((p, i) => {
+    if (!isPlainObject(p)) throw configError(`phases[${i}]`, p, 'an object {steps, lrG, lrD}');
+    for (const k of Object.keys(p)) if (!['steps', 'lrG', 'lrD'].includes(k)) throw unknownField(`phases[${i}].${k}`, ['steps', 'lrG', 'lrD']);
+    const last = i === phases.length - 1;
+    const stepsErr = (last ? nullable(int(1)) : int(1))(p.steps);
+    if (stepsErr) throw configError(`phases[${i}].steps`, p.steps, last ? `${stepsErr} or null` : stepsErr);
+    for (const k of ['lrG', 'lrD']) {
+      const e = num(0, 1)(p[k]);
+      if (e) throw configError(`phases[${i}].${k}`, p[k], e);
+    }
+  });
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function configError(field: string, value: unknown, expected: string): SrganError {
+  let shown: string;
+  try {
+    shown = JSON.stringify(value) ?? String(value);
+  } catch {
+    shown = String(value);
+  }
+  return new SrganError('SRGAN_ERR_CONFIG', `config field "${field}" must be ${expected}, got ${shown.slice(0, 80)}`);
+}
+
+function unknownField(field: string, known?: string[]): SrganError {
+  const leaf = field.split(/[.[\]]/).filter(Boolean).pop() ?? field;
+  const candidates = known ?? Object.keys(FIELDS).map((f) => f.split('.').pop() as string).concat('phases');
+  const best = candidates
+    .map((c) => ({ c, d: editDistance(c.toLowerCase(), leaf.toLowerCase()) }))
+    .sort((a, b) => a.d - b.d)[0];
+  const hint = best && best.d <= Math.max(2, Math.floor(leaf.length / 3)) ? ` (did you mean "${best.c}"?)` : '';
+  return new SrganError('SRGAN_ERR_CONFIG', `unknown config field "${field}"${hint}`);
+}
+
+function editDistance(a: string, b: string): number {
+  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = dp[0] as number;
+    dp[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = dp[j] as number;
+      dp[j] = Math.min((dp[j] as number) + 1, (dp[j - 1] as number) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return dp[b.length] as number;
+}

@@ -1,0 +1,341 @@
+// The daemon: builds the actor tree (metrics store, loader pool, trainer, control server) under one
+// supervisor, routes the trainer's output to SQLite and to monitor clients, and shuts down in order.
+
+import fs from 'node:fs';
+import crypto from 'node:crypto';
+import { Supervisor } from '../actors/supervisor.js';
+import { MetricsStore } from '../actors/metrics-store.js';
+import { LoaderPool, listImages } from '../actors/loader-pool.js';
+import { Trainer } from '../actors/trainer.js';
+import { ControlServer, type DaemonControl } from '../actors/control-server.js';
+import { SharedRing } from '../protocol/ring.js';
+import type { DaemonState, DaemonStatus, FromTrainer, MetricsPoint, ServerMessage } from '../protocol/messages.js';
+import { resolveConfig } from './config.js';
+import type { RunConfig } from '../models/presets.js';
+import { acquireLock, ensureToken, homePaths, releaseLock, writeDaemonInfo, type HomePaths } from './home.js';
+import { generateDemoData } from '../data/demo.js';
+import { crop, downscaleAA2, encodePng, loadRgb, type RgbImage } from '../data/patches.js';
+import { SrganError } from '../errors.js';
+
+const HISTORY_LIMIT = 20_000;
+const PREVIEW_HR = 128;
+
+export interface DaemonOptions {
+  /** Config overrides (validated by resolveConfig). */
+  overrides: unknown;
+  home?: string;
+  log?: (line: string) => void;
+}
+
+export class Daemon implements DaemonControl {
+  readonly paths: HomePaths;
+  readonly config: RunConfig;
+  readonly runId: string;
+  readonly #log: (line: string) => void;
+  #supervisor: Supervisor;
+  #store: MetricsStore | null = null;
+  #server: ControlServer | null = null;
+  #trainer: Trainer | null = null;
+  #ring: SharedRing | null = null;
+  #status: DaemonStatus;
+  #history: MetricsPoint[] = [];
+  #latestPreview: ServerMessage | null = null;
+  #shutdown: Promise<number> | null = null;
+  #exitCode = 0;
+  #done!: (code: number) => void;
+  /** Resolves with the process exit code once the daemon has shut down. */
+  readonly finished: Promise<number>;
+
+  constructor(options: DaemonOptions) {
+    this.paths = homePaths(options.home);
+    this.config = resolveConfig(options.overrides);
+    this.#log = options.log ?? ((line) => console.log(`${new Date().toISOString()} ${line}`));
+    const d = new Date();
+    this.runId = `${d.toISOString().slice(0, 19).replace(/[-:]/g, '').replace('T', '-')}-${crypto.randomBytes(2).toString('hex')}`;
+    this.finished = new Promise((resolve) => (this.#done = resolve));
+    this.#supervisor = new Supervisor({
+      onEscalate: (err) => this.#fatal(err),
+      onEvent: (e) => {
+        this.#event(e.kind, `${e.child}${e.error ? `: ${(e.error as Error).message ?? e.error}` : ''}`);
+        if (e.kind === 'child_failed' && e.child === 'trainer') this.#fatal(e.error);
+      },
+    });
+    this.#status = {
+      state: 'starting',
+      runId: this.runId,
+      pid: process.pid,
+      url: '',
+      backend: 'pending',
+      step: 0,
+      dSteps: 0,
+      startedAt: Date.now(),
+      stepsPerSec: 0,
+      patchesPerSec: 0,
+      dataWaitFraction: 0,
+      ringFrames: 0,
+      losses: {},
+      preset: this.config.preset,
+      config: this.config as unknown as Record<string, unknown>,
+    };
+  }
+
+  /** Starts every actor; resolves once the monitor URL is live and written to daemon.json. */
+  async start(): Promise<string> {
+    acquireLock(this.paths);
+    try {
+      return await this.#start();
+    } catch (err) {
+      await this.#supervisor.stopAll().catch(() => {});
+      releaseLock(this.paths);
+      throw err;
+    }
+  }
+
+  async #start(): Promise<string> {
+    const token = ensureToken(this.paths);
+    const cfg = this.config;
+    this.#store = new MetricsStore({ file: this.paths.db });
+    await this.#supervisor.startChild({ actor: this.#store, restart: 'permanent' });
+
+    const files = await this.#trainingFiles();
+    this.#store.send({
+      type: 'createRun',
+      run: {
+        id: this.runId,
+        name: `${cfg.preset} ${new Date().toISOString().slice(0, 16).replace('T', ' ')}`,
+        status: 'starting',
+        created_at: Date.now() / 1000,
+        preset: cfg.preset,
+        backend: null,
+        backend_reason: null,
+        config: JSON.stringify(cfg),
+        pid: process.pid,
+        data_dir: cfg.dataDir ?? this.paths.demoData,
+      },
+    });
+    this.#event('start', `run ${this.runId} on ${files.length} images`, { images: files.length });
+
+    this.#ring = SharedRing.create(cfg.ringMiB * 1024 * 1024);
+    const loader = new LoaderPool({
+      ring: this.#ring.buffer,
+      files,
+      workers: cfg.loaderWorkers,
+      seed: cfg.seed,
+      patchSize: cfg.patchSize,
+      scale: cfg.scale,
+      patchesPerImage: cfg.patchesPerImage,
+      onEvent: (kind, message, data) => this.#event(kind, message, data),
+    });
+    await this.#supervisor.startChild({ actor: loader, restart: 'permanent' });
+
+    this.#trainer = new Trainer({
+      workerData: { ring: this.#ring.buffer, config: cfg, preview: await previewPair(files) },
+      onMessage: (m) => this.#fromTrainer(m),
+    });
+    // No checkpoints yet: a restarted trainer would start over, so a trainer failure ends the run.
+    await this.#supervisor.startChild({ actor: this.#trainer, restart: 'temporary' });
+
+    this.#server = new ControlServer({ port: cfg.port, token, control: this });
+    await this.#supervisor.startChild({ actor: this.#server, restart: 'permanent' });
+    this.#status.url = this.#server.url;
+    writeDaemonInfo(this.paths, {
+      pid: process.pid,
+      port: this.#server.port,
+      url: this.#server.url,
+      runId: this.runId,
+      startedAt: this.#status.startedAt,
+      logFile: process.env.SRGAN_LOG_FILE ?? '',
+    });
+    this.#log(`monitor: ${this.#server.url}`);
+    return this.#server.url;
+  }
+
+  async #trainingFiles(): Promise<string[]> {
+    const dir = this.config.dataDir;
+    if (dir) {
+      if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
+        throw new SrganError('SRGAN_ERR_CONFIG', `config field "dataDir": ${dir} is not a directory`);
+      }
+      const files = listImages(dir);
+      if (files.length === 0) throw new SrganError('SRGAN_ERR_DATA', `no images (png, jpeg, webp, tiff, gif, avif) under ${dir}`);
+      return files;
+    }
+    this.#log(`making the demo data set in ${this.paths.demoData}`);
+    return generateDemoData(this.paths.demoData, {
+      seed: this.config.seed,
+      onProgress: (done, total) => done === total && this.#log(`demo data: ${total} images`),
+    });
+  }
+
+  #fromTrainer(m: FromTrainer): void {
+    const store = this.#store;
+    switch (m.type) {
+      case 'ready':
+        this.#status.backend = m.backend;
+        store?.send({ type: 'updateRun', id: this.runId, backend: m.backend, backendReason: m.backendReason });
+        this.#event('backend', `${m.backend}: ${m.backendReason}`, m.params);
+        this.#log(`trainer ready on ${m.backend} (${m.backendReason}); G ${m.params.generator} params, D ${m.params.discriminator}`);
+        break;
+      case 'metrics': {
+        if (m.points.length === 0) break;
+        store?.send({ type: 'metrics', runId: this.runId, points: m.points });
+        for (const p of m.points) {
+          this.#history.push(p);
+          this.#server?.send({ type: 'broadcast', topic: 'metrics', message: { type: 'metrics', ...p } });
+        }
+        if (this.#history.length > HISTORY_LIMIT) this.#history.splice(0, this.#history.length - HISTORY_LIMIT);
+        const last = m.points[m.points.length - 1] as MetricsPoint;
+        this.#status.losses = last.values;
+        this.#status.step = Math.max(this.#status.step, last.step);
+        store?.send({ type: 'updateRun', id: this.runId, lastStep: last.step });
+        break;
+      }
+      case 'preview':
+        void encodePng({ width: m.width, height: m.height, data: m.rgb }).then((png) => {
+          const panels = ['low-res input', 'bicubic', 'model output', 'original'];
+          this.#store?.send({ type: 'preview', runId: this.runId, step: m.step, width: m.width, height: m.height, panels, png });
+          this.#latestPreview = { type: 'preview', step: m.step, width: m.width, height: m.height, panels, png: png.toString('base64') };
+          this.#server?.send({ type: 'broadcast', topic: 'previews', message: this.#latestPreview });
+        });
+        break;
+      case 'state':
+        this.#setState(m.state === 'stopped' ? this.#status.state : m.state, m.step);
+        break;
+      case 'stats':
+        Object.assign(this.#status, {
+          step: Math.max(this.#status.step, m.step),
+          dSteps: m.dSteps,
+          stepsPerSec: m.stepsPerSec,
+          patchesPerSec: m.patchesPerSec,
+          dataWaitFraction: m.dataWaitFraction,
+          ringFrames: m.ringFrames,
+        });
+        this.#server?.send({ type: 'broadcast', topic: 'status', message: { type: 'status', status: this.status() } });
+        break;
+      case 'error':
+        this.#event('error', `${m.code}: ${m.message}`, m.stack ? { stack: m.stack } : undefined);
+        this.#log(`trainer error ${m.code}: ${m.message}`);
+        break;
+      case 'stopped':
+        this.#status.step = Math.max(this.#status.step, m.step);
+        void this.#shutdownNow();
+        break;
+    }
+  }
+
+  #setState(state: DaemonState, step = this.#status.step): void {
+    const before = this.#status.state;
+    if (before === state || before === 'stopping' || before === 'stopped') return;
+    this.#status.state = state;
+    this.#status.step = Math.max(this.#status.step, step);
+    this.#store?.send({ type: 'updateRun', id: this.runId, status: state, lastStep: this.#status.step });
+    if (state === 'paused') this.#event('pause', `paused at step ${this.#status.step}`);
+    if (state === 'training' && before === 'paused') this.#event('resume', `resumed at step ${this.#status.step}`);
+    this.#log(`state ${before} -> ${state} at step ${this.#status.step}`);
+    this.#server?.send({ type: 'broadcast', topic: 'status', message: { type: 'state', state, step: this.#status.step } });
+  }
+
+  #event(kind: string, message: string, data?: unknown): void {
+    this.#store?.send({ type: 'event', runId: this.runId, kind, message, data });
+  }
+
+  // ---- DaemonControl -------------------------------------------------------------------------------
+
+  status(): DaemonStatus {
+    return { ...this.#status, losses: { ...this.#status.losses } };
+  }
+
+  pause(): DaemonState {
+    this.#requireRunning('pause');
+    this.#trainer?.send({ type: 'pause' });
+    return this.#status.state;
+  }
+
+  resume(): DaemonState {
+    this.#requireRunning('resume');
+    this.#trainer?.send({ type: 'resume' });
+    return this.#status.state;
+  }
+
+  stop(): DaemonState {
+    void this.requestStop();
+    return 'stopping';
+  }
+
+  history(limit: number): MetricsPoint[] {
+    return this.#history.slice(-limit);
+  }
+
+  latestPreview(): ServerMessage | null {
+    return this.#latestPreview;
+  }
+
+  #requireRunning(command: string): void {
+    const s = this.#status.state;
+    if (s === 'stopping' || s === 'stopped') throw new SrganError('SRGAN_ERR_BAD_STATE', `cannot ${command}: the daemon is ${s}`);
+  }
+
+  /** Stops training at the next step boundary, then shuts everything down. */
+  requestStop(): Promise<number> {
+    if (this.#status.state !== 'stopping' && this.#status.state !== 'stopped') {
+      this.#status.state = 'stopping';
+      this.#log('stopping');
+      this.#server?.send({ type: 'broadcast', topic: 'status', message: { type: 'state', state: 'stopping', step: this.#status.step } });
+      if (this.#trainer && this.#trainer.status === 'Running') {
+        this.#trainer.send({ type: 'stop' });
+        // If the trainer never answers (stuck in a long step), shut down anyway.
+        setTimeout(() => void this.#shutdownNow(), 60_000).unref();
+      } else {
+        void this.#shutdownNow();
+      }
+    }
+    return this.finished;
+  }
+
+  #fatal(error: unknown): void {
+    if (this.#shutdown) return;
+    const message = error instanceof Error ? error.message : String(error);
+    this.#log(`fatal: ${message}`);
+    this.#event('error', message);
+    this.#exitCode = 1;
+    void this.#shutdownNow('failed');
+  }
+
+  #shutdownNow(finalStatus: 'stopped' | 'failed' = this.#exitCode ? 'failed' : 'stopped'): Promise<number> {
+    this.#shutdown ??= (async () => {
+      this.#status.state = 'stopping';
+      this.#ring?.close();
+      const store = this.#store;
+      // Everyone but the store first (reverse start order puts it last), so their final words land.
+      this.#event('stop', `${finalStatus} at step ${this.#status.step}`);
+      store?.send({ type: 'updateRun', id: this.runId, status: finalStatus, lastStep: this.#status.step, ended: true });
+      await this.#supervisor.stopAll();
+      this.#status.state = 'stopped';
+      try {
+        fs.rmSync(this.paths.daemonInfo, { force: true });
+      } finally {
+        releaseLock(this.paths);
+      }
+      this.#log(`${finalStatus}; run ${this.runId} at step ${this.#status.step}`);
+      this.#done(this.#exitCode);
+      return this.#exitCode;
+    })();
+    return this.#shutdown;
+  }
+}
+
+/** A fixed centre crop of the first image (and its LR) for the preview strip. */
+async function previewPair(files: string[]): Promise<{ hr: RgbImage; lr: RgbImage } | null> {
+  for (const file of files.slice(0, 8)) {
+    try {
+      const img = await loadRgb(file);
+      const side = Math.min(PREVIEW_HR, img.width, img.height) & ~7;
+      if (side < 16) continue;
+      const hr = crop(img, (img.width - side) >> 1, (img.height - side) >> 1, side, side);
+      return { hr, lr: downscaleAA2(hr) };
+    } catch {
+      /* try the next one */
+    }
+  }
+  return null;
+}

@@ -1,0 +1,95 @@
+// Every message that crosses a thread or a socket, declared once, as discriminated unions on `type`.
+// Untrusted input (WebSocket frames, files) is checked by `parseClientMessage` in validate.ts; inside
+// the process these types are trusted.
+
+/** Lifecycle of the training daemon as the user sees it. */
+export type DaemonState = 'starting' | 'training' | 'paused' | 'stopping' | 'stopped';
+
+/** Topics a WebSocket client may subscribe to. */
+export type Topic = 'metrics' | 'previews' | 'status';
+export const TOPICS: readonly Topic[] = Object.freeze(['metrics', 'previews', 'status']);
+
+/** What `srgan status` and the monitor show. */
+export interface DaemonStatus {
+  state: DaemonState;
+  runId: string;
+  pid: number;
+  url: string;
+  backend: string;
+  /** Generator steps completed. */
+  step: number;
+  /** Discriminator steps completed. */
+  dSteps: number;
+  startedAt: number;
+  /** Generator steps per second, smoothed. */
+  stepsPerSec: number;
+  /** Patches per second consumed by the trainer, smoothed. */
+  patchesPerSec: number;
+  /** Fraction of the trainer's wall time spent waiting for data (0..1). */
+  dataWaitFraction: number;
+  /** Frames waiting in the ring. */
+  ringFrames: number;
+  /** Latest value of each metric key. */
+  losses: Record<string, number>;
+  preset: string;
+  config: Record<string, unknown>;
+}
+
+// ---- WebSocket: client -> daemon ---------------------------------------------------------------
+
+interface Authed {
+  /** Access token from $SRGAN_HOME/token; required on every command. */
+  token: string;
+  /** Optional correlation id, echoed in the reply. */
+  id?: string | number;
+}
+
+export type ClientMessage =
+  | ({ type: 'status' } & Authed)
+  | ({ type: 'pause' } & Authed)
+  | ({ type: 'resume' } & Authed)
+  | ({ type: 'stop' } & Authed)
+  | ({ type: 'subscribe'; topics: Topic[] } & Authed)
+  | ({ type: 'unsubscribe'; topics: Topic[] } & Authed)
+  | ({ type: 'history'; limit?: number } & Authed);
+
+export type ClientMessageType = ClientMessage['type'];
+
+// ---- WebSocket: daemon -> client ---------------------------------------------------------------
+
+/** One metrics row: all keys logged at one generator step. */
+export interface MetricsPoint {
+  step: number;
+  wallTime: number;
+  values: Record<string, number>;
+}
+
+export type ServerMessage =
+  | { type: 'status'; id?: string | number; status: DaemonStatus }
+  | { type: 'ok'; id?: string | number; command: ClientMessageType; state: DaemonState }
+  | { type: 'error'; id?: string | number; code: string; message: string }
+  | ({ type: 'metrics' } & MetricsPoint)
+  /** Recent metrics for a client that just subscribed (oldest first). */
+  | { type: 'history'; id?: string | number; points: MetricsPoint[] }
+  /**
+   * Preview strip: low-res input (nearest-enlarged) | bicubic | model output | original, side by side,
+   * as a base64 PNG.
+   */
+  | { type: 'preview'; step: number; width: number; height: number; panels: string[]; png: string }
+  | { type: 'state'; state: DaemonState; step: number };
+
+// ---- Trainer worker <-> main thread (postMessage; control path only) -----------------------------
+
+export type ToTrainer =
+  | { type: 'pause' }
+  | { type: 'resume' }
+  | { type: 'stop' };
+
+export type FromTrainer =
+  | { type: 'ready'; backend: string; backendReason: string; params: { generator: number; discriminator: number } }
+  | { type: 'metrics'; points: MetricsPoint[] }
+  | { type: 'preview'; step: number; width: number; height: number; rgb: Uint8Array }
+  | { type: 'state'; state: DaemonState; step: number }
+  | { type: 'stats'; step: number; dSteps: number; stepsPerSec: number; patchesPerSec: number; dataWaitFraction: number; ringFrames: number }
+  | { type: 'error'; code: string; message: string; stack?: string }
+  | { type: 'stopped'; step: number };

@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { resolveConfig } from '../../src/daemon/config.js';
+import { PRESETS } from '../../src/models/presets.js';
+
+describe('resolveConfig', () => {
+  it('returns the default preset when given nothing', () => {
+    expect(resolveConfig({})).toEqual(PRESETS['espcn-x2-fast']);
+  });
+
+  it('merges overrides, including nested fields', () => {
+    const c = resolveConfig({ batchSize: 4, generator: { channels: 16 }, phases: [{ steps: 10, lrG: 1e-4, lrD: 1e-5 }, { steps: null, lrG: 1e-5, lrD: 1e-6 }] });
+    expect(c.batchSize).toBe(4);
+    expect(c.generator).toEqual({ kind: 'espcn', channels: 16 });
+    expect(c.phases).toHaveLength(2);
+    expect(PRESETS['espcn-x2-fast']?.generator.channels).toBe(32); // the preset itself is untouched
+  });
+
+  it.each([
+    [{ batchSize: 0 }, /"batchSize" must be an integer in 1\.\.256, got 0/],
+    [{ batchSize: '8' }, /"batchSize".*got "8"/],
+    [{ batchsize: 8 }, /unknown config field "batchsize" \(did you mean "batchSize"\?\)/],
+    [{ generator: { chanels: 8 } }, /unknown config field "generator.chanels" \(did you mean "channels"\?\)/],
+    [{ preset: 'nope' }, /"preset" must be one of espcn-x2-fast/],
+    [{ patchSize: 60 }, /"patchSize" must be a multiple of 16/],
+    [{ phases: [] }, /"phases"/],
+    [{ phases: [{ steps: null, lrG: 1, lrD: 1 }, { steps: 1, lrG: 1, lrD: 1 }] }, /"phases\[0\].steps"/],
+    [{ phases: [{ steps: 1, lrG: 1, lrD: 1, lrX: 2 }] }, /unknown config field "phases\[0\].lrX"/],
+    [{ backend: 'tpu' }, /"backend" must be one of "auto", "wasm", "cpu"/],
+    [{ maxShift: 40 }, /"maxShift"/],
+    [[1, 2], /"config" must be an object/],
+  ])('rejects %j naming the field', (overrides, pattern) => {
+    expect(() => resolveConfig(overrides)).toThrow(pattern);
+  });
+});
