@@ -2,7 +2,7 @@
 
 import fs from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { homePaths, readDaemonInfo } from '../daemon/home.js';
+import { homePaths, isAlive, readDaemonInfo } from '../daemon/home.js';
 import { openDb, listRuns, type RunRow } from '../daemon/db.js';
 import { sendCommand } from './client.js';
 import { startDaemon } from './start.js';
@@ -85,24 +85,26 @@ const COMMANDS: Record<string, Command> = {
         else console.log(`stopped: no daemon is running in ${paths.root}`);
         return 0;
       }
-      const reply = await sendCommand(paths, 'status');
-      if (reply.type !== 'status') throw new SrganError('SRGAN_ERR_BAD_MESSAGE', `unexpected reply ${reply.type}`);
-      printStatus(reply.status, Boolean(v.json));
+      printStatus(await currentStatus(paths), Boolean(v.json));
       return 0;
     },
   },
   pause: control('pause', 'pause training at the next step boundary (model and data stay in memory)'),
   resume: control('resume', 'resume paused training from the same step'),
   stop: {
-    ...control('stop', 'stop the daemon cleanly and wait until it has exited'),
+    summary: 'stop the daemon cleanly (at a step boundary) and wait until it has exited',
+    usage: 'srgan stop [--json]',
+    options: { json },
+    help: { '--json': 'print {state, pid, runId} as JSON' },
     async run(v) {
       const paths = homePaths();
       const info = readDaemonInfo(paths);
       if (!info) throw new SrganError('SRGAN_ERR_NOT_RUNNING', `no daemon is running in ${paths.root}`);
       await sendCommand(paths, 'stop');
       const deadline = Date.now() + 120_000;
-      while (readDaemonInfo(paths) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-      if (readDaemonInfo(paths)) throw new SrganError('SRGAN_ERR_TIMEOUT', `the daemon (pid ${info.pid}) is still running after 120 s`);
+      // Gone means the process has exited, not only that it has said goodbye.
+      while (isAlive(info.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      if (isAlive(info.pid)) throw new SrganError('SRGAN_ERR_TIMEOUT', `the daemon (pid ${info.pid}) is still running after 120 s`);
       if (v.json) console.log(JSON.stringify({ state: 'stopped', pid: info.pid, runId: info.runId }));
       else console.log(`stopped (run ${info.runId})`);
       return 0;
@@ -148,19 +150,35 @@ const COMMANDS: Record<string, Command> = {
   },
 };
 
-function control(type: 'pause' | 'resume' | 'stop', summary: string): Command {
+function control(type: 'pause' | 'resume', summary: string): Command {
   return {
     summary,
-    usage: `srgan ${type} [--json]`,
-    options: { json },
-    help: { '--json': 'print the reply as JSON' },
+    usage: `srgan ${type} [--json] [--no-wait]`,
+    options: { json, 'no-wait': { type: 'boolean' } },
+    help: { '--json': 'print the daemon status afterwards as JSON', '--no-wait': 'return once the daemon has the request' },
     async run(v) {
-      const reply = await sendCommand(homePaths(), type);
-      if (v.json) console.log(JSON.stringify(reply));
-      else if (reply.type === 'ok') console.log(`${type}: requested (state now ${reply.state})`);
+      const paths = homePaths();
+      await sendCommand(paths, type);
+      // The request takes effect at the next step boundary: wait to see it, so scripts can rely on it.
+      const want = type === 'pause' ? 'paused' : 'training';
+      const deadline = Date.now() + 120_000;
+      let s = await currentStatus(paths);
+      while (!v['no-wait'] && s.state !== want && s.state !== 'stopping' && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+        s = await currentStatus(paths);
+      }
+      if (!v['no-wait'] && s.state !== want) throw new SrganError('SRGAN_ERR_TIMEOUT', `asked to ${type}, but the daemon is ${s.state}`);
+      if (v.json) console.log(JSON.stringify(s));
+      else console.log(v['no-wait'] ? `${type}: requested` : `${s.state} at step ${s.step}`);
       return 0;
     },
   };
+}
+
+async function currentStatus(paths: ReturnType<typeof homePaths>): Promise<DaemonStatus> {
+  const reply = await sendCommand(paths, 'status');
+  if (reply.type !== 'status') throw new SrganError('SRGAN_ERR_BAD_MESSAGE', `unexpected reply ${reply.type}`);
+  return reply.status;
 }
 
 function printStatus(s: DaemonStatus, asJson: boolean): void {

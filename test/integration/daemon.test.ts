@@ -1,0 +1,193 @@
+// The whole product path, for real: `srgan start` on the demo data in a temp SRGAN_HOME, metrics in
+// SQLite, pause / resume / stop through the CLI, the WebSocket protocol on a real socket, and the
+// monitor in headless Chromium.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import WebSocket from 'ws';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { srgan, srganJson, sleep, waitFor } from '../support/cli.js';
+import { tempDir } from '../support/tmp.js';
+import { isAlive } from '../../src/daemon/home.js';
+
+interface Status {
+  state: string;
+  step: number;
+  pid: number;
+  url: string;
+  backend: string;
+  runId: string;
+  losses: Record<string, number>;
+}
+
+const CHROMIUM = '/usr/bin/chromium';
+
+describe('srgan daemon end to end', () => {
+  const tmp = tempDir('srgan-e2e-');
+  const home = path.join(tmp.dir, 'home');
+  const db = path.join(home, 'runs.db');
+  let info: { pid: number; url: string; runId: string; port: number };
+  let token: string;
+
+  const maxStep = () => {
+    const d = new Database(db, { readonly: true });
+    try {
+      return (d.prepare("SELECT max(step) FROM metrics WHERE key = 'g_loss'").pluck().get() as number | null) ?? 0;
+    } finally {
+      d.close();
+    }
+  };
+  const status = () => srganJson<Status>(home, ['status']);
+
+  beforeAll(async () => {
+    const config = path.join(tmp.dir, 'run.json');
+    // Small and quick: previews often so the monitor gets one early.
+    fs.writeFileSync(config, JSON.stringify({ batchSize: 4, previewEvery: 5, seed: 7 }));
+    const r = srgan(home, ['start', '--config', config, '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    info = JSON.parse(r.stdout);
+    token = fs.readFileSync(path.join(home, 'token'), 'utf8').trim();
+  }, 300_000);
+
+  afterAll(async () => {
+    if (info && isAlive(info.pid)) {
+      process.kill(info.pid, 'SIGTERM');
+      await waitFor('daemon exit', () => !isAlive(info.pid), 60_000).catch(() => process.kill(info.pid, 'SIGKILL'));
+    }
+    tmp.cleanup();
+  });
+
+  it('starts in the background, prints the monitor URL with its token, keeps the token private', () => {
+    expect(info.url).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:\\d+/\\?token=${token}$`));
+    expect(isAlive(info.pid)).toBe(true);
+    expect(fs.statSync(path.join(home, 'token')).mode & 0o777).toBe(0o600);
+  });
+
+  it('trains: metrics arrive in SQLite and status reports them', async () => {
+    await waitFor('metrics in SQLite', () => maxStep() >= 3, 180_000);
+    const s = await waitFor('status with losses', () => {
+      const st = status();
+      return st.state === 'training' && st.losses.g_loss !== undefined ? st : null;
+    });
+    expect(s.pid).toBe(info.pid);
+    expect(s.url).toBe(info.url);
+    expect(s.runId).toBe(info.runId);
+    expect(s.backend).toBe('wasm');
+    expect(s.step).toBeGreaterThanOrEqual(3);
+    for (const key of ['g_loss', 'g_pix', 'g_adv', 'd_loss', 'psnr_train']) expect(Number.isFinite(s.losses[key])).toBe(true);
+    const text = srgan(home, ['status']);
+    expect(text.stdout).toMatch(/state:\s+training/);
+    expect(text.stdout).toMatch(/backend:\s+wasm/);
+  });
+
+  it('refuses a second start while one runs', () => {
+    const r = srgan(home, ['start']);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/SRGAN_ERR_ALREADY_RUNNING: a daemon is already running/);
+  });
+
+  it('answers malformed, unknown and unauthenticated messages with error codes and changes nothing', async () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${info.port}/ws`);
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    const replies: { code?: string; type: string }[] = [];
+    ws.on('message', (d) => replies.push(JSON.parse(String(d))));
+    ws.send('{not json');
+    ws.send(JSON.stringify({ type: 'launch-missiles', token }));
+    ws.send(JSON.stringify({ type: 'pause', token: 'wrong' }));
+    ws.send(JSON.stringify({ type: 'pause' }));
+    ws.send(Buffer.from([1, 2, 3]), { binary: true });
+    await waitFor('five replies', () => replies.length >= 5, 10_000);
+    expect(replies.map((r) => r.code)).toEqual([
+      'SRGAN_ERR_BAD_MESSAGE',
+      'SRGAN_ERR_UNKNOWN_TYPE',
+      'SRGAN_ERR_UNAUTHORIZED',
+      'SRGAN_ERR_BAD_MESSAGE',
+      'SRGAN_ERR_BAD_MESSAGE',
+    ]);
+    ws.close();
+    expect(status().state).toBe('training');
+  });
+
+  it('pauses at a step boundary (step frozen), then resumes from the same step', async () => {
+    expect(srgan(home, ['pause']).status).toBe(0);
+    const paused = await waitFor('paused', () => (status().state === 'paused' ? status() : null), 30_000);
+    const dbStep = maxStep();
+    await sleep(3000);
+    const later = status();
+    expect(later.state).toBe('paused');
+    expect(later.step).toBe(paused.step);
+    expect(maxStep()).toBe(dbStep);
+    expect(srgan(home, ['resume']).status).toBe(0);
+    const resumed = await waitFor('steps after resume', () => {
+      const st = status();
+      return st.state === 'training' && st.step > paused.step ? st : null;
+    }, 60_000);
+    expect(resumed.step).toBeGreaterThan(paused.step);
+    // The curve continues where it was: no step is logged twice, none restarts from 1.
+    const d = new Database(db, { readonly: true });
+    const steps = d.prepare("SELECT step FROM metrics WHERE key = 'g_loss' ORDER BY rowid").pluck().all() as number[];
+    d.close();
+    expect(steps).toEqual([...steps].sort((a, b) => a - b));
+    expect(new Set(steps).size).toBe(steps.length);
+  });
+
+  it('the monitor shows live charts and a preview, and its Pause button pauses the daemon', async () => {
+    if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (see .ci/run)`);
+    let browser: Browser | null = null;
+    try {
+      // launch() gives every browser a fresh temporary profile (it refuses --user-data-dir for that reason).
+      browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      });
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(info.url);
+      await page.waitForFunction(() => Number(document.querySelector('#loss-chart')?.getAttribute('data-points') ?? 0) > 0, null, { timeout: 60_000 });
+      await page.waitForFunction(() => (document.querySelector('#preview-img') as HTMLImageElement | null)?.src.startsWith('data:image/png'), null, { timeout: 60_000 });
+      expect(await page.locator('#loss-chart canvas').count()).toBeGreaterThan(0);
+      const previewWidth = await page.locator('#preview-img').evaluate((img) => (img as HTMLImageElement).naturalWidth);
+      expect(previewWidth).toBeGreaterThan(4 * 64);
+      await page.waitForFunction(() => document.body.dataset.state === 'training', null, { timeout: 30_000 });
+      await page.screenshot({ path: path.join(tmp.dir, 'monitor.png') });
+      await page.click('#pause-btn');
+      await page.waitForFunction(() => document.body.dataset.state === 'paused', null, { timeout: 30_000 });
+      expect(status().state).toBe('paused');
+      await page.click('#resume-btn');
+      await page.waitForFunction(() => document.body.dataset.state === 'training', null, { timeout: 30_000 });
+      expect(errors).toEqual([]);
+    } finally {
+      await browser?.close();
+    }
+  });
+
+  it('stops cleanly; the run is listed as stopped and its metrics are plain SQL', async () => {
+    const stepBefore = status().step;
+    const r = srgan(home, ['stop']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(isAlive(info.pid)).toBe(false);
+    expect(fs.existsSync(path.join(home, 'daemon.lock'))).toBe(false);
+    expect(srganJson<Status>(home, ['status']).state).toBe('stopped');
+
+    const runs = srganJson<{ db: string; runs: { id: string; status: string; backend: string; last_step: number; config: { batchSize: number } }[] }>(home, ['runs']);
+    expect(runs.db).toBe(db);
+    expect(runs.runs).toHaveLength(1);
+    const run = runs.runs[0]!;
+    expect(run).toMatchObject({ id: info.runId, status: 'stopped', backend: 'wasm' });
+    expect(run.config.batchSize).toBe(4);
+    expect(run.last_step).toBeGreaterThanOrEqual(stepBefore);
+    const text = srgan(home, ['runs']);
+    expect(text.stdout).toContain(`database: ${db}`);
+    expect(text.stdout).toMatch(new RegExp(`${info.runId}\\s+stopped\\s+espcn-x2-fast\\s+wasm`));
+
+    const d = new Database(db, { readonly: true });
+    const kinds = d.prepare('SELECT kind FROM events WHERE run_id = ? ORDER BY id').pluck().all(info.runId);
+    expect(kinds).toEqual(expect.arrayContaining(['start', 'backend', 'pause', 'resume', 'stop']));
+    expect(d.prepare('SELECT count(*) FROM previews WHERE run_id = ?').pluck().get(info.runId)).toBeGreaterThan(0);
+    expect(d.prepare("SELECT max(step) FROM metrics WHERE run_id = ? AND key = 'd_loss'").pluck().get(info.runId)).toBe(run.last_step);
+    d.close();
+  });
+});
