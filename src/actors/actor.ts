@@ -98,8 +98,13 @@ export abstract class Actor<M> {
     try {
       await this.onStart();
     } catch (err) {
-      this.#fail(err);
-      if (!this.#parent) throw err;
+      if (this.#parent) {
+        this.#fail(err);
+        return;
+      }
+      this.#status = 'Failed';
+      this.#lastError = err;
+      throw err; // no supervisor: the caller of start() hears about it
     }
   }
 

@@ -12,6 +12,7 @@ import { deriveSeed, mulberry32 } from '../data/prng.js';
 import { SrganError } from '../errors.js';
 
 const WORKER_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'loader-worker.js');
+const MAX_FAILURES_IN_A_ROW = 8;
 const IMAGE_EXT = /\.(png|jpe?g|webp|tiff?|gif|avif)$/i;
 
 export interface LoaderPoolOptions {
@@ -42,6 +43,8 @@ export class LoaderPool extends Actor<LoaderPoolMessage> {
   #bad = new Set<string>();
   #closed = false;
   #written = 0;
+  /** Task failures since the last success: a worker that can never run must not loop forever. */
+  #failuresInARow = 0;
 
   constructor(options: LoaderPoolOptions) {
     super('loader-pool');
@@ -58,7 +61,11 @@ export class LoaderPool extends Actor<LoaderPoolMessage> {
   }
 
   protected override onStart(): void {
+    if (!fs.existsSync(this.#o.workerFile)) {
+      throw new SrganError('SRGAN_ERR_ACTOR', `loader worker entry ${this.#o.workerFile} does not exist (is the project built?)`);
+    }
     this.#closed = false;
+    this.#failuresInARow = 0;
     const workerData: LoaderWorkerData = { ring: this.#o.ring };
     this.#pool = new Piscina({
       filename: this.#o.workerFile,
@@ -135,6 +142,7 @@ export class LoaderPool extends Actor<LoaderPoolMessage> {
     (pool.run(task) as Promise<LoaderResult>).then(
       (r) => {
         this.#inFlight--;
+        this.#failuresInARow = 0;
         this.#written += r.written;
         for (const f of r.failed) {
           this.#bad.add(f.file);
@@ -150,6 +158,10 @@ export class LoaderPool extends Actor<LoaderPoolMessage> {
         // The worker died mid-task (piscina replaces it): report, and hand the images out again.
         this.#o.onEvent?.('loader_crash', `loader task failed: ${(err as Error).message}`, { items: items.map((i) => i.file) });
         this.#retry.push(...items);
+        if (++this.#failuresInARow >= MAX_FAILURES_IN_A_ROW) {
+          this.fail(new SrganError('SRGAN_ERR_ACTOR', `${this.#failuresInARow} loader tasks failed in a row; last: ${(err as Error).message}`, { cause: err }));
+          return;
+        }
         this.send({ type: 'pump' });
       },
     );

@@ -52,11 +52,14 @@ export class Supervisor implements ParentRef {
     return this.#children;
   }
 
-  /** Adds and starts a child. */
+  /**
+   * Starts a child and then supervises it. A child that fails to start the first time is not
+   * restarted: the error is thrown to the caller (a daemon that cannot bind its port should say so).
+   */
   async startChild(spec: ChildSpec): Promise<void> {
+    await spec.actor.start();
     spec.actor.setParent(this);
     this.#children.push(spec);
-    await spec.actor.start();
   }
 
   /** Stops children in reverse start order; no restarts happen afterwards. */

@@ -7,3 +7,6 @@ export function tempDir(prefix = 'srgan-test-'): { dir: string; cleanup: () => v
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
+
+/** The built tree (npm test builds before running vitest): worker entries must be JavaScript. */
+export const DIST = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../dist');

@@ -185,3 +185,19 @@ describe('Supervisor', () => {
     expect(() => new Supervisor({ onEscalate: () => {}, maxRestart: 3 } as never)).toThrow(/unknown option "maxRestart"/);
   });
 });
+
+describe('Supervisor.startChild', () => {
+  it('throws a first start failure to the caller instead of restarting', async () => {
+    class Broken extends Actor<never> {
+      protected override onStart(): void {
+        throw new Error('port in use');
+      }
+      protected receive(): void {}
+    }
+    const escalations: unknown[] = [];
+    const sup = new Supervisor({ clock: new SimulatedClock(), onEscalate: (e) => escalations.push(e) });
+    await expect(sup.startChild({ actor: new Broken('server'), restart: 'permanent' })).rejects.toThrow('port in use');
+    expect(sup.children).toHaveLength(0);
+    expect(escalations).toEqual([]);
+  });
+});
