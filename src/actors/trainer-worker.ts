@@ -190,6 +190,7 @@ async function main(): Promise<void> {
         patchesPerSec: (statsWindow.patches * 1000) / elapsed,
         dataWaitFraction: Math.min(1, statsWindow.waitMs / elapsed),
         ringFrames: ring.framesAvailable(),
+        tensors: tf.memory().numTensors,
       });
       Object.assign(statsWindow, { start: now, waitMs: 0, steps: 0, patches: 0 });
     }

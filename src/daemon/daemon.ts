@@ -73,6 +73,7 @@ export class Daemon implements DaemonControl {
       patchesPerSec: 0,
       dataWaitFraction: 0,
       ringFrames: 0,
+      tensors: 0,
       losses: {},
       preset: this.config.preset,
       config: this.config as unknown as Record<string, unknown>,
@@ -209,6 +210,7 @@ export class Daemon implements DaemonControl {
           patchesPerSec: m.patchesPerSec,
           dataWaitFraction: m.dataWaitFraction,
           ringFrames: m.ringFrames,
+          tensors: m.tensors,
         });
         this.#server?.send({ type: 'broadcast', topic: 'status', message: { type: 'status', status: this.status() } });
         break;

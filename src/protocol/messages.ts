@@ -29,6 +29,8 @@ export interface DaemonStatus {
   dataWaitFraction: number;
   /** Frames waiting in the ring. */
   ringFrames: number;
+  /** Live tfjs tensors in the trainer: flat over a healthy run, growing if something leaks. */
+  tensors: number;
   /** Latest value of each metric key. */
   losses: Record<string, number>;
   preset: string;
@@ -90,6 +92,6 @@ export type FromTrainer =
   | { type: 'metrics'; points: MetricsPoint[] }
   | { type: 'preview'; step: number; width: number; height: number; rgb: Uint8Array }
   | { type: 'state'; state: DaemonState; step: number }
-  | { type: 'stats'; step: number; dSteps: number; stepsPerSec: number; patchesPerSec: number; dataWaitFraction: number; ringFrames: number }
+  | { type: 'stats'; step: number; dSteps: number; stepsPerSec: number; patchesPerSec: number; dataWaitFraction: number; ringFrames: number; tensors: number }
   | { type: 'error'; code: string; message: string; stack?: string }
   | { type: 'stopped'; step: number };

@@ -20,6 +20,7 @@ interface Status {
   backend: string;
   runId: string;
   losses: Record<string, number>;
+  tensors: number;
 }
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -125,6 +126,13 @@ describe('srgan daemon end to end', () => {
       return st.state === 'training' && st.step > paused.step ? st : null;
     }, 60_000);
     expect(resumed.step).toBeGreaterThan(paused.step);
+    // Nothing leaks from step to step: the trainer's live tensor count is the same.
+    expect(paused.tensors).toBeGreaterThan(0);
+    const flat = await waitFor('a stats report after a few more steps', () => {
+      const st = status();
+      return st.step >= resumed.step + 2 ? st : null;
+    }, 60_000);
+    expect(flat.tensors).toBe(paused.tensors);
     // The curve continues where it was: no step is logged twice, none restarts from 1.
     const d = new Database(db, { readonly: true });
     const steps = d.prepare("SELECT step FROM metrics WHERE key = 'g_loss' ORDER BY rowid").pluck().all() as number[];
