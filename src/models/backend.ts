@@ -1,0 +1,95 @@
+// Selects the tfjs backend for training and installs what tfjs-core alone lacks: gradient functions
+// (every backend) and fast conv-gradient kernels (wasm). The trainer owns the tfjs runtime: it is the
+// only caller, once per process (one owner per resource, STYLE.md §8); tests call it too.
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+
+import { SrganError } from '../errors.js';
+import { registerGradients } from './gradients.js';
+import { registerWasmKernels, WASM_KERNELS } from './kernels.js';
+
+export type BackendName = 'wasm' | 'cpu';
+
+export interface BackendInfo {
+  /** The active tfjs backend, as `tf.getBackend()` reports it. */
+  name: string;
+  /** One line on what was set up and why; for logs and the monitor. */
+  reason: string;
+}
+
+const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm'] as const;
+
+/**
+ * Where the wasm binaries will be loaded from. The Node build of the backend loads them from the
+ * directory of its own script (Emscripten's `__dirname`), which is the package's `dist/` unless the
+ * glue was bundled elsewhere; in that case point tfjs at the installed package with setWasmPaths.
+ * Must run before the wasm backend is first initialised (setWasmPaths throws afterwards).
+ */
+function locateWasmBinaries(): string {
+  const require = createRequire(import.meta.url);
+  const hasBinaries = (dir: string): boolean => WASM_FILES.every((f) => existsSync(join(dir, f)));
+  let scriptDir: string | undefined;
+  try {
+    scriptDir = dirname(require.resolve('@tensorflow/tfjs-backend-wasm'));
+  } catch {
+    scriptDir = undefined;
+  }
+  if (scriptDir !== undefined && hasBinaries(scriptDir)) return `binaries next to the backend script (${scriptDir})`;
+
+  let distDir: string;
+  try {
+    distDir = join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
+  } catch (cause) {
+    throw new SrganError('SRGAN_ERR_BACKEND', 'cannot resolve @tensorflow/tfjs-backend-wasm', { cause });
+  }
+  if (!hasBinaries(distDir)) {
+    throw new SrganError('SRGAN_ERR_BACKEND', `wasm binaries ${WASM_FILES.join(', ')} not found in ${distDir}`);
+  }
+  if (tf.findBackend('wasm') == null) setWasmPaths(distDir + '/');
+  return `binaries set with setWasmPaths (${distDir})`;
+}
+
+/**
+ * Makes `name` the active tfjs backend. Registers the gradients tfjs-core lacks (both backends) and,
+ * for wasm, our Conv2DBackpropFilter / Conv2DBackpropInput kernels. Idempotent.
+ * Throws SrganError SRGAN_ERR_BACKEND when the backend cannot be initialised.
+ */
+export async function initBackend(name: BackendName): Promise<BackendInfo> {
+  if (name !== 'wasm' && name !== 'cpu') {
+    throw new TypeError(`initBackend: name must be 'wasm' or 'cpu', got ${JSON.stringify(name)}`);
+  }
+  registerGradients();
+  let where = '';
+  if (name === 'wasm') {
+    where = locateWasmBinaries();
+    registerWasmKernels();
+  }
+  let ok: boolean;
+  try {
+    ok = await tf.setBackend(name);
+    await tf.ready();
+  } catch (cause) {
+    throw new SrganError('SRGAN_ERR_BACKEND', `tfjs backend '${name}' failed to initialise`, { cause });
+  }
+  if (!ok || tf.getBackend() !== name) {
+    throw new SrganError('SRGAN_ERR_BACKEND', `tfjs backend '${name}' failed to initialise (setBackend returned false)`);
+  }
+  if (name === 'cpu') {
+    return { name, reason: 'cpu: pure-JS reference backend (about 500x slower than wasm; for tests and checks)' };
+  }
+  const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
+  const threads = (await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT')) === true;
+  const kernels = WASM_KERNELS.map((k) => k.kernelName).join(', ');
+  return {
+    name,
+    reason:
+      `wasm: XNNPACK${simd ? ' SIMD' : ' (no SIMD)'}, ${threads ? 'multi-threaded' : 'single-threaded'}; ` +
+      `JS conv-gradient kernels (${kernels}); ${where}`,
+  };
+}
