@@ -66,6 +66,8 @@ export class LoaderPool extends Actor<LoaderPoolMessage> {
     }
     this.#closed = false;
     this.#failuresInARow = 0;
+    // A restart retries every image: a failure may have been transient (a drive that went away).
+    this.#bad.clear();
     const workerData: LoaderWorkerData = { ring: this.#o.ring };
     this.#pool = new Piscina({
       filename: this.#o.workerFile,
@@ -88,7 +90,9 @@ export class LoaderPool extends Actor<LoaderPoolMessage> {
 
   protected receive(): void {
     // Two tasks per worker: one running, one queued, so a worker never waits for the main thread.
-    while (this.#pool && !this.#closed && this.#inFlight < this.#o.workers * 2) this.#submit();
+    while (this.#pool && !this.#closed && this.#inFlight < this.#o.workers * 2) {
+      if (!this.#submit()) break;
+    }
   }
 
   #shuffle(): void {
@@ -104,6 +108,9 @@ export class LoaderPool extends Actor<LoaderPoolMessage> {
   }
 
   #nextItems(): { file: string; index: number }[] {
+    if (this.#bad.size >= this.#o.files.length) {
+      throw new SrganError('SRGAN_ERR_DATA', `every training image failed to load (${this.#o.files.length} files; the reasons are in the data_error events)`);
+    }
     const items = this.#retry.splice(0, this.#o.imagesPerTask);
     let guard = this.#o.files.length * 2;
     while (items.length < this.#o.imagesPerTask && guard-- > 0) {
@@ -116,18 +123,19 @@ export class LoaderPool extends Actor<LoaderPoolMessage> {
       const file = this.#o.files[index] as string;
       if (!this.#bad.has(file)) items.push({ file, index });
     }
-    if (items.length === 0) throw new SrganError('SRGAN_ERR_DATA', 'every training image failed to load');
+    if (items.length === 0) throw new SrganError('SRGAN_ERR_DATA', 'no loadable training image left');
     return items;
   }
 
-  #submit(): void {
+  /** Hands one task to the pool; false when there is nothing left to hand out (the actor has failed). */
+  #submit(): boolean {
     const pool = this.#pool as Piscina;
     let items: { file: string; index: number }[];
     try {
       items = this.#nextItems();
     } catch (err) {
       this.fail(err);
-      return;
+      return false;
     }
     const task: LoaderTask = {
       items,
@@ -165,6 +173,7 @@ export class LoaderPool extends Actor<LoaderPoolMessage> {
         this.send({ type: 'pump' });
       },
     );
+    return true;
   }
 }
 

@@ -78,8 +78,15 @@ async function main(): Promise<void> {
     while (filled < B) {
       if (scheduler.mode !== 'run') return false;
       const t0 = performance.now();
-      const bytes = await ring.readAsync(250);
-      statsWindow.waitMs += performance.now() - t0;
+      let bytes: Uint8Array | null;
+      try {
+        bytes = await ring.readAsync(250);
+      } catch (err) {
+        if ((err as { code?: string }).code === 'SRGAN_ERR_RING_CLOSED') return false; // shutting down
+        throw err;
+      } finally {
+        statsWindow.waitMs += performance.now() - t0;
+      }
       if (bytes === null) {
         if (ring.closed) return false;
         continue;
@@ -118,6 +125,7 @@ async function main(): Promise<void> {
         return tf.add(pix, adv) as tf.Scalar;
       }, gVars);
       if (plan.lrG > 0) optG.applyGradients(grads as tf.NamedTensorMap as never);
+      D.commitStats(); // BatchNorm running stats move in the G step too (SEED_SPEC §6.1)
       // y's graph belongs to the finished G tape: in the D steps below it is a constant (detached).
       const yFixed = y;
       let dSum = tf.scalar(0);
@@ -126,6 +134,7 @@ async function main(): Promise<void> {
           const [cy, cl] = shiftCrop([yFixed, hr], config.maxShift, shiftRand) as [tf.Tensor4D, tf.Tensor4D];
           return discriminatorLoss(D.apply(cy, { training: true }), D.apply(cl, { training: true })) as tf.Scalar;
         }, true, dVars);
+        D.commitStats();
         if (cost) dSum = tf.add(dSum, cost);
       }
       const pixV = pix.dataSync()[0] as number;
