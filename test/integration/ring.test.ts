@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RingWord, SharedRing } from '../../src/protocol/ring.js';
-import { mulberry32 } from '../support/prng.js';
+import { mulberry32 } from '../../src/data/prng.js';
 // @ts-expect-error plain-JS fixture without type declarations
 import { HEADER_BYTES, fnv1a, rawStream } from '../fixtures/ring-producer.mjs';
 
@@ -176,7 +176,7 @@ describe('SharedRing, one thread', () => {
 });
 
 describe('SharedRing across worker threads', () => {
-  it('the fixture PRNG matches test/support/prng.ts', async () => {
+  it('the fixture draws the same seeded stream as the test thread', async () => {
     const p = spawn({ sab: SharedRing.create(64).buffer, mode: 'fill', size: 0, timeoutMs: 0, seed: SEED });
     const r = mulberry32(SEED);
     expect(await p.ready).toEqual([r(), r(), r()]);

@@ -2,7 +2,7 @@
 // batch 8 of 32×32×3, conv5 3→64 + ReLU, conv3 64→32 + ReLU, conv3 32→12, pixel shuffle ×2, MSE,
 // Adam(1e-3). Prints the median ms/step. Needs `npx tsc -p tsconfig.json` first (imports dist/).
 //
-//   node bench/kernels-quick.mjs [--steps 30] [--warmup 3] [--compare]
+//   npm run bench -- kernels [--steps 30] [--warmup 3] [--compare]
 //
 // --compare also times a variant on tf.fused.conv2d (bias folded into XNNPACK's conv), interleaving
 // the two round by round in this one process: timings on 2-vCPU machines vary 1.5–2× between runs,
