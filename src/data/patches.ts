@@ -145,61 +145,40 @@ export function augment(img: RgbImage, rand: () => number): RgbImage {
   return applyAugment(img, ops);
 }
 
-// Taps [1,3,3,1]/8 of the antialiased bilinear ×2 (SEED_SPEC §2.5). Output sample o sits between source
-// samples 2o and 2o+1 and reads 2o-1..2o+2; taps that fall outside are dropped and the rest renormalised,
-// which equals conv(zero-padded x) / conv(zero-padded ones). Because kernel and mask are both separable,
-// renormalising each 1-D pass separately gives exactly the 2-D normalised convolution.
-const AA2_TAPS = [1, 3, 3, 1] as const;
+// Both resamplers below are separable 4-tap filters described by one tap table per axis: output sample j
+// reads source samples idx[j*TAPS + k] with weights wt[j*TAPS + k], k = 0..TAPS-1.
+const TAPS = 4;
 
-/** Weights of the four taps for output o of a length-n axis, already renormalised. */
-function aa2Weights(o: number, n: number): [number, number, number, number] {
-  const w: [number, number, number, number] = [0, 0, 0, 0];
-  let sum = 0;
-  for (let k = 0; k < 4; k++) {
-    const i = 2 * o - 1 + k;
-    if (i >= 0 && i < n) {
-      w[k] = AA2_TAPS[k]!;
-      sum += w[k];
-    }
-  }
-  for (let k = 0; k < 4; k++) w[k] = w[k]! / sum;
-  return w;
+interface AxisTaps {
+  idx: Int32Array;
+  wt: Float64Array;
 }
 
 /**
- * ×2 antialiased bilinear downscale (PyTorch `interpolate(bilinear, antialias=True)` for factor 2):
- * separable taps [1,3,3,1]/8 with border renormalisation, rounded to uint8. Width and height must be even.
+ * Applies the x taps to every row, then the y taps to every column. The intermediate stays in float so
+ * the result is rounded only once, by toByte.
  */
-export function downscaleAA2(img: RgbImage): RgbImage {
-  checkImage(img);
+function resampleSeparable(img: RgbImage, xt: AxisTaps, yt: AxisTaps): RgbImage {
   const { width: w, height: h, data } = img;
-  if (w % 2 !== 0 || h % 2 !== 0) {
-    throw new RangeError(`downscaleAA2: width and height must be even, got ${w}×${h}`);
-  }
-  const ow = w / 2;
-  const oh = h / 2;
-  const xw = Array.from({ length: ow }, (_, o) => aa2Weights(o, w));
-  const yw = Array.from({ length: oh }, (_, o) => aa2Weights(o, h));
+  const ow = xt.wt.length / TAPS;
+  const oh = yt.wt.length / TAPS;
 
-  // Horizontal pass: h rows × ow columns, kept in float so the result is rounded only once.
+  // Horizontal pass: h rows × ow columns.
   const tmp = new Float64Array(h * ow * 3);
   for (let y = 0; y < h; y++) {
     const row = y * w;
-    for (let o = 0; o < ow; o++) {
-      const wt = xw[o]!;
-      const base = 2 * o - 1;
+    for (let j = 0; j < ow; j++) {
       let r = 0;
       let g = 0;
       let b = 0;
-      for (let k = 0; k < 4; k++) {
-        const c = wt[k]!;
-        if (c === 0) continue;
-        const s = (row + base + k) * 3;
+      for (let k = 0; k < TAPS; k++) {
+        const c = xt.wt[j * TAPS + k]!;
+        const s = (row + xt.idx[j * TAPS + k]!) * 3;
         r += c * data[s]!;
         g += c * data[s + 1]!;
         b += c * data[s + 2]!;
       }
-      const t = (y * ow + o) * 3;
+      const t = (y * ow + j) * 3;
       tmp[t] = r;
       tmp[t + 1] = g;
       tmp[t + 2] = b;
@@ -208,28 +187,66 @@ export function downscaleAA2(img: RgbImage): RgbImage {
 
   // Vertical pass.
   const out = new Uint8Array(ow * oh * 3);
-  for (let o = 0; o < oh; o++) {
-    const wt = yw[o]!;
-    const base = 2 * o - 1;
+  for (let i = 0; i < oh; i++) {
     for (let x = 0; x < ow; x++) {
       let r = 0;
       let g = 0;
       let b = 0;
-      for (let k = 0; k < 4; k++) {
-        const c = wt[k]!;
-        if (c === 0) continue;
-        const s = ((base + k) * ow + x) * 3;
+      for (let k = 0; k < TAPS; k++) {
+        const c = yt.wt[i * TAPS + k]!;
+        const s = (yt.idx[i * TAPS + k]! * ow + x) * 3;
         r += c * tmp[s]!;
         g += c * tmp[s + 1]!;
         b += c * tmp[s + 2]!;
       }
-      const t = (o * ow + x) * 3;
+      const t = (i * ow + x) * 3;
       out[t] = toByte(r);
       out[t + 1] = toByte(g);
       out[t + 2] = toByte(b);
     }
   }
   return { width: ow, height: oh, data: out };
+}
+
+// Taps [1,3,3,1]/8 of the antialiased bilinear ×2 (SEED_SPEC §2.5). Output sample o sits between source
+// samples 2o and 2o+1 and reads 2o-1..2o+2; taps that fall outside are dropped and the rest renormalised,
+// which equals conv(zero-padded x) / conv(zero-padded ones). Because kernel and mask are both separable,
+// renormalising each 1-D pass separately gives exactly the 2-D normalised convolution.
+const AA2_TAPS = [1, 3, 3, 1] as const;
+
+/**
+ * Tap table of the ×2 downscale for a length-n axis (n even). A tap outside 0..n-1 gets weight 0 and a
+ * clamped index (so the resampler can read it unconditionally); the others are renormalised to sum to 1.
+ */
+function aa2Taps(n: number): AxisTaps {
+  const on = n / 2;
+  const idx = new Int32Array(on * TAPS);
+  const wt = new Float64Array(on * TAPS);
+  for (let o = 0; o < on; o++) {
+    let sum = 0;
+    for (let k = 0; k < TAPS; k++) {
+      const i = 2 * o - 1 + k;
+      const inside = i >= 0 && i < n;
+      idx[o * TAPS + k] = i < 0 ? 0 : i >= n ? n - 1 : i;
+      wt[o * TAPS + k] = inside ? AA2_TAPS[k]! : 0;
+      if (inside) sum += AA2_TAPS[k]!;
+    }
+    for (let k = 0; k < TAPS; k++) wt[o * TAPS + k] = wt[o * TAPS + k]! / sum;
+  }
+  return { idx, wt };
+}
+
+/**
+ * ×2 antialiased bilinear downscale (PyTorch `interpolate(bilinear, antialias=True)` for factor 2):
+ * separable taps [1,3,3,1]/8 with border renormalisation, rounded to uint8. Width and height must be even.
+ */
+export function downscaleAA2(img: RgbImage): RgbImage {
+  checkImage(img);
+  const { width: w, height: h } = img;
+  if (w % 2 !== 0 || h % 2 !== 0) {
+    throw new RangeError(`downscaleAA2: width and height must be even, got ${w}×${h}`);
+  }
+  return resampleSeparable(img, aa2Taps(w), aa2Taps(h));
 }
 
 function toByte(v: number): number {
@@ -260,20 +277,20 @@ function cubic(x: number): number {
   return 0;
 }
 
-/** Source indices (clamped) and weights of the 4 taps for each output sample of one axis. */
-function bicubicTaps(n: number, scale: number): { idx: Int32Array; wt: Float64Array } {
+/** Tap table of the ×scale bicubic enlargement for a length-n axis: clamped source indices and Keys weights. */
+function bicubicTaps(n: number, scale: number): AxisTaps {
   const on = n * scale;
-  const idx = new Int32Array(on * 4);
-  const wt = new Float64Array(on * 4);
+  const idx = new Int32Array(on * TAPS);
+  const wt = new Float64Array(on * TAPS);
   for (let j = 0; j < on; j++) {
     // Centre-aligned: the centre of output pixel j maps to the same point as in the input.
     const x = (j + 0.5) / scale - 0.5;
     const x0 = Math.floor(x);
     const f = x - x0;
-    for (let k = 0; k < 4; k++) {
+    for (let k = 0; k < TAPS; k++) {
       const i = x0 - 1 + k;
-      idx[j * 4 + k] = i < 0 ? 0 : i >= n ? n - 1 : i;
-      wt[j * 4 + k] = cubic(f - (k - 1));
+      idx[j * TAPS + k] = i < 0 ? 0 : i >= n ? n - 1 : i;
+      wt[j * TAPS + k] = cubic(f - (k - 1));
     }
   }
   return { idx, wt };
@@ -287,53 +304,7 @@ function bicubicTaps(n: number, scale: number): { idx: Int32Array; wt: Float64Ar
 export function upscaleBicubic(img: RgbImage, scale: number): RgbImage {
   checkImage(img);
   checkScale(scale);
-  const { width: w, height: h, data } = img;
-  const ow = w * scale;
-  const oh = h * scale;
-  const xt = bicubicTaps(w, scale);
-  const yt = bicubicTaps(h, scale);
-
-  const tmp = new Float64Array(h * ow * 3);
-  for (let y = 0; y < h; y++) {
-    const row = y * w;
-    for (let j = 0; j < ow; j++) {
-      let r = 0;
-      let g = 0;
-      let b = 0;
-      for (let k = 0; k < 4; k++) {
-        const c = xt.wt[j * 4 + k]!;
-        const s = (row + xt.idx[j * 4 + k]!) * 3;
-        r += c * data[s]!;
-        g += c * data[s + 1]!;
-        b += c * data[s + 2]!;
-      }
-      const t = (y * ow + j) * 3;
-      tmp[t] = r;
-      tmp[t + 1] = g;
-      tmp[t + 2] = b;
-    }
-  }
-
-  const out = new Uint8Array(ow * oh * 3);
-  for (let i = 0; i < oh; i++) {
-    for (let x = 0; x < ow; x++) {
-      let r = 0;
-      let g = 0;
-      let b = 0;
-      for (let k = 0; k < 4; k++) {
-        const c = yt.wt[i * 4 + k]!;
-        const s = (yt.idx[i * 4 + k]! * ow + x) * 3;
-        r += c * tmp[s]!;
-        g += c * tmp[s + 1]!;
-        b += c * tmp[s + 2]!;
-      }
-      const t = (i * ow + x) * 3;
-      out[t] = toByte(r);
-      out[t + 1] = toByte(g);
-      out[t + 2] = toByte(b);
-    }
-  }
-  return { width: ow, height: oh, data: out };
+  return resampleSeparable(img, bicubicTaps(img.width, scale), bicubicTaps(img.height, scale));
 }
 
 /** Nearest-neighbour enlargement by an integer factor (each pixel becomes a scale×scale block). */
