@@ -167,6 +167,8 @@ async function main(): Promise<void> {
     const boundary = scheduler.atBoundary();
     if (boundary === 'stop') break;
     if (boundary === 'paused') {
+      // Everything up to the paused step is reported before the pause is: readers see a still curve.
+      if (pending.length) post({ type: 'metrics', points: pending.splice(0) });
       setState('paused');
       await sleepUntilWoken();
       continue;

@@ -231,7 +231,10 @@ export class Daemon implements DaemonControl {
     this.#status.state = state;
     this.#status.step = Math.max(this.#status.step, step);
     this.#store?.send({ type: 'updateRun', id: this.runId, status: state, lastStep: this.#status.step });
-    if (state === 'paused') this.#event('pause', `paused at step ${this.#status.step}`);
+    if (state === 'paused') {
+      this.#event('pause', `paused at step ${this.#status.step}`);
+      this.#store?.send({ type: 'flush' }); // a paused run's metrics are all on disk
+    }
     if (state === 'training' && before === 'paused') this.#event('resume', `resumed at step ${this.#status.step}`);
     this.#log(`state ${before} -> ${state} at step ${this.#status.step}`);
     this.#server?.send({ type: 'broadcast', topic: 'status', message: { type: 'state', state, step: this.#status.step } });

@@ -1,6 +1,12 @@
 // Selects the tfjs backend for training and installs what tfjs-core alone lacks: gradient functions
 // (every backend) and fast conv-gradient kernels (wasm). The trainer owns the tfjs runtime: it is the
 // only caller, once per process (one owner per resource, STYLE.md §8); tests call it too.
+//
+// Gradients: tfjs-core registers none by itself (every tf.grad fails with "gradient function not
+// found"). Upstream's live in tfjs-core's dist/register_all_gradients.js, which Node cannot load
+// (extension-less ESM imports); tfjs-layers' Node bundle registers all of them into the shared
+// registry when it is loaded, so we import it for that side effect (we need the package anyway, for
+// LayersModel save/load). Over those we register our own broadcast gradients (gradients.ts).
 
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -9,9 +15,12 @@ import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+// Side effect: registers upstream's gradient functions (see the header). Keep its version equal to
+// tfjs-core's: it declares tfjs-core as an exact peer, so npm keeps a single, shared copy.
+import '@tensorflow/tfjs-layers';
 
 import { SrganError } from '../errors.js';
-import { registerGradients } from './gradients.js';
+import { registerBroadcastGradients } from './gradients.js';
 import { registerWasmKernels, WASM_KERNELS } from './kernels.js';
 
 export type BackendName = 'wasm' | 'cpu';
@@ -56,15 +65,20 @@ function locateWasmBinaries(): string {
 }
 
 /**
- * Makes `name` the active tfjs backend. Registers the gradients tfjs-core lacks (both backends) and,
- * for wasm, our Conv2DBackpropFilter / Conv2DBackpropInput kernels. Idempotent.
+ * Makes `name` the active tfjs backend. Checks that upstream's gradients are registered, installs our
+ * Add / Sub / Multiply gradients over them (both backends) and, for wasm, our Conv2DBackpropFilter /
+ * Conv2DBackpropInput kernels. Idempotent.
  * Throws SrganError SRGAN_ERR_BACKEND when the backend cannot be initialised.
  */
 export async function initBackend(name: BackendName): Promise<BackendInfo> {
   if (name !== 'wasm' && name !== 'cpu') {
     throw new TypeError(`initBackend: name must be 'wasm' or 'cpu', got ${JSON.stringify(name)}`);
   }
-  registerGradients();
+  if (tf.getGradient(tf.Conv2D) == null) {
+    // The registry lives on globalThis (one per thread), so this only happens without the import above.
+    throw new SrganError('SRGAN_ERR_BACKEND', "tfjs gradients are not registered (backend.ts must import '@tensorflow/tfjs-layers')");
+  }
+  registerBroadcastGradients();
   let where = '';
   if (name === 'wasm') {
     where = locateWasmBinaries();

@@ -1,11 +1,18 @@
-// The gradients src/models/gradients.ts registers (tfjs-core ships none by itself), checked against
-// central finite differences on small seeded inputs, on wasm (the training backend).
+// The gradients our networks and losses differentiate through, whoever registered them (upstream,
+// through the tfjs-layers import in backend.ts, or our Add / Sub / Multiply overrides in
+// src/models/gradients.ts), checked against central finite differences on small seeded inputs, on
+// wasm (the training backend). The coverage test records which gradients a real G step and D step
+// call, so a new op in a network fails here until it has a case.
 
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 
 import { initBackend } from '../../src/models/backend.js';
-import { GRADIENT_KERNELS } from '../../src/models/gradients.js';
+import { OVERRIDDEN_GRADIENTS, registerBroadcastGradients } from '../../src/models/gradients.js';
+import { createEspcn } from '../../src/models/espcn.js';
+import { createPatchDiscriminator } from '../../src/models/discriminator.js';
+import { discriminatorLoss, generatorAdvLoss, mse, shiftCrop } from '../../src/models/losses.js';
+import { pixelShuffle } from '../../src/models/ops.js';
 import { mulberry32 } from '../../src/data/prng.js';
 
 beforeAll(async () => {
@@ -15,69 +22,61 @@ beforeAll(async () => {
 type Fn = (...xs: tf.Tensor[]) => tf.Tensor;
 
 interface GradCase {
+  /** Names the kernels it exercises (the coverage test matches whole words). */
   name: string;
   shapes: number[][];
   f: Fn;
-  /** Keep inputs away from kinks (relu at 0, max ties, clip bounds) and out of log/sqrt's domain edge. */
+  /** Keep inputs positive (rsqrt's domain). */
   positive?: boolean;
-  /** Inputs given outright instead of drawn. */
-  fixed?: number[][];
 }
 
 const cases: GradCase[] = [
-  { name: 'Add (bias broadcast)', shapes: [[2, 2, 3, 4], [4]], f: (a, b) => tf.add(a!, b!) },
-  { name: 'Add (middle-axis broadcast)', shapes: [[2, 3, 4], [2, 1, 4]], f: (a, b) => tf.add(a!, b!) },
-  { name: 'Sub', shapes: [[3, 4], [4]], f: (a, b) => tf.sub(a!, b!) },
-  { name: 'Multiply', shapes: [[2, 3, 4], [1, 3, 1]], f: (a, b) => tf.mul(a!, b!) },
-  { name: 'RealDiv', shapes: [[3, 4], [4]], f: (a, b) => tf.div(a!, b!), positive: true },
-  { name: 'SquaredDifference', shapes: [[3, 4], [3, 4]], f: (a, b) => tf.squaredDifference(a!, b!) },
-  { name: 'Maximum', shapes: [[3, 4], [3, 4]], f: (a, b) => tf.maximum(a!, b!) },
-  { name: 'Minimum', shapes: [[3, 4], [3, 4]], f: (a, b) => tf.minimum(a!, b!) },
-  { name: 'Pow', shapes: [[3, 4], [3, 4]], f: (a, b) => tf.pow(a!, b!), positive: true },
-  { name: 'AddN', shapes: [[3, 4], [3, 4], [3, 4]], f: (a, b, c) => tf.addN([a!, b!, c!]) },
+  // Our overrides, through both reduction paths: leading axes (one matMul) and any other (Sum).
+  { name: 'Add: per-channel bias [C]', shapes: [[2, 2, 3, 4], [4]], f: (a, b) => tf.add(a!, b!) },
+  { name: 'Add: [1, 1, 1, C]', shapes: [[2, 2, 3, 4], [1, 1, 1, 4]], f: (a, b) => tf.add(a!, b!) },
+  { name: 'Add: scalar', shapes: [[3, 4], []], f: (a, b) => tf.add(a!, b!) },
+  { name: 'Add: same shape', shapes: [[3, 4], [3, 4]], f: (a, b) => tf.add(a!, b!) },
+  { name: 'Add: middle axis (Sum path)', shapes: [[2, 3, 4], [2, 1, 4]], f: (a, b) => tf.add(a!, b!) },
+  { name: 'Add: both operands broadcast', shapes: [[3, 1], [1, 4]], f: (a, b) => tf.add(a!, b!) },
+  { name: 'Sub: [1, 1, 1, C] (moments)', shapes: [[2, 2, 3, 4], [1, 1, 1, 4]], f: (a, b) => tf.sub(a!, b!) },
+  { name: 'Sub: per-channel [C]', shapes: [[2, 3, 4], [4]], f: (a, b) => tf.sub(a!, b!) },
+  { name: 'Sub: same shape', shapes: [[3, 4], [3, 4]], f: (a, b) => tf.sub(a!, b!) },
+  { name: 'Sub: both operands broadcast', shapes: [[3, 1], [1, 4]], f: (a, b) => tf.sub(a!, b!) },
+  { name: 'Multiply: per-channel scale [C]', shapes: [[2, 2, 3, 4], [4]], f: (a, b) => tf.mul(a!, b!) },
+  { name: 'Multiply: same shape', shapes: [[3, 4], [3, 4]], f: (a, b) => tf.mul(a!, b!) },
+  { name: 'Multiply: scalar', shapes: [[3, 4], []], f: (a, b) => tf.mul(a!, b!) },
+  { name: 'Multiply: outer axes (Sum path)', shapes: [[2, 3, 4], [1, 3, 1]], f: (a, b) => tf.mul(a!, b!) },
+  // Upstream's, as our networks and losses use them.
+  { name: 'SquaredDifference (mse)', shapes: [[2, 3, 4], [2, 3, 4]], f: (a, b) => tf.squaredDifference(a!, b!) },
+  { name: 'Mean: all axes', shapes: [[2, 3, 4]], f: (a) => tf.mean(a!) },
+  { name: 'Mean: keepDims over N, H, W', shapes: [[2, 2, 3, 4]], f: (a) => tf.mean(a!, [0, 1, 2], true) },
   { name: 'Square', shapes: [[3, 4]], f: (a) => tf.square(a!) },
-  { name: 'Sqrt', shapes: [[3, 4]], f: (a) => tf.sqrt(a!), positive: true },
   { name: 'Rsqrt', shapes: [[3, 4]], f: (a) => tf.rsqrt(a!), positive: true },
-  { name: 'Reciprocal', shapes: [[3, 4]], f: (a) => tf.reciprocal(a!), positive: true },
-  { name: 'Log', shapes: [[3, 4]], f: (a) => tf.log(a!), positive: true },
-  { name: 'Exp', shapes: [[3, 4]], f: (a) => tf.exp(a!) },
-  { name: 'Abs', shapes: [[3, 4]], f: (a) => tf.abs(a!) },
-  { name: 'Neg', shapes: [[3, 4]], f: (a) => tf.neg(a!) },
-  { name: 'Relu', shapes: [[3, 4]], f: (a) => tf.relu(a!) },
-  { name: 'LeakyRelu', shapes: [[3, 4]], f: (a) => tf.leakyRelu(a!, 0.1) },
   { name: 'Softplus', shapes: [[3, 4]], f: (a) => tf.softplus(a!) },
-  { name: 'Sigmoid', shapes: [[3, 4]], f: (a) => tf.sigmoid(a!) },
-  { name: 'Tanh', shapes: [[3, 4]], f: (a) => tf.tanh(a!) },
-  {
-    name: 'ClipByValue',
-    shapes: [[3, 4]],
-    f: (a) => tf.clipByValue(a!, -0.5, 0.5),
-    fixed: [[-1, -0.7, -0.4, -0.2, -0.1, 0.05, 0.2, 0.3, 0.45, 0.6, 0.8, 2]],
-  },
-  { name: 'Sum', shapes: [[2, 3, 4]], f: (a) => tf.sum(a!, [0, 2]) },
-  { name: 'Mean', shapes: [[2, 3, 4]], f: (a) => tf.mean(a!, 1, true) },
-  { name: 'Reshape + Transpose', shapes: [[2, 3, 4]], f: (a) => tf.transpose(tf.reshape(a!, [4, 3, 2]), [2, 0, 1]) },
-  { name: 'ExpandDims', shapes: [[3, 4]], f: (a) => tf.expandDims(a!, 1) },
-  { name: 'Slice', shapes: [[1, 5, 5, 2]], f: (a) => tf.slice(a!, [0, 1, 2, 0], [-1, 3, 2, -1]) },
-  { name: 'PadV2', shapes: [[1, 3, 3, 2]], f: (a) => tf.pad(a!, [[0, 0], [1, 2], [0, 1], [0, 0]]) },
-  { name: 'Concat', shapes: [[2, 3, 2], [2, 3, 1]], f: (a, b) => tf.concat([a!, b!], 2) },
-  // Copy before reversing: tf.unstack returns the tape node's own outputs array, so an in-place
-  // reverse() would reorder the recorded outputs and corrupt the gradient.
-  { name: 'Pack / Unpack', shapes: [[3, 4]], f: (a) => tf.stack([...tf.unstack(a!, 1)].reverse(), 0) },
-  { name: 'SplitV', shapes: [[4, 5]], f: (a) => tf.mul(tf.split(a!, [2, 3], 1)[1]!, 2) },
-  { name: 'Tile (broadcastTo)', shapes: [[3, 1]], f: (a) => tf.broadcastTo(a!, [2, 3, 4]) },
-  { name: 'Tile', shapes: [[2, 1, 3]], f: (a) => tf.tile(a!, [2, 3, 1]) },
-  { name: 'Cast + Identity', shapes: [[3, 4]], f: (a) => tf.clone(tf.cast(a!, 'float32')) },
-  { name: 'Select', shapes: [[3, 4], [3, 4]], f: (a, b) => tf.where(tf.tensor2d([[1, 0, 1, 0], [0, 0, 1, 1], [1, 1, 0, 0]], [3, 4], 'bool'), a!, b!) },
+  { name: 'LeakyRelu', shapes: [[3, 4]], f: (a) => tf.leakyRelu(a!, 0.1) },
   { name: 'MaxPool', shapes: [[1, 4, 5, 2]], f: (a) => tf.maxPool(a! as tf.Tensor4D, 2, 2, 'valid') },
-  { name: 'AvgPool', shapes: [[1, 4, 4, 2]], f: (a) => tf.avgPool(a! as tf.Tensor4D, 2, 2, 'same') },
-  { name: 'Conv2D', shapes: [[2, 5, 5, 2], [3, 3, 2, 3]], f: (a, b) => tf.conv2d(a! as tf.Tensor4D, b! as tf.Tensor4D, 1, 'same') },
+  { name: 'Cast', shapes: [[3, 4]], f: (a) => tf.cast(a!, 'float32') },
+  { name: 'Slice (shift crop)', shapes: [[1, 5, 5, 2]], f: (a) => tf.slice(a!, [0, 1, 2, 0], [-1, 3, 2, -1]) },
+  { name: 'Reshape + Transpose (pixel shuffle)', shapes: [[2, 2, 3, 8]], f: (a) => pixelShuffle(a! as tf.Tensor4D, 2) },
+  { name: 'Conv2D 3×3 same', shapes: [[2, 5, 5, 2], [3, 3, 2, 3]], f: (a, b) => tf.conv2d(a! as tf.Tensor4D, b! as tf.Tensor4D, 1, 'same') },
+  { name: 'Conv2D 5×5 same', shapes: [[1, 6, 6, 3], [5, 5, 3, 2]], f: (a, b) => tf.conv2d(a! as tf.Tensor4D, b! as tf.Tensor4D, 1, 'same') },
+  { name: 'Conv2D 1×1', shapes: [[2, 3, 3, 4], [1, 1, 4, 2]], f: (a, b) => tf.conv2d(a! as tf.Tensor4D, b! as tf.Tensor4D, 1, 'same') },
+  // The discriminator's BatchNorm in training mode, end to end (moments, then scale and shift).
+  {
+    name: 'BatchNorm: Cast Mean Sub Square Rsqrt Multiply Add',
+    shapes: [[2, 3, 3, 4], [4], [4]],
+    f: (x, gamma, beta) => {
+      const { mean, variance } = tf.moments(x!, [0, 1, 2]);
+      const scale = tf.mul(gamma!, tf.rsqrt(tf.add(variance, 1e-5)));
+      return tf.add(tf.mul(x!, scale), tf.sub(beta!, tf.mul(mean, scale)));
+    },
+  },
 ];
 
 function values(rand: () => number, shape: number[], positive: boolean): Float32Array {
   const n = shape.reduce((a, d) => a * d, 1);
   const v = new Float32Array(n);
-  // Spread values apart (distinct magnitudes ≥ 0.05 from 0) so no finite difference straddles a kink.
+  // Magnitudes in [0.3, 1]: no finite difference straddles a kink (LeakyRelu at 0).
   for (let i = 0; i < n; i++) {
     const mag = 0.3 + 0.7 * rand();
     v[i] = positive ? mag : rand() < 0.5 ? -mag : mag;
@@ -85,10 +84,10 @@ function values(rand: () => number, shape: number[], positive: boolean): Float32
   return v;
 }
 
-describe('registered gradients vs finite differences (wasm)', () => {
+describe('gradients vs finite differences (wasm)', () => {
   it.each(cases.map((c) => [c.name, c] as const))('%s', (_name, c) => {
     const rand = mulberry32(c.name.length * 7919 + c.shapes.length);
-    const inputs = c.fixed?.map((v) => Float32Array.from(v)) ?? c.shapes.map((s) => values(rand, s, c.positive ?? false));
+    const inputs = c.shapes.map((s) => values(rand, s, c.positive ?? false));
     tf.tidy(() => {
       const xs = inputs.map((v, i) => tf.tensor(v, c.shapes[i]!));
       const outShape = c.f(...xs).shape;
@@ -115,11 +114,117 @@ describe('registered gradients vs finite differences (wasm)', () => {
       });
     });
   });
+});
 
-  it('covers every kernel it registers', () => {
-    // Case names carry the kernel names they exercise.
-    const untested = GRADIENT_KERNELS.filter((k) => !cases.some((c) => c.name.split(/[^A-Za-z0-9]+/).includes(k)));
-    // Step's gradient is zero by definition and is only reached through Relu's gradient.
-    expect(untested).toEqual(['Step']);
+/**
+ * The kernel names whose registered gradient runs while `f` runs. Wraps each candidate's gradient
+ * (the kernels `f` executes, from tf.profile) with a recorder, and puts the originals back after.
+ */
+async function gradientsCalledBy(f: () => void): Promise<string[]> {
+  const { kernelNames } = await tf.profile(f);
+  const called = new Set<string>();
+  const originals = kernelNames.map((k) => tf.getGradient(k)).filter((g) => g != null);
+  for (const g of new Set(originals)) {
+    tf.unregisterGradient(g.kernelName);
+    tf.registerGradient({
+      ...g,
+      gradFunc: (dy, saved, attrs) => {
+        called.add(g.kernelName);
+        return g.gradFunc(dy, saved, attrs);
+      },
+    });
+  }
+  try {
+    f();
+  } finally {
+    for (const g of new Set(originals)) {
+      tf.unregisterGradient(g.kernelName);
+      tf.registerGradient(g);
+    }
+  }
+  return [...called].sort();
+}
+
+describe('coverage', () => {
+  it('has a case for every gradient a G step and a D step call, and for each override', async () => {
+    // The trainer's step (src/actors/trainer-worker.ts) at toy size.
+    const G = createEspcn({ channels: 4, scale: 2, seed: 1 });
+    const D = createPatchDiscriminator({ mid: 2, seed: 2 });
+    const rand = mulberry32(3);
+    const step = () =>
+      tf.tidy(() => {
+        const hr = tf.randomUniform([2, 16, 16, 3], 0, 1, 'float32', 4) as tf.Tensor4D;
+        const lr = tf.randomUniform([2, 8, 8, 3], 0, 1, 'float32', 5) as tf.Tensor4D;
+        let y!: tf.Tensor4D;
+        tf.variableGrads(() => {
+          y = tf.keep(G.apply(lr));
+          const [cy, cl] = shiftCrop([y, hr], 2, rand);
+          const adv = generatorAdvLoss(D.apply(cy!, { training: true }), D.apply(cl!, { training: true }));
+          return tf.add(mse(y, hr), tf.mul(adv, 1e-3)) as tf.Scalar;
+        }, Object.values(G.variables));
+        tf.variableGrads(() => {
+          const [cy, cl] = shiftCrop([y, hr], 2, rand);
+          return discriminatorLoss(D.apply(cy!, { training: true }), D.apply(cl!, { training: true }));
+        }, Object.values(D.variables));
+        y.dispose();
+      });
+    const called = await gradientsCalledBy(step);
+    D.commitStats();
+    G.dispose();
+    D.dispose();
+
+    // A sanity check on the recorder: the convolutions and our overrides must show up.
+    expect(called).toEqual(expect.arrayContaining(['Conv2D', ...OVERRIDDEN_GRADIENTS]));
+    const words = cases.map((c) => new Set(c.name.split(/[^A-Za-z0-9]+/)));
+    const untested = [...new Set([...called, ...OVERRIDDEN_GRADIENTS])].filter((k) => !words.some((w) => w.has(k)));
+    expect(untested).toEqual([]);
+  });
+});
+
+describe('our broadcast gradients', () => {
+  const biasGradKernels = async (): Promise<string[]> => {
+    const x = tf.ones([8, 16, 16, 4]);
+    const b = tf.zeros([4]);
+    const { kernelNames } = await tf.profile(() => {
+      tf.dispose(tf.grad((t: tf.Tensor) => tf.sum(tf.add(x, t)))(b));
+    });
+    tf.dispose([x, b]);
+    return kernelNames;
+  };
+
+  it('are installed over upstream: a bias gradient is one matMul, no Sum over the batch', async () => {
+    for (const k of OVERRIDDEN_GRADIENTS) expect(tf.getGradient(k), k).toBeDefined();
+    const kernels = await biasGradKernels();
+    expect(kernels).toContain('BatchMatMul');
+    // The only Sum left is the scalar loss itself (tf.sum in the function differentiated).
+    expect(kernels.filter((k) => k === 'Sum')).toHaveLength(1);
+  });
+
+  it('register idempotently, and take the registry back from a later registration', () => {
+    const ours = OVERRIDDEN_GRADIENTS.map((k) => tf.getGradient(k));
+    registerBroadcastGradients();
+    expect(OVERRIDDEN_GRADIENTS.map((k) => tf.getGradient(k))).toEqual(ours);
+    ours.forEach((g, i) => expect(tf.getGradient(OVERRIDDEN_GRADIENTS[i]!)).toBe(g));
+
+    // As if something registered upstream's again (importing the @tensorflow/tfjs union package does).
+    tf.unregisterGradient(tf.Add);
+    tf.registerGradient({ ...ours[0]! });
+    expect(tf.getGradient(tf.Add)).not.toBe(ours[0]);
+    registerBroadcastGradients();
+    expect(tf.getGradient(tf.Add)).toBe(ours[0]);
+  });
+});
+
+describe('initBackend', () => {
+  const conv = tf.getGradient(tf.Conv2D);
+  afterAll(() => {
+    if (tf.getGradient(tf.Conv2D) == null) tf.registerGradient(conv);
+  });
+
+  it('refuses to start when upstream gradients are missing (SRGAN_ERR_BACKEND)', async () => {
+    tf.unregisterGradient(tf.Conv2D);
+    await expect(initBackend('wasm')).rejects.toMatchObject({ code: 'SRGAN_ERR_BACKEND' });
+    tf.registerGradient(conv);
+    await expect(initBackend('wasm')).resolves.toMatchObject({ name: 'wasm' });
   });
 });
