@@ -24,6 +24,7 @@ export class Trainer extends Actor<ToTrainer> {
   #worker: Worker | null = null;
   #exited: Promise<number> | null = null;
   #stopping = false;
+  #ready: Promise<Extract<FromTrainer, { type: 'ready' }>> = rejected(new Error('trainer not started'));
 
   constructor(options: TrainerOptions) {
     super('trainer');
@@ -34,6 +35,15 @@ export class Trainer extends Actor<ToTrainer> {
     this.#stopping = false;
     const worker = new Worker(WORKER_FILE, { workerData: this.#o.workerData });
     this.#worker = worker;
+    this.#ready = new Promise<Extract<FromTrainer, { type: 'ready' }>>((resolve, reject) => {
+      worker.on('message', (m: FromTrainer) => {
+        if (m.type === 'ready') resolve(m);
+        else if (m.type === 'error') reject(new SrganError('SRGAN_ERR_TRAINER', m.message));
+      });
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new SrganError('SRGAN_ERR_TRAINER', `trainer thread exited with code ${code} before it was ready`)));
+    });
+    this.#ready.catch(() => {}); // awaited by the daemon; failures also reach the supervisor
     worker.on('message', (m: FromTrainer) => {
       this.#o.onMessage(m);
       // Its last word: nothing is left to say, so end the thread rather than wait for it to drain.
@@ -54,6 +64,11 @@ export class Trainer extends Actor<ToTrainer> {
     );
   }
 
+  /** Resolves once the worker has its backend and models (rejects if it fails first). */
+  get ready(): Promise<Extract<FromTrainer, { type: 'ready' }>> {
+    return this.#ready;
+  }
+
   protected receive(message: ToTrainer): void {
     if (message.type === 'stop') this.#stopping = true;
     this.#worker?.postMessage(message);
@@ -69,4 +84,11 @@ export class Trainer extends Actor<ToTrainer> {
     if ((await Promise.race([this.#exited, timeout])) === 'timeout') await worker.terminate();
     this.#worker = null;
   }
+}
+
+/** A rejected promise that does not count as unhandled until someone awaits it. */
+function rejected<T>(error: Error): Promise<T> {
+  const p = Promise.reject<T>(error);
+  p.catch(() => {});
+  return p;
 }

@@ -82,12 +82,13 @@ export class Daemon implements DaemonControl {
 
   /** Starts every actor; resolves once the monitor URL is live and written to daemon.json. */
   async start(): Promise<string> {
-    acquireLock(this.paths);
+    acquireLock(this.paths); // outside the try: a lock held by another daemon is not ours to release
     try {
       return await this.#start();
     } catch (err) {
-      await this.#supervisor.stopAll().catch(() => {});
-      releaseLock(this.paths);
+      // Record the failure on the run (if it exists yet), stop whatever started, release the lock.
+      this.#fatal(err);
+      await this.#shutdown;
       throw err;
     }
   }
@@ -135,6 +136,8 @@ export class Daemon implements DaemonControl {
     });
     // No checkpoints yet: a restarted trainer would start over, so a trainer failure ends the run.
     await this.#supervisor.startChild({ actor: this.#trainer, restart: 'temporary' });
+    // `srgan start` returns only once training can begin: a backend that cannot load fails the start.
+    await this.#trainer.ready;
 
     this.#server = new ControlServer({ port: cfg.port, token, control: this });
     await this.#supervisor.startChild({ actor: this.#server, restart: 'permanent' });
