@@ -9,7 +9,7 @@ import { decodeFrame } from '../protocol/codec.js';
 import type { DaemonState, FromTrainer, MetricsPoint, ToTrainer } from '../protocol/messages.js';
 import { Scheduler, type StepPlan } from './scheduler.js';
 import type { RunConfig } from '../models/presets.js';
-import { initBackend } from '../models/backend.js';
+import { selectBackend } from '../models/ladder.js';
 import { createEspcn } from '../models/espcn.js';
 import { createPatchDiscriminator } from '../models/discriminator.js';
 import { discriminatorLoss, generatorAdvLoss, mse, shiftCrop } from '../models/losses.js';
@@ -33,7 +33,7 @@ let wake: (() => void) | null = null;
 const sleepUntilWoken = () => new Promise<void>((resolve) => (wake = resolve));
 
 async function main(): Promise<void> {
-  const backend = await initBackend(config.backend === 'auto' ? 'wasm' : config.backend);
+  const backend = await selectBackend(config.backend);
   const G = createEspcn({ channels: config.generator.channels, scale: config.scale, seed: deriveSeed(config.seed, 1) });
   const D = createPatchDiscriminator({ mid: config.discriminator.mid, seed: deriveSeed(config.seed, 2) });
   const gVars: tf.Variable[] = Object.values(G.variables);

@@ -7,6 +7,7 @@ import { openDb, listRuns, type RunRow } from '../daemon/db.js';
 import { sendCommand } from './client.js';
 import { startDaemon } from './start.js';
 import { SrganError } from '../errors.js';
+import { BACKEND_NAMES } from '../models/backend-names.js';
 import type { DaemonStatus } from '../protocol/messages.js';
 
 interface Command {
@@ -22,7 +23,7 @@ const json = { type: 'boolean' } as const;
 const COMMANDS: Record<string, Command> = {
   start: {
     summary: 'start the training daemon in the background and print the monitor URL',
-    usage: 'srgan start [--data DIR] [--config FILE] [--preset NAME] [--port N] [--seed N] [--max-steps N] [--backend auto|wasm|cpu]',
+    usage: 'srgan start [--data DIR] [--config FILE] [--preset NAME] [--port N] [--seed N] [--max-steps N] [--backend NAME]',
     options: {
       data: { type: 'string' },
       config: { type: 'string' },
@@ -40,7 +41,7 @@ const COMMANDS: Record<string, Command> = {
       '--port N': 'monitor/control port on 127.0.0.1 (default: a free port)',
       '--seed N': 'seed for weights, data order and crops',
       '--max-steps N': 'stop by itself after N generator steps',
-      '--backend NAME': 'compute backend (default auto)',
+      '--backend NAME': `compute backend: auto (default: the best that loads), ${BACKEND_NAMES.join(', ')}`,
       '--json': 'print the daemon info as one JSON object',
     },
     async run(v) {
@@ -194,7 +195,7 @@ function printStatus(s: DaemonStatus, asJson: boolean): void {
   console.log(`run:      ${s.runId} (${s.preset})`);
   console.log(`step:     ${s.step} G, ${s.dSteps} D  (${s.stepsPerSec.toFixed(2)} G steps/s)`);
   console.log(`losses:   ${losses || '-'}`);
-  console.log(`backend:  ${s.backend} (${s.tensors} live tensors)`);
+  console.log(`backend:  ${s.backend} (${s.tensors} live tensors): ${s.backendReason}`);
   console.log(`data:     ${s.patchesPerSec.toFixed(1)} patches/s, waiting ${(s.dataWaitFraction * 100).toFixed(1)}% of the time, ${s.ringFrames} patches queued`);
   console.log(`monitor:  ${s.url}`);
   console.log(`pid:      ${s.pid}`);

@@ -3,6 +3,7 @@
 
 import { SrganError } from '../errors.js';
 import { PRESETS, type RunConfig } from '../models/presets.js';
+import { BACKEND_NAMES } from '../models/backend-names.js';
 
 type Check = (v: unknown) => string | null;
 
@@ -34,7 +35,7 @@ const FIELDS: Record<string, Check> = {
   loaderWorkers: int(1, 64),
   patchesPerImage: int(1, 1024),
   ringMiB: int(1, 1024),
-  backend: oneOf('auto', 'wasm', 'cpu'),
+  backend: oneOf('auto', ...BACKEND_NAMES),
   port: int(0, 65535),
 };
 

@@ -66,6 +66,7 @@ export class Daemon implements DaemonControl {
       pid: process.pid,
       url: '',
       backend: 'pending',
+      backendReason: '',
       step: 0,
       dSteps: 0,
       startedAt: Date.now(),
@@ -176,6 +177,7 @@ export class Daemon implements DaemonControl {
     switch (m.type) {
       case 'ready':
         this.#status.backend = m.backend;
+        this.#status.backendReason = m.backendReason;
         store?.send({ type: 'updateRun', id: this.runId, backend: m.backend, backendReason: m.backendReason });
         this.#event('backend', `${m.backend}: ${m.backendReason}`, m.params);
         this.#log(`trainer ready on ${m.backend} (${m.backendReason}); G ${m.params.generator} params, D ${m.params.discriminator}`);

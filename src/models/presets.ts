@@ -2,6 +2,7 @@
 // flags override single fields.
 
 import type { Phase } from '../actors/scheduler.js';
+import type { BackendRequest } from './backend-names.js';
 
 export interface RunConfig {
   preset: string;
@@ -30,7 +31,8 @@ export interface RunConfig {
   patchesPerImage: number;
   /** Ring buffer size in MiB. */
   ringMiB: number;
-  backend: 'auto' | 'wasm' | 'cpu';
+  /** Compute backend: 'auto' takes the best rung that loads (models/ladder.ts). */
+  backend: BackendRequest;
   port: number;
 }
 

@@ -15,7 +15,10 @@ export interface DaemonStatus {
   runId: string;
   pid: number;
   url: string;
+  /** The compute backend rung in use (models/ladder.ts). */
   backend: string;
+  /** What runs on it, and why better rungs were skipped. */
+  backendReason: string;
   /** Generator steps completed. */
   step: number;
   /** Discriminator steps completed. */

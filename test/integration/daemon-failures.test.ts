@@ -69,6 +69,16 @@ describe('daemon failure handling', () => {
     expect(srgan(home, ['frobnicate']).stderr).toMatch(/unknown command "frobnicate"/);
   });
 
+  it('a forced backend that cannot load fails the start with the reason, and the run is marked failed', async () => {
+    const data = path.join(tmp.dir, 'photos');
+    await writeImages(data, 2);
+    const r = srgan(home, ['start', '--data', data, '--backend', 'tfjs-node']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/backend "tfjs-node" cannot be used: @tensorflow\/tfjs-node is not installed/);
+    expect(srganJson<RunsJson>(home, ['runs']).runs[0]).toMatchObject({ status: 'failed' });
+    expect(fs.existsSync(path.join(home, 'daemon.lock'))).toBe(false);
+  });
+
   it('SIGTERM stops training cleanly and marks the run stopped', async () => {
     const data = path.join(tmp.dir, 'photos');
     await writeImages(data, 3);

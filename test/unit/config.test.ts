@@ -25,7 +25,7 @@ describe('resolveConfig', () => {
     [{ phases: [] }, /"phases"/],
     [{ phases: [{ steps: null, lrG: 1, lrD: 1 }, { steps: 1, lrG: 1, lrD: 1 }] }, /"phases\[0\].steps"/],
     [{ phases: [{ steps: 1, lrG: 1, lrD: 1, lrX: 2 }] }, /unknown config field "phases\[0\].lrX"/],
-    [{ backend: 'tpu' }, /"backend" must be one of "auto", "wasm", "cpu"/],
+    [{ backend: 'tpu' }, /"backend" must be one of "auto", "tfjs-node-gpu", "tfjs-node", "webgpu", "wasm-native", "wasm", "cpu"/],
     [{ maxShift: 40 }, /"maxShift"/],
     [[1, 2], /"config" must be an object/],
   ])('rejects %j naming the field', (overrides, pattern) => {

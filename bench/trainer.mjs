@@ -1,0 +1,178 @@
+// One training step of three models on every CPU rung available, beside PyTorch CPU, in one run.
+//
+//   npm run bench -- trainer [--models espcn,d_final,g_final] [--rounds 2] [--quick]
+//
+//   espcn    BACKEND.md's reference step: batch 8 of 32×32×3, conv5 3→64 ReLU, conv3 64→32 ReLU,
+//            conv3 32→12, pixel shuffle ×2, MSE, Adam(1e-3); 1.312 GFLOP a step.
+//   d_final  the seed's discriminator step (SEED_SPEC §5.2): D(fake), D(real), mean softplus, Adam;
+//            batch 4 of 128×128×3.
+//   g_final  the seed's final generator step (SEED_SPEC §3.3): MSE, Adam; batch 1 of 64×64×3 LR.
+//
+// Each rung runs in its own process (a process holds one tfjs backend), rounds interleave the rungs and
+// PyTorch so that machine noise hits them alike, and the median over rounds is reported. PyTorch runs
+// with as many threads as this machine has cores (wasm is single-threaded; oneDNN uses the cores).
+// Prints a table (ms/step, GFLOP/s, ratio to PyTorch's speed) and, last, one JSON line.
+
+import os from 'node:os';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2);
+const opt = (name, dflt) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : dflt);
+const QUICK = args.includes('--quick');
+const MODELS = opt('models', 'espcn,d_final,g_final').split(',');
+const ROUNDS = Number(opt('rounds', QUICK ? 1 : 2));
+const STEPS = { espcn: QUICK ? 5 : 20, d_final: QUICK ? 2 : 4, g_final: QUICK ? 1 : 3 };
+const THREADS = os.availableParallelism();
+
+if (args.includes('--child')) {
+  await child(opt('child'), opt('model'), Number(opt('steps')));
+  process.exit(0);
+}
+
+async function child(rung, model, steps) {
+  const tf = await import('@tensorflow/tfjs-core');
+  const { selectBackend } = await import('../dist/models/ladder.js');
+  const { conv2d, initConv, pixelShuffle, seededUniform } = await import('../dist/models/ops.js');
+  const { mse } = await import('../dist/models/losses.js');
+  const sel = await selectBackend(rung);
+  const rand = (shape, seed) => tf.add(seededUniform(shape, 0.5, seed), 0.5);
+  let step;
+  let gflop;
+  if (model === 'espcn') {
+    const layers = [[5, 3, 64], [3, 64, 32], [3, 32, 12]].map(([k, ci, co], i) => {
+      const { w, b } = initConv(k, ci, co, 10 + i, true);
+      return { w: tf.variable(w), b: tf.variable(b) };
+    });
+    const x = rand([8, 32, 32, 3], 1);
+    const y = rand([8, 64, 64, 3], 2);
+    const opt = tf.train.adam(1e-3, 0.9, 0.999, 1e-8);
+    const vars = layers.flatMap((l) => [l.w, l.b]);
+    const G = (t) => {
+      let h = t;
+      layers.forEach((l, i) => {
+        h = conv2d(h, l.w, l.b, {});
+        if (i < 2) h = tf.relu(h);
+      });
+      return pixelShuffle(h, 2);
+    };
+    step = () => tf.dispose(opt.minimize(() => mse(G(x), y), true, vars));
+    gflop = 1.312;
+  } else if (model === 'd_final') {
+    const { createDilatedDiscriminator } = await import('../dist/models/discriminator.js');
+    const { countFlops } = await import('../dist/models/flops.js');
+    const D = createDilatedDiscriminator({ mid: 32, seed: 3 });
+    const fake = rand([4, 128, 128, 3], 4);
+    const real = rand([4, 128, 128, 3], 5);
+    const opt = tf.train.adam(1e-4, 0.9, 0.999, 1e-8);
+    const vars = Object.values(D.variables);
+    step = () => {
+      tf.dispose(opt.minimize(() => tf.mean(tf.softplus(tf.sub(D.apply(fake, { training: true }), D.apply(real, { training: true })))), true, vars));
+      D.commitStats?.();
+    };
+    gflop = (2 * 3 * countFlops(D, [4, 128, 128, 3])) / 1e9;
+  } else if (model === 'g_final') {
+    const { createFinalGenerator } = await import('../dist/models/generator-final.js');
+    const { countFlops } = await import('../dist/models/flops.js');
+    const G = createFinalGenerator({ seed: 6 });
+    const x = rand([1, 64, 64, 3], 7);
+    const y = rand([1, 128, 128, 3], 8);
+    const opt = tf.train.adam(1e-4, 0.9, 0.999, 1e-8);
+    const vars = Object.values(G.variables);
+    step = () => tf.dispose(opt.minimize(() => mse(G.apply(x), y), true, vars));
+    gflop = (3 * countFlops(G, [1, 64, 64, 3])) / 1e9;
+  } else {
+    throw new Error(`unknown model ${model}`);
+  }
+  step(); // warm-up: kernels, caches, optimizer slots
+  const times = [];
+  for (let i = 0; i < steps; i++) {
+    const t0 = performance.now();
+    step();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  console.log(JSON.stringify({ model, backend: sel.name, ms: times[Math.floor(times.length / 2)], gflop, tensors: tf.memory().numTensors }));
+}
+
+// ---- parent ---------------------------------------------------------------------------------------
+
+function runChild(rung, model) {
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', rung, '--model', model, '--steps', String(STEPS[model])], {
+    encoding: 'utf8',
+    timeout: 30 * 60_000,
+  });
+  const line = (r.stdout ?? '').trim().split('\n').pop();
+  try {
+    return JSON.parse(line);
+  } catch {
+    return { model, backend: rung, error: (r.stderr || r.stdout || String(r.error)).trim().split('\n').slice(-3).join(' | ') };
+  }
+}
+
+function runTorch(model) {
+  const py = '/usr/bin/python3';
+  if (!fs.existsSync(py)) return { model, backend: 'torch', error: `${py} not found` };
+  const r = spawnSync(py, [path.join(here, 'torch_step.py'), '--threads', String(THREADS), '--steps', String(STEPS[model]), '--warmup', '2', '--models', model], {
+    encoding: 'utf8',
+    timeout: 30 * 60_000,
+  });
+  if (r.status !== 0) return { model, backend: 'torch', error: (r.stderr || '').trim().split('\n').pop() };
+  return JSON.parse(r.stdout.trim().split('\n').pop());
+}
+
+const torchOk = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
+const rungs = ['wasm-native', 'wasm'].filter((rung) => {
+  const probe = runChild(rung, 'espcn');
+  if (probe.error) console.error(`${rung}: unavailable (${probe.error})`);
+  return !probe.error;
+});
+if (!torchOk) console.error('PyTorch: /usr/bin/python3 cannot import torch (apt-get install python3-torch); no ratios');
+
+const samples = new Map(); // "model|backend" -> { ms: [], gflop }
+const add = (r) => {
+  if (r.error) {
+    console.error(`${r.model} on ${r.backend}: ${r.error}`);
+    return;
+  }
+  const key = `${r.model}|${r.backend}`;
+  const s = samples.get(key) ?? { model: r.model, backend: r.backend, ms: [], gflop: r.gflop };
+  s.ms.push(r.ms);
+  samples.set(key, s);
+};
+for (let round = 0; round < ROUNDS; round++) {
+  for (const model of MODELS) {
+    for (const rung of rungs) add(runChild(rung, model));
+    if (torchOk) add({ ...runTorch(model), backend: 'torch' });
+  }
+}
+
+const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+const rows = [];
+for (const model of MODELS) {
+  const torch = samples.get(`${model}|torch`);
+  const gflop = [...samples.values()].find((s) => s.model === model && s.gflop)?.gflop ?? null;
+  for (const backend of [...rungs, 'torch']) {
+    const s = samples.get(`${model}|${backend}`);
+    if (!s) continue;
+    const ms = median(s.ms);
+    rows.push({
+      model,
+      backend,
+      ms: Number(ms.toFixed(1)),
+      gflops: gflop ? Number((gflop / (ms / 1000)).toFixed(1)) : null,
+      ratio_vs_torch: torch ? Number((median(torch.ms) / ms).toFixed(3)) : null,
+    });
+  }
+}
+console.log(`threads: PyTorch ${THREADS}, oneDNN ${THREADS}, wasm 1; ${ROUNDS} interleaved round(s), median ms/step`);
+console.log(['model', 'backend', 'ms/step', 'GFLOP/s', '× torch speed'].map((h, i) => (i < 2 ? h.padEnd(12) : h.padStart(13))).join(''));
+for (const r of rows) {
+  console.log(
+    [r.model.padEnd(12), r.backend.padEnd(12), String(r.ms).padStart(13), String(r.gflops ?? '-').padStart(13), String(r.ratio_vs_torch ?? '-').padStart(13)].join(''),
+  );
+}
+console.log(JSON.stringify({ bench: 'trainer', threads: THREADS, rows }));

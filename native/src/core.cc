@@ -1,0 +1,145 @@
+// srgan_dnnl_core.so: the oneDNN side of the addon behind a C ABI (core_api.h explains the split).
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+
+#include "conv_plans.h"
+#include "core_api.h"
+
+#if DNNL_CPU_RUNTIME == DNNL_RUNTIME_OMP
+#include <omp.h>
+#endif
+
+struct srgan_core {
+  srgan::ConvPlans plans;
+};
+
+namespace {
+
+void Copy(const std::string& s, char* buf, size_t len) {
+  if (len == 0) return;
+  const size_t n = s.size() < len - 1 ? s.size() : len - 1;
+  std::memcpy(buf, s.data(), n);
+  buf[n] = '\0';
+}
+
+/** Runs `fn`, turning any exception into a message and a nonzero return. */
+template <typename Fn>
+int Guard(char* err, size_t err_len, Fn fn) {
+  try {
+    fn();
+    return 0;
+  } catch (const dnnl::error& e) {
+    Copy(std::string("oneDNN: ") + e.what() + " (status " + std::to_string(static_cast<int>(e.status)) + ")", err,
+         err_len);
+  } catch (const std::bad_alloc&) {
+    Copy("out of memory", err, err_len);
+  } catch (const std::exception& e) {
+    Copy(e.what(), err, err_len);
+  }
+  return 1;
+}
+
+const char* RuntimeName(unsigned runtime) {
+  switch (runtime) {
+    case DNNL_RUNTIME_OMP: return "OpenMP";
+    case DNNL_RUNTIME_TBB: return "TBB";
+    case DNNL_RUNTIME_SEQ: return "sequential";
+    case DNNL_RUNTIME_THREADPOOL: return "threadpool";
+    default: return "other runtime";
+  }
+}
+
+const char* IsaName(dnnl::cpu_isa isa) {
+  switch (isa) {
+    case dnnl::cpu_isa::sse41: return "sse41";
+    case dnnl::cpu_isa::avx: return "avx";
+    case dnnl::cpu_isa::avx2: return "avx2";
+    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_core: return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
+    default: return "other isa";
+  }
+}
+
+srgan_core* Create(char* err, size_t err_len) {
+  srgan_core* core = nullptr;
+  Guard(err, err_len, [&] { core = new srgan_core(); });
+  return core;
+}
+
+void Destroy(srgan_core* core) { delete core; }
+
+int Forward(srgan_core* core, const srgan_geometry* g, const float* x, const float* w, const float* b, float* y,
+            int32_t act, float alpha, char* err, size_t err_len) {
+  return Guard(err, err_len, [&] { core->plans.Forward(*g, x, w, b, y, static_cast<srgan::Activation>(act), alpha); });
+}
+
+int BackwardData(srgan_core* core, const srgan_geometry* g, const float* dy, const float* w, float* dx, char* err,
+                 size_t err_len) {
+  return Guard(err, err_len, [&] { core->plans.BackwardData(*g, dy, w, dx); });
+}
+
+int BackwardWeights(srgan_core* core, const srgan_geometry* g, const float* x, const float* dy, float* dw, float* db,
+                    char* err, size_t err_len) {
+  return Guard(err, err_len, [&] { core->plans.BackwardWeights(*g, x, dy, dw, db); });
+}
+
+void SetActivationLayout(srgan_core* core, int32_t layout) {
+  core->plans.SetActivationLayout(static_cast<srgan::ActivationLayout>(layout));
+}
+
+void SetThreads(int32_t threads) {
+#if DNNL_CPU_RUNTIME == DNNL_RUNTIME_OMP
+  // OpenMP keeps this per calling thread: each Node worker sets its own.
+  omp_set_num_threads(threads);
+#else
+  (void)threads;  // other runtimes use their own default (all cores)
+#endif
+}
+
+int32_t MaxThreads() {
+#if DNNL_CPU_RUNTIME == DNNL_RUNTIME_OMP
+  return omp_get_max_threads();
+#else
+  return 0;
+#endif
+}
+
+size_t PlanCount(const srgan_core* core) { return core->plans.plan_count(); }
+size_t InnerBytes(const srgan_core* core) { return core->plans.inner_bytes(); }
+
+int DescribePlan(const srgan_core* core, size_t i, char* buf, size_t len) {
+  const std::vector<std::string> lines = core->plans.Describe();
+  if (i >= lines.size()) return 0;
+  Copy(lines[i], buf, len);
+  return 1;
+}
+
+void Clear(srgan_core* core) { core->plans.Clear(); }
+
+void Version(char* buf, size_t len) {
+  const dnnl::version_t* v = dnnl::version();
+  std::string s = "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
+                  std::to_string(v->patch) + " (" + RuntimeName(v->cpu_runtime);
+#if DNNL_CPU_RUNTIME == DNNL_RUNTIME_OMP
+  const char* policy = std::getenv("OMP_WAIT_POLICY");
+  s += std::string(", OMP_WAIT_POLICY=") + (policy != nullptr ? policy : "unset");
+#endif
+  s += std::string(", ") + IsaName(dnnl::get_effective_cpu_isa()) + ")";
+  Copy(s, buf, len);
+}
+
+const srgan_core_api kApi = {
+    SRGAN_CORE_ABI, Create,    Destroy,    Forward,    BackwardData, BackwardWeights, SetActivationLayout, SetThreads,
+    MaxThreads,     PlanCount, InnerBytes, DescribePlan, Clear,      Version,
+};
+
+}  // namespace
+
+extern "C" __attribute__((visibility("default"))) const srgan_core_api* srgan_core_get_api(void) { return &kApi; }

@@ -1,0 +1,52 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { selectBackend } from '../../src/models/ladder.js';
+import { loadNativeKernels } from '../../src/models/native.js';
+
+describe('selectBackend', () => {
+  it('refuses an unknown name', async () => {
+    await expect(selectBackend('tpu' as never)).rejects.toThrow(TypeError);
+  });
+
+  it('a forced rung that is not installed fails clearly', async () => {
+    await expect(selectBackend('tfjs-node-gpu')).rejects.toMatchObject({
+      code: 'SRGAN_ERR_BACKEND',
+      message: expect.stringMatching(/backend "tfjs-node-gpu" cannot be used: @tensorflow\/tfjs-node-gpu is not installed/),
+    });
+  });
+
+  it('webgpu is used only with a GPU adapter, and says so when there is none', async () => {
+    const r = await selectBackend('webgpu').then(
+      (sel) => ({ ok: true as const, sel }),
+      (err: Error) => ({ ok: false as const, err }),
+    );
+    if (r.ok) expect(r.sel.tfBackend).toBe('webgpu'); // a machine with a Vulkan GPU
+    else expect(r.err.message).toMatch(/backend "webgpu" cannot be used: (no GPU adapter|the webgpu package)/);
+    await selectBackend('wasm'); // leave a CPU backend in force for the tests below
+  });
+
+  it('auto takes the best rung that loads and names every rung it skipped, with the reason', async () => {
+    const sel = await selectBackend('auto');
+    const native = loadNativeKernels();
+    const expected = native.ok ? 'wasm-native' : 'wasm';
+    expect(sel.name).toBe(expected);
+    expect(tf.getBackend()).toBe('wasm');
+    const skipped = Object.fromEntries(sel.skipped.map((s) => [s.name, s.why]));
+    expect(skipped['tfjs-node-gpu']).toMatch(/not installed/);
+    expect(skipped['tfjs-node']).toMatch(/not installed/);
+    expect(Object.keys(skipped)).toContain('webgpu');
+    if (!native.ok) expect(skipped['wasm-native']).toBe(native.reason);
+    expect(sel.reason).toMatch(/skipped tfjs-node-gpu: .*not installed; tfjs-node: .*; webgpu: /);
+    // It trains: a gradient through a convolution works on the chosen rung.
+    const x = tf.randomUniform([1, 6, 6, 2]);
+    const w = tf.variable(tf.randomUniform([3, 3, 2, 2]));
+    const { grads } = tf.variableGrads(() => tf.sum(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'same')) as tf.Scalar, [w]);
+    expect(grads[w.name]!.shape).toEqual([3, 3, 2, 2]);
+  });
+
+  it('cpu is there when asked for', async () => {
+    const sel = await selectBackend('cpu');
+    expect(sel).toMatchObject({ name: 'cpu', tfBackend: 'cpu', skipped: [] });
+    await selectBackend('wasm');
+  });
+});

@@ -1,0 +1,548 @@
+// The native oneDNN kernels (src/models/native.ts + native/) against the tfjs `cpu` backend on seeded
+// random shapes, plus training, leaks, heap growth and loading in worker threads. Every test is
+// skipped, with the reason in its title, when the addon is not built (no libdnnl-dev at install).
+//
+// Dilated gradients: tfjs refuses conv gradients with dilation > 1, so the cpu reference convolves
+// with the zero-inserted ("expanded") filter at dilation 1, which is the same function, and reads dW
+// at the expanded filter's taps.
+
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+
+import { initBackend } from '../../src/models/backend.js';
+import { registerWasmKernels, WASM_KERNELS } from '../../src/models/kernels.js';
+import { createEspcn } from '../../src/models/espcn.js';
+import { mse } from '../../src/models/losses.js';
+import { seededUniform } from '../../src/models/ops.js';
+import {
+  configureNative,
+  conv2dBiasAct,
+  loadNativeKernels,
+  NATIVE_KERNELS,
+  nativeAddonPath,
+  nativeKernelsActive,
+  nativeStats,
+  probeNativeAddon,
+  registerNativeKernels,
+  unregisterNativeKernels,
+  type BiasActivation,
+} from '../../src/models/native.js';
+import { mulberry32 } from '../../src/data/prng.js';
+import { tempDir } from '../support/tmp.js';
+
+const native = loadNativeKernels();
+const SKIP = native.ok ? '' : ` [skipped: ${native.reason}]`;
+/** `it`, skipped with the reason in the title when the addon is unavailable. */
+const nit = (name: string, fn: () => unknown, timeout?: number) => it.skipIf(!native.ok)(name + SKIP, fn, timeout);
+
+type Shape4 = [number, number, number, number];
+type Pad = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+const FUSED_ACTS = ['linear', 'relu', 'leakyrelu', 'relu6', 'elu', 'sigmoid'] as const;
+const BIAS_ACTS: BiasActivation[] = ['linear', 'relu', 'leakyrelu'];
+
+interface Case {
+  id: string;
+  x: Shape4;
+  k: [number, number];
+  cout: number;
+  stride: number | [number, number];
+  dilation: number;
+  pad: Pad;
+  rounding?: 'ceil';
+  fusedAct: (typeof FUSED_ACTS)[number];
+  biasAct: BiasActivation;
+  xv: Float32Array;
+  wv: Float32Array;
+  bv: Float32Array;
+  rv: Float32Array;
+  yShape: Shape4;
+}
+
+type Result = Record<'y' | 'dx' | 'dw' | 'kIn' | 'kFilter' | 'fused' | 'baY' | 'baDx' | 'baDw' | 'baDb', Float32Array> & {
+  transposed?: Float32Array;
+};
+
+const size = (shape: number[]) => shape.reduce((a, d) => a * d, 1);
+
+function randArray(rand: () => number, n: number): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = 2 * rand() - 1;
+  return a;
+}
+
+/** Seeded geometry: strides 1–2, 'same' / 'valid' / numeric / explicit pads, dilation 1–4, odd sizes, batch 1 and 3. */
+function makeCases(): Case[] {
+  const rand = mulberry32(20250117);
+  const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
+  const cases: Case[] = [];
+  const add = (x: Shape4, k: [number, number], cout: number, stride: number | [number, number], dilation: number, pad: Pad, rounding?: 'ceil') => {
+    const yShape = tf.backend_util.computeConv2DInfo(x, [k[0], k[1], x[3], cout], stride, dilation, pad, rounding).outShape;
+    const i = cases.length;
+    cases.push({
+      id: `x=${x.join('x')} k=${k.join('x')} cout=${cout} s=${String(stride)} d=${dilation} pad=${JSON.stringify(pad)}${rounding ? ' ceil' : ''}`,
+      x, k, cout, stride, dilation, pad, rounding,
+      fusedAct: FUSED_ACTS[i % FUSED_ACTS.length]!,
+      biasAct: BIAS_ACTS[i % BIAS_ACTS.length]!,
+      xv: randArray(rand, size(x)),
+      wv: randArray(rand, k[0] * k[1] * x[3] * cout),
+      bv: randArray(rand, cout),
+      rv: randArray(rand, size(yShape)),
+      yShape,
+    });
+  };
+  // Fixed: our networks' shapes, stride 2 on even and odd sizes, asymmetric explicit pads, big dilations.
+  add([3, 12, 12, 3], [5, 5], 8, 1, 1, 'same');
+  add([1, 8, 8, 4], [3, 3], 6, 2, 1, 'same');
+  add([3, 7, 7, 3], [3, 3], 4, 2, 1, 'same');
+  add([3, 9, 9, 2], [3, 3], 3, 2, 1, 'valid');
+  add([1, 6, 6, 2], [3, 3], 2, 1, 1, [[0, 0], [4, 3], [0, 5], [0, 0]]);
+  add([1, 11, 9, 3], [3, 3], 5, 1, 2, 'same');
+  add([3, 13, 11, 2], [3, 3], 4, 1, 4, 'valid');
+  add([1, 9, 10, 3], [3, 2], 3, 1, 4, [[0, 0], [1, 5], [2, 0], [0, 0]]);
+  // Seeded random geometry over every dilation and padding kind, batch 1 and 3.
+  for (const batch of [1, 3]) {
+    for (const dilation of [1, 2, 3, 4]) {
+      for (const padKind of ['same', 'valid', 'num', 'explicit'] as const) {
+        const kh = [1, 3, 5][int(0, 2)]!;
+        // Numeric pads: tfjs sizes both axes from the filter height and row stride, so keep them square.
+        const kw = padKind === 'num' ? kh : [1, 2, 3][int(0, 2)]!;
+        const h = int((kh - 1) * dilation + 1, (kh - 1) * dilation + 9);
+        const w = int((kw - 1) * dilation + 1, (kw - 1) * dilation + 8);
+        let pad: Pad;
+        if (padKind === 'same' || padKind === 'valid') pad = padKind;
+        else if (padKind === 'num') pad = int(0, 2);
+        else pad = [[0, 0], [int(0, 3), int(0, 3)], [int(0, 3), int(0, 3)], [0, 0]];
+        // tfjs allows strides > 1 only with dilation 1.
+        let stride: number | [number, number] = 1;
+        if (dilation === 1) stride = padKind !== 'num' && rand() < 0.5 ? [2, 1] : int(1, 2);
+        add([batch, h | 1, w, int(1, 4)], [kh, kw], int(1, 5), stride, dilation, pad);
+      }
+    }
+  }
+  // A numeric pad with dimRoundingMode 'ceil' (forward only: tfjs' gradient drops the rounding mode).
+  add([1, 8, 8, 2], [3, 3], 3, 2, 1, 1, 'ceil');
+  return cases;
+}
+
+/** The zero-inserted filter: dilation d as a dense [(kh−1)d+1, (kw−1)d+1, ci, co] filter. */
+function expandFilter(wv: Float32Array, [kh, kw, ci, co]: Shape4, d: number): { values: Float32Array; shape: Shape4 } {
+  const ekh = (kh - 1) * d + 1;
+  const ekw = (kw - 1) * d + 1;
+  const out = new Float32Array(ekh * ekw * ci * co);
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) {
+      out.set(wv.subarray((i * kw + j) * ci * co, (i * kw + j + 1) * ci * co), (i * d * ekw + j * d) * ci * co);
+    }
+  }
+  return { values: out, shape: [ekh, ekw, ci, co] };
+}
+
+/** Reads dW at the expanded filter's taps. */
+function contractFilter(dExp: Float32Array, [kh, kw, ci, co]: Shape4, d: number): Float32Array {
+  const ekw = (kw - 1) * d + 1;
+  const out = new Float32Array(kh * kw * ci * co);
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) {
+      out.set(dExp.subarray((i * d * ekw + j * d) * ci * co, (i * d * ekw + j * d + 1) * ci * co), (i * kw + j) * ci * co);
+    }
+  }
+  return out;
+}
+
+/**
+ * Runs one case on the active backend. `reference`: the cpu way, dilation through the expanded
+ * filter; otherwise the dilated convolution itself (native kernels, and tfjs' own ops otherwise).
+ */
+function runCase(c: Case, reference: boolean): Result {
+  return tf.tidy(() => {
+    const wShape: Shape4 = [c.k[0], c.k[1], c.x[3], c.cout];
+    const x = tf.tensor4d(c.xv, c.x);
+    const w = tf.tensor4d(c.wv, wShape);
+    const b = tf.tensor1d(c.bv);
+    const r = tf.tensor4d(c.rv, c.yShape);
+    const exp: { values: Float32Array; shape: Shape4 } = reference ? expandFilter(c.wv, wShape, c.dilation) : { values: c.wv, shape: wShape };
+    const wUsed = tf.tensor4d(exp.values, exp.shape);
+    const d = reference ? 1 : c.dilation;
+    const pad = c.pad as 'same';
+    const conv = (a: tf.Tensor4D, f: tf.Tensor4D) => tf.conv2d(a, f, c.stride, pad, 'NHWC', d, c.rounding);
+    const dwOf = (g: tf.Tensor) => (reference ? contractFilter(g.dataSync() as Float32Array, wShape, c.dilation) : (g.dataSync() as Float32Array));
+    const y = conv(x, wUsed);
+    const fused = tf.fused.conv2d({
+      x, filter: wUsed, strides: c.stride, pad, dataFormat: 'NHWC', dilations: d, dimRoundingMode: c.rounding,
+      bias: b, activation: c.fusedAct, leakyreluAlpha: 0.1,
+    });
+    const result: Partial<Result> = { y: y.dataSync() as Float32Array, fused: fused.dataSync() as Float32Array };
+    if (c.rounding !== undefined) return result as Result; // forward only, see makeCases
+    const [dx, dw] = tf.grads((a: tf.Tensor, f: tf.Tensor) => tf.sum(tf.mul(conv(a as tf.Tensor4D, f as tf.Tensor4D), r)))([x, wUsed]);
+    result.dx = dx!.dataSync() as Float32Array;
+    result.dw = dwOf(dw!);
+    const ba = (a: tf.Tensor4D, f: tf.Tensor4D, bias: tf.Tensor1D) =>
+      conv2dBiasAct(a, f, bias, { strides: c.stride, pad: c.pad, dilations: d, activation: c.biasAct, alpha: 0.1 });
+    result.baY = ba(x, wUsed, b).dataSync() as Float32Array;
+    const [bdx, bdw, bdb] = tf.grads((a: tf.Tensor, f: tf.Tensor, bias: tf.Tensor) =>
+      tf.sum(tf.mul(ba(a as tf.Tensor4D, f as tf.Tensor4D, bias as tf.Tensor1D), r)),
+    )([x, wUsed, b]);
+    result.baDx = bdx!.dataSync() as Float32Array;
+    result.baDw = dwOf(bdw!);
+    result.baDb = bdb!.dataSync() as Float32Array;
+    if (reference) {
+      // dx and dW of sum(conv · r) are exactly the backprop kernels applied to dy = r.
+      result.kIn = result.dx;
+      result.kFilter = result.dw;
+    } else {
+      const attrs = { strides: c.stride, pad: c.pad, dataFormat: 'NHWC', dimRoundingMode: undefined, dilations: c.dilation };
+      const run = (name: string, inputs: tf.NamedTensorMap, extra: object) =>
+        tf.engine().runKernel(name, inputs, { ...attrs, ...extra } as unknown as tf.NamedAttrMap) as tf.Tensor;
+      result.kIn = run(tf.Conv2DBackpropInput, { dy: r, filter: w }, { inputShape: c.x }).dataSync() as Float32Array;
+      result.kFilter = run(tf.Conv2DBackpropFilter, { x, dy: r }, { filterShape: wShape }).dataSync() as Float32Array;
+    }
+    if (c.dilation === 1) {
+      result.transposed = tf.conv2dTranspose(r, w, c.x, c.stride, c.pad as 'same').dataSync() as Float32Array;
+    }
+    return result as Result;
+  });
+}
+
+/** max |a − b| / max |b|: the error relative to the reference's scale. */
+function relErr(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num = Math.max(num, Math.abs(a[i]! - b[i]!));
+    den = Math.max(den, Math.abs(b[i]!));
+  }
+  return den === 0 ? num : num / den;
+}
+
+const cases = makeCases();
+const reference: Result[] = [];
+const got: Result[] = [];
+
+beforeAll(async () => {
+  if (!native.ok) return;
+  await initBackend('cpu');
+  for (const c of cases) reference.push(runCase(c, true));
+  await initBackend('wasm');
+  registerNativeKernels();
+  // IS_TEST makes the engine check every kernel call for leaked data ids, ours included.
+  tf.env().set('IS_TEST', true);
+  for (const c of cases) got.push(runCase(c, false));
+  tf.env().set('IS_TEST', false);
+});
+
+describe(`native oneDNN kernels vs the cpu backend (${native.ok ? native.version : 'addon unavailable'})`, () => {
+  nit('covers strides 1–2, every padding kind, dilations 1–4, batch 1 and 3', () => {
+    expect(cases.length).toBe(41);
+    expect(new Set(cases.map((c) => c.dilation))).toEqual(new Set([1, 2, 3, 4]));
+    expect(new Set(cases.map((c) => c.x[0]))).toEqual(new Set([1, 3]));
+    expect(cases.some((c) => String(c.stride).includes('2'))).toBe(true);
+    expect(nativeKernelsActive()).toBe(true);
+  });
+
+  describe.each(cases.map((c, i) => [c.id, i] as const))('%s', (_id, i) => {
+    nit('forward, FusedConv2D and conv2dBiasAct forward, both conv gradients, conv2dBiasAct gradients', () => {
+      const ref = reference[i]!;
+      const res = got[i]!;
+      const keys = ['y', 'fused', 'dx', 'dw', 'kIn', 'kFilter', 'baY', 'baDx', 'baDw', 'baDb', 'transposed'] as const;
+      for (const key of keys) {
+        if (ref[key] === undefined) continue;
+        expect(relErr(res[key]!, ref[key]!), `${key} (fused ${cases[i]!.fusedAct}, biasAct ${cases[i]!.biasAct})`).toBeLessThanOrEqual(1e-4);
+      }
+    });
+  });
+});
+
+describe('native kernels: memory', () => {
+  nit('allocates outputs before reading the heap: a conv whose output grows the wasm memory is still right', async () => {
+    await initBackend('wasm');
+    registerNativeKernels();
+    const backend = tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } };
+    const before = backend.wasm.HEAPU8.buffer;
+    const heapBytes = before.byteLength;
+    // A 1×1 conv [1, 256, 256, 2] → [1, 256, 256, c] with an output 16 MiB bigger than the whole heap.
+    const c = Math.ceil((heapBytes + (16 << 20)) / (256 * 256 * 4));
+    const x = seededUniform([1, 256, 256, 2], 1, 5) as tf.Tensor4D;
+    const w = seededUniform([1, 1, 2, c], 1, 6) as tf.Tensor4D;
+    const y = tf.conv2d(x, w, 1, 'valid');
+    expect(backend.wasm.HEAPU8.buffer).not.toBe(before);
+    expect(before.byteLength).toBe(0); // the old buffer was detached by the growth
+    const xv = x.dataSync();
+    const wv = w.dataSync();
+    const yv = y.dataSync();
+    const rand = mulberry32(7);
+    for (let k = 0; k < 2000; k++) {
+      const p = Math.floor(rand() * 256 * 256);
+      const o = Math.floor(rand() * c);
+      const want = xv[p * 2]! * wv[o]! + xv[p * 2 + 1]! * wv[c + o]!;
+      expect(Math.abs(yv[p * c + o]! - want)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(want)));
+    }
+    tf.dispose([x, w, y]);
+  });
+
+  nit('tensor count, plan cache and RSS stay flat over 300 small training steps', async () => {
+    await initBackend('wasm');
+    registerNativeKernels();
+    const g = createEspcn({ channels: 8, scale: 2, seed: 3 });
+    const extra = { w: tf.variable(seededUniform([3, 3, 3, 4], 0.3, 8)), b: tf.variable(seededUniform([4], 0.3, 9)) };
+    const lr = tf.add(seededUniform([2, 10, 10, 3], 0.5, 10), 0.5) as tf.Tensor4D;
+    const hr = tf.image.resizeBilinear(lr, [20, 20], true);
+    const opt = tf.train.adam(1e-3);
+    const step = () => {
+      const loss = opt.minimize(() => {
+        // The plain model (Conv2D and both gradients) plus a dilated conv2dBiasAct branch whose bias
+        // is trained too (dW and db from one backward-weights call).
+        const side = conv2dBiasAct(lr, extra.w as tf.Tensor4D, extra.b as tf.Tensor1D, { dilations: 2, activation: 'leakyrelu', alpha: 0.1 });
+        return tf.add(mse(g.apply(lr), hr), tf.mul(1e-3, tf.mean(tf.square(side))));
+      }, true)!;
+      loss.dataSync();
+      loss.dispose();
+    };
+    for (let i = 0; i < 30; i++) step();
+    await new Promise((r) => setImmediate(r));
+    const tensors = tf.memory().numTensors;
+    const plans = nativeStats().plans;
+    const rss = process.memoryUsage().rss;
+    for (let i = 0; i < 300; i++) step();
+    await new Promise((r) => setImmediate(r));
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(nativeStats().plans).toBe(plans);
+    expect(process.memoryUsage().rss - rss).toBeLessThan(48 << 20);
+    opt.dispose();
+    tf.dispose([lr, hr, extra.w, extra.b]);
+    g.dispose();
+  }, 120_000);
+});
+
+describe('native kernels: training', () => {
+  /** ESPCN C=16, r=2, Adam(1e-3), 30 steps on a fixed smooth batch (as models.test.ts on wasm + JS). */
+  function train(): number[] {
+    const g = createEspcn({ channels: 16, scale: 2, seed: 21 });
+    const hr = tf.tidy(() => tf.image.resizeBilinear(tf.add(seededUniform([4, 12, 12, 3], 0.5, 22), 0.5) as tf.Tensor4D, [24, 24], true));
+    const lr = tf.avgPool(hr, 2, 2, 'valid');
+    const opt = tf.train.adam(1e-3, 0.9, 0.999, 1e-8);
+    const losses: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const loss = opt.minimize(() => mse(g.apply(lr), hr), true, Object.values(g.variables))!;
+      losses.push(loss.dataSync()[0]!);
+      loss.dispose();
+    }
+    opt.dispose();
+    tf.dispose([hr, lr]);
+    g.dispose();
+    return losses;
+  }
+
+  nit('ESPCN loss falls on wasm + native as on wasm + JS, step for step', async () => {
+    await initBackend('wasm');
+    unregisterNativeKernels();
+    expect(nativeKernelsActive()).toBe(false);
+    const js = train();
+    registerNativeKernels();
+    expect(nativeKernelsActive()).toBe(true);
+    const nat = train();
+    expect(nat[29]!).toBeLessThan(0.5 * nat[0]!);
+    for (let i = 0; i < 30; i++) expect(Math.abs(nat[i]! - js[i]!) / js[i]!).toBeLessThan(1e-3);
+  });
+});
+
+describe('native kernels: registration', () => {
+  nit('registers idempotently and unregisters back to the JS kernels and the previous Conv2D gradient', async () => {
+    await initBackend('wasm');
+    unregisterNativeKernels();
+    const jsGrad = tf.getGradient(tf.Conv2D);
+    expect(jsGrad).toBeDefined();
+    registerNativeKernels();
+    expect(tf.getGradient(tf.Conv2D)).not.toBe(jsGrad);
+    registerNativeKernels();
+    for (const k of NATIVE_KERNELS) expect(tf.getKernel(k.kernelName, 'wasm')?.kernelFunc).toBe(k.kernelFunc);
+    unregisterNativeKernels();
+    unregisterNativeKernels();
+    for (const k of WASM_KERNELS) expect(tf.getKernel(k.kernelName, 'wasm')?.kernelFunc).toBe(k.kernelFunc);
+    expect(tf.getGradient(tf.Conv2D)).toBe(jsGrad);
+    registerNativeKernels();
+  });
+
+  nit('serves dilated conv gradients itself while active, and hands them to the previous gradient otherwise', async () => {
+    await initBackend('wasm');
+    unregisterNativeKernels();
+    // A sentinel stands in for whatever Conv2D gradient was registered before ours.
+    const original = tf.getGradient(tf.Conv2D)!;
+    const calls: number[] = [];
+    const sentinel: tf.GradConfig = {
+      kernelName: tf.Conv2D,
+      inputsToSave: ['x', 'filter'],
+      gradFunc: (dy, saved, attrs) => {
+        calls.push(Number((attrs as { dilations?: number }).dilations ?? 1));
+        return original.gradFunc(dy, saved, { ...attrs, dilations: 1 });
+      },
+    };
+    tf.unregisterGradient(tf.Conv2D);
+    tf.registerGradient(sentinel);
+    try {
+      registerNativeKernels();
+      const x = tf.ones([1, 7, 7, 2]) as tf.Tensor4D;
+      const w = tf.ones([3, 3, 2, 2]) as tf.Tensor4D;
+      const f = (d: number) => (a: tf.Tensor) => tf.sum(tf.conv2d(a as tf.Tensor4D, w, 1, 'same', 'NHWC', d));
+      tf.dispose([tf.grad(f(2))(x), tf.grad(f(1))(x)]);
+      expect(calls).toEqual([]);
+      // initBackend re-registers the JS backprop kernels (no dilation support): ours step aside for d > 1.
+      registerWasmKernels();
+      expect(nativeKernelsActive()).toBe(false);
+      tf.dispose([tf.grad(f(2))(x), tf.grad(f(1))(x)]);
+      expect(calls).toEqual([2]);
+      tf.dispose([x, w]);
+    } finally {
+      unregisterNativeKernels();
+      tf.unregisterGradient(tf.Conv2D);
+      tf.registerGradient(original);
+      registerNativeKernels();
+    }
+  });
+
+  nit('configureNative: threads and layout take effect on the next call (new plans), bad values are refused', async () => {
+    await initBackend('wasm');
+    registerNativeKernels();
+    const x = seededUniform([1, 5, 5, 2], 1, 11) as tf.Tensor4D;
+    const w = seededUniform([3, 3, 2, 3], 1, 12) as tf.Tensor4D;
+    const y2 = tf.conv2d(x, w, 1, 'same');
+    try {
+      configureNative({ threads: 1, layout: 'any' });
+      const y1 = tf.conv2d(x, w, 1, 'same');
+      expect(nativeStats().describe[0]).toMatch(/act=any threads=1 /);
+      expect(relErr(y1.dataSync() as Float32Array, y2.dataSync() as Float32Array)).toBeLessThanOrEqual(1e-5);
+      y1.dispose();
+    } finally {
+      configureNative({ threads: availableParallelism(), layout: 'nhwc' });
+    }
+    expect(() => configureNative({ threads: 0 })).toThrow(RangeError);
+    expect(() => configureNative({ layout: 'blocked' as 'any' })).toThrow(RangeError);
+    tf.dispose([x, w, y2]);
+  });
+
+  nit('handles empty batches in JS and leaves what oneDNN cannot do (prelu) to the previous kernel', async () => {
+    await initBackend('wasm');
+    registerNativeKernels();
+    const empty = tf.zeros([0, 5, 5, 2]) as tf.Tensor4D;
+    const w = seededUniform([3, 3, 2, 3], 1, 13) as tf.Tensor4D;
+    const y = tf.conv2d(empty, w, 1, 'same');
+    expect(y.shape).toEqual([0, 5, 5, 3]);
+    const dw = tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: empty, dy: y }, {
+      strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 2, 3],
+    } as unknown as tf.NamedAttrMap) as tf.Tensor;
+    expect(Array.from(dw.dataSync())).toEqual(new Array(18 * 3).fill(0));
+    const x = seededUniform([2, 6, 6, 2], 1, 14) as tf.Tensor4D;
+    const slope = tf.fill([3], 0.25);
+    const prelu = tf.fused.conv2d({ x, filter: w, strides: 1, pad: 'same', activation: 'prelu', preluActivationWeights: slope });
+    const plain = tf.prelu(tf.conv2d(x, w, 1, 'same'), slope);
+    expect(relErr(prelu.dataSync() as Float32Array, plain.dataSync() as Float32Array)).toBeLessThanOrEqual(1e-5);
+    tf.dispose([empty, w, y, dw, x, slope, prelu, plain]);
+  });
+
+  nit('the addon bounds-checks every offset against the heap', async () => {
+    await initBackend('wasm');
+    const addon = createRequire(import.meta.url)(nativeAddonPath()) as {
+      conv2d(heap: Uint8Array, params: Int32Array): void;
+    };
+    const heap = new Uint8Array(4096);
+    // 1×4×4×1 input, 1×1×1×1 filter, output at an offset past the end of this "heap".
+    const p = new Int32Array(24);
+    p.set([1, 4, 4, 1, 4, 4, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 64, 128, 4090, 0]);
+    expect(() => addon.conv2d(heap, p)).toThrow(/outside the heap/);
+    p[19] = 256;
+    p[18] = 6; // misaligned
+    expect(() => addon.conv2d(heap, p)).toThrow(/misaligned/);
+    p[18] = 128;
+    p[4] = 5; // output size inconsistent with the geometry
+    expect(() => addon.conv2d(heap, p)).toThrow(/does not match/);
+  });
+
+  // .ci/run installs libdnnl-dev and sets this, so a broken build fails CI instead of skipping everything here.
+  it.skipIf(process.env['SRGAN_REQUIRE_NATIVE'] !== '1')('is built and loads where it is required (SRGAN_REQUIRE_NATIVE=1)', () => {
+    expect(native).toMatchObject({ ok: true });
+  });
+
+  it('explains why the addon is unavailable instead of throwing', () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const missing = probeNativeAddon(join(dir, 'srgan_dnnl.node'));
+      expect(missing.ok).toBe(false);
+      expect(!missing.ok && missing.reason).toMatch(/not built/);
+      const bogus = join(dir, 'bogus.node');
+      writeFileSync(bogus, 'not a shared object');
+      const broken = probeNativeAddon(bogus);
+      expect(broken.ok).toBe(false);
+      expect(!broken.ok && broken.reason).toMatch(/dlopen/);
+    } finally {
+      cleanup();
+    }
+  });
+});
+
+describe('native kernels: worker threads', () => {
+  const fixture = new URL('../fixtures/native-worker.mjs', import.meta.url);
+  const workers: Worker[] = [];
+  afterAll(async () => {
+    await Promise.all(workers.map((w) => w.terminate()));
+  });
+
+  type Done = { type: 'done'; version: string; active: boolean; plans: number; y: Float32Array; dx: Float32Array; dw: Float32Array };
+
+  function runWorker(data: object): Promise<Done> {
+    const worker = new Worker(fixture, { workerData: data });
+    workers.push(worker);
+    return new Promise((resolve, reject) => {
+      worker.once('message', (m: Done | { type: 'unavailable'; reason: string }) =>
+        m.type === 'done' ? resolve(m) : reject(new Error(m.reason)),
+      );
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`worker exited with ${code} before answering`)));
+    });
+  }
+
+  nit('loads in several workers at once and after a worker exits, each with its own plan cache', async () => {
+    if (!existsSync(new URL('../../dist/models/native.js', import.meta.url))) {
+      throw new Error('dist/models/native.js is missing: run `npx tsc -p tsconfig.json` first');
+    }
+    const rand = mulberry32(99);
+    const xShape: Shape4 = [2, 9, 8, 3];
+    const wShape: Shape4 = [3, 3, 3, 4];
+    const xv = randArray(rand, size(xShape));
+    const wv = randArray(rand, size(wShape));
+    const r = randArray(rand, 2 * 9 * 8 * 4);
+    const data = { x: [xShape, xv], w: [wShape, wv], r, dilation: 2, repeat: 3 };
+
+    // The reference on this thread: cpu, through the expanded filter.
+    await initBackend('cpu');
+    const exp = expandFilter(wv, wShape, 2);
+    const ref = tf.tidy(() => {
+      const x = tf.tensor4d(xv, xShape);
+      const w = tf.tensor4d(exp.values, exp.shape);
+      const [dx, dw] = tf.grads((a: tf.Tensor, f: tf.Tensor) =>
+        tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, f as tf.Tensor4D, 1, 'same'), tf.tensor(r, [2, 9, 8, 4]))),
+      )([x, w]);
+      return { y: tf.conv2d(x, w, 1, 'same').dataSync(), dx: dx!.dataSync(), dw: contractFilter(dw!.dataSync() as Float32Array, wShape, 2) };
+    });
+    await initBackend('wasm');
+
+    const check = (m: Done) => {
+      expect(m.active).toBe(true);
+      expect(m.version).toBe(native.ok ? native.version : '');
+      expect(m.plans).toBe(3); // forward, backward-data, backward-weights of one geometry
+      expect(relErr(m.y, ref.y as Float32Array)).toBeLessThanOrEqual(1e-4);
+      expect(relErr(m.dx, ref.dx as Float32Array)).toBeLessThanOrEqual(1e-4);
+      expect(relErr(m.dw, ref.dw)).toBeLessThanOrEqual(1e-4);
+    };
+    const [a, b] = await Promise.all([runWorker(data), runWorker(data)]);
+    check(a);
+    check(b);
+    await Promise.all(workers.splice(0).map((w) => w.terminate()));
+    check(await runWorker(data));
+  });
+});
