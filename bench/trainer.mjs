@@ -116,9 +116,11 @@ function runChild(rung, model) {
 function runTorch(model) {
   const py = '/usr/bin/python3';
   if (!fs.existsSync(py)) return { model, backend: 'torch', error: `${py} not found` };
+  // The same OpenMP wait policy as our oneDNN addon sets: spinning threads collapse on a busy machine.
   const r = spawnSync(py, [path.join(here, 'torch_step.py'), '--threads', String(THREADS), '--steps', String(STEPS[model]), '--warmup', '2', '--models', model], {
     encoding: 'utf8',
     timeout: 30 * 60_000,
+    env: { OMP_WAIT_POLICY: 'PASSIVE', ...process.env },
   });
   if (r.status !== 0) return { model, backend: 'torch', error: (r.stderr || '').trim().split('\n').pop() };
   return JSON.parse(r.stdout.trim().split('\n').pop());

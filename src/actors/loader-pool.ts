@@ -9,6 +9,7 @@ import { Piscina } from 'piscina';
 import { Actor } from './actor.js';
 import type { LoaderResult, LoaderTask, LoaderWorkerData } from './loader-worker.js';
 import { deriveSeed, mulberry32 } from '../data/prng.js';
+import type { DownscaleFilter } from '../data/degrade.js';
 import { SrganError } from '../errors.js';
 
 const WORKER_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'loader-worker.js');
@@ -21,7 +22,8 @@ export interface LoaderPoolOptions {
   workers: number;
   seed: number;
   patchSize: number;
-  scale: 2;
+  scale: 2 | 4;
+  lrFilter: DownscaleFilter;
   patchesPerImage: number;
   /** Images per task. Default 2. */
   imagesPerTask?: number;
@@ -143,6 +145,7 @@ export class LoaderPool extends Actor<LoaderPoolMessage> {
       seed: this.#o.seed,
       patchSize: this.#o.patchSize,
       scale: this.#o.scale,
+      lrFilter: this.#o.lrFilter,
       patchesPerImage: this.#o.patchesPerImage,
       writeTimeoutMs: 2000,
     };

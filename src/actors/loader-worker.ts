@@ -5,7 +5,8 @@
 import { workerData } from 'piscina';
 import { SharedRing } from '../protocol/ring.js';
 import { encodeFrameInto } from '../protocol/codec.js';
-import { loadRgb, makePair, type RgbImage } from '../data/patches.js';
+import { augment, loadRgb, randomCrop, type RgbImage } from '../data/patches.js';
+import { downscale, type DownscaleFilter } from '../data/degrade.js';
 import { deriveSeed, mulberry32 } from '../data/prng.js';
 import { SrganError } from '../errors.js';
 
@@ -19,7 +20,9 @@ export interface LoaderTask {
   epoch: number;
   seed: number;
   patchSize: number;
-  scale: 2;
+  scale: 2 | 4;
+  /** How the LR input is made from the HR patch (SEED_SPEC §2.5). */
+  lrFilter: DownscaleFilter;
   patchesPerImage: number;
   /** Give up writing a frame after this long (the ring stays full while training is paused). */
   writeTimeoutMs: number;
@@ -68,7 +71,8 @@ export default async function loaderTask(task: LoaderTask): Promise<LoaderResult
     const rand = mulberry32(deriveSeed(deriveSeed(task.seed, task.epoch), item.index));
     try {
       for (let p = 0; p < task.patchesPerImage; p++) {
-        const { hr, lr } = makePair(img, { patch: task.patchSize, scale: task.scale }, rand);
+        const hr = augment(randomCrop(img, task.patchSize, rand), rand);
+        const lr = downscale(hr, task.scale, task.lrFilter);
         encodeFrameInto(
           ring,
           {

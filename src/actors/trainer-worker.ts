@@ -7,13 +7,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { SharedRing } from '../protocol/ring.js';
 import { decodeFrame } from '../protocol/codec.js';
 import type { DaemonState, FromTrainer, MetricsPoint, ToTrainer } from '../protocol/messages.js';
-import { Scheduler, type StepPlan } from './scheduler.js';
+import { Scheduler, type SchedulerConfig, type StepPlan } from './scheduler.js';
 import type { RunConfig } from '../models/presets.js';
 import { selectBackend } from '../models/ladder.js';
-import { createEspcn } from '../models/espcn.js';
-import { createPatchDiscriminator } from '../models/discriminator.js';
-import { discriminatorLoss, generatorAdvLoss, mse, shiftCrop } from '../models/losses.js';
+import { Gan, type FeatureLoss } from '../models/gan.js';
+import { createEma } from '../models/ema.js';
 import { deriveSeed, mulberry32 } from '../data/prng.js';
+import { drawJpegQuality, jpegDegrade } from '../data/degrade.js';
 import { hstack, upscaleBicubic, upscaleNearest, type RgbImage } from '../data/patches.js';
 
 export interface TrainerWorkerData {
@@ -34,21 +34,10 @@ const sleepUntilWoken = () => new Promise<void>((resolve) => (wake = resolve));
 
 async function main(): Promise<void> {
   const backend = await selectBackend(config.backend);
-  const G = createEspcn({ channels: config.generator.channels, scale: config.scale, seed: deriveSeed(config.seed, 1) });
-  const D = createPatchDiscriminator({ mid: config.discriminator.mid, seed: deriveSeed(config.seed, 2) });
-  const gVars: tf.Variable[] = Object.values(G.variables);
-  const dVars: tf.Variable[] = Object.values(D.variables);
-  const scheduler = new Scheduler({
-    dStepsPerG: config.dStepsPerG,
-    phases: config.phases,
-    logEvery: config.logEvery,
-    previewEvery: config.previewEvery,
-    maxSteps: config.maxSteps,
-  });
-  const first = scheduler.phaseAt(1).phase;
-  const optG = tf.train.adam(first.lrG, 0.9, 0.999, 1e-8);
-  const optD = tf.train.adam(first.lrD, 0.9, 0.999, 1e-8);
-  const shiftRand = mulberry32(deriveSeed(config.seed, 3));
+  const perceptual = await createFeatureLoss(config);
+  const gan = new Gan(config, { perceptual, ema: (G) => (config.emaDecay === null ? null : createEma(G.variables, config.emaDecay)) });
+  const scheduler = new Scheduler(schedulerConfig(config));
+  const jpegRand = mulberry32(deriveSeed(config.seed, 4));
 
   port!.on('message', (m: ToTrainer) => {
     if (m.type === 'pause') scheduler.requestPause();
@@ -56,13 +45,15 @@ async function main(): Promise<void> {
     else if (m.type === 'stop') scheduler.requestStop();
     wake?.();
   });
-  post({ type: 'ready', backend: backend.name, backendReason: backend.reason, params: { generator: G.paramCount, discriminator: D.paramCount } });
+  post({ type: 'ready', backend: backend.name, backendReason: backend.reason, params: { generator: gan.G.paramCount, discriminator: gan.D.paramCount } });
 
   const B = config.batchSize;
   const P = config.patchSize;
   const L = P / config.scale;
   const hrBuf = new Float32Array(B * P * P * 3);
   const lrBuf = new Float32Array(B * L * L * 3);
+  // With JPEG degradation the LR patches stay 8-bit until the batch is complete (one quality per batch).
+  const lrBytes = config.jpeg ? new Uint8Array(B * L * L * 3) : null;
   let filled = 0; // frames of the current batch already copied in (kept across a pause)
 
   let state: DaemonState = 'starting';
@@ -97,7 +88,8 @@ async function main(): Promise<void> {
           throw new Error(`patch ${frame.hr.width}×${frame.hr.height} / ${frame.lr.width}×${frame.lr.height}, expected ${P} / ${L}`);
         }
         toFloat(frame.hr.data, hrBuf, filled * P * P * 3);
-        toFloat(frame.lr.data, lrBuf, filled * L * L * 3);
+        if (lrBytes) lrBytes.set(frame.lr.data, filled * L * L * 3);
+        else toFloat(frame.lr.data, lrBuf, filled * L * L * 3);
         filled++;
       } catch (err) {
         post({ type: 'error', code: 'SRGAN_ERR_BAD_FRAME', message: `skipped a bad frame: ${(err as Error).message}` });
@@ -108,55 +100,25 @@ async function main(): Promise<void> {
     return true;
   };
 
-  const trainStep = (plan: StepPlan): Record<string, number> => {
-    (optG as unknown as { learningRate: number }).learningRate = plan.lrG;
-    (optD as unknown as { learningRate: number }).learningRate = plan.lrD;
-    return tf.tidy(() => {
-      const hr = tf.tensor4d(hrBuf, [B, P, P, 3]);
-      const lr = tf.tensor4d(lrBuf, [B, L, L, 3]);
-      let y!: tf.Tensor4D;
-      let pix!: tf.Scalar;
-      let adv!: tf.Scalar;
-      const { value, grads } = tf.variableGrads(() => {
-        y = tf.keep(G.apply(lr));
-        pix = tf.keep(mse(y, hr));
-        const [cy, cl] = shiftCrop([y, hr], config.maxShift, shiftRand) as [tf.Tensor4D, tf.Tensor4D];
-        adv = tf.keep(tf.mul(generatorAdvLoss(D.apply(cy, { training: true }), D.apply(cl, { training: true })), config.advWeight));
-        return tf.add(pix, adv) as tf.Scalar;
-      }, gVars);
-      if (plan.lrG > 0) optG.applyGradients(grads as tf.NamedTensorMap as never);
-      D.commitStats(); // BatchNorm running stats move in the G step too (SEED_SPEC §6.1)
-      // y's graph belongs to the finished G tape: in the D steps below it is a constant (detached).
-      const yFixed = y;
-      let dSum = tf.scalar(0);
-      for (let k = 0; k < plan.dSteps; k++) {
-        const cost = optD.minimize(() => {
-          const [cy, cl] = shiftCrop([yFixed, hr], config.maxShift, shiftRand) as [tf.Tensor4D, tf.Tensor4D];
-          return discriminatorLoss(D.apply(cy, { training: true }), D.apply(cl, { training: true })) as tf.Scalar;
-        }, true, dVars);
-        D.commitStats();
-        if (cost) dSum = tf.add(dSum, cost);
-      }
-      const pixV = pix.dataSync()[0] as number;
-      const out: Record<string, number> = {
-        g_loss: value.dataSync()[0] as number,
-        g_pix: pixV,
-        g_adv: adv.dataSync()[0] as number,
-        psnr_train: 10 * Math.log10(1 / Math.max(pixV, 1e-12)),
-        lr_g: plan.lrG,
-        lr_d: plan.lrD,
-      };
-      if (plan.dSteps > 0) out.d_loss = (dSum.dataSync()[0] as number) / plan.dSteps;
-      tf.dispose([y, pix, adv]); // kept past variableGrads' scope above
-      return out;
-    });
+  /** SEED_SPEC §2.5: one JPEG quality per batch, applied to every LR patch of it. */
+  const degradeBatch = async (): Promise<void> => {
+    if (!lrBytes) return;
+    const quality = drawJpegQuality(jpegRand);
+    const n = L * L * 3;
+    for (let i = 0; i < B; i++) {
+      const out = await jpegDegrade({ width: L, height: L, data: lrBytes.subarray(i * n, (i + 1) * n) }, quality);
+      toFloat(out.data, lrBuf, i * n);
+    }
   };
+
+  const trainStep = (plan: StepPlan): Record<string, number> =>
+    tf.tidy(() => gan.step(tf.tensor4d(hrBuf, [B, P, P, 3]), tf.tensor4d(lrBuf, [B, L, L, 3]), plan));
 
   const makePreview = (step: number) => {
     if (!preview) return;
     const out = tf.tidy(() => {
       const lr = tf.tensor4d(Float32Array.from(preview.lr.data, (v) => v / 255), [1, preview.lr.height, preview.lr.width, 3]);
-      return tf.round(tf.mul(tf.clipByValue(G.apply(lr), 0, 1), 255)).dataSync();
+      return tf.round(tf.mul(gan.generate(lr), 255)).dataSync();
     });
     const model: RgbImage = { width: preview.hr.width, height: preview.hr.height, data: Uint8Array.from(out) };
     const strip = hstack([upscaleNearest(preview.lr, config.scale), upscaleBicubic(preview.lr, config.scale), model, preview.hr], 4, 32);
@@ -178,10 +140,12 @@ async function main(): Promise<void> {
       continue;
     }
     setState('training');
+    await degradeBatch();
     const plan = scheduler.plan();
     const values = trainStep(plan);
     filled = 0;
     scheduler.complete(plan);
+    if (values.g_adv !== undefined) scheduler.observe({ gAdv: values.g_adv });
     statsWindow.steps++;
     statsWindow.patches += B;
     if (plan.log) pending.push({ step: plan.step, wallTime: Date.now(), values });
@@ -211,6 +175,27 @@ async function main(): Promise<void> {
   if (pending.length) post({ type: 'metrics', points: pending.splice(0) });
   setState('stopped');
   post({ type: 'stopped', step: scheduler.step });
+}
+
+/** The scheduler's view of a run config. */
+function schedulerConfig(c: RunConfig): SchedulerConfig {
+  return {
+    dStepsPerG: c.dStepsPerG,
+    phases: c.phases,
+    logEvery: c.logEvery,
+    previewEvery: c.previewEvery,
+    maxSteps: c.maxSteps,
+    batchScale: c.lrReferenceBatch === null ? null : c.batchSize / c.lrReferenceBatch,
+    resetOptimizersOnPhaseChange: c.resetOptimizers,
+    dMode: c.dMode,
+  };
+}
+
+/** The perceptual loss the config asks for (loaded from disk or the bundled network), or none. */
+async function createFeatureLoss(c: RunConfig): Promise<FeatureLoss | null> {
+  if (c.perceptual.kind === 'off') return null;
+  const { createPerceptualLoss } = await import('../models/perceptual.js');
+  return createPerceptualLoss({ ...c.perceptual, maxShift: c.maxShift }, mulberry32(deriveSeed(c.seed, 5)));
 }
 
 function toFloat(src: Uint8Array, dst: Float32Array, offset: number): void {

@@ -111,6 +111,35 @@ const COMMANDS: Record<string, Command> = {
       return 0;
     },
   },
+  models: {
+    summary: 'list the training presets with their networks, parameter counts and FLOPs per step',
+    usage: 'srgan models [--json]',
+    options: { json },
+    help: { '--json': 'print one JSON object {presets: [...]}' },
+    async run(v) {
+      const { summarizePresets } = await import('./models.js');
+      const presets = await summarizePresets();
+      if (v.json) {
+        console.log(JSON.stringify({ presets }));
+        return 0;
+      }
+      printTable(
+        ['PRESET', 'SCALE', 'GENERATOR', 'G PARAMS', 'DISCRIMINATOR', 'D PARAMS', 'BATCH×PATCH', 'D STEPS', 'GFLOP/STEP'],
+        presets.map((p) => [
+          p.preset,
+          `×${p.scale}`,
+          p.generator.kind,
+          p.generator.params.toLocaleString('en-US'),
+          p.discriminator.kind,
+          p.discriminator.params.toLocaleString('en-US'),
+          `${p.batchSize}×${p.patchSize}²`,
+          String(p.dStepsPerG),
+          String(p.gflopsPerStep),
+        ]),
+      );
+      return 0;
+    },
+  },
   runs: {
     summary: 'list training runs stored in $SRGAN_HOME/runs.db',
     usage: 'srgan runs [--json] [--status STATUS]',

@@ -2,7 +2,7 @@
 // first step. Errors name the field and the value received, and suggest the closest known field.
 
 import { SrganError } from '../errors.js';
-import { PRESETS, type RunConfig } from '../models/presets.js';
+import { DISCRIMINATOR_DEFAULTS, GENERATOR_DEFAULTS, PRESETS, type RunConfig } from '../models/presets.js';
 import { BACKEND_NAMES } from '../models/backend-names.js';
 
 type Check = (v: unknown) => string | null;
@@ -13,19 +13,28 @@ const num = (min: number, max = Infinity): Check => (v) =>
   typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max ? null : `a number in ${min}..${max}`;
 const oneOf = (...values: unknown[]): Check => (v) => (values.includes(v) ? null : `one of ${values.map((x) => JSON.stringify(x)).join(', ')}`);
 const nullable = (c: Check): Check => (v) => (v === null ? null : c(v));
+const bool: Check = (v) => (typeof v === 'boolean' ? null : 'true or false');
 const str: Check = (v) => (typeof v === 'string' && v.length > 0 ? null : 'a non-empty string');
 
 const FIELDS: Record<string, Check> = {
   preset: str,
-  scale: oneOf(2),
+  scale: oneOf(2, 4),
   patchSize: int(16, 1024),
   batchSize: int(1, 256),
-  'generator.kind': oneOf('espcn'),
-  'generator.channels': int(1, 512),
-  'discriminator.kind': oneOf('patch'),
-  'discriminator.mid': int(1, 512),
-  dStepsPerG: int(0, 100),
+  lrFilter: oneOf('bilinear-aa', 'box-gamma', 'bicubic-aa'),
+  jpeg: bool,
+  pixelLoss: oneOf('mse', 'l1'),
+  pixelWeight: num(0, 1000),
+  'perceptual.kind': oneOf('off', 'bundled', 'vgg16'),
+  'perceptual.path': nullable(str),
+  'perceptual.weight': num(0, 1000),
+  'perceptual.halfWeight': num(0, 1000),
   advWeight: num(0, 1),
+  dStepsPerG: int(0, 100),
+  dMode: oneOf('fixed', 'adaptive'),
+  lrReferenceBatch: nullable(int(1, 4096)),
+  resetOptimizers: bool,
+  emaDecay: nullable(num(0, 0.999999)),
   maxShift: int(1, 64),
   logEvery: int(1),
   previewEvery: int(0),
@@ -37,6 +46,16 @@ const FIELDS: Record<string, Check> = {
   ringMiB: int(1, 1024),
   backend: oneOf('auto', ...BACKEND_NAMES),
   port: int(0, 65535),
+};
+
+/** Fields of each network kind (besides `kind`). */
+const KIND_FIELDS: Record<string, Record<string, Check>> = {
+  espcn: { channels: int(1, 1024), layout: oneOf('plain', 'x2x2', 'conv-after-upsample', 'dilated') },
+  final: { channels: int(1, 1024), blocks: int(1, 64), dilatedBlocks: bool },
+  rrdbnet: { channels: int(1, 1024), growth: int(1, 1024), blocks: int(1, 64) },
+  patch: { mid: int(1, 512) },
+  dilated: { mid: int(1, 512) },
+  unet: { channels: int(1, 1024) },
 };
 
 /** Merges `overrides` over the preset it names (default espcn-x2-fast) and validates the result. */
@@ -54,10 +73,7 @@ export function resolveConfig(overrides: unknown = {}): RunConfig {
     const base = merged[key];
     if (isPlainObject(base) && key !== 'phases') {
       if (!isPlainObject(value)) throw configError(key, value, 'an object');
-      for (const [sub, subValue] of Object.entries(value)) {
-        if (!(sub in base)) throw unknownField(`${key}.${sub}`);
-        base[sub] = subValue;
-      }
+      merged[key] = mergeNested(key, base, value);
     } else {
       merged[key] = value;
     }
@@ -67,11 +83,47 @@ export function resolveConfig(overrides: unknown = {}): RunConfig {
     const expected = check(value);
     if (expected) throw configError(field, value, expected);
   }
+  for (const key of ['generator', 'discriminator']) validateKind(key, merged[key] as Record<string, unknown>);
   validatePhases(merged.phases);
   const cfg = merged as unknown as RunConfig;
   if (cfg.patchSize % (cfg.scale * 8) !== 0) throw configError('patchSize', cfg.patchSize, `a multiple of ${cfg.scale * 8} (scale × 8)`);
   if (cfg.maxShift >= cfg.patchSize / 2) throw configError('maxShift', cfg.maxShift, `less than patchSize / 2 (${cfg.patchSize / 2})`);
+  if (cfg.generator.kind === 'final' && cfg.scale !== 2) throw configError('scale', cfg.scale, '2 for the final generator (it upscales ×2)');
+  if (cfg.generator.kind === 'espcn' && cfg.generator.layout === 'x2x2' && cfg.scale !== 4) {
+    throw configError('generator.layout', 'x2x2', 'used with scale 4 only (two ×2 stages)');
+  }
+  if (cfg.discriminator.kind === 'unet' && (cfg.patchSize - cfg.maxShift) % 8 !== 0) {
+    throw configError('maxShift', cfg.maxShift, `such that patchSize − maxShift is a multiple of 8 (the U-Net D needs it)`);
+  }
+  if (cfg.perceptual.kind === 'vgg16' && !cfg.perceptual.path) {
+    throw configError('perceptual.path', cfg.perceptual.path, 'the path of a VGG16 tfjs LayersModel (model.json) when perceptual.kind is "vgg16"');
+  }
   return cfg;
+}
+
+/** generator / discriminator switch to the new kind's defaults when an override changes `kind`. */
+function mergeNested(key: string, base: Record<string, unknown>, value: Record<string, unknown>): Record<string, unknown> {
+  const defaults = key === 'generator' ? GENERATOR_DEFAULTS : key === 'discriminator' ? DISCRIMINATOR_DEFAULTS : null;
+  let out = { ...base };
+  if (defaults && value.kind !== undefined && value.kind !== base.kind) {
+    const fresh = (defaults as Record<string, unknown>)[value.kind as string];
+    if (!fresh) throw configError(`${key}.kind`, value.kind, `one of ${Object.keys(defaults).map((k) => JSON.stringify(k)).join(', ')}`);
+    out = { ...(fresh as Record<string, unknown>) };
+  }
+  for (const [sub, subValue] of Object.entries(value)) {
+    if (!(sub in out)) throw unknownField(`${key}.${sub}`, Object.keys(out));
+    out[sub] = subValue;
+  }
+  return out;
+}
+
+function validateKind(key: string, obj: Record<string, unknown>): void {
+  const fields = KIND_FIELDS[obj.kind as string];
+  if (!fields) throw configError(`${key}.kind`, obj.kind, `one of ${Object.keys(key === 'generator' ? GENERATOR_DEFAULTS : DISCRIMINATOR_DEFAULTS).map((k) => JSON.stringify(k)).join(', ')}`);
+  for (const [field, check] of Object.entries(fields)) {
+    const expected = check(obj[field]);
+    if (expected) throw configError(`${key}.${field}`, obj[field], expected);
+  }
 }
 
 function validatePhases(phases: unknown): void {

@@ -14,7 +14,8 @@ import { resolveConfig } from './config.js';
 import type { RunConfig } from '../models/presets.js';
 import { acquireLock, ensureToken, homePaths, releaseLock, writeDaemonInfo, type HomePaths } from './home.js';
 import { generateDemoData } from '../data/demo.js';
-import { crop, downscaleAA2, encodePng, loadRgb, type RgbImage } from '../data/patches.js';
+import { crop, encodePng, loadRgb, type RgbImage } from '../data/patches.js';
+import { downscale } from '../data/degrade.js';
 import { SrganError } from '../errors.js';
 
 const HISTORY_LIMIT = 20_000;
@@ -126,13 +127,14 @@ export class Daemon implements DaemonControl {
       seed: cfg.seed,
       patchSize: cfg.patchSize,
       scale: cfg.scale,
+      lrFilter: cfg.lrFilter,
       patchesPerImage: cfg.patchesPerImage,
       onEvent: (kind, message, data) => this.#event(kind, message, data),
     });
     await this.#supervisor.startChild({ actor: loader, restart: 'permanent' });
 
     this.#trainer = new Trainer({
-      workerData: { ring: this.#ring.buffer, config: cfg, preview: await previewPair(files) },
+      workerData: { ring: this.#ring.buffer, config: cfg, preview: await previewPair(files, cfg) },
       onMessage: (m) => this.#fromTrainer(m),
     });
     // No checkpoints yet: a restarted trainer would start over, so a trainer failure ends the run.
@@ -335,14 +337,15 @@ export class Daemon implements DaemonControl {
 }
 
 /** A fixed centre crop of the first image (and its LR) for the preview strip. */
-async function previewPair(files: string[]): Promise<{ hr: RgbImage; lr: RgbImage } | null> {
+async function previewPair(files: string[], cfg: RunConfig): Promise<{ hr: RgbImage; lr: RgbImage } | null> {
   for (const file of files.slice(0, 8)) {
     try {
       const img = await loadRgb(file);
-      const side = Math.min(PREVIEW_HR, img.width, img.height) & ~7;
+      // A multiple of 16: every generator takes it at ×2 and ×4 (the U-Net needs /8 at LR size too).
+      const side = Math.min(PREVIEW_HR, img.width, img.height) & ~31;
       if (side < 16) continue;
       const hr = crop(img, (img.width - side) >> 1, (img.height - side) >> 1, side, side);
-      return { hr, lr: downscaleAA2(hr) };
+      return { hr, lr: downscale(hr, cfg.scale, cfg.lrFilter) };
     } catch {
       /* try the next one */
     }

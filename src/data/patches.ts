@@ -6,6 +6,7 @@
 import sharp, { type OutputInfo } from 'sharp';
 
 import { SrganError } from '../errors.js';
+import { cubicUpTaps, renormalisedTaps, resampleSeparable } from './resample.js';
 
 /** An 8-bit RGB image, HWC, tightly packed. */
 export interface RgbImage {
@@ -29,7 +30,8 @@ export interface PairOptions {
   scale: 2;
 }
 
-function checkImage(img: RgbImage, name = 'img'): void {
+/** Throws RangeError unless `img` is a well-formed RgbImage (positive integer size, matching byte count). */
+export function checkImage(img: RgbImage, name = 'img'): void {
   const { width, height, data } = img;
   if (!Number.isInteger(width) || width <= 0 || !Number.isInteger(height) || height <= 0) {
     throw new RangeError(`${name}: width and height must be positive integers, got ${width}×${height}`);
@@ -145,96 +147,10 @@ export function augment(img: RgbImage, rand: () => number): RgbImage {
   return applyAugment(img, ops);
 }
 
-// Both resamplers below are separable 4-tap filters described by one tap table per axis: output sample j
-// reads source samples idx[j*TAPS + k] with weights wt[j*TAPS + k], k = 0..TAPS-1.
-const TAPS = 4;
-
-interface AxisTaps {
-  idx: Int32Array;
-  wt: Float64Array;
-}
-
-/**
- * Applies the x taps to every row, then the y taps to every column. The intermediate stays in float so
- * the result is rounded only once, by toByte.
- */
-function resampleSeparable(img: RgbImage, xt: AxisTaps, yt: AxisTaps): RgbImage {
-  const { width: w, height: h, data } = img;
-  const ow = xt.wt.length / TAPS;
-  const oh = yt.wt.length / TAPS;
-
-  // Horizontal pass: h rows × ow columns.
-  const tmp = new Float64Array(h * ow * 3);
-  for (let y = 0; y < h; y++) {
-    const row = y * w;
-    for (let j = 0; j < ow; j++) {
-      let r = 0;
-      let g = 0;
-      let b = 0;
-      for (let k = 0; k < TAPS; k++) {
-        const c = xt.wt[j * TAPS + k]!;
-        const s = (row + xt.idx[j * TAPS + k]!) * 3;
-        r += c * data[s]!;
-        g += c * data[s + 1]!;
-        b += c * data[s + 2]!;
-      }
-      const t = (y * ow + j) * 3;
-      tmp[t] = r;
-      tmp[t + 1] = g;
-      tmp[t + 2] = b;
-    }
-  }
-
-  // Vertical pass.
-  const out = new Uint8Array(ow * oh * 3);
-  for (let i = 0; i < oh; i++) {
-    for (let x = 0; x < ow; x++) {
-      let r = 0;
-      let g = 0;
-      let b = 0;
-      for (let k = 0; k < TAPS; k++) {
-        const c = yt.wt[i * TAPS + k]!;
-        const s = (yt.idx[i * TAPS + k]! * ow + x) * 3;
-        r += c * tmp[s]!;
-        g += c * tmp[s + 1]!;
-        b += c * tmp[s + 2]!;
-      }
-      const t = (i * ow + x) * 3;
-      out[t] = toByte(r);
-      out[t + 1] = toByte(g);
-      out[t + 2] = toByte(b);
-    }
-  }
-  return { width: ow, height: oh, data: out };
-}
-
 // Taps [1,3,3,1]/8 of the antialiased bilinear ×2 (SEED_SPEC §2.5). Output sample o sits between source
-// samples 2o and 2o+1 and reads 2o-1..2o+2; taps that fall outside are dropped and the rest renormalised,
-// which equals conv(zero-padded x) / conv(zero-padded ones). Because kernel and mask are both separable,
-// renormalising each 1-D pass separately gives exactly the 2-D normalised convolution.
+// samples 2o and 2o+1 and reads 2o-1..2o+2; taps that fall outside are dropped and the rest renormalised
+// (renormalisedTaps), which equals conv(zero-padded x) / conv(zero-padded ones).
 const AA2_TAPS = [1, 3, 3, 1] as const;
-
-/**
- * Tap table of the ×2 downscale for a length-n axis (n even). A tap outside 0..n-1 gets weight 0 and a
- * clamped index (so the resampler can read it unconditionally); the others are renormalised to sum to 1.
- */
-function aa2Taps(n: number): AxisTaps {
-  const on = n / 2;
-  const idx = new Int32Array(on * TAPS);
-  const wt = new Float64Array(on * TAPS);
-  for (let o = 0; o < on; o++) {
-    let sum = 0;
-    for (let k = 0; k < TAPS; k++) {
-      const i = 2 * o - 1 + k;
-      const inside = i >= 0 && i < n;
-      idx[o * TAPS + k] = i < 0 ? 0 : i >= n ? n - 1 : i;
-      wt[o * TAPS + k] = inside ? AA2_TAPS[k]! : 0;
-      if (inside) sum += AA2_TAPS[k]!;
-    }
-    for (let k = 0; k < TAPS; k++) wt[o * TAPS + k] = wt[o * TAPS + k]! / sum;
-  }
-  return { idx, wt };
-}
 
 /**
  * ×2 antialiased bilinear downscale (PyTorch `interpolate(bilinear, antialias=True)` for factor 2):
@@ -246,13 +162,7 @@ export function downscaleAA2(img: RgbImage): RgbImage {
   if (w % 2 !== 0 || h % 2 !== 0) {
     throw new RangeError(`downscaleAA2: width and height must be even, got ${w}×${h}`);
   }
-  return resampleSeparable(img, aa2Taps(w), aa2Taps(h));
-}
-
-function toByte(v: number): number {
-  // The epsilon absorbs float error on exact halves (e.g. 12.499999999 that should be 12.5).
-  const r = Math.round(v + 1e-9);
-  return r < 0 ? 0 : r > 255 ? 255 : r;
+  return resampleSeparable(img, renormalisedTaps(w, 2, AA2_TAPS), renormalisedTaps(h, 2, AA2_TAPS));
 }
 
 /**
@@ -268,34 +178,6 @@ export function makePair(img: RgbImage, opts: PairOptions, rand: () => number): 
   return { hr, lr: downscaleAA2(hr) };
 }
 
-// Keys cubic convolution kernel with a = -0.5 (Catmull-Rom; MATLAB imresize's 'bicubic').
-function cubic(x: number): number {
-  const a = -0.5;
-  const t = Math.abs(x);
-  if (t <= 1) return ((a + 2) * t - (a + 3)) * t * t + 1;
-  if (t < 2) return (((t - 5) * t + 8) * t - 4) * a;
-  return 0;
-}
-
-/** Tap table of the ×scale bicubic enlargement for a length-n axis: clamped source indices and Keys weights. */
-function bicubicTaps(n: number, scale: number): AxisTaps {
-  const on = n * scale;
-  const idx = new Int32Array(on * TAPS);
-  const wt = new Float64Array(on * TAPS);
-  for (let j = 0; j < on; j++) {
-    // Centre-aligned: the centre of output pixel j maps to the same point as in the input.
-    const x = (j + 0.5) / scale - 0.5;
-    const x0 = Math.floor(x);
-    const f = x - x0;
-    for (let k = 0; k < TAPS; k++) {
-      const i = x0 - 1 + k;
-      idx[j * TAPS + k] = i < 0 ? 0 : i >= n ? n - 1 : i;
-      wt[j * TAPS + k] = cubic(f - (k - 1));
-    }
-  }
-  return { idx, wt };
-}
-
 /**
  * Centre-aligned bicubic enlargement by an integer factor: output pixel j samples input coordinate
  * (j + 0.5)/scale − 0.5 with the Keys kernel (a = −0.5) and clamp-to-edge. Written out rather than using
@@ -304,7 +186,7 @@ function bicubicTaps(n: number, scale: number): AxisTaps {
 export function upscaleBicubic(img: RgbImage, scale: number): RgbImage {
   checkImage(img);
   checkScale(scale);
-  return resampleSeparable(img, bicubicTaps(img.width, scale), bicubicTaps(img.height, scale));
+  return resampleSeparable(img, cubicUpTaps(img.width, scale), cubicUpTaps(img.height, scale));
 }
 
 /** Nearest-neighbour enlargement by an integer factor (each pixel becomes a scale×scale block). */

@@ -1,24 +1,71 @@
 // The registry of training presets: pure data. `srgan start --preset NAME` picks one; a config file or
-// flags override single fields.
+// flags override single fields (daemon/config.ts merges and validates). No tfjs import here: the CLI
+// reads this module.
 
 import type { Phase } from '../actors/scheduler.js';
 import type { BackendRequest } from './backend-names.js';
 
+export type EspcnLayout = 'plain' | 'x2x2' | 'conv-after-upsample' | 'dilated';
+
+/** Which generator, and its size. */
+export type GeneratorConfig =
+  /** SEED_SPEC §3.1 and its variants. */
+  | { kind: 'espcn'; channels: number; layout: EspcnLayout }
+  /** SEED_SPEC §3.3, the article's final network (×2 only). */
+  | { kind: 'final'; channels: number; blocks: number; dilatedBlocks: boolean }
+  /** ESRGAN's RRDBNet, SEED_SPEC §10.1. */
+  | { kind: 'rrdbnet'; channels: number; growth: number; blocks: number };
+
+/** Which discriminator, and its size. */
+export type DiscriminatorConfig =
+  /** SEED_SPEC §5.1 baseline. */
+  | { kind: 'patch'; mid: number }
+  /** SEED_SPEC §5.2, the final run's dilated D. */
+  | { kind: 'dilated'; mid: number }
+  /** Real-ESRGAN's U-Net D with spectral norm, SEED_SPEC §10.2. */
+  | { kind: 'unet'; channels: number };
+
+/** Perceptual feature loss (SEED_SPEC §4.2): off, the bundled offline network, or a VGG16 file. */
+export interface PerceptualConfig {
+  kind: 'off' | 'bundled' | 'vgg16';
+  /** A tfjs LayersModel (model.json) of VGG16, for kind 'vgg16'. */
+  path: string | null;
+  /** Weight of the full-resolution term. */
+  weight: number;
+  /** Weight of the half-resolution (gamma-2.2 downsampled) term; 0 = off. */
+  halfWeight: number;
+}
+
 export interface RunConfig {
   preset: string;
   /** Upscale factor. */
-  scale: 2;
+  scale: 2 | 4;
   /** HR patch side in pixels (the LR input is patchSize / scale). */
   patchSize: number;
   batchSize: number;
-  generator: { kind: 'espcn'; channels: number };
-  discriminator: { kind: 'patch'; mid: number };
+  generator: GeneratorConfig;
+  discriminator: DiscriminatorConfig;
+  /** How LR inputs are made from HR patches (SEED_SPEC §2.5). */
+  lrFilter: 'bilinear-aa' | 'box-gamma' | 'bicubic-aa';
+  /** JPEG-degrade each LR batch at a quality drawn per batch from {50, 70, 80, 90, 95, 99}. */
+  jpeg: boolean;
+  pixelLoss: 'mse' | 'l1';
+  pixelWeight: number;
+  perceptual: PerceptualConfig;
+  /** Weight of the capped relativistic adversarial term (SEED_SPEC §4.3); 0 = no GAN. */
+  advWeight: number;
   /** D steps per G step (SEED_SPEC §6.1: the G step's output is reused, detached). */
   dStepsPerG: number;
+  /** fixed: always dStepsPerG; adaptive: skip D updates while the smoothed G adversarial loss rises. */
+  dMode: 'fixed' | 'adaptive';
   phases: Phase[];
-  /** Weight of the capped relativistic adversarial term (SEED_SPEC §4.3). */
-  advWeight: number;
-  /** Max random shift of the shift crop before D (SEED_SPEC §4.4). */
+  /** The seed's rule: lr × batchSize / lrReferenceBatch (8 in the article); null = use lr as given. */
+  lrReferenceBatch: number | null;
+  /** Recreate both Adam optimizers at each phase change (the author's behaviour). */
+  resetOptimizers: boolean;
+  /** Decay of the EMA of G's weights used for previews and evaluation; null = no EMA. */
+  emaDecay: number | null;
+  /** Max random shift of the shift crop before D and the perceptual net (SEED_SPEC §4.4). */
   maxShift: number;
   logEvery: number;
   previewEvery: number;
@@ -36,30 +83,133 @@ export interface RunConfig {
   port: number;
 }
 
-/** `espcn-x2-fast`: small enough to show real progress on a 2-core CPU within minutes. */
-const ESPCN_X2_FAST: RunConfig = {
-  preset: 'espcn-x2-fast',
-  scale: 2,
-  patchSize: 64,
-  batchSize: 8,
-  generator: { kind: 'espcn', channels: 32 },
-  discriminator: { kind: 'patch', mid: 16 },
-  dStepsPerG: 2,
-  phases: [{ steps: null, lrG: 1e-3, lrD: 1e-4 }],
-  advWeight: 1e-3,
-  maxShift: 4,
+/** Defaults of each generator kind, used when an override switches kind. */
+export const GENERATOR_DEFAULTS: Readonly<Record<GeneratorConfig['kind'], GeneratorConfig>> = Object.freeze({
+  espcn: { kind: 'espcn', channels: 64, layout: 'plain' },
+  final: { kind: 'final', channels: 64, blocks: 16, dilatedBlocks: true },
+  rrdbnet: { kind: 'rrdbnet', channels: 64, growth: 32, blocks: 23 },
+});
+
+/** Defaults of each discriminator kind, used when an override switches kind. */
+export const DISCRIMINATOR_DEFAULTS: Readonly<Record<DiscriminatorConfig['kind'], DiscriminatorConfig>> = Object.freeze({
+  patch: { kind: 'patch', mid: 32 },
+  dilated: { kind: 'dilated', mid: 32 },
+  unet: { kind: 'unet', channels: 64 },
+});
+
+const COMMON = {
+  lrFilter: 'bilinear-aa',
+  jpeg: false,
+  pixelLoss: 'mse',
+  pixelWeight: 1,
+  perceptual: { kind: 'off', path: null, weight: 0, halfWeight: 0 },
+  dMode: 'fixed',
+  lrReferenceBatch: null,
+  resetOptimizers: false,
+  emaDecay: 0.999,
   logEvery: 1,
-  previewEvery: 25,
   maxSteps: null,
   seed: 1,
   dataDir: null,
   loaderWorkers: 1,
-  patchesPerImage: 8,
   ringMiB: 8,
   backend: 'auto',
   port: 0,
+} as const satisfies Partial<RunConfig>;
+
+/** `espcn-x2-fast`: small enough to show real progress on a 2-core CPU within minutes (the demo default). */
+const ESPCN_X2_FAST: RunConfig = {
+  ...COMMON,
+  preset: 'espcn-x2-fast',
+  scale: 2,
+  patchSize: 64,
+  batchSize: 8,
+  generator: { kind: 'espcn', channels: 32, layout: 'plain' },
+  discriminator: { kind: 'patch', mid: 16 },
+  dStepsPerG: 1,
+  phases: [{ steps: null, lrG: 1e-3, lrD: 1e-4 }],
+  advWeight: 1e-3,
+  // Minutes, not days: the EMA's horizon must be a few hundred steps for the preview to move.
+  emaDecay: 0.99,
+  maxShift: 4,
+  previewEvery: 25,
+  patchesPerImage: 8,
+  perceptual: { kind: 'off', path: null, weight: 0, halfWeight: 0 },
+};
+
+/**
+ * `seed-final-x2`: the article's final run (SEED_SPEC §6.2): §3.3 generator, §5.2 dilated D, batch 1 of
+ * 256² patches, lr × batch/8, 10 D steps per G step, adversarial weight 3e-4, perceptual terms at full
+ * and half resolution, JPEG-degraded LR inputs, optimizers recreated at every phase, 360 100 G steps.
+ */
+const SEED_FINAL_X2: RunConfig = {
+  ...COMMON,
+  preset: 'seed-final-x2',
+  scale: 2,
+  patchSize: 256,
+  batchSize: 1,
+  generator: { kind: 'final', channels: 64, blocks: 16, dilatedBlocks: true },
+  discriminator: { kind: 'dilated', mid: 32 },
+  jpeg: true,
+  perceptual: { kind: 'bundled', path: null, weight: 1e-4, halfWeight: 1e-4 },
+  advWeight: 3e-4,
+  dStepsPerG: 10,
+  phases: [
+    { steps: 100, lrG: 1e-4, lrD: 1e-4 },
+    { steps: 10_000, lrG: 1e-4, lrD: 1e-4 },
+    { steps: 10_000, lrG: 3e-5, lrD: 1e-4 },
+    { steps: 20_000, lrG: 1e-5, lrD: 1e-4 },
+    { steps: 40_000, lrG: 3e-5, lrD: 3e-5 },
+    { steps: 40_000, lrG: 1e-5, lrD: 1e-5 },
+    { steps: 80_000, lrG: 3e-6, lrD: 3e-6 },
+    { steps: 80_000, lrG: 1e-6, lrD: 1e-6 },
+    { steps: 80_000, lrG: 3e-7, lrD: 3e-7 },
+  ],
+  lrReferenceBatch: 8,
+  resetOptimizers: true,
+  maxShift: 8,
+  maxSteps: 360_100,
+  previewEvery: 100,
+  patchesPerImage: 16,
+  ringMiB: 32,
+};
+
+/**
+ * `esrgan-x4`: RRDBNet (23 blocks, ×4) with ESRGAN's recipe as far as our losses go: batch 16 of 128²
+ * HR patches, L1 pixel loss ×1e-2, perceptual loss, relativistic adversarial term ×5e-3, lr 1e-4 halved
+ * at 50k, 100k, 200k and 300k steps. Differences: our capped relativistic loss instead of RaGAN's, the
+ * U-Net discriminator of Real-ESRGAN instead of ESRGAN's VGG-style one, and no PSNR-only pre-training.
+ */
+const ESRGAN_X4: RunConfig = {
+  ...COMMON,
+  preset: 'esrgan-x4',
+  scale: 4,
+  patchSize: 128,
+  batchSize: 16,
+  generator: { kind: 'rrdbnet', channels: 64, growth: 32, blocks: 23 },
+  discriminator: { kind: 'unet', channels: 64 },
+  lrFilter: 'bicubic-aa',
+  pixelLoss: 'l1',
+  pixelWeight: 1e-2,
+  perceptual: { kind: 'bundled', path: null, weight: 1e-4, halfWeight: 0 },
+  advWeight: 5e-3,
+  dStepsPerG: 1,
+  phases: [
+    { steps: 50_000, lrG: 1e-4, lrD: 1e-4 },
+    { steps: 50_000, lrG: 5e-5, lrD: 5e-5 },
+    { steps: 100_000, lrG: 2.5e-5, lrD: 2.5e-5 },
+    { steps: 100_000, lrG: 1.25e-5, lrD: 1.25e-5 },
+    { steps: 100_000, lrG: 6.25e-6, lrD: 6.25e-6 },
+  ],
+  maxShift: 8,
+  maxSteps: 400_000,
+  previewEvery: 100,
+  patchesPerImage: 8,
+  ringMiB: 64,
 };
 
 export const PRESETS: Readonly<Record<string, Readonly<RunConfig>>> = Object.freeze({
   'espcn-x2-fast': Object.freeze(ESPCN_X2_FAST),
+  'seed-final-x2': Object.freeze(SEED_FINAL_X2),
+  'esrgan-x4': Object.freeze(ESRGAN_X4),
 });

@@ -67,6 +67,7 @@ describe('LoaderPool', () => {
       seed: 5,
       patchSize: 32,
       scale: 2,
+      lrFilter: 'bilinear-aa',
       patchesPerImage: 3,
       workerFile: LOADER_WORKER,
       onEvent: (kind, message) => events.push({ kind, message }),
@@ -98,6 +99,7 @@ describe('LoaderPool', () => {
       seed: 1,
       patchSize: 32,
       scale: 2,
+      lrFilter: 'bilinear-aa',
       patchesPerImage: 2,
       imagesPerTask: 1,
       workerFile: path.join(FIXTURES, 'crashing-loader.mjs'),
@@ -114,13 +116,15 @@ describe('LoaderPool', () => {
 
   it('fails (for its supervisor) when its worker entry cannot run', async () => {
     await makeImage(path.join(tmp.dir, 'a.png'), 64, 64, 1);
-    const missing = new LoaderPool({ ring: ring.buffer, files: listImages(tmp.dir), workers: 1, seed: 1, patchSize: 32, scale: 2, patchesPerImage: 1, workerFile: path.join(tmp.dir, 'nope.js') });
+    const missing = new LoaderPool({ ring: ring.buffer, files: listImages(tmp.dir), workers: 1, seed: 1, patchSize: 32, scale: 2,
+      lrFilter: 'bilinear-aa', patchesPerImage: 1, workerFile: path.join(tmp.dir, 'nope.js') });
     await expect(missing.start()).rejects.toThrow(/loader worker entry .*nope\.js does not exist/);
   });
 
   it('stops its workers when the ring is closed', async () => {
     await makeImage(path.join(tmp.dir, 'a.png'), 64, 64, 1);
-    pool = new LoaderPool({ ring: ring.buffer, files: listImages(tmp.dir), workers: 1, seed: 1, patchSize: 32, scale: 2, patchesPerImage: 1, workerFile: LOADER_WORKER });
+    pool = new LoaderPool({ ring: ring.buffer, files: listImages(tmp.dir), workers: 1, seed: 1, patchSize: 32, scale: 2,
+      lrFilter: 'bilinear-aa', patchesPerImage: 1, workerFile: LOADER_WORKER });
     await pool.start();
     await readFrames(ring, 2);
     ring.close();

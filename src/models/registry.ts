@@ -1,0 +1,34 @@
+// Builds the networks a run config names. Pure functions of the config (and a seed).
+
+import { createEspcn } from './espcn.js';
+import { createFinalGenerator } from './generator-final.js';
+import { createRrdbNet } from './rrdbnet.js';
+import { createDilatedDiscriminator, createPatchDiscriminator } from './discriminator.js';
+import { createUNetDiscriminator } from './unet-discriminator.js';
+import type { Discriminator, Generator } from './network.js';
+import type { DiscriminatorConfig, GeneratorConfig } from './presets.js';
+
+/** The generator of `cfg`, upscaling by `scale`. */
+export function buildGenerator(cfg: GeneratorConfig, scale: 2 | 4, seed: number): Generator {
+  switch (cfg.kind) {
+    case 'espcn':
+      return createEspcn({ channels: cfg.channels, scale, seed, layout: cfg.layout });
+    case 'final':
+      if (scale !== 2) throw new RangeError(`the final generator upscales ×2 only, got scale ${scale}`);
+      return createFinalGenerator({ channels: cfg.channels, blocks: cfg.blocks, dilatedBlocks: cfg.dilatedBlocks, seed });
+    case 'rrdbnet':
+      return createRrdbNet({ channels: cfg.channels, growth: cfg.growth, blocks: cfg.blocks, scale, seed });
+  }
+}
+
+/** The discriminator of `cfg`. */
+export function buildDiscriminator(cfg: DiscriminatorConfig, seed: number): Discriminator {
+  switch (cfg.kind) {
+    case 'patch':
+      return createPatchDiscriminator({ mid: cfg.mid, seed });
+    case 'dilated':
+      return createDilatedDiscriminator({ mid: cfg.mid, seed });
+    case 'unet':
+      return createUNetDiscriminator({ channels: cfg.channels, seed });
+  }
+}
