@@ -17,11 +17,11 @@ const COMMAND_TIMEOUT_MS = 10000;
 const RENDER_DELAY_MS = 100;
 
 const STATES = new Set(['starting', 'training', 'paused', 'stopping', 'stopped']);
-const LOSS_KEYS = ['g_pix', 'g_adv', 'g_loss', 'd_loss'];
+const LOSS_KEYS = ['g_pix', 'g_perc', 'g_perc_half', 'g_adv', 'g_loss', 'd_loss'];
 const PSNR_KEY = 'psnr_train';
 /** Column order in the store; the loss columns hold only values a log axis can draw. */
 const KEYS = [...LOSS_KEYS, PSNR_KEY];
-const COLORS = { g_pix: '#58a6ff', g_adv: '#d2a8ff', g_loss: '#e3b341', d_loss: '#ff7b72', psnr_train: '#3fb950' };
+const COLORS = { g_pix: '#58a6ff', g_perc: '#39c5cf', g_perc_half: '#8ddb8c', g_adv: '#d2a8ff', g_loss: '#e3b341', d_loss: '#ff7b72', psnr_train: '#3fb950' };
 
 const $ = (id) => document.getElementById(id);
 const el = {
