@@ -1,0 +1,54 @@
+// Tensor count and RSS over 500 training steps of the espcn-x2-fast GAN step, on every CPU rung.
+//
+//   npm run bench -- memory [--steps 500]
+//
+// Each rung runs in its own process. "flat" means the tensor count at the end equals the count after
+// the first steps (optimizer slots exist by then), and RSS grew by less than 10% from step 50 to the end.
+
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const args = process.argv.slice(2);
+const opt = (name, dflt) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : dflt);
+const STEPS = Number(opt('steps', 500));
+
+if (args.includes('--child')) {
+  const tf = await import('@tensorflow/tfjs-core');
+  const { resolveConfig } = await import('../dist/daemon/config.js');
+  const { selectBackend } = await import('../dist/models/ladder.js');
+  const { Gan } = await import('../dist/models/gan.js');
+  const { createEma } = await import('../dist/models/ema.js');
+  const { seededUniform } = await import('../dist/models/ops.js');
+  const config = resolveConfig({ backend: opt('child') });
+  const sel = await selectBackend(config.backend);
+  const gan = new Gan(config, { ema: (G) => createEma(G.variables, config.emaDecay ?? 0.99) });
+  const P = config.patchSize;
+  const hr = tf.add(seededUniform([config.batchSize, P, P, 3], 0.5, 1), 0.5);
+  const lr = tf.avgPool(hr, 2, 2, 'valid');
+  const spec = { lrG: 1e-3, lrD: 1e-4, dSteps: config.dStepsPerG };
+  const sample = (step) => ({ step, tensors: tf.memory().numTensors, rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20) });
+  const marks = [];
+  for (let step = 1; step <= STEPS; step++) {
+    gan.step(hr, lr, spec);
+    if (step === 5 || step === 50 || step === STEPS) marks.push(sample(step));
+  }
+  console.log(JSON.stringify({ backend: sel.name, marks }));
+  process.exit(0);
+}
+
+const rows = [];
+for (const rung of ['wasm-native', 'wasm']) {
+  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', rung, '--steps', String(STEPS)], { encoding: 'utf8', timeout: 60 * 60_000 });
+  let res;
+  try {
+    res = JSON.parse(r.stdout.trim().split('\n').pop());
+  } catch {
+    console.error(`${rung}: unavailable (${(r.stderr || '').trim().split('\n').pop()})`);
+    continue;
+  }
+  const [a, b, c] = res.marks;
+  const flat = c.tensors === a.tensors && c.rssMiB < b.rssMiB * 1.1;
+  rows.push({ backend: res.backend, tensors: [a.tensors, c.tensors], rssMiB: [b.rssMiB, c.rssMiB], flat });
+  console.log(`${res.backend.padEnd(12)} tensors ${a.tensors} → ${c.tensors}   RSS ${b.rssMiB} → ${c.rssMiB} MiB (step 50 → ${STEPS})   ${flat ? 'flat' : 'GROWING'}`);
+}
+console.log(JSON.stringify({ bench: 'memory', steps: STEPS, rows }));
