@@ -50,7 +50,7 @@ const FIELDS: Record<string, Check> = {
 
 /** Fields of each network kind (besides `kind`). */
 const KIND_FIELDS: Record<string, Record<string, Check>> = {
-  espcn: { channels: int(1, 1024), layout: oneOf('plain', 'x2x2', 'conv-after-upsample', 'dilated') },
+  espcn: { channels: int(1, 1024), layout: oneOf('plain', 'x2x2', 'conv-after-upsample', 'dilated'), skip: bool },
   final: { channels: int(1, 1024), blocks: int(1, 64), dilatedBlocks: bool },
   rrdbnet: { channels: int(1, 1024), growth: int(1, 1024), blocks: int(1, 64) },
   patch: { mid: int(1, 512) },

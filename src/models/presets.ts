@@ -9,8 +9,11 @@ export type EspcnLayout = 'plain' | 'x2x2' | 'conv-after-upsample' | 'dilated';
 
 /** Which generator, and its size. */
 export type GeneratorConfig =
-  /** SEED_SPEC §3.1 and its variants. */
-  | { kind: 'espcn'; channels: number; layout: EspcnLayout }
+  /**
+   * SEED_SPEC §3.1 and its variants. `skip`: add a bilinear enlargement of the input to the output, so
+   * the network learns only the residual (not in the seed; it makes the fast preset useful in minutes).
+   */
+  | { kind: 'espcn'; channels: number; layout: EspcnLayout; skip: boolean }
   /** SEED_SPEC §3.3, the article's final network (×2 only). */
   | { kind: 'final'; channels: number; blocks: number; dilatedBlocks: boolean }
   /** ESRGAN's RRDBNet, SEED_SPEC §10.1. */
@@ -85,7 +88,7 @@ export interface RunConfig {
 
 /** Defaults of each generator kind, used when an override switches kind. */
 export const GENERATOR_DEFAULTS: Readonly<Record<GeneratorConfig['kind'], GeneratorConfig>> = Object.freeze({
-  espcn: { kind: 'espcn', channels: 64, layout: 'plain' },
+  espcn: { kind: 'espcn', channels: 64, layout: 'plain', skip: false },
   final: { kind: 'final', channels: 64, blocks: 16, dilatedBlocks: true },
   rrdbnet: { kind: 'rrdbnet', channels: 64, growth: 32, blocks: 23 },
 });
@@ -124,7 +127,7 @@ const ESPCN_X2_FAST: RunConfig = {
   scale: 2,
   patchSize: 64,
   batchSize: 8,
-  generator: { kind: 'espcn', channels: 32, layout: 'plain' },
+  generator: { kind: 'espcn', channels: 32, layout: 'plain', skip: true },
   discriminator: { kind: 'patch', mid: 16 },
   dStepsPerG: 1,
   phases: [{ steps: null, lrG: 1e-3, lrD: 1e-4 }],

@@ -5,14 +5,17 @@ import { createFinalGenerator } from './generator-final.js';
 import { createRrdbNet } from './rrdbnet.js';
 import { createDilatedDiscriminator, createPatchDiscriminator } from './discriminator.js';
 import { createUNetDiscriminator } from './unet-discriminator.js';
+import * as tf from '@tensorflow/tfjs-core';
 import type { Discriminator, Generator } from './network.js';
 import type { DiscriminatorConfig, GeneratorConfig } from './presets.js';
 
 /** The generator of `cfg`, upscaling by `scale`. */
 export function buildGenerator(cfg: GeneratorConfig, scale: 2 | 4, seed: number): Generator {
   switch (cfg.kind) {
-    case 'espcn':
-      return createEspcn({ channels: cfg.channels, scale, seed, layout: cfg.layout });
+    case 'espcn': {
+      const g = createEspcn({ channels: cfg.channels, scale, seed, layout: cfg.layout });
+      return cfg.skip ? withBilinearSkip(g) : g;
+    }
     case 'final':
       if (scale !== 2) throw new RangeError(`the final generator upscales ×2 only, got scale ${scale}`);
       return createFinalGenerator({ channels: cfg.channels, blocks: cfg.blocks, dilatedBlocks: cfg.dilatedBlocks, seed });
@@ -31,4 +34,21 @@ export function buildDiscriminator(cfg: DiscriminatorConfig, seed: number): Disc
     case 'unet':
       return createUNetDiscriminator({ channels: cfg.channels, seed });
   }
+}
+
+/**
+ * G(x) + bilinear(x): the network learns the residual over a centre-aligned bilinear enlargement. The
+ * enlargement depends on the input only, so no gradient flows through tfjs' resize (whose gradient with
+ * half-pixel centres is wrong, see ops.ts).
+ */
+function withBilinearSkip(g: Generator): Generator {
+  return {
+    ...g,
+    apply: (x) =>
+      tf.tidy(() => {
+        const [, h, w] = x.shape;
+        const up = tf.image.resizeBilinear(x, [h * g.scale, w * g.scale], false, true);
+        return tf.add(g.apply(x), up) as tf.Tensor4D;
+      }),
+  };
 }

@@ -7,7 +7,7 @@ import { selectBackend } from '../../src/models/ladder.js';
 import { mulberry32 } from '../../src/data/prng.js';
 
 const small = (overrides: Record<string, unknown> = {}) =>
-  resolveConfig({ patchSize: 32, batchSize: 2, generator: { channels: 8 }, discriminator: { mid: 4 }, maxShift: 4, ...overrides });
+  resolveConfig({ patchSize: 32, batchSize: 2, generator: { channels: 8, skip: false }, discriminator: { mid: 4 }, maxShift: 4, ...overrides });
 
 function batch(cfg: ReturnType<typeof small>, seed: number): [tf.Tensor4D, tf.Tensor4D] {
   const r = mulberry32(seed);
@@ -119,5 +119,21 @@ describe('Gan', () => {
       tf.dispose([hr, lr]);
       gan.dispose();
     }
+  });
+});
+
+describe('the bilinear skip of espcn-x2-fast', () => {
+  it('starts from a bilinear enlargement: with G zeroed, the output is the centre-aligned bilinear image', async () => {
+    await selectBackend('wasm');
+    const cfg = resolveConfig({ generator: { channels: 4, skip: true } });
+    const gan = new Gan(cfg);
+    for (const v of Object.values(gan.G.variables)) v.assign(tf.zerosLike(v));
+    const lr = tf.tile(tf.tensor4d([0, 1, 1, 0], [1, 2, 2, 1]), [1, 1, 1, 3]) as tf.Tensor4D;
+    const out = gan.generate(lr, { ema: false });
+    const row0 = Array.from(out.dataSync()).filter((_, i) => i % 3 === 0).slice(0, 4);
+    // Centre-aligned bilinear ×2 of [0, 1]: 0, 0.25, 0.75, 1 (clamped at the edges).
+    expect(row0.map((v) => Number(v.toFixed(4)))).toEqual([0, 0.25, 0.75, 1]);
+    tf.dispose([lr, out]);
+    gan.dispose();
   });
 });
