@@ -29,6 +29,7 @@ const FIELDS: Record<string, Check> = {
   'perceptual.path': nullable(str),
   'perceptual.weight': num(0, 1000),
   'perceptual.halfWeight': num(0, 1000),
+  'perceptual.preprocess': oneOf('torch', 'caffe'),
   advWeight: num(0, 1),
   dStepsPerG: int(0, 100),
   dMode: oneOf('fixed', 'adaptive'),

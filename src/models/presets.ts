@@ -37,6 +37,8 @@ export interface PerceptualConfig {
   weight: number;
   /** Weight of the half-resolution (gamma-2.2 downsampled) term; 0 = off. */
   halfWeight: number;
+  /** Input normalisation of a VGG16 file: torchvision's ('torch') or Keras' ('caffe', BGR 0–255). */
+  preprocess: 'torch' | 'caffe';
 }
 
 export interface RunConfig {
@@ -105,7 +107,7 @@ const COMMON = {
   jpeg: false,
   pixelLoss: 'mse',
   pixelWeight: 1,
-  perceptual: { kind: 'off', path: null, weight: 0, halfWeight: 0 },
+  perceptual: { kind: 'off', path: null, weight: 0, halfWeight: 0, preprocess: 'torch' },
   dMode: 'fixed',
   lrReferenceBatch: null,
   resetOptimizers: false,
@@ -137,7 +139,7 @@ const ESPCN_X2_FAST: RunConfig = {
   maxShift: 4,
   previewEvery: 25,
   patchesPerImage: 8,
-  perceptual: { kind: 'off', path: null, weight: 0, halfWeight: 0 },
+  perceptual: { kind: 'off', path: null, weight: 0, halfWeight: 0, preprocess: 'torch' },
 };
 
 /**
@@ -154,7 +156,7 @@ const SEED_FINAL_X2: RunConfig = {
   generator: { kind: 'final', channels: 64, blocks: 16, dilatedBlocks: true },
   discriminator: { kind: 'dilated', mid: 32 },
   jpeg: true,
-  perceptual: { kind: 'bundled', path: null, weight: 1e-4, halfWeight: 1e-4 },
+  perceptual: { kind: 'bundled', path: null, weight: 1e-4, halfWeight: 1e-4, preprocess: 'torch' },
   advWeight: 3e-4,
   dStepsPerG: 10,
   phases: [
@@ -194,7 +196,7 @@ const ESRGAN_X4: RunConfig = {
   lrFilter: 'bicubic-aa',
   pixelLoss: 'l1',
   pixelWeight: 1e-2,
-  perceptual: { kind: 'bundled', path: null, weight: 1e-4, halfWeight: 0 },
+  perceptual: { kind: 'bundled', path: null, weight: 1e-4, halfWeight: 0, preprocess: 'torch' },
   advWeight: 5e-3,
   dStepsPerG: 1,
   phases: [
