@@ -1,7 +1,7 @@
 // Does training work? Trains a preset (default espcn-x2-fast) for a fixed number of steps on the demo
 // data, then scores it against bicubic on held-out demo images (a different seed), in one run.
 //
-//   npm run bench -- quality [--preset espcn-x2-fast] [--steps 1500] [--backend auto] [--eval-every 500]
+//   npm run bench -- quality [--preset espcn-x2-fast] [--steps 1500] [--backend auto] [--eval-every 500] [--set JSON]
 //
 // PSNR is measured on BT.601 luma (Y = 16 + 65.481 R + 128.553 G + 24.966 B, RGB in [0, 1]) with
 // `scale` pixels of border cropped, the convention of SR papers; RGB PSNR is printed beside it. The
@@ -25,7 +25,8 @@ const args = process.argv.slice(2);
 const opt = (name, dflt) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : dflt);
 const STEPS = Number(opt('steps', 1500));
 const EVAL_EVERY = Number(opt('eval-every', 500));
-const config = resolveConfig({ preset: opt('preset', 'espcn-x2-fast'), backend: opt('backend', 'auto'), jpeg: false, perceptual: { kind: 'off' } });
+// --set '{"advWeight": 1e-4}' overrides config fields for an experiment.
+const config = resolveConfig({ preset: opt('preset', 'espcn-x2-fast'), backend: opt('backend', 'auto'), jpeg: false, perceptual: { kind: 'off' }, ...JSON.parse(opt('set', '{}')) });
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'srgan-quality-'));
 const trainFiles = await generateDemoData(path.join(tmp, 'train'), { count: 64, seed: 1 });
