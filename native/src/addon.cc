@@ -1,4 +1,4 @@
-// srgan_dnnl.node: N-API front of the oneDNN convolution kernels (src/models/native.ts is the only
+// srgan_dnnl.node: N-API front of the oneDNN convolution kernels and our small training ops (src/models/native.ts is the only
 // caller). It links no oneDNN: on first load in a process it sets OMP_WAIT_POLICY=PASSIVE (unless set)
 // and then dlopens srgan_dnnl_core.so from its own directory (core_api.h says why).
 //
@@ -21,6 +21,21 @@
 //            conv2dBackpropFilter: x, dy, dw, db
 //   21     activation (conv2d only): 0 none, 1 relu (leaky when alpha > 0), 2 relu6, 3 elu, 4 sigmoid
 //   22     alpha, as float32 bits (LeakyReLU slope)
+//
+// The small training ops (native/src/train_ops.h) take the same (heap, params) pair, each with its
+// own block; "f" marks float32 bits, offsets are uint32 as above and never 0:
+//   batchNormForward:   0 rows (N·H·W), 1 c, 2 act (0 none, 1 LeakyReLU), 3 alpha f, 4 eps f,
+//                       5 x, 6 gamma, 7 beta, 8 y, 9 mean, 10 var
+//   batchNormBackward:  0..4 as forward, 5 x, 6 dy, 7 gamma, 8 beta, 9 mean, 10 var,
+//                       11 dx, 12 dgamma, 13 dbeta
+//   leakyRelu:          0 n, 1 alpha f, 5 x, 6 y
+//   leakyReluGrad:      0 n, 1 alpha f, 5 x, 6 dy, 7 dx
+//   maxPoolGrad:        0..11 n, ih, iw, c, oh, ow, kh, kw, sh, sw, pad top, pad left; 12 x, 13 dy, 14 dx
+//   adam:               0 n, 1..8 lr, beta1, beta2, eps, 1 − beta1^t, 1 − beta2^t, 1 − beta1, 1 − beta2
+//                       (all f); 9 var, 10 m, 11 v, 12 g, 13 var', 14 m', 15 v'
+//   stridedCopy:        0 rank (1..8), 1..8 dims, 9..16 x strides, 17..24 y strides (elements),
+//                       25 x start, 26 y start (elements), 27 x size, 28 y size (elements);
+//                       29 x, 30 y (4-byte elements; a block of at least 31 words)
 
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -30,6 +45,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <mutex>
 #include <string>
 
@@ -38,12 +54,13 @@
 namespace {
 
 // Bumped whenever the parameter block or the exports change; native.ts refuses a stale build.
-constexpr int32_t kAbi = 1;
+constexpr int32_t kAbi = 2;
 constexpr size_t kParamCount = 24;
 constexpr size_t kOffsets = 17;
 constexpr size_t kActivation = 21;
 constexpr size_t kAlpha = 22;
 constexpr size_t kErrLen = 1024;
+constexpr size_t kCopyParams = 31;
 
 using Geometry = srgan_geometry;
 
@@ -123,6 +140,7 @@ struct Call {
   uint8_t* heap = nullptr;
   size_t heap_bytes = 0;
   const int32_t* p = nullptr;
+  size_t p_len = 0;
 };
 
 bool ReadCall(napi_env env, napi_callback_info info, Call* call) {
@@ -151,6 +169,7 @@ bool ReadCall(napi_env env, napi_callback_info info, Call* call) {
     return false;
   }
   call->p = static_cast<const int32_t*>(data);
+  call->p_len = length;
   return true;
 }
 
@@ -192,6 +211,27 @@ float* Tensor(napi_env env, const Call& call, size_t slot, int64_t count, bool o
     return nullptr;
   }
   return reinterpret_cast<float*>(call.heap + offset);
+}
+
+/** The float pointer whose byte offset is in word `word`, checked to hold `count` elements inside the heap. */
+template <typename T = float>
+T* At(napi_env env, const Call& call, size_t word, int64_t count, bool* ok) {
+  if (!*ok) return nullptr;
+  const uint32_t offset = static_cast<uint32_t>(call.p[word]);
+  const uint64_t end = uint64_t{offset} + uint64_t(count) * sizeof(T);
+  if (offset == 0 || offset % alignof(T) != 0 || count < 0 || end > call.heap_bytes) {
+    Throw(env, "srgan_dnnl: tensor offset " + std::to_string(offset) + " (+" + std::to_string(count * 4) +
+                   " bytes) is outside the heap (" + std::to_string(call.heap_bytes) + " bytes) or misaligned");
+    *ok = false;
+    return nullptr;
+  }
+  return reinterpret_cast<T*>(call.heap + offset);
+}
+
+float FloatAt(const Call& call, size_t word) {
+  float f;
+  std::memcpy(&f, &call.p[word], sizeof f);
+  return f;
 }
 
 enum class Kernel { kConv2D, kBackpropInput, kBackpropFilter };
@@ -246,6 +286,182 @@ napi_value Conv2D(napi_env env, napi_callback_info info) { return RunKernel(env,
 napi_value BackpropInput(napi_env env, napi_callback_info info) { return RunKernel(env, info, Kernel::kBackpropInput); }
 napi_value BackpropFilter(napi_env env, napi_callback_info info) {
   return RunKernel(env, info, Kernel::kBackpropFilter);
+}
+
+/** Reads the call and the per-environment state; null (with an exception pending) when either fails. */
+State* Begin(napi_env env, napi_callback_info info, Call* call) {
+  State* state = GetState(env);
+  if (state == nullptr) {
+    Throw(env, "srgan_dnnl: not initialised in this environment");
+    return nullptr;
+  }
+  return ReadCall(env, info, call) ? state : nullptr;
+}
+
+bool Positive(napi_env env, std::initializer_list<int64_t> values, const char* what) {
+  for (int64_t v : values) {
+    if (v < 1) {
+      Throw(env, std::string("srgan_dnnl: ") + what + " must be >= 1 (empty tensors are handled in JS)");
+      return false;
+    }
+  }
+  return true;
+}
+
+bool ReadNorm(napi_env env, const Call& call, srgan_norm* p) {
+  p->rows = call.p[0];
+  p->c = call.p[1];
+  p->act = call.p[2];
+  p->alpha = FloatAt(call, 3);
+  p->eps = FloatAt(call, 4);
+  if (!Positive(env, {p->rows, p->c}, "rows and channels")) return false;
+  if (p->act < 0 || p->act > 1) {
+    Throw(env, "srgan_dnnl: batch norm activation must be 0 (none) or 1 (LeakyReLU)");
+    return false;
+  }
+  return true;
+}
+
+napi_value BatchNormForward(napi_env env, napi_callback_info info) {
+  Call call;
+  State* state = Begin(env, info, &call);
+  srgan_norm p;
+  if (state == nullptr || !ReadNorm(env, call, &p)) return nullptr;
+  const int64_t size = p.rows * p.c;
+  bool ok = true;
+  const float* x = At(env, call, 5, size, &ok);
+  const float* gamma = At(env, call, 6, p.c, &ok);
+  const float* beta = At(env, call, 7, p.c, &ok);
+  float* y = At(env, call, 8, size, &ok);
+  float* mean = At(env, call, 9, p.c, &ok);
+  float* var = At(env, call, 10, p.c, &ok);
+  if (ok) state->api->batch_norm_forward(state->core, &p, x, gamma, beta, y, mean, var);
+  return nullptr;
+}
+
+napi_value BatchNormBackward(napi_env env, napi_callback_info info) {
+  Call call;
+  State* state = Begin(env, info, &call);
+  srgan_norm p;
+  if (state == nullptr || !ReadNorm(env, call, &p)) return nullptr;
+  const int64_t size = p.rows * p.c;
+  bool ok = true;
+  const float* x = At(env, call, 5, size, &ok);
+  const float* dy = At(env, call, 6, size, &ok);
+  const float* gamma = At(env, call, 7, p.c, &ok);
+  const float* beta = At(env, call, 8, p.c, &ok);
+  const float* mean = At(env, call, 9, p.c, &ok);
+  const float* var = At(env, call, 10, p.c, &ok);
+  float* dx = At(env, call, 11, size, &ok);
+  float* dgamma = At(env, call, 12, p.c, &ok);
+  float* dbeta = At(env, call, 13, p.c, &ok);
+  if (ok) state->api->batch_norm_backward(state->core, &p, x, dy, gamma, beta, mean, var, dx, dgamma, dbeta);
+  return nullptr;
+}
+
+napi_value LeakyRelu(napi_env env, napi_callback_info info) {
+  Call call;
+  State* state = Begin(env, info, &call);
+  if (state == nullptr || !Positive(env, {call.p[0]}, "the element count")) return nullptr;
+  const int64_t n = call.p[0];
+  bool ok = true;
+  const float* x = At(env, call, 5, n, &ok);
+  float* y = At(env, call, 6, n, &ok);
+  if (ok) state->api->leaky_relu(state->core, n, x, y, FloatAt(call, 1));
+  return nullptr;
+}
+
+napi_value LeakyReluGrad(napi_env env, napi_callback_info info) {
+  Call call;
+  State* state = Begin(env, info, &call);
+  if (state == nullptr || !Positive(env, {call.p[0]}, "the element count")) return nullptr;
+  const int64_t n = call.p[0];
+  bool ok = true;
+  const float* x = At(env, call, 5, n, &ok);
+  const float* dy = At(env, call, 6, n, &ok);
+  float* dx = At(env, call, 7, n, &ok);
+  if (ok) state->api->leaky_relu_grad(state->core, n, x, dy, dx, FloatAt(call, 1));
+  return nullptr;
+}
+
+napi_value MaxPoolGrad(napi_env env, napi_callback_info info) {
+  Call call;
+  State* state = Begin(env, info, &call);
+  if (state == nullptr) return nullptr;
+  srgan_pool g;
+  static_assert(sizeof(srgan_pool) == 12 * sizeof(int32_t), "srgan_pool must be 12 packed int32");
+  std::memcpy(&g, call.p, sizeof g);
+  if (!Positive(env, {g.n, g.ih, g.iw, g.c, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw}, "every pool size and stride")) {
+    return nullptr;
+  }
+  if (g.pad_top < 0 || g.pad_left < 0) return Throw(env, "srgan_dnnl: pads must be >= 0");
+  bool ok = true;
+  const float* x = At(env, call, 12, int64_t{g.n} * g.ih * g.iw * g.c, &ok);
+  const float* dy = At(env, call, 13, int64_t{g.n} * g.oh * g.ow * g.c, &ok);
+  float* dx = At(env, call, 14, int64_t{g.n} * g.ih * g.iw * g.c, &ok);
+  if (ok) state->api->max_pool_grad(state->core, &g, x, dy, dx);
+  return nullptr;
+}
+
+napi_value Adam(napi_env env, napi_callback_info info) {
+  Call call;
+  State* state = Begin(env, info, &call);
+  if (state == nullptr || !Positive(env, {call.p[0]}, "the element count")) return nullptr;
+  const int64_t n = call.p[0];
+  const srgan_adam p{FloatAt(call, 1), FloatAt(call, 2), FloatAt(call, 3), FloatAt(call, 4),
+                     FloatAt(call, 5), FloatAt(call, 6), FloatAt(call, 7), FloatAt(call, 8)};
+  bool ok = true;
+  const float* var = At(env, call, 9, n, &ok);
+  const float* m = At(env, call, 10, n, &ok);
+  const float* v = At(env, call, 11, n, &ok);
+  const float* g = At(env, call, 12, n, &ok);
+  float* var_out = At(env, call, 13, n, &ok);
+  float* m_out = At(env, call, 14, n, &ok);
+  float* v_out = At(env, call, 15, n, &ok);
+  if (ok) state->api->adam(state->core, n, &p, var, m, v, g, var_out, m_out, v_out);
+  return nullptr;
+}
+
+napi_value StridedCopy(napi_env env, napi_callback_info info) {
+  Call call;
+  State* state = Begin(env, info, &call);
+  if (state == nullptr) return nullptr;
+  if (call.p_len < kCopyParams) return Throw(env, "srgan_dnnl: stridedCopy needs 31 parameter words");
+  const int32_t rank = call.p[0];
+  if (rank < 1 || rank > 8) return Throw(env, "srgan_dnnl: stridedCopy rank must be 1..8");
+  int64_t dims[8];
+  int64_t in_strides[8];
+  int64_t out_strides[8];
+  // The last element each side touches, relative to its offset: every access stays below it.
+  int64_t in_last = call.p[25];
+  int64_t out_last = call.p[26];
+  bool empty = false;
+  for (int32_t k = 0; k < rank; k++) {
+    dims[k] = call.p[1 + k];
+    in_strides[k] = call.p[9 + k];
+    out_strides[k] = call.p[17 + k];
+    if (dims[k] < 0 || in_strides[k] < 0 || out_strides[k] < 0) {
+      return Throw(env, "srgan_dnnl: stridedCopy dims and strides must be >= 0");
+    }
+    if (dims[k] == 0) empty = true;
+    if (dims[k] > 0) {
+      in_last += (dims[k] - 1) * in_strides[k];
+      out_last += (dims[k] - 1) * out_strides[k];
+    }
+  }
+  if (empty) return nullptr;
+  const int64_t in_offset = call.p[25];
+  const int64_t out_offset = call.p[26];
+  const int64_t x_size = call.p[27];
+  const int64_t y_size = call.p[28];
+  if (in_offset < 0 || out_offset < 0 || in_last >= x_size || out_last >= y_size) {
+    return Throw(env, "srgan_dnnl: stridedCopy reaches outside its tensors");
+  }
+  bool ok = true;
+  const uint32_t* x = At<uint32_t>(env, call, 29, x_size, &ok);
+  uint32_t* y = At<uint32_t>(env, call, 30, y_size, &ok);
+  if (ok) state->api->strided_copy(state->core, rank, dims, in_strides, out_strides, x + in_offset, y + out_offset);
+  return nullptr;
 }
 
 /** configure(threads, activationLayout): OpenMP threads for this JS thread; 0 nhwc, 1 oneDNN's choice. */
@@ -342,6 +558,13 @@ NAPI_MODULE_INIT() {
       {"conv2d", nullptr, Conv2D, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"conv2dBackpropInput", nullptr, BackpropInput, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"conv2dBackpropFilter", nullptr, BackpropFilter, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"batchNormForward", nullptr, BatchNormForward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"batchNormBackward", nullptr, BatchNormBackward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"leakyRelu", nullptr, LeakyRelu, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"leakyReluGrad", nullptr, LeakyReluGrad, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"maxPoolGrad", nullptr, MaxPoolGrad, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"adam", nullptr, Adam, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"stridedCopy", nullptr, StridedCopy, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"configure", nullptr, Configure, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"version", nullptr, Version, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"stats", nullptr, Stats, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

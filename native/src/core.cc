@@ -8,6 +8,8 @@
 
 #include "conv_plans.h"
 #include "core_api.h"
+#include "train_ops.h"
+#include "work_pool.h"
 
 #if DNNL_CPU_RUNTIME == DNNL_RUNTIME_OMP
 #include <omp.h>
@@ -15,6 +17,7 @@
 
 struct srgan_core {
   srgan::ConvPlans plans;
+  srgan::WorkPool pool;  // train_ops' threads; joined when the environment goes away
 };
 
 namespace {
@@ -135,9 +138,56 @@ void Version(char* buf, size_t len) {
   Copy(s, buf, len);
 }
 
+srgan::NormParams Norm(const srgan_norm* p) {
+  return {p->rows, p->c, static_cast<srgan::NormActivation>(p->act), p->alpha, p->eps};
+}
+
+/** The core's pool with the calling thread's oneDNN thread count. */
+srgan::Exec ExecOf(srgan_core* core) {
+  const int32_t threads = MaxThreads();
+  return {&core->pool, threads > 0 ? threads : 1};
+}
+
+void BatchNormForward(srgan_core* core, const srgan_norm* p, const float* x, const float* gamma, const float* beta,
+                      float* y, float* mean, float* var) {
+  srgan::BatchNormForward(ExecOf(core), Norm(p), x, gamma, beta, y, mean, var);
+}
+
+void BatchNormBackward(srgan_core* core, const srgan_norm* p, const float* x, const float* dy, const float* gamma,
+                       const float* beta, const float* mean, const float* var, float* dx, float* dgamma, float* dbeta) {
+  srgan::BatchNormBackward(ExecOf(core), Norm(p), x, dy, gamma, beta, mean, var, dx, dgamma, dbeta);
+}
+
+void LeakyRelu(srgan_core* core, int64_t n, const float* x, float* y, float alpha) {
+  srgan::LeakyRelu(ExecOf(core), n, x, y, alpha);
+}
+
+void LeakyReluGrad(srgan_core* core, int64_t n, const float* x, const float* dy, float* dx, float alpha) {
+  srgan::LeakyReluGrad(ExecOf(core), n, x, dy, dx, alpha);
+}
+
+void MaxPoolGrad(srgan_core* core, const srgan_pool* g, const float* x, const float* dy, float* dx) {
+  const srgan::PoolGeometry geometry{g->n,  g->ih, g->iw, g->c,  g->oh,      g->ow,
+                                     g->kh, g->kw, g->sh, g->sw, g->pad_top, g->pad_left};
+  srgan::MaxPoolGrad(ExecOf(core), geometry, x, dy, dx);
+}
+
+void Adam(srgan_core* core, int64_t n, const srgan_adam* p, const float* var, const float* m, const float* v,
+          const float* g, float* var_out, float* m_out, float* v_out) {
+  const srgan::AdamParams params{p->lr,   p->beta1, p->beta2, p->eps, p->one_minus_acc_beta1, p->one_minus_acc_beta2,
+                                 p->one_minus_beta1, p->one_minus_beta2};
+  srgan::AdamUpdate(ExecOf(core), n, params, var, m, v, g, var_out, m_out, v_out);
+}
+
+void StridedCopy(srgan_core* core, int32_t rank, const int64_t* dims, const int64_t* in_strides,
+                 const int64_t* out_strides, const uint32_t* x, uint32_t* y) {
+  srgan::StridedCopy(ExecOf(core), rank, dims, in_strides, out_strides, x, y);
+}
+
 const srgan_core_api kApi = {
     SRGAN_CORE_ABI, Create,    Destroy,    Forward,    BackwardData, BackwardWeights, SetActivationLayout, SetThreads,
     MaxThreads,     PlanCount, InnerBytes, DescribePlan, Clear,      Version,
+    BatchNormForward, BatchNormBackward, LeakyRelu, LeakyReluGrad, MaxPoolGrad, Adam, StridedCopy,
 };
 
 }  // namespace

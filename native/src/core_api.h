@@ -17,14 +17,31 @@
 
 extern "C" {
 
-#define SRGAN_CORE_ABI 1
+#define SRGAN_CORE_ABI 2
 
-typedef struct srgan_core srgan_core;  // one per Node environment: engine, stream, plan cache
+typedef struct srgan_core srgan_core;  // one per Node environment: engine, stream, plan cache, thread pool
 
 /** Geometry words in the order of the parameter block (addon.cc): tfjs conventions, dilation 1 = dense. */
 typedef struct {
   int32_t n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pad_top, pad_left, pad_bottom, pad_right;
 } srgan_geometry;
+
+/** Batch-norm geometry (train_ops.h): NHWC as [rows, c]; act 0 none, 1 LeakyReLU with alpha. */
+typedef struct {
+  int64_t rows, c;
+  int32_t act;
+  float alpha, eps;
+} srgan_norm;
+
+/** Max-pool geometry, NHWC, dilation 1: n, ih, iw, c, oh, ow, kh, kw, sh, sw, pad top, pad left. */
+typedef struct {
+  int32_t n, ih, iw, c, oh, ow, kh, kw, sh, sw, pad_top, pad_left;
+} srgan_pool;
+
+/** Adam's constants for one step, float32 as tfjs has them (train_ops.h AdamParams). */
+typedef struct {
+  float lr, beta1, beta2, eps, one_minus_acc_beta1, one_minus_acc_beta2, one_minus_beta1, one_minus_beta2;
+} srgan_adam;
 
 typedef struct {
   int32_t abi;
@@ -51,6 +68,23 @@ typedef struct {
   void (*clear)(srgan_core* core);
   /** "oneDNN 2.6.3 (OpenMP, passive wait, avx512_core_amx)" */
   void (*version)(char* buf, size_t len);
+
+  // The small training ops (train_ops.h), on the core's thread pool with the calling thread's thread
+  // count (set_threads). They cannot fail once the caller has checked the geometry and the buffers,
+  // so they return nothing.
+  void (*batch_norm_forward)(srgan_core* core, const srgan_norm* p, const float* x, const float* gamma,
+                             const float* beta, float* y, float* mean, float* var);
+  void (*batch_norm_backward)(srgan_core* core, const srgan_norm* p, const float* x, const float* dy,
+                              const float* gamma, const float* beta, const float* mean, const float* var, float* dx,
+                              float* dgamma, float* dbeta);
+  void (*leaky_relu)(srgan_core* core, int64_t n, const float* x, float* y, float alpha);
+  void (*leaky_relu_grad)(srgan_core* core, int64_t n, const float* x, const float* dy, float* dx, float alpha);
+  void (*max_pool_grad)(srgan_core* core, const srgan_pool* g, const float* x, const float* dy, float* dx);
+  void (*adam)(srgan_core* core, int64_t n, const srgan_adam* p, const float* var, const float* m, const float* v,
+               const float* g, float* var_out, float* m_out, float* v_out);
+  /** y[Σ i_k·out_strides_k] = x[Σ i_k·in_strides_k] over `dims`; 4-byte elements; rank <= 8. */
+  void (*strided_copy)(srgan_core* core, int32_t rank, const int64_t* dims, const int64_t* in_strides,
+                       const int64_t* out_strides, const uint32_t* x, uint32_t* y);
 } srgan_core_api;
 
 /** The only exported symbol of srgan_dnnl_core.so. */

@@ -2,8 +2,11 @@
 // eps 1e-5. In training mode it normalises with the batch statistics and queues one running-stat
 // update (an EMA with the unbiased batch variance, as PyTorch keeps it) on the network's
 // StatUpdates side channel (stat-updates.ts); otherwise it uses the running statistics.
+// batchNormLeakyRelu is the same followed by LeakyReLU; in training mode on the native rung both run
+// as one kernel each way (fused.ts), with the same running-stat updates.
 
 import * as tf from '@tensorflow/tfjs-core';
+import { batchNormActTraining } from './fused.js';
 import type { StatUpdates } from './stat-updates.js';
 
 const BN_MOMENTUM = 0.9;
@@ -46,9 +49,7 @@ export function batchNorm(x: tf.Tensor4D, bn: BatchNormLayer, training: boolean,
   let variance: tf.Tensor;
   if (training) {
     ({ mean, variance } = tf.moments(x, [0, 1, 2]));
-    const n = x.shape[0] * x.shape[1] * x.shape[2];
-    updates.queue(bn.mean, mean, BN_MOMENTUM);
-    updates.queue(bn.variance, n > 1 ? tf.mul(variance, n / (n - 1)) : variance, BN_MOMENTUM);
+    queueRunningStats(x, bn, mean, variance, updates);
   } else {
     mean = bn.mean;
     variance = bn.variance;
@@ -58,4 +59,27 @@ export function batchNorm(x: tf.Tensor4D, bn: BatchNormLayer, training: boolean,
   const scale = tf.mul(bn.gamma, tf.rsqrt(tf.add(variance, BN_EPS)));
   const shift = tf.sub(bn.beta, tf.mul(mean, scale));
   return tf.add(tf.mul(x, scale), shift);
+}
+
+/** Queues the running-stat EMA: the batch mean, and the batch variance made unbiased (n/(n−1)). */
+function queueRunningStats(x: tf.Tensor4D, bn: BatchNormLayer, mean: tf.Tensor, variance: tf.Tensor, updates: StatUpdates): void {
+  const n = x.shape[0] * x.shape[1] * x.shape[2];
+  updates.queue(bn.mean, mean, BN_MOMENTUM);
+  updates.queue(bn.variance, n > 1 ? tf.mul(variance, n / (n - 1)) : variance, BN_MOMENTUM);
+}
+
+/**
+ * leakyRelu(batchNorm(x, bn, training, updates), alpha), with the same running-stat updates. In
+ * training mode, where the native batch-norm kernel is registered, it runs as that one kernel (and
+ * its gradient as one kernel); otherwise as batchNorm's tf ops and tf.leakyRelu.
+ */
+export function batchNormLeakyRelu(x: tf.Tensor4D, bn: BatchNormLayer, training: boolean, updates: StatUpdates, alpha: number): tf.Tensor4D {
+  if (training) {
+    const fused = batchNormActTraining(x, bn.gamma as tf.Tensor1D, bn.beta as tf.Tensor1D, { eps: BN_EPS, activation: 'leakyrelu', alpha });
+    if (fused !== null) {
+      queueRunningStats(x, bn, fused.mean, fused.variance, updates);
+      return fused.y;
+    }
+  }
+  return tf.leakyRelu(batchNorm(x, bn, training, updates), alpha);
 }

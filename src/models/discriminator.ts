@@ -17,7 +17,7 @@
 // StatUpdates side channel (stat-updates.ts): `apply` queues, `commitStats()` assigns.
 
 import * as tf from '@tensorflow/tfjs-core';
-import { batchNorm, createBatchNorm, type BatchNormLayer } from './batchnorm.js';
+import { batchNormLeakyRelu, createBatchNorm, type BatchNormLayer } from './batchnorm.js';
 import type { ApplyOptions, Discriminator } from './network.js';
 import { integerSeed, positiveInt } from './network.js';
 import { applyConv, convFlops, countParams, createConv, type ConvLayer } from './ops.js';
@@ -131,8 +131,7 @@ function buildConvBnDiscriminator(what: string, blocks: Block[], cfg: PatchDiscr
       let h: tf.Tensor4D = x;
       for (const { blk, conv, bn } of layers) {
         h = applyConv(conv, h);
-        h = batchNorm(h, bn, opts.training, updates);
-        h = tf.leakyRelu(h, LRELU);
+        h = batchNormLeakyRelu(h, bn, opts.training, updates, LRELU);
         if (blk.poolAfter) h = tf.maxPool(h, 2, 2, 'valid');
       }
       h = applyConv(out, h);

@@ -21,7 +21,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { SrganError } from '../errors.js';
 
 /** Must equal kAbi in native/src/addon.cc; a mismatch means a stale build. */
-const ADDON_ABI = 1;
+const ADDON_ABI = 2;
 /** Parameter block layout shared with native/src/addon.cc (see its header). */
 const P = { geometry: 0, offsets: 17, activation: 21, alpha: 22, count: 24 } as const;
 
@@ -36,6 +36,13 @@ export interface Addon {
   conv2d(heap: Uint8Array, params: Int32Array): void;
   conv2dBackpropInput(heap: Uint8Array, params: Int32Array): void;
   conv2dBackpropFilter(heap: Uint8Array, params: Int32Array): void;
+  batchNormForward(heap: Uint8Array, params: Int32Array): void;
+  batchNormBackward(heap: Uint8Array, params: Int32Array): void;
+  leakyRelu(heap: Uint8Array, params: Int32Array): void;
+  leakyReluGrad(heap: Uint8Array, params: Int32Array): void;
+  maxPoolGrad(heap: Uint8Array, params: Int32Array): void;
+  adam(heap: Uint8Array, params: Int32Array): void;
+  stridedCopy(heap: Uint8Array, params: Int32Array): void;
   stats(): NativeStats;
   clear(): void;
 }
@@ -241,6 +248,47 @@ export function callAddon(
   // Read HEAPU8 now, after every makeOutput of this call: an allocation may have replaced it.
   try {
     addon()[fn](backend.wasm.HEAPU8, params);
+  } catch (cause) {
+    if (cause instanceof SrganError) throw cause;
+    throw new SrganError('SRGAN_ERR_BACKEND', `${fn} (wasm, native): ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The small training ops (native/src/train_ops.h; their parameter blocks are listed in addon.cc)
+
+export type TrainOp = 'batchNormForward' | 'batchNormBackward' | 'leakyRelu' | 'leakyReluGrad' | 'maxPoolGrad' | 'adam' | 'stridedCopy';
+
+/**
+ * Their own block, so that a conv's geometry (set by fillGeometry) is never overwritten in between;
+ * 32 words, the longest layout (stridedCopy's) needs 31.
+ */
+const opParams = new Int32Array(32);
+const opParamsF32 = new Float32Array(opParams.buffer);
+
+/**
+ * Runs a small op: `ints` fill the block from word 0, `floats` are [word, value] pairs written as
+ * float32 bits, and the tensors' byte offsets go to consecutive words from `firstOffset` (inputs
+ * first, outputs after, as addon.cc lists them). Call it after every makeOutput of the kernel.
+ * Throws SrganError SRGAN_ERR_BACKEND when the addon refuses the call.
+ */
+export function callOp(
+  backend: WasmBackend,
+  fn: TrainOp,
+  ints: readonly number[],
+  floats: ReadonlyArray<readonly [number, number]>,
+  firstOffset: number,
+  tensors: readonly tf.TensorInfo[],
+): void {
+  opParams.fill(0);
+  opParams.set(ints, 0);
+  for (const [word, value] of floats) opParamsF32[word] = value;
+  tensors.forEach((t, i) => {
+    opParams[firstOffset + i] = offsetOf(backend, t);
+  });
+  // Read HEAPU8 now, after every makeOutput of this call: an allocation may have replaced it.
+  try {
+    addon()[fn](backend.wasm.HEAPU8, opParams);
   } catch (cause) {
     if (cause instanceof SrganError) throw cause;
     throw new SrganError('SRGAN_ERR_BACKEND', `${fn} (wasm, native): ${cause instanceof Error ? cause.message : String(cause)}`, { cause });

@@ -1,7 +1,10 @@
 // The "wasm + native oneDNN kernels" rung (DESIGN.md, compute backend ladder): Conv2D, its two
 // gradients and FusedConv2D for the tfjs `wasm` backend, run by oneDNN through our N-API addon
 // (native/, built at install when Debian's libdnnl-dev is present; native-addon.ts loads and calls it),
-// plus conv2dBiasAct, a conv + bias + activation op whose gradient gets dW and db in one call.
+// plus the kernel of conv2dBiasAct (fused.ts), a conv + bias + activation op whose gradient gets dW
+// and db in one call. The small training ops around the convolutions (batch norm, activations,
+// pooling, Adam) are in native-train.ts and native-adam.ts, data movement in native-copy.ts;
+// registerNativeKernels installs them all together.
 //
 // Nothing here runs unless a caller registers the kernels (backend.ts decides the ladder): call
 // loadNativeKernels(), then registerNativeKernels() AFTER initBackend('wasm'), which registers the JS
@@ -12,6 +15,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 
 import { SrganError } from '../errors.js';
+import { CONV2D_BIAS_ACT } from './fused.js';
+import { ADAM_KERNEL, installNativeAdam, uninstallNativeAdam } from './native-adam.js';
+import { COPY_KERNELS } from './native-copy.js';
+import { fallback, previousKernels } from './native-registry.js';
+import { LEAKY_RELU_GRAD, registerTrainGradients, TRAIN_KERNELS, unregisterTrainGradients } from './native-train.js';
 import {
   addon,
   callAddon,
@@ -21,11 +29,13 @@ import {
   size,
   type ConvAttrs,
   type NativeActivation,
-  type Pad,
   type WasmBackend,
   ACTIVATIONS,
 } from './native-addon.js';
 
+export { conv2dBiasAct, CONV2D_BIAS_ACT, type BiasActivation, type Conv2dBiasActOptions } from './fused.js';
+export { BATCH_NORM_ACT_GRAD, LEAKY_RELU_GRAD } from './native-train.js';
+export { ADAM_UPDATE } from './native-adam.js';
 export {
   configureNative,
   loadNativeKernels,
@@ -40,17 +50,7 @@ export {
 // ---------------------------------------------------------------------------------------------------
 // Kernels
 
-/** The kernels that were registered before ours, restored by unregisterNativeKernels. */
-const previous = new Map<string, tf.KernelConfig | undefined>();
 let previousConv2DGrad: tf.GradConfig | undefined;
-
-function fallback(kernelName: string, args: Parameters<tf.KernelFunc>[0]): ReturnType<tf.KernelFunc> {
-  const config = previous.get(kernelName);
-  if (config === undefined) {
-    throw new SrganError('SRGAN_ERR_BACKEND', `${kernelName} (wasm, native): unsupported arguments and no kernel to fall back to`);
-  }
-  return config.kernelFunc(args);
-}
 
 const nhwc = (attrs: ConvAttrs): boolean => attrs.dataFormat === undefined || attrs.dataFormat === 'NHWC';
 
@@ -211,11 +211,10 @@ const conv2dBackpropFilterBias: tf.KernelFunc = (args) => {
 };
 
 /**
- * conv2dBiasAct's forward kernel (wasm only): FusedConv2D's arguments, with a registered gradient
- * (tfjs' own FusedConv2D has none: tf.fused.conv2d wraps it in a customGrad that always computes dx).
+ * conv2dBiasAct's forward kernel (CONV2D_BIAS_ACT, wasm only): FusedConv2D's arguments, with a
+ * registered gradient (tfjs' own FusedConv2D has none: tf.fused.conv2d wraps it in a customGrad that
+ * always computes dx).
  */
-export const CONV2D_BIAS_ACT = 'SrganConv2DBiasAct';
-
 const conv2dBiasActKernel: tf.KernelFunc = (args) => {
   const attrs = args.attrs as unknown as FusedAttrs;
   const out = fusedConv2dOrNull(args, attrs);
@@ -231,6 +230,9 @@ export const NATIVE_KERNELS: readonly tf.KernelConfig[] = [
   { kernelName: tf.FusedConv2D, backendName: 'wasm', kernelFunc: fusedConv2d },
   { kernelName: CONV2D_BACKPROP_FILTER_BIAS, backendName: 'wasm', kernelFunc: conv2dBackpropFilterBias },
   { kernelName: CONV2D_BIAS_ACT, backendName: 'wasm', kernelFunc: conv2dBiasActKernel },
+  ...TRAIN_KERNELS,
+  ...COPY_KERNELS,
+  ADAM_KERNEL,
 ];
 
 const isOurs = (config: tf.KernelConfig | undefined): boolean =>
@@ -278,48 +280,7 @@ const conv2dGrad: tf.GradConfig = {
 };
 
 // ---------------------------------------------------------------------------------------------------
-// conv2dBiasAct: conv + bias + activation in one oneDNN call forward, and dW + db in one call backward
-
-export type BiasActivation = 'linear' | 'relu' | 'leakyrelu';
-
-export interface Conv2dBiasActOptions {
-  /** Default 1. */
-  strides?: number | [number, number];
-  /** Default 'same'. */
-  pad?: Pad;
-  /** Default 1; > 1 trains too (our gradient kernels take dilations). */
-  dilations?: number | [number, number];
-  /** Default 'linear'. */
-  activation?: BiasActivation;
-  /** LeakyReLU slope, in [0, 1); default 0.2 (tfjs' default). */
-  alpha?: number;
-}
-
-/**
- * act(conv2d(x, filter) + bias), NHWC / HWIO / [Cout]. With the native kernels registered on the
- * active backend it runs as one oneDNN primitive (bias and activation as post-ops) and its gradient
- * gets dW and db from one backward-weights call; elsewhere it runs as the equivalent tf ops.
- */
-export function conv2dBiasAct(
-  x: tf.Tensor4D,
-  filter: tf.Tensor4D,
-  bias: tf.Tensor1D,
-  { strides = 1, pad = 'same', dilations = 1, activation = 'linear', alpha = 0.2 }: Conv2dBiasActOptions = {},
-): tf.Tensor4D {
-  if (activation !== 'linear' && activation !== 'relu' && activation !== 'leakyrelu') {
-    throw new RangeError(`conv2dBiasAct: activation must be 'linear', 'relu' or 'leakyrelu', got ${JSON.stringify(activation)}`);
-  }
-  if (!(alpha >= 0 && alpha < 1)) throw new RangeError(`conv2dBiasAct: alpha must be in [0, 1), got ${alpha}`);
-  if (tf.getKernel(CONV2D_BIAS_ACT, tf.getBackend()) == null) {
-    return tf.tidy(() => {
-      const y = tf.add(tf.conv2d(x, filter, strides, pad as 'same', 'NHWC', dilations), bias) as tf.Tensor4D;
-      if (activation === 'relu') return tf.relu(y);
-      return activation === 'leakyrelu' ? tf.leakyRelu(y, alpha) : y;
-    });
-  }
-  const attrs = { strides, pad, dataFormat: 'NHWC', dilations, dimRoundingMode: undefined, activation, leakyreluAlpha: alpha };
-  return tf.engine().runKernel(CONV2D_BIAS_ACT, { x, filter, bias }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
-}
+// conv2dBiasAct's gradient: dW + db in one backward-weights call
 
 /**
  * The bias gradient that a filter thunk computed together with dW, kept until the bias thunk of the
@@ -345,9 +306,15 @@ const conv2dBiasActGrad: tf.GradConfig = {
     const dyT = dy as tf.Tensor4D;
     // dy through the activation, from the saved output (its sign is the pre-activation's for slopes
     // ≥ 0). Made here, in the backward pass's scope, so that all three thunks can share it.
+    // One kernel (y > 0 ? dy : α·dy) where ours is registered, tf.step's two ops elsewhere.
     let g: tf.Tensor4D = dyT;
-    if (a.activation === 'relu') g = tf.mul(dyT, tf.step(y));
-    else if (a.activation === 'leakyrelu') g = tf.mul(dyT, tf.step(y, a.leakyreluAlpha ?? 0.2));
+    if (a.activation === 'relu' || a.activation === 'leakyrelu') {
+      const alpha = a.activation === 'relu' ? 0 : (a.leakyreluAlpha ?? 0.2);
+      g =
+        tf.getKernel(LEAKY_RELU_GRAD, tf.getBackend()) != null
+          ? (tf.engine().runKernel(LEAKY_RELU_GRAD, { dy: dyT, x: y }, { alpha }) as tf.Tensor4D)
+          : tf.mul(dyT, tf.step(y, alpha));
+    }
     const common = { strides: a.strides, pad: a.pad, dataFormat: 'NHWC', dimRoundingMode: a.dimRoundingMode, dilations: a.dilations };
     const run = (name: string, inputs: tf.NamedTensorMap, extra: object) =>
       tf.engine().runKernel(name, inputs, { ...common, ...extra } as unknown as tf.NamedAttrMap);
@@ -371,16 +338,18 @@ const conv2dBiasActGrad: tf.GradConfig = {
 };
 
 /**
- * Loads the addon and (re)registers our wasm kernels Conv2D, Conv2DBackpropInput,
- * Conv2DBackpropFilter, FusedConv2D, SrganConv2DBackpropFilterBias and SrganConv2DBiasAct, with
- * conv2dBiasAct's gradient and a Conv2D gradient that allows dilation > 1 on our kernels. Remembers what it replaced (unregisterNativeKernels restores it).
- * Idempotent. Throws SrganError SRGAN_ERR_BACKEND when the addon is unavailable (see loadNativeKernels).
+ * Loads the addon and (re)registers our wasm kernels (NATIVE_KERNELS: the convolutions,
+ * conv2dBiasAct's, and the small ops of native-train.ts, native-copy.ts and native-adam.ts), with
+ * conv2dBiasAct's and the batch norm's gradients, a Conv2D gradient that allows dilation > 1 on our
+ * kernels, Relu / LeakyRelu gradients on our kernel, and the native Adam update. Remembers what it
+ * replaced (unregisterNativeKernels restores it). Idempotent. Throws SrganError SRGAN_ERR_BACKEND
+ * when the addon is unavailable (see loadNativeKernels).
  */
 export function registerNativeKernels(): void {
   addon();
   for (const config of NATIVE_KERNELS) {
     const current = tf.getKernel(config.kernelName, config.backendName);
-    if (!isOurs(current)) previous.set(config.kernelName, current);
+    if (!isOurs(current)) previousKernels.set(config.kernelName, current);
     if (current !== undefined) tf.unregisterKernel(config.kernelName, config.backendName);
     tf.registerKernel(config);
   }
@@ -394,19 +363,26 @@ export function registerNativeKernels(): void {
     if (grad !== undefined) tf.unregisterGradient(tf.Conv2D);
     tf.registerGradient(conv2dGrad);
   }
+  registerTrainGradients();
+  installNativeAdam();
 }
 
-/** Puts back the kernels and the Conv2D gradient that registerNativeKernels replaced. Idempotent. */
+/**
+ * Puts back the kernels, the Conv2D, Relu and LeakyRelu gradients and Adam's update that
+ * registerNativeKernels replaced. Idempotent.
+ */
 export function unregisterNativeKernels(): void {
   for (const config of NATIVE_KERNELS) {
     const current = tf.getKernel(config.kernelName, config.backendName);
     if (!isOurs(current)) continue;
     tf.unregisterKernel(config.kernelName, config.backendName);
-    const before = previous.get(config.kernelName);
+    const before = previousKernels.get(config.kernelName);
     if (before !== undefined) tf.registerKernel(before);
   }
   if (tf.getGradient(tf.Conv2D)?.gradFunc === conv2dGrad.gradFunc) {
     tf.unregisterGradient(tf.Conv2D);
     if (previousConv2DGrad !== undefined) tf.registerGradient(previousConv2DGrad);
   }
+  unregisterTrainGradients();
+  uninstallNativeAdam();
 }

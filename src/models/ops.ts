@@ -4,6 +4,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { deriveSeed, mulberry32 } from '../data/prng.js';
+import { conv2dBiasAct } from './fused.js';
 
 /**
  * Pixel shuffle / depth-to-space, NHWC, block-major like `tf.depthToSpace`:
@@ -33,7 +34,11 @@ export interface Conv2dOptions {
   dilation?: number;
 }
 
-/** NHWC convolution with an HWIO filter and an optional per-channel bias. */
+/**
+ * NHWC convolution with an HWIO filter and an optional per-channel bias. With a bias it is
+ * fused.ts's conv2dBiasAct: on the native rung one oneDNN call (bias as a post-op) whose gradient
+ * gets db with dW; elsewhere conv2d + add, as before.
+ */
 export function conv2d(
   x: tf.Tensor4D,
   w: tf.Tensor4D,
@@ -48,9 +53,8 @@ export function conv2d(
     // writes past its output buffer. (Our strides are the same in both axes, which it also assumes.)
     throw new RangeError(`conv2d: a numeric pad needs a square filter, got ${w.shape[0]}×${w.shape[1]}`);
   }
-  const y = tf.conv2d(x, w, stride, pad, 'NHWC', dilation);
-  if (b === null) return y;
-  return tf.tidy(() => tf.add(y, b));
+  if (b !== null) return conv2dBiasAct(x, w, b, { strides: stride, pad, dilations: dilation });
+  return tf.conv2d(x, w, stride, pad, 'NHWC', dilation);
 }
 
 /** A float32 tensor of `shape` drawn from U(−bound, bound) with mulberry32(seed) (src/data/prng.ts); reproducible. */

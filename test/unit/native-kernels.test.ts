@@ -1,6 +1,9 @@
 // The native oneDNN kernels (src/models/native.ts + native/) against the tfjs `cpu` backend on seeded
-// random shapes, plus training, leaks, heap growth and loading in worker threads. Every test is
-// skipped, with the reason in its title, when the addon is not built (no libdnnl-dev at install).
+// random shapes, plus training, leaks, heap growth and loading in worker threads; then the small
+// training ops (native-train.ts, native-adam.ts): batch norm + LeakyReLU, activations and their
+// gradients, the max-pool gradient, transposes, Identity / Cast, Adam, and the final discriminator's
+// whole step. Every test is skipped, with the reason in its title, when the addon is not built (no
+// libdnnl-dev at install).
 //
 // Dilated gradients: tfjs refuses conv gradients with dilation > 1, so the cpu reference convolves
 // with the zero-inserted ("expanded") filter at dilation 1, which is the same function, and reads dW
@@ -16,11 +19,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 
 import { initBackend } from '../../src/models/backend.js';
+import { batchNorm, batchNormLeakyRelu, createBatchNorm } from '../../src/models/batchnorm.js';
+import { createDilatedDiscriminator } from '../../src/models/discriminator.js';
+import { BATCH_NORM_ACT, batchNormActTraining } from '../../src/models/fused.js';
+import { StatUpdates } from '../../src/models/stat-updates.js';
 import { registerWasmKernels, WASM_KERNELS } from '../../src/models/kernels.js';
 import { createEspcn } from '../../src/models/espcn.js';
 import { mse } from '../../src/models/losses.js';
-import { seededUniform } from '../../src/models/ops.js';
+import { pixelShuffle, seededUniform } from '../../src/models/ops.js';
 import {
+  ADAM_UPDATE,
+  BATCH_NORM_ACT_GRAD,
   configureNative,
   conv2dBiasAct,
   loadNativeKernels,
@@ -492,7 +501,7 @@ describe('native kernels: worker threads', () => {
     await Promise.all(workers.map((w) => w.terminate()));
   });
 
-  type Done = { type: 'done'; version: string; active: boolean; plans: number; y: Float32Array; dx: Float32Array; dw: Float32Array };
+  type Done = { type: 'done'; version: string; active: boolean; plans: number; y: Float32Array; dx: Float32Array; dw: Float32Array; bn: Float32Array };
 
   function runWorker(data: object): Promise<Done> {
     const worker = new Worker(fixture, { workerData: data });
@@ -516,7 +525,9 @@ describe('native kernels: worker threads', () => {
     const xv = randArray(rand, size(xShape));
     const wv = randArray(rand, size(wShape));
     const r = randArray(rand, 2 * 9 * 8 * 4);
-    const data = { x: [xShape, xv], w: [wShape, wv], r, dilation: 2, repeat: 3 };
+    const bnShape: Shape4 = [2, 64, 64, 8]; // 64 Ki elements: run on the addon's thread pool
+    const bnv = randArray(rand, size(bnShape));
+    const data = { x: [xShape, xv], w: [wShape, wv], r, dilation: 2, repeat: 3, bn: [bnShape, bnv] };
 
     // The reference on this thread: cpu, through the expanded filter.
     await initBackend('cpu');
@@ -530,6 +541,12 @@ describe('native kernels: worker threads', () => {
       return { y: tf.conv2d(x, w, 1, 'same').dataSync(), dx: dx!.dataSync(), dw: contractFilter(dw!.dataSync() as Float32Array, wShape, 2) };
     });
     await initBackend('wasm');
+    registerNativeKernels();
+    const bnRef = tf.tidy(() =>
+      tf.grad((a: tf.Tensor) =>
+        tf.sum(tf.square(batchNormActTraining(a as tf.Tensor4D, tf.ones([8]), tf.zeros([8]), { eps: 1e-5, activation: 'leakyrelu', alpha: 0.1 })!.y)),
+      )(tf.tensor4d(bnv, bnShape)).dataSync() as Float32Array,
+    );
 
     const check = (m: Done) => {
       expect(m.active).toBe(true);
@@ -538,11 +555,396 @@ describe('native kernels: worker threads', () => {
       expect(relErr(m.y, ref.y as Float32Array)).toBeLessThanOrEqual(1e-4);
       expect(relErr(m.dx, ref.dx as Float32Array)).toBeLessThanOrEqual(1e-4);
       expect(relErr(m.dw, ref.dw)).toBeLessThanOrEqual(1e-4);
+      // Same addon, same thread count: the same bits.
+      expect(Array.from(m.bn)).toEqual(Array.from(bnRef));
     };
     const [a, b] = await Promise.all([runWorker(data), runWorker(data)]);
     check(a);
     check(b);
     await Promise.all(workers.splice(0).map((w) => w.terminate()));
     check(await runWorker(data));
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+// The small training ops
+
+/** Runs fn on `backend` ('wasm' = wasm + native kernels), with the engine's leak check on for wasm. */
+async function on<T>(backend: 'cpu' | 'wasm', fn: () => T): Promise<T> {
+  await initBackend(backend);
+  if (backend === 'wasm') {
+    registerNativeKernels();
+    tf.env().set('IS_TEST', true);
+  }
+  try {
+    return tf.tidy(fn);
+  } finally {
+    tf.env().set('IS_TEST', false);
+  }
+}
+
+/** Both backends' results of fn, as typed arrays by name. */
+async function bothBackends(fn: () => Record<string, tf.Tensor>): Promise<[Record<string, Float32Array>, Record<string, Float32Array>]> {
+  const read = () => Object.fromEntries(Object.entries(fn()).map(([k, t]) => [k, t.dataSync() as Float32Array]));
+  return [await on('cpu', read), await on('wasm', read)];
+}
+
+function expectClose(got: Record<string, Float32Array>, want: Record<string, Float32Array>, what: string, tol = 1e-4): void {
+  expect(Object.keys(got).sort()).toEqual(Object.keys(want).sort());
+  for (const key of Object.keys(want)) expect(relErr(got[key]!, want[key]!), `${what}: ${key}`).toBeLessThanOrEqual(tol);
+}
+
+/** Seeded NHWC shapes: odd sizes, batch 1 and > 1, channel counts from 1 to 37. */
+function normShapes(): Shape4[] {
+  const rand = mulberry32(4242);
+  const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
+  const shapes: Shape4[] = [[1, 1, 1, 3], [1, 7, 5, 1], [4, 16, 16, 32]];
+  for (let i = 0; i < 6; i++) shapes.push([i % 2 === 0 ? 1 : int(2, 4), int(1, 13) | 1, int(1, 12), int(1, 37)]);
+  return shapes;
+}
+
+describe('native training ops vs the cpu backend', () => {
+  describe.each(normShapes().map((shape) => [shape.join('x'), shape] as const))('batch norm + activation, x=%s', (_id, shape) => {
+    for (const activation of ['linear', 'leakyrelu'] as const) {
+      nit(`${activation}: forward, batch statistics, dx, dγ, dβ (training mode)`, async () => {
+        const rand = mulberry32(size(shape) * 7 + (activation === 'linear' ? 1 : 2));
+        const c = shape[3];
+        // An offset mean, so the statistics are not trivially centred.
+        const xv = randArray(rand, size(shape)).map((v) => 3 * v + 1.5);
+        const gv = randArray(rand, c).map((v) => 1 + 0.5 * v);
+        const bv = randArray(rand, c);
+        const rv = randArray(rand, size(shape));
+        const alpha = 0.1;
+        // The cpu reference is the tf-ops path of batchnorm.ts (moments, scale/shift) and tf.leakyRelu.
+        const fn = () => {
+          const x = tf.tensor4d(xv, shape);
+          const gamma = tf.tensor1d(gv);
+          const beta = tf.tensor1d(bv);
+          const r = tf.tensor4d(rv, shape);
+          const fused = batchNormActTraining(x, gamma, beta, { eps: 1e-5, activation, alpha });
+          if (tf.getBackend() === 'wasm') expect(fused).not.toBeNull();
+          const apply = (a: tf.Tensor4D, g: tf.Tensor1D, b: tf.Tensor1D) => {
+            const out = batchNormActTraining(a, g, b, { eps: 1e-5, activation, alpha });
+            if (out !== null) return out.y;
+            const { mean, variance } = tf.moments(a, [0, 1, 2]);
+            const scale = tf.mul(g, tf.rsqrt(tf.add(variance, 1e-5)));
+            const y = tf.add(tf.mul(a, scale), tf.sub(b, tf.mul(mean, scale))) as tf.Tensor4D;
+            return activation === 'leakyrelu' ? tf.leakyRelu(y, alpha) : y;
+          };
+          const stats = fused ?? tf.moments(x, [0, 1, 2]);
+          const [dx, dg, db] = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+            tf.sum(tf.mul(apply(a as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D), r)),
+          )([x, gamma, beta]);
+          return { y: apply(x, gamma, beta), mean: stats.mean, variance: stats.variance, dx: dx!, dgamma: dg!, dbeta: db! };
+        };
+        const [ref, got] = await bothBackends(fn);
+        expectClose(got, ref, `batch norm ${activation} ${shape.join('x')}`);
+      });
+    }
+  });
+
+  nit('batchNormLeakyRelu: output, gradients and the committed running statistics equal the tf-ops path', async () => {
+    const shape: Shape4 = [3, 9, 7, 6];
+    const rand = mulberry32(77);
+    const xs = [randArray(rand, size(shape)).map((v) => 2 * v + 0.5), randArray(rand, size(shape)).map((v) => v - 1)];
+    const rv = randArray(rand, size(shape));
+    /** Two training-mode calls (two queued updates each), commit, then one inference-mode call. */
+    const run = (fused: boolean) => {
+      const variables: Record<string, tf.Variable> = {};
+      const stats: Record<string, tf.Variable> = {};
+      const bn = createBatchNorm(variables, stats, 'bn', shape[3]);
+      const updates = new StatUpdates();
+      const out: Record<string, tf.Tensor> = {};
+      xs.forEach((xv, i) => {
+        const x = tf.tensor4d(xv, shape);
+        const f = () => tf.sum(tf.mul(fused ? batchNormLeakyRelu(x, bn, true, updates, 0.1) : tf.leakyRelu(batchNorm(x, bn, true, updates), 0.1), tf.tensor4d(rv, shape)));
+        const { value, grads } = tf.variableGrads(f, [bn.gamma, bn.beta]);
+        out[`loss${i}`] = value;
+        out[`dgamma${i}`] = grads[bn.gamma.name]!;
+        out[`dbeta${i}`] = grads[bn.beta.name]!;
+      });
+      expect(updates.size).toBe(4);
+      updates.commit();
+      out['runningMean'] = tf.clone(bn.mean);
+      out['runningVar'] = tf.clone(bn.variance);
+      out['inference'] = batchNormLeakyRelu(tf.tensor4d(xs[0]!, shape), bn, false, updates, 0.1);
+      expect(updates.size).toBe(0);
+      Object.values(variables).forEach((v) => v.dispose());
+      Object.values(stats).forEach((v) => v.dispose());
+      return out;
+    };
+    const ref = await on('cpu', () => Object.fromEntries(Object.entries(run(false)).map(([k, t]) => [k, t.dataSync() as Float32Array])));
+    for (const fused of [true, false]) {
+      const got = await on('wasm', () => Object.fromEntries(Object.entries(run(fused)).map(([k, t]) => [k, t.dataSync() as Float32Array])));
+      expectClose(got, ref, fused ? 'fused (native kernel)' : 'tf ops on wasm');
+    }
+  });
+
+  nit('LeakyRelu and Relu: forward and gradients, float32 and int32', async () => {
+    const rand = mulberry32(5);
+    const shapes: number[][] = [[1], [7], [3, 5, 9, 2], [2, 64, 64, 33]];
+    for (const shape of shapes) {
+      const xv = randArray(rand, size(shape));
+      xv[0] = 0; // the kink: both gradients take the slope there
+      const dv = randArray(rand, size(shape));
+      const [ref, got] = await bothBackends(() => {
+        const x = tf.tensor(xv, shape);
+        const d = tf.tensor(dv, shape);
+        const lrelu = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.leakyRelu(a, 0.2), d)))(x);
+        const relu = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.relu(a), d)))(x);
+        return { y: tf.leakyRelu(x, 0.2), lrelu, relu, int: tf.cast(tf.leakyRelu(tf.cast(tf.mul(x, 10), 'int32'), 0.5), 'float32') };
+      });
+      expectClose(got, ref, `activations [${shape}]`);
+    }
+  });
+
+  const pools: Array<{ x: Shape4; k: number | [number, number]; s: number | [number, number]; pad: 'same' | 'valid' | number }> = [
+    { x: [4, 16, 16, 32], k: 2, s: 2, pad: 'valid' }, // the discriminators' pool
+    { x: [1, 7, 9, 3], k: 2, s: 2, pad: 'valid' }, // odd sizes: the last row and column are dropped
+    { x: [3, 9, 8, 5], k: 3, s: 2, pad: 'same' }, // overlapping windows, padding
+    { x: [2, 6, 7, 4], k: 3, s: 1, pad: 'same' },
+    { x: [1, 11, 6, 1], k: [3, 2], s: [2, 1], pad: 'valid' },
+    { x: [3, 5, 5, 7], k: 2, s: 1, pad: 1 },
+  ];
+  for (const { x: shape, k, s, pad } of pools) {
+    nit(`MaxPoolGrad x=${shape.join('x')} k=${String(k)} s=${String(s)} pad=${pad}: random data and ties (first maximum wins)`, async () => {
+      const rand = mulberry32(size(shape));
+      const smooth = randArray(rand, size(shape));
+      // Small integers: many equal values per window, so the tie rule matters.
+      const ties = smooth.map((v) => Math.round(2 * v));
+      for (const xv of [smooth, ties]) {
+        const [ref, got] = await bothBackends(() => {
+          const x = tf.tensor4d(xv, shape);
+          const y = tf.maxPool(x, k, s, pad);
+          const d = tf.tensor(randArray(mulberry32(3), y.size), y.shape);
+          return { y, dx: tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, k, s, pad), d)))(x) };
+        });
+        expectClose(got, ref, 'maxPool');
+      }
+    });
+  }
+
+  nit('Transpose: random permutations of ranks 1–6, float32 and int32; the pixel shuffle and its gradient', async () => {
+    const rand = mulberry32(606);
+    const cases: Array<{ shape: number[]; perm: number[] }> = [];
+    for (let rank = 1; rank <= 6; rank++) {
+      for (let i = 0; i < 3; i++) {
+        const shape = Array.from({ length: rank }, () => 1 + Math.floor(rand() * (rank > 4 ? 4 : 7)));
+        const perm = Array.from({ length: rank }, (_, j) => j);
+        for (let j = rank - 1; j > 0; j--) {
+          const t = Math.floor(rand() * (j + 1));
+          [perm[j], perm[t]] = [perm[t]!, perm[j]!];
+        }
+        cases.push({ shape, perm });
+      }
+    }
+    cases.push({ shape: [2, 1, 3, 1, 4], perm: [4, 3, 2, 1, 0] }, { shape: [5, 6], perm: [0, 1] });
+    const xv = randArray(rand, 8 * 32 * 32 * 12);
+    const [ref, got] = await bothBackends(() => {
+      const out: Record<string, tf.Tensor> = {};
+      cases.forEach(({ shape, perm }, i) => {
+        const x = tf.tensor(xv.subarray(0, size(shape)), shape);
+        out[`f${i} [${shape}] [${perm}]`] = tf.transpose(x, perm);
+        out[`i${i}`] = tf.cast(tf.transpose(tf.cast(tf.mul(x, 100), 'int32'), perm), 'float32');
+      });
+      const h = tf.tensor4d(xv, [8, 32, 32, 12]);
+      const r = tf.tensor4d(randArray(mulberry32(9), xv.length), [8, 64, 64, 3]);
+      out['shuffle'] = pixelShuffle(h, 2);
+      out['shuffleGrad'] = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(pixelShuffle(a as tf.Tensor4D, 2), r)))(h);
+      return out;
+    });
+    expectClose(got, ref, 'transpose', 0);
+  });
+
+  nit('Slice, SplitV, Concat (every axis, empty parts) and DepthToSpace with its gradient, float32 and int32', async () => {
+    const rand = mulberry32(707);
+    const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
+    const cases: Array<{ shape: number[]; begin: number[]; size: number[]; axis: number; splits: number[] }> = [];
+    for (let rank = 1; rank <= 6; rank++) {
+      for (let i = 0; i < 3; i++) {
+        const shape = Array.from({ length: rank }, () => int(1, rank > 4 ? 4 : 7));
+        const begin = shape.map((d) => int(0, d - 1));
+        const size = shape.map((d, k) => (rand() < 0.2 ? -1 : int(1, d - begin[k]!)));
+        const axis = int(0, rank - 1);
+        const d = shape[axis]!;
+        const first = int(0, d);
+        cases.push({ shape, begin, size, axis, splits: [first, d - first] });
+      }
+    }
+    const xv = randArray(rand, 4096);
+    const [ref, got] = await bothBackends(() => {
+      const out: Record<string, tf.Tensor> = {};
+      cases.forEach(({ shape, begin, size: sz, axis, splits }, i) => {
+        const x = tf.tensor(xv.subarray(0, size(shape)), shape);
+        const xi = tf.cast(tf.mul(x, 100), 'int32');
+        out[`slice${i} [${shape}] [${begin}] [${sz}]`] = tf.slice(x, begin, sz);
+        out[`sliceInt${i}`] = tf.cast(tf.slice(xi, begin, sz), 'float32');
+        tf.split(x, splits, axis).forEach((t, j) => (out[`split${i}.${j}`] = t));
+        // x, the tail of x along the axis, and an empty part.
+        const tail = tf.slice(x, begin.map((v, k) => (k === axis ? v : 0)), shape.map((d, k) => (k === axis ? d - begin[k]! : -1)));
+        const empty = tf.zeros(shape.map((d, k) => (k === axis ? 0 : d)));
+        out[`concat${i} axis ${axis}`] = tf.concat([x, tail, empty], axis);
+        out[`concatInt${i}`] = tf.cast(tf.concat([xi, xi], axis), 'float32');
+      });
+      const h = tf.tensor4d(xv.subarray(0, 2 * 3 * 5 * 18), [2, 3, 5, 18]);
+      const r = tf.tensor4d(randArray(mulberry32(4), 2 * 9 * 15 * 2), [2, 9, 15, 2]);
+      out['d2s2'] = tf.depthToSpace(tf.slice(h, [0, 0, 0, 0], [-1, -1, -1, 16]) as tf.Tensor4D, 2);
+      out['d2s3'] = tf.depthToSpace(h, 3);
+      out['d2s3Grad'] = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.depthToSpace(a as tf.Tensor4D, 3), r)))(h);
+      // The generator's pattern: concatenations along channels, differentiated (Concat → SplitV).
+      const a = tf.tensor4d(xv.subarray(0, 2 * 4 * 4 * 5), [2, 4, 4, 5]);
+      const w = tf.tensor4d(randArray(mulberry32(5), 2 * 4 * 4 * 12), [2, 4, 4, 12]);
+      out['concatGrad'] = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.concat([t, tf.mul(t, 2), tf.slice(tf.relu(t), [0, 0, 0, 0], [-1, -1, -1, 2])], 3), w)))(a);
+      return out;
+    });
+    expectClose(got, ref, 'data movement', 0);
+  });
+
+  nit('Identity and same-dtype Cast share the buffer; clones outlive their source; other casts still convert', async () => {
+    await on('wasm', () => {
+      const backend = tf.backend() as unknown as { numDataIds(): number };
+      const x = tf.tensor1d([1.5, -2.25, 3]);
+      const before = backend.numDataIds();
+      const y = tf.clone(x);
+      const z = tf.cast(x, 'float32');
+      expect(backend.numDataIds()).toBe(before);
+      x.dispose();
+      expect(Array.from(y.dataSync())).toEqual([1.5, -2.25, 3]);
+      expect(Array.from(z.dataSync())).toEqual([1.5, -2.25, 3]);
+      expect(Array.from(tf.cast(y, 'int32').dataSync())).toEqual([1, -2, 3]);
+      expect(tf.cast(y, 'int32').dtype).toBe('int32');
+      expect(tf.clone(tf.tensor1d(['a', 'b'])).dataSync()).toEqual(['a', 'b']);
+    });
+  });
+
+  nit('Adam: the native update equals tfjs\' own over 6 steps (values, moments, names; map and array gradients)', async () => {
+    const rand = mulberry32(31);
+    const shapes = [[3, 3, 5, 7], [7], [1], [2, 70000]];
+    const init = shapes.map((shape) => randArray(rand, size(shape)));
+    const grads = Array.from({ length: 6 }, () => shapes.map((shape) => randArray(rand, size(shape)).map((v) => v * 0.01)));
+    const run = () => {
+      const vars = init.map((v, i) => tf.variable(tf.tensor(v, shapes[i]!), true));
+      const opt = tf.train.adam(0.01, 0.9, 0.999, 1e-8);
+      grads.forEach((step, t) => {
+        const g = step.map((v, i) => tf.tensor(v, shapes[i]!));
+        if (t % 2 === 0) opt.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, g[i]!])));
+        else opt.applyGradients(vars.map((v, i) => ({ name: v.name, tensor: g[i]! })));
+        if (t === 2) (opt as unknown as { learningRate: number }).learningRate = 0.003; // as gan.ts changes it
+      });
+      const out: Record<string, tf.Tensor> = {};
+      vars.forEach((v, i) => (out[`delta${i}`] = tf.sub(v, tf.tensor(init[i]!, shapes[i]!))));
+      return { vars, opt, out };
+    };
+    const read = async (backend: 'cpu' | 'wasm') => {
+      await initBackend(backend);
+      if (backend === 'wasm') registerNativeKernels();
+      let result: ReturnType<typeof run> | undefined;
+      const profile = await tf.profile(() => {
+        result = run();
+      });
+      const kernels = new Set(profile.kernelNames);
+      // The native rung updates each variable in one kernel: none of upstream's per-variable ops run.
+      expect(kernels.has(ADAM_UPDATE)).toBe(backend === 'wasm');
+      expect(kernels.has(tf.Sqrt)).toBe(backend === 'cpu');
+      const { vars, opt, out } = result!;
+      const weights = await opt.getWeights();
+      // Variable names are global counters and differ between runs: compare what each weight is.
+      const names = weights.map((w, i) => (i === 0 ? w.name : w.name.slice(w.name.lastIndexOf('/'))));
+      const values: Record<string, Float32Array> = Object.fromEntries(Object.entries(out).map(([k, t]) => [k, t.dataSync() as Float32Array]));
+      weights.slice(1).forEach((w, i) => (values[`moment${i}`] = w.tensor.dataSync() as Float32Array));
+      values['iterations'] = new Float32Array(weights[0]!.tensor.dataSync());
+      tf.dispose([...Object.values(out), ...vars]);
+      opt.dispose();
+      return { values, names };
+    };
+    const ref = await read('cpu');
+    const got = await read('wasm');
+    expect(got.names).toEqual(ref.names);
+    expectClose(got.values, ref.values, 'adam', 1e-5);
+  });
+
+  nit('the final discriminator\'s D step (two applies, softplus, BN running stats) and its input gradient equal the cpu backend', async () => {
+    const rand = mulberry32(1234);
+    const fake = randArray(rand, 2 * 32 * 32 * 3);
+    const real = randArray(rand, 2 * 32 * 32 * 3);
+    const step = () => {
+      const D = createDilatedDiscriminator({ mid: 4, seed: 5 });
+      const f = tf.tensor4d(fake, [2, 32, 32, 3]);
+      const r = tf.tensor4d(real, [2, 32, 32, 3]);
+      const loss = () => tf.mean(tf.softplus(tf.sub(D.apply(f, { training: true }), D.apply(r, { training: true })))) as tf.Scalar;
+      const { value, grads } = tf.variableGrads(loss, Object.values(D.variables));
+      D.commitStats!();
+      // The G step's path: the gradient reaching D's input (fake) through every block.
+      const dFake = tf.grad((a: tf.Tensor) => tf.mean(tf.softplus(tf.sub(D.apply(a as tf.Tensor4D, { training: true }), D.apply(r, { training: true })))))(f);
+      D.commitStats!();
+      const out: Record<string, Float32Array> = { loss: value.dataSync() as Float32Array, dFake: dFake.dataSync() as Float32Array };
+      for (const [name, v] of Object.entries(D.variables)) out[`d ${name}`] = grads[v.name]!.dataSync() as Float32Array;
+      for (const [name, v] of Object.entries(D.stats)) out[`stat ${name}`] = v.dataSync() as Float32Array;
+      out['eval'] = D.apply(f, { training: false }).dataSync() as Float32Array;
+      D.dispose();
+      return out;
+    };
+    const ref = await on('cpu', step);
+    let got: Record<string, Float32Array> = {};
+    const profile = await tf.profile(async () => {
+      got = await on('wasm', step);
+    });
+    // Training-mode batch norm + LeakyReLU ran as one kernel each way: none of the tf-ops path's
+    // kernels for the batch statistics (Square) or the LeakyReLU gradient (Greater, Select) ran.
+    // (The inference-mode apply at the end runs batchNorm's tf ops and LeakyRelu, as it should.)
+    const kernels = new Set(profile.kernelNames);
+    for (const name of [BATCH_NORM_ACT, BATCH_NORM_ACT_GRAD, tf.MaxPoolGrad]) expect(kernels.has(name), name).toBe(true);
+    for (const name of [tf.Square, tf.Select, tf.Greater]) expect(kernels.has(name), name).toBe(false);
+    expectClose(got, ref, 'D step');
+  }, 120_000);
+
+  nit('results do not depend on the thread count (chunks are fixed by size; sums are made per chunk, in order)', async () => {
+    const shape: Shape4 = [4, 32, 32, 24];
+    const rand = mulberry32(8);
+    const xv = randArray(rand, size(shape)).map((v) => v + 0.3);
+    const rv = randArray(rand, size(shape));
+    const run = () =>
+      tf.tidy(() => {
+        const x = tf.tensor4d(xv, shape);
+        const gamma = tf.fill([24], 1.5) as tf.Tensor1D;
+        const beta = tf.fill([24], -0.25) as tf.Tensor1D;
+        const f = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
+          batchNormActTraining(a as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, { eps: 1e-5, activation: 'leakyrelu', alpha: 0.1 })!;
+        const out = f(x, gamma, beta);
+        const grads = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(f(a, g, b).y, tf.tensor4d(rv, shape))))([x, gamma, beta]);
+        const pooled = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, 2, 2, 'valid'), 2)))(x);
+        return [out.y, out.mean, out.variance, ...grads, pooled, tf.transpose(x, [0, 2, 1, 3])].map((t) => Array.from(t.dataSync()));
+      });
+    await initBackend('wasm');
+    registerNativeKernels();
+    try {
+      configureNative({ threads: 1 });
+      const one = run();
+      configureNative({ threads: 2 });
+      const two = run();
+      configureNative({ threads: 3 });
+      const three = run();
+      expect(two).toEqual(one);
+      expect(three).toEqual(one);
+    } finally {
+      configureNative({ threads: availableParallelism() });
+    }
+  });
+
+  nit('unregisterNativeKernels restores upstream\'s Adam update and Relu / LeakyRelu gradients', async () => {
+    await initBackend('wasm');
+    registerNativeKernels();
+    const apply = tf.AdamOptimizer.prototype.applyGradients;
+    const relu = tf.getGradient(tf.Relu);
+    unregisterNativeKernels();
+    expect(tf.AdamOptimizer.prototype.applyGradients).not.toBe(apply);
+    expect(tf.getGradient(tf.Relu)).not.toBe(relu);
+    const upstream = tf.AdamOptimizer.prototype.applyGradients;
+    registerNativeKernels();
+    registerNativeKernels();
+    expect(tf.AdamOptimizer.prototype.applyGradients).toBe(apply);
+    unregisterNativeKernels();
+    expect(tf.AdamOptimizer.prototype.applyGradients).toBe(upstream);
+    registerNativeKernels();
   });
 });
