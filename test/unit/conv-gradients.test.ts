@@ -12,6 +12,7 @@ import { initBackend, type BackendName } from '../../src/models/backend.js';
 import { CONV_GRADIENTS, REGISTERED_GRADIENTS, registerBroadcastGradients, spaceToDepth } from '../../src/models/gradients.js';
 import { upsampleBilinear2x, upsampleNearest2x } from '../../src/models/ops.js';
 import { mulberry32 } from '../../src/data/prng.js';
+import { relErr, spaceToDepthRef } from '../support/reference.js';
 
 const BACKENDS: readonly BackendName[] = ['cpu', 'wasm'];
 
@@ -25,17 +26,6 @@ function randArray(rand: () => number, n: number): Float32Array {
   return a;
 }
 
-/** max |a − b| / max |b|: the error relative to the reference's scale. */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i]! - b[i]!));
-    den = Math.max(den, Math.abs(b[i]!));
-  }
-  return den === 0 ? num : num / den;
-}
 
 type Pad = 'same' | 'valid' | tf.backend_util.ExplicitPadding;
 
@@ -191,21 +181,6 @@ describe('Conv2D gradient with dilation (gradients.ts)', () => {
   });
 });
 
-/** Plain-JS space-to-depth of y [n, H·r, W·r, c] (NHWC, block-major channels). */
-function spaceToDepthRef(y: ArrayLike<number>, [n, h, w, c]: number[], r: number): Float32Array {
-  const out = new Float32Array(y.length);
-  const H = h! * r;
-  const W = w! * r;
-  for (let b = 0; b < n!; b++)
-    for (let yy = 0; yy < H; yy++)
-      for (let xx = 0; xx < W; xx++)
-        for (let ch = 0; ch < c!; ch++) {
-          const src = ((b * H + yy) * W + xx) * c! + ch;
-          const dst = ((b * h! + Math.floor(yy / r)) * w! + Math.floor(xx / r)) * (c! * r * r) + ((yy % r) * r + (xx % r)) * c! + ch;
-          out[dst] = y[src]!;
-        }
-  return out;
-}
 
 describe('DepthToSpace gradient (gradients.ts)', () => {
   const shapes: Array<[number[], number]> = [

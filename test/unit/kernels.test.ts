@@ -8,6 +8,7 @@ import { initBackend } from '../../src/models/backend.js';
 import { WASM_KERNELS } from '../../src/models/kernels.js';
 import { mulberry32 } from '../../src/data/prng.js';
 import { SrganError } from '../../src/errors.js';
+import { relErr } from '../support/reference.js';
 
 type Pad = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
 
@@ -123,17 +124,6 @@ function runCase(c: Case): Result {
   });
 }
 
-/** max |a − b| / max |b|: the error relative to the reference's scale. */
-function relErr(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i]! - b[i]!));
-    den = Math.max(den, Math.abs(b[i]!));
-  }
-  return den === 0 ? num : num / den;
-}
 
 const cases = makeCases();
 const reference: Result[] = [];

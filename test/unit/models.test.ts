@@ -9,6 +9,7 @@ import { createEspcn } from '../../src/models/espcn.js';
 import { createPatchDiscriminator } from '../../src/models/discriminator.js';
 import { mse } from '../../src/models/losses.js';
 import { conv2d, pixelShuffle, seededUniform } from '../../src/models/ops.js';
+import { spaceToDepthRef } from '../support/reference.js';
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -78,23 +79,6 @@ describe('pixelShuffle', () => {
     });
   });
 
-  /** Reference space-to-depth in plain JS: x[n, h, w, (i·r+j)·C + c] = y[n, h·r+i, w·r+j, c]. */
-  function spaceToDepth(y: ArrayLike<number>, [n, h, w, c]: number[], r: number): Float32Array {
-    const out = new Float32Array(y.length);
-    const H = h! * r;
-    const W = w! * r;
-    for (let b = 0; b < n!; b++)
-      for (let yy = 0; yy < H; yy++)
-        for (let xx = 0; xx < W; xx++)
-          for (let ch = 0; ch < c!; ch++) {
-            const i = yy % r;
-            const j = xx % r;
-            const src = ((b * H + yy) * W + xx) * c! + ch;
-            const dst = ((b * h! + Math.floor(yy / r)) * w! + Math.floor(xx / r)) * (c! * r * r) + (i * r + j) * c! + ch;
-            out[dst] = y[src]!;
-          }
-    return out;
-  }
 
   it.each(shapes)('has the exact gradient spaceToDepth(dL/dy) for %j, r=%i, on wasm and cpu', async (shape, r) => {
     // d/dx Σ pixelShuffle(x)·R = spaceToDepth(R): the shuffle is a permutation.
@@ -107,7 +91,7 @@ describe('pixelShuffle', () => {
         const R = seededUniform(outShape, 1, 13) as tf.Tensor4D;
         const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(pixelShuffle(t as tf.Tensor4D, r), R)))(x);
         expect(g.shape).toEqual(shape);
-        expect(maxAbsDiff(g.dataSync(), spaceToDepth(R.dataSync(), lrShape, r))).toBe(0);
+        expect(maxAbsDiff(g.dataSync(), spaceToDepthRef(R.dataSync(), lrShape, r))).toBe(0);
       });
     }
   });

@@ -44,6 +44,7 @@ import {
 } from '../../src/models/native.js';
 import { mulberry32 } from '../../src/data/prng.js';
 import { tempDir } from '../support/tmp.js';
+import { relErr } from '../support/reference.js';
 
 const native = loadNativeKernels();
 const SKIP = native.ok ? '' : ` [skipped: ${native.reason}]`;
@@ -218,17 +219,6 @@ function runCase(c: Case, reference: boolean): Result {
   });
 }
 
-/** max |a − b| / max |b|: the error relative to the reference's scale. */
-function relErr(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i]! - b[i]!));
-    den = Math.max(den, Math.abs(b[i]!));
-  }
-  return den === 0 ? num : num / den;
-}
 
 const cases = makeCases();
 const reference: Result[] = [];
