@@ -1,6 +1,7 @@
 // Plain-JS references shared by the kernel, gradient and model tests.
 
 import { expect } from 'vitest';
+import type { RgbImage } from '../../src/data/patches.js';
 
 /** max |a − b| / max |b|: the error relative to the reference's scale. */
 export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -31,4 +32,32 @@ export function spaceToDepthRef(y: ArrayLike<number>, [n, h, w, c]: number[], r:
           out[dst] = y[src]!;
         }
   return out;
+}
+
+/** Independent reference: 2-D conv(zero-padded x, taps ⊗ taps) / conv(zero-padded ones), stride f. */
+export function normalisedConv(img: RgbImage, f: number, taps: readonly number[]): RgbImage {
+  const lead = (taps.length - f) / 2;
+  const ow = img.width / f;
+  const oh = img.height / f;
+  const data = new Uint8Array(ow * oh * 3);
+  for (let oy = 0; oy < oh; oy++) {
+    for (let ox = 0; ox < ow; ox++) {
+      for (let c = 0; c < 3; c++) {
+        let num = 0;
+        let den = 0;
+        for (let ky = 0; ky < taps.length; ky++) {
+          for (let kx = 0; kx < taps.length; kx++) {
+            const x = f * ox - lead + kx;
+            const y = f * oy - lead + ky;
+            if (x < 0 || y < 0 || x >= img.width || y >= img.height) continue;
+            const wgt = taps[kx]! * taps[ky]!;
+            num += wgt * img.data[(y * img.width + x) * 3 + c]!;
+            den += wgt;
+          }
+        }
+        data[(oy * ow + ox) * 3 + c] = Math.round(num / den + 1e-9);
+      }
+    }
+  }
+  return { width: ow, height: oh, data };
 }

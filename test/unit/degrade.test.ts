@@ -12,6 +12,7 @@ import {
 } from '../../src/data/degrade.js';
 import { downscaleAA2, type RgbImage } from '../../src/data/patches.js';
 import { mulberry32 } from '../../src/data/prng.js';
+import { normalisedConv } from '../support/reference.js';
 
 /** An image from a per-pixel function returning [r, g, b]. */
 function make(width: number, height: number, f: (x: number, y: number) => readonly number[]): RgbImage {
@@ -42,33 +43,6 @@ function psnr(a: RgbImage, b: RgbImage): number {
 const mean = (a: number[]): number => a.reduce((s, v) => s + v, 0) / a.length;
 const FILTERS: DownscaleFilter[] = ['bilinear-aa', 'box-gamma', 'bicubic-aa'];
 
-/** Independent reference: 2-D conv(zero-padded x, taps ⊗ taps) / conv(zero-padded ones), stride f. */
-function normalisedConv(img: RgbImage, f: number, taps: readonly number[]): RgbImage {
-  const lead = (taps.length - f) / 2;
-  const ow = img.width / f;
-  const oh = img.height / f;
-  const data = new Uint8Array(ow * oh * 3);
-  for (let oy = 0; oy < oh; oy++) {
-    for (let ox = 0; ox < ow; ox++) {
-      for (let c = 0; c < 3; c++) {
-        let num = 0;
-        let den = 0;
-        for (let ky = 0; ky < taps.length; ky++) {
-          for (let kx = 0; kx < taps.length; kx++) {
-            const x = f * ox - lead + kx;
-            const y = f * oy - lead + ky;
-            if (x < 0 || y < 0 || x >= img.width || y >= img.height) continue;
-            const wgt = taps[kx]! * taps[ky]!;
-            num += wgt * img.data[(y * img.width + x) * 3 + c]!;
-            den += wgt;
-          }
-        }
-        data[(oy * ow + ox) * 3 + c] = Math.round(num / den + 1e-9);
-      }
-    }
-  }
-  return { width: ow, height: oh, data };
-}
 
 describe("downscale 'bilinear-aa'", () => {
   it('has the seed taps: ×2 [1,3,3,1]/8 and ×4 [1,3,5,7,7,5,3,1]/32, each summing to 1', () => {

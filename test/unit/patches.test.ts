@@ -20,6 +20,7 @@ import {
 import { mulberry32 } from '../../src/data/prng.js';
 import { SrganError } from '../../src/errors.js';
 import { tempDir } from '../support/tmp.js';
+import { normalisedConv } from '../support/reference.js';
 
 /** An image from a per-pixel function returning [r, g, b]. */
 function make(width: number, height: number, f: (x: number, y: number) => readonly number[]): RgbImage {
@@ -42,32 +43,7 @@ function channel(img: RgbImage, c: number): number[] {
 }
 
 /** Independent reference for §2.5: 2-D conv(zero-padded x) / conv(zero-padded ones), stride 2. */
-function referenceAA2(img: RgbImage): RgbImage {
-  const taps = [1, 3, 3, 1];
-  const ow = img.width / 2;
-  const oh = img.height / 2;
-  const data = new Uint8Array(ow * oh * 3);
-  for (let oy = 0; oy < oh; oy++) {
-    for (let ox = 0; ox < ow; ox++) {
-      for (let c = 0; c < 3; c++) {
-        let num = 0;
-        let den = 0;
-        for (let ky = 0; ky < 4; ky++) {
-          for (let kx = 0; kx < 4; kx++) {
-            const x = 2 * ox - 1 + kx;
-            const y = 2 * oy - 1 + ky;
-            if (x < 0 || y < 0 || x >= img.width || y >= img.height) continue;
-            const wgt = taps[kx]! * taps[ky]!;
-            num += wgt * img.data[(y * img.width + x) * 3 + c]!;
-            den += wgt;
-          }
-        }
-        data[(oy * ow + ox) * 3 + c] = Math.round(num / den + 1e-9);
-      }
-    }
-  }
-  return { width: ow, height: oh, data };
-}
+const referenceAA2 = (img: RgbImage): RgbImage => normalisedConv(img, 2, [1, 3, 3, 1].map((t) => t / 8));
 
 describe('downscaleAA2', () => {
   it('matches hand-computed values, with renormalised border taps', () => {
