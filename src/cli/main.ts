@@ -217,7 +217,7 @@ function printStatus(s: DaemonStatus, asJson: boolean): void {
     return;
   }
   const losses = Object.entries(s.losses)
-    .filter(([k]) => !k.startsWith('lr_'))
+    .filter(([k]) => !k.startsWith('lr_') && k !== 'd_steps')
     .map(([k, v]) => `${k}=${formatNumber(v)}`)
     .join(' ');
   console.log(`state:    ${s.state}`);
