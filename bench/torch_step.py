@@ -118,44 +118,34 @@ def params(model):
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def adam_step(model, lr, loss_fn):
+    """One training step: zero the grads, loss_fn(model).backward(), Adam (eps 1e-8)."""
+    opt = torch.optim.Adam(model.parameters(), lr, eps=1e-8)
+
+    def step():
+        opt.zero_grad()
+        loss = loss_fn(model)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
 def make(name):
     g = torch.Generator().manual_seed(1)
     if name == 'espcn':
         model = Espcn()
         x, y = torch.rand(8, 3, 32, 32, generator=g), torch.rand(8, 3, 64, 64, generator=g)
-        opt = torch.optim.Adam(model.parameters(), 1e-3)
-
-        def step():
-            opt.zero_grad()
-            loss = F.mse_loss(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-    elif name == 'd_final':
+        return model, adam_step(model, 1e-3, lambda m: F.mse_loss(m(x), y))
+    if name == 'd_final':
         model = DFinal()
         fake, real = torch.rand(4, 3, 128, 128, generator=g), torch.rand(4, 3, 128, 128, generator=g)
-        opt = torch.optim.Adam(model.parameters(), 1e-4, eps=1e-8)
-
-        def step():
-            opt.zero_grad()
-            loss = F.softplus(model(fake) - model(real)).mean()
-            loss.backward()
-            opt.step()
-            return loss
-    elif name == 'g_final':
+        return model, adam_step(model, 1e-4, lambda m: F.softplus(m(fake) - m(real)).mean())
+    if name == 'g_final':
         model = GFinal()
         x, y = torch.rand(1, 3, 64, 64, generator=g), torch.rand(1, 3, 128, 128, generator=g)
-        opt = torch.optim.Adam(model.parameters(), 1e-4, eps=1e-8)
-
-        def step():
-            opt.zero_grad()
-            loss = F.mse_loss(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-    else:
-        raise SystemExit(f'unknown model {name!r}')
-    return model, step
+        return model, adam_step(model, 1e-4, lambda m: F.mse_loss(m(x), y))
+    raise SystemExit(f'unknown model {name!r}')
 
 
 def main():

@@ -61,3 +61,19 @@ export function normalisedConv(img: RgbImage, f: number, taps: readonly number[]
   }
   return { width: ow, height: oh, data };
 }
+
+/** An image from a per-pixel function returning [r, g, b]. */
+export function make(width: number, height: number, f: (x: number, y: number) => readonly number[]): RgbImage {
+  const data = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) data.set(f(x, y), (y * width + x) * 3);
+  }
+  return { width, height, data };
+}
+
+/** One colour channel of an RGB image, as a plain array. */
+export function channel(img: RgbImage, c: number): number[] {
+  const out: number[] = [];
+  for (let i = c; i < img.data.length; i += 3) out.push(img.data[i]!);
+  return out;
+}

@@ -12,22 +12,7 @@ import {
 } from '../../src/data/degrade.js';
 import { downscaleAA2, type RgbImage } from '../../src/data/patches.js';
 import { mulberry32 } from '../../src/data/prng.js';
-import { normalisedConv } from '../support/reference.js';
-
-/** An image from a per-pixel function returning [r, g, b]. */
-function make(width: number, height: number, f: (x: number, y: number) => readonly number[]): RgbImage {
-  const data = new Uint8Array(width * height * 3);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) data.set(f(x, y), (y * width + x) * 3);
-  }
-  return { width, height, data };
-}
-
-function channel(img: RgbImage, c: number): number[] {
-  const out: number[] = [];
-  for (let i = c; i < img.data.length; i += 3) out.push(img.data[i]!);
-  return out;
-}
+import { channel, make, normalisedConv } from '../support/reference.js';
 
 function random(width: number, height: number, seed: number): RgbImage {
   const rand = mulberry32(seed);

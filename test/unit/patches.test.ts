@@ -20,26 +20,11 @@ import {
 import { mulberry32 } from '../../src/data/prng.js';
 import { SrganError } from '../../src/errors.js';
 import { tempDir } from '../support/tmp.js';
-import { normalisedConv } from '../support/reference.js';
-
-/** An image from a per-pixel function returning [r, g, b]. */
-function make(width: number, height: number, f: (x: number, y: number) => readonly number[]): RgbImage {
-  const data = new Uint8Array(width * height * 3);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) data.set(f(x, y), (y * width + x) * 3);
-  }
-  return { width, height, data };
-}
+import { channel, make, normalisedConv } from '../support/reference.js';
 
 function px(img: RgbImage, x: number, y: number): number[] {
   const i = (y * img.width + x) * 3;
   return [img.data[i]!, img.data[i + 1]!, img.data[i + 2]!];
-}
-
-function channel(img: RgbImage, c: number): number[] {
-  const out: number[] = [];
-  for (let i = c; i < img.data.length; i += 3) out.push(img.data[i]!);
-  return out;
 }
 
 /** Independent reference for §2.5: 2-D conv(zero-padded x) / conv(zero-padded ones), stride 2. */
