@@ -27,6 +27,11 @@ export interface LoaderPoolOptions {
   patchesPerImage: number;
   /** Images per task. Default 2. */
   imagesPerTask?: number;
+  /**
+   * Where in the data sequence to begin: epoch × files.length + position in that epoch's order (a
+   * resumed run passes its checkpoint's position). Default 0.
+   */
+  startPosition?: number;
   /** Default `/loader-worker.js` beside this file; tests may point at another entry. */
   workerFile?: string;
   onEvent?: (kind: 'data_error' | 'loader_crash' | 'epoch', message: string, data?: unknown) => void;
@@ -34,42 +39,74 @@ export interface LoaderPoolOptions {
 
 export type LoaderPoolMessage = { type: 'pump' };
 
+/** One image visit: `pos` is its place in the data sequence (epoch × files + place in the epoch). */
+export interface LoaderItem {
+  file: string;
+  /** Index into the file list (crops are seeded by it and the epoch). */
+  index: number;
+  pos: number;
+  epoch: number;
+  /** The image failed before: the worker writes a skip frame instead of loading it. */
+  skip?: boolean;
+}
+
 export class LoaderPool extends Actor<LoaderPoolMessage> {
   readonly #o: Required<Omit<LoaderPoolOptions, 'onEvent'>> & Pick<LoaderPoolOptions, 'onEvent'>;
   #pool: Piscina | null = null;
   #inFlight = 0;
-  #epoch = 0;
+  /** Bumped on every start: results of tasks from an earlier pool are ignored. */
+  #generation = 0;
+  /** The next position to hand out, and the shuffled order of its epoch. */
+  #pos: number;
+  #orderEpoch = -1;
   #order: number[] = [];
-  #cursor = 0;
-  #retry: { file: string; index: number }[] = [];
+  /** Items handed out whose frames are not all in the ring yet, by position. */
+  readonly #outstanding = new Map<number, LoaderItem>();
+  #retry: LoaderItem[] = [];
   #bad = new Set<string>();
   #closed = false;
   #written = 0;
   /** Task failures since the last success: a worker that can never run must not loop forever. */
   #failuresInARow = 0;
+  /**
+   * How far (in images) hand-outs may run ahead of the oldest outstanding one. The trainer takes
+   * patches in sequence order and keeps early ones aside, so this bounds its memory while one slow
+   * image (a 50 MP photo) is still decoding.
+   */
+  readonly #window: number;
 
   constructor(options: LoaderPoolOptions) {
     super('loader-pool');
     if (options.files.length === 0) throw new SrganError('SRGAN_ERR_DATA', 'no training images');
-    this.#o = { imagesPerTask: 2, workerFile: WORKER_FILE, ...options };
+    this.#o = { imagesPerTask: 2, workerFile: WORKER_FILE, startPosition: 0, ...options };
+    if (!Number.isSafeInteger(this.#o.startPosition) || this.#o.startPosition < 0) {
+      throw new RangeError(`startPosition must be a non-negative integer, got ${this.#o.startPosition}`);
+    }
+    this.#pos = this.#o.startPosition;
+    this.#window = Math.max(8, this.#o.workers * this.#o.imagesPerTask * 4);
   }
 
   /** Patches written into the ring so far. */
   get written(): number {
     return this.#written;
   }
+  /** The epoch of the next image handed out. */
   get epoch(): number {
-    return this.#epoch;
+    return Math.floor(this.#pos / this.#o.files.length);
   }
 
   protected override onStart(): void {
     if (!fs.existsSync(this.#o.workerFile)) {
       throw new SrganError('SRGAN_ERR_ACTOR', `loader worker entry ${this.#o.workerFile} does not exist (is the project built?)`);
     }
+    this.#generation++;
     this.#closed = false;
     this.#failuresInARow = 0;
+    this.#inFlight = 0;
     // A restart retries every image: a failure may have been transient (a drive that went away).
     this.#bad.clear();
+    // Whatever the old pool had in flight is lost with it: hand it out again, in sequence order.
+    this.#retry = [...this.#outstanding.values()].sort((a, b) => a.pos - b.pos).map((it) => ({ ...it, skip: false }));
     const workerData: LoaderWorkerData = { ring: this.#o.ring };
     this.#pool = new Piscina({
       filename: this.#o.workerFile,
@@ -79,7 +116,6 @@ export class LoaderPool extends Actor<LoaderPoolMessage> {
       workerData,
     });
     this.#pool.on('error', (err: unknown) => this.#o.onEvent?.('loader_crash', `loader worker failed: ${(err as Error).message}`));
-    if (this.#order.length === 0) this.#shuffle();
     this.send({ type: 'pump' });
   }
 
@@ -97,51 +133,56 @@ export class LoaderPool extends Actor<LoaderPoolMessage> {
     }
   }
 
-  #shuffle(): void {
+  /** The file index at sequence position `pos`: the epoch's order is a seeded shuffle. */
+  #fileAt(pos: number): { index: number; epoch: number } {
     const n = this.#o.files.length;
-    const order = Array.from({ length: n }, (_, i) => i);
-    const rand = mulberry32(deriveSeed(this.#o.seed, 1_000_003 + this.#epoch));
-    for (let i = n - 1; i > 0; i--) {
-      const j = Math.floor(rand() * (i + 1));
-      [order[i], order[j]] = [order[j] as number, order[i] as number];
+    const epoch = Math.floor(pos / n);
+    if (epoch !== this.#orderEpoch) {
+      const order = Array.from({ length: n }, (_, i) => i);
+      const rand = mulberry32(deriveSeed(this.#o.seed, 1_000_003 + epoch));
+      for (let i = n - 1; i > 0; i--) {
+        const j = Math.floor(rand() * (i + 1));
+        [order[i], order[j]] = [order[j] as number, order[i] as number];
+      }
+      this.#order = order;
+      this.#orderEpoch = epoch;
     }
-    this.#order = order;
-    this.#cursor = 0;
+    return { index: this.#order[pos - epoch * n] as number, epoch };
   }
 
-  #nextItems(): { file: string; index: number }[] {
+  #nextItems(): LoaderItem[] {
     if (this.#bad.size >= this.#o.files.length) {
       throw new SrganError('SRGAN_ERR_DATA', `every training image failed to load (${this.#o.files.length} files; the reasons are in the data_error events)`);
     }
     const items = this.#retry.splice(0, this.#o.imagesPerTask);
-    let guard = this.#o.files.length * 2;
-    while (items.length < this.#o.imagesPerTask && guard-- > 0) {
-      if (this.#cursor >= this.#order.length) {
-        this.#epoch++;
-        this.#shuffle();
-        this.#o.onEvent?.('epoch', `epoch ${this.#epoch} started`, { epoch: this.#epoch });
-      }
-      const index = this.#order[this.#cursor++] as number;
+    let oldest = Infinity;
+    for (const p of this.#outstanding.keys()) oldest = Math.min(oldest, p);
+    while (items.length < this.#o.imagesPerTask && this.#pos - (oldest === Infinity ? this.#pos : oldest) < this.#window) {
+      const pos = this.#pos++;
+      const { index, epoch } = this.#fileAt(pos);
+      if (pos === epoch * this.#o.files.length && pos > 0) this.#o.onEvent?.('epoch', `epoch ${epoch} started`, { epoch });
       const file = this.#o.files[index] as string;
-      if (!this.#bad.has(file)) items.push({ file, index });
+      const item: LoaderItem = { file, index, pos, epoch, skip: this.#bad.has(file) };
+      this.#outstanding.set(pos, item);
+      oldest = Math.min(oldest, pos);
+      items.push(item);
     }
-    if (items.length === 0) throw new SrganError('SRGAN_ERR_DATA', 'no loadable training image left');
     return items;
   }
 
-  /** Hands one task to the pool; false when there is nothing left to hand out (the actor has failed). */
+  /** Hands one task to the pool; false when there is nothing to hand out now (window full, or failed). */
   #submit(): boolean {
     const pool = this.#pool as Piscina;
-    let items: { file: string; index: number }[];
+    let items: LoaderItem[];
     try {
       items = this.#nextItems();
     } catch (err) {
       this.fail(err);
       return false;
     }
+    if (items.length === 0) return false;
     const task: LoaderTask = {
       items,
-      epoch: this.#epoch,
       seed: this.#o.seed,
       patchSize: this.#o.patchSize,
       scale: this.#o.scale,
@@ -149,9 +190,11 @@ export class LoaderPool extends Actor<LoaderPoolMessage> {
       patchesPerImage: this.#o.patchesPerImage,
       writeTimeoutMs: 2000,
     };
+    const generation = this.#generation;
     this.#inFlight++;
     (pool.run(task) as Promise<LoaderResult>).then(
       (r) => {
+        if (generation !== this.#generation) return;
         this.#inFlight--;
         this.#failuresInARow = 0;
         this.#written += r.written;
@@ -159,16 +202,21 @@ export class LoaderPool extends Actor<LoaderPoolMessage> {
           this.#bad.add(f.file);
           this.#o.onEvent?.('data_error', f.message, { file: f.file });
         }
+        const unwritten = new Set(r.unwritten.map((it) => it.pos));
+        for (const it of items) if (!unwritten.has(it.pos)) this.#outstanding.delete(it.pos);
         this.#retry.push(...r.unwritten);
+        this.#retry.sort((a, b) => a.pos - b.pos);
         if (r.closed) this.#closed = true;
         else this.send({ type: 'pump' });
       },
       (err: unknown) => {
+        if (generation !== this.#generation) return;
         this.#inFlight--;
         if (this.#closed || !this.#pool) return;
         // The worker died mid-task (piscina replaces it): report, and hand the images out again.
         this.#o.onEvent?.('loader_crash', `loader task failed: ${(err as Error).message}`, { items: items.map((i) => i.file) });
         this.#retry.push(...items);
+        this.#retry.sort((a, b) => a.pos - b.pos);
         if (++this.#failuresInARow >= MAX_FAILURES_IN_A_ROW) {
           this.fail(new SrganError('SRGAN_ERR_ACTOR', `${this.#failuresInARow} loader tasks failed in a row; last: ${(err as Error).message}`, { cause: err }));
           return;

@@ -4,7 +4,8 @@
 
 import { workerData } from 'piscina';
 import { SharedRing } from '../protocol/ring.js';
-import { encodeFrameInto } from '../protocol/codec.js';
+import { encodeFrameInto, encodeSkipInto } from '../protocol/codec.js';
+import type { LoaderItem } from './loader-pool.js';
 import { augment, loadRgb, randomCrop, type RgbImage } from '../data/patches.js';
 import { downscale, type DownscaleFilter } from '../data/degrade.js';
 import { deriveSeed, mulberry32 } from '../data/prng.js';
@@ -15,9 +16,8 @@ export interface LoaderWorkerData {
 }
 
 export interface LoaderTask {
-  /** Images to visit, with their position in the epoch's order. */
-  items: { file: string; index: number }[];
-  epoch: number;
+  /** Images to visit, in sequence order. Patch p of an item gets seq = pos × patchesPerImage + p. */
+  items: LoaderItem[];
   seed: number;
   patchSize: number;
   scale: 2 | 4;
@@ -30,8 +30,8 @@ export interface LoaderTask {
 
 export interface LoaderResult {
   written: number;
-  /** Items not written because the ring stayed full; the pool hands them out again. */
-  unwritten: { file: string; index: number }[];
+  /** Items not (completely) written because the ring stayed full; the pool hands them out again. */
+  unwritten: LoaderItem[];
   failed: { file: string; message: string }[];
   closed: boolean;
 }
@@ -56,29 +56,37 @@ async function load(file: string): Promise<RgbImage> {
 export default async function loaderTask(task: LoaderTask): Promise<LoaderResult> {
   ring ??= SharedRing.attach((workerData as LoaderWorkerData).ring);
   const result: LoaderResult = { written: 0, unwritten: [], failed: [], closed: false };
+  const ppi = task.patchesPerImage;
   for (let i = 0; i < task.items.length; i++) {
-    const item = task.items[i] as { file: string; index: number };
-    let img: RgbImage;
+    const item = task.items[i] as LoaderItem;
     try {
-      img = await load(item.file);
-      if (img.width < task.patchSize || img.height < task.patchSize) {
-        throw new SrganError('SRGAN_ERR_DATA', `${item.file}: ${img.width}×${img.height} is smaller than a ${task.patchSize} px patch`);
+      let img: RgbImage | null = null;
+      if (!item.skip) {
+        try {
+          img = await load(item.file);
+          if (img.width < task.patchSize || img.height < task.patchSize) {
+            throw new SrganError('SRGAN_ERR_DATA', `${item.file}: ${img.width}×${img.height} is smaller than a ${task.patchSize} px patch`);
+          }
+        } catch (err) {
+          result.failed.push({ file: item.file, message: (err as Error).message });
+          img = null;
+        }
       }
-    } catch (err) {
-      result.failed.push({ file: item.file, message: (err as Error).message });
-      continue;
-    }
-    const rand = mulberry32(deriveSeed(deriveSeed(task.seed, task.epoch), item.index));
-    try {
-      for (let p = 0; p < task.patchesPerImage; p++) {
+      if (!img) {
+        // The trainer takes patches in sequence order: tell it these will never come.
+        encodeSkipInto(ring, { type: 'skip', seq: item.pos * ppi, count: ppi, index: item.index }, task.writeTimeoutMs);
+        continue;
+      }
+      const rand = mulberry32(deriveSeed(deriveSeed(task.seed, item.epoch), item.index));
+      for (let p = 0; p < ppi; p++) {
         const hr = augment(randomCrop(img, task.patchSize, rand), rand);
         const lr = downscale(hr, task.scale, task.lrFilter);
         encodeFrameInto(
           ring,
           {
             type: 'patch',
-            seq: item.index * task.patchesPerImage + p,
-            epoch: task.epoch,
+            seq: item.pos * ppi + p,
+            epoch: item.epoch,
             index: item.index,
             hr: { width: hr.width, height: hr.height, channels: 3, data: hr.data },
             lr: { width: lr.width, height: lr.height, channels: 3, data: lr.data },
@@ -94,6 +102,7 @@ export default async function loaderTask(task: LoaderTask): Promise<LoaderResult
         return result;
       }
       if (code === 'SRGAN_ERR_RING_TIMEOUT') {
+        // Patches of this item already in the ring come again on the retry; the trainer drops them.
         result.unwritten = task.items.slice(i);
         return result;
       }

@@ -5,7 +5,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { SharedRing } from '../protocol/ring.js';
-import { decodeFrame } from '../protocol/codec.js';
+import { decodeRingFrame, type PatchFrame } from '../protocol/codec.js';
+import { Sequencer } from './sequencer.js';
 import type { DaemonState, FromTrainer, MetricsPoint, ToTrainer } from '../protocol/messages.js';
 import { Scheduler, type SchedulerConfig, type StepPlan } from './scheduler.js';
 import type { RunConfig } from '../models/presets.js';
@@ -21,14 +22,18 @@ export interface TrainerWorkerData {
   config: RunConfig;
   /** A fixed HR/LR pair (larger than a training patch) for the preview strip. */
   preview: { hr: RgbImage; lr: RgbImage } | null;
+  /** The seq of the first patch to train on (0, or a resumed run's data position). */
+  startSeq: number;
 }
 
 const port = parentPort;
 if (!port) throw new Error('trainer-worker must run in a worker thread');
-const { ring: ringSab, config, preview } = workerData as TrainerWorkerData;
+const { ring: ringSab, config, preview, startSeq } = workerData as TrainerWorkerData;
 const post = (m: FromTrainer, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
 
 const ring = SharedRing.attach(ringSab);
+/** How long the trainer waits for a missing patch while later ones are waiting (see Sequencer). */
+const STALL_MS = 20_000;
 let wake: (() => void) | null = null;
 const sleepUntilWoken = () => new Promise<void>((resolve) => (wake = resolve));
 
@@ -64,10 +69,29 @@ async function main(): Promise<void> {
   let lastFlush = performance.now();
   const statsWindow = { start: performance.now(), waitMs: 0, steps: 0, patches: 0 };
 
+  // Patches are taken in sequence order whatever order the loader threads finish in (see sequencer.ts).
+  const sequencer = new Sequencer(startSeq);
+  const addToBatch = (frame: PatchFrame): void => {
+    if (frame.hr.width !== P || frame.hr.height !== P || frame.lr.width !== L || frame.lr.height !== L) {
+      post({ type: 'error', code: 'SRGAN_ERR_BAD_FRAME', message: `skipped a bad frame: patch ${frame.hr.width}×${frame.hr.height} / ${frame.lr.width}×${frame.lr.height}, expected ${P} / ${L}` });
+      return;
+    }
+    toFloat(frame.hr.data, hrBuf, filled * P * P * 3);
+    if (lrBytes) lrBytes.set(frame.lr.data, filled * L * L * 3);
+    else toFloat(frame.lr.data, lrBuf, filled * L * L * 3);
+    filled++;
+  };
+
   // Copies frames into the batch until it is full. Returns false if training should not step now.
   const fillBatch = async (): Promise<boolean> => {
+    let stalledSince = performance.now();
     while (filled < B) {
       if (scheduler.mode !== 'run') return false;
+      const early = sequencer.take();
+      if (early) {
+        addToBatch(early);
+        continue;
+      }
       const t0 = performance.now();
       let bytes: Uint8Array | null;
       try {
@@ -80,17 +104,17 @@ async function main(): Promise<void> {
       }
       if (bytes === null) {
         if (ring.closed) return false;
+        // Later patches are here but the next one has not come for a long time: it never will.
+        if (performance.now() - stalledSince > STALL_MS && sequencer.stats().stashed > 0) {
+          const n = sequencer.skipToStashed();
+          post({ type: 'error', code: 'SRGAN_ERR_BAD_FRAME', message: `${n} patches never arrived in ${STALL_MS / 1000} s; training goes on without them` });
+        }
         continue;
       }
+      stalledSince = performance.now();
       try {
-        const frame = decodeFrame(bytes);
-        if (frame.hr.width !== P || frame.hr.height !== P || frame.lr.width !== L || frame.lr.height !== L) {
-          throw new Error(`patch ${frame.hr.width}×${frame.hr.height} / ${frame.lr.width}×${frame.lr.height}, expected ${P} / ${L}`);
-        }
-        toFloat(frame.hr.data, hrBuf, filled * P * P * 3);
-        if (lrBytes) lrBytes.set(frame.lr.data, filled * L * L * 3);
-        else toFloat(frame.lr.data, lrBuf, filled * L * L * 3);
-        filled++;
+        const frame = sequencer.offer(decodeRingFrame(bytes));
+        if (frame) addToBatch(frame);
       } catch (err) {
         post({ type: 'error', code: 'SRGAN_ERR_BAD_FRAME', message: `skipped a bad frame: ${(err as Error).message}` });
       } finally {

@@ -134,7 +134,7 @@ export class Daemon implements DaemonControl {
     await this.#supervisor.startChild({ actor: loader, restart: 'permanent' });
 
     this.#trainer = new Trainer({
-      workerData: { ring: this.#ring.buffer, config: cfg, preview: await previewPair(files, cfg) },
+      workerData: { ring: this.#ring.buffer, config: cfg, preview: await previewPair(files, cfg), startSeq: 0 },
       onMessage: (m) => this.#fromTrainer(m),
     });
     // No checkpoints yet: a restarted trainer would start over, so a trainer failure ends the run.

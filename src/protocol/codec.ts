@@ -20,8 +20,17 @@ import type { SharedRing } from './ring.js';
 /** uint8 pixels, HWC order, `data.length === width * height * channels`. */
 export interface ImagePlane { width: number; height: number; channels: number; data: Uint8Array }
 
-/** One training pair on the loader -> trainer ring. */
+/** One training pair on the loader -> trainer ring. `seq` is its place in the run's data sequence. */
 export interface PatchFrame { type: 'patch'; seq: number; epoch: number; index: number; hr: ImagePlane; lr: ImagePlane }
+
+/**
+ * Stands in for `count` patches, from `seq` on, that will never come (their image failed to load),
+ * so a consumer that takes patches in sequence order does not wait for them.
+ */
+export interface SkipFrame { type: 'skip'; seq: number; count: number; index: number }
+
+/** Anything a loader writes into the ring. */
+export type RingFrame = PatchFrame | SkipFrame;
 
 /** The msgpackr options every thread uses; frozen, and spelled out so no default drifts under us. */
 export const CODEC_OPTIONS = Object.freeze({
@@ -193,6 +202,14 @@ export function encodeFrameInto(ring: SharedRing, frame: PatchFrame, timeoutMs =
   return size;
 }
 
+/** Writes a SkipFrame into `ring` (tiny, rare: through msgpackr). Throws like ring.write. */
+export function encodeSkipInto(ring: SharedRing, frame: SkipFrame, timeoutMs = Infinity): void {
+  checkUint('seq', frame.seq);
+  checkUint('count', frame.count);
+  checkUint('index', frame.index);
+  ring.write(packr.pack({ type: 'skip', seq: frame.seq, count: frame.count, index: frame.index }), timeoutMs);
+}
+
 // ---- decoding (the consumer; bytes from shared memory are checked, not trusted) -----------------
 
 function bad(what: string, cause?: unknown): SrganError {
@@ -254,4 +271,21 @@ export function decodeFrame(bytes: Uint8Array): PatchFrame {
     hr: decodePlane(v['hr'], 'hr'),
     lr: decodePlane(v['lr'], 'lr'),
   };
+}
+
+/** Decodes a patch or a skip frame (see decodeFrame); throws SRGAN_ERR_BAD_FRAME naming the problem. */
+export function decodeRingFrame(bytes: Uint8Array): RingFrame {
+  // A skip frame is a few dozen bytes; anything larger is a patch (or garbage, which decodeFrame names).
+  if (bytes.length < 64) {
+    let v: unknown;
+    try {
+      v = packr.unpack(bytes);
+    } catch (err) {
+      throw bad(`not a single msgpack value (${(err as Error).message})`, err);
+    }
+    if (isObject(v) && v['type'] === 'skip') {
+      return { type: 'skip', seq: uintField(v, '', 'seq'), count: uintField(v, '', 'count'), index: uintField(v, '', 'index') };
+    }
+  }
+  return decodeFrame(bytes);
 }

@@ -7,7 +7,8 @@ import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LoaderPool, listImages } from '../../src/actors/loader-pool.js';
 import { SharedRing } from '../../src/protocol/ring.js';
-import { decodeFrame, type PatchFrame } from '../../src/protocol/codec.js';
+import { decodeRingFrame, type PatchFrame, type SkipFrame } from '../../src/protocol/codec.js';
+import { Sequencer } from '../../src/actors/sequencer.js';
 import { DIST, tempDir } from '../support/tmp.js';
 
 const LOADER_WORKER = path.join(DIST, 'actors/loader-worker.js');
@@ -21,18 +22,41 @@ async function makeImage(file: string, w: number, h: number, seed: number): Prom
   await sharp(data, { raw: { width: w, height: h, channels: 3 } }).png().toFile(file);
 }
 
-async function readFrames(ring: SharedRing, n: number): Promise<PatchFrame[]> {
+/** The next `n` patch frames in ring order (skip frames are collected in `skips`). */
+async function readFrames(ring: SharedRing, n: number, skips: SkipFrame[] = []): Promise<PatchFrame[]> {
   const frames: PatchFrame[] = [];
   while (frames.length < n) {
     const bytes = await ring.readAsync(20_000);
     if (!bytes) throw new Error(`ring stayed empty after ${frames.length} frames`);
-    const f = decodeFrame(bytes);
+    const f = decodeRingFrame(bytes);
     // Copy out before release: the view dies with it.
-    frames.push({ ...f, hr: { ...f.hr, data: f.hr.data.slice() }, lr: { ...f.lr, data: f.lr.data.slice() } });
+    if (f.type === 'skip') skips.push(f);
+    else frames.push({ ...f, hr: { ...f.hr, data: f.hr.data.slice() }, lr: { ...f.lr, data: f.lr.data.slice() } });
     ring.release();
   }
   return frames;
 }
+
+/** The next `n` patches in sequence order, as the trainer takes them. */
+async function readInSequence(ring: SharedRing, n: number, sequencer: Sequencer): Promise<PatchFrame[]> {
+  const out: PatchFrame[] = [];
+  while (out.length < n) {
+    const early = sequencer.take();
+    if (early) {
+      out.push(early);
+      continue;
+    }
+    const bytes = await ring.readAsync(20_000);
+    if (!bytes) throw new Error(`ring stayed empty after ${out.length} patches (next seq ${sequencer.next})`);
+    const f = sequencer.offer(decodeRingFrame(bytes));
+    if (f) out.push({ ...f, hr: { ...f.hr, data: f.hr.data.slice() }, lr: { ...f.lr, data: f.lr.data.slice() } });
+    ring.release();
+  }
+  return out;
+}
+
+const digest = (frames: PatchFrame[]): string[] =>
+  frames.map((f) => `${f.seq}:${f.index}:${Buffer.from(f.hr.data).toString('base64').slice(0, 64)}`);
 
 describe('LoaderPool', () => {
   let tmp: ReturnType<typeof tempDir>;
@@ -86,6 +110,37 @@ describe('LoaderPool', () => {
     expect(errors.some((m) => m.includes('corrupt.png'))).toBe(true);
     expect(errors.some((m) => m.includes('tiny.png') && m.includes('smaller than a 32 px patch'))).toBe(true);
     expect(events.some((e) => e.kind === 'epoch')).toBe(true);
+  });
+
+  it('in sequence order, the patches are the same whatever the thread timing, and a later start continues them', async () => {
+    for (let i = 0; i < 7; i++) await makeImage(path.join(tmp.dir, `img${i}.png`), 64 + i * 8, 72, i);
+    fs.writeFileSync(path.join(tmp.dir, 'broken.png'), 'not an image');
+    const files = listImages(tmp.dir);
+    const options = { files, seed: 11, patchSize: 32, scale: 2 as const, lrFilter: 'bilinear-aa' as const, patchesPerImage: 3, imagesPerTask: 1, workerFile: LOADER_WORKER };
+    const run = async (workers: number, startPosition: number, n: number): Promise<{ seqs: string[]; ringOrder: number[] }> => {
+      const r = SharedRing.create(1 << 20);
+      const p = new LoaderPool({ ...options, ring: r.buffer, workers, startPosition });
+      await p.start();
+      try {
+        const frames = await readInSequence(r, n, new Sequencer(startPosition * 3));
+        return { seqs: digest(frames), ringOrder: frames.map((f) => f.seq) };
+      } finally {
+        r.close();
+        await p.stop();
+      }
+    };
+    // 8 files × 3 patches, one file broken: 21 patches per epoch; read 2½ epochs.
+    const one = await run(1, 0, 52);
+    const two = await run(3, 0, 52);
+    expect(two.seqs).toEqual(one.seqs);
+    // Strictly increasing seqs, with exactly the broken file's 3 patches missing per epoch.
+    const seqs = one.ringOrder;
+    for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBeGreaterThan(seqs[i - 1] as number);
+    expect(seqs[20]).toBe(23);
+    // Starting at position 10 (epoch 1, third image) gives the same patches as the tail of the first run.
+    const resumed = await run(2, 10, 20);
+    const from = one.seqs.findIndex((d) => Number(d.split(':')[0]) >= 30);
+    expect(resumed.seqs).toEqual(one.seqs.slice(from, from + 20));
   });
 
   it('a worker that dies is replaced and its images handed out again, without stopping the flow', async () => {

@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CODEC_OPTIONS, decodeFrame, encodedSize, encodeFrame, encodeFrameInto, packr,
+import { CODEC_OPTIONS, decodeFrame, decodeRingFrame, encodedSize, encodeFrame, encodeFrameInto, encodeSkipInto, packr,
   type PatchFrame } from '../../src/protocol/codec.js';
 import { SharedRing } from '../../src/protocol/ring.js';
 // @ts-expect-error plain-JS fixture without type declarations
@@ -142,6 +142,22 @@ describe('codec', () => {
       return;
     }
     throw new Error('expected a throw');
+  });
+});
+
+describe('skip frames', () => {
+  it('round-trip through a ring beside patch frames, and are checked on both sides', () => {
+    const ring = SharedRing.create(1 << 16);
+    const px = (w: number) => ({ width: w, height: w, channels: 3, data: new Uint8Array(w * w * 3).fill(7) });
+    encodeSkipInto(ring, { type: 'skip', seq: 24, count: 8, index: 3 });
+    encodeFrameInto(ring, { type: 'patch', seq: 32, epoch: 1, index: 4, hr: px(8), lr: px(4) });
+    expect(decodeRingFrame(ring.tryRead()!)).toEqual({ type: 'skip', seq: 24, count: 8, index: 3 });
+    const patch = decodeRingFrame(ring.tryRead()!);
+    expect(patch.type === 'patch' && patch.seq === 32 && patch.hr.data[0] === 7).toBe(true);
+    ring.release();
+    expect(() => encodeSkipInto(ring, { type: 'skip', seq: -1, count: 8, index: 0 })).toThrow(/seq must be a non-negative/);
+    expect(() => decodeRingFrame(packr.pack({ type: 'skip', seq: 1, count: 'x', index: 0 }))).toThrow(/count must be a non-negative integer/);
+    expect(() => decodeRingFrame(packr.pack({ type: 'nope' }))).toThrow(/type must be 'patch'/);
   });
 });
 
