@@ -19,7 +19,9 @@ export type ErrorCode =
   | 'SRGAN_ERR_ACTOR'
   | 'SRGAN_ERR_RESTART_LIMIT'
   | 'SRGAN_ERR_DAEMON_START'
-  | 'SRGAN_ERR_TIMEOUT';
+  | 'SRGAN_ERR_TIMEOUT'
+  | 'SRGAN_ERR_CHECKPOINT'
+  | 'SRGAN_ERR_MANIFEST';
 
 export class SrganError extends Error {
   readonly code: ErrorCode;

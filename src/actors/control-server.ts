@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { WebSocketServer, WebSocket } from 'ws';
 import { Actor } from './actor.js';
 import { parseClientMessage, MAX_CLIENT_MESSAGE_BYTES } from '../protocol/validate.js';
-import type { ClientMessage, DaemonState, DaemonStatus, MetricsPoint, ServerMessage, Topic } from '../protocol/messages.js';
+import type { CheckpointWritten, ClientMessage, DaemonState, DaemonStatus, MetricsPoint, ServerMessage, Topic } from '../protocol/messages.js';
 
 /** What the server asks of the daemon. */
 export interface DaemonControl {
@@ -18,6 +18,8 @@ export interface DaemonControl {
   pause(): DaemonState;
   resume(): DaemonState;
   stop(): DaemonState;
+  /** Writes a checkpoint at the next step boundary; resolves once it is on disk. */
+  checkpoint(): Promise<CheckpointWritten>;
   history(limit: number): MetricsPoint[];
   /** The newest preview, sent to a client when it subscribes to previews. */
   latestPreview(): ServerMessage | null;
@@ -168,15 +170,15 @@ export class ControlServer extends Actor<ControlServerMessage> {
         send({ type: 'error', code: 'SRGAN_ERR_UNAUTHORIZED', message: 'wrong or missing access token', ...(msg.id !== undefined ? { id: msg.id } : {}) });
         return;
       }
-      try {
-        send(this.#handle(client, msg));
-      } catch (err) {
-        send({ type: 'error', code: (err as { code?: string }).code ?? 'SRGAN_ERR_BAD_STATE', message: (err as Error).message, ...(msg.id !== undefined ? { id: msg.id } : {}) });
-      }
+      // Most commands answer at once; 'checkpoint' answers when the file is on disk.
+      Promise.resolve()
+        .then(() => this.#handle(client, msg))
+        .then(send, (err: unknown) =>
+          send({ type: 'error', code: (err as { code?: string }).code ?? 'SRGAN_ERR_BAD_STATE', message: (err as Error).message, ...(msg.id !== undefined ? { id: msg.id } : {}) }));
     });
   }
 
-  #handle(client: Client, msg: ClientMessage): ServerMessage {
+  #handle(client: Client, msg: ClientMessage): ServerMessage | Promise<ServerMessage> {
     const id = msg.id !== undefined ? { id: msg.id } : {};
     const control = this.#options.control;
     switch (msg.type) {
@@ -188,6 +190,8 @@ export class ControlServer extends Actor<ControlServerMessage> {
         return { type: 'ok', command: 'resume', state: control.resume(), ...id };
       case 'stop':
         return { type: 'ok', command: 'stop', state: control.stop(), ...id };
+      case 'checkpoint':
+        return control.checkpoint().then((checkpoint): ServerMessage => ({ type: 'checkpoint', checkpoint, ...id }));
       case 'subscribe': {
         for (const t of msg.topics) client.topics.add(t);
         const preview = msg.topics.includes('previews') ? control.latestPreview() : null;

@@ -4,7 +4,7 @@
 import os from 'node:os';
 import type Database from 'better-sqlite3';
 import { Actor, type Clock, systemClock } from './actor.js';
-import { openDb, type RunRow } from '../daemon/db.js';
+import { insertParams, openDb, recordCheckpoint, type NewCheckpoint, type RunRow } from '../daemon/db.js';
 import type { MetricsPoint } from '../protocol/messages.js';
 
 export type NewRun = Omit<RunRow, 'host' | 'ended_at' | 'last_step'>;
@@ -15,6 +15,14 @@ export type MetricsStoreMessage =
   | { type: 'metrics'; runId: string; points: MetricsPoint[] }
   | { type: 'event'; runId: string | null; kind: string; message?: string; data?: unknown }
   | { type: 'preview'; runId: string; step: number; width: number; height: number; panels: string[]; png: Uint8Array }
+  /**
+   * A run continues from the checkpoint at `fromStep`: whatever was logged after it is dropped (those
+   * steps are trained again), and the row is marked running again under this process.
+   */
+  | { type: 'resumeRun'; id: string; fromStep: number; pid: number; points: MetricsPoint[] }
+  | { type: 'checkpoint'; row: NewCheckpoint }
+  /** Retention removed these checkpoint folders. */
+  | { type: 'checkpointsDeleted'; runId: string; paths: string[] }
   | { type: 'flush' };
 
 export interface MetricsStoreOptions {
@@ -76,7 +84,7 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
     }
     this.#queue.push(message);
     // Runs are created at once so that readers (the CLI) see them immediately.
-    if (message.type === 'createRun' || this.#queue.length >= this.#maxQueued) this.flushNow();
+    if (message.type === 'createRun' || message.type === 'resumeRun' || message.type === 'checkpoint' || this.#queue.length >= this.#maxQueued) this.flushNow();
     else if (!this.#cancelTimer) {
       this.#cancelTimer = this.#clock.setTimeout(() => {
         this.#cancelTimer = null;
@@ -105,6 +113,7 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
               `INSERT INTO runs (id, name, status, created_at, preset, backend, backend_reason, config, host, pid, data_dir)
                VALUES (@id, @name, @status, @created_at, @preset, @backend, @backend_reason, @config, @host, @pid, @data_dir)`,
             ).run({ ...m.run, host: os.hostname() });
+            insertParams(db, m.run.id, m.run.config);
             break;
           case 'updateRun': {
             const sets: string[] = [];
@@ -131,6 +140,25 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
             break;
           case 'preview':
             insertPreview.run(m.runId, m.step, now(), m.width, m.height, JSON.stringify(m.panels), Buffer.from(m.png));
+            break;
+          case 'resumeRun': {
+            // The checkpoint's own copy of its last metrics replaces whatever of them reached the file.
+            const from = Math.min(m.fromStep + 1, ...m.points.map((p) => p.step));
+            db.prepare('DELETE FROM metrics WHERE run_id = ? AND step >= ?').run(m.id, from);
+            for (const p of m.points) {
+              for (const [key, value] of Object.entries(p.values)) {
+                if (Number.isFinite(value) && p.step <= m.fromStep) insertMetric.run(m.id, p.step, key, value, p.wallTime / 1000);
+              }
+            }
+            db.prepare('DELETE FROM previews WHERE run_id = ? AND step > ?').run(m.id, m.fromStep);
+            db.prepare("UPDATE runs SET status = 'starting', ended_at = NULL, pid = ?, last_step = ? WHERE id = ?").run(m.pid, m.fromStep, m.id);
+            break;
+          }
+          case 'checkpoint':
+            recordCheckpoint(db, m.row);
+            break;
+          case 'checkpointsDeleted':
+            for (const p of m.paths) db.prepare('UPDATE checkpoints SET deleted = 1 WHERE run_id = ? AND path = ?').run(m.runId, p);
             break;
         }
       }

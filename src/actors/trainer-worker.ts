@@ -2,33 +2,48 @@
 // shared ring, and runs the scheduler's plan: one G step, then k D steps on the detached G output
 // (SEED_SPEC §6.1). Only control messages, metrics and previews cross postMessage.
 
+import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { SharedRing } from '../protocol/ring.js';
 import { decodeRingFrame, type PatchFrame } from '../protocol/codec.js';
 import { Sequencer } from './sequencer.js';
-import type { DaemonState, FromTrainer, MetricsPoint, ToTrainer } from '../protocol/messages.js';
+import type { CheckpointWritten, DaemonState, FromTrainer, MetricsPoint, ToTrainer } from '../protocol/messages.js';
 import { Scheduler, type SchedulerConfig, type StepPlan } from './scheduler.js';
 import type { RunConfig } from '../models/presets.js';
 import { selectBackend } from '../models/ladder.js';
 import { Gan, type FeatureLoss } from '../models/gan.js';
 import { createEma } from '../models/ema.js';
-import { deriveSeed, mulberry32 } from '../data/prng.js';
-import { drawJpegQuality, jpegDegrade } from '../data/degrade.js';
-import { hstack, upscaleBicubic, upscaleNearest, type RgbImage } from '../data/patches.js';
+import { deriveSeed, mulberry32, type Rng } from '../data/prng.js';
+import { readCheckpoint, writeCheckpoint } from '../models/checkpoint.js';
+import { saveGeneratorLayersModel } from '../models/export-layers.js';
+import { downscale, drawJpegQuality, jpegDegrade } from '../data/degrade.js';
+import { crop, hstack, loadRgb, upscaleBicubic, upscaleNearest, type RgbImage } from '../data/patches.js';
+import { psnrY } from '../data/quality.js';
 
 export interface TrainerWorkerData {
   ring: SharedArrayBuffer;
   config: RunConfig;
   /** A fixed HR/LR pair (larger than a training patch) for the preview strip. */
   preview: { hr: RgbImage; lr: RgbImage } | null;
-  /** The seq of the first patch to train on (0, or a resumed run's data position). */
+  /** The seq of the first patch to train on (0 for a new run; a resumed run takes its checkpoint's). */
   startSeq: number;
+  runId: string;
+  /** Where this run's checkpoint folders go. */
+  checkpointDir: string;
+  /** A checkpoint folder to continue from (verified by the daemon), or null. */
+  resume: string | null;
+  /** What the loader feeds: patches per image visit and the image count (recorded in checkpoints). */
+  data: { patchesPerImage: number; images: number };
+  /** Held-out images for validation (never trained on); empty = no validation. */
+  valFiles: string[];
 }
 
 const port = parentPort;
 if (!port) throw new Error('trainer-worker must run in a worker thread');
-const { ring: ringSab, config, preview, startSeq } = workerData as TrainerWorkerData;
+const { ring: ringSab, config, preview, runId, checkpointDir, resume, data, valFiles } = workerData as TrainerWorkerData;
+/** Validation crops: the centre of each held-out image, at most this many HR pixels on a side. */
+const VAL_SIDE = 256;
 const post = (m: FromTrainer, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
 
 const ring = SharedRing.attach(ringSab);
@@ -39,15 +54,34 @@ const sleepUntilWoken = () => new Promise<void>((resolve) => (wake = resolve));
 
 async function main(): Promise<void> {
   const backend = await selectBackend(config.backend);
-  const perceptual = await createFeatureLoss(config);
+  const perceptualRand = mulberry32(deriveSeed(config.seed, 5));
+  const perceptual = await createFeatureLoss(config, perceptualRand);
   const gan = new Gan(config, { perceptual, ema: (G) => (config.emaDecay === null ? null : createEma(G.variables, config.emaDecay)) });
-  const scheduler = new Scheduler(schedulerConfig(config));
+  let scheduler = new Scheduler(schedulerConfig(config));
   const jpegRand = mulberry32(deriveSeed(config.seed, 4));
+  let startSeq = (workerData as TrainerWorkerData).startSeq;
+  let lastCheckpointStep = -1;
+  if (resume) {
+    // Everything training changes comes back from the checkpoint; what the config fixes is rebuilt.
+    const ckpt = readCheckpoint(resume);
+    try {
+      gan.importState(ckpt.tensors, ckpt.state.gan);
+    } finally {
+      tf.dispose(Object.values(ckpt.tensors));
+    }
+    scheduler = Scheduler.restore(schedulerConfig(config), ckpt.state.scheduler);
+    jpegRand.state = ckpt.state.rng.jpeg;
+    if (ckpt.state.rng.perceptual !== null) perceptualRand.state = ckpt.state.rng.perceptual;
+    startSeq = ckpt.state.data.seq;
+    lastCheckpointStep = ckpt.state.step;
+  }
 
+  let checkpointRequested: 'manual' | 'error' | null = null;
   port!.on('message', (m: ToTrainer) => {
     if (m.type === 'pause') scheduler.requestPause();
     else if (m.type === 'resume') scheduler.requestResume();
     else if (m.type === 'stop') scheduler.requestStop();
+    else if (m.type === 'checkpoint') checkpointRequested = m.kind;
     wake?.();
   });
   post({ type: 'ready', backend: backend.name, backendReason: backend.reason, params: { generator: gan.G.paramCount, discriminator: gan.D.paramCount } });
@@ -71,6 +105,71 @@ async function main(): Promise<void> {
 
   // Patches are taken in sequence order whatever order the loader threads finish in (see sequencer.ts).
   const sequencer = new Sequencer(startSeq);
+
+  // Validation: PSNR-Y (border = scale, BasicSR's convention) of the EMA generator on the held-out
+  // centre crops, LR made with the training filter. Loaded once; a file that fails is left out.
+  const valPairs: { hr: RgbImage; lr: RgbImage }[] = [];
+  for (const file of config.valEvery > 0 ? valFiles : []) {
+    try {
+      const img = await loadRgb(file);
+      const w = Math.min(VAL_SIDE, img.width) - (Math.min(VAL_SIDE, img.width) % (config.scale * 8));
+      const h = Math.min(VAL_SIDE, img.height) - (Math.min(VAL_SIDE, img.height) % (config.scale * 8));
+      if (w < 32 || h < 32) continue;
+      const hr = crop(img, (img.width - w) >> 1, (img.height - h) >> 1, w, h);
+      valPairs.push({ hr, lr: downscale(hr, config.scale, config.lrFilter) });
+    } catch (err) {
+      post({ type: 'error', code: 'SRGAN_ERR_DATA', message: `validation image left out: ${(err as Error).message}` });
+    }
+  }
+  const validate = (): number => {
+    let sum = 0;
+    for (const { hr, lr } of valPairs) {
+      const out = tf.tidy(() => {
+        const x = tf.tensor4d(Float32Array.from(lr.data, (v) => v / 255), [1, lr.height, lr.width, 3]);
+        return tf.round(tf.mul(gan.generate(x), 255)).dataSync();
+      });
+      sum += psnrY({ width: hr.width, height: hr.height, data: Uint8Array.from(out) }, hr, config.scale);
+    }
+    return sum / valPairs.length;
+  };
+
+  // Called only between steps: nothing is half-updated, and the patches of an unfinished batch are
+  // not counted as used (a resumed run reads them again, in the same order).
+  let lastCheckpointAt = performance.now();
+  let sinceCheckpoint: MetricsPoint[] = [];
+  const checkpoint = async (kind: CheckpointWritten['kind'], valPsnr: number | null = null): Promise<void> => {
+    const t0 = performance.now();
+    const step = scheduler.step;
+    try {
+      const { tensors, scalars } = gan.exportState();
+      const written = await writeCheckpoint(
+        checkpointDir,
+        {
+          runId,
+          step,
+          time: Date.now() / 1000,
+          kind,
+          config,
+          scheduler: scheduler.snapshot(),
+          gan: scalars,
+          rng: { jpeg: jpegRand.state, perceptual: perceptual ? perceptualRand.state : null },
+          data: { seq: sequencer.next - filled, patchesPerImage: data.patchesPerImage, images: data.images },
+          valPsnr,
+          metrics: sinceCheckpoint,
+        },
+        tensors,
+        // The generator users take away: the EMA weights when there are any, as a plain LayersModel.
+        (dir) => gan.withAverageWeights(() => saveGeneratorLayersModel(gan.G, config.generator, path.join(dir, 'generator'))),
+      );
+      lastCheckpointStep = step;
+      sinceCheckpoint = [];
+      post({ type: 'checkpoint', step, dir: written.dir, checksum: written.checksum, bytes: written.bytes, kind, valPsnr, ms: performance.now() - t0 });
+    } catch (err) {
+      post({ type: 'error', code: 'SRGAN_ERR_CHECKPOINT', message: `checkpoint at step ${step} failed: ${(err as Error).message}` });
+    } finally {
+      lastCheckpointAt = performance.now();
+    }
+  };
   const addToBatch = (frame: PatchFrame): void => {
     if (frame.hr.width !== P || frame.hr.height !== P || frame.lr.width !== L || frame.lr.height !== L) {
       post({ type: 'error', code: 'SRGAN_ERR_BAD_FRAME', message: `skipped a bad frame: patch ${frame.hr.width}×${frame.hr.height} / ${frame.lr.width}×${frame.lr.height}, expected ${P} / ${L}` });
@@ -151,6 +250,11 @@ async function main(): Promise<void> {
 
   for (;;) {
     const boundary = scheduler.atBoundary();
+    if (checkpointRequested) {
+      const kind = checkpointRequested;
+      checkpointRequested = null;
+      await checkpoint(kind);
+    }
     if (boundary === 'stop') break;
     if (boundary === 'paused') {
       // Everything up to the paused step is reported before the pause is: readers see a still curve.
@@ -172,8 +276,22 @@ async function main(): Promise<void> {
     if (values.g_adv !== undefined) scheduler.observe({ gAdv: values.g_adv });
     statsWindow.steps++;
     statsWindow.patches += B;
-    if (plan.log) pending.push({ step: plan.step, wallTime: Date.now(), values });
+    let valPsnr: number | null = null;
+    if (valPairs.length > 0 && plan.step % config.valEvery === 0) {
+      valPsnr = validate();
+      values.val_psnr = valPsnr;
+    }
+    if (plan.log || valPsnr !== null) {
+      const point = { step: plan.step, wallTime: Date.now(), values };
+      pending.push(point);
+      sinceCheckpoint.push(point);
+    }
     if (plan.preview) makePreview(plan.step);
+    const every = config.checkpointEvery;
+    const minutes = config.checkpointMinutes;
+    if ((every > 0 && plan.step % every === 0) || (minutes > 0 && performance.now() - lastCheckpointAt >= minutes * 60_000)) {
+      await checkpoint('periodic', valPsnr);
+    }
     const now = performance.now();
     if (now - lastFlush >= 250 || plan.preview) {
       post({ type: 'metrics', points: pending.splice(0) });
@@ -197,6 +315,8 @@ async function main(): Promise<void> {
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
   if (pending.length) post({ type: 'metrics', points: pending.splice(0) });
+  // Stopping keeps everything: a run resumed from here continues exactly.
+  if (scheduler.step !== lastCheckpointStep) await checkpoint('stop');
   setState('stopped');
   post({ type: 'stopped', step: scheduler.step });
 }
@@ -216,10 +336,10 @@ function schedulerConfig(c: RunConfig): SchedulerConfig {
 }
 
 /** The perceptual loss the config asks for (loaded from disk or the bundled network), or none. */
-async function createFeatureLoss(c: RunConfig): Promise<FeatureLoss | null> {
+async function createFeatureLoss(c: RunConfig, rand: Rng): Promise<FeatureLoss | null> {
   if (c.perceptual.kind === 'off') return null;
   const { createPerceptualLoss } = await import('../models/perceptual.js');
-  return createPerceptualLoss({ ...c.perceptual, maxShift: c.maxShift }, mulberry32(deriveSeed(c.seed, 5)));
+  return createPerceptualLoss({ ...c.perceptual, maxShift: c.maxShift }, rand);
 }
 
 function toFloat(src: Uint8Array, dst: Float32Array, offset: number): void {

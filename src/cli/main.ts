@@ -3,9 +3,10 @@
 import fs from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { homePaths, isAlive, readDaemonInfo } from '../daemon/home.js';
-import { openDb, listRuns, type RunRow } from '../daemon/db.js';
+import { compareCommand, metricsCommand, runsCommand, showCommand } from './runs.js';
 import { sendCommand } from './client.js';
 import { startDaemon } from './start.js';
+import { prepareCommand } from './prepare.js';
 import { SrganError } from '../errors.js';
 import { BACKEND_NAMES } from '../models/backend-names.js';
 import type { DaemonStatus } from '../protocol/messages.js';
@@ -15,16 +16,20 @@ interface Command {
   usage: string;
   options: NonNullable<ParseArgsConfig['options']>;
   help: Record<string, string>;
-  run(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number>;
+  /** How many positional arguments the command takes, [min, max]; none when absent. */
+  positionals?: readonly [number, number];
+  run(values: Record<string, string | boolean | string[] | undefined>, positionals: string[]): Promise<number>;
 }
 
 const json = { type: 'boolean' } as const;
 
 const COMMANDS: Record<string, Command> = {
+  prepare: prepareCommand,
   start: {
     summary: 'start the training daemon in the background and print the monitor URL',
-    usage: 'srgan start [--data DIR] [--config FILE] [--preset NAME] [--port N] [--seed N] [--max-steps N] [--backend NAME]',
+    usage: 'srgan start [--data DIR] [--config FILE] [--preset NAME] [--port N] [--seed N] [--max-steps N] [--backend NAME] [--resume RUN]',
     options: {
+      resume: { type: 'string' },
       data: { type: 'string' },
       config: { type: 'string' },
       preset: { type: 'string' },
@@ -42,6 +47,7 @@ const COMMANDS: Record<string, Command> = {
       '--seed N': 'seed for weights, data order and crops',
       '--max-steps N': 'stop by itself after N generator steps',
       '--backend NAME': `compute backend: auto (default: the best that loads), ${BACKEND_NAMES.join(', ')}`,
+      '--resume RUN': 'continue run RUN (id, id prefix or name) from its newest valid checkpoint: same run, steps and curves continue; only --port, --max-steps, --backend and checkpoint/logging fields may change',
       '--json': 'print the daemon info as one JSON object',
     },
     async run(v) {
@@ -65,7 +71,12 @@ const COMMANDS: Record<string, Command> = {
       for (const [flag, field] of [['port', 'port'], ['seed', 'seed'], ['max-steps', 'maxSteps']] as const) {
         if (typeof v[flag] === 'string') overrides[field] = toInt(`--${flag}`, v[flag] as string);
       }
-      const info = await startDaemon({ overrides, onProgress: (line) => !v.json && console.error(line) });
+      if (typeof v.resume === 'string') {
+        for (const flag of ['data', 'preset', 'seed'] as const) {
+          if (v[flag] !== undefined) throw new SrganError('SRGAN_ERR_CONFIG', `--${flag} cannot be given with --resume: a resumed run keeps its data, preset and seed`);
+        }
+      }
+      const info = await startDaemon({ overrides, ...(typeof v.resume === 'string' ? { resume: v.resume } : {}), onProgress: (line) => !v.json && console.error(line) });
       if (v.json) console.log(JSON.stringify(info));
       else {
         console.log(`srgan daemon running (pid ${info.pid}, run ${info.runId})`);
@@ -91,6 +102,20 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   pause: control('pause', 'pause training at the next step boundary (model and data stay in memory)'),
+  checkpoint: {
+    summary: 'write a checkpoint now (at the next step boundary) and print where it is',
+    usage: 'srgan checkpoint [--json]',
+    options: { json },
+    help: { '--json': 'print {step, dir, checksum, bytes, kind, ms} as JSON' },
+    async run(v) {
+      const reply = await sendCommand(homePaths(), 'checkpoint', 600_000);
+      if (reply.type !== 'checkpoint') throw new SrganError('SRGAN_ERR_BAD_MESSAGE', `unexpected reply ${reply.type}`);
+      const c = reply.checkpoint;
+      if (v.json) console.log(JSON.stringify(c));
+      else console.log(`checkpoint at step ${c.step}: ${c.dir} (${(c.bytes / 2 ** 20).toFixed(1)} MiB)`);
+      return 0;
+    },
+  },
   resume: control('resume', 'resume paused training from the same step'),
   stop: {
     summary: 'stop the daemon cleanly (at a step boundary) and wait until it has exited',
@@ -142,40 +167,112 @@ const COMMANDS: Record<string, Command> = {
   },
   runs: {
     summary: 'list training runs stored in $SRGAN_HOME/runs.db',
-    usage: 'srgan runs [--json] [--status STATUS]',
+    usage: 'srgan runs [--json] [--status STATUS[,STATUS...]]',
     options: { json, status: { type: 'string' } },
-    help: { '--json': 'print one JSON object {db, runs}', '--status S': 'only runs with this status (training, paused, stopped, failed)' },
+    help: {
+      '--json': 'print one JSON object {db, runs}',
+      '--status S[,S]': 'only runs with one of these statuses (starting, training, paused, stopped, failed)',
+    },
+    run: (v) => runsCommand(v),
+  },
+  show: {
+    summary: 'show one run: its row, config, latest metrics, checkpoints, event counts and last error',
+    usage: 'srgan show RUN [--json]',
+    options: { json },
+    positionals: [1, 1],
+    help: { RUN: 'the run id, a unique prefix of it, or the run name', '--json': 'print one JSON object' },
+    run: (v, args) => showCommand(v, args),
+  },
+  metrics: {
+    summary: "print a run's metric curves as a table, CSV or JSON",
+    usage: 'srgan metrics RUN [--key KEY ...] [--csv | --json] [--every N]',
+    options: { key: { type: 'string', multiple: true }, csv: { type: 'boolean' }, json, every: { type: 'string' } },
+    positionals: [1, 1],
+    help: {
+      RUN: 'the run id, a unique prefix of it, or the run name',
+      '--key KEY': 'only this metric (repeatable; default: every key the run logged)',
+      '--csv': 'print CSV with the header step,key,value,wall_time',
+      '--json': 'print one JSON object {run, keys, every, points}',
+      '--every N': 'keep every Nth point of each curve (and always the last)',
+    },
+    run: (v, args) => metricsCommand(v, args),
+  },
+  compare: {
+    summary: 'compare runs side by side: final and best metrics, steps, status and config differences',
+    usage: 'srgan compare RUN RUN... [--key KEY ...] [--json]',
+    options: { key: { type: 'string', multiple: true }, json },
+    positionals: [2, Number.POSITIVE_INFINITY],
+    help: {
+      RUN: 'a run id, a unique prefix of it, or a run name (two or more)',
+      '--key KEY': 'only this metric (repeatable; default: every key the runs logged)',
+      '--json': 'print one JSON object {runs, metrics, config}',
+    },
+    run: (v, args) => compareCommand(v, args),
+  },
+  upscale: {
+    summary: "upscale images (files or folders) with a run's generator or an exported model",
+    usage: 'srgan upscale IN... --out DIR [--run RUN | --checkpoint PATH] [--best] [--tile N|auto] [--overlap N] [--blend N] [--format png|jpeg|webp] [--backend NAME] [--json]',
+    options: {
+      out: { type: 'string' },
+      run: { type: 'string' },
+      checkpoint: { type: 'string' },
+      best: { type: 'boolean' },
+      tile: { type: 'string' },
+      overlap: { type: 'string' },
+      blend: { type: 'string' },
+      format: { type: 'string' },
+      backend: { type: 'string' },
+      json,
+    },
+    positionals: [0, Number.POSITIVE_INFINITY],
+    help: {
+      IN: 'image files, or folders walked recursively for png, jpg, jpeg, webp, tif, tiff, gif, avif (any case)',
+      '--out DIR': 'where the results go, keeping paths relative to each IN folder (required)',
+      '--run RUN': "use this run's latest checkpoint (default: the newest run that has one)",
+      '--checkpoint PATH': "a checkpoint folder, its generator/ folder, an exported model.json folder, or a run's checkpoints folder",
+      '--best': 'take the checkpoint with the highest validation PSNR instead of the latest',
+      '--tile N|auto': 'LR tile side (default auto: the largest that fits 1 GiB of activations, at most 512)',
+      '--overlap N': 'LR context pixels at inner tile edges (default: the receptive radius, at most 32)',
+      '--blend N': 'LR width of the cross-fade between tiles (default 0 when the overlap covers the receptive radius, else 8)',
+      '--format F': 'png, jpeg or webp (default: the input format; PNG for tiff, gif and avif)',
+      '--backend NAME': `compute backend: auto (default), ${BACKEND_NAMES.join(', ')}`,
+      '--json': 'print one JSON object {source, run, step, scale, files: [{in, out, width, height, outWidth, outHeight, ms} | {in, error}]}',
+    },
+    async run(v, args) {
+      const { upscaleCommand } = await import('./use.js');
+      return upscaleCommand(v, args);
+    },
+  },
+  eval: {
+    summary: 'score a generator with PSNR-Y / SSIM-Y against bicubic and other models; stored on the run',
+    usage: 'srgan eval --data DIR [--run RUN | --checkpoint PATH] [--best] [--compare MODEL ...] [--border N] [--limit N] [--backend NAME] [--json] [--no-save]',
+    options: {
+      data: { type: 'string' },
+      run: { type: 'string' },
+      checkpoint: { type: 'string' },
+      best: { type: 'boolean' },
+      compare: { type: 'string', multiple: true },
+      border: { type: 'string' },
+      limit: { type: 'string' },
+      backend: { type: 'string' },
+      'no-save': { type: 'boolean' },
+      json,
+    },
+    help: {
+      '--data DIR': 'high-resolution images (walked recursively); each is cropped to a multiple of the scale and its LR made with antialiased bicubic',
+      '--run RUN': "evaluate this run's latest checkpoint (default: the newest run that has one)",
+      '--checkpoint PATH': 'evaluate this checkpoint or exported generator folder instead',
+      '--best': 'take the checkpoint with the highest validation PSNR instead of the latest',
+      '--compare MODEL': 'also score this tfjs LayersModel (model.json or its folder; input [n,h,w,3] in [0,1], ×2 or ×4 as the run); repeatable',
+      '--border N': 'pixels cropped from each side before measuring (default: the scale)',
+      '--limit N': 'only the first N images (sorted by path)',
+      '--backend NAME': `compute backend: auto (default), ${BACKEND_NAMES.join(', ')}`,
+      '--json': 'print one JSON object {source, run, step, scale, border, images, results, files}',
+      '--no-save': 'do not store the results in the evals table of runs.db',
+    },
     async run(v) {
-      const paths = homePaths();
-      let runs: RunRow[] = [];
-      if (fs.existsSync(paths.db)) {
-        const db = openDb(paths.db, { readonly: true });
-        try {
-          runs = listRuns(db, typeof v.status === 'string' ? { status: v.status } : {});
-        } finally {
-          db.close();
-        }
-      }
-      if (v.json) {
-        console.log(JSON.stringify({ db: paths.db, runs: runs.map((r) => ({ ...r, config: JSON.parse(r.config) as unknown })) }));
-        return 0;
-      }
-      console.log(`database: ${paths.db}`);
-      if (runs.length === 0) {
-        console.log('no runs yet');
-        return 0;
-      }
-      const rows = runs.map((r) => [
-        r.id,
-        r.status,
-        r.preset,
-        r.backend ?? '-',
-        String(r.last_step),
-        new Date(r.created_at * 1000).toISOString().slice(0, 19).replace('T', ' '),
-        summarizeConfig(r.config),
-      ]);
-      printTable(['RUN', 'STATUS', 'PRESET', 'BACKEND', 'STEP', 'CREATED', 'CONFIG'], rows);
-      return 0;
+      const { evalCommand } = await import('./use.js');
+      return evalCommand(v);
     },
   },
 };
@@ -230,15 +327,6 @@ function printStatus(s: DaemonStatus, asJson: boolean): void {
   console.log(`pid:      ${s.pid}`);
 }
 
-function summarizeConfig(text: string): string {
-  try {
-    const c = JSON.parse(text) as Record<string, unknown>;
-    return `batch=${c.batchSize} patch=${c.patchSize} dSteps=${c.dStepsPerG} seed=${c.seed}${c.dataDir ? ` data=${c.dataDir}` : ''}`;
-  } catch {
-    return '?';
-  }
-}
-
 function formatNumber(v: number): string {
   return Math.abs(v) >= 0.01 && Math.abs(v) < 1000 ? v.toFixed(4) : v.toExponential(3);
 }
@@ -283,7 +371,11 @@ async function main(argv: string[]): Promise<number> {
   }
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: rest, options: { ...command.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: false, strict: true });
+    parsed = parseArgs({ args: rest, options: { ...command.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: Boolean(command.positionals), strict: true });
+    const [min, max] = command.positionals ?? [0, 0];
+    const args = parsed.positionals;
+    if (!parsed.values.help && args.length < min) throw new Error(`expected ${min === 1 ? 'a RUN argument' : `at least ${min} RUN arguments`}, got ${args.length}`);
+    if (!parsed.values.help && args.length > max) throw new Error(`unexpected argument${args.length - max > 1 ? 's' : ''} ${args.slice(max).join(' ')}`);
   } catch (err) {
     console.error(`srgan ${name}: ${(err as Error).message}\n\n${commandHelp(name, command)}`);
     return 2;

@@ -13,6 +13,8 @@ const DAEMON_MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '../
 
 export interface StartOptions {
   overrides: Record<string, unknown>;
+  /** Continue this run instead of starting a new one. */
+  resume?: string;
   /** How long to wait for the daemon to serve its monitor. Default 300 s (the demo set is made first). */
   timeoutMs?: number;
   onProgress?: (line: string) => void;
@@ -23,12 +25,16 @@ export async function startDaemon(opts: StartOptions): Promise<DaemonInfo & { lo
   const paths = homePaths();
   const owner = lockOwner(paths);
   if (owner !== null) throw new SrganError('SRGAN_ERR_ALREADY_RUNNING', `a daemon is already running in ${paths.root} (pid ${owner}); stop it with: srgan stop`);
-  const config = resolveConfig(opts.overrides);
-  if (config.dataDir) opts.overrides.dataDir = path.resolve(config.dataDir);
+  if (opts.resume === undefined) {
+    // Checked here so mistakes are reported at once (a resumed run's config is checked by the daemon).
+    const config = resolveConfig(opts.overrides);
+    if (config.dataDir) opts.overrides.dataDir = path.resolve(config.dataDir);
+  }
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const logFile = path.join(paths.logs, `daemon-${stamp}.log`);
   const out = fs.openSync(logFile, 'a', 0o600);
-  const child = spawn(process.execPath, [DAEMON_MAIN, '--config-json', JSON.stringify(opts.overrides)], {
+  const args = [DAEMON_MAIN, '--config-json', JSON.stringify(opts.overrides), ...(opts.resume === undefined ? [] : ['--resume', opts.resume])];
+  const child = spawn(process.execPath, args, {
     detached: true,
     stdio: ['ignore', out, out],
     env: { ...process.env, SRGAN_HOME: paths.root, SRGAN_LOG_FILE: logFile },

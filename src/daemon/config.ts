@@ -47,6 +47,11 @@ const FIELDS: Record<string, Check> = {
   ringMiB: int(1, 1024),
   backend: oneOf('auto', ...BACKEND_NAMES),
   port: int(0, 65535),
+  checkpointEvery: int(0),
+  checkpointMinutes: num(0),
+  checkpointKeep: int(1, 1000),
+  valEvery: int(0),
+  valImages: int(0, 10_000),
 };
 
 /** Fields of each network kind (besides `kind`). */

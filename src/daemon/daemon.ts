@@ -2,6 +2,7 @@
 // supervisor, routes the trainer's output to SQLite and to monitor clients, and shuts down in order.
 
 import fs from 'node:fs';
+import path from 'node:path';
 import crypto from 'node:crypto';
 import { Supervisor } from '../actors/supervisor.js';
 import { MetricsStore } from '../actors/metrics-store.js';
@@ -9,7 +10,15 @@ import { LoaderPool, listImages } from '../actors/loader-pool.js';
 import { Trainer } from '../actors/trainer.js';
 import { ControlServer, type DaemonControl } from '../actors/control-server.js';
 import { SharedRing } from '../protocol/ring.js';
-import type { DaemonState, DaemonStatus, FromTrainer, MetricsPoint, ServerMessage } from '../protocol/messages.js';
+import type { CheckpointWritten, DaemonState, DaemonStatus, FromTrainer, MetricsPoint, ServerMessage } from '../protocol/messages.js';
+import { latestValidCheckpoint, listCheckpoints as listCheckpointDirs, removeTemporaryCheckpoints, type CheckpointState } from '../models/checkpoint.js';
+import { openDb, resolveRun } from './db.js';
+import { deriveSeed, mulberry32 } from '../data/prng.js';
+// PENDING(prepare): import { listPatchFiles, MANIFEST_FILE } from '../data/manifest.js';
+const MANIFEST_FILE = 'manifest.sqlite';
+const listPatchFiles = (dir: string): string[] => {
+  throw new SrganError('SRGAN_ERR_DATA', `${dir} is a prepared data set; reading them lands with srgan prepare`);
+};
 import { resolveConfig } from './config.js';
 import type { RunConfig } from '../models/presets.js';
 import { acquireLock, ensureToken, homePaths, releaseLock, writeDaemonInfo, type HomePaths } from './home.js';
@@ -19,11 +28,19 @@ import { downscale } from '../data/degrade.js';
 import { SrganError } from '../errors.js';
 
 const HISTORY_LIMIT = 20_000;
+
+/** Config fields a resumed run may change: none of them alters what training computes. */
+export const RESUME_OVERRIDABLE: readonly string[] = Object.freeze([
+  'maxSteps', 'port', 'backend', 'loaderWorkers', 'ringMiB', 'logEvery', 'previewEvery',
+  'checkpointEvery', 'checkpointMinutes', 'checkpointKeep', 'valEvery',
+]);
 const PREVIEW_HR = 128;
 
 export interface DaemonOptions {
-  /** Config overrides (validated by resolveConfig). */
+  /** Config overrides (validated by resolveConfig). With `resume`, only RESUME_OVERRIDABLE fields. */
   overrides: unknown;
+  /** Continue this run (id, unique id prefix or name) from its newest valid checkpoint. */
+  resume?: string;
   home?: string;
   log?: (line: string) => void;
 }
@@ -32,6 +49,11 @@ export class Daemon implements DaemonControl {
   readonly paths: HomePaths;
   readonly config: RunConfig;
   readonly runId: string;
+  /** This run's checkpoint folders. */
+  readonly checkpointDir: string;
+  readonly #resuming: boolean = false;
+  /** Callers of checkpoint() waiting for the trainer's next checkpoint. */
+  #checkpointWaiters: { resolve: (c: CheckpointWritten) => void; reject: (e: Error) => void }[] = [];
   readonly #log: (line: string) => void;
   #supervisor: Supervisor;
   #store: MetricsStore | null = null;
@@ -42,6 +64,7 @@ export class Daemon implements DaemonControl {
   #history: MetricsPoint[] = [];
   #latestPreview: ServerMessage | null = null;
   #shutdown: Promise<number> | null = null;
+  #failing = false;
   #exitCode = 0;
   #done!: (code: number) => void;
   /** Resolves with the process exit code once the daemon has shut down. */
@@ -49,10 +72,24 @@ export class Daemon implements DaemonControl {
 
   constructor(options: DaemonOptions) {
     this.paths = homePaths(options.home);
-    this.config = resolveConfig(options.overrides);
     this.#log = options.log ?? ((line) => console.log(`${new Date().toISOString()} ${line}`));
-    const d = new Date();
-    this.runId = `${d.toISOString().slice(0, 19).replace(/[-:]/g, '').replace('T', '-')}-${crypto.randomBytes(2).toString('hex')}`;
+    if (options.resume !== undefined) {
+      const run = findRun(this.paths.db, options.resume);
+      this.runId = run.id;
+      this.#resuming = true;
+      const overrides = (options.overrides ?? {}) as Record<string, unknown>;
+      for (const key of Object.keys(overrides)) {
+        if (!RESUME_OVERRIDABLE.includes(key)) {
+          throw new SrganError('SRGAN_ERR_CONFIG', `config field "${key}" cannot change when resuming run ${run.id} (it would change what training computes); these can: ${RESUME_OVERRIDABLE.join(', ')}`);
+        }
+      }
+      this.config = resolveConfig({ ...run.config, ...overrides });
+    } else {
+      this.config = resolveConfig(options.overrides);
+      const d = new Date();
+      this.runId = `${d.toISOString().slice(0, 19).replace(/[-:]/g, '').replace('T', '-')}-${crypto.randomBytes(2).toString('hex')}`;
+    }
+    this.checkpointDir = path.join(this.paths.checkpoints, this.runId);
     this.finished = new Promise((resolve) => (this.#done = resolve));
     this.#supervisor = new Supervisor({
       onEscalate: (err) => this.#fatal(err),
@@ -101,24 +138,49 @@ export class Daemon implements DaemonControl {
     this.#store = new MetricsStore({ file: this.paths.db });
     await this.#supervisor.startChild({ actor: this.#store, restart: 'permanent' });
 
-    const files = await this.#trainingFiles();
-    this.#store.send({
-      type: 'createRun',
-      run: {
-        id: this.runId,
-        name: `${cfg.preset} ${new Date().toISOString().slice(0, 16).replace('T', ' ')}`,
-        status: 'starting',
-        created_at: Date.now() / 1000,
-        preset: cfg.preset,
-        backend: null,
-        backend_reason: null,
-        config: JSON.stringify(cfg),
-        pid: process.pid,
-        data_dir: cfg.dataDir ?? this.paths.demoData,
-      },
-    });
-    this.#event('start', `run ${this.runId} on ${files.length} images`, { images: files.length });
+    const data = await this.#trainingData();
+    const files = data.files;
+    // A resumed run continues from its newest checkpoint that verifies; damaged ones are passed over.
+    let resume: { dir: string; state: Pick<CheckpointState, 'step' | 'data' | 'metrics'> } | null = null;
+    if (this.#resuming) {
+      for (const t of removeTemporaryCheckpoints(this.checkpointDir)) this.#event('checkpoint_skipped', `removed ${t}: a checkpoint write that never finished`);
+      const found = latestValidCheckpoint(this.checkpointDir);
+      for (const sk of found?.skipped ?? []) this.#event('checkpoint_skipped', sk.reason, { dir: sk.dir });
+      if (!found) {
+        throw new SrganError('SRGAN_ERR_CHECKPOINT', `run ${this.runId} has no usable checkpoint in ${this.checkpointDir}`);
+      }
+      for (const sk of found.skipped) this.#log(`skipped checkpoint: ${sk.reason}`);
+      resume = { dir: found.dir, state: JSON.parse(fs.readFileSync(path.join(found.dir, 'state.json'), 'utf8')) };
+      this.#status.step = resume.state.step;
+      this.#store.send({ type: 'resumeRun', id: this.runId, fromStep: resume.state.step, pid: process.pid, points: resume.state.metrics ?? [] });
+      this.#history = (resume.state.metrics ?? []).slice();
+      const d = resume.state.data;
+      if (d.images !== files.length || d.patchesPerImage !== data.patchesPerImage) {
+        this.#event('data_changed', `the data changed since the checkpoint (${d.images} images, ${d.patchesPerImage} patches per visit; now ${files.length}, ${data.patchesPerImage}): the data order will differ from an uninterrupted run`);
+      }
+      this.#event('resume_run', `resuming run ${this.runId} from ${path.basename(found.dir)} (step ${resume.state.step})`, { dir: found.dir, step: resume.state.step });
+      this.#log(`resuming from ${found.dir}`);
+    } else {
+      this.#store.send({
+        type: 'createRun',
+        run: {
+          id: this.runId,
+          name: `${cfg.preset} ${new Date().toISOString().slice(0, 16).replace('T', ' ')}`,
+          status: 'starting',
+          created_at: Date.now() / 1000,
+          preset: cfg.preset,
+          backend: null,
+          backend_reason: null,
+          config: JSON.stringify(cfg),
+          pid: process.pid,
+          data_dir: cfg.dataDir ?? this.paths.demoData,
+        },
+      });
+    }
+    this.#event('start', `run ${this.runId} on ${files.length} ${data.kind === 'prepared' ? 'prepared patches' : 'images'}` +
+      (data.val.length ? ` (+${data.val.length} held out for validation)` : ''), { images: files.length, validation: data.val.length });
 
+    const startSeq = resume ? resume.state.data.seq : 0;
     this.#ring = SharedRing.create(cfg.ringMiB * 1024 * 1024);
     const loader = new LoaderPool({
       ring: this.#ring.buffer,
@@ -128,16 +190,27 @@ export class Daemon implements DaemonControl {
       patchSize: cfg.patchSize,
       scale: cfg.scale,
       lrFilter: cfg.lrFilter,
-      patchesPerImage: cfg.patchesPerImage,
+      patchesPerImage: data.patchesPerImage,
+      startPosition: Math.floor(startSeq / data.patchesPerImage),
       onEvent: (kind, message, data) => this.#event(kind, message, data),
     });
     await this.#supervisor.startChild({ actor: loader, restart: 'permanent' });
 
     this.#trainer = new Trainer({
-      workerData: { ring: this.#ring.buffer, config: cfg, preview: await previewPair(files, cfg), startSeq: 0 },
+      workerData: {
+        ring: this.#ring.buffer,
+        config: cfg,
+        preview: await previewPair(data.val.length ? data.val : files, cfg),
+        startSeq,
+        runId: this.runId,
+        checkpointDir: this.checkpointDir,
+        resume: resume?.dir ?? null,
+        data: { patchesPerImage: data.patchesPerImage, images: files.length },
+        valFiles: data.val,
+      },
       onMessage: (m) => this.#fromTrainer(m),
     });
-    // No checkpoints yet: a restarted trainer would start over, so a trainer failure ends the run.
+    // A trainer failure ends the run (the last checkpoint is where `srgan start --resume` continues).
     await this.#supervisor.startChild({ actor: this.#trainer, restart: 'temporary' });
     // `srgan start` returns only once training can begin: a backend that cannot load fails the start.
     await this.#trainer.ready;
@@ -157,21 +230,50 @@ export class Daemon implements DaemonControl {
     return this.#server.url;
   }
 
-  async #trainingFiles(): Promise<string[]> {
-    const dir = this.config.dataDir;
+  /**
+   * What the loader reads: a prepared DATA_DIR (its manifest's patches, one crop each per epoch), a
+   * folder of photos (`patchesPerImage` crops per visit), or the demo set; and the images held out for
+   * validation (chosen by the seed, never trained on).
+   */
+  async #trainingData(): Promise<{ kind: 'prepared' | 'photos'; files: string[]; val: string[]; patchesPerImage: number }> {
+    const cfg = this.config;
+    const dir = cfg.dataDir;
+    let all: string[];
+    let kind: 'prepared' | 'photos' = 'photos';
     if (dir) {
       if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
         throw new SrganError('SRGAN_ERR_CONFIG', `config field "dataDir": ${dir} is not a directory`);
       }
-      const files = listImages(dir);
-      if (files.length === 0) throw new SrganError('SRGAN_ERR_DATA', `no images (png, jpeg, webp, tiff, gif, avif) under ${dir}`);
-      return files;
+      if (fs.existsSync(path.join(dir, MANIFEST_FILE))) {
+        kind = 'prepared';
+        all = listPatchFiles(dir);
+        if (all.length === 0) throw new SrganError('SRGAN_ERR_DATA', `${dir} is a prepared data set with no patches yet (run srgan prepare to completion)`);
+      } else {
+        all = listImages(dir);
+        if (all.length === 0) throw new SrganError('SRGAN_ERR_DATA', `no images (png, jpeg, webp, tiff, gif, avif) under ${dir}`);
+      }
+    } else {
+      this.#log(`making the demo data set in ${this.paths.demoData}`);
+      all = await generateDemoData(this.paths.demoData, {
+        seed: cfg.seed,
+        onProgress: (done, total) => done === total && this.#log(`demo data: ${total} images`),
+      });
     }
-    this.#log(`making the demo data set in ${this.paths.demoData}`);
-    return generateDemoData(this.paths.demoData, {
-      seed: this.config.seed,
-      onProgress: (done, total) => done === total && this.#log(`demo data: ${total} images`),
-    });
+    // Hold out at most a quarter, and never the last training image.
+    const nVal = Math.min(cfg.valEvery > 0 ? cfg.valImages : 0, Math.floor((all.length - 1) / 4));
+    const order = all.map((_, i) => i);
+    const rand = mulberry32(deriveSeed(cfg.seed, 7));
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [order[i], order[j]] = [order[j] as number, order[i] as number];
+    }
+    const held = new Set(order.slice(0, nVal));
+    return {
+      kind,
+      files: all.filter((_, i) => !held.has(i)),
+      val: all.filter((_, i) => held.has(i)),
+      patchesPerImage: kind === 'prepared' ? 1 : cfg.patchesPerImage,
+    };
   }
 
   #fromTrainer(m: FromTrainer): void {
@@ -224,7 +326,19 @@ export class Daemon implements DaemonControl {
       case 'error':
         this.#event('error', `${m.code}: ${m.message}`, m.stack ? { stack: m.stack } : undefined);
         this.#log(`trainer error ${m.code}: ${m.message}`);
+        if (m.code === 'SRGAN_ERR_CHECKPOINT') {
+          for (const w of this.#checkpointWaiters.splice(0)) w.reject(new SrganError('SRGAN_ERR_CHECKPOINT', m.message));
+        }
         break;
+      case 'checkpoint': {
+        const { type: _type, ...written } = m;
+        store?.send({ type: 'checkpoint', row: { run_id: this.runId, step: m.step, time: Date.now() / 1000, path: m.dir, checksum: m.checksum, kind: m.kind, psnr: m.valPsnr } });
+        this.#event('checkpoint', `${m.kind} checkpoint at step ${m.step}: ${m.dir} (${(m.bytes / 2 ** 20).toFixed(1)} MiB, ${Math.round(m.ms)} ms)`, { dir: m.dir, step: m.step, kind: m.kind });
+        this.#log(`checkpoint ${m.dir}`);
+        this.#pruneCheckpoints();
+        for (const w of this.#checkpointWaiters.splice(0)) w.resolve(written);
+        break;
+      }
       case 'stopped':
         this.#status.step = Math.max(this.#status.step, m.step);
         void this.#shutdownNow();
@@ -274,6 +388,39 @@ export class Daemon implements DaemonControl {
     return 'stopping';
   }
 
+  checkpoint(): Promise<CheckpointWritten> {
+    this.#requireRunning('checkpoint');
+    if (!this.#trainer || this.#trainer.status !== 'Running') {
+      return Promise.reject(new SrganError('SRGAN_ERR_BAD_STATE', 'cannot checkpoint: the trainer is not running'));
+    }
+    const done = new Promise<CheckpointWritten>((resolve, reject) => this.#checkpointWaiters.push({ resolve, reject }));
+    this.#trainer.send({ type: 'checkpoint', kind: 'manual' });
+    return done;
+  }
+
+  /** Keeps the newest `checkpointKeep` checkpoints and the best by validation PSNR; removes the rest. */
+  #pruneCheckpoints(): void {
+    const all = listCheckpointDirs(this.checkpointDir);
+    const keep = new Set(all.slice(-this.config.checkpointKeep).map((c) => c.dir));
+    let best: { dir: string; psnr: number } | null = null;
+    for (const c of all) {
+      try {
+        const psnr = (JSON.parse(fs.readFileSync(path.join(c.dir, 'state.json'), 'utf8')) as { valPsnr: number | null }).valPsnr;
+        if (typeof psnr === 'number' && (!best || psnr > best.psnr)) best = { dir: c.dir, psnr };
+      } catch {
+        /* unreadable: not a candidate for best */
+      }
+    }
+    if (best) keep.add(best.dir);
+    const removed: string[] = [];
+    for (const c of all) {
+      if (keep.has(c.dir)) continue;
+      fs.rmSync(c.dir, { recursive: true, force: true });
+      removed.push(c.dir);
+    }
+    if (removed.length) this.#store?.send({ type: 'checkpointsDeleted', runId: this.runId, paths: removed });
+  }
+
   history(limit: number): MetricsPoint[] {
     return this.#history.slice(-limit);
   }
@@ -305,11 +452,22 @@ export class Daemon implements DaemonControl {
   }
 
   #fatal(error: unknown): void {
-    if (this.#shutdown) return;
+    if (this.#shutdown || this.#failing) return;
+    this.#failing = true;
     const message = error instanceof Error ? error.message : String(error);
     this.#log(`fatal: ${message}`);
     this.#event('error', message);
     this.#exitCode = 1;
+    // Something other than the trainer failed: save what it has learned before going down.
+    if (this.#trainer && this.#trainer.status === 'Running' && this.#status.step > 0) {
+      const saved = new Promise<void>((resolve) => {
+        this.#checkpointWaiters.push({ resolve: () => resolve(), reject: () => resolve() });
+        setTimeout(resolve, 60_000).unref();
+      });
+      this.#trainer.send({ type: 'checkpoint', kind: 'error' });
+      void saved.then(() => this.#shutdownNow('failed'));
+      return;
+    }
     void this.#shutdownNow('failed');
   }
 
@@ -351,4 +509,16 @@ async function previewPair(files: string[], cfg: RunConfig): Promise<{ hr: RgbIm
     }
   }
   return null;
+}
+
+/** The run `ref` names (id, unique prefix or name) with its stored config; SRGAN_ERR_CONFIG if none. */
+function findRun(dbFile: string, ref: string): { id: string; config: Record<string, unknown> } {
+  if (!fs.existsSync(dbFile)) throw new SrganError('SRGAN_ERR_CONFIG', `no runs yet (${dbFile} does not exist): nothing to resume`);
+  const db = openDb(dbFile);
+  try {
+    const run = resolveRun(db, ref);
+    return { id: run.id, config: JSON.parse(run.config) as Record<string, unknown> };
+  } finally {
+    db.close();
+  }
 }

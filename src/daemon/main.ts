@@ -5,17 +5,22 @@ import 'sharp';
 import 'better-sqlite3';
 import { Daemon } from './daemon.js';
 
-function parseArgs(argv: string[]): { overrides: unknown } {
-  const i = argv.indexOf('--config-json');
-  if (i < 0) return { overrides: {} };
-  const text = argv[i + 1];
-  if (text === undefined) throw new TypeError('--config-json needs a JSON value');
-  return { overrides: JSON.parse(text) };
+function parseArgs(argv: string[]): { overrides: unknown; resume?: string } {
+  const value = (flag: string): string | undefined => {
+    const i = argv.indexOf(flag);
+    if (i < 0) return undefined;
+    const v = argv[i + 1];
+    if (v === undefined) throw new TypeError(`${flag} needs a value`);
+    return v;
+  };
+  const text = value('--config-json');
+  const resume = value('--resume');
+  return { overrides: text === undefined ? {} : JSON.parse(text), ...(resume === undefined ? {} : { resume }) };
 }
 
 async function main(): Promise<void> {
-  const { overrides } = parseArgs(process.argv.slice(2));
-  const daemon = new Daemon({ overrides });
+  const { overrides, resume } = parseArgs(process.argv.slice(2));
+  const daemon = new Daemon({ overrides, ...(resume === undefined ? {} : { resume }) });
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     signals++;

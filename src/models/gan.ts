@@ -8,7 +8,9 @@ import type { RunConfig } from './presets.js';
 import type { Discriminator, Generator } from './network.js';
 import { buildDiscriminator, buildGenerator } from './registry.js';
 import { discriminatorLoss, generatorAdvLoss, mse, shiftCrop } from './losses.js';
-import { deriveSeed, mulberry32 } from '../data/prng.js';
+import { deriveSeed, mulberry32, type Rng } from '../data/prng.js';
+import { adamSnapshot, restoreAdam, type AdamSnapshot } from './optimizer-state.js';
+import { SrganError } from '../errors.js';
 
 /** A frozen feature network's loss between G's output and the target (models/perceptual.ts). */
 export interface FeatureLoss {
@@ -19,6 +21,8 @@ export interface FeatureLoss {
 /** Exponential moving average of G's weights (models/ema.ts). */
 export interface WeightAverage {
   update(): void;
+  /** The averaged weights, by G's variable names. */
+  readonly shadow: Readonly<Record<string, tf.Variable>>;
   /** Runs `fn` with the averaged weights in G's variables, then puts the training weights back. */
   withAverage<T>(fn: () => T): T;
   dispose(): void;
@@ -45,7 +49,7 @@ export class Gan {
   readonly #dVars: tf.Variable[];
   readonly #perceptual: FeatureLoss | null;
   readonly #ema: WeightAverage | null;
-  readonly #shift: () => number;
+  readonly #shift: Rng;
   #optG: tf.AdamOptimizer;
   #optD: tf.AdamOptimizer;
 
@@ -137,10 +141,73 @@ export class Gan {
     });
   }
 
+  /** Runs `fn` with the EMA weights in G's variables (with the training weights when there is no EMA). */
+  withAverageWeights<T>(fn: () => T): T {
+    return this.#ema ? this.#ema.withAverage(fn) : fn();
+  }
+
   /** G's output for `lr`, clipped to [0, 1]; with the EMA weights when there is an EMA and `ema` is true. */
   generate(lr: tf.Tensor4D, opts: { ema?: boolean } = {}): tf.Tensor4D {
     const run = () => tf.tidy(() => tf.clipByValue(this.G.apply(lr), 0, 1) as tf.Tensor4D);
     return opts.ema !== false && this.#ema ? this.#ema.withAverage(run) : run();
+  }
+
+  /**
+   * Everything training has changed, by stable names: `G/…`, `D/…`, `Dstats/…`, `EMA/…` and the
+   * optimizers' moments `optG/m/…`, `optG/v/…`, `optD/m/…`, `optD/v/…`. The tensors are live
+   * variables: read them before the next step.
+   */
+  exportState(): { tensors: Record<string, tf.Tensor>; scalars: GanScalars } {
+    const tensors: Record<string, tf.Tensor> = {};
+    const add = (prefix: string, rec: Readonly<Record<string, tf.Tensor>>) => {
+      for (const [k, t] of Object.entries(rec)) tensors[`${prefix}/${k}`] = t;
+    };
+    add('G', this.G.variables);
+    add('D', this.D.variables);
+    add('Dstats', this.D.stats);
+    if (this.#ema) add('EMA', this.#ema.shadow);
+    const g = adamSnapshot(this.#optG, this.G.variables);
+    const d = adamSnapshot(this.#optD, this.D.variables);
+    add('optG/m', g.m);
+    add('optG/v', g.v);
+    add('optD/m', d.m);
+    add('optD/v', d.v);
+    const scalars = (s: AdamSnapshot) => ({ iterations: s.iterations, accBeta1: s.accBeta1, accBeta2: s.accBeta2 });
+    return { tensors, scalars: { optG: scalars(g), optD: scalars(d), shiftRng: this.#shift.state } };
+  }
+
+  /**
+   * Loads exportState() output into this Gan (built from the same config). Throws SRGAN_ERR_CHECKPOINT
+   * naming the first missing or mis-shaped tensor; nothing is assigned unless everything matches.
+   */
+  importState(tensors: Record<string, tf.Tensor>, scalars: GanScalars): void {
+    const plan: Array<[tf.Variable, tf.Tensor]> = [];
+    const take = (prefix: string, rec: Readonly<Record<string, tf.Variable>>) => {
+      for (const [k, v] of Object.entries(rec)) {
+        const t = tensors[`${prefix}/${k}`];
+        if (!t) throw new SrganError('SRGAN_ERR_CHECKPOINT', `checkpoint has no tensor ${prefix}/${k}`);
+        if (!tf.util.arraysEqual(t.shape, v.shape)) {
+          throw new SrganError('SRGAN_ERR_CHECKPOINT', `checkpoint tensor ${prefix}/${k} has shape [${t.shape}], the model's is [${v.shape}] (a different config?)`);
+        }
+        plan.push([v, t]);
+      }
+    };
+    take('G', this.G.variables);
+    take('D', this.D.variables);
+    take('Dstats', this.D.stats);
+    if (this.#ema) take('EMA', this.#ema.shadow);
+    const moments = (prefix: string, vars: Record<string, tf.Variable>) => {
+      const pick = (kind: 'm' | 'v') =>
+        Object.fromEntries(Object.keys(vars).flatMap((k) => (tensors[`${prefix}/${kind}/${k}`] ? [[k, tensors[`${prefix}/${kind}/${k}`]!]] : [])));
+      return { m: pick('m'), v: pick('v') };
+    };
+    const g = moments('optG', this.G.variables);
+    const d = moments('optD', this.D.variables);
+    for (const [v, t] of plan) v.assign(t);
+    this.resetOptimizers();
+    restoreAdam(this.#optG, this.G.variables, { ...scalars.optG, ...g });
+    restoreAdam(this.#optD, this.D.variables, { ...scalars.optD, ...d });
+    this.#shift.state = scalars.shiftRng;
   }
 
   dispose(): void {
@@ -151,6 +218,14 @@ export class Gan {
     this.G.dispose();
     this.D.dispose();
   }
+}
+
+/** The scalar part of a Gan's training state (the tensors go beside it, see Gan.exportState). */
+export interface GanScalars {
+  optG: { iterations: number; accBeta1: number; accBeta2: number };
+  optD: { iterations: number; accBeta1: number; accBeta2: number };
+  /** State of the shift-crop generator. */
+  shiftRng: number;
 }
 
 /** Adam with the seed's eps (tfjs' default differs). */

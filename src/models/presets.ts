@@ -86,6 +86,16 @@ export interface RunConfig {
   /** Compute backend: 'auto' takes the best rung that loads (models/ladder.ts). */
   backend: BackendRequest;
   port: number;
+  /** Write a checkpoint every N generator steps (0 = not by steps). */
+  checkpointEvery: number;
+  /** ...and at least every N minutes of training (0 = not by time). */
+  checkpointMinutes: number;
+  /** Checkpoints kept: the last N, plus the best by validation PSNR. */
+  checkpointKeep: number;
+  /** Evaluate the held-out images every N generator steps (0 = never); PSNR-Y goes to metrics as val_psnr. */
+  valEvery: number;
+  /** Images held out of training for validation (taken from the data by the seed; 0 = none). */
+  valImages: number;
 }
 
 /** Defaults of each generator kind, used when an override switches kind. */
@@ -120,6 +130,11 @@ const COMMON = {
   ringMiB: 8,
   backend: 'auto',
   port: 0,
+  checkpointEvery: 1000,
+  checkpointMinutes: 15,
+  checkpointKeep: 3,
+  valEvery: 500,
+  valImages: 4,
 } as const satisfies Partial<RunConfig>;
 
 /** `espcn-x2-fast`: small enough to show real progress on a 2-core CPU within minutes (the demo default). */

@@ -54,6 +54,8 @@ export type ClientMessage =
   | ({ type: 'pause' } & Authed)
   | ({ type: 'resume' } & Authed)
   | ({ type: 'stop' } & Authed)
+  /** Write a checkpoint now; answered with a 'checkpoint' message once it is on disk. */
+  | ({ type: 'checkpoint' } & Authed)
   | ({ type: 'subscribe'; topics: Topic[] } & Authed)
   | ({ type: 'unsubscribe'; topics: Topic[] } & Authed)
   | ({ type: 'history'; limit?: number } & Authed);
@@ -81,14 +83,29 @@ export type ServerMessage =
    * as a base64 PNG.
    */
   | { type: 'preview'; step: number; width: number; height: number; panels: string[]; png: string }
-  | { type: 'state'; state: DaemonState; step: number };
+  | { type: 'state'; state: DaemonState; step: number }
+  | { type: 'checkpoint'; id?: string | number; checkpoint: CheckpointWritten };
 
 // ---- Trainer worker <-> main thread (postMessage; control path only) -----------------------------
 
 export type ToTrainer =
   | { type: 'pause' }
   | { type: 'resume' }
-  | { type: 'stop' };
+  | { type: 'stop' }
+  /** Write a checkpoint at the next step boundary (or now, when paused). */
+  | { type: 'checkpoint'; kind: 'manual' | 'error' };
+
+/** A checkpoint the trainer has written (models/checkpoint.ts). */
+export interface CheckpointWritten {
+  step: number;
+  dir: string;
+  /** sha256 of its checksums.json. */
+  checksum: string;
+  bytes: number;
+  kind: 'periodic' | 'manual' | 'stop' | 'error';
+  valPsnr: number | null;
+  ms: number;
+}
 
 export type FromTrainer =
   | { type: 'ready'; backend: string; backendReason: string; params: { generator: number; discriminator: number } }
@@ -97,4 +114,5 @@ export type FromTrainer =
   | { type: 'state'; state: DaemonState; step: number }
   | { type: 'stats'; step: number; dSteps: number; stepsPerSec: number; patchesPerSec: number; dataWaitFraction: number; ringFrames: number; tensors: number }
   | { type: 'error'; code: string; message: string; stack?: string }
+  | ({ type: 'checkpoint' } & CheckpointWritten)
   | { type: 'stopped'; step: number };

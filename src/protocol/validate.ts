@@ -10,7 +10,7 @@ export type ParseResult =
   | { ok: true; message: ClientMessage }
   | { ok: false; code: 'SRGAN_ERR_BAD_MESSAGE' | 'SRGAN_ERR_UNKNOWN_TYPE' | 'SRGAN_ERR_MESSAGE_TOO_LARGE'; message: string; id?: string | number };
 
-const TYPES = new Set(['status', 'pause', 'resume', 'stop', 'subscribe', 'unsubscribe', 'history']);
+const TYPES = new Set(['status', 'pause', 'resume', 'stop', 'checkpoint', 'subscribe', 'unsubscribe', 'history']);
 const COMMON = new Set(['type', 'token', 'id']);
 
 /** Parses one text frame from a client. Token checking is the server's job (it knows the token). */
@@ -63,6 +63,6 @@ export function parseClientMessage(raw: string | Buffer): ParseResult {
       return { ok: true, message: { type: 'history', ...(obj.limit !== undefined ? { limit: obj.limit as number } : {}), ...base } };
     }
     default:
-      return { ok: true, message: { type: obj.type as 'status' | 'pause' | 'resume' | 'stop', ...base } };
+      return { ok: true, message: { type: obj.type as 'status' | 'pause' | 'resume' | 'stop' | 'checkpoint', ...base } };
   }
 }

@@ -1,0 +1,300 @@
+// The commands that read runs from $SRGAN_HOME/runs.db: runs, show, metrics, compare. They open the
+// database read-only (never migrating it) and read while a daemon writes: WAL gives each query a
+// consistent snapshot. Usage and --help live with their entries in main.ts.
+
+import fs from 'node:fs';
+import type Database from 'better-sqlite3';
+import { homePaths } from '../daemon/home.js';
+import {
+  bestMetric,
+  eventCounts,
+  getParams,
+  lastEvent,
+  latestMetrics,
+  listCheckpoints,
+  listEvals,
+  listRuns,
+  metricCurves,
+  metricKeys,
+  openDb,
+  resolveRun,
+  RUN_STATUSES,
+  type ParamValue,
+  type RunRow,
+} from '../daemon/db.js';
+import { SrganError } from '../errors.js';
+
+export type Values = Record<string, string | boolean | string[] | undefined>;
+
+/** `srgan runs [--json] [--status S[,S]]` */
+export async function runsCommand(v: Values): Promise<number> {
+  const statuses = typeof v.status === 'string' ? parseStatuses(v.status) : undefined;
+  const paths = homePaths();
+  const runs = fs.existsSync(paths.db) ? withDb(paths.db, (db) => listRuns(db, statuses ? { status: statuses } : {})) : [];
+  if (v.json) {
+    console.log(JSON.stringify({ db: paths.db, runs: runs.map(withParsedConfig) }));
+    return 0;
+  }
+  console.log(`database: ${paths.db}`);
+  if (runs.length === 0) {
+    console.log(statuses ? `no runs with status ${statuses.join(' or ')}` : 'no runs yet');
+    return 0;
+  }
+  printTable(
+    ['RUN', 'STATUS', 'PRESET', 'BACKEND', 'STEP', 'CREATED', 'CONFIG'],
+    runs.map((r) => [r.id, r.status, r.preset, r.backend ?? '-', String(r.last_step), formatTime(r.created_at), summarizeConfig(r.config)]),
+  );
+  return 0;
+}
+
+/** `srgan show RUN [--json]` */
+export async function showCommand(v: Values, args: string[]): Promise<number> {
+  const report = withRunsDb((db) => {
+    const run = resolveRun(db, args[0] as string);
+    const errorEvent = lastEvent(db, run.id, 'error');
+    return {
+      run: withParsedConfig(run),
+      latestMetrics: latestMetrics(db, run.id),
+      checkpoints: listCheckpoints(db, run.id, { includeDeleted: true }),
+      evals: listEvals(db, run.id).map((e) => ({ ...e, json: e.json === null ? null : (JSON.parse(e.json) as unknown) })),
+      events: Object.fromEntries(eventCounts(db, run.id).map((e) => [e.kind, e.count])),
+      lastError: errorEvent && { ...errorEvent, data: errorEvent.data === null ? null : (JSON.parse(errorEvent.data) as unknown) },
+    };
+  });
+  if (v.json) {
+    console.log(JSON.stringify(report));
+    return 0;
+  }
+  const r = report.run;
+  console.log(`run:       ${r.id}  (${r.name})`);
+  console.log(`status:    ${r.status}`);
+  console.log(`created:   ${formatTime(r.created_at)}${r.ended_at === null ? '' : `, ended ${formatTime(r.ended_at)}`}`);
+  console.log(`preset:    ${r.preset}`);
+  console.log(`backend:   ${r.backend ?? '-'}${r.backend_reason ? `: ${r.backend_reason}` : ''}`);
+  console.log(`steps:     ${r.last_step}`);
+  console.log(`data:      ${r.data_dir}`);
+  console.log(`host:      ${r.host} (pid ${r.pid})`);
+  console.log('\nconfig:');
+  console.log(indent(JSON.stringify(r.config, null, 2)));
+  console.log('\nlatest metrics:');
+  if (report.latestMetrics.length === 0) console.log('  none');
+  else printTable(['KEY', 'STEP', 'VALUE', 'TIME'], report.latestMetrics.map((m) => [m.key, String(m.step), formatNumber(m.value), formatTime(m.wall_time)]), '  ');
+  console.log('\ncheckpoints:');
+  if (report.checkpoints.length === 0) console.log('  none');
+  else {
+    printTable(
+      ['ID', 'STEP', 'KIND', 'PSNR', 'TIME', 'PATH'],
+      report.checkpoints.map((c) => [String(c.id), String(c.step), c.kind, c.psnr === null ? '-' : c.psnr.toFixed(2), formatTime(c.time), c.deleted ? `${c.path} (deleted)` : c.path]),
+      '  ',
+    );
+  }
+  if (report.evals.length > 0) {
+    console.log('\nevaluations:');
+    printTable(
+      ['TIME', 'MODEL', 'PSNR', 'SSIM', 'IMAGES', 'DATA'],
+      report.evals.map((e) => [formatTime(e.time), e.model, e.psnr === null ? '-' : e.psnr.toFixed(2), e.ssim === null ? '-' : e.ssim.toFixed(4), String(e.images), e.data_dir]),
+      '  ',
+    );
+  }
+  const counts = Object.entries(report.events);
+  console.log(`\nevents:    ${counts.length === 0 ? 'none' : counts.map(([k, n]) => `${k} ${n}`).join(', ')}`);
+  const err = report.lastError;
+  console.log(`last error: ${err ? `${formatTime(err.time)} ${err.message}` : 'none'}`);
+  return 0;
+}
+
+/** `srgan metrics RUN [--key K ...] [--csv|--json] [--every N]` */
+export async function metricsCommand(v: Values, args: string[]): Promise<number> {
+  if (v.csv && v.json) throw new SrganError('SRGAN_ERR_CONFIG', '--csv and --json cannot be used together');
+  const every = typeof v.every === 'string' ? positiveInt('--every', v.every) : 1;
+  const wanted = stringList(v.key);
+  const { run, keys, points } = withRunsDb((db) => {
+    const run = resolveRun(db, args[0] as string);
+    const keys = checkKeys(wanted, metricKeys(db, run.id), `run ${run.id}`);
+    return { run, keys, points: metricCurves(db, run.id, keys, every) };
+  });
+  if (v.json) {
+    console.log(JSON.stringify({ run: { id: run.id, name: run.name }, keys, every, points }));
+    return 0;
+  }
+  if (v.csv) {
+    const lines = ['step,key,value,wall_time', ...points.map((p) => [String(p.step), csvField(p.key), String(p.value), String(p.wall_time)].join(','))];
+    process.stdout.write(lines.join('\n') + '\n');
+    return 0;
+  }
+  if (points.length === 0) {
+    console.log(`run ${run.id} has no metrics yet`);
+    return 0;
+  }
+  // One row per step, one column per key: the curves side by side.
+  const bySteps = new Map<number, { time: number; values: Map<string, number> }>();
+  for (const p of points) {
+    let row = bySteps.get(p.step);
+    if (!row) bySteps.set(p.step, (row = { time: p.wall_time, values: new Map() }));
+    row.values.set(p.key, p.value);
+  }
+  printTable(
+    ['STEP', 'TIME', ...keys.map((k) => k.toUpperCase())],
+    [...bySteps].map(([step, row]) => [String(step), formatTime(row.time), ...keys.map((k) => (row.values.has(k) ? formatNumber(row.values.get(k) as number) : '-'))]),
+  );
+  return 0;
+}
+
+/** Which way is better for a metric key: min for losses, max for PSNR/SSIM, null when neither. */
+export function metricDirection(key: string): 'min' | 'max' | null {
+  const k = key.toLowerCase();
+  if (k.includes('psnr') || k.includes('ssim')) return 'max';
+  if (k.includes('loss') || /_(l1|mse|adv|perc)$/.test(k)) return 'min';
+  return null;
+}
+
+/** `srgan compare RUN RUN... [--key K ...] [--json]` */
+export async function compareCommand(v: Values, args: string[]): Promise<number> {
+  const wanted = stringList(v.key);
+  const report = withRunsDb((db) => {
+    const runs = args.map((ref) => resolveRun(db, ref));
+    const allKeys = [...new Set(runs.flatMap((r) => metricKeys(db, r.id)))].sort();
+    const keys = checkKeys(wanted, allKeys, 'these runs');
+    const latest = runs.map((r) => new Map(latestMetrics(db, r.id).map((m) => [m.key, m])));
+    const metrics = keys.map((key) => {
+      const direction = metricDirection(key);
+      return {
+        key,
+        direction,
+        runs: runs.map((r, i) => {
+          const final = latest[i]?.get(key);
+          return {
+            final: final ? { step: final.step, value: final.value } : null,
+            best: direction ? bestMetric(db, r.id, key, direction) : null,
+          };
+        }),
+      };
+    });
+    const params = runs.map((r) => getParams(db, r.id));
+    const paramKeys = [...new Set(params.flatMap((p) => [...p.keys()]))].sort();
+    const config = paramKeys
+      .map((key) => ({ key, values: params.map((p) => (p.has(key) ? (p.get(key) as ParamValue) : undefined)) }))
+      .filter(({ values }) => new Set(values.map((x) => (x === undefined ? 'undefined' : JSON.stringify(x)))).size > 1)
+      .map(({ key, values }) => ({ key, values: values.map((x) => x ?? null) }));
+    return {
+      runs: runs.map((r) => ({ id: r.id, name: r.name, status: r.status, preset: r.preset, backend: r.backend, steps: r.last_step })),
+      metrics,
+      config,
+    };
+  });
+  if (v.json) {
+    console.log(JSON.stringify(report));
+    return 0;
+  }
+  const point = (p: { step: number; value: number } | null) => (p ? `${formatNumber(p.value)} @${p.step}` : '-');
+  const rows: string[][] = [
+    ['name', ...report.runs.map((r) => r.name)],
+    ['status', ...report.runs.map((r) => r.status)],
+    ['preset', ...report.runs.map((r) => r.preset)],
+    ['backend', ...report.runs.map((r) => r.backend ?? '-')],
+    ['steps', ...report.runs.map((r) => String(r.steps))],
+  ];
+  for (const m of report.metrics) {
+    rows.push([`${m.key} final`, ...m.runs.map((x) => point(x.final))]);
+    if (m.direction) rows.push([`${m.key} best (${m.direction})`, ...m.runs.map((x) => point(x.best))]);
+  }
+  if (report.config.length === 0) rows.push(['config', ...report.runs.map(() => 'same')]);
+  for (const c of report.config) rows.push([`config ${c.key}`, ...c.values.map((x) => (x === null ? '-' : String(x)))]);
+  printTable(['', ...report.runs.map((r) => r.id)], rows);
+  return 0;
+}
+
+// ---- helpers -------------------------------------------------------------------------------------
+
+function withDb<T>(file: string, fn: (db: Database.Database) => T): T {
+  const db = openDb(file, { readonly: true });
+  try {
+    return fn(db);
+  } finally {
+    db.close();
+  }
+}
+
+/** Runs `fn` on $SRGAN_HOME/runs.db; a missing database is an error naming the home. */
+function withRunsDb<T>(fn: (db: Database.Database) => T): T {
+  const paths = homePaths();
+  if (!fs.existsSync(paths.db)) throw new SrganError('SRGAN_ERR_CONFIG', `no runs database at ${paths.db}: no daemon has run in ${paths.root} yet`);
+  return withDb(paths.db, fn);
+}
+
+function parseStatuses(text: string): string[] {
+  const statuses = text.split(',').map((s) => s.trim()).filter(Boolean);
+  const bad = statuses.filter((s) => !(RUN_STATUSES as readonly string[]).includes(s));
+  if (statuses.length === 0 || bad.length > 0) {
+    throw new SrganError('SRGAN_ERR_CONFIG', `--status: unknown status "${bad.join(',') || text}"; expected one or more of ${RUN_STATUSES.join(', ')} separated by commas`);
+  }
+  return statuses;
+}
+
+function stringList(v: string | boolean | string[] | undefined): string[] {
+  return Array.isArray(v) ? v : typeof v === 'string' ? [v] : [];
+}
+
+/** The keys asked for, checked against those available (all of them when none was asked for). */
+function checkKeys(wanted: string[], available: string[], where: string): string[] {
+  if (wanted.length === 0) return available;
+  const missing = wanted.filter((k) => !available.includes(k));
+  if (missing.length > 0) {
+    throw new SrganError(
+      'SRGAN_ERR_CONFIG',
+      `--key ${missing.join(', ')}: not logged by ${where}; keys: ${available.length ? available.join(', ') : 'none yet'}`,
+    );
+  }
+  return [...new Set(wanted)];
+}
+
+function positiveInt(flag: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new SrganError('SRGAN_ERR_CONFIG', `${flag} must be an integer >= 1, got "${text}"`);
+  return n;
+}
+
+function withParsedConfig(r: RunRow): Omit<RunRow, 'config'> & { config: unknown } {
+  let config: unknown;
+  try {
+    config = JSON.parse(r.config);
+  } catch {
+    config = r.config; // shown as stored rather than hiding the run
+  }
+  return { ...r, config };
+}
+
+function summarizeConfig(text: string): string {
+  try {
+    const c = JSON.parse(text) as Record<string, unknown>;
+    return `batch=${c.batchSize} patch=${c.patchSize} dSteps=${c.dStepsPerG} seed=${c.seed}${c.dataDir ? ` data=${c.dataDir}` : ''}`;
+  } catch {
+    return '?';
+  }
+}
+
+function csvField(s: string): string {
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+function formatTime(unixSeconds: number): string {
+  return new Date(unixSeconds * 1000).toISOString().slice(0, 19).replace('T', ' ');
+}
+
+function formatNumber(v: number): string {
+  if (v === 0) return '0';
+  return Math.abs(v) >= 0.01 && Math.abs(v) < 1000 ? v.toFixed(4) : v.toExponential(3);
+}
+
+function indent(text: string): string {
+  return text.replace(/^/gm, '  ');
+}
+
+// Same layout as main.ts's table (which cannot be imported: main.ts runs the CLI when loaded).
+function printTable(header: string[], rows: string[][], prefix = ''): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => prefix + cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number))).join('  ');
+  console.log(line(header));
+  for (const r of rows) console.log(line(r));
+}
+

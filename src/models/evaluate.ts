@@ -1,0 +1,91 @@
+// Benchmark evaluation the way SR papers report it (BasicSR's test pipeline): each HR image is cropped
+// to a multiple of the scale from the top-left (BasicSR's mod_crop), its LR made with MATLAB-style
+// antialiased bicubic (degrade.ts 'bicubic-aa'), and the model's output (clamped to [0, 1] and rounded
+// to 8 bits, like tensor2img) and a plain bicubic enlargement are scored against the HR with PSNR-Y and
+// SSIM-Y after cropping `border` pixels (quality.ts). Means are over images: the mean of per-image
+// scores, as the papers' tables are.
+
+import { downscale } from '../data/degrade.js';
+import { toRgbImage } from '../data/image-io.js';
+import { crop, loadRgb, upscaleBicubic } from '../data/patches.js';
+import { psnrY, ssimY, SSIM_WINDOW } from '../data/quality.js';
+import { SrganError } from '../errors.js';
+import type { Generator } from './network.js';
+import { upscaleTiled, type TileOptions } from './tiling.js';
+
+export interface EvaluateOptions extends Partial<TileOptions> {
+  /** Upscale factor; must equal gen.scale. */
+  scale: 2 | 4;
+  /** Pixels cropped from each side before measuring. Default: the scale (the papers' convention). */
+  border?: number;
+}
+
+export interface Score {
+  /** PSNR of the Y channel, dB (+Infinity for a perfect match). */
+  psnr: number;
+  /** SSIM of the Y channel. */
+  ssim: number;
+}
+
+export interface EvaluateRow {
+  file: string;
+  /** HR size after cropping to a multiple of the scale. */
+  width: number;
+  height: number;
+  model: Score | null;
+  bicubic: Score;
+}
+
+export interface EvaluateResult {
+  scale: 2 | 4;
+  border: number;
+  /** Means over the images; model is null when no generator was given. */
+  model: Score | null;
+  bicubic: Score;
+  rows: EvaluateRow[];
+}
+
+/**
+ * Scores `gen` (or only the bicubic baseline when gen is null) on the HR images `files`; see the
+ * header for the protocol. Throws RangeError for bad options, SrganError SRGAN_ERR_DATA naming the file
+ * for an unreadable image or one too small to measure (after cropping the border it must be at least
+ * 11×11, SSIM's window). Tiling options go to upscaleTiled.
+ */
+export async function evaluate(gen: Generator | null, files: readonly string[], opts: EvaluateOptions): Promise<EvaluateResult> {
+  const { scale, border = opts.scale, ...tiling } = opts;
+  if (scale !== 2 && scale !== 4) throw new RangeError(`scale: expected 2 or 4, got ${JSON.stringify(scale)}`);
+  if (!Number.isInteger(border) || border < 0) throw new RangeError(`border: expected a non-negative integer, got ${JSON.stringify(border)}`);
+  if (gen !== null && gen.scale !== scale) throw new RangeError(`scale: ${scale} does not match the generator's scale ${gen.scale}`);
+  if (!Array.isArray(files) || files.length === 0) throw new RangeError('files: expected at least one image file, got none');
+
+  const rows: EvaluateRow[] = [];
+  for (const file of files) {
+    const full = await loadRgb(file);
+    const width = full.width - (full.width % scale);
+    const height = full.height - (full.height % scale);
+    const minSide = SSIM_WINDOW + 2 * border;
+    if (width < minSide || height < minSide) {
+      throw new SrganError(
+        'SRGAN_ERR_DATA',
+        `image ${file} is too small to evaluate: ${full.width}×${full.height}, need at least ${minSide}×${minSide} at scale ${scale} with border ${border}`,
+      );
+    }
+    const hr = width === full.width && height === full.height ? full : crop(full, 0, 0, width, height);
+    const lr = downscale(hr, scale, 'bicubic-aa');
+    const score = (sr: typeof hr): Score => ({ psnr: psnrY(sr, hr, border), ssim: ssimY(sr, hr, border) });
+    const bicubic = score(upscaleBicubic(lr, scale));
+    const model = gen === null ? null : score(toRgbImage(await upscaleTiled(gen, lr, tiling)));
+    rows.push({ file, width, height, model, bicubic });
+  }
+  const mean = (pick: (r: EvaluateRow) => Score): Score => ({
+    psnr: rows.reduce((a, r) => a + pick(r).psnr, 0) / rows.length,
+    ssim: rows.reduce((a, r) => a + pick(r).ssim, 0) / rows.length,
+  });
+  return {
+    scale,
+    border,
+    model: gen === null ? null : mean((r) => r.model!),
+    bicubic: mean((r) => r.bicubic),
+    rows,
+  };
+}
