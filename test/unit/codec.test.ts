@@ -145,6 +145,27 @@ describe('codec', () => {
   });
 });
 
+describe('the canonical fast path', () => {
+  it('decodes canonical frames like msgpackr does, and other layouts through msgpackr', () => {
+    const px = (w: number, v: number) => ({ width: w, height: w, channels: 3, data: new Uint8Array(w * w * 3).fill(v) });
+    for (const seq of [0, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32 + 5]) {
+      const frame: PatchFrame = { type: 'patch', seq, epoch: seq % 7, index: seq % 300, hr: px(96, 1), lr: px(48, 2) };
+      const bytes = encodeFrame(frame);
+      const generic = packr.unpack(bytes) as Record<string, unknown>;
+      const fast = decodeFrame(bytes);
+      expect(meta(fast)).toBe(JSON.stringify(['patch', generic.seq, generic.epoch, generic.index, 96, 96, 3, 48, 48, 3]));
+      expect(bytesEqual(fast.hr.data, frame.hr.data) && bytesEqual(fast.lr.data, frame.lr.data)).toBe(true);
+    }
+    // Keys in another order: not the canonical layout, still a valid frame.
+    const shuffled = packr.pack({ lr: { width: 1, height: 1, channels: 3, data: new Uint8Array(3) }, seq: 4, type: 'patch', index: 2, epoch: 1,
+      hr: { data: new Uint8Array(12), channels: 3, width: 2, height: 2 } });
+    expect(meta(decodeFrame(shuffled))).toBe(JSON.stringify(['patch', 4, 1, 2, 2, 2, 3, 1, 1, 3]));
+    // A canonical frame cut short, or with a plane's size not matching its bytes, is refused with the same errors.
+    const good = encodeFrame({ type: 'patch', seq: 1, epoch: 0, index: 0, hr: px(4, 1), lr: px(2, 1) });
+    expect(() => decodeFrame(good.subarray(0, good.length - 1))).toThrow(/bad patch frame/);
+  });
+});
+
 describe('skip frames', () => {
   it('round-trip through a ring beside patch frames, and are checked on both sides', () => {
     const ring = SharedRing.create(1 << 16);
