@@ -79,7 +79,7 @@ describe('daemon failure handling', () => {
     expect(fs.existsSync(path.join(home, 'daemon.lock'))).toBe(false);
   });
 
-  it('SIGTERM stops training cleanly and marks the run stopped', async () => {
+  it('SIGTERM stops training cleanly, writes a checkpoint at the last step and marks the run stopped', async () => {
     const data = path.join(tmp.dir, 'photos');
     await writeImages(data, 3);
     const info = srganJson<{ pid: number; runId: string }>(home, ['start', '--data', data]);
@@ -101,7 +101,11 @@ describe('daemon failure handling', () => {
     expect(fs.existsSync(path.join(home, 'daemon.lock'))).toBe(false);
     const d = new Database(db, { readonly: true });
     expect(d.pragma('integrity_check', { simple: true })).toBe('ok');
+    // Nothing learned is lost: the stop checkpoint is at the last step, recorded in the database.
+    const ckpt = d.prepare("SELECT step, kind, path FROM checkpoints WHERE run_id = ? ORDER BY step DESC LIMIT 1").get(info.runId) as { step: number; kind: string; path: string };
     d.close();
+    expect(ckpt).toMatchObject({ step: run!.last_step, kind: 'stop' });
+    expect(fs.existsSync(path.join(ckpt.path, 'generator', 'model.json'))).toBe(true);
   });
 
   it('a data set where no image loads ends the run as failed, with the reasons as events', async () => {
