@@ -323,6 +323,7 @@ function printStatus(s: DaemonStatus, asJson: boolean): void {
   console.log(`losses:   ${losses || '-'}`);
   console.log(`backend:  ${s.backend} (${s.tensors} live tensors): ${s.backendReason}`);
   console.log(`data:     ${s.patchesPerSec.toFixed(1)} patches/s, waiting ${(s.dataWaitFraction * 100).toFixed(1)}% of the time, ${s.ringFrames} patches queued`);
+  console.log(`checkpoint: ${s.lastCheckpoint ? `step ${s.lastCheckpoint.step}, ${s.lastCheckpoint.dir}` : 'none yet'}`);
   console.log(`monitor:  ${s.url}`);
   console.log(`pid:      ${s.pid}`);
 }

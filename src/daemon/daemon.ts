@@ -114,6 +114,7 @@ export class Daemon implements DaemonControl {
       ringFrames: 0,
       tensors: 0,
       losses: {},
+      lastCheckpoint: null,
       preset: this.config.preset,
       config: this.config as unknown as Record<string, unknown>,
     };
@@ -154,6 +155,7 @@ export class Daemon implements DaemonControl {
       this.#status.step = resume.state.step;
       this.#store.send({ type: 'resumeRun', id: this.runId, fromStep: resume.state.step, pid: process.pid, points: resume.state.metrics ?? [] });
       this.#history = (resume.state.metrics ?? []).slice();
+      this.#status.lastCheckpoint = { step: resume.state.step, dir: found.dir };
       const d = resume.state.data;
       if (d.images !== files.length || d.patchesPerImage !== data.patchesPerImage) {
         this.#event('data_changed', `the data changed since the checkpoint (${d.images} images, ${d.patchesPerImage} patches per visit; now ${files.length}, ${data.patchesPerImage}): the data order will differ from an uninterrupted run`);
@@ -335,6 +337,7 @@ export class Daemon implements DaemonControl {
         store?.send({ type: 'checkpoint', row: { run_id: this.runId, step: m.step, time: Date.now() / 1000, path: m.dir, checksum: m.checksum, kind: m.kind, psnr: m.valPsnr } });
         this.#event('checkpoint', `${m.kind} checkpoint at step ${m.step}: ${m.dir} (${(m.bytes / 2 ** 20).toFixed(1)} MiB, ${Math.round(m.ms)} ms)`, { dir: m.dir, step: m.step, kind: m.kind });
         this.#log(`checkpoint ${m.dir}`);
+        this.#status.lastCheckpoint = { step: m.step, dir: m.dir };
         this.#pruneCheckpoints();
         for (const w of this.#checkpointWaiters.splice(0)) w.resolve(written);
         break;

@@ -36,6 +36,8 @@ export interface DaemonStatus {
   tensors: number;
   /** Latest value of each metric key. */
   losses: Record<string, number>;
+  /** The newest checkpoint written by this daemon (or the one it resumed from). */
+  lastCheckpoint: { step: number; dir: string } | null;
   preset: string;
   config: Record<string, unknown>;
 }

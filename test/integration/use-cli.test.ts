@@ -1,0 +1,333 @@
+// `srgan upscale` and `srgan eval` through the real CLI (`node bin/srgan.js`, the built dist/) against a
+// temp SRGAN_HOME holding a run row and checkpoint folders written the way the trainer writes them
+// (writeCheckpoint + saveGeneratorLayersModel), with random espcn-x2-fast generators: nothing is
+// trained. Outputs are checked against the same generators run in this process on the cpu backend.
+
+import fs from 'node:fs';
+import path from 'node:path';
+
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { openDb, recordCheckpoint, type EvalRow } from '../../src/daemon/db.js';
+import { homePaths } from '../../src/daemon/home.js';
+import { downscale } from '../../src/data/degrade.js';
+import { readForUpscale, upscaleAlpha } from '../../src/data/image-io.js';
+import { crop, loadRgb, upscaleBicubic, upscaleNearest } from '../../src/data/patches.js';
+import { mulberry32 } from '../../src/data/prng.js';
+import { psnrY } from '../../src/data/quality.js';
+import { hasCode } from '../../src/errors.js';
+import { writeCheckpoint } from '../../src/models/checkpoint.js';
+import { evaluate } from '../../src/models/evaluate.js';
+import { saveGeneratorLayersModel } from '../../src/models/export-layers.js';
+import { fileModelIO } from '../../src/models/layers-io.js';
+import { selectBackend } from '../../src/models/ladder.js';
+import { checkpointForRun, loadGenerator } from '../../src/models/load-generator.js';
+import type { Generator } from '../../src/models/network.js';
+import { PRESETS, type RunConfig } from '../../src/models/presets.js';
+import { buildGenerator } from '../../src/models/registry.js';
+import { srgan } from '../support/cli.js';
+import { tempDir } from '../support/tmp.js';
+
+const RUN = '20260101-120000-use1';
+const cfg = PRESETS['espcn-x2-fast'] as RunConfig;
+const tmp = tempDir('srgan-use-cli-');
+const home = path.join(tmp.dir, 'home');
+const ckptParent = path.join(home, 'checkpoints', RUN);
+const inDir = path.join(tmp.dir, 'in');
+const hrDir = path.join(tmp.dir, 'hr');
+const otherX2 = path.join(tmp.dir, 'other-x2');
+const otherX4 = path.join(tmp.dir, 'other-x4');
+/** A plain tfjs model that is not an srgan generator: nearest-neighbour ×2, the stand-in for a published upscaler. */
+const nearestX2 = path.join(tmp.dir, 'nearest-x2');
+const ckpt = (step: number) => path.join(ckptParent, `step-${String(step).padStart(8, '0')}`);
+
+/** Seeds of the generators in the checkpoints: step 10 is the best by val PSNR, 20 the newest intact one, 30 is damaged. */
+const gens = new Map<number, Generator>();
+
+async function writeRunCheckpoint(step: number, seed: number, valPsnr: number | null): Promise<void> {
+  const gen = buildGenerator(cfg.generator, cfg.scale, seed);
+  gens.set(step, gen);
+  // Only what loading a generator reads; the rest of a real state is the trainer's business.
+  const state = { runId: RUN, step, time: 1_767_268_800 + step, kind: 'periodic', config: cfg, scheduler: {}, gan: {}, rng: { jpeg: 0, perceptual: null }, data: { seq: 0, patchesPerImage: 1, images: 1 }, valPsnr, metrics: [] };
+  await writeCheckpoint(ckptParent, state as unknown as Parameters<typeof writeCheckpoint>[1], {}, (dir) => saveGeneratorLayersModel(gen, cfg.generator, path.join(dir, 'generator')));
+}
+
+/** A smooth colourful test picture, w×h×channels, seeded. */
+function picture(w: number, h: number, channels: number, seed: number): Uint8Array {
+  const rand = mulberry32(seed);
+  const out = new Uint8Array(w * h * channels);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const v = 128 + 80 * Math.sin(x / (2 + seed)) * Math.cos(y / 4);
+      const px = [v + 30 * rand(), 255 - v, (x * 7 + y * 5) % 256, Math.round((255 * x) / (w - 1))];
+      out.set(px.slice(0, channels).map((c) => Math.max(0, Math.min(255, Math.round(c)))), (y * w + x) * channels);
+    }
+  }
+  return out;
+}
+
+async function writePng(file: string, w: number, h: number, channels: 1 | 3 | 4, seed: number): Promise<void> {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const img = sharp(picture(w, h, channels, seed), { raw: { width: w, height: h, channels } });
+  // Without 'b-w' sharp stores one raw channel as an RGB PNG.
+  await (channels === 1 ? img.toColourspace('b-w') : img).png().toFile(file);
+}
+
+/** Decoded raw samples of an image file as stored (no rotation), with its stored channel count. */
+async function raw(file: string): Promise<{ width: number; height: number; channels: number; data: Uint8Array }> {
+  const stored = (await sharp(file).metadata()).channels;
+  // sharp's raw output expands grey to RGB unless asked to keep it.
+  const pipeline = stored === 1 || stored === 2 ? sharp(file).toColourspace('b-w') : sharp(file);
+  const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
+  return { width: info.width, height: info.height, channels: info.channels, data: new Uint8Array(data) };
+}
+
+/** gen.apply on a whole image read like `srgan upscale` reads it, clamped and rounded to 8 bits: RGB, HWC. */
+async function expectedRgb(gen: Generator, file: string): Promise<{ width: number; height: number; data: Uint8Array }> {
+  const img = await readForUpscale(file);
+  const { width, height } = img.rgb;
+  const out = tf.tidy(() => tf.clipByValue(gen.apply(tf.tensor4d(img.rgb.data, [1, height, width, 3])), 0, 1).dataSync());
+  return { width: width * gen.scale, height: height * gen.scale, data: Uint8Array.from(out, (v) => Math.round(v * 255)) };
+}
+
+/** Largest difference between channel `c` of an interleaved image and a plane/packed array. */
+function maxDiff(a: Uint8Array, aChannels: number, b: ArrayLike<number>, bChannels: number, channels: number[]): number {
+  let worst = 0;
+  const n = a.length / aChannels;
+  for (let i = 0; i < n; i++) for (const c of channels) worst = Math.max(worst, Math.abs(a[i * aChannels + c]! - b[i * bChannels + c]!));
+  return worst;
+}
+
+beforeAll(async () => {
+  await selectBackend('cpu');
+  await writeRunCheckpoint(10, 11, 31);
+  await writeRunCheckpoint(20, 22, null);
+  await writeRunCheckpoint(30, 33, null);
+  // Damage step 30's generator weights: one flipped byte.
+  const gdir = path.join(ckpt(30), 'generator');
+  const shard = path.join(gdir, fs.readdirSync(gdir).find((f) => f.endsWith('.bin'))!);
+  const bytes = fs.readFileSync(shard);
+  bytes[100] = bytes[100]! ^ 0xff;
+  fs.writeFileSync(shard, bytes);
+
+  const db = openDb(homePaths(home).db);
+  db.prepare(
+    `INSERT INTO runs (id, name, status, created_at, preset, backend, backend_reason, config, host, pid, data_dir)
+     VALUES (?, 'use-test', 'stopped', 1767268800, 'espcn-x2-fast', 'cpu', NULL, ?, 'test', 1, '/photos')`,
+  ).run(RUN, JSON.stringify(cfg));
+  // The database knows PSNRs state.json does not: step 20's, and a higher one for the damaged step 30.
+  recordCheckpoint(db, { run_id: RUN, step: 20, time: 1, path: ckpt(20), checksum: 'x', kind: 'periodic', psnr: 25 });
+  recordCheckpoint(db, { run_id: RUN, step: 30, time: 2, path: ckpt(30), checksum: 'x', kind: 'periodic', psnr: 40 });
+  db.close();
+
+  const other = buildGenerator(cfg.generator, 2, 44);
+  await saveGeneratorLayersModel(other, cfg.generator, otherX2);
+  other.dispose();
+  const x4 = buildGenerator(cfg.generator, 4, 45);
+  await saveGeneratorLayersModel(x4, cfg.generator, otherX4);
+  x4.dispose();
+  const nearest = tfl.sequential({ layers: [tfl.layers.upSampling2d({ size: [2, 2], inputShape: [null, null, 3] })] });
+  await nearest.save(fileModelIO(nearestX2));
+  nearest.dispose();
+
+  // Upscale inputs: RGBA, grey in a subfolder, a JPEG stored 26×18 that EXIF orientation 6 turns to 18×26, and junk.
+  await writePng(path.join(inDir, 'rgba.png'), 40, 28, 4, 1);
+  await writePng(path.join(inDir, 'sub', 'grey.png'), 30, 22, 1, 2);
+  expect((await sharp(path.join(inDir, 'sub', 'grey.png')).metadata()).channels).toBe(1);
+  await sharp(picture(26, 18, 3, 3), { raw: { width: 26, height: 18, channels: 3 } })
+    .jpeg({ quality: 95 })
+    .withMetadata({ orientation: 6 })
+    .toFile(path.join(inDir, 'photo.jpg'));
+  fs.writeFileSync(path.join(inDir, 'broken.png'), Buffer.from('this is not a PNG at all, just text'));
+  fs.writeFileSync(path.join(inDir, 'notes.txt'), 'not an image: ignored by the folder walk');
+
+  // Evaluation HR images; one has odd sides (cropped to a multiple of the scale).
+  await writePng(path.join(hrDir, 'a.png'), 48, 40, 3, 4);
+  await writePng(path.join(hrDir, 'b.png'), 41, 37, 3, 5);
+  await writePng(path.join(hrDir, 'c.png'), 36, 44, 3, 6);
+});
+
+afterAll(() => {
+  for (const g of gens.values()) g.dispose();
+  tmp.cleanup();
+});
+
+const run = (args: string[]) => srgan(home, args, 60_000);
+
+describe('choosing and loading a generator', () => {
+  it('latest skips the damaged checkpoint; best uses state.json and the database PSNRs', async () => {
+    const warnings: string[] = [];
+    const paths = homePaths(home);
+    const latest = checkpointForRun(paths, 'use-test', 'latest', { onWarning: (l) => warnings.push(l) });
+    expect(latest.step).toBe(20);
+    expect(warnings.join('\n')).toMatch(/skipped damaged checkpoint: checkpoint .*step-00000030: generator\/group1-shard1of1-[0-9a-f]{12}\.bin is damaged/);
+    const best = checkpointForRun(paths, RUN.slice(0, 12), 'best');
+    expect([best.step, best.psnr, best.picked]).toEqual([10, 31, 'best']);
+
+    const fromParent = await loadGenerator(ckptParent);
+    expect([fromParent.step, fromParent.source, fromParent.scale, fromParent.runId]).toEqual([20, ckpt(20), 2, RUN]);
+    fromParent.gen.dispose();
+    await expect(loadGenerator(nearestX2)).rejects.toSatisfy((e: unknown) => hasCode(e, 'SRGAN_ERR_CHECKPOINT') && /is a tfjs model but not an srgan generator/.test((e as Error).message));
+    await expect(loadGenerator(tmp.dir)).rejects.toSatisfy((e: unknown) => hasCode(e, 'SRGAN_ERR_CHECKPOINT') && /not a model folder/.test((e as Error).message));
+  });
+});
+
+describe('srgan upscale', () => {
+  it('upscales a folder: sizes ×2, alpha kept, grey stays grey, EXIF orientation applied, a corrupt file skipped with exit 1', async () => {
+    const out = path.join(tmp.dir, 'out');
+    const r = run(['upscale', inDir, '--out', out, '--backend', 'cpu']);
+    expect(r.status, r.stderr).toBe(1);
+    // The default source is said, with the damaged checkpoint passed over.
+    expect(r.stderr).toMatch(/skipped damaged checkpoint: .*step-00000030/);
+    expect(r.stderr).toMatch(new RegExp(`using the newest run with a checkpoint, ${RUN} \\(use-test\\), latest checkpoint at step 20`));
+    expect(r.stderr).toMatch(/broken\.png: skipped: SRGAN_ERR_DATA: cannot decode image/);
+    expect(r.stderr).toMatch(/1 file failed/);
+    expect(r.stdout).toMatch(/rgba\.png {2}40×28 → 80×56 {2}\d+ ms/);
+    expect(r.stdout).toMatch(/3 of 4 files upscaled ×2/);
+    expect(fs.existsSync(path.join(out, 'broken.png'))).toBe(false);
+    expect(fs.existsSync(path.join(out, 'notes.txt'))).toBe(false);
+
+    const gen = gens.get(20)!;
+    const rgba = await raw(path.join(out, 'rgba.png'));
+    expect([rgba.width, rgba.height, rgba.channels]).toEqual([80, 56, 4]);
+    const want = await expectedRgb(gen, path.join(inDir, 'rgba.png'));
+    expect(maxDiff(rgba.data, 4, want.data, 3, [0, 1, 2])).toBeLessThanOrEqual(1);
+    const src = await readForUpscale(path.join(inDir, 'rgba.png'));
+    const alpha = upscaleAlpha(src.alpha!, 40, 28, 2);
+    expect(maxDiff(rgba.data.filter((_, i) => i % 4 === 3), 1, Uint8Array.from(alpha, (a) => Math.round(a * 255)), 1, [0])).toBeLessThanOrEqual(1);
+
+    const grey = await raw(path.join(out, 'sub', 'grey.png'));
+    expect([grey.width, grey.height, grey.channels]).toEqual([60, 44, 1]);
+    expect((await sharp(path.join(out, 'sub', 'grey.png')).metadata()).space).toBe('b-w');
+
+    const photo = await sharp(path.join(out, 'photo.jpg')).metadata();
+    expect([photo.format, photo.width, photo.height, photo.orientation ?? 1]).toEqual(['jpeg', 36, 52, 1]);
+  });
+
+  it('--tile 16 --format png --json: tiled output equals untiled, one JSON object with each file', async () => {
+    const out = path.join(tmp.dir, 'out-tiled');
+    const r = run(['upscale', inDir, '--out', out, '--run', RUN, '--tile', '16', '--format', 'png', '--backend', 'cpu', '--json']);
+    expect(r.status, r.stderr).toBe(1);
+    const report = JSON.parse(r.stdout) as {
+      source: string;
+      run: { id: string };
+      step: number;
+      scale: number;
+      tiling: { tile: number; overlap: number; blend: number };
+      files: ({ in: string; out: string; width: number; height: number; outWidth: number; outHeight: number; ms: number } | { in: string; error: string })[];
+    };
+    expect([report.source, report.run.id, report.step, report.scale]).toEqual([ckpt(20), RUN, 20, 2]);
+    // espcn-x2-fast's receptive radius is 4: covered, so no cross-fade is needed.
+    expect(report.tiling).toEqual({ tile: 16, overlap: 4, blend: 0 });
+    const byName = new Map(report.files.map((f) => [path.relative(inDir, f.in), f]));
+    expect([...byName.keys()].sort()).toEqual(['broken.png', 'photo.jpg', 'rgba.png', path.join('sub', 'grey.png')]);
+    expect(byName.get('broken.png')).toMatchObject({ error: expect.stringMatching(/cannot decode image/) });
+    expect(byName.get('photo.jpg')).toMatchObject({ out: path.join(out, 'photo.png'), width: 18, height: 26, outWidth: 36, outHeight: 52 });
+
+    const gen = gens.get(20)!;
+    for (const [name, channels] of [['rgba.png', 4], [path.join('sub', 'grey.png'), 1]] as const) {
+      const tiled = await raw(path.join(out, name));
+      const untiled = await raw(path.join(tmp.dir, 'out', name));
+      expect(tiled.channels).toBe(channels);
+      expect(maxDiff(tiled.data, channels, untiled.data, channels, [...Array(channels).keys()])).toBeLessThanOrEqual(1);
+    }
+    const photo = await raw(path.join(out, 'photo.png'));
+    const want = await expectedRgb(gen, path.join(inDir, 'photo.jpg'));
+    expect([photo.width, photo.height]).toEqual([want.width, want.height]);
+    expect(maxDiff(photo.data, photo.channels, want.data, 3, [0, 1, 2])).toBeLessThanOrEqual(1);
+  });
+
+  it('a damaged checkpoint is a clear SRGAN_ERR_CHECKPOINT naming the file', () => {
+    const r = run(['upscale', path.join(inDir, 'rgba.png'), '--out', path.join(tmp.dir, 'out-bad'), '--checkpoint', ckpt(30), '--backend', 'cpu']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^srgan: SRGAN_ERR_CHECKPOINT: checkpoint .*step-00000030: generator\/group1-shard1of1-[0-9a-f]{12}\.bin is damaged/m);
+    expect(fs.existsSync(path.join(tmp.dir, 'out-bad', 'rgba.png'))).toBe(false);
+  });
+
+  it('--help', () => {
+    const r = run(['upscale', '--help']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^usage: srgan upscale IN\.\.\. --out DIR/);
+    for (const flag of ['--run RUN', '--checkpoint PATH', '--best', '--tile N|auto', '--overlap N', '--format F', '--backend NAME', '--json']) expect(r.stdout).toContain(flag);
+  });
+});
+
+describe('srgan eval', () => {
+  it('--best --compare: model, bicubic and compared rows; bicubic PSNR as computed here; rows stored on the run', async () => {
+    const ckptGen = path.join(ckpt(10), 'generator');
+    const r = run(['eval', '--run', RUN, '--best', '--data', hrDir, '--compare', otherX2, '--compare', ckptGen, '--compare', nearestX2, '--backend', 'cpu', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as {
+      source: string;
+      step: number;
+      scale: number;
+      border: number;
+      images: number;
+      results: { model: string; psnr: number; ssim: number; images: number }[];
+      saved: number;
+    };
+    expect([report.source, report.step, report.scale, report.border, report.images, report.saved]).toEqual([ckpt(10), 10, 2, 2, 3, 5]);
+    expect(report.results.map((x) => x.model)).toEqual(['model', 'bicubic', otherX2, ckptGen, nearestX2]);
+
+    // Bicubic, by evaluate's protocol: mod-crop, antialiased bicubic down, bicubic up, PSNR-Y with a 2 px border.
+    // The nearest-neighbour model scores as upscaleNearest does on the same LR.
+    let sum = 0;
+    let sumNearest = 0;
+    for (const f of ['a.png', 'b.png', 'c.png']) {
+      const full = await loadRgb(path.join(hrDir, f));
+      const hr = crop(full, 0, 0, full.width - (full.width % 2), full.height - (full.height % 2));
+      const lr = downscale(hr, 2, 'bicubic-aa');
+      sum += psnrY(upscaleBicubic(lr, 2), hr, 2);
+      sumNearest += psnrY(upscaleNearest(lr, 2), hr, 2);
+    }
+    expect(report.results[1]!.psnr).toBeCloseTo(sum / 3, 9);
+    expect(report.results[4]!.psnr).toBeCloseTo(sumNearest / 3, 9);
+    // The model row is our generator; the same weights through tf.loadLayersModel score the same.
+    const files = ['a.png', 'b.png', 'c.png'].map((f) => path.join(hrDir, f));
+    const here = await evaluate(gens.get(10)!, files, { scale: 2, tile: 'auto', overlap: 4, blend: 0 });
+    expect(report.results[0]!.psnr).toBeCloseTo(here.model!.psnr, 6);
+    expect(report.results[0]!.ssim).toBeCloseTo(here.model!.ssim, 6);
+    expect(report.results[3]!.psnr).toBeCloseTo(report.results[0]!.psnr, 4);
+    expect(report.results[2]!.psnr).not.toBeCloseTo(report.results[0]!.psnr, 4);
+
+    const db = openDb(homePaths(home).db, { readonly: true });
+    const rows = db.prepare('SELECT * FROM evals WHERE run_id = ? ORDER BY id').all(RUN) as EvalRow[];
+    db.close();
+    expect(rows.map((x) => [x.model, x.images, x.data_dir])).toEqual([
+      ['model', 3, hrDir],
+      ['bicubic', 3, hrDir],
+      [otherX2, 3, hrDir],
+      [ckptGen, 3, hrDir],
+      [nearestX2, 3, hrDir],
+    ]);
+    expect(rows[1]!.psnr).toBeCloseTo(sum / 3, 9);
+    expect(JSON.parse(rows[0]!.json!)).toMatchObject({ source: ckpt(10), step: 10, border: 2, files: [{ file: files[0] }, { file: files[1] }, { file: files[2] }] });
+  });
+
+  it('prints one table; --no-save stores nothing; a compared model of another scale is refused', () => {
+    const r = run(['eval', '--run', RUN, '--data', hrDir, '--limit', '1', '--no-save', '--backend', 'cpu']);
+    expect(r.status, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^MODEL\s+PSNR-Y\s+SSIM-Y\s+IMAGES$/);
+    expect(lines[1]).toMatch(/^model \(step 20\)\s+\d+\.\d\d\s+0\.\d{4}\s+1$/);
+    expect(lines[2]).toMatch(/^bicubic\s+\d+\.\d\d\s+0\.\d{4}\s+1$/);
+    expect(r.stdout).toMatch(/×2, Y channel \(BT\.601\), 2 px border cropped, means over 1 image/);
+    const db = openDb(homePaths(home).db, { readonly: true });
+    expect(db.prepare('SELECT count(*) FROM evals').pluck().get()).toBe(5);
+    db.close();
+
+    const bad = run(['eval', '--run', RUN, '--data', hrDir, '--compare', otherX4, '--no-save', '--backend', 'cpu']);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/srgan: SRGAN_ERR_CONFIG: --compare .*other-x4: upscales ×4, but the model being evaluated upscales ×2/);
+  });
+
+  it('--help', () => {
+    const r = run(['eval', '--help']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^usage: srgan eval --data DIR/);
+    for (const flag of ['--run RUN', '--checkpoint PATH', '--best', '--compare MODEL', '--border N', '--limit N', '--json', '--no-save']) expect(r.stdout).toContain(flag);
+  });
+});
