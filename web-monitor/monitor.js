@@ -33,6 +33,8 @@ const el = {
   preset: $('preset'),
   step: $('step'),
   stepsPerSec: $('steps-per-sec'),
+  epoch: $('epoch'),
+  checkpoint: $('checkpoint'),
   patchesPerSec: $('patches-per-sec'),
   dataWait: $('data-wait'),
   dSteps: $('d-steps'),
@@ -318,6 +320,9 @@ function applyStatus(s) {
   el.dataWait.textContent = Number.isFinite(s.dataWaitFraction) ? `${(s.dataWaitFraction * 100).toFixed(1)} %` : '—';
   el.dSteps.textContent = fmtInt(s.dSteps);
   el.ringFrames.textContent = fmtInt(s.ringFrames);
+  el.epoch.textContent = fmtInt(s.epoch);
+  el.checkpoint.textContent = s.lastCheckpoint ? `step ${s.lastCheckpoint.step}` : '—';
+  el.checkpoint.title = s.lastCheckpoint ? s.lastCheckpoint.dir : '';
   if (s.losses) showLr(s.losses);
 }
 

@@ -34,7 +34,7 @@ export interface LoaderPoolOptions {
   startPosition?: number;
   /** Default `/loader-worker.js` beside this file; tests may point at another entry. */
   workerFile?: string;
-  onEvent?: (kind: 'data_error' | 'loader_crash' | 'epoch', message: string, data?: unknown) => void;
+  onEvent?: (kind: 'data_error' | 'loader_crash', message: string, data?: unknown) => void;
 }
 
 export type LoaderPoolMessage = { type: 'pump' };
@@ -160,7 +160,6 @@ export class LoaderPool extends Actor<LoaderPoolMessage> {
     while (items.length < this.#o.imagesPerTask && this.#pos - (oldest === Infinity ? this.#pos : oldest) < this.#window) {
       const pos = this.#pos++;
       const { index, epoch } = this.#fileAt(pos);
-      if (pos === epoch * this.#o.files.length && pos > 0) this.#o.onEvent?.('epoch', `epoch ${epoch} started`, { epoch });
       const file = this.#o.files[index] as string;
       const item: LoaderItem = { file, index, pos, epoch, skip: this.#bad.has(file) };
       this.#outstanding.set(pos, item);

@@ -308,6 +308,7 @@ async function main(): Promise<void> {
         dataWaitFraction: Math.min(1, statsWindow.waitMs / elapsed),
         ringFrames: ring.framesAvailable(),
         tensors: tf.memory().numTensors,
+        dataSeq: sequencer.next - filled,
       });
       Object.assign(statsWindow, { start: now, waitMs: 0, steps: 0, patches: 0 });
     }

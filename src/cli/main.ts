@@ -319,7 +319,7 @@ function printStatus(s: DaemonStatus, asJson: boolean): void {
     .join(' ');
   console.log(`state:    ${s.state}`);
   console.log(`run:      ${s.runId} (${s.preset})`);
-  console.log(`step:     ${s.step} G, ${s.dSteps} D  (${s.stepsPerSec.toFixed(2)} G steps/s)`);
+  console.log(`step:     ${s.step} G, ${s.dSteps} D  (${s.stepsPerSec.toFixed(2)} G steps/s), epoch ${s.epoch}`);
   console.log(`losses:   ${losses || '-'}`);
   console.log(`backend:  ${s.backend} (${s.tensors} live tensors): ${s.backendReason}`);
   console.log(`data:     ${s.patchesPerSec.toFixed(1)} patches/s, waiting ${(s.dataWaitFraction * 100).toFixed(1)}% of the time, ${s.ringFrames} patches queued`);

@@ -14,11 +14,7 @@ import type { CheckpointWritten, DaemonState, DaemonStatus, FromTrainer, Metrics
 import { latestValidCheckpoint, listCheckpoints as listCheckpointDirs, removeTemporaryCheckpoints, type CheckpointState } from '../models/checkpoint.js';
 import { openDb, resolveRun } from './db.js';
 import { deriveSeed, mulberry32 } from '../data/prng.js';
-// PENDING(prepare): import { listPatchFiles, MANIFEST_FILE } from '../data/manifest.js';
-const MANIFEST_FILE = 'manifest.sqlite';
-const listPatchFiles = (dir: string): string[] => {
-  throw new SrganError('SRGAN_ERR_DATA', `${dir} is a prepared data set; reading them lands with srgan prepare`);
-};
+import { listPatchFiles, MANIFEST_FILE } from '../data/manifest.js';
 import { resolveConfig } from './config.js';
 import type { RunConfig } from '../models/presets.js';
 import { acquireLock, ensureToken, homePaths, releaseLock, writeDaemonInfo, type HomePaths } from './home.js';
@@ -65,6 +61,8 @@ export class Daemon implements DaemonControl {
   #latestPreview: ServerMessage | null = null;
   #shutdown: Promise<number> | null = null;
   #failing = false;
+  /** What the loader feeds (set at start): for the epoch count. */
+  #dataShape = { patchesPerImage: 1, images: 1 };
   #exitCode = 0;
   #done!: (code: number) => void;
   /** Resolves with the process exit code once the daemon has shut down. */
@@ -112,6 +110,7 @@ export class Daemon implements DaemonControl {
       patchesPerSec: 0,
       dataWaitFraction: 0,
       ringFrames: 0,
+      epoch: 0,
       tensors: 0,
       losses: {},
       lastCheckpoint: null,
@@ -183,6 +182,8 @@ export class Daemon implements DaemonControl {
       (data.val.length ? ` (+${data.val.length} held out for validation)` : ''), { images: files.length, validation: data.val.length });
 
     const startSeq = resume ? resume.state.data.seq : 0;
+    this.#dataShape = { patchesPerImage: data.patchesPerImage, images: files.length };
+    this.#status.epoch = Math.floor(startSeq / data.patchesPerImage / files.length);
     this.#ring = SharedRing.create(cfg.ringMiB * 1024 * 1024);
     const loader = new LoaderPool({
       ring: this.#ring.buffer,
@@ -323,6 +324,12 @@ export class Daemon implements DaemonControl {
           ringFrames: m.ringFrames,
           tensors: m.tensors,
         });
+        {
+          // Epochs as the trainer consumes them (the loader runs ahead by a ring's worth).
+          const epoch = Math.floor(m.dataSeq / this.#dataShape.patchesPerImage / this.#dataShape.images);
+          if (epoch > this.#status.epoch) this.#event('epoch', `epoch ${epoch} started at step ${m.step}`, { epoch, step: m.step });
+          this.#status.epoch = Math.max(this.#status.epoch, epoch);
+        }
         this.#server?.send({ type: 'broadcast', topic: 'status', message: { type: 'status', status: this.status() } });
         break;
       case 'error':

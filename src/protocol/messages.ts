@@ -32,6 +32,8 @@ export interface DaemonStatus {
   dataWaitFraction: number;
   /** Frames waiting in the ring. */
   ringFrames: number;
+  /** Epoch of the data the trainer is on (0-based: every image or patch once per epoch). */
+  epoch: number;
   /** Live tfjs tensors in the trainer: flat over a healthy run, growing if something leaks. */
   tensors: number;
   /** Latest value of each metric key. */
@@ -114,7 +116,8 @@ export type FromTrainer =
   | { type: 'metrics'; points: MetricsPoint[] }
   | { type: 'preview'; step: number; width: number; height: number; rgb: Uint8Array }
   | { type: 'state'; state: DaemonState; step: number }
-  | { type: 'stats'; step: number; dSteps: number; stepsPerSec: number; patchesPerSec: number; dataWaitFraction: number; ringFrames: number; tensors: number }
+  /** `dataSeq`: the seq of the next patch the trainer will take (its place in the data sequence). */
+  | { type: 'stats'; step: number; dSteps: number; stepsPerSec: number; patchesPerSec: number; dataWaitFraction: number; ringFrames: number; tensors: number; dataSeq: number }
   | { type: 'error'; code: string; message: string; stack?: string }
   | ({ type: 'checkpoint' } & CheckpointWritten)
   | { type: 'stopped'; step: number };
