@@ -136,7 +136,10 @@ async function main(): Promise<void> {
   // Called only between steps: nothing is half-updated, and the patches of an unfinished batch are
   // not counted as used (a resumed run reads them again, in the same order).
   let lastCheckpointAt = performance.now();
+  // Recent metrics, written into each checkpoint: the ones since the previous checkpoint, and any from
+  // the last minute (the database gets them within a second, but a kill -9 can still beat it).
   let sinceCheckpoint: MetricsPoint[] = [];
+  const RECENT_MS = 60_000;
   const checkpoint = async (kind: CheckpointWritten['kind'], valPsnr: number | null = null): Promise<void> => {
     const t0 = performance.now();
     const step = scheduler.step;
@@ -162,7 +165,8 @@ async function main(): Promise<void> {
         (dir) => gan.withAverageWeights(() => saveGeneratorLayersModel(gan.G, config.generator, path.join(dir, 'generator'))),
       );
       lastCheckpointStep = step;
-      sinceCheckpoint = [];
+      const cutoff = Date.now() - RECENT_MS;
+      sinceCheckpoint = sinceCheckpoint.filter((p) => p.wallTime >= cutoff);
       post({ type: 'checkpoint', step, dir: written.dir, checksum: written.checksum, bytes: written.bytes, kind, valPsnr, ms: performance.now() - t0 });
     } catch (err) {
       post({ type: 'error', code: 'SRGAN_ERR_CHECKPOINT', message: `checkpoint at step ${step} failed: ${(err as Error).message}` });

@@ -346,7 +346,8 @@ export class Daemon implements DaemonControl {
         this.#log(`checkpoint ${m.dir}`);
         this.#status.lastCheckpoint = { step: m.step, dir: m.dir };
         this.#pruneCheckpoints();
-        for (const w of this.#checkpointWaiters.splice(0)) w.resolve(written);
+        // Waiters asked for a checkpoint of their own; a periodic one written meanwhile is not it.
+        if (m.kind === 'manual' || m.kind === 'error') for (const w of this.#checkpointWaiters.splice(0)) w.resolve(written);
         break;
       }
       case 'stopped':

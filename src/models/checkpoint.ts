@@ -58,7 +58,7 @@ export interface CheckpointState {
   /** Validation PSNR (Y, dB) at this step, if measured. */
   valPsnr: number | null;
   /**
-   * The metrics logged since the previous checkpoint. The trainer hands metrics to the database in
+   * The metrics logged since the previous checkpoint and in the minute before it. The trainer hands metrics to the database in
    * batches; after a kill, resume writes these back so the curve has no hole before the checkpoint.
    */
   metrics: { step: number; wallTime: number; values: Record<string, number> }[];

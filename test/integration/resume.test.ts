@@ -126,6 +126,11 @@ describe('checkpoints and resume', () => {
     const info = start(home, ['--config', configFile, '--max-steps', '400']);
     const dir = path.join(home, 'checkpoints', info.runId);
     await waitFor('a checkpoint past step 8', () => fs.existsSync(dir) && fs.readdirSync(dir).some((n) => /^step-\d+$/.test(n) && Number(n.slice(5)) >= 8), 120_000, 50);
+    // `srgan checkpoint` answers once the checkpoint is on disk.
+    const manual = srganJson<{ step: number; dir: string; kind: string; checksum: string }>(home, ['checkpoint']);
+    expect(manual.kind).toBe('manual');
+    expect(manual.step).toBeGreaterThanOrEqual(8);
+    expect(fs.existsSync(path.join(manual.dir, 'checksums.json'))).toBe(true);
     process.kill(info.pid, 'SIGKILL');
     await waitExit(info.pid);
     const db = new Database(path.join(home, 'runs.db'));
