@@ -94,6 +94,16 @@ const ESPCN_DILATIONS = [2, 4, 8];
 const ESPCN_TAIL = 64;
 const ESPCN_SHUFFLE = 16;
 const ZEROS = { class_name: 'Zeros', config: {} };
+/** The Keras conv fields our exports never use (initializers only matter before weights are loaded). */
+const CONV_FIXED_FIELDS = {
+  kernel_initializer: ZEROS,
+  bias_initializer: ZEROS,
+  kernel_regularizer: null,
+  bias_regularizer: null,
+  activity_regularizer: null,
+  kernel_constraint: null,
+  bias_constraint: null,
+} as const;
 
 /** A symbolic tensor: the layer producing it and its channel count. */
 interface Sym {
@@ -149,13 +159,7 @@ class Graph {
         dilation_rate: [dilation, dilation],
         activation: 'linear',
         use_bias: bias !== null,
-        kernel_initializer: ZEROS,
-        bias_initializer: ZEROS,
-        kernel_regularizer: null,
-        bias_regularizer: null,
-        activity_regularizer: null,
-        kernel_constraint: null,
-        bias_constraint: null,
+        ...CONV_FIXED_FIELDS,
       },
       [x],
       cout,
@@ -185,13 +189,7 @@ class Graph {
         data_format: 'channels_last',
         activation: 'linear',
         use_bias: false,
-        kernel_initializer: ZEROS,
-        bias_initializer: ZEROS,
-        kernel_regularizer: null,
-        bias_regularizer: null,
-        activity_regularizer: null,
-        kernel_constraint: null,
-        bias_constraint: null,
+        ...CONV_FIXED_FIELDS,
       },
       [x],
       cout,
