@@ -2,7 +2,7 @@
 // one run: our msgpack ring in shared memory, postMessage with a structured clone, postMessage with a
 // transferred buffer, and a plain memcpy of the same bytes (the floor).
 //
-//   npm run bench -- ring [--batch 16] [--patch 256] [--rounds 40]
+//   npm run bench -- ring [--batch 16] [--patch 256] [--rounds 40] [--ring-mib 8]
 //
 // Each method moves `batch` HR patches (patch²×3) plus their LR halves, and the receiver touches the
 // bytes (copies them into its batch buffer), as the trainer does. Prints MB/s per method and ratios.
@@ -16,6 +16,7 @@ const opt = (n, d) => (args.includes(`--${n}`) ? Number(args[args.indexOf(`--${n
 const BATCH = opt('batch', 16);
 const P = opt('patch', 256);
 const ROUNDS = opt('rounds', 40);
+const RING_MIB = opt('ring-mib', 8);
 const HR = P * P * 3;
 const LR = (P / 2) * (P / 2) * 3;
 const BYTES = BATCH * (HR + LR);
@@ -55,7 +56,10 @@ async function run(mode) {
     return performance.now();
   };
   if (mode === 'ring') {
-    const ring = SharedRing.create(1 << 25);
+    // The daemon's ring size (8 MiB), its pages touched once first: a running daemon reuses the same
+    // ring memory for days, so first-touch page faults (~2-5 us per 4 KiB page) are not its cost.
+    const ring = SharedRing.create(RING_MIB << 20);
+    new Uint8Array(ring.buffer, 4096).fill(0); // past the header
     const w = new Worker(producerUrl, { workerData: { mode, batch: BATCH, P, rounds: ROUNDS, sab: ring.buffer } });
     const t0 = await start(w);
     while (got < total) {

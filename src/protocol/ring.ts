@@ -46,6 +46,12 @@ const MIN_CAPACITY = 64;
 const MAX_CAPACITY = 2 ** 30; // keeps (w - r) >>> 0 unambiguous with uint32 positions
 /** Longest single Atomics.wait, so a waiter re-checks `closed` and its deadline at least this often. */
 const WAIT_SLICE_MS = 50;
+/**
+ * readAsync first waits this long synchronously (a futex wait, woken in microseconds) before waiting
+ * asynchronously: waking a waitAsync waiter posts a task to the consumer's event loop. The event loop
+ * is held for at most this long per call, so control messages still get through promptly.
+ */
+const SYNC_WAIT_MS = 2;
 
 const LOCK_FREE = 0, LOCK_HELD = 1, LOCK_HELD_WAITERS = 2;
 
@@ -284,6 +290,7 @@ export class SharedRing {
     const h = this.#h;
     const deadline = performance.now() + timeoutMs;
     let counted = false;
+    let syncWaited = false;
     for (;;) {
       // Load WRITE_POS before looking: if a producer publishes after this load, the wait below
       // sees a changed value and returns at once, so no wake-up is lost.
@@ -295,6 +302,12 @@ export class SharedRing {
       if (!counted) { counted = true; h[RingWord.EMPTY_WAITS] = h[RingWord.EMPTY_WAITS]! + 1; }
       // Sliced: close() does not change WRITE_POS, so a close landing between our check and the
       // wait is only noticed at the next slice.
+      if (!syncWaited) {
+        // Once per call (woken or timed out, look again); after that the event loop gets its turn.
+        syncWaited = true;
+        Atomics.wait(h, RingWord.WRITE_POS, w, Math.min(left, SYNC_WAIT_MS));
+        continue;
+      }
       const res = waitAsync(h, RingWord.WRITE_POS, w, Math.min(left, WAIT_SLICE_MS));
       if (res.async) await res.value;
     }
