@@ -27,7 +27,12 @@ if (args.includes('--child')) {
   const hr = tf.add(seededUniform([config.batchSize, P, P, 3], 0.5, 1), 0.5);
   const lr = tf.avgPool(hr, 2, 2, 'valid');
   const spec = { lrG: 1e-3, lrD: 1e-4, dSteps: config.dStepsPerG };
-  const sample = (step) => ({ step, tensors: tf.memory().numTensors, rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20) });
+  // A full GC before each sample (the child runs with --expose-gc): what is measured is memory still
+  // held, not how far V8 let its heap grow before collecting.
+  const sample = (step) => {
+    globalThis.gc?.();
+    return { step, tensors: tf.memory().numTensors, rssMiB: Math.round(process.memoryUsage().rss / 2 ** 20) };
+  };
   const marks = [];
   for (let step = 1; step <= STEPS; step++) {
     gan.step(hr, lr, spec);
@@ -39,7 +44,7 @@ if (args.includes('--child')) {
 
 const rows = [];
 for (const rung of (opt('rungs', 'wasm-native,wasm,cpu')).split(',')) {
-  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', rung, '--steps', String(STEPS)], { encoding: 'utf8', timeout: 60 * 60_000 });
+  const r = spawnSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--child', rung, '--steps', String(STEPS)], { encoding: 'utf8', timeout: 60 * 60_000 });
   let res;
   try {
     res = JSON.parse(r.stdout.trim().split('\n').pop());
