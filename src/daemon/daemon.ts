@@ -6,21 +6,18 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { Supervisor } from '../actors/supervisor.js';
 import { MetricsStore } from '../actors/metrics-store.js';
-import { LoaderPool, listImages } from '../actors/loader-pool.js';
+import { LoaderPool } from '../actors/loader-pool.js';
 import { Trainer } from '../actors/trainer.js';
 import { ControlServer, type DaemonControl } from '../actors/control-server.js';
 import { SharedRing } from '../protocol/ring.js';
 import type { CheckpointWritten, DaemonState, DaemonStatus, FromTrainer, MetricsPoint, ServerMessage } from '../protocol/messages.js';
 import { latestValidCheckpoint, listCheckpoints as listCheckpointDirs, removeTemporaryCheckpoints, type CheckpointState } from '../models/checkpoint.js';
 import { openDb, resolveRun } from './db.js';
-import { deriveSeed, mulberry32 } from '../data/prng.js';
-import { listPatchFiles, MANIFEST_FILE } from '../data/manifest.js';
+import { previewPair, trainingData } from './training-data.js';
 import { resolveConfig } from './config.js';
 import type { RunConfig } from '../models/presets.js';
 import { acquireLock, ensureToken, homePaths, releaseLock, writeDaemonInfo, type HomePaths } from './home.js';
-import { generateDemoData } from '../data/demo.js';
-import { crop, encodePng, loadRgb, type RgbImage } from '../data/patches.js';
-import { downscale } from '../data/degrade.js';
+import { encodePng } from '../data/patches.js';
 import { SrganError } from '../errors.js';
 
 const HISTORY_LIMIT = 20_000;
@@ -30,7 +27,6 @@ export const RESUME_OVERRIDABLE: readonly string[] = Object.freeze([
   'maxSteps', 'port', 'backend', 'loaderWorkers', 'ringMiB', 'logEvery', 'previewEvery',
   'checkpointEvery', 'checkpointMinutes', 'checkpointKeep', 'valEvery',
 ]);
-const PREVIEW_HR = 128;
 
 export interface DaemonOptions {
   /** Config overrides (validated by resolveConfig). With `resume`, only RESUME_OVERRIDABLE fields. */
@@ -138,7 +134,7 @@ export class Daemon implements DaemonControl {
     this.#store = new MetricsStore({ file: this.paths.db });
     await this.#supervisor.startChild({ actor: this.#store, restart: 'permanent' });
 
-    const data = await this.#trainingData();
+    const data = await trainingData(this.config, this.paths.demoData, this.#log);
     const files = data.files;
     // A resumed run continues from its newest checkpoint that verifies; damaged ones are passed over.
     let resume: { dir: string; state: Pick<CheckpointState, 'step' | 'data' | 'metrics'> } | null = null;
@@ -231,52 +227,6 @@ export class Daemon implements DaemonControl {
     });
     this.#log(`monitor: ${this.#server.url}`);
     return this.#server.url;
-  }
-
-  /**
-   * What the loader reads: a prepared DATA_DIR (its manifest's patches, one crop each per epoch), a
-   * folder of photos (`patchesPerImage` crops per visit), or the demo set; and the images held out for
-   * validation (chosen by the seed, never trained on).
-   */
-  async #trainingData(): Promise<{ kind: 'prepared' | 'photos'; files: string[]; val: string[]; patchesPerImage: number }> {
-    const cfg = this.config;
-    const dir = cfg.dataDir;
-    let all: string[];
-    let kind: 'prepared' | 'photos' = 'photos';
-    if (dir) {
-      if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
-        throw new SrganError('SRGAN_ERR_CONFIG', `config field "dataDir": ${dir} is not a directory`);
-      }
-      if (fs.existsSync(path.join(dir, MANIFEST_FILE))) {
-        kind = 'prepared';
-        all = listPatchFiles(dir);
-        if (all.length === 0) throw new SrganError('SRGAN_ERR_DATA', `${dir} is a prepared data set with no patches yet (run srgan prepare to completion)`);
-      } else {
-        all = listImages(dir);
-        if (all.length === 0) throw new SrganError('SRGAN_ERR_DATA', `no images (png, jpeg, webp, tiff, gif, avif) under ${dir}`);
-      }
-    } else {
-      this.#log(`making the demo data set in ${this.paths.demoData}`);
-      all = await generateDemoData(this.paths.demoData, {
-        seed: cfg.seed,
-        onProgress: (done, total) => done === total && this.#log(`demo data: ${total} images`),
-      });
-    }
-    // Hold out at most a quarter, and never the last training image.
-    const nVal = Math.min(cfg.valEvery > 0 ? cfg.valImages : 0, Math.floor((all.length - 1) / 4));
-    const order = all.map((_, i) => i);
-    const rand = mulberry32(deriveSeed(cfg.seed, 7));
-    for (let i = order.length - 1; i > 0; i--) {
-      const j = Math.floor(rand() * (i + 1));
-      [order[i], order[j]] = [order[j] as number, order[i] as number];
-    }
-    const held = new Set(order.slice(0, nVal));
-    return {
-      kind,
-      files: all.filter((_, i) => !held.has(i)),
-      val: all.filter((_, i) => held.has(i)),
-      patchesPerImage: kind === 'prepared' ? 1 : cfg.patchesPerImage,
-    };
   }
 
   #fromTrainer(m: FromTrainer): void {
@@ -503,23 +453,6 @@ export class Daemon implements DaemonControl {
     })();
     return this.#shutdown;
   }
-}
-
-/** A fixed centre crop of the first image (and its LR) for the preview strip. */
-async function previewPair(files: string[], cfg: RunConfig): Promise<{ hr: RgbImage; lr: RgbImage } | null> {
-  for (const file of files.slice(0, 8)) {
-    try {
-      const img = await loadRgb(file);
-      // A multiple of 16: every generator takes it at ×2 and ×4 (the U-Net needs /8 at LR size too).
-      const side = Math.min(PREVIEW_HR, img.width, img.height) & ~31;
-      if (side < 16) continue;
-      const hr = crop(img, (img.width - side) >> 1, (img.height - side) >> 1, side, side);
-      return { hr, lr: downscale(hr, cfg.scale, cfg.lrFilter) };
-    } catch {
-      /* try the next one */
-    }
-  }
-  return null;
 }
 
 /** The run `ref` names (id, unique prefix or name) with its stored config; SRGAN_ERR_CONFIG if none. */

@@ -1,0 +1,87 @@
+// Where a run's patches come from: a data set made by `srgan prepare`, a folder of photos, or the demo
+// set; which images are held out for validation; and the fixed pair the monitor's preview strip shows.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { listImages } from '../actors/loader-pool.js';
+import { listPatchFiles, MANIFEST_FILE } from '../data/manifest.js';
+import { generateDemoData } from '../data/demo.js';
+import { crop, loadRgb, type RgbImage } from '../data/patches.js';
+import { downscale } from '../data/degrade.js';
+import { deriveSeed, mulberry32 } from '../data/prng.js';
+import type { RunConfig } from '../models/presets.js';
+import { SrganError } from '../errors.js';
+
+const PREVIEW_HR = 128;
+
+export interface TrainingData {
+  kind: 'prepared' | 'photos';
+  /** What the loader visits, in a stable order. */
+  files: string[];
+  /** Held out for validation, never trained on. */
+  val: string[];
+  /** Crops per visit: 1 for prepared patches, `patchesPerImage` for photos. */
+  patchesPerImage: number;
+}
+
+/**
+ * What the loader reads: a prepared DATA_DIR (its manifest's patches, one crop each per epoch), a
+ * folder of photos (`patchesPerImage` crops per visit), or the demo set; and the images held out for
+ * validation (chosen by the seed, never trained on).
+ */
+export async function trainingData(cfg: RunConfig, demoDir: string, log: (line: string) => void): Promise<TrainingData> {
+  const dir = cfg.dataDir;
+  let all: string[];
+  let kind: 'prepared' | 'photos' = 'photos';
+  if (dir) {
+    if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
+      throw new SrganError('SRGAN_ERR_CONFIG', `config field "dataDir": ${dir} is not a directory`);
+    }
+    if (fs.existsSync(path.join(dir, MANIFEST_FILE))) {
+      kind = 'prepared';
+      all = listPatchFiles(dir);
+      if (all.length === 0) throw new SrganError('SRGAN_ERR_DATA', `${dir} is a prepared data set with no patches yet (run srgan prepare to completion)`);
+    } else {
+      all = listImages(dir);
+      if (all.length === 0) throw new SrganError('SRGAN_ERR_DATA', `no images (png, jpeg, webp, tiff, gif, avif) under ${dir}`);
+    }
+  } else {
+    log(`making the demo data set in ${demoDir}`);
+    all = await generateDemoData(demoDir, {
+      seed: cfg.seed,
+      onProgress: (done, total) => done === total && log(`demo data: ${total} images`),
+    });
+  }
+  // Hold out at most a quarter, and never the last training image.
+  const nVal = Math.min(cfg.valEvery > 0 ? cfg.valImages : 0, Math.floor((all.length - 1) / 4));
+  const order = all.map((_, i) => i);
+  const rand = mulberry32(deriveSeed(cfg.seed, 7));
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [order[i], order[j]] = [order[j] as number, order[i] as number];
+  }
+  const held = new Set(order.slice(0, nVal));
+  return {
+    kind,
+    files: all.filter((_, i) => !held.has(i)),
+    val: all.filter((_, i) => held.has(i)),
+    patchesPerImage: kind === 'prepared' ? 1 : cfg.patchesPerImage,
+  };
+}
+
+/** A fixed centre crop of the first image (and its LR) for the preview strip. */
+export async function previewPair(files: string[], cfg: RunConfig): Promise<{ hr: RgbImage; lr: RgbImage } | null> {
+  for (const file of files.slice(0, 8)) {
+    try {
+      const img = await loadRgb(file);
+      // A multiple of 16: every generator takes it at ×2 and ×4 (the U-Net needs /8 at LR size too).
+      const side = Math.min(PREVIEW_HR, img.width, img.height) & ~31;
+      if (side < 16) continue;
+      const hr = crop(img, (img.width - side) >> 1, (img.height - side) >> 1, side, side);
+      return { hr, lr: downscale(hr, cfg.scale, cfg.lrFilter) };
+    } catch {
+      /* try the next one */
+    }
+  }
+  return null;
+}
