@@ -62,6 +62,13 @@ export class Supervisor implements ParentRef {
     this.#children.push(spec);
   }
 
+  /** Stops one child and stops supervising it (its failures from now on are not restarted). */
+  async stopChild(actor: ChildSpec['actor']): Promise<void> {
+    const i = this.#children.findIndex((c) => c.actor === actor);
+    if (i >= 0) this.#children.splice(i, 1);
+    await actor.stop();
+  }
+
   /** Stops children in reverse start order; no restarts happen afterwards. */
   async stopAll(): Promise<void> {
     this.#stopping = true;

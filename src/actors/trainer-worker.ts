@@ -118,7 +118,7 @@ async function main(): Promise<void> {
       const hr = crop(img, (img.width - w) >> 1, (img.height - h) >> 1, w, h);
       valPairs.push({ hr, lr: downscale(hr, config.scale, config.lrFilter) });
     } catch (err) {
-      post({ type: 'error', code: 'SRGAN_ERR_DATA', message: `validation image left out: ${(err as Error).message}` });
+      post({ type: 'warning', code: 'SRGAN_ERR_DATA', message: `validation image left out: ${(err as Error).message}` });
     }
   }
   const validate = (): number => {
@@ -169,14 +169,14 @@ async function main(): Promise<void> {
       sinceCheckpoint = sinceCheckpoint.filter((p) => p.wallTime >= cutoff);
       post({ type: 'checkpoint', step, dir: written.dir, checksum: written.checksum, bytes: written.bytes, kind, valPsnr, ms: performance.now() - t0 });
     } catch (err) {
-      post({ type: 'error', code: 'SRGAN_ERR_CHECKPOINT', message: `checkpoint at step ${step} failed: ${(err as Error).message}` });
+      post({ type: 'warning', code: 'SRGAN_ERR_CHECKPOINT', message: `checkpoint at step ${step} failed: ${(err as Error).message}` });
     } finally {
       lastCheckpointAt = performance.now();
     }
   };
   const addToBatch = (frame: PatchFrame): void => {
     if (frame.hr.width !== P || frame.hr.height !== P || frame.lr.width !== L || frame.lr.height !== L) {
-      post({ type: 'error', code: 'SRGAN_ERR_BAD_FRAME', message: `skipped a bad frame: patch ${frame.hr.width}×${frame.hr.height} / ${frame.lr.width}×${frame.lr.height}, expected ${P} / ${L}` });
+      post({ type: 'warning', code: 'SRGAN_ERR_BAD_FRAME', message: `skipped a bad frame: patch ${frame.hr.width}×${frame.hr.height} / ${frame.lr.width}×${frame.lr.height}, expected ${P} / ${L}` });
       return;
     }
     toFloat(frame.hr.data, hrBuf, filled * P * P * 3);
@@ -210,7 +210,7 @@ async function main(): Promise<void> {
         // Later patches are here but the next one has not come for a long time: it never will.
         if (performance.now() - stalledSince > STALL_MS && sequencer.stats().stashed > 0) {
           const n = sequencer.skipToStashed();
-          post({ type: 'error', code: 'SRGAN_ERR_BAD_FRAME', message: `${n} patches never arrived in ${STALL_MS / 1000} s; training goes on without them` });
+          post({ type: 'warning', code: 'SRGAN_ERR_BAD_FRAME', message: `${n} patches never arrived in ${STALL_MS / 1000} s; training goes on without them` });
         }
         continue;
       }
@@ -219,7 +219,7 @@ async function main(): Promise<void> {
         const frame = sequencer.offer(decodeRingFrame(bytes));
         if (frame) addToBatch(frame);
       } catch (err) {
-        post({ type: 'error', code: 'SRGAN_ERR_BAD_FRAME', message: `skipped a bad frame: ${(err as Error).message}` });
+        post({ type: 'warning', code: 'SRGAN_ERR_BAD_FRAME', message: `skipped a bad frame: ${(err as Error).message}` });
       } finally {
         ring.release();
       }
@@ -277,6 +277,8 @@ async function main(): Promise<void> {
     const values = trainStep(plan);
     filled = 0;
     scheduler.complete(plan);
+    // Fault injection for the crash tests: the first trainer of a run dies after this step.
+    if (resume === null && plan.step === Number(process.env.SRGAN_FAULT_TRAINER_FAIL_AT_STEP)) throw new Error(`injected trainer fault at step ${plan.step}`);
     if (values.g_adv !== undefined) scheduler.observe({ gAdv: values.g_adv });
     statsWindow.steps++;
     statsWindow.patches += B;

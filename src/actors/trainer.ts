@@ -51,7 +51,7 @@ export class Trainer extends Actor<ToTrainer> {
         this.#stopping = true;
         void worker.terminate();
       }
-      if (m.type === 'error' && m.code !== 'SRGAN_ERR_BAD_FRAME') {
+      if (m.type === 'error') {
         this.fail(new SrganError('SRGAN_ERR_TRAINER', `trainer failed: ${m.message}`));
       }
     });

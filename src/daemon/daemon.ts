@@ -13,7 +13,8 @@ import { SharedRing } from '../protocol/ring.js';
 import type { CheckpointWritten, DaemonState, DaemonStatus, FromTrainer, MetricsPoint, ServerMessage } from '../protocol/messages.js';
 import { latestValidCheckpoint, listCheckpoints as listCheckpointDirs, removeTemporaryCheckpoints, type CheckpointState } from '../models/checkpoint.js';
 import { openDb, resolveRun } from './db.js';
-import { previewPair, trainingData } from './training-data.js';
+import { previewPair, trainingData, type TrainingData } from './training-data.js';
+import type { RgbImage } from '../data/patches.js';
 import { resolveConfig } from './config.js';
 import type { RunConfig } from '../models/presets.js';
 import { acquireLock, ensureToken, homePaths, releaseLock, writeDaemonInfo, type HomePaths } from './home.js';
@@ -27,6 +28,15 @@ export const RESUME_OVERRIDABLE: readonly string[] = Object.freeze([
   'maxSteps', 'port', 'backend', 'loaderWorkers', 'ringMiB', 'logEvery', 'previewEvery',
   'checkpointEvery', 'checkpointMinutes', 'checkpointKeep', 'valEvery',
 ]);
+
+/** Trainer thread failures within an hour that are answered by continuing from the newest checkpoint. */
+const TRAINER_RESTARTS = 3;
+
+/** Where a run continues: a checkpoint folder and the parts of its state.json the daemon needs. */
+interface Resume {
+  dir: string;
+  state: Pick<CheckpointState, 'step' | 'data' | 'metrics'>;
+}
 
 export interface DaemonOptions {
   /** Config overrides (validated by resolveConfig). With `resume`, only RESUME_OVERRIDABLE fields. */
@@ -57,6 +67,13 @@ export class Daemon implements DaemonControl {
   #latestPreview: ServerMessage | null = null;
   #shutdown: Promise<number> | null = null;
   #failing = false;
+  #restarting = false;
+  /** Set once start() has succeeded. */
+  #started = false;
+  #trainerRestarts: number[] = [];
+  #data: TrainingData | null = null;
+  #preview: { hr: RgbImage; lr: RgbImage } | null = null;
+  #loader: LoaderPool | null = null;
   /** What the loader feeds (set at start): for the epoch count. */
   #dataShape = { patchesPerImage: 1, images: 1 };
   #exitCode = 0;
@@ -89,7 +106,7 @@ export class Daemon implements DaemonControl {
       onEscalate: (err) => this.#fatal(err),
       onEvent: (e) => {
         this.#event(e.kind, `${e.child}${e.error ? `: ${(e.error as Error).message ?? e.error}` : ''}`);
-        if (e.kind === 'child_failed' && e.child === 'trainer') this.#fatal(e.error);
+        if (e.kind === 'child_failed' && e.child === 'trainer') this.#trainerFailed(e.error);
       },
     });
     this.#status = {
@@ -135,9 +152,10 @@ export class Daemon implements DaemonControl {
     await this.#supervisor.startChild({ actor: this.#store, restart: 'permanent' });
 
     const data = await trainingData(this.config, this.paths.demoData, this.#log);
+    this.#data = data;
     const files = data.files;
     // A resumed run continues from its newest checkpoint that verifies; damaged ones are passed over.
-    let resume: { dir: string; state: Pick<CheckpointState, 'step' | 'data' | 'metrics'> } | null = null;
+    let resume: Resume | null = null;
     if (this.#resuming) {
       for (const t of removeTemporaryCheckpoints(this.checkpointDir)) this.#event('checkpoint_skipped', `removed ${t}: a checkpoint write that never finished`);
       const found = latestValidCheckpoint(this.checkpointDir);
@@ -146,15 +164,7 @@ export class Daemon implements DaemonControl {
         throw new SrganError('SRGAN_ERR_CHECKPOINT', `run ${this.runId} has no usable checkpoint in ${this.checkpointDir}`);
       }
       for (const sk of found.skipped) this.#log(`skipped checkpoint: ${sk.reason}`);
-      resume = { dir: found.dir, state: JSON.parse(fs.readFileSync(path.join(found.dir, 'state.json'), 'utf8')) };
-      this.#status.step = resume.state.step;
-      this.#store.send({ type: 'resumeRun', id: this.runId, fromStep: resume.state.step, pid: process.pid, points: resume.state.metrics ?? [] });
-      this.#history = (resume.state.metrics ?? []).slice();
-      this.#status.lastCheckpoint = { step: resume.state.step, dir: found.dir };
-      const d = resume.state.data;
-      if (d.images !== files.length || d.patchesPerImage !== data.patchesPerImage) {
-        this.#event('data_changed', `the data changed since the checkpoint (${d.images} images, ${d.patchesPerImage} patches per visit; now ${files.length}, ${data.patchesPerImage}): the data order will differ from an uninterrupted run`);
-      }
+      resume = this.#continueFrom(found.dir);
       this.#event('resume_run', `resuming run ${this.runId} from ${path.basename(found.dir)} (step ${resume.state.step})`, { dir: found.dir, step: resume.state.step });
       this.#log(`resuming from ${found.dir}`);
     } else {
@@ -176,43 +186,10 @@ export class Daemon implements DaemonControl {
     }
     this.#event('start', `run ${this.runId} on ${files.length} ${data.kind === 'prepared' ? 'prepared patches' : 'images'}` +
       (data.val.length ? ` (+${data.val.length} held out for validation)` : ''), { images: files.length, validation: data.val.length });
-
-    const startSeq = resume ? resume.state.data.seq : 0;
-    this.#dataShape = { patchesPerImage: data.patchesPerImage, images: files.length };
-    this.#status.epoch = Math.floor(startSeq / data.patchesPerImage / files.length);
-    this.#ring = SharedRing.create(cfg.ringMiB * 1024 * 1024);
-    const loader = new LoaderPool({
-      ring: this.#ring.buffer,
-      files,
-      workers: cfg.loaderWorkers,
-      seed: cfg.seed,
-      patchSize: cfg.patchSize,
-      scale: cfg.scale,
-      lrFilter: cfg.lrFilter,
-      patchesPerImage: data.patchesPerImage,
-      startPosition: Math.floor(startSeq / data.patchesPerImage),
-      onEvent: (kind, message, data) => this.#event(kind, message, data),
-    });
-    await this.#supervisor.startChild({ actor: loader, restart: 'permanent' });
-
-    this.#trainer = new Trainer({
-      workerData: {
-        ring: this.#ring.buffer,
-        config: cfg,
-        preview: await previewPair(data.val.length ? data.val : files, cfg),
-        startSeq,
-        runId: this.runId,
-        checkpointDir: this.checkpointDir,
-        resume: resume?.dir ?? null,
-        data: { patchesPerImage: data.patchesPerImage, images: files.length },
-        valFiles: data.val,
-      },
-      onMessage: (m) => this.#fromTrainer(m),
-    });
-    // A trainer failure ends the run (the last checkpoint is where `srgan start --resume` continues).
-    await this.#supervisor.startChild({ actor: this.#trainer, restart: 'temporary' });
+    this.#preview = await previewPair(data.val.length ? data.val : files, cfg);
+    await this.#startTraining(resume);
     // `srgan start` returns only once training can begin: a backend that cannot load fails the start.
-    await this.#trainer.ready;
+    await this.#trainer!.ready;
 
     this.#server = new ControlServer({ port: cfg.port, token, control: this });
     await this.#supervisor.startChild({ actor: this.#server, restart: 'permanent' });
@@ -226,7 +203,108 @@ export class Daemon implements DaemonControl {
       logFile: process.env.SRGAN_LOG_FILE ?? '',
     });
     this.#log(`monitor: ${this.#server.url}`);
+    this.#started = true;
     return this.#server.url;
+  }
+
+  /**
+   * Takes checkpoint `dir` as where the run continues: the database drops what was logged after it
+   * and gets the checkpoint's own copy of its last metrics; status and history follow.
+   */
+  #continueFrom(dir: string): Resume {
+    const state = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as Resume['state'];
+    const data = this.#data!;
+    this.#status.step = state.step;
+    this.#store!.send({ type: 'resumeRun', id: this.runId, fromStep: state.step, pid: process.pid, points: state.metrics ?? [] });
+    this.#history = this.#history.filter((p) => p.step <= state.step);
+    for (const p of state.metrics ?? []) if (!this.#history.some((h) => h.step === p.step)) this.#history.push(p);
+    this.#history.sort((a, b) => a.step - b.step);
+    this.#status.lastCheckpoint = { step: state.step, dir };
+    const d = state.data;
+    if (d.images !== data.files.length || d.patchesPerImage !== data.patchesPerImage) {
+      this.#event('data_changed', `the data changed since the checkpoint (${d.images} images, ${d.patchesPerImage} patches per visit; now ${data.files.length}, ${data.patchesPerImage}): the data order will differ from an uninterrupted run`);
+    }
+    return { dir, state };
+  }
+
+  /** A fresh ring, a loader at the data position and a trainer (restoring `resume` if given). */
+  async #startTraining(resume: Resume | null): Promise<void> {
+    const cfg = this.config;
+    const data = this.#data!;
+    const files = data.files;
+    const startSeq = resume ? resume.state.data.seq : 0;
+    this.#dataShape = { patchesPerImage: data.patchesPerImage, images: files.length };
+    this.#status.epoch = Math.floor(startSeq / data.patchesPerImage / files.length);
+    this.#ring = SharedRing.create(cfg.ringMiB * 1024 * 1024);
+    this.#loader = new LoaderPool({
+      ring: this.#ring.buffer,
+      files,
+      workers: cfg.loaderWorkers,
+      seed: cfg.seed,
+      patchSize: cfg.patchSize,
+      scale: cfg.scale,
+      lrFilter: cfg.lrFilter,
+      patchesPerImage: data.patchesPerImage,
+      startPosition: Math.floor(startSeq / data.patchesPerImage),
+      onEvent: (kind, message, data) => this.#event(kind, message, data),
+    });
+    await this.#supervisor.startChild({ actor: this.#loader, restart: 'permanent' });
+    this.#trainer = new Trainer({
+      workerData: {
+        ring: this.#ring.buffer,
+        config: cfg,
+        preview: this.#preview,
+        startSeq,
+        runId: this.runId,
+        checkpointDir: this.checkpointDir,
+        resume: resume?.dir ?? null,
+        data: { patchesPerImage: data.patchesPerImage, images: files.length },
+        valFiles: data.val,
+      },
+      onMessage: (m) => this.#fromTrainer(m),
+    });
+    // Not restarted by the supervisor: #trainerFailed continues from the newest checkpoint instead.
+    await this.#supervisor.startChild({ actor: this.#trainer, restart: 'temporary' });
+  }
+
+  /**
+   * The trainer thread died (a bug, out of memory). With a checkpoint to go back to, and fewer than
+   * TRAINER_RESTARTS restarts in the last hour, training continues from it (ring and loader start over
+   * at its data position, so the batches are the ones an uninterrupted run would see); else the run fails.
+   */
+  #trainerFailed(error: unknown): void {
+    if (this.#shutdown || this.#failing || this.#status.state === 'stopping' || this.#restarting) return;
+    if (this.#trainer?.status === 'Running') return; // an earlier trainer's last words
+    if (!this.#started) {
+      this.#fatal(error); // failing to start is the start's error, not something to retry
+      return;
+    }
+    const now = Date.now();
+    this.#trainerRestarts = this.#trainerRestarts.filter((t) => now - t < 3_600_000);
+    const found = this.#data ? latestValidCheckpoint(this.checkpointDir) : null;
+    if (!found || this.#trainerRestarts.length >= TRAINER_RESTARTS) {
+      this.#fatal(error);
+      return;
+    }
+    this.#trainerRestarts.push(now);
+    this.#restarting = true;
+    const message = error instanceof Error ? error.message : String(error);
+    this.#event('trainer_restart', `trainer failed (${message}); continuing from ${path.basename(found.dir)} (step ${found.step})`, { dir: found.dir, step: found.step });
+    this.#log(`trainer failed (${message}); restarting from ${found.dir}`);
+    void (async () => {
+      try {
+        if (this.#loader) await this.#supervisor.stopChild(this.#loader);
+        if (this.#trainer) await this.#supervisor.stopChild(this.#trainer);
+        this.#ring?.close();
+        await this.#startTraining(this.#continueFrom(found.dir));
+        await this.#trainer!.ready;
+      } catch (err) {
+        this.#restarting = false;
+        this.#fatal(err);
+        return;
+      }
+      this.#restarting = false;
+    })();
   }
 
   #fromTrainer(m: FromTrainer): void {
@@ -285,6 +363,10 @@ export class Daemon implements DaemonControl {
       case 'error':
         this.#event('error', `${m.code}: ${m.message}`, m.stack ? { stack: m.stack } : undefined);
         this.#log(`trainer error ${m.code}: ${m.message}`);
+        break;
+      case 'warning':
+        this.#event('warning', `${m.code}: ${m.message}`);
+        this.#log(`trainer warning ${m.code}: ${m.message}`);
         if (m.code === 'SRGAN_ERR_CHECKPOINT') {
           for (const w of this.#checkpointWaiters.splice(0)) w.reject(new SrganError('SRGAN_ERR_CHECKPOINT', m.message));
         }

@@ -173,6 +173,24 @@ describe('checkpoints and resume', () => {
     expect(fs.readdirSync(dir).filter((n) => n.includes('.tmp-'))).toEqual([]);
   }, 240_000);
 
+  it('a trainer thread that dies is restarted from the newest checkpoint, and the run goes on as if nothing happened', async () => {
+    const home = path.join(tmp.dir, 'trainer-crash');
+    process.env.SRGAN_FAULT_TRAINER_FAIL_AT_STEP = '10';
+    let info: Info;
+    try {
+      info = start(home, ['--config', configFile, '--max-steps', '12']);
+    } finally {
+      delete process.env.SRGAN_FAULT_TRAINER_FAIL_AT_STEP;
+    }
+    await waitExit(info.pid);
+    expect(events(home, info.runId, 'trainer_restart')[0]!.message).toMatch(/injected trainer fault at step 10.*continuing from step-00000008 \(step 8\)/);
+    const c = curve(home, info.runId, 'g_loss');
+    expect([...c.keys()]).toEqual([...ref.keys()]);
+    for (const [step, v] of ref) expect({ step, v: c.get(step) }).toEqual({ step, v });
+    const run = srganJson<{ runs: { status: string; last_step: number }[] }>(home, ['runs']).runs[0];
+    expect(run).toMatchObject({ status: 'stopped', last_step: 12 });
+  }, 240_000);
+
   it('a damaged newest checkpoint is skipped for the one before it, with an event; no checkpoint at all is a clear error', async () => {
     const home = path.join(tmp.dir, 'damaged');
     const info = start(home, ['--config', configFile, '--max-steps', '8']);
