@@ -40,7 +40,7 @@ const COMMANDS: Record<string, Command> = {
       json,
     },
     help: {
-      '--data DIR': 'train on the images under DIR (default: a demo set made in $SRGAN_HOME/demo-data)',
+      '--data DIR': 'train on a data set made by srgan prepare, or on the photos under DIR (default: a demo set made in $SRGAN_HOME/demo-data)',
       '--config FILE': 'JSON file of config fields merged over the preset (see docs/config.md)',
       '--preset NAME': 'training preset (default espcn-x2-fast)',
       '--port N': 'monitor/control port on 127.0.0.1 (default: a free port)',
@@ -347,15 +347,17 @@ function toInt(flag: string, text: string): number {
 
 function usage(): string {
   const lines = ['usage: srgan <command> [options]', '', 'commands:'];
-  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(8)} ${c.summary}`);
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
+  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(width)}  ${c.summary}`);
   lines.push('', 'State lives in $SRGAN_HOME (default ~/.srgan). `srgan <command> --help` for its options.');
   return lines.join('\n');
 }
 
 function commandHelp(name: string, c: Command): string {
   const lines = [`usage: ${c.usage}`, '', c.summary, ''];
-  for (const [flag, text] of Object.entries(c.help)) lines.push(`  ${flag.padEnd(16)} ${text}`);
-  lines.push(`  ${'--help'.padEnd(16)} show this help`);
+  const width = Math.max(16, ...Object.keys(c.help).map((f) => f.length));
+  for (const [flag, text] of Object.entries(c.help)) lines.push(`  ${flag.padEnd(width)} ${text}`);
+  lines.push(`  ${'--help'.padEnd(width)} show this help`);
   return lines.join('\n') + (name === 'start' ? '\n' : '');
 }
 
