@@ -53,10 +53,16 @@ afterEach(() => {
 
 interface Info { pid: number; runId: string }
 
-function start(home: string, args: string[]): Info {
-  const info = srganJson<Info>(home, ['start', ...args]);
-  pids.push(info.pid);
-  return info;
+function start(home: string, args: string[], faults: Record<string, string> = {}): Info {
+  // The daemon inherits the environment of `srgan start`: fault-injection variables reach it this way.
+  Object.assign(process.env, faults);
+  try {
+    const info = srganJson<Info>(home, ['start', ...args]);
+    pids.push(info.pid);
+    return info;
+  } finally {
+    for (const k of Object.keys(faults)) delete process.env[k];
+  }
 }
 
 async function waitExit(pid: number): Promise<void> {
@@ -151,13 +157,7 @@ describe('checkpoints and resume', () => {
 
   it('kill -9 in the middle of writing a checkpoint: the half-written folder is ignored and removed', async () => {
     const home = path.join(tmp.dir, 'killed-writing');
-    process.env.SRGAN_FAULT_CHECKPOINT_PAUSE_MS = '1500';
-    let info: Info;
-    try {
-      info = start(home, ['--config', configFile, '--max-steps', '400']);
-    } finally {
-      delete process.env.SRGAN_FAULT_CHECKPOINT_PAUSE_MS;
-    }
+    const info = start(home, ['--config', configFile, '--max-steps', '400'], { SRGAN_FAULT_CHECKPOINT_PAUSE_MS: '1500' });
     const dir = path.join(home, 'checkpoints', info.runId);
     await waitFor('the second checkpoint being written', () => fs.existsSync(path.join(dir, 'step-00000008.tmp-' + info.pid)), 120_000, 20);
     process.kill(info.pid, 'SIGKILL');
@@ -175,13 +175,7 @@ describe('checkpoints and resume', () => {
 
   it('a trainer thread that dies is restarted from the newest checkpoint, and the run goes on as if nothing happened', async () => {
     const home = path.join(tmp.dir, 'trainer-crash');
-    process.env.SRGAN_FAULT_TRAINER_FAIL_AT_STEP = '10';
-    let info: Info;
-    try {
-      info = start(home, ['--config', configFile, '--max-steps', '12']);
-    } finally {
-      delete process.env.SRGAN_FAULT_TRAINER_FAIL_AT_STEP;
-    }
+    const info = start(home, ['--config', configFile, '--max-steps', '12'], { SRGAN_FAULT_TRAINER_FAIL_AT_STEP: '10' });
     await waitExit(info.pid);
     expect(events(home, info.runId, 'trainer_restart')[0]!.message).toMatch(/injected trainer fault at step 10.*continuing from step-00000008 \(step 8\)/);
     const c = curve(home, info.runId, 'g_loss');
