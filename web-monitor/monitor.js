@@ -3,7 +3,7 @@
 // message we send carries the access token taken from this page's URL (`/?token=…`).
 //
 // DOM hooks the integration tests read: <body data-state data-conn data-auth>, #loss-chart[data-points],
-// #pause-btn, #resume-btn, #status-line, #preview-img.
+// #pause-btn, #resume-btn, #checkpoint-btn, #checkpoint, #status-line, #preview-img.
 
 const uPlot = globalThis.uPlot;
 
@@ -41,6 +41,7 @@ const el = {
   ringFrames: $('ring-frames'),
   lr: $('lr'),
   pauseBtn: $('pause-btn'),
+  checkpointBtn: $('checkpoint-btn'),
   resumeBtn: $('resume-btn'),
   statusLine: $('status-line'),
   authPanel: $('auth-panel'),
@@ -287,6 +288,7 @@ function updateButtons() {
   const busy = !view.connected || view.pendingCommand != null;
   el.pauseBtn.disabled = busy || view.state !== 'training';
   el.resumeBtn.disabled = busy || view.state !== 'paused';
+  el.checkpointBtn.disabled = busy || (view.state !== 'training' && view.state !== 'paused');
 }
 
 /** The status line: the last thing worth telling the user (errors stay until replaced). */
@@ -471,6 +473,12 @@ function handleMessage(msg) {
         note('info', `${msg.command} accepted — daemon is ${msg.state}`);
       }
       break;
+    case 'checkpoint':
+      onReply(msg);
+      el.checkpoint.textContent = `step ${msg.checkpoint.step}`;
+      el.checkpoint.title = msg.checkpoint.dir;
+      note('info', `checkpoint written at step ${msg.checkpoint.step}: ${msg.checkpoint.dir}`);
+      break;
     case 'error':
       onError(msg);
       break;
@@ -493,7 +501,7 @@ function onError(msg) {
   note('error', `${what}${msg.message || 'error'}${msg.code ? ` (${msg.code})` : ''}`);
 }
 
-function sendCommand(command) {
+function sendCommand(command, timeoutMs = COMMAND_TIMEOUT_MS) {
   if (view.pendingCommand) return;
   const id = send({ type: command });
   if (id == null) return;
@@ -501,9 +509,9 @@ function sendCommand(command) {
     if (view.pendingCommand && view.pendingCommand.id === id) {
       view.pendingCommand = null;
       updateButtons();
-      note('error', `${command}: no reply from the daemon after ${COMMAND_TIMEOUT_MS / 1000} s`);
+      note('error', `${command}: no reply from the daemon after ${timeoutMs / 1000} s`);
     }
-  }, COMMAND_TIMEOUT_MS);
+  }, timeoutMs);
   view.pendingCommand = { id, command, timer };
   note('info', `${command} sent…`);
   updateButtons();
@@ -535,6 +543,8 @@ function showAuth(kind, message) {
 
 el.pauseBtn.addEventListener('click', () => sendCommand('pause'));
 el.resumeBtn.addEventListener('click', () => sendCommand('resume'));
+// A big model's checkpoint takes a while to write: wait up to 2 minutes for the reply.
+el.checkpointBtn.addEventListener('click', () => sendCommand('checkpoint', 120_000));
 el.tokenForm.addEventListener('submit', (ev) => {
   ev.preventDefault();
   const value = el.tokenInput.value.trim();

@@ -141,7 +141,7 @@ describe('srgan daemon end to end', () => {
     expect(new Set(steps).size).toBe(steps.length);
   });
 
-  it('the monitor shows live charts and a preview, and its Pause button pauses the daemon', async () => {
+  it('the monitor shows live charts and a preview; its Pause, Checkpoint and Resume buttons work', async () => {
     if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (see .ci/run)`);
     let browser: Browser | null = null;
     try {
@@ -164,6 +164,11 @@ describe('srgan daemon end to end', () => {
       await page.click('#pause-btn');
       await page.waitForFunction(() => document.body.dataset.state === 'paused', null, { timeout: 30_000 });
       expect(status().state).toBe('paused');
+      // Checkpoint while paused: written at once, shown on the page.
+      await page.click('#checkpoint-btn');
+      await page.waitForFunction(() => document.querySelector('#checkpoint')?.textContent?.startsWith('step '), null, { timeout: 60_000 });
+      const ckptDir = await page.locator('#checkpoint').getAttribute('title');
+      expect(fs.existsSync(path.join(ckptDir!, 'generator', 'model.json'))).toBe(true);
       await page.click('#resume-btn');
       await page.waitForFunction(() => document.body.dataset.state === 'training', null, { timeout: 30_000 });
       expect(errors).toEqual([]);
