@@ -121,15 +121,17 @@ async function main(): Promise<void> {
       post({ type: 'warning', code: 'SRGAN_ERR_DATA', message: `validation image left out: ${(err as Error).message}` });
     }
   }
+  /** The generator's output (EMA weights) for an 8-bit LR image, as an 8-bit image. */
+  const generateRgb = (lr: RgbImage): RgbImage => {
+    const out = tf.tidy(() => {
+      const x = tf.tensor4d(Float32Array.from(lr.data, (v) => v / 255), [1, lr.height, lr.width, 3]);
+      return tf.round(tf.mul(gan.generate(x), 255)).dataSync();
+    });
+    return { width: lr.width * config.scale, height: lr.height * config.scale, data: Uint8Array.from(out) };
+  };
   const validate = (): number => {
     let sum = 0;
-    for (const { hr, lr } of valPairs) {
-      const out = tf.tidy(() => {
-        const x = tf.tensor4d(Float32Array.from(lr.data, (v) => v / 255), [1, lr.height, lr.width, 3]);
-        return tf.round(tf.mul(gan.generate(x), 255)).dataSync();
-      });
-      sum += psnrY({ width: hr.width, height: hr.height, data: Uint8Array.from(out) }, hr, config.scale);
-    }
+    for (const { hr, lr } of valPairs) sum += psnrY(generateRgb(lr), hr, config.scale);
     return sum / valPairs.length;
   };
 
@@ -243,11 +245,7 @@ async function main(): Promise<void> {
 
   const makePreview = (step: number) => {
     if (!preview) return;
-    const out = tf.tidy(() => {
-      const lr = tf.tensor4d(Float32Array.from(preview.lr.data, (v) => v / 255), [1, preview.lr.height, preview.lr.width, 3]);
-      return tf.round(tf.mul(gan.generate(lr), 255)).dataSync();
-    });
-    const model: RgbImage = { width: preview.hr.width, height: preview.hr.height, data: Uint8Array.from(out) };
+    const model = generateRgb(preview.lr);
     const strip = hstack([upscaleNearest(preview.lr, config.scale), upscaleBicubic(preview.lr, config.scale), model, preview.hr], 4, 32);
     post({ type: 'preview', step, width: strip.width, height: strip.height, rgb: strip.data }, [strip.data.buffer as ArrayBuffer]);
   };
