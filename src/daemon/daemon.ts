@@ -74,8 +74,6 @@ export class Daemon implements DaemonControl {
   #data: TrainingData | null = null;
   #preview: { hr: RgbImage; lr: RgbImage } | null = null;
   #loader: LoaderPool | null = null;
-  /** What the loader feeds (set at start): for the epoch count. */
-  #dataShape = { patchesPerImage: 1, images: 1 };
   #exitCode = 0;
   #done!: (code: number) => void;
   /** Resolves with the process exit code once the daemon has shut down. */
@@ -233,7 +231,6 @@ export class Daemon implements DaemonControl {
     const data = this.#data!;
     const files = data.files;
     const startSeq = resume ? resume.state.data.seq : 0;
-    this.#dataShape = { patchesPerImage: data.patchesPerImage, images: files.length };
     this.#status.epoch = Math.floor(startSeq / data.patchesPerImage / files.length);
     this.#ring = SharedRing.create(cfg.ringMiB * 1024 * 1024);
     this.#loader = new LoaderPool({
@@ -354,7 +351,8 @@ export class Daemon implements DaemonControl {
         });
         {
           // Epochs as the trainer consumes them (the loader runs ahead by a ring's worth).
-          const epoch = Math.floor(m.dataSeq / this.#dataShape.patchesPerImage / this.#dataShape.images);
+          const data = this.#data!; // set before any trainer starts
+          const epoch = Math.floor(m.dataSeq / data.patchesPerImage / data.files.length);
           if (epoch > this.#status.epoch) this.#event('epoch', `epoch ${epoch} started at step ${m.step}`, { epoch, step: m.step });
           this.#status.epoch = Math.max(this.#status.epoch, epoch);
         }
