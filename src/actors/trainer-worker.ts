@@ -26,8 +26,6 @@ export interface TrainerWorkerData {
   config: RunConfig;
   /** A fixed HR/LR pair (larger than a training patch) for the preview strip. */
   preview: { hr: RgbImage; lr: RgbImage } | null;
-  /** The seq of the first patch to train on (0 for a new run; a resumed run takes its checkpoint's). */
-  startSeq: number;
   runId: string;
   /** Where this run's checkpoint folders go. */
   checkpointDir: string;
@@ -59,7 +57,7 @@ async function main(): Promise<void> {
   const gan = new Gan(config, { perceptual, ema: (G) => (config.emaDecay === null ? null : createEma(G.variables, config.emaDecay)) });
   let scheduler = new Scheduler(schedulerConfig(config));
   const jpegRand = mulberry32(deriveSeed(config.seed, 4));
-  let startSeq = (workerData as TrainerWorkerData).startSeq;
+  let startSeq = 0; // the seq of the first patch to train on: a resumed run takes its checkpoint's
   let lastCheckpointStep = -1;
   if (resume) {
     // Everything training changes comes back from the checkpoint; what the config fixes is rebuilt.

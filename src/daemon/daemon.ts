@@ -251,7 +251,6 @@ export class Daemon implements DaemonControl {
         ring: this.#ring.buffer,
         config: cfg,
         preview: this.#preview,
-        startSeq,
         runId: this.runId,
         checkpointDir: this.checkpointDir,
         resume: resume?.dir ?? null,
