@@ -287,6 +287,8 @@ async function main(): Promise<void> {
       const point = { step: plan.step, wallTime: Date.now(), values };
       pending.push(point);
       sinceCheckpoint.push(point);
+      // With rare (or no) checkpoints keep it bounded: points older than a minute are on disk already.
+      if (sinceCheckpoint.length > 20_000) sinceCheckpoint = sinceCheckpoint.filter((p) => p.wallTime >= Date.now() - RECENT_MS);
     }
     if (plan.preview) makePreview(plan.step);
     const every = config.checkpointEvery;
