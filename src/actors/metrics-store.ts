@@ -105,6 +105,15 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
       'INSERT INTO previews (run_id, step, time, width, height, panels, png) VALUES (?, ?, ?, ?, ?, ?, ?)',
     );
     const now = () => this.#clock.now() / 1000;
+    const insertPoints = (runId: string, points: readonly MetricsPoint[]) => {
+      for (const p of points) {
+        for (const [key, value] of Object.entries(p.values)) {
+          if (!Number.isFinite(value)) continue; // NaN/Inf are reported as events by the trainer
+          insertMetric.run(runId, p.step, key, value, p.wallTime / 1000);
+          this.#rowsWritten++;
+        }
+      }
+    };
     db.transaction(() => {
       for (const m of queue) {
         switch (m.type) {
@@ -127,13 +136,7 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
             break;
           }
           case 'metrics':
-            for (const p of m.points) {
-              for (const [key, value] of Object.entries(p.values)) {
-                if (!Number.isFinite(value)) continue; // NaN/Inf are reported as events by the trainer
-                insertMetric.run(m.runId, p.step, key, value, p.wallTime / 1000);
-                this.#rowsWritten++;
-              }
-            }
+            insertPoints(m.runId, m.points);
             break;
           case 'event':
             insertEvent.run(m.runId, now(), m.kind, m.message ?? '', m.data === undefined ? null : JSON.stringify(m.data));
@@ -145,11 +148,7 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
             // The checkpoint's own copy of its last metrics replaces whatever of them reached the file.
             const from = Math.min(m.fromStep + 1, ...m.points.map((p) => p.step));
             db.prepare('DELETE FROM metrics WHERE run_id = ? AND step >= ?').run(m.id, from);
-            for (const p of m.points) {
-              for (const [key, value] of Object.entries(p.values)) {
-                if (Number.isFinite(value) && p.step <= m.fromStep) insertMetric.run(m.id, p.step, key, value, p.wallTime / 1000);
-              }
-            }
+            insertPoints(m.id, m.points.filter((p) => p.step <= m.fromStep));
             db.prepare('DELETE FROM previews WHERE run_id = ? AND step > ?').run(m.id, m.fromStep);
             db.prepare("UPDATE runs SET status = 'starting', ended_at = NULL, pid = ?, last_step = ? WHERE id = ?").run(m.pid, m.fromStep, m.id);
             break;
