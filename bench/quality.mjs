@@ -1,133 +1,131 @@
-// Does training work? Trains a preset (default espcn-x2-fast) for a fixed number of steps on the demo
-// data, then scores it against bicubic on held-out demo images (a different seed), in one run.
+// Does training make models that beat bicubic on photos nobody trained on? Runs what a user runs:
+// `srgan prepare` on real training photos, `srgan start` (the real daemon) for a fixed wall time with a
+// checkpoint every N steps, `srgan stop`; then scores every checkpoint on held-out real photos under
+// each LR synthesis (the standard protocol first: mod-crop, MATLAB-style antialiased bicubic LR, PSNR
+// on Y with border = scale) against centre-aligned bicubic of the same LR. Prints one table row per
+// checkpoint (fixed step counts, and the last one at the fixed wall time) and a JSON line.
 //
-//   npm run bench -- quality [--preset espcn-x2-fast] [--steps 1500] [--backend auto] [--eval-every 500] [--set JSON]
+//   npm run bench -- quality [--minutes 8] [--preset espcn-x2-fast] [--set JSON] [--every 1000]
+//                            [--photos DIR] [--train a,b,...] [--test c,d,...] [--filters f,g,...]
+//                            [--max-steps N] [--keep DIR]
 //
-// PSNR is measured on BT.601 luma (Y = 16 + 65.481 R + 128.553 G + 24.966 B, RGB in [0, 1]) with
-// `scale` pixels of border cropped, the convention of SR papers; RGB PSNR is printed beside it. The
-// LR inputs are made exactly as in training (the preset's lrFilter; no JPEG at evaluation).
+// Photos: by default the example photos of Debian's `opencv-doc` package (apt-get install opencv-doc);
+// 8 train on and 8 others are held out. `--set '{"advWeight": 0}'` overrides config fields for an
+// experiment. `--keep DIR` keeps the state folder (runs.db, checkpoints) there.
 
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
-import { resolveConfig } from '../dist/daemon/config.js';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { selectBackend } from '../dist/models/ladder.js';
-import { Gan } from '../dist/models/gan.js';
-import { createEma } from '../dist/models/ema.js';
-import { Scheduler } from '../dist/actors/scheduler.js';
-import { generateDemoData } from '../dist/data/demo.js';
-import { augment, crop, loadRgb, randomCrop, upscaleBicubic } from '../dist/data/patches.js';
-import { downscale } from '../dist/data/degrade.js';
-import { deriveSeed, mulberry32 } from '../dist/data/prng.js';
+import { loadGenerator } from '../dist/models/load-generator.js';
+import { evaluate } from '../dist/models/evaluate.js';
+import { EVAL_LR_SYNTHESES, parseLrSynthesis } from '../dist/data/degrade.js';
 
+const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
+const CLI = path.join(ROOT, 'bin', 'srgan.js');
 const args = process.argv.slice(2);
 const opt = (name, dflt) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : dflt);
-const STEPS = Number(opt('steps', 1500));
-const EVAL_EVERY = Number(opt('eval-every', 500));
-// --set '{"advWeight": 1e-4}' overrides config fields for an experiment.
-const config = resolveConfig({ preset: opt('preset', 'espcn-x2-fast'), backend: opt('backend', 'auto'), jpeg: false, perceptual: { kind: 'off' }, ...JSON.parse(opt('set', '{}')) });
+
+const PHOTOS = opt('photos', '/usr/share/doc/opencv-doc/examples/data');
+const TRAIN = opt('train', 'aero3,board,building,fruits,leuvenA,orange,squirrel_cls,stuff').split(',');
+const TEST = opt('test', 'apple,baboon,butterfly,home,messi5,smarties,ela_original,rubberwhale1').split(',');
+const FILTERS = opt('filters', EVAL_LR_SYNTHESES.join(',')).split(',').map((n) => ({ name: n, lr: parseLrSynthesis(n) }));
+const MINUTES = Number(opt('minutes', 8));
+const EVERY = Number(opt('every', 1000));
+const MAX_STEPS = opt('max-steps', null);
+const overrides = { preset: opt('preset', 'espcn-x2-fast'), ...JSON.parse(opt('set', '{}')) };
+
+/** The photo of `name` in PHOTOS (any of the usual extensions), or null. */
+function photo(name) {
+  for (const ext of ['.jpg', '.png', '.jpeg', '.webp', '.tif']) {
+    const f = path.join(PHOTOS, name + ext);
+    if (fs.existsSync(f)) return f;
+  }
+  return null;
+}
+const trainFiles = TRAIN.map(photo);
+const testFiles = TEST.map(photo);
+const missing = [...TRAIN.filter((_, i) => !trainFiles[i]), ...TEST.filter((_, i) => !testFiles[i])];
+if (missing.length > 0) {
+  console.error(
+    `bench quality: photos not found in ${PHOTOS}: ${missing.join(', ')}.\n` +
+      `Install Debian's example photos with \`apt-get install opencv-doc\`, or give --photos DIR --train a,b --test c,d (names without extension).`,
+  );
+  process.exit(2);
+}
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'srgan-quality-'));
-const trainFiles = await generateDemoData(path.join(tmp, 'train'), { count: 64, seed: 1 });
-const testFiles = await generateDemoData(path.join(tmp, 'test'), { count: 12, seed: 4242 });
-const train = await Promise.all(trainFiles.map((f) => loadRgb(f)));
-const test = await Promise.all(testFiles.map((f) => loadRgb(f)));
+const home = opt('keep', path.join(tmp, 'home'));
+fs.mkdirSync(home, { recursive: true });
+const env = { ...process.env, SRGAN_HOME: home };
 
-const backend = await selectBackend(config.backend);
-const gan = new Gan(config, { ema: (G) => (config.emaDecay === null ? null : createEma(G.variables, config.emaDecay)) });
-const scheduler = new Scheduler({
-  dStepsPerG: config.dStepsPerG,
-  phases: config.phases,
-  logEvery: 1,
-  previewEvery: 0,
-  maxSteps: null,
-  batchScale: config.lrReferenceBatch === null ? null : config.batchSize / config.lrReferenceBatch,
-  resetOptimizersOnPhaseChange: config.resetOptimizers,
-  dMode: config.dMode,
-});
-console.log(`${config.preset} on ${backend.name}; ${STEPS} steps of batch ${config.batchSize}×${config.patchSize}²; G ${gan.G.paramCount} params`);
-
-const B = config.batchSize;
-const P = config.patchSize;
-const L = P / config.scale;
-const rand = mulberry32(deriveSeed(config.seed, 77));
-function batch() {
-  const hr = new Float32Array(B * P * P * 3);
-  const lr = new Float32Array(B * L * L * 3);
-  for (let i = 0; i < B; i++) {
-    const img = train[Math.floor(rand() * train.length)];
-    const h = augment(randomCrop(img, P, rand), rand);
-    const l = downscale(h, config.scale, config.lrFilter);
-    for (let k = 0; k < h.data.length; k++) hr[i * P * P * 3 + k] = h.data[k] / 255;
-    for (let k = 0; k < l.data.length; k++) lr[i * L * L * 3 + k] = l.data[k] / 255;
-  }
-  return [tf.tensor4d(hr, [B, P, P, 3]), tf.tensor4d(lr, [B, L, L, 3])];
+function cli(argv, { quiet = true } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...argv], { env, stdio: ['ignore', 'pipe', quiet ? 'pipe' : 'inherit'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr?.on('data', (d) => (err += d));
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`srgan ${argv[0]} exited ${code}: ${err || out}`))));
+  });
 }
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** PSNR over the image minus a `border` frame: on luma ('y') or on RGB ('rgb'). */
-function psnr(a, b, border, mode) {
-  let se = 0;
-  let n = 0;
-  for (let y = border; y < a.height - border; y++) {
-    for (let x = border; x < a.width - border; x++) {
-      const i = (y * a.width + x) * 3;
-      if (mode === 'y') {
-        const ya = 16 + (65.481 * a.data[i] + 128.553 * a.data[i + 1] + 24.966 * a.data[i + 2]) / 255;
-        const yb = 16 + (65.481 * b.data[i] + 128.553 * b.data[i + 1] + 24.966 * b.data[i + 2]) / 255;
-        se += (ya - yb) ** 2;
-        n++;
-      } else {
-        for (let c = 0; c < 3; c++) se += (a.data[i + c] - b.data[i + c]) ** 2;
-        n += 3;
-      }
-    }
-  }
-  return 10 * Math.log10((255 * 255) / (se / n));
+// 1. prepare, as a user does (default parameters).
+const data = path.join(tmp, 'data');
+const prep = JSON.parse(await cli(['prepare', ...trainFiles, '--out', data, '--json']));
+console.log(`prepared ${prep.patches ?? '?'} patches from ${TRAIN.length} photos; held out: ${TEST.join(', ')}`);
+
+// 2. train for MINUTES of wall time from the first step.
+const config = { ...overrides, checkpointEvery: EVERY, checkpointMinutes: 0, checkpointKeep: 1000, ...(MAX_STEPS ? { maxSteps: Number(MAX_STEPS) } : {}) };
+const configFile = path.join(tmp, 'run.json');
+fs.writeFileSync(configFile, JSON.stringify(config));
+await cli(['start', '--data', data, '--config', configFile]);
+let status = JSON.parse(await cli(['status', '--json']));
+while (status.state !== 'training' && status.state !== 'stopped' && status.state !== 'failed') {
+  await sleep(200);
+  status = JSON.parse(await cli(['status', '--json']));
 }
-
-function evaluate() {
-  const s = config.scale;
-  const sums = { model: { y: 0, rgb: 0 }, bicubic: { y: 0, rgb: 0 } };
-  for (const img of test) {
-    const side = Math.min(192, img.width, img.height) - (Math.min(192, img.width, img.height) % (s * 8));
-    const hr = crop(img, (img.width - side) >> 1, (img.height - side) >> 1, side, side);
-    const lr = downscale(hr, s, config.lrFilter);
-    const bic = upscaleBicubic(lr, s);
-    const out = tf.tidy(() => {
-      const x = tf.div(tf.tensor4d(Float32Array.from(lr.data), [1, lr.height, lr.width, 3]), 255);
-      return tf.round(tf.mul(gan.generate(x), 255)).dataSync();
-    });
-    const model = { width: hr.width, height: hr.height, data: Uint8Array.from(out) };
-    for (const mode of ['y', 'rgb']) {
-      sums.model[mode] += psnr(model, hr, s, mode) / test.length;
-      sums.bicubic[mode] += psnr(bic, hr, s, mode) / test.length;
-    }
-  }
-  return sums;
+const t0 = Date.now() / 1000 - 0.1;
+const runId = status.runId ?? status.run?.id;
+console.log(`${config.preset} on ${status.backend ?? '?'}: training for ${MINUTES} min, a checkpoint every ${EVERY} steps (run ${runId})`);
+const deadline = Date.now() + MINUTES * 60_000;
+while (Date.now() < deadline) {
+  await sleep(Math.min(5000, Math.max(0, deadline - Date.now())));
+  status = JSON.parse(await cli(['status', '--json']));
+  if (status.state === 'stopped' || status.state === 'failed') break;
 }
+if (status.state !== 'stopped' && status.state !== 'failed') await cli(['stop']);
 
+// 3. score every checkpoint on the held-out photos, per LR synthesis.
+const backend = await selectBackend(opt('backend', 'auto'));
+const ckRoot = fs.readdirSync(path.join(home, 'checkpoints')).map((r) => path.join(home, 'checkpoints', r))[0];
+const dirs = fs.readdirSync(ckRoot).filter((d) => /^step-\d+$/.test(d)).sort().map((d) => path.join(ckRoot, d));
 const rows = [];
-const t0 = performance.now();
-for (let step = 1; step <= STEPS; step++) {
-  const plan = scheduler.plan();
-  const [hr, lr] = batch();
-  const values = gan.step(hr, lr, plan);
-  tf.dispose([hr, lr]);
-  scheduler.complete(plan);
-  if (values.g_adv !== undefined) scheduler.observe?.({ gAdv: values.g_adv });
-  if (step % EVAL_EVERY === 0 || step === STEPS) {
-    const e = evaluate();
-    const secs = (performance.now() - t0) / 1000;
-    rows.push({ step, seconds: Math.round(secs), psnrY: e.model.y, psnrRgb: e.model.rgb, bicubicY: e.bicubic.y, bicubicRgb: e.bicubic.rgb });
-    console.log(
-      `step ${String(step).padStart(5)}  ${secs.toFixed(0).padStart(5)} s  model ${e.model.y.toFixed(2)} dB (Y) ${e.model.rgb.toFixed(2)} dB (RGB)` +
-        `   bicubic ${e.bicubic.y.toFixed(2)} / ${e.bicubic.rgb.toFixed(2)}   Δ ${(e.model.y - e.bicubic.y).toFixed(2)} dB`,
-    );
+const cell = (v, w = 6) => (v >= 0 ? '+' : '') + v.toFixed(2).padStart(w - 1);
+console.log(`\nscored on ${TEST.length} held-out photos (backend ${backend.name}); gain = model − centre-aligned bicubic, PSNR-Y dB, border = scale`);
+console.log(['step', 'min', ...FILTERS.map((f) => f.name.padStart(18))].join('  '));
+for (const dir of dirs) {
+  const state = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8'));
+  const loaded = await loadGenerator(dir);
+  const row = { step: state.step, minutes: Math.max(0, (state.time - t0) / 60), filters: {} };
+  try {
+    for (const f of FILTERS) {
+      const r = await evaluate(loaded.gen, testFiles, { scale: loaded.scale, lr: f.lr });
+      row.filters[f.name] = { model: r.model.psnr, bicubic: r.bicubic.psnr, gain: r.model.psnr - r.bicubic.psnr, ssimGain: r.model.ssim - r.bicubic.ssim };
+    }
+  } finally {
+    loaded.gen.dispose();
   }
+  rows.push(row);
+  console.log(
+    [String(row.step).padStart(5), row.minutes.toFixed(1).padStart(4), ...FILTERS.map((f) => {
+      const v = row.filters[f.name];
+      return `${v.model.toFixed(2)} ${cell(v.gain)}`.padStart(18);
+    })].join('  '),
+  );
 }
-const last = rows[rows.length - 1];
-console.log(last.psnrY > last.bicubicY ? 'the model beats bicubic' : 'the model does NOT beat bicubic yet');
-console.log(JSON.stringify({ bench: 'quality', preset: config.preset, backend: backend.name, steps: STEPS, rows }));
-gan.dispose();
-fs.rmSync(tmp, { recursive: true, force: true });
+console.log(JSON.stringify({ bench: 'quality', preset: config.preset, set: JSON.parse(opt('set', '{}')), minutes: MINUTES, train: TRAIN, test: TEST, backend: status.backend, rows }));
+if (!args.includes('--keep')) fs.rmSync(tmp, { recursive: true, force: true });

@@ -9,7 +9,7 @@ import { Piscina } from 'piscina';
 import { Actor } from './actor.js';
 import type { LoaderResult, LoaderTask, LoaderWorkerData } from './loader-worker.js';
 import { deriveSeed, mulberry32 } from '../data/prng.js';
-import type { DownscaleFilter } from '../data/degrade.js';
+import type { LrBlurSetting, LrFilterSetting } from '../data/degrade.js';
 import { SrganError } from '../errors.js';
 
 const WORKER_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'loader-worker.js');
@@ -23,7 +23,10 @@ export interface LoaderPoolOptions {
   seed: number;
   patchSize: number;
   scale: 2 | 4;
-  lrFilter: DownscaleFilter;
+  /** One filter, or a mix drawn per patch (docs/degradations.md). */
+  lrFilter: LrFilterSetting;
+  /** Gaussian blur before the downscale, drawn per patch. Default: never. */
+  lrBlur?: LrBlurSetting | null;
   patchesPerImage: number;
   /** Images per task. Default 2. */
   imagesPerTask?: number;
@@ -78,7 +81,7 @@ export class LoaderPool extends Actor<LoaderPoolMessage> {
   constructor(options: LoaderPoolOptions) {
     super('loader-pool');
     if (options.files.length === 0) throw new SrganError('SRGAN_ERR_DATA', 'no training images');
-    this.#o = { imagesPerTask: 2, workerFile: WORKER_FILE, startPosition: 0, ...options };
+    this.#o = { imagesPerTask: 2, workerFile: WORKER_FILE, startPosition: 0, ...options, lrBlur: options.lrBlur ?? null };
     if (!Number.isSafeInteger(this.#o.startPosition) || this.#o.startPosition < 0) {
       throw new RangeError(`startPosition must be a non-negative integer, got ${this.#o.startPosition}`);
     }
@@ -186,6 +189,7 @@ export class LoaderPool extends Actor<LoaderPoolMessage> {
       patchSize: this.#o.patchSize,
       scale: this.#o.scale,
       lrFilter: this.#o.lrFilter,
+      lrBlur: this.#o.lrBlur ?? null,
       patchesPerImage: this.#o.patchesPerImage,
       writeTimeoutMs: 2000,
     };

@@ -7,7 +7,7 @@ import { SharedRing } from '../protocol/ring.js';
 import { encodeFrameInto, encodeSkipInto } from '../protocol/codec.js';
 import type { LoaderItem } from './loader-pool.js';
 import { augment, loadRgb, randomCrop, type RgbImage } from '../data/patches.js';
-import { downscale, type DownscaleFilter } from '../data/degrade.js';
+import { downscale, drawLrSynthesis, type LrBlurSetting, type LrFilterSetting } from '../data/degrade.js';
 import { deriveSeed, mulberry32 } from '../data/prng.js';
 import { SrganError } from '../errors.js';
 
@@ -21,8 +21,10 @@ export interface LoaderTask {
   seed: number;
   patchSize: number;
   scale: 2 | 4;
-  /** How the LR input is made from the HR patch (SEED_SPEC §2.5). */
-  lrFilter: DownscaleFilter;
+  /** How the LR input is made from the HR patch: one filter or a mix drawn per patch (docs/degradations.md). */
+  lrFilter: LrFilterSetting;
+  /** Gaussian blur before the downscale, drawn per patch; null = never. */
+  lrBlur: LrBlurSetting | null;
   patchesPerImage: number;
   /** Give up writing a frame after this long (the ring stays full while training is paused). */
   writeTimeoutMs: number;
@@ -80,7 +82,10 @@ export default async function loaderTask(task: LoaderTask): Promise<LoaderResult
       const rand = mulberry32(deriveSeed(deriveSeed(task.seed, item.epoch), item.index));
       for (let p = 0; p < ppi; p++) {
         const hr = augment(randomCrop(img, task.patchSize, rand), rand);
-        const lr = downscale(hr, task.scale, task.lrFilter);
+        // Drawn from the patch's own stream after its crop: a function of the seed and the patch's place
+        // in the data sequence, so a resumed run makes the same LR (the checkpoint holds the position).
+        const how = drawLrSynthesis(task.lrFilter, task.lrBlur, rand);
+        const lr = downscale(hr, task.scale, how.filter, how.blur);
         encodeFrameInto(
           ring,
           {

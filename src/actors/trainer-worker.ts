@@ -17,7 +17,7 @@ import { createEma } from '../models/ema.js';
 import { deriveSeed, mulberry32, type Rng } from '../data/prng.js';
 import { readCheckpoint, writeCheckpoint } from '../models/checkpoint.js';
 import { saveGeneratorLayersModel } from '../models/export-layers.js';
-import { downscale, drawJpegQuality, jpegDegrade } from '../data/degrade.js';
+import { downscale, drawJpegQuality, drawLrSynthesis, jpegDegrade } from '../data/degrade.js';
 import { crop, hstack, loadRgb, upscaleBicubic, upscaleNearest, type RgbImage } from '../data/patches.js';
 import { psnrY } from '../data/quality.js';
 
@@ -59,6 +59,7 @@ async function main(): Promise<void> {
   const jpegRand = mulberry32(deriveSeed(config.seed, 4));
   let startSeq = 0; // the seq of the first patch to train on: a resumed run takes its checkpoint's
   let lastCheckpointStep = -1;
+  let bestGain: number | null = null; // the best validation gain so far: a 'best' checkpoint is written on a new one
   if (resume) {
     // Everything training changes comes back from the checkpoint; what the config fixes is rebuilt.
     const ckpt = readCheckpoint(resume);
@@ -72,6 +73,7 @@ async function main(): Promise<void> {
     if (ckpt.state.rng.perceptual !== null) perceptualRand.state = ckpt.state.rng.perceptual;
     startSeq = ckpt.state.data.seq;
     lastCheckpointStep = ckpt.state.step;
+    bestGain = ckpt.state.bestValGain ?? ckpt.state.valGain ?? null;
   }
 
   let checkpointRequested: 'manual' | 'error' | null = null;
@@ -104,9 +106,14 @@ async function main(): Promise<void> {
   // Patches are taken in sequence order whatever order the loader threads finish in (see sequencer.ts).
   const sequencer = new Sequencer(startSeq);
 
-  // Validation: PSNR-Y (border = scale, BasicSR's convention) of the EMA generator on the held-out
-  // centre crops, LR made with the training filter. Loaded once; a file that fails is left out.
-  const valPairs: { hr: RgbImage; lr: RgbImage }[] = [];
+  // Validation (docs/config.md): PSNR-Y (border = scale, BasicSR's convention) of the EMA generator on
+  // the held-out centre crops, with the bicubic enlargement of the same LR as the baseline, under the
+  // standard protocol (MATLAB-style bicubic LR) and under one draw per image of the training mix.
+  // Loaded once; a file that fails is left out.
+  const valStd: ValPair[] = [];
+  const valMix: ValPair[] = [];
+  const mixRand = mulberry32(deriveSeed(config.seed, 12));
+  const valPair = (hr: RgbImage, lr: RgbImage): ValPair => ({ hr, lr, bicubic: psnrY(upscaleBicubic(lr, config.scale), hr, config.scale) });
   for (const file of config.valEvery > 0 ? valFiles : []) {
     try {
       const img = await loadRgb(file);
@@ -114,7 +121,9 @@ async function main(): Promise<void> {
       const h = Math.min(VAL_SIDE, img.height) - (Math.min(VAL_SIDE, img.height) % (config.scale * 8));
       if (w < 32 || h < 32) continue;
       const hr = crop(img, (img.width - w) >> 1, (img.height - h) >> 1, w, h);
-      valPairs.push({ hr, lr: downscale(hr, config.scale, config.lrFilter) });
+      const how = drawLrSynthesis(config.lrFilter, config.lrBlur, mixRand);
+      valStd.push(valPair(hr, downscale(hr, config.scale, 'bicubic-aa')));
+      valMix.push(valPair(hr, downscale(hr, config.scale, how.filter, how.blur)));
     } catch (err) {
       post({ type: 'warning', code: 'SRGAN_ERR_DATA', message: `validation image left out: ${(err as Error).message}` });
     }
@@ -127,10 +136,19 @@ async function main(): Promise<void> {
     });
     return { width: lr.width * config.scale, height: lr.height * config.scale, data: Uint8Array.from(out) };
   };
-  const validate = (): number => {
-    let sum = 0;
-    for (const { hr, lr } of valPairs) sum += psnrY(generateRgb(lr), hr, config.scale);
-    return sum / valPairs.length;
+  const validate = (): Record<string, number> => {
+    const mean = (pairs: ValPair[]) => {
+      let model = 0;
+      let bicubic = 0;
+      for (const p of pairs) {
+        model += psnrY(generateRgb(p.lr), p.hr, config.scale);
+        bicubic += p.bicubic;
+      }
+      return { model: model / pairs.length, bicubic: bicubic / pairs.length };
+    };
+    const std = mean(valStd);
+    const mix = mean(valMix);
+    return { val_psnr: std.model, val_bicubic: std.bicubic, val_gain: std.model - std.bicubic, val_psnr_mix: mix.model, val_gain_mix: mix.model - mix.bicubic };
   };
 
   // Called only between steps: nothing is half-updated, and the patches of an unfinished batch are
@@ -140,7 +158,9 @@ async function main(): Promise<void> {
   // the last minute (the database gets them within a second, but a kill -9 can still beat it).
   let sinceCheckpoint: MetricsPoint[] = [];
   const RECENT_MS = 60_000;
-  const checkpoint = async (kind: CheckpointWritten['kind'], valPsnr: number | null = null): Promise<void> => {
+  const checkpoint = async (kind: CheckpointWritten['kind'], val: Record<string, number> | null = null): Promise<void> => {
+    const valPsnr = val?.val_psnr ?? null;
+    const valGain = val?.val_gain ?? null;
     const t0 = performance.now();
     const step = scheduler.step;
     try {
@@ -158,6 +178,8 @@ async function main(): Promise<void> {
           rng: { jpeg: jpegRand.state, perceptual: perceptual ? perceptualRand.state : null },
           data: { seq: sequencer.next - filled, patchesPerImage: data.patchesPerImage, images: data.images },
           valPsnr,
+          valGain,
+          bestValGain: bestGain,
           metrics: sinceCheckpoint,
         },
         tensors,
@@ -167,7 +189,7 @@ async function main(): Promise<void> {
       lastCheckpointStep = step;
       const cutoff = Date.now() - RECENT_MS;
       sinceCheckpoint = sinceCheckpoint.filter((p) => p.wallTime >= cutoff);
-      post({ type: 'checkpoint', step, dir: written.dir, checksum: written.checksum, bytes: written.bytes, kind, valPsnr, ms: performance.now() - t0 });
+      post({ type: 'checkpoint', step, dir: written.dir, checksum: written.checksum, bytes: written.bytes, kind, valPsnr, valGain, ms: performance.now() - t0 });
     } catch (err) {
       post({ type: 'warning', code: 'SRGAN_ERR_CHECKPOINT', message: `checkpoint at step ${step} failed: ${(err as Error).message}` });
     } finally {
@@ -278,12 +300,15 @@ async function main(): Promise<void> {
     if (values.g_adv !== undefined) scheduler.observe({ gAdv: values.g_adv });
     statsWindow.steps++;
     statsWindow.patches += B;
-    let valPsnr: number | null = null;
-    if (valPairs.length > 0 && plan.step % config.valEvery === 0) {
-      valPsnr = validate();
-      values.val_psnr = valPsnr;
+    let val: Record<string, number> | null = null;
+    let newBest = false;
+    if (valStd.length > 0 && plan.step % config.valEvery === 0) {
+      val = validate();
+      Object.assign(values, val);
+      newBest = bestGain === null || val.val_gain! > bestGain;
+      if (newBest) bestGain = val.val_gain!;
     }
-    if (plan.log || valPsnr !== null) {
+    if (plan.log || val !== null) {
       const point = { step: plan.step, wallTime: Date.now(), values };
       pending.push(point);
       sinceCheckpoint.push(point);
@@ -293,9 +318,9 @@ async function main(): Promise<void> {
     if (plan.preview) makePreview(plan.step);
     const every = config.checkpointEvery;
     const minutes = config.checkpointMinutes;
-    if ((every > 0 && plan.step % every === 0) || (minutes > 0 && performance.now() - lastCheckpointAt >= minutes * 60_000)) {
-      await checkpoint('periodic', valPsnr);
-    }
+    const periodic = (every > 0 && plan.step % every === 0) || (minutes > 0 && performance.now() - lastCheckpointAt >= minutes * 60_000);
+    // A new best is kept on disk at once, so a run that later gets worse loses nothing (docs/checkpoints.md).
+    if (periodic || newBest) await checkpoint(periodic ? 'periodic' : 'best', val);
     const now = performance.now();
     if (now - lastFlush >= 250 || plan.preview) {
       post({ type: 'metrics', points: pending.splice(0) });
@@ -345,6 +370,13 @@ async function createFeatureLoss(c: RunConfig, rand: Rng): Promise<FeatureLoss |
   if (c.perceptual.kind === 'off') return null;
   const { createPerceptualLoss } = await import('../models/perceptual.js');
   return createPerceptualLoss({ ...c.perceptual, maxShift: c.maxShift }, rand);
+}
+
+/** A held-out crop, its LR and the PSNR-Y of the bicubic enlargement of that LR (the baseline). */
+interface ValPair {
+  hr: RgbImage;
+  lr: RgbImage;
+  bicubic: number;
 }
 
 function toFloat(src: Uint8Array, dst: Float32Array, offset: number): void {

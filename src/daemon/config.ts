@@ -4,6 +4,7 @@
 import { SrganError } from '../errors.js';
 import { DISCRIMINATOR_DEFAULTS, GENERATOR_DEFAULTS, PRESETS, type RunConfig } from '../models/presets.js';
 import { BACKEND_NAMES } from '../models/backend-names.js';
+import { DOWNSCALE_FILTERS, MAX_BLUR } from '../data/degrade.js';
 
 type Check = (v: unknown) => string | null;
 
@@ -16,12 +17,28 @@ const nullable = (c: Check): Check => (v) => (v === null ? null : c(v));
 const bool: Check = (v) => (typeof v === 'boolean' ? null : 'true or false');
 const str: Check = (v) => (typeof v === 'string' && v.length > 0 ? null : 'a non-empty string');
 
+/** One downscale filter name, or a mix {filter: weight ≥ 0} with at least one positive weight. */
+const lrFilterSetting: Check = (v) => {
+  const expected = `one of ${DOWNSCALE_FILTERS.map((f) => JSON.stringify(f)).join(', ')}, or a mix {filter: weight}, e.g. {"bicubic-aa": 2, "area": 1}`;
+  if (typeof v === 'string') return DOWNSCALE_FILTERS.includes(v as never) ? null : expected;
+  if (!isPlainObject(v)) return expected;
+  const entries = Object.entries(v);
+  if (entries.length === 0) return expected;
+  for (const [k, w] of entries) {
+    if (!DOWNSCALE_FILTERS.includes(k as never) || typeof w !== 'number' || !Number.isFinite(w) || w < 0) return expected;
+  }
+  return entries.some(([, w]) => (w as number) > 0) ? null : `${expected}, with at least one positive weight`;
+};
+
 const FIELDS: Record<string, Check> = {
   preset: str,
   scale: oneOf(2, 4),
   patchSize: int(16, 1024),
   batchSize: int(1, 256),
-  lrFilter: oneOf('bilinear-aa', 'box-gamma', 'bicubic-aa'),
+  lrFilter: lrFilterSetting,
+  'lrBlur.probability': num(0, 1),
+  'lrBlur.sigmaMin': num(0, MAX_BLUR),
+  'lrBlur.sigmaMax': num(0, MAX_BLUR),
   jpeg: bool,
   pixelLoss: oneOf('mse', 'l1'),
   pixelWeight: num(0, 1000),
@@ -56,7 +73,7 @@ const FIELDS: Record<string, Check> = {
 
 /** Fields of each network kind (besides `kind`). */
 const KIND_FIELDS: Record<string, Record<string, Check>> = {
-  espcn: { channels: int(1, 1024), layout: oneOf('plain', 'x2x2', 'conv-after-upsample', 'dilated'), skip: bool },
+  espcn: { channels: int(1, 1024), layout: oneOf('plain', 'x2x2', 'conv-after-upsample', 'dilated'), skip: bool, depth: int(0, 64) },
   final: { channels: int(1, 1024), blocks: int(1, 64), dilatedBlocks: bool },
   rrdbnet: { channels: int(1, 1024), growth: int(1, 1024), blocks: int(1, 64) },
   patch: { mid: int(1, 512) },
@@ -77,7 +94,8 @@ export function resolveConfig(overrides: unknown = {}): RunConfig {
   for (const [key, value] of Object.entries(o)) {
     if (!(key in merged)) throw unknownField(key);
     const base = merged[key];
-    if (isPlainObject(base) && key !== 'phases') {
+    // phases and lrFilter are replaced whole (lrFilter may be a name or a mix).
+    if (isPlainObject(base) && key !== 'phases' && key !== 'lrFilter') {
       if (!isPlainObject(value)) throw configError(key, value, 'an object');
       merged[key] = mergeNested(key, base, value);
     } else {
@@ -100,6 +118,10 @@ export function resolveConfig(overrides: unknown = {}): RunConfig {
   }
   if (cfg.discriminator.kind === 'unet' && (cfg.patchSize - cfg.maxShift) % 8 !== 0) {
     throw configError('maxShift', cfg.maxShift, `such that patchSize − maxShift is a multiple of 8 (the U-Net D needs it)`);
+  }
+  if (cfg.lrBlur.sigmaMin > cfg.lrBlur.sigmaMax) throw configError('lrBlur.sigmaMin', cfg.lrBlur.sigmaMin, `at most lrBlur.sigmaMax (${cfg.lrBlur.sigmaMax})`);
+  if (typeof cfg.lrFilter !== 'string' && cfg.lrFilter['box-gamma'] && cfg.lrBlur.probability > 0) {
+    throw configError('lrFilter', cfg.lrFilter, 'a mix without "box-gamma" when lrBlur.probability > 0 (box-gamma takes no blur)');
   }
   if (cfg.perceptual.kind === 'vgg16' && !cfg.perceptual.path) {
     throw configError('perceptual.path', cfg.perceptual.path, 'the path of a VGG16 tfjs LayersModel (model.json) when perceptual.kind is "vgg16"');

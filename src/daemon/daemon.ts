@@ -92,7 +92,8 @@ export class Daemon implements DaemonControl {
           throw new SrganError('SRGAN_ERR_CONFIG', `config field "${key}" cannot change when resuming run ${run.id} (it would change what training computes); these can: ${RESUME_OVERRIDABLE.join(', ')}`);
         }
       }
-      this.config = resolveConfig({ ...run.config, ...overrides });
+      // Fields added after a run was made take the value that keeps its old computation.
+      this.config = resolveConfig({ ...FIELDS_BEFORE_THEY_EXISTED, ...withOldGeneratorDefaults(run.config), ...overrides });
     } else {
       this.config = resolveConfig(options.overrides);
       const d = new Date();
@@ -241,6 +242,7 @@ export class Daemon implements DaemonControl {
       patchSize: cfg.patchSize,
       scale: cfg.scale,
       lrFilter: cfg.lrFilter,
+      lrBlur: cfg.lrBlur,
       patchesPerImage: data.patchesPerImage,
       startPosition: Math.floor(startSeq / data.patchesPerImage),
       onEvent: (kind, message, data) => this.#event(kind, message, data),
@@ -532,6 +534,17 @@ export class Daemon implements DaemonControl {
     })();
     return this.#shutdown;
   }
+}
+
+/** What a run stored before a field existed did, for fields added since (a resumed run keeps computing the same). */
+const FIELDS_BEFORE_THEY_EXISTED: Readonly<Record<string, unknown>> = Object.freeze({
+  lrBlur: { probability: 0, sigmaMin: 0.2, sigmaMax: 1.2 },
+});
+
+/** An ESPCN generator stored before `depth` existed had none (the preset's default may differ now). */
+function withOldGeneratorDefaults(config: Record<string, unknown>): Record<string, unknown> {
+  const g = config.generator as Record<string, unknown> | undefined;
+  return g?.kind === 'espcn' && !('depth' in g) ? { ...config, generator: { ...g, depth: 0 } } : config;
 }
 
 /** The run `ref` names (id, unique prefix or name) with its stored config; SRGAN_ERR_CONFIG if none. */

@@ -78,7 +78,8 @@ export async function previewPair(files: string[], cfg: RunConfig): Promise<{ hr
       const side = Math.min(PREVIEW_HR, img.width, img.height) & ~31;
       if (side < 16) continue;
       const hr = crop(img, (img.width - side) >> 1, (img.height - side) >> 1, side, side);
-      return { hr, lr: downscale(hr, cfg.scale, cfg.lrFilter) };
+      // The standard protocol's LR (MATLAB-style bicubic), the one the bicubic panel and srgan eval use.
+      return { hr, lr: downscale(hr, cfg.scale, 'bicubic-aa') };
     } catch {
       /* try the next one */
     }

@@ -6,10 +6,11 @@ import sharp from 'sharp';
 
 import { SrganError } from '../errors.js';
 import { checkImage, type RgbImage } from './patches.js';
-import { cubicDownTaps, renormalisedTaps, resampleSeparable, toByte } from './resample.js';
+import { composeTaps, cubicDownTaps, gaussianTaps, lanczos3DownTaps, renormalisedTaps, resampleSeparable, toByte, type AxisTaps } from './resample.js';
 
 export type DownscaleFactor = 2 | 4;
-export type DownscaleFilter = 'bilinear-aa' | 'box-gamma' | 'bicubic-aa';
+export type DownscaleFilter = 'bilinear-aa' | 'box-gamma' | 'bicubic-aa' | 'area' | 'lanczos3';
+export const DOWNSCALE_FILTERS: readonly DownscaleFilter[] = Object.freeze(['bicubic-aa', 'bilinear-aa', 'area', 'lanczos3', 'box-gamma']);
 
 /**
  * Taps of PyTorch's `interpolate(mode='bilinear', antialias=True)` at integer factors (SEED_SPEC §2.5):
@@ -25,33 +26,117 @@ export const BILINEAR_AA_TAPS: Readonly<Record<DownscaleFactor, readonly number[
 export const BOX_GAMMA = 2.2;
 
 /**
- * Downscales by 2 or 4; width and height must be multiples of the factor. Filters:
- * - 'bilinear-aa': the later experiments' and final model's filter, taps [1,3,3,1]/8 (×2) or
- *   [1,3,5,7,7,5,3,1]/32 (×4), border taps renormalised; ×2 is byte-identical to downscaleAA2.
- * - 'box-gamma': the early experiments' filter, the mean of each f×f block in linear light
- *   (decode v^2.2, average, encode ^(1/2.2)); the seed works on floats, we round once to uint8.
- * - 'bicubic-aa': MATLAB imresize's antialiased bicubic (Keys a = −0.5 stretched by f, mirrored borders).
- * Every filter rounds once, at the end.
+ * Downscales by 2 or 4; width and height must be multiples of the factor. Filters (docs/degradations.md):
+ * - 'bicubic-aa': MATLAB imresize's antialiased bicubic (Keys a = −0.5 stretched by f, mirrored borders),
+ *   the standard SR benchmark protocol's LR.
+ * - 'bilinear-aa': the seed's filter, taps [1,3,3,1]/8 (×2) or [1,3,5,7,7,5,3,1]/32 (×4), border taps
+ *   renormalised; ×2 is byte-identical to downscaleAA2.
+ * - 'area': the mean of each f×f block (OpenCV INTER_AREA, Pillow BOX at integer factors).
+ * - 'lanczos3': MATLAB imresize's antialiased lanczos3 (mirrored borders).
+ * - 'box-gamma': the seed's early filter, the mean of each f×f block in linear light (decode v^2.2,
+ *   average, encode ^(1/2.2)).
+ * `blur` > 0 first applies a Gaussian blur of that standard deviation (in HR pixels, mirrored borders);
+ * the blur and a linear filter are composed into one tap table, so every filter rounds once, at the end.
  */
-export function downscale(img: RgbImage, factor: DownscaleFactor, filter: DownscaleFilter): RgbImage {
+export function downscale(img: RgbImage, factor: DownscaleFactor, filter: DownscaleFilter, blur = 0): RgbImage {
   checkImage(img);
   if (factor !== 2 && factor !== 4) throw new RangeError(`factor: expected 2 or 4, got ${String(factor)}`);
   const { width: w, height: h } = img;
   if (w % factor !== 0 || h % factor !== 0) {
     throw new RangeError(`downscale: width and height must be multiples of factor ${factor}, got ${w}×${h}`);
   }
-  switch (filter) {
-    case 'bilinear-aa': {
-      const taps = BILINEAR_AA_TAPS[factor];
-      return resampleSeparable(img, renormalisedTaps(w, factor, taps), renormalisedTaps(h, factor, taps));
-    }
-    case 'bicubic-aa':
-      return resampleSeparable(img, cubicDownTaps(w, factor), cubicDownTaps(h, factor));
-    case 'box-gamma':
-      return boxGamma(img, factor);
-    default:
-      throw new RangeError(`filter: expected 'bilinear-aa', 'box-gamma' or 'bicubic-aa', got ${String(filter)}`);
+  if (!(typeof blur === 'number' && Number.isFinite(blur) && blur >= 0 && blur <= MAX_BLUR)) {
+    throw new RangeError(`blur: expected a standard deviation in 0..${MAX_BLUR} pixels, got ${String(blur)}`);
   }
+  if (filter === 'box-gamma') {
+    if (blur > 0) throw new RangeError("blur: not available with 'box-gamma' (it averages in linear light)");
+    return boxGamma(img, factor);
+  }
+  const taps = LINEAR_TAPS[filter];
+  if (!taps) throw new RangeError(`filter: expected one of ${DOWNSCALE_FILTERS.map((f) => `'${f}'`).join(', ')}, got ${String(filter)}`);
+  const axis = (n: number): AxisTaps => (blur > 0 ? composeTaps(taps(n, factor), gaussianTaps(n, blur)) : taps(n, factor));
+  return resampleSeparable(img, axis(w), axis(h));
+}
+
+/** The largest Gaussian blur (standard deviation, HR pixels) downscale takes. */
+export const MAX_BLUR = 4;
+
+const LINEAR_TAPS: Readonly<Partial<Record<DownscaleFilter, (n: number, factor: DownscaleFactor) => AxisTaps>>> = Object.freeze({
+  'bicubic-aa': cubicDownTaps,
+  'bilinear-aa': (n: number, f: DownscaleFactor) => renormalisedTaps(n, f, BILINEAR_AA_TAPS[f]),
+  area: (n: number, f: number) => renormalisedTaps(n, f, new Array<number>(f).fill(1 / f)),
+  lanczos3: lanczos3DownTaps,
+});
+
+/** One LR synthesis: a Gaussian blur (0 = none) and then a downscale filter. */
+export interface LrSynthesis {
+  filter: DownscaleFilter;
+  /** Standard deviation of the Gaussian blur before downscaling, in HR pixels; 0 = no blur. */
+  blur: number;
+}
+
+/** Name of an LR synthesis as the CLI takes it: the filter, or `blurS+FILTER` (e.g. `blur0.8+bicubic-aa`). */
+export function lrSynthesisName(s: LrSynthesis): string {
+  return s.blur > 0 ? `blur${s.blur}+${s.filter}` : s.filter;
+}
+
+/** Parses lrSynthesisName's form; throws RangeError naming the value and the accepted forms. */
+export function parseLrSynthesis(name: string): LrSynthesis {
+  const m = /^(?:blur(\d+(?:\.\d+)?)\+)?([a-z0-9-]+)$/.exec(String(name));
+  const filter = m?.[2] as DownscaleFilter | undefined;
+  const blur = m?.[1] === undefined ? 0 : Number(m[1]);
+  if (!m || !filter || !DOWNSCALE_FILTERS.includes(filter) || !(blur >= 0 && blur <= MAX_BLUR) || (blur > 0 && filter === 'box-gamma')) {
+    throw new RangeError(
+      `LR filter: expected one of ${DOWNSCALE_FILTERS.join(', ')}, optionally after a Gaussian blur written blurSIGMA+FILTER ` +
+        `(SIGMA in 0..${MAX_BLUR}, e.g. blur0.8+bicubic-aa; not with box-gamma), got ${JSON.stringify(name)}`,
+    );
+  }
+  return { filter, blur };
+}
+
+/** LR syntheses `srgan eval` and the quality bench score by default: the standard protocol first. */
+export const EVAL_LR_SYNTHESES: readonly string[] = Object.freeze(['bicubic-aa', 'bilinear-aa', 'area', 'lanczos3', 'blur0.8+bicubic-aa']);
+
+/**
+ * How training LR inputs are made (config `lrFilter` and `lrBlur`, docs/degradations.md): one filter,
+ * or a mix `{filter: weight}` from which each patch draws one (weights need not sum to 1); and a
+ * Gaussian blur applied before it with `probability`, its σ drawn uniformly in [sigmaMin, sigmaMax].
+ */
+export type LrFilterSetting = DownscaleFilter | Partial<Record<DownscaleFilter, number>>;
+export interface LrBlurSetting {
+  probability: number;
+  sigmaMin: number;
+  sigmaMax: number;
+}
+
+/**
+ * Draws one patch's LR synthesis. Always draws rand() three times (filter, blur or not, σ), so the
+ * stream after it does not depend on the outcome; with a single filter and no blur it is that filter.
+ */
+export function drawLrSynthesis(filter: LrFilterSetting, blur: LrBlurSetting | null | undefined, rand: () => number): LrSynthesis {
+  const u = rand();
+  const b = rand();
+  const s = rand();
+  let chosen: DownscaleFilter;
+  if (typeof filter === 'string') {
+    chosen = filter;
+  } else {
+    const entries = Object.entries(filter).filter(([, w]) => (w as number) > 0) as [DownscaleFilter, number][];
+    const total = entries.reduce((a, [, w]) => a + w, 0);
+    if (entries.length === 0 || !(total > 0)) throw new RangeError(`lrFilter: a mix needs at least one positive weight, got ${JSON.stringify(filter)}`);
+    let x = u * total;
+    chosen = entries[entries.length - 1]![0];
+    for (const [f, w] of entries) {
+      if (x < w) {
+        chosen = f;
+        break;
+      }
+      x -= w;
+    }
+  }
+  const sigma = blur && blur.probability > 0 && b < blur.probability && chosen !== 'box-gamma' ? blur.sigmaMin + s * (blur.sigmaMax - blur.sigmaMin) : 0;
+  // Two decimals: the value a user could type back (lrSynthesisName), and no false precision.
+  return { filter: chosen, blur: Math.round(sigma * 100) / 100 };
 }
 
 // byte → linear light, (v/255)^2.2; computed once.

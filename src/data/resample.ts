@@ -143,32 +143,107 @@ function reflect(i: number, n: number): number {
 }
 
 /**
- * Tap table of the antialiased bicubic ÷factor downscale of a length-n axis (n a multiple of factor),
- * MATLAB imresize's convention: output o is centred on source coordinate u = (o + 0.5)·factor − 0.5,
- * the Keys kernel is stretched by the factor (weight of source j ∝ cubic((u − j)/factor)), the 4·factor
- * weights are normalised to sum to 1, and taps beyond the border read the mirror image (half-sample
- * symmetric), which is imresize's padding; unlike the renormalised taps, border outputs therefore keep
- * the kernel's full shape.
+ * Tap table of an antialiased ÷factor downscale of a length-n axis (n a multiple of factor) by a
+ * symmetric kernel of support (−radius, radius), MATLAB imresize's convention: output o is centred on
+ * source coordinate u = (o + 0.5)·factor − 0.5, the kernel is stretched by the factor (weight of source
+ * j ∝ kernel((u − j)/factor)), the 2·radius·factor weights are normalised to sum to 1, and taps beyond
+ * the border read the mirror image (half-sample symmetric), which is imresize's padding; unlike the
+ * renormalised taps, border outputs therefore keep the kernel's full shape.
  */
-export function cubicDownTaps(n: number, factor: number): AxisTaps {
-  const taps = 4 * factor;
+export function kernelDownTaps(n: number, factor: number, kernel: (x: number) => number, radius: number): AxisTaps {
+  const taps = 2 * radius * factor;
   const on = n / factor;
   const idx = new Int32Array(on * taps);
   const wt = new Float64Array(on * taps);
   for (let o = 0; o < on; o++) {
     const u = (o + 0.5) * factor - 0.5;
-    // The kernel is non-zero for |u − j| < 2·factor; u sits on a half-integer for even factors, so the
-    // 4·factor integers j in (u − 2f, u + 2f) are exactly floor(u − 2f) + 1 onwards.
-    const first = Math.floor(u - 2 * factor) + 1;
+    // The kernel is non-zero for |u − j| < radius·factor; u sits on a half-integer for even factors, so
+    // the 2·radius·factor integers j in (u − radius·f, u + radius·f) are floor(u − radius·f) + 1 onwards.
+    const first = Math.floor(u - radius * factor) + 1;
     let sum = 0;
     for (let k = 0; k < taps; k++) {
       const j = first + k;
-      const c = cubic((u - j) / factor);
+      const c = kernel((u - j) / factor);
       idx[o * taps + k] = reflect(j, n);
       wt[o * taps + k] = c;
       sum += c;
     }
     for (let k = 0; k < taps; k++) wt[o * taps + k] = wt[o * taps + k]! / sum;
   }
+  return { taps, idx, wt };
+}
+
+/** MATLAB imresize's antialiased bicubic ÷factor (Keys a = −0.5 stretched by the factor); see kernelDownTaps. */
+export function cubicDownTaps(n: number, factor: number): AxisTaps {
+  return kernelDownTaps(n, factor, cubic, 2);
+}
+
+/** Lanczos kernel with a = 3 (sinc(x)·sinc(x/3) for |x| < 3), MATLAB imresize's 'lanczos3'. */
+export function lanczos3(x: number): number {
+  if (x === 0) return 1;
+  const t = Math.abs(x);
+  if (t >= 3) return 0;
+  const px = Math.PI * x;
+  return (3 * Math.sin(px) * Math.sin(px / 3)) / (px * px);
+}
+
+/** MATLAB imresize's antialiased lanczos3 ÷factor; see kernelDownTaps. */
+export function lanczos3DownTaps(n: number, factor: number): AxisTaps {
+  return kernelDownTaps(n, factor, lanczos3, 3);
+}
+
+/**
+ * Tap table of a Gaussian blur (standard deviation sigma > 0, truncated at ⌈3σ⌉, weights normalised to
+ * sum to 1) of a length-n axis, at the same size, with half-sample symmetric borders.
+ */
+export function gaussianTaps(n: number, sigma: number): AxisTaps {
+  const r = Math.max(1, Math.ceil(3 * sigma));
+  const taps = 2 * r + 1;
+  const kernel = Array.from({ length: taps }, (_, k) => Math.exp(-((k - r) ** 2) / (2 * sigma * sigma)));
+  const total = kernel.reduce((a, b) => a + b, 0);
+  const idx = new Int32Array(n * taps);
+  const wt = new Float64Array(n * taps);
+  for (let o = 0; o < n; o++) {
+    for (let k = 0; k < taps; k++) {
+      idx[o * taps + k] = reflect(o - r + k, n);
+      wt[o * taps + k] = kernel[k]! / total;
+    }
+  }
+  return { taps, idx, wt };
+}
+
+/**
+ * The tap table of `outer` applied after `inner` (both along one axis; outer reads inner's outputs):
+ * one table, so a blur followed by a downscale is computed, and rounded, once.
+ */
+export function composeTaps(outer: AxisTaps, inner: AxisTaps): AxisTaps {
+  const on = outer.wt.length / outer.taps;
+  const rows: Map<number, number>[] = [];
+  let taps = 0;
+  for (let o = 0; o < on; o++) {
+    const acc = new Map<number, number>();
+    for (let k = 0; k < outer.taps; k++) {
+      const c = outer.wt[o * outer.taps + k]!;
+      if (c === 0) continue;
+      const m = outer.idx[o * outer.taps + k]!;
+      for (let q = 0; q < inner.taps; q++) {
+        const i = inner.idx[m * inner.taps + q]!;
+        acc.set(i, (acc.get(i) ?? 0) + c * inner.wt[m * inner.taps + q]!);
+      }
+    }
+    rows.push(acc);
+    taps = Math.max(taps, acc.size);
+  }
+  const idx = new Int32Array(on * taps);
+  const wt = new Float64Array(on * taps);
+  rows.forEach((acc, o) => {
+    let k = 0;
+    for (const [i, c] of acc) {
+      idx[o * taps + k] = i;
+      wt[o * taps + k] = c;
+      k++;
+    }
+    // Unused slots keep weight 0 at index 0.
+  });
   return { taps, idx, wt };
 }

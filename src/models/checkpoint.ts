@@ -26,7 +26,7 @@ export const CHECKPOINT_FORMAT = 'srgan-checkpoint';
 export const CHECKPOINT_VERSION = 1;
 
 /** Why a checkpoint was written. */
-export type CheckpointKind = 'periodic' | 'manual' | 'stop' | 'error';
+export type CheckpointKind = 'periodic' | 'best' | 'manual' | 'stop' | 'error';
 
 export interface TensorEntry {
   name: string;
@@ -55,8 +55,12 @@ export interface CheckpointState {
    * patches per image visit and image count (position = floor(seq / patchesPerImage)).
    */
   data: { seq: number; patchesPerImage: number; images: number };
-  /** Validation PSNR (Y, dB) at this step, if measured. */
+  /** Validation PSNR (Y, dB, standard protocol) at this step, if measured. */
   valPsnr: number | null;
+  /** Validation gain over bicubic (dB, standard protocol) at this step, if measured (absent before it existed). */
+  valGain?: number | null;
+  /** The best validation gain of the run up to this step (a resumed run keeps choosing 'best' by it). */
+  bestValGain?: number | null;
   /**
    * The metrics logged since the previous checkpoint and in the minute before it. The trainer hands metrics to the database in
    * batches; after a kill, resume writes these back so the curve has no hole before the checkpoint.

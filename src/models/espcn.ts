@@ -2,6 +2,7 @@
 // but the last; no output activation (the output is unbounded; clip only for display). Layouts:
 //
 //  plain                conv5 3→C, conv3 C→C, conv3 C→3r², shuffle ×r.
+//                       `depth` D adds D more conv3 C→C after the second conv (any layout).
 //                       212 656 params for C=128, r=4; 69 488 for C=64, r=4.
 //  conv-after-upsample  (the author's v3) conv5 3→C, conv3 C→C, conv3 C→S·r², shuffle ×r → S,
 //                       conv3 S→T, conv3 T→3. C=128, S=16, T=64, r=4: 463 491 params.
@@ -39,6 +40,8 @@ export interface EspcnConfig {
   seed: number;
   /** Default 'plain'. */
   layout?: EspcnLayout;
+  /** Extra conv3 C→C (+ LeakyReLU) after conv2, before any dilated stack: a deeper, VGG-style body. Default 0. */
+  depth?: number;
   /** Dilations of the dilated stack; default [2, 4, 8] for 'dilated', [] (no stack) otherwise. */
   dilations?: readonly number[];
   /** T: channels of the convs after upsampling (x2x2, conv-after-upsample). Default 64. */
@@ -65,7 +68,10 @@ function plan(cfg: EspcnConfig): Step[] {
   const s = positiveInt('espcn.shuffleChannels', cfg.shuffleChannels ?? 16);
 
   const conv = (k: number, cin: number, cout: number, act = true, dilation = 1): Step => ({ conv: { k, cin, cout, dilation }, act });
+  const depth = cfg.depth ?? 0;
+  if (!Number.isInteger(depth) || depth < 0) throw new RangeError(`espcn.depth must be a non-negative integer, got ${JSON.stringify(cfg.depth)}`);
   const steps: Step[] = [conv(5, 3, c), conv(3, c, c)];
+  for (let i = 0; i < depth; i++) steps.push(conv(3, c, c));
   if (dilations.length > 0) {
     for (const d of dilations) steps.push(conv(3, c, c, true, d));
     steps.push(conv(3, c, c));

@@ -5,7 +5,7 @@
 // SSIM-Y after cropping `border` pixels (quality.ts). Means are over images: the mean of per-image
 // scores, as the papers' tables are.
 
-import { downscale } from '../data/degrade.js';
+import { downscale, type LrSynthesis } from '../data/degrade.js';
 import { toRgbImage } from '../data/image-io.js';
 import { crop, loadRgb, upscaleBicubic } from '../data/patches.js';
 import { psnrY, ssimY, SSIM_WINDOW } from '../data/quality.js';
@@ -18,6 +18,8 @@ export interface EvaluateOptions extends Partial<TileOptions> {
   scale: 2 | 4;
   /** Pixels cropped from each side before measuring. Default: the scale (the papers' convention). */
   border?: number;
+  /** How the LR inputs are made. Default: MATLAB-style antialiased bicubic, the standard protocol. */
+  lr?: LrSynthesis;
 }
 
 export interface Score {
@@ -52,7 +54,7 @@ export interface EvaluateResult {
  * 11×11, SSIM's window). Tiling options go to upscaleTiled.
  */
 export async function evaluate(gen: Generator | null, files: readonly string[], opts: EvaluateOptions): Promise<EvaluateResult> {
-  const { scale, border = opts.scale, ...tiling } = opts;
+  const { scale, border = opts.scale, lr: how = { filter: 'bicubic-aa', blur: 0 }, ...tiling } = opts;
   if (scale !== 2 && scale !== 4) throw new RangeError(`scale: expected 2 or 4, got ${JSON.stringify(scale)}`);
   if (!Number.isInteger(border) || border < 0) throw new RangeError(`border: expected a non-negative integer, got ${JSON.stringify(border)}`);
   if (gen !== null && gen.scale !== scale) throw new RangeError(`scale: ${scale} does not match the generator's scale ${gen.scale}`);
@@ -71,7 +73,7 @@ export async function evaluate(gen: Generator | null, files: readonly string[], 
       );
     }
     const hr = width === full.width && height === full.height ? full : crop(full, 0, 0, width, height);
-    const lr = downscale(hr, scale, 'bicubic-aa');
+    const lr = downscale(hr, scale, how.filter, how.blur);
     const score = (sr: typeof hr): Score => ({ psnr: psnrY(sr, hr, border), ssim: ssimY(sr, hr, border) });
     const bicubic = score(upscaleBicubic(lr, scale));
     const model = gen === null ? null : score(toRgbImage(await upscaleTiled(gen, lr, tiling)));

@@ -315,6 +315,8 @@ function espcnGraph(g: Graph, x: Sym, cfg: Extract<GeneratorConfig, { kind: 'esp
   };
   conv(5, c);
   conv(3, c);
+  // depth: absent in configs written before it existed, which had none.
+  for (let i = 0; i < (cfg.depth ?? 0); i++) conv(3, c);
   if (cfg.layout === 'dilated') {
     for (const d of ESPCN_DILATIONS) conv(3, c, true, d);
     conv(3, c);

@@ -4,6 +4,7 @@
 
 import type { Phase } from '../actors/scheduler.js';
 import type { BackendRequest } from './backend-names.js';
+import type { LrBlurSetting, LrFilterSetting } from '../data/degrade.js';
 
 export type EspcnLayout = 'plain' | 'x2x2' | 'conv-after-upsample' | 'dilated';
 
@@ -13,7 +14,7 @@ export type GeneratorConfig =
    * SEED_SPEC §3.1 and its variants. `skip`: add a bilinear enlargement of the input to the output, so
    * the network learns only the residual (not in the seed; it makes the fast preset useful in minutes).
    */
-  | { kind: 'espcn'; channels: number; layout: EspcnLayout; skip: boolean }
+  | { kind: 'espcn'; channels: number; layout: EspcnLayout; skip: boolean; depth: number }
   /** SEED_SPEC §3.3, the article's final network (×2 only). */
   | { kind: 'final'; channels: number; blocks: number; dilatedBlocks: boolean }
   /** ESRGAN's RRDBNet, SEED_SPEC §10.1. */
@@ -50,8 +51,10 @@ export interface RunConfig {
   batchSize: number;
   generator: GeneratorConfig;
   discriminator: DiscriminatorConfig;
-  /** How LR inputs are made from HR patches (SEED_SPEC §2.5). */
-  lrFilter: 'bilinear-aa' | 'box-gamma' | 'bicubic-aa';
+  /** How LR inputs are made from HR patches: one filter, or a mix drawn per patch (docs/degradations.md). */
+  lrFilter: LrFilterSetting;
+  /** A Gaussian blur before the downscale, with a probability per patch (probability 0 = never). */
+  lrBlur: LrBlurSetting;
   /** JPEG-degrade each LR batch at a quality drawn per batch from {50, 70, 80, 90, 95, 99}. */
   jpeg: boolean;
   pixelLoss: 'mse' | 'l1';
@@ -100,7 +103,7 @@ export interface RunConfig {
 
 /** Defaults of each generator kind, used when an override switches kind. */
 export const GENERATOR_DEFAULTS: Readonly<Record<GeneratorConfig['kind'], GeneratorConfig>> = Object.freeze({
-  espcn: { kind: 'espcn', channels: 64, layout: 'plain', skip: false },
+  espcn: { kind: 'espcn', channels: 64, layout: 'plain', skip: false, depth: 0 },
   final: { kind: 'final', channels: 64, blocks: 16, dilatedBlocks: true },
   rrdbnet: { kind: 'rrdbnet', channels: 64, growth: 32, blocks: 23 },
 });
@@ -114,6 +117,7 @@ export const DISCRIMINATOR_DEFAULTS: Readonly<Record<DiscriminatorConfig['kind']
 
 const COMMON = {
   lrFilter: 'bilinear-aa',
+  lrBlur: { probability: 0, sigmaMin: 0.2, sigmaMax: 1.2 },
   jpeg: false,
   pixelLoss: 'mse',
   pixelWeight: 1,
@@ -144,7 +148,7 @@ const ESPCN_X2_FAST: RunConfig = {
   scale: 2,
   patchSize: 64,
   batchSize: 8,
-  generator: { kind: 'espcn', channels: 32, layout: 'plain', skip: true },
+  generator: { kind: 'espcn', channels: 32, layout: 'plain', skip: true, depth: 0 },
   discriminator: { kind: 'patch', mid: 16 },
   dStepsPerG: 1,
   phases: [{ steps: null, lrG: 1e-3, lrD: 1e-4 }],

@@ -13,7 +13,7 @@ import type { DiscriminatorConfig, GeneratorConfig } from './presets.js';
 export function buildGenerator(cfg: GeneratorConfig, scale: 2 | 4, seed: number): Generator {
   switch (cfg.kind) {
     case 'espcn': {
-      const g = createEspcn({ channels: cfg.channels, scale, seed, layout: cfg.layout });
+      const g = createEspcn({ channels: cfg.channels, scale, seed, layout: cfg.layout, depth: cfg.depth ?? 0 });
       return cfg.skip ? withBilinearSkip(g) : g;
     }
     case 'final':

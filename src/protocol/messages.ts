@@ -106,8 +106,11 @@ export interface CheckpointWritten {
   /** sha256 of its checksums.json. */
   checksum: string;
   bytes: number;
-  kind: 'periodic' | 'manual' | 'stop' | 'error';
+  /** 'best': written because validation found a new best gain over bicubic. */
+  kind: 'periodic' | 'best' | 'manual' | 'stop' | 'error';
   valPsnr: number | null;
+  /** Validation gain over bicubic (dB, standard protocol) at this step, when measured. */
+  valGain: number | null;
   ms: number;
 }
 
