@@ -10,6 +10,7 @@ import { SharedRing } from '../../src/protocol/ring.js';
 import { decodeRingFrame, type PatchFrame, type SkipFrame } from '../../src/protocol/codec.js';
 import { Sequencer } from '../../src/actors/sequencer.js';
 import { DIST, tempDir } from '../support/tmp.js';
+import { downscale } from '../../src/data/degrade.js';
 
 const LOADER_WORKER = path.join(DIST, 'actors/loader-worker.js');
 import { waitFor } from '../support/cli.js';
@@ -109,6 +110,33 @@ describe('LoaderPool', () => {
     const errors = events.filter((e) => e.kind === 'data_error').map((e) => e.message);
     expect(errors.some((m) => m.includes('corrupt.png'))).toBe(true);
     expect(errors.some((m) => m.includes('tiny.png') && m.includes('smaller than a 32 px patch'))).toBe(true);
+  });
+
+  it('makes each LR from its HR with a synthesis of the mix: every frame equals downscale(hr, filter) for a filter of the mix, several filters appear', async () => {
+    for (let i = 0; i < 3; i++) await makeImage(path.join(tmp.dir, `img${i}.png`), 96, 80, i);
+    const mix = ['bicubic-aa', 'area', 'lanczos3'] as const;
+    pool = new LoaderPool({
+      ring: ring.buffer,
+      files: listImages(tmp.dir),
+      workers: 1,
+      seed: 3,
+      patchSize: 32,
+      scale: 2,
+      lrFilter: { 'bicubic-aa': 1, area: 1, lanczos3: 1 },
+      lrBlur: null,
+      patchesPerImage: 8,
+      workerFile: LOADER_WORKER,
+    });
+    await pool.start();
+    const frames = await readFrames(ring, 24);
+    const used = new Set<string>();
+    for (const f of frames) {
+      const hr = { width: 32, height: 32, data: f.hr.data };
+      const matches = mix.filter((m) => Buffer.from(downscale(hr, 2, m).data).equals(Buffer.from(f.lr.data)));
+      expect(matches.length, `frame ${f.seq}: its LR is none of ${mix.join(', ')} of its HR`).toBeGreaterThan(0);
+      used.add(matches[0]!);
+    }
+    expect(used.size).toBeGreaterThanOrEqual(2);
   });
 
   it('in sequence order, the patches are the same whatever the thread timing, and a later start continues them', async () => {

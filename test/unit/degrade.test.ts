@@ -4,14 +4,20 @@ import { describe, expect, it } from 'vitest';
 
 import {
   BILINEAR_AA_TAPS,
+  DOWNSCALE_FILTERS,
+  EVAL_LR_SYNTHESES,
   JPEG_QUALITIES,
   downscale,
   drawJpegQuality,
+  drawLrSynthesis,
+  lrSynthesisName,
+  parseLrSynthesis,
   jpegDegrade,
   type DownscaleFilter,
 } from '../../src/data/degrade.js';
 import { downscaleAA2, type RgbImage } from '../../src/data/patches.js';
 import { mulberry32 } from '../../src/data/prng.js';
+import { gaussianTaps, resampleSeparable } from '../../src/data/resample.js';
 import { channel, make, normalisedConv } from '../support/reference.js';
 
 function random(width: number, height: number, seed: number): RgbImage {
@@ -26,7 +32,7 @@ function psnr(a: RgbImage, b: RgbImage): number {
 }
 
 const mean = (a: number[]): number => a.reduce((s, v) => s + v, 0) / a.length;
-const FILTERS: DownscaleFilter[] = ['bilinear-aa', 'box-gamma', 'bicubic-aa'];
+const FILTERS: DownscaleFilter[] = ['bilinear-aa', 'box-gamma', 'bicubic-aa', 'area', 'lanczos3'];
 
 
 describe("downscale 'bilinear-aa'", () => {
@@ -145,6 +151,130 @@ describe("downscale 'bicubic-aa'", () => {
     const out = channel(downscale(img, 4, 'bicubic-aa'), 0);
     // Output o sits at x = 4o + 1.5, value 2(4o + 1.5) + 40; interior o are those whose 16 taps (4o−6..4o+9) are inside.
     for (let o = 2; o < 14; o++) expect(out[o]).toBe(2 * (4 * o + 1.5) + 40);
+  });
+});
+
+// A 24-sample signal in 4 equal rows, and Pillow 9.4's resize to 12×2 of the same signal, computed once
+// outside this code (Image.fromarray(a, 'L').resize((12, 2), f)): Pillow centres outputs like MATLAB
+// (source (o + 0.5)·2 − 0.5) and stretches the kernel by the factor, but renormalises border taps
+// where MATLAB mirrors, so only the interior must agree (to ±1: Pillow's 8-bit fixed-point weights).
+const SIGNAL = Array.from({ length: 24 }, (_, x) => (x * 37 + ((x * x) % 23) * 5) % 256);
+const PILLOW = {
+  box: [21, 125, 212, 25, 134, 168, 114, 100, 139, 90, 23, 67],
+  lanczos: [17, 133, 204, 36, 119, 189, 113, 68, 162, 95, 9, 69],
+  bicubic: [22, 130, 199, 42, 123, 180, 114, 80, 151, 94, 16, 65],
+};
+const signalImage = (): RgbImage => make(24, 4, (x) => [SIGNAL[x]!, SIGNAL[x]!, SIGNAL[x]!]);
+const firstRow = (img: RgbImage): number[] => channel(img, 0).slice(0, img.width);
+
+describe("downscale 'area'", () => {
+  it('×2 is the mean of each 2×2 block, rounded half up: Pillow BOX exactly', () => {
+    expect(firstRow(downscale(signalImage(), 2, 'area'))).toEqual(PILLOW.box);
+  });
+
+  it('×4 averages each 4×4 block (hand-computed)', () => {
+    // Row values 0, 10, 20, …: block 0 averages 0,10,20,30 → 15; block 1 averages 40..70 → 55.
+    const out = downscale(make(8, 4, (x) => [10 * x, 10 * x, 10 * x]), 4, 'area');
+    expect(channel(out, 0)).toEqual([15, 55]);
+  });
+});
+
+describe("downscale 'lanczos3'", () => {
+  it('×2 agrees with Pillow LANCZOS in the interior (±1)', () => {
+    const ours = firstRow(downscale(signalImage(), 2, 'lanczos3'));
+    // Output o reads source 2o − 5 .. 2o + 6: o = 3..8 touch no border.
+    for (let o = 3; o <= 8; o++) expect(Math.abs(ours[o]! - PILLOW.lanczos[o]!)).toBeLessThanOrEqual(1);
+    // A bilinear or bicubic stand-in would not: the kernels differ where the signal is rough.
+    const cubicRow = firstRow(downscale(signalImage(), 2, 'bicubic-aa'));
+    expect(cubicRow.slice(3, 9)).not.toEqual(ours.slice(3, 9));
+  });
+
+  it('×2 bicubic-aa agrees with Pillow BICUBIC (a = −0.5) in the interior (±1)', () => {
+    const ours = firstRow(downscale(signalImage(), 2, 'bicubic-aa'));
+    for (let o = 2; o <= 9; o++) expect(Math.abs(ours[o]! - PILLOW.bicubic[o]!)).toBeLessThanOrEqual(1);
+  });
+});
+
+describe('downscale with a Gaussian blur first', () => {
+  it('equals blurring then downscaling (one rounding instead of two: within ±1)', () => {
+    const img = random(32, 24, 9);
+    for (const filter of ['bicubic-aa', 'area', 'lanczos3', 'bilinear-aa'] as const) {
+      const once = downscale(img, 2, filter, 0.8);
+      const blurred = resampleSeparable(img, gaussianTaps(32, 0.8), gaussianTaps(24, 0.8));
+      const twice = downscale(blurred, 2, filter);
+      for (let i = 0; i < once.data.length; i++) expect(Math.abs(once.data[i]! - twice.data[i]!)).toBeLessThanOrEqual(1);
+    }
+  });
+
+  it('blurs: a sharper filter after blur loses detail a plain one keeps, and blur 0 is the plain filter', () => {
+    const img = random(32, 32, 10);
+    expect(downscale(img, 2, 'bicubic-aa', 0)).toEqual(downscale(img, 2, 'bicubic-aa'));
+    const plain = downscale(img, 2, 'bicubic-aa');
+    const soft = downscale(img, 2, 'bicubic-aa', 1.2);
+    const spread = (im: RgbImage) => {
+      const v = Array.from(im.data);
+      const m = mean(v);
+      return mean(v.map((x) => (x - m) ** 2));
+    };
+    expect(spread(soft)).toBeLessThan(spread(plain) * 0.8);
+  });
+
+  it('keeps a constant image constant and refuses blur with box-gamma or out of range', () => {
+    const flat = make(16, 16, () => [77, 140, 3]);
+    expect(downscale(flat, 2, 'lanczos3', 1)).toEqual(make(8, 8, () => [77, 140, 3]));
+    expect(() => downscale(flat, 2, 'box-gamma', 0.5)).toThrow(/box-gamma/);
+    expect(() => downscale(flat, 2, 'area', -1)).toThrow(/blur/);
+    expect(() => downscale(flat, 2, 'area', 9)).toThrow(/blur/);
+  });
+});
+
+describe('LR synthesis names and the training mix', () => {
+  it('parses filters and blurSIGMA+FILTER, and prints them back', () => {
+    for (const f of DOWNSCALE_FILTERS) expect(parseLrSynthesis(f)).toEqual({ filter: f, blur: 0 });
+    expect(parseLrSynthesis('blur0.8+bicubic-aa')).toEqual({ filter: 'bicubic-aa', blur: 0.8 });
+    expect(lrSynthesisName({ filter: 'area', blur: 1.5 })).toBe('blur1.5+area');
+    for (const n of EVAL_LR_SYNTHESES) expect(lrSynthesisName(parseLrSynthesis(n))).toBe(n);
+    for (const bad of ['bicubic', 'blur+area', 'blur0.8+box-gamma', 'blur9+area', 'blur0.8', '']) {
+      expect(() => parseLrSynthesis(bad)).toThrow(/LR filter: expected one of .*got/);
+    }
+  });
+
+  it('draws filters in proportion to their weights, blur with its probability and σ in range', () => {
+    const rand = mulberry32(3);
+    const n = 8000;
+    const counts: Record<string, number> = {};
+    let blurred = 0;
+    for (let i = 0; i < n; i++) {
+      const s = drawLrSynthesis({ 'bicubic-aa': 3, area: 1, lanczos3: 0 }, { probability: 0.25, sigmaMin: 0.3, sigmaMax: 0.9 }, rand);
+      counts[s.filter] = (counts[s.filter] ?? 0) + 1;
+      if (s.blur > 0) {
+        blurred++;
+        expect(s.blur).toBeGreaterThanOrEqual(0.3);
+        expect(s.blur).toBeLessThanOrEqual(0.9);
+      }
+    }
+    expect(counts.lanczos3).toBeUndefined();
+    expect(counts['bicubic-aa']! / n).toBeCloseTo(0.75, 1);
+    expect(counts.area! / n).toBeCloseTo(0.25, 1);
+    expect(blurred / n).toBeCloseTo(0.25, 1);
+  });
+
+  it('always draws rand() three times, so what follows does not depend on the outcome; a single filter without blur is itself', () => {
+    const a = mulberry32(5);
+    const b = mulberry32(5);
+    drawLrSynthesis({ 'bicubic-aa': 1, area: 1 }, { probability: 0.5, sigmaMin: 0.2, sigmaMax: 1 }, a);
+    drawLrSynthesis('lanczos3', null, b);
+    expect(a()).toBe(b());
+    expect(drawLrSynthesis('area', { probability: 0, sigmaMin: 0.2, sigmaMax: 1 }, mulberry32(1))).toEqual({ filter: 'area', blur: 0 });
+  });
+
+  it('is reproducible from the seed', () => {
+    const draw = (seed: number) => {
+      const r = mulberry32(seed);
+      return Array.from({ length: 20 }, () => drawLrSynthesis({ 'bicubic-aa': 1, 'bilinear-aa': 1, area: 1, lanczos3: 1 }, { probability: 0.3, sigmaMin: 0.2, sigmaMax: 1 }, r));
+    };
+    expect(draw(9)).toEqual(draw(9));
+    expect(draw(9)).not.toEqual(draw(10));
   });
 });
 
