@@ -18,7 +18,7 @@ import { deriveSeed, mulberry32, type Rng } from '../data/prng.js';
 import { readCheckpoint, writeCheckpoint } from '../models/checkpoint.js';
 import { saveGeneratorLayersModel } from '../models/export-layers.js';
 import { downscale, drawJpegQuality, drawLrSynthesis, jpegDegrade } from '../data/degrade.js';
-import { crop, hstack, loadRgb, upscaleBicubic, upscaleNearest, type RgbImage } from '../data/patches.js';
+import { crop, loadRgb, previewStrip, upscaleBicubic, type RgbImage } from '../data/patches.js';
 import { psnrY } from '../data/quality.js';
 
 export interface TrainerWorkerData {
@@ -265,8 +265,7 @@ async function main(): Promise<void> {
 
   const makePreview = (step: number) => {
     if (!preview) return;
-    const model = generateRgb(preview.lr);
-    const strip = hstack([upscaleNearest(preview.lr, config.scale), upscaleBicubic(preview.lr, config.scale), model, preview.hr], 4, 32);
+    const strip = previewStrip(preview, generateRgb(preview.lr), config.scale);
     post({ type: 'preview', step, width: strip.width, height: strip.height, rgb: strip.data }, [strip.data.buffer as ArrayBuffer]);
   };
 

@@ -9,6 +9,7 @@ import { startDaemon } from './start.js';
 import { prepareCommand } from './prepare.js';
 import { SrganError } from '../errors.js';
 import { BACKEND_NAMES } from '../models/backend-names.js';
+import { DOWNSCALE_FILTERS, EVAL_LR_SYNTHESES } from '../data/degrade.js';
 import type { DaemonStatus } from '../protocol/messages.js';
 
 interface Command {
@@ -245,13 +246,14 @@ const COMMANDS: Record<string, Command> = {
   },
   eval: {
     summary: 'score a generator with PSNR-Y / SSIM-Y against bicubic and other models; stored on the run',
-    usage: 'srgan eval --data DIR [--run RUN | --checkpoint PATH] [--best] [--compare MODEL ...] [--border N] [--limit N] [--backend NAME] [--json] [--no-save]',
+    usage: 'srgan eval --data DIR [--run RUN | --checkpoint PATH] [--best] [--compare MODEL ...] [--lr-filter NAME ...] [--border N] [--limit N] [--backend NAME] [--json] [--no-save]',
     options: {
       data: { type: 'string' },
       run: { type: 'string' },
       checkpoint: { type: 'string' },
       best: { type: 'boolean' },
       compare: { type: 'string', multiple: true },
+      'lr-filter': { type: 'string', multiple: true },
       border: { type: 'string' },
       limit: { type: 'string' },
       backend: { type: 'string' },
@@ -259,15 +261,16 @@ const COMMANDS: Record<string, Command> = {
       json,
     },
     help: {
-      '--data DIR': 'high-resolution images (walked recursively); each is cropped to a multiple of the scale and its LR made with antialiased bicubic',
+      '--data DIR': 'high-resolution images (walked recursively); each is cropped to a multiple of the scale and its LR made as --lr-filter says',
       '--run RUN': "evaluate this run's latest checkpoint (default: the newest run that has one)",
       '--checkpoint PATH': 'evaluate this checkpoint or exported generator folder instead',
       '--best': 'take the checkpoint with the highest validation PSNR instead of the latest',
       '--compare MODEL': 'also score this tfjs LayersModel (model.json or its folder; input [n,h,w,3] in [0,1], ×2 or ×4 as the run); repeatable',
+      '--lr-filter NAME': `how the LR inputs are made (repeatable; one table row each): ${DOWNSCALE_FILTERS.join(', ')}, or blurSIGMA+FILTER (a Gaussian blur first, e.g. blur0.8+bicubic-aa), or all (${EVAL_LR_SYNTHESES.join(', ')}); default bicubic-aa, the papers' protocol`,
       '--border N': 'pixels cropped from each side before measuring (default: the scale)',
       '--limit N': 'only the first N images (sorted by path)',
       '--backend NAME': `compute backend: auto (default), ${BACKEND_NAMES.join(', ')}`,
-      '--json': 'print one JSON object {source, run, step, scale, border, images, results, files}',
+      '--json': 'print one JSON object {source, run, step, scale, border, images, results, files, filters: [{lr, model, bicubic, gain, compare}]}',
       '--no-save': 'do not store the results in the evals table of runs.db',
     },
     async run(v) {

@@ -18,7 +18,7 @@ import type { RgbImage } from '../data/patches.js';
 import { resolveConfig } from './config.js';
 import type { RunConfig } from '../models/presets.js';
 import { acquireLock, ensureToken, homePaths, releaseLock, writeDaemonInfo, type HomePaths } from './home.js';
-import { encodePng } from '../data/patches.js';
+import { encodePng, PREVIEW_PANELS } from '../data/patches.js';
 import { SrganError } from '../errors.js';
 
 const HISTORY_LIMIT = 20_000;
@@ -331,7 +331,7 @@ export class Daemon implements DaemonControl {
       }
       case 'preview':
         void encodePng({ width: m.width, height: m.height, data: m.rgb }).then((png) => {
-          const panels = ['low-res input', 'bicubic', 'model output', 'original'];
+          const panels = [...PREVIEW_PANELS];
           this.#store?.send({ type: 'preview', runId: this.runId, step: m.step, width: m.width, height: m.height, panels, png });
           this.#latestPreview = { type: 'preview', step: m.step, width: m.width, height: m.height, panels, png: png.toString('base64') };
           this.#server?.send({ type: 'broadcast', topic: 'previews', message: this.#latestPreview });

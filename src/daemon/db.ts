@@ -410,7 +410,10 @@ export interface EvalRow {
   /** Unix seconds. */
   time: number;
   data_dir: string;
-  /** 'model', 'bicubic' or a checkpoint path. */
+  /**
+   * 'model', 'bicubic' or a compared model's path; `srgan eval` appends `@LR` (e.g. 'model@area') when
+   * the LR synthesis is not the standard 'bicubic-aa', whose name is also json's `lr` (docs/sqlite.md).
+   */
   model: string;
   psnr: number | null;
   ssim: number | null;

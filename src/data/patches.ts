@@ -237,6 +237,33 @@ export function hstack(images: readonly RgbImage[], gap: number, fill = 0): RgbI
   return { width, height, data: out };
 }
 
+/** Captions of previewStrip's panels, left to right (stored with each preview, db.ts `previews.panels`). */
+export const PREVIEW_PANELS: readonly string[] = Object.freeze(['low-res input', 'bicubic', 'model output', 'original']);
+/** Columns between previewStrip's panels, and their grey level. */
+export const PREVIEW_GAP = 4;
+export const PREVIEW_FILL = 32;
+
+/**
+ * The monitor's preview strip (PREVIEW_PANELS): the LR enlarged by nearest neighbour (to show its
+ * pixels as they are), the centre-aligned bicubic enlargement of the same LR (the baseline srgan eval
+ * scores, so the strip and the eval table show one bicubic), the model's output, and the HR; side by
+ * side, PREVIEW_GAP grey columns apart. `model` and `pair.hr` must be `scale` times `pair.lr`'s size.
+ */
+export function previewStrip(pair: { hr: RgbImage; lr: RgbImage }, model: RgbImage, scale: number): RgbImage {
+  checkImage(pair.lr, 'pair.lr');
+  checkImage(pair.hr, 'pair.hr');
+  checkImage(model, 'model');
+  checkScale(scale);
+  const w = pair.lr.width * scale;
+  const h = pair.lr.height * scale;
+  for (const [name, im] of [['pair.hr', pair.hr], ['model', model]] as const) {
+    if (im.width !== w || im.height !== h) {
+      throw new RangeError(`${name}: expected ${w}×${h} (pair.lr ${pair.lr.width}×${pair.lr.height} ×${scale}), got ${im.width}×${im.height}`);
+    }
+  }
+  return hstack([upscaleNearest(pair.lr, scale), upscaleBicubic(pair.lr, scale), model, pair.hr], PREVIEW_GAP, PREVIEW_FILL);
+}
+
 /** Encodes an RGB image as PNG (sharp, default compression). */
 export async function encodePng(img: RgbImage): Promise<Buffer> {
   checkImage(img);

@@ -1,6 +1,7 @@
 // Benchmark evaluation the way SR papers report it (BasicSR's test pipeline): each HR image is cropped
 // to a multiple of the scale from the top-left (BasicSR's mod_crop), its LR made with MATLAB-style
-// antialiased bicubic (degrade.ts 'bicubic-aa'), and the model's output (clamped to [0, 1] and rounded
+// antialiased bicubic (degrade.ts 'bicubic-aa'; `lr` may name another synthesis, to measure how a
+// model copes with LR made another way), and the model's output (clamped to [0, 1] and rounded
 // to 8 bits, like tensor2img) and a plain bicubic enlargement are scored against the HR with PSNR-Y and
 // SSIM-Y after cropping `border` pixels (quality.ts). Means are over images: the mean of per-image
 // scores, as the papers' tables are.
@@ -41,9 +42,16 @@ export interface EvaluateRow {
 export interface EvaluateResult {
   scale: 2 | 4;
   border: number;
+  /** The LR synthesis the scores were measured with. */
+  lr: LrSynthesis;
   /** Means over the images; model is null when no generator was given. */
   model: Score | null;
   bicubic: Score;
+  /**
+   * model.psnr − bicubic.psnr, dB: what the network adds over plain bicubic on the same LR (equal to the
+   * mean of the per-image gains); null when no generator was given.
+   */
+  gain: number | null;
   rows: EvaluateRow[];
 }
 
@@ -83,11 +91,7 @@ export async function evaluate(gen: Generator | null, files: readonly string[], 
     psnr: rows.reduce((a, r) => a + pick(r).psnr, 0) / rows.length,
     ssim: rows.reduce((a, r) => a + pick(r).ssim, 0) / rows.length,
   });
-  return {
-    scale,
-    border,
-    model: gen === null ? null : mean((r) => r.model!),
-    bicubic: mean((r) => r.bicubic),
-    rows,
-  };
+  const model = gen === null ? null : mean((r) => r.model!);
+  const bicubic = mean((r) => r.bicubic);
+  return { scale, border, lr: { filter: how.filter, blur: how.blur }, model, bicubic, gain: model === null ? null : model.psnr - bicubic.psnr, rows };
 }

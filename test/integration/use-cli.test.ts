@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { openDb, recordCheckpoint, type EvalRow } from '../../src/daemon/db.js';
 import { homePaths } from '../../src/daemon/home.js';
-import { downscale } from '../../src/data/degrade.js';
+import { downscale, EVAL_LR_SYNTHESES } from '../../src/data/degrade.js';
 import { readForUpscale, upscaleAlpha } from '../../src/data/image-io.js';
 import { crop, loadRgb, upscaleBicubic, upscaleNearest } from '../../src/data/patches.js';
 import { mulberry32 } from '../../src/data/prng.js';
@@ -28,6 +28,7 @@ import { checkpointForRun, loadGenerator } from '../../src/models/load-generator
 import type { Generator } from '../../src/models/network.js';
 import { PRESETS, type RunConfig } from '../../src/models/presets.js';
 import { buildGenerator } from '../../src/models/registry.js';
+import { saveBicubicLayersModel } from '../support/bicubic-model.js';
 import { srgan } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -42,6 +43,10 @@ const otherX2 = path.join(tmp.dir, 'other-x2');
 const otherX4 = path.join(tmp.dir, 'other-x4');
 /** A plain tfjs model that is not an srgan generator: nearest-neighbour ×2, the stand-in for a published upscaler. */
 const nearestX2 = path.join(tmp.dir, 'nearest-x2');
+/** A tfjs LayersModel that computes the centre-aligned Keys bicubic ×2 (test/support/bicubic-model.ts). */
+const bicubicX2 = path.join(tmp.dir, 'bicubic-x2');
+/** HR images with noise in every channel, like photos (few exact-half ties between float32 and float64 bicubic). */
+const noisyDir = path.join(tmp.dir, 'hr-noisy');
 const ckpt = (step: number) => path.join(ckptParent, `step-${String(step).padStart(8, '0')}`);
 
 /** Seeds of the generators in the checkpoints: step 10 is the best by val PSNR, 20 the newest intact one, 30 is damaged. */
@@ -132,6 +137,7 @@ beforeAll(async () => {
   const nearest = tfl.sequential({ layers: [tfl.layers.upSampling2d({ size: [2, 2], inputShape: [null, null, 3] })] });
   await nearest.save(fileModelIO(nearestX2));
   nearest.dispose();
+  await saveBicubicLayersModel(2, bicubicX2);
 
   // Upscale inputs: RGBA, grey in a subfolder, a JPEG stored 26×18 that EXIF orientation 6 turns to 18×26, and junk.
   await writePng(path.join(inDir, 'rgba.png'), 40, 28, 4, 1);
@@ -148,6 +154,12 @@ beforeAll(async () => {
   await writePng(path.join(hrDir, 'a.png'), 48, 40, 3, 4);
   await writePng(path.join(hrDir, 'b.png'), 41, 37, 3, 5);
   await writePng(path.join(hrDir, 'c.png'), 36, 44, 3, 6);
+  for (const [name, w, h, seed] of [['n1.png', 56, 48, 7], ['n2.png', 45, 41, 8]] as const) {
+    const rand = mulberry32(seed);
+    const px = Uint8Array.from({ length: w * h * 3 }, (_, i) => Math.round(128 + 70 * Math.sin(((i / 3) % w) / (3 + (i % 3)) + Math.floor(i / 3 / w) / 5) + 40 * (rand() - 0.5)));
+    fs.mkdirSync(noisyDir, { recursive: true });
+    await sharp(px, { raw: { width: w, height: h, channels: 3 } }).png().toFile(path.join(noisyDir, name));
+  }
 });
 
 afterAll(() => {
@@ -266,11 +278,21 @@ describe('srgan eval', () => {
       scale: number;
       border: number;
       images: number;
-      results: { model: string; psnr: number; ssim: number; images: number }[];
+      results: { model: string; lr: string; psnr: number; ssim: number; gain: number; images: number }[];
+      filters: { lr: string; lrSynthesis: unknown; model: { psnr: number }; bicubic: { psnr: number }; gain: number; compare: { model: string; psnr: number; gain: number }[] }[];
       saved: number;
     };
     expect([report.source, report.step, report.scale, report.border, report.images, report.saved]).toEqual([ckpt(10), 10, 2, 2, 3, 5]);
     expect(report.results.map((x) => x.model)).toEqual(['model', 'bicubic', otherX2, ckptGen, nearestX2]);
+    // The default is the standard protocol alone: one entry in filters, the same numbers as results.
+    expect(report.results.every((x) => x.lr === 'bicubic-aa')).toBe(true);
+    expect(report.filters.map((f) => [f.lr, f.lrSynthesis, f.compare.map((c) => c.model)])).toEqual([['bicubic-aa', { filter: 'bicubic-aa', blur: 0 }, [otherX2, ckptGen, nearestX2]]]);
+    const f0 = report.filters[0]!;
+    expect([f0.model.psnr, f0.bicubic.psnr, f0.compare[2]!.psnr]).toEqual([report.results[0]!.psnr, report.results[1]!.psnr, report.results[4]!.psnr]);
+    expect(f0.gain).toBeCloseTo(report.results[0]!.psnr - report.results[1]!.psnr, 12);
+    expect(report.results[0]!.gain).toBe(f0.gain);
+    expect(report.results[1]!.gain).toBe(0);
+    expect(f0.compare[2]!.gain).toBeCloseTo(report.results[4]!.psnr - report.results[1]!.psnr, 12);
 
     // Bicubic, by evaluate's protocol: mod-crop, antialiased bicubic down, bicubic up, PSNR-Y with a 2 px border.
     // The nearest-neighbour model scores as upscaleNearest does on the same LR.
@@ -304,17 +326,24 @@ describe('srgan eval', () => {
       [nearestX2, 3, hrDir],
     ]);
     expect(rows[1]!.psnr).toBeCloseTo(sum / 3, 9);
-    expect(JSON.parse(rows[0]!.json!)).toMatchObject({ source: ckpt(10), step: 10, border: 2, files: [{ file: files[0] }, { file: files[1] }, { file: files[2] }] });
+    expect(JSON.parse(rows[0]!.json!)).toMatchObject({
+      source: ckpt(10),
+      step: 10,
+      border: 2,
+      lr: 'bicubic-aa',
+      lrSynthesis: { filter: 'bicubic-aa', blur: 0 },
+      files: [{ file: files[0] }, { file: files[1] }, { file: files[2] }],
+    });
   });
 
   it('prints one table; --no-save stores nothing; a compared model of another scale is refused', () => {
     const r = run(['eval', '--run', RUN, '--data', hrDir, '--limit', '1', '--no-save', '--backend', 'cpu']);
     expect(r.status, r.stderr).toBe(0);
     const lines = r.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^MODEL\s+PSNR-Y\s+SSIM-Y\s+IMAGES$/);
-    expect(lines[1]).toMatch(/^model \(step 20\)\s+\d+\.\d\d\s+0\.\d{4}\s+1$/);
-    expect(lines[2]).toMatch(/^bicubic\s+\d+\.\d\d\s+0\.\d{4}\s+1$/);
+    expect(lines[0]).toMatch(/^LR FILTER\s+MODEL PSNR-Y\s+SSIM-Y\s+BICUBIC PSNR-Y\s+SSIM-Y\s+GAIN$/);
+    expect(lines[1]).toMatch(/^bicubic-aa\s+\d+\.\d\d\s+0\.\d{4}\s+\d+\.\d\d\s+0\.\d{4}\s+[+-]\d+\.\d\d$/);
     expect(r.stdout).toMatch(/×2, Y channel \(BT\.601\), 2 px border cropped, means over 1 image/);
+    expect(r.stdout).toContain(`model: ${ckpt(20)} (step 20)`);
     const db = openDb(homePaths(home).db, { readonly: true });
     expect(db.prepare('SELECT count(*) FROM evals').pluck().get()).toBe(5);
     db.close();
@@ -324,10 +353,72 @@ describe('srgan eval', () => {
     expect(bad.stderr).toMatch(/srgan: SRGAN_ERR_CONFIG: --compare .*other-x4: upscales ×4, but the model being evaluated upscales ×2/);
   });
 
+  it('--lr-filter all --compare a bicubic copy: one row per LR synthesis, the copy gains 0.00 dB under each; rows stored per synthesis', () => {
+    const r = run(['eval', '--run', RUN, '--data', noisyDir, '--compare', bicubicX2, '--lr-filter', 'all', '--backend', 'cpu', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as {
+      results: { model: string; lr: string; psnr: number; gain: number }[];
+      files: { file: string; compare: unknown[] }[];
+      filters: { lr: string; lrSynthesis: { filter: string; blur: number }; model: { psnr: number }; bicubic: { psnr: number }; gain: number; compare: { model: string; psnr: number; ssim: number; gain: number }[]; files: unknown[] }[];
+      saved: number;
+    };
+    expect(report.filters.map((f) => f.lr)).toEqual([...EVAL_LR_SYNTHESES]);
+    expect(report.filters[4]!.lrSynthesis).toEqual({ filter: 'bicubic-aa', blur: 0.8 });
+    for (const f of report.filters) {
+      // The copy of bicubic is bicubic: no gain (float32 vs float64 rounding at exact halves aside).
+      expect(Math.abs(f.compare[0]!.gain), f.lr).toBeLessThanOrEqual(0.01);
+      expect(f.compare[0]!.model).toBe(bicubicX2);
+      expect(f.files).toHaveLength(2);
+    }
+    // Other LR syntheses give other bicubic baselines.
+    expect(new Set(report.filters.map((f) => f.bicubic.psnr.toFixed(6))).size).toBe(5);
+    // Standard-protocol rows keep the plain labels; the others say their LR synthesis.
+    expect(report.results.map((x) => x.model)).toEqual(
+      EVAL_LR_SYNTHESES.flatMap((lr) => ['model', 'bicubic', bicubicX2].map((m) => (lr === 'bicubic-aa' ? m : `${m}@${lr}`))),
+    );
+    expect(report.saved).toBe(15);
+    expect(report.files).toHaveLength(2);
+
+    const db = openDb(homePaths(home).db, { readonly: true });
+    const rows = db.prepare('SELECT * FROM evals WHERE run_id = ? AND data_dir = ? ORDER BY id').all(RUN, noisyDir) as EvalRow[];
+    db.close();
+    expect(rows.map((x) => x.model)).toEqual(report.results.map((x) => x.model));
+    const area = rows.find((x) => x.model === 'model@area')!;
+    const areaJson = JSON.parse(area.json!) as { lr: string; lrSynthesis: unknown; gain: number; files: unknown[] };
+    expect([areaJson.lr, areaJson.lrSynthesis, areaJson.files.length]).toEqual(['area', { filter: 'area', blur: 0 }, 2]);
+    expect(areaJson.gain).toBeCloseTo(report.filters[2]!.gain, 9);
+    expect(JSON.parse(rows.find((x) => x.model === `${bicubicX2}@blur0.8+bicubic-aa`)!.json!)).toMatchObject({ lr: 'blur0.8+bicubic-aa', lrSynthesis: { filter: 'bicubic-aa', blur: 0.8 } });
+    expect(JSON.parse(rows[0]!.json!)).toMatchObject({ model: 'model', lr: 'bicubic-aa' });
+  });
+
+  it('the table: one row per --lr-filter (each once), compared models as #1, #2 columns', () => {
+    const r = run(['eval', '--run', RUN, '--data', noisyDir, '--compare', bicubicX2, '--lr-filter', 'area', '--lr-filter', 'blur0.80+bicubic-aa', '--lr-filter', 'area', '--no-save', '--backend', 'cpu']);
+    expect(r.status, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^LR FILTER\s+MODEL PSNR-Y\s+SSIM-Y\s+BICUBIC PSNR-Y\s+SSIM-Y\s+GAIN\s+#1 PSNR-Y\s+SSIM-Y\s+GAIN$/);
+    const num = String.raw`\d+\.\d\d\s+0\.\d{4}`;
+    expect(lines[1]).toMatch(new RegExp(`^area\\s+${num}\\s+${num}\\s+[+-]\\d+\\.\\d\\d\\s+${num}\\s+[+-]0\\.0[01]$`));
+    expect(lines[2]).toMatch(new RegExp(`^blur0\\.8\\+bicubic-aa\\s+${num}\\s+${num}\\s+[+-]\\d+\\.\\d\\d\\s+${num}\\s+[+-]0\\.0[01]$`));
+    expect(lines[3]).toMatch(/^×2, Y channel/);
+    expect(r.stdout).toContain(`#1: ${bicubicX2}`);
+  });
+
+  it('a bad --lr-filter is SRGAN_ERR_CONFIG naming the value and the accepted forms, before any model is loaded', () => {
+    for (const bad of ['bicubic', 'blur9+area', 'blur0.5+box-gamma', 'ALL']) {
+      // --checkpoint names no model at all: reaching the model would be SRGAN_ERR_CHECKPOINT.
+      const r = run(['eval', '--checkpoint', path.join(tmp.dir, 'no-such-model'), '--data', noisyDir, '--lr-filter', 'area', '--lr-filter', bad]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(`srgan: SRGAN_ERR_CONFIG: --lr-filter: expected one of bicubic-aa, bilinear-aa, area, lanczos3, box-gamma`);
+      expect(r.stderr).toContain(`got ${JSON.stringify(bad)}; or all, for bicubic-aa, bilinear-aa, area, lanczos3, blur0.8+bicubic-aa`);
+      expect(r.stderr).toContain('blurSIGMA+FILTER');
+    }
+  });
+
   it('--help', () => {
     const r = run(['eval', '--help']);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^usage: srgan eval --data DIR/);
-    for (const flag of ['--run RUN', '--checkpoint PATH', '--best', '--compare MODEL', '--border N', '--limit N', '--json', '--no-save']) expect(r.stdout).toContain(flag);
+    for (const flag of ['--run RUN', '--checkpoint PATH', '--best', '--compare MODEL', '--lr-filter NAME', '--border N', '--limit N', '--json', '--no-save']) expect(r.stdout).toContain(flag);
+    expect(r.stdout).toMatch(/--lr-filter NAME .*bicubic-aa, bilinear-aa, area, lanczos3, box-gamma, or blurSIGMA\+FILTER .* or all \(bicubic-aa, bilinear-aa, area, lanczos3, blur0\.8\+bicubic-aa\)/);
   });
 });

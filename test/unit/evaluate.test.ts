@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { downscale } from '../../src/data/degrade.js';
+import { downscale, EVAL_LR_SYNTHESES, parseLrSynthesis } from '../../src/data/degrade.js';
 import { crop, loadRgb, upscaleBicubic, type RgbImage } from '../../src/data/patches.js';
 import { mulberry32 } from '../../src/data/prng.js';
 import { psnrY, ssimY } from '../../src/data/quality.js';
@@ -17,6 +17,7 @@ import { evaluate } from '../../src/models/evaluate.js';
 import type { Generator } from '../../src/models/network.js';
 import { PRESETS } from '../../src/models/presets.js';
 import { buildGenerator } from '../../src/models/registry.js';
+import { bicubicGenerator, bicubicLayersModel } from '../support/bicubic-model.js';
 import { tempDir } from '../support/tmp.js';
 
 const tmp = tempDir('srgan-evaluate-');
@@ -103,6 +104,89 @@ describe('evaluate', () => {
     const b0 = await evaluate(null, files.slice(0, 1), { scale: 2, border: 0 });
     expect(b0.border).toBe(0);
     expect(b0.bicubic.psnr).not.toBeCloseTo(res.bicubic.psnr, 3);
+  });
+
+  it('reports the LR synthesis and the gain over bicubic; another LR synthesis changes the LR', async () => {
+    const std = await evaluate(gen, files, { scale: 2 });
+    expect(std.lr).toEqual({ filter: 'bicubic-aa', blur: 0 });
+    expect(std.gain).toBeCloseTo(std.model!.psnr - std.bicubic.psnr, 12);
+    const area = await evaluate(gen, files, { scale: 2, lr: parseLrSynthesis('area') });
+    expect(area.lr).toEqual({ filter: 'area', blur: 0 });
+    const hr = await loadRgb(files[1]!);
+    expect(area.rows[1]!.bicubic.psnr).toBeCloseTo(psnrY(upscaleBicubic(downscale(hr, 2, 'area'), 2), hr, 2), 10);
+    expect(area.bicubic.psnr).not.toBeCloseTo(std.bicubic.psnr, 3);
+    expect((await evaluate(null, files, { scale: 2 })).gain).toBeNull();
+  });
+
+  it('a network that copies bicubic gains 0.00 dB, under the standard protocol and every other LR synthesis', async () => {
+    // test/support/bicubic-model.ts: the Keys enlargement as a fixed conv per output phase + depthToSpace.
+    // Pictures with noise in every channel, like photos: the float32 network and upscaleBicubic's
+    // float64 can round an exact .5 differently, and the pictures above have a linear channel, whose
+    // bicubic enlargement is full of exact halves (±0.005 dB from ties alone on images this small).
+    const noisy: string[] = [];
+    for (const [name, w, h, seed] of [['n1.png', 60, 52, 7], ['n2.png', 49, 45, 8]] as const) {
+      const rand = mulberry32(seed);
+      const data = new Uint8Array(w * h * 3);
+      for (let i = 0; i < data.length; i++) {
+        const x = Math.floor(i / 3) % w;
+        const y = Math.floor(i / 3 / w);
+        data[i] = Math.round(128 + 70 * Math.sin(x / (3 + (i % 3)) + y / 5) + 40 * (rand() - 0.5));
+      }
+      const p = path.join(tmp.dir, name);
+      await sharp(data, { raw: { width: w, height: h, channels: 3 } }).png().toFile(p);
+      noisy.push(p);
+    }
+    for (const scale of [2, 4] as const) {
+      const copy = bicubicGenerator(scale);
+      try {
+        // Its output, before rounding, is within half a level of upscaleBicubic's bytes everywhere: the
+        // same values up to float32 error. (Rounded, they may differ by 1 at exact halves, which these
+        // pictures' linear channel makes common: Keys reproduces a ramp, 2·k + ¼·2 = …5.)
+        const full = await loadRgb(files[1]!);
+        const lr = downscale(crop(full, 0, 0, 44, 44), scale, 'bicubic-aa');
+        const out = tf.tidy(() => tf.mul(tf.clipByValue(copy.apply(tf.div(tf.tensor4d(lr.data, [1, lr.height, lr.width, 3], 'float32'), 255) as tf.Tensor4D), 0, 1), 255).dataSync());
+        const ref = upscaleBicubic(lr, scale).data;
+        expect(out.length).toBe(ref.length);
+        let worst = 0;
+        out.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - ref[i]!))));
+        expect(worst).toBeLessThanOrEqual(0.5 + 1e-3);
+
+        const start = tf.memory().numTensors;
+        // Tiles of 16 with overlap 4 (radius 2): the seams are exact too.
+        const std = await evaluate(copy, noisy, { scale, tile: 16, overlap: 4, blend: 0 });
+        expect(tf.memory().numTensors).toBe(start);
+        expect(std.lr).toEqual({ filter: 'bicubic-aa', blur: 0 });
+        expect(Math.abs(std.gain!)).toBeLessThanOrEqual(0.01);
+        expect(Math.abs(std.model!.ssim - std.bicubic.ssim)).toBeLessThan(1e-4);
+        for (const row of std.rows) expect(Math.abs(row.model!.psnr - row.bicubic.psnr)).toBeLessThanOrEqual(0.01);
+        if (scale === 2) {
+          for (const name of EVAL_LR_SYNTHESES) {
+            const r = await evaluate(copy, noisy, { scale, lr: parseLrSynthesis(name) });
+            expect(Math.abs(r.gain!), name).toBeLessThanOrEqual(0.01);
+          }
+        }
+      } finally {
+        copy.dispose();
+      }
+    }
+    // The espcn generator is not a bicubic copy: its gain is far from 0 (a check that the check can fail).
+    const random = await evaluate(gen, files, { scale: 2 });
+    expect(Math.abs(random.gain!)).toBeGreaterThan(1);
+  });
+
+  it('the bicubic copy built from tfjs-layers built-in layers (what srgan eval --compare loads) equals the tfjs-core one', () => {
+    for (const scale of [2, 4] as const) {
+      const model = bicubicLayersModel(scale);
+      const copy = bicubicGenerator(scale);
+      const rand = mulberry32(scale);
+      const x = tf.tensor4d(Float32Array.from({ length: 2 * 9 * 13 * 3 }, () => rand()), [2, 9, 13, 3]);
+      const [a, b] = [model.predict(x) as tf.Tensor, copy.apply(x)];
+      expect(a.shape).toEqual([2, 9 * scale, 13 * scale, 3]);
+      expect(tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]).toBeLessThan(1e-5);
+      tf.dispose([x, a, b]);
+      model.dispose();
+      copy.dispose();
+    }
   });
 
   it('rejects bad arguments and images too small to measure', async () => {

@@ -119,6 +119,63 @@ describe('upscaleBicubic', () => {
   it('rejects non-integer scales', () => {
     expect(() => upscaleBicubic(make(2, 2, () => [0, 0, 0]), 1.5)).toThrow(RangeError);
   });
+
+  // Pinned against values computed independently of resample.ts with NumPy (python3 + numpy 1.x):
+  //
+  //   def keys(x, a=-0.5):
+  //       t = abs(x)
+  //       if t <= 1: return (a+2)*t**3 - (a+3)*t**2 + 1
+  //       if t < 2: return a*t**3 - 5*a*t**2 + 8*a*t - 4*a
+  //       return 0.0
+  //   def up_matrix(n, s):                 # row j: weights of the n inputs in output j
+  //       M = np.zeros((n*s, n))
+  //       for j in range(n*s):
+  //           u = (j + 0.5)/s - 0.5; i0 = int(np.floor(u))
+  //           for i in range(i0-1, i0+3): M[j, min(max(i, 0), n-1)] += keys(u - i)
+  //       return M
+  //   to_byte = lambda v: np.clip(np.floor(v + 0.5 + 1e-9), 0, 255).astype(int)
+  //   img = np.full((5, 5), 100.0); img[2, 2] = 200; M = up_matrix(5, 2)
+  //   to_byte(M @ img @ M.T)                          # the impulse below
+  //   to_byte(up_matrix(8, s) @ (4.0*np.arange(8)**2))  # the quadratic ramps, s = 2 and 4
+  //
+  // The impulse shows the kernel's shape, negative lobes included (94 < 100, which no positive kernel such
+  // as bilinear gives); the quadratic, which Keys' a = −0.5 reproduces exactly away from the borders
+  // (4·1.75² = 12.25 → 12), tells Keys from bilinear, whose chord lies above the parabola (→ 13); a linear
+  // ramp could not, since both reproduce it.
+
+  it('matches independently computed Keys values on an impulse', () => {
+    const expected = [
+      [100, 100, 100, 100, 100, 100, 100, 100, 100, 100],
+      [100, 100, 100, 99, 98, 98, 99, 100, 100, 100],
+      [100, 100, 100, 98, 94, 94, 98, 100, 100, 100],
+      [100, 99, 98, 105, 120, 120, 105, 98, 99, 100],
+      [100, 98, 94, 120, 175, 175, 120, 94, 98, 100],
+      [100, 98, 94, 120, 175, 175, 120, 94, 98, 100],
+      [100, 99, 98, 105, 120, 120, 105, 98, 99, 100],
+      [100, 100, 100, 98, 94, 94, 98, 100, 100, 100],
+      [100, 100, 100, 99, 98, 98, 99, 100, 100, 100],
+      [100, 100, 100, 100, 100, 100, 100, 100, 100, 100],
+    ];
+    // Red: +100 at the centre; green constant; blue: −100 at the centre (the mirror image, so 200 − red).
+    const img = make(5, 5, (x, y) => (x === 2 && y === 2 ? [200, 50, 0] : [100, 50, 100]));
+    const out = upscaleBicubic(img, 2);
+    expect([out.width, out.height]).toEqual([10, 10]);
+    const rows = (c: number): number[][] => Array.from({ length: 10 }, (_, y) => channel(out, c).slice(y * 10, y * 10 + 10));
+    expect(rows(0)).toEqual(expected);
+    expect(rows(1)).toEqual(expected.map((r) => r.map(() => 50)));
+    expect(rows(2)).toEqual(expected.map((r) => r.map((v) => 200 - v)));
+  });
+
+  it('matches independently computed Keys values on a quadratic ramp, ×2 and ×4', () => {
+    const img = make(8, 2, (x) => [4 * x * x, 4 * x * x, 4 * x * x]);
+    const x2 = upscaleBicubic(img, 2);
+    expect([x2.width, x2.height]).toEqual([16, 4]);
+    for (let y = 0; y < 4; y++) expect(channel(x2, 1).slice(y * 16, y * 16 + 16)).toEqual([0, 1, 2, 6, 12, 20, 30, 42, 56, 72, 90, 110, 132, 158, 186, 200]);
+    const x4 = upscaleBicubic(img, 4);
+    expect([x4.width, x4.height]).toEqual([32, 8]);
+    const row4 = [0, 0, 0, 1, 2, 3, 5, 8, 11, 14, 18, 23, 28, 33, 39, 46, 53, 60, 68, 77, 86, 95, 105, 116, 127, 138, 150, 165, 180, 192, 198, 200];
+    for (let y = 0; y < 8; y++) expect(channel(x4, 0).slice(y * 32, y * 32 + 32)).toEqual(row4);
+  });
 });
 
 describe('upscaleNearest, hstack, encodePng', () => {

@@ -1,0 +1,83 @@
+// The monitor's preview strip (patches.ts previewStrip, drawn by the trainer from training-data.ts's
+// previewPair): its panels, their order and sizes, and that its bicubic panel is the bicubic srgan eval
+// scores — the same LR (the standard protocol's MATLAB-style bicubic) and the same centre-aligned Keys
+// enlargement, pixel for pixel.
+
+import fs from 'node:fs';
+import path from 'node:path';
+
+import sharp from 'sharp';
+import { afterAll, describe, expect, it } from 'vitest';
+
+import { previewPair } from '../../src/daemon/training-data.js';
+import { downscale } from '../../src/data/degrade.js';
+import { crop, encodePng, loadRgb, PREVIEW_FILL, PREVIEW_GAP, PREVIEW_PANELS, previewStrip, upscaleBicubic, upscaleNearest, type RgbImage } from '../../src/data/patches.js';
+import { mulberry32 } from '../../src/data/prng.js';
+import { psnrY } from '../../src/data/quality.js';
+import { evaluate } from '../../src/models/evaluate.js';
+import type { RunConfig } from '../../src/models/presets.js';
+import { make } from '../support/reference.js';
+import { tempDir } from '../support/tmp.js';
+
+const tmp = tempDir('srgan-preview-');
+afterAll(() => tmp.cleanup());
+
+/** A photo-like picture: smooth colour with noise in every channel, seeded. */
+async function writePicture(name: string, w: number, h: number, seed: number): Promise<string> {
+  const rand = mulberry32(seed);
+  const data = new Uint8Array(w * h * 3);
+  for (let i = 0; i < data.length; i++) {
+    const x = Math.floor(i / 3) % w;
+    const y = Math.floor(i / 3 / w);
+    data[i] = Math.round(128 + 70 * Math.sin(x / (4 + (i % 3)) - y / 7) + 30 * (rand() - 0.5));
+  }
+  const file = path.join(tmp.dir, name);
+  await sharp(data, { raw: { width: w, height: h, channels: 3 } }).png().toFile(file);
+  return file;
+}
+
+/** Panel k of a strip of four equal panels of width `w`. */
+const panel = (strip: RgbImage, k: number, w: number): RgbImage => crop(strip, k * (w + PREVIEW_GAP), 0, w, strip.height);
+
+describe('previewStrip', () => {
+  for (const scale of [2, 4] as const) {
+    it(`×${scale}: nearest LR | bicubic of the standard-protocol LR | model | HR, and the bicubic panel is srgan eval's bicubic`, async () => {
+      const file = await writePicture(`photo-x${scale}.png`, 150, 141, scale);
+      const pair = (await previewPair([file], { scale } as RunConfig))!;
+      // previewPair: the centre 128×128 crop and its LR by the standard protocol.
+      const img = await loadRgb(file);
+      expect(pair.hr).toEqual(crop(img, 11, 6, 128, 128));
+      expect(pair.lr).toEqual(downscale(pair.hr, scale, 'bicubic-aa'));
+
+      // A model output that is none of the other panels.
+      const model = make(128, 128, (x, y) => [x, y, 200]);
+      const strip = previewStrip(pair, model, scale);
+      expect(PREVIEW_PANELS).toEqual(['low-res input', 'bicubic', 'model output', 'original']);
+      expect([strip.width, strip.height]).toEqual([4 * 128 + 3 * PREVIEW_GAP, 128]);
+      expect(panel(strip, 0, 128)).toEqual(upscaleNearest(pair.lr, scale));
+      const bicubic = panel(strip, 1, 128);
+      expect(bicubic).toEqual(upscaleBicubic(downscale(pair.hr, scale, 'bicubic-aa'), scale));
+      expect(panel(strip, 2, 128)).toEqual(model);
+      expect(panel(strip, 3, 128)).toEqual(pair.hr);
+      // The gaps are PREVIEW_FILL grey.
+      for (let k = 1; k < 4; k++) {
+        const gap = crop(strip, k * 128 + (k - 1) * PREVIEW_GAP, 0, PREVIEW_GAP, 128);
+        expect(gap.data.every((v) => v === PREVIEW_FILL)).toBe(true);
+      }
+
+      // srgan eval's bicubic row on the preview's HR (already a multiple of the scale) scores exactly the
+      // bicubic panel: same LR, same enlargement.
+      const hrFile = path.join(tmp.dir, `preview-hr-x${scale}.png`);
+      fs.writeFileSync(hrFile, await encodePng(pair.hr));
+      const res = await evaluate(null, [hrFile], { scale });
+      expect(res.rows[0]!.bicubic.psnr).toBe(psnrY(bicubic, pair.hr, scale));
+    });
+  }
+
+  it('rejects a model output or HR of the wrong size', () => {
+    const lr = make(8, 8, () => [1, 2, 3]);
+    const hr = make(16, 16, () => [1, 2, 3]);
+    expect(() => previewStrip({ hr, lr }, make(16, 14, () => [0, 0, 0]), 2)).toThrow(/model: expected 16×16 .* got 16×14/);
+    expect(() => previewStrip({ hr: make(32, 32, () => [0, 0, 0]), lr }, hr, 2)).toThrow(/pair\.hr: expected 16×16/);
+  });
+});
