@@ -3,7 +3,8 @@
 // message we send carries the access token taken from this page's URL (`/?token=…`).
 //
 // DOM hooks the integration tests read: <body data-state data-conn data-auth>, #loss-chart[data-points],
-// #pause-btn, #resume-btn, #checkpoint-btn, #checkpoint, #status-line, #preview-img.
+// #pause-btn, #resume-btn, #checkpoint-btn, #checkpoint, #status-line, #preview-img,
+// #val-gain[data-val] and #val-latest[data-val] (none | above | below bicubic), #val-chart[data-points].
 
 const uPlot = globalThis.uPlot;
 
@@ -19,9 +20,11 @@ const RENDER_DELAY_MS = 100;
 const STATES = new Set(['starting', 'training', 'paused', 'stopping', 'stopped']);
 const LOSS_KEYS = ['g_pix', 'g_perc', 'g_perc_half', 'g_adv', 'g_loss', 'd_loss'];
 const PSNR_KEY = 'psnr_train';
+/** Validation gains over bicubic (dB): standard protocol, and under the training LR mix. Logged every valEvery steps. */
+const VAL_KEYS = ['val_gain', 'val_gain_mix'];
 /** Column order in the store; the loss columns hold only values a log axis can draw. */
-const KEYS = [...LOSS_KEYS, PSNR_KEY];
-const COLORS = { g_pix: '#58a6ff', g_perc: '#39c5cf', g_perc_half: '#8ddb8c', g_adv: '#d2a8ff', g_loss: '#e3b341', d_loss: '#ff7b72', psnr_train: '#3fb950' };
+const KEYS = [...LOSS_KEYS, PSNR_KEY, ...VAL_KEYS];
+const COLORS = { g_pix: '#58a6ff', g_perc: '#39c5cf', g_perc_half: '#8ddb8c', g_adv: '#d2a8ff', g_loss: '#e3b341', d_loss: '#ff7b72', psnr_train: '#3fb950', val_gain: '#58a6ff', val_gain_mix: '#d2a8ff' };
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -40,6 +43,9 @@ const el = {
   dSteps: $('d-steps'),
   ringFrames: $('ring-frames'),
   lr: $('lr'),
+  valGain: $('val-gain'),
+  valLatest: $('val-latest'),
+  valChart: $('val-chart'),
   pauseBtn: $('pause-btn'),
   checkpointBtn: $('checkpoint-btn'),
   resumeBtn: $('resume-btn'),
@@ -66,6 +72,12 @@ function fmtInt(v) {
 
 function fmtFixed(v, digits) {
   return Number.isFinite(v) ? v.toFixed(digits) : '—';
+}
+
+/** A gain in dB with its sign: "+0.42 dB", "−0.90 dB" (a true minus sign, as `srgan status` prints it). */
+function fmtGain(v) {
+  if (!Number.isFinite(v)) return '—';
+  return `${v < 0 ? '−' : '+'}${Math.abs(v).toFixed(2)} dB`;
 }
 
 /** Loss-style values: 4 significant digits, exponent form for very small or very large values. */
@@ -144,6 +156,14 @@ class SeriesStore {
   }
 }
 
+/** Steps at which any of `keys` has a value (the loss chart: every logged step; the gain chart: validations). */
+function countPoints(keys) {
+  const cols = keys.map((k) => store.cols[KEYS.indexOf(k)]);
+  let n = 0;
+  for (let i = 0; i < store.length; i++) if (cols.some((col) => col[i] != null)) n++;
+  return n;
+}
+
 function sanitize(key, v) {
   if (typeof v !== 'number' || !Number.isFinite(v)) return null;
   // A log axis cannot draw zero or negatives; show a gap rather than break the scale.
@@ -175,13 +195,40 @@ function legendShowsLatest(u) {
   if (n === 0) return;
   const idxs = u.data.map((col, s) => {
     if (s === 0) return n - 1;
-    for (let i = n - 1; i >= Math.max(0, n - 500); i--) if (col[i] != null) return i;
+    // The whole store (at most MAX_POINTS): validation is logged only every valEvery steps.
+    for (let i = n - 1; i >= 0; i--) if (col[i] != null) return i;
     return null;
   });
   u.setLegend({ idxs }, false);
 }
 
-function makeChart(container, keys, { log, yLabel, height }) {
+/**
+ * Draws the 0 dB line of a gain chart, labelled: on it the model is exactly as good as bicubic,
+ * below it worse.
+ */
+function drawBicubicLine(u) {
+  const y = Math.round(u.valToPos(0, 'y', true));
+  const { left, top, width, height } = u.bbox;
+  if (y < top || y > top + height) return;
+  const ctx = u.ctx;
+  ctx.save();
+  ctx.strokeStyle = 'rgba(248, 81, 73, 0.8)';
+  ctx.lineWidth = Math.max(1, devicePixelRatio);
+  ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);
+  ctx.beginPath();
+  ctx.moveTo(left, y);
+  ctx.lineTo(left + width, y);
+  ctx.stroke();
+  ctx.setLineDash([]);
+  ctx.fillStyle = 'rgba(248, 81, 73, 0.9)';
+  ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
+  ctx.textAlign = 'left'; // uPlot leaves the y axis' alignment set
+  ctx.textBaseline = 'bottom';
+  ctx.fillText('bicubic (0 dB)', left + 6 * devicePixelRatio, y - 2 * devicePixelRatio);
+  ctx.restore();
+}
+
+function makeChart(container, keys, { log, yLabel, height, gain = false }) {
   const opts = {
     width: Math.max(200, container.clientWidth),
     height,
@@ -189,7 +236,8 @@ function makeChart(container, keys, { log, yLabel, height }) {
     legend: { live: true },
     scales: {
       x: { time: false },
-      y: log ? { distr: 3, log: 10 } : { auto: true },
+      // A gain chart always shows 0 dB (bicubic), so the curve is read against it.
+      y: log ? { distr: 3, log: 10 } : gain ? { auto: true, range: gainRange } : { auto: true },
     },
     axes: [
       { ...AXIS_STYLE, values: (u, splits) => splits.map((v) => (v == null ? '' : fmtInt(v))) },
@@ -206,13 +254,14 @@ function makeChart(container, keys, { log, yLabel, height }) {
       ...keys.map((k) => ({
         label: k,
         stroke: COLORS[k],
-        width: k === 'g_loss' ? 1.75 : 1.25,
+        width: k === 'g_loss' || k === 'val_gain' ? 1.75 : 1.25,
         spanGaps: true,
-        points: { show: false },
-        value: (u, v) => fmtSig(v),
+        // Validation points are sparse: mark each measurement.
+        points: { show: gain, size: 5 },
+        value: (u, v) => (gain ? fmtGain(v) : fmtSig(v)),
       })),
     ],
-    hooks: { setLegend: [legendShowsLatest] },
+    hooks: { setLegend: [legendShowsLatest], ...(gain ? { draw: [drawBicubicLine] } : {}) },
   };
   const chart = new uPlot(opts, store.data(keys), container);
   // Follow the container's width (the page is responsive); height stays fixed.
@@ -223,11 +272,21 @@ function makeChart(container, keys, { log, yLabel, height }) {
   return { chart, keys, container };
 }
 
+/** The gain axis: the data's range widened to include 0 dB, with a little room above and below. */
+function gainRange(u, min, max) {
+  if (min == null || max == null) return [-1, 1];
+  const lo = Math.min(min, 0);
+  const hi = Math.max(max, 0);
+  const pad = Math.max(0.1, (hi - lo) * 0.08);
+  return [lo - pad, hi + pad];
+}
+
 const store = new SeriesStore(MAX_POINTS);
 const charts = [];
 if (typeof uPlot === 'function') {
   charts.push(makeChart(el.lossChart, LOSS_KEYS, { log: true, yLabel: 'loss', height: 300 }));
   charts.push(makeChart(el.psnrChart, [PSNR_KEY], { log: false, yLabel: 'dB', height: 300 }));
+  charts.push(makeChart(el.valChart, VAL_KEYS, { log: false, yLabel: 'dB over bicubic', height: 220, gain: true }));
 } else {
   // Without the chart library the rest of the page still works; say why the charts are missing.
   queueMicrotask(() => note('error', 'chart library /vendor/uPlot.iife.min.js failed to load'));
@@ -244,7 +303,7 @@ function render() {
   for (const c of charts) {
     c.chart.setData(store.data(c.keys));
     legendShowsLatest(c.chart);
-    c.container.dataset.points = String(store.length);
+    c.container.dataset.points = String(countPoints(c.keys));
   }
   if (!charts.length) el.lossChart.dataset.points = String(store.length);
 }
@@ -326,6 +385,31 @@ function applyStatus(s) {
   el.checkpoint.textContent = s.lastCheckpoint ? `step ${s.lastCheckpoint.step}` : '—';
   el.checkpoint.title = s.lastCheckpoint ? s.lastCheckpoint.dir : '';
   if (s.losses) showLr(s.losses);
+  if ('validation' in s) showValidation(s.validation);
+}
+
+/**
+ * The latest validation against bicubic, in the header and above the gain chart. A gain below 0 means
+ * the model is worse than plain bicubic enlargement: that is said in words and shown in red.
+ */
+function showValidation(v) {
+  if (!v || !Number.isFinite(v.gain)) {
+    el.valGain.textContent = '—';
+    el.valGain.dataset.val = 'none';
+    el.valLatest.textContent = 'no validation yet';
+    el.valLatest.dataset.val = 'none';
+    return;
+  }
+  const below = v.gain < 0;
+  const words = below ? 'below bicubic' : v.gain > 0 ? 'above bicubic' : 'same as bicubic';
+  const kind = below ? 'below' : 'above';
+  const psnrs = Number.isFinite(v.psnr) && Number.isFinite(v.bicubic) ? ` (${v.psnr.toFixed(2)} dB vs bicubic ${v.bicubic.toFixed(2)} dB)` : '';
+  const best = v.best && Number.isFinite(v.best.gain) ? ` · best ${fmtGain(v.best.gain)} at step ${fmtInt(v.best.step)}` : '';
+  el.valGain.textContent = `${fmtGain(v.gain)}${below ? ' · below bicubic' : ''}`;
+  el.valGain.dataset.val = kind;
+  el.valGain.title = `validation at step ${fmtInt(v.step)}${psnrs}: ${words}${best}`;
+  el.valLatest.textContent = `latest ${fmtGain(v.gain)} at step ${fmtInt(v.step)}${psnrs}: ${below ? 'worse than bicubic' : words}${best}`;
+  el.valLatest.dataset.val = kind;
 }
 
 function showLr(values) {

@@ -11,6 +11,7 @@ import { SrganError } from '../errors.js';
 import { BACKEND_NAMES } from '../models/backend-names.js';
 import { DOWNSCALE_FILTERS, EVAL_LR_SYNTHESES } from '../data/degrade.js';
 import type { DaemonStatus } from '../protocol/messages.js';
+import { describeGain, signedDb } from './format.js';
 
 interface Command {
   summary: string;
@@ -94,7 +95,7 @@ const COMMANDS: Record<string, Command> = {
     async run(v) {
       const paths = homePaths();
       if (!readDaemonInfo(paths)) {
-        if (v.json) console.log(JSON.stringify({ state: 'stopped', pid: null, url: null, runId: null, step: null, backend: null }));
+        if (v.json) console.log(JSON.stringify({ state: 'stopped', pid: null, url: null, runId: null, step: null, backend: null, validation: null }));
         else console.log(`stopped: no daemon is running in ${paths.root}`);
         return 0;
       }
@@ -231,7 +232,7 @@ const COMMANDS: Record<string, Command> = {
       '--out DIR': 'where the results go, keeping paths relative to each IN folder (required)',
       '--run RUN': "use this run's latest checkpoint (default: the newest run that has one)",
       '--checkpoint PATH': "a checkpoint folder, its generator/ folder, an exported model.json folder, or a run's checkpoints folder",
-      '--best': 'take the checkpoint with the highest validation PSNR instead of the latest',
+      '--best': 'take the checkpoint with the highest validation gain over bicubic instead of the latest (highest validation PSNR for runs from before gains were measured)',
       '--tile N|auto': 'LR tile side (default auto: the largest that fits 1 GiB of activations, at most 512)',
       '--overlap N': 'LR context pixels at inner tile edges (default: the receptive radius, at most 32)',
       '--blend N': 'LR width of the cross-fade between tiles (default 0 when the overlap covers the receptive radius, else 8)',
@@ -264,7 +265,7 @@ const COMMANDS: Record<string, Command> = {
       '--data DIR': 'high-resolution images (walked recursively); each is cropped to a multiple of the scale and its LR made as --lr-filter says',
       '--run RUN': "evaluate this run's latest checkpoint (default: the newest run that has one)",
       '--checkpoint PATH': 'evaluate this checkpoint or exported generator folder instead',
-      '--best': 'take the checkpoint with the highest validation PSNR instead of the latest',
+      '--best': 'take the checkpoint with the highest validation gain over bicubic instead of the latest (highest validation PSNR for runs from before gains were measured)',
       '--compare MODEL': 'also score this tfjs LayersModel (model.json or its folder; input [n,h,w,3] in [0,1], ×2 or ×4 as the run); repeatable',
       '--lr-filter NAME': `how the LR inputs are made (repeatable; one table row each): ${DOWNSCALE_FILTERS.join(', ')}, or blurSIGMA+FILTER (a Gaussian blur first, e.g. blur0.8+bicubic-aa), or all (${EVAL_LR_SYNTHESES.join(', ')}); default bicubic-aa, the papers' protocol`,
       '--border N': 'pixels cropped from each side before measuring (default: the scale)',
@@ -327,6 +328,14 @@ function printStatus(s: DaemonStatus, asJson: boolean): void {
   console.log(`backend:  ${s.backend} (${s.tensors} live tensors): ${s.backendReason}`);
   console.log(`data:     ${s.patchesPerSec.toFixed(1)} patches/s, waiting ${(s.dataWaitFraction * 100).toFixed(1)}% of the time, ${s.ringFrames} patches queued`);
   console.log(`checkpoint: ${s.lastCheckpoint ? `step ${s.lastCheckpoint.step}, ${s.lastCheckpoint.dir}` : 'none yet'}`);
+  const v = s.validation;
+  if (v) {
+    console.log(`validation: ${describeGain(v.gain, v.psnr, v.bicubic)} at step ${v.step}`);
+    console.log(`best gain:  ${signedDb(v.best.gain)} at step ${v.best.step}`);
+  } else {
+    const every = s.config.valEvery;
+    console.log(`validation: ${typeof every === 'number' && every > 0 ? `none yet (every ${every} steps)` : 'off (valEvery 0)'}`);
+  }
   console.log(`monitor:  ${s.url}`);
   console.log(`pid:      ${s.pid}`);
 }

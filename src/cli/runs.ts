@@ -19,10 +19,12 @@ import {
   openDb,
   resolveRun,
   RUN_STATUSES,
+  validationSummary,
   type ParamValue,
   type RunRow,
 } from '../daemon/db.js';
 import { SrganError } from '../errors.js';
+import { describeGain, signedDb } from './format.js';
 
 export type Values = Record<string, string | boolean | string[] | undefined>;
 
@@ -55,6 +57,7 @@ export async function showCommand(v: Values, args: string[]): Promise<number> {
     return {
       run: withParsedConfig(run),
       latestMetrics: latestMetrics(db, run.id),
+      validation: validationSummary(db, run.id),
       checkpoints: listCheckpoints(db, run.id, { includeDeleted: true }),
       evals: listEvals(db, run.id).map((e) => ({ ...e, json: e.json === null ? null : (JSON.parse(e.json) as unknown) })),
       events: Object.fromEntries(eventCounts(db, run.id).map((e) => [e.kind, e.count])),
@@ -79,12 +82,23 @@ export async function showCommand(v: Values, args: string[]): Promise<number> {
   console.log('\nlatest metrics:');
   if (report.latestMetrics.length === 0) console.log('  none');
   else printTable(['KEY', 'STEP', 'VALUE', 'TIME'], report.latestMetrics.map((m) => [m.key, String(m.step), formatNumber(m.value), formatTime(m.wall_time)]), '  ');
+  const val = report.validation;
+  console.log(`\nvalidation: ${val.latest ? `${describeGain(val.latest.gain, val.latest.psnr, val.latest.bicubic)} at step ${val.latest.step}` : 'none'}`);
+  if (val.best) console.log(`best gain:  ${signedDb(val.best.gain)} at step ${val.best.step}`);
   console.log('\ncheckpoints:');
   if (report.checkpoints.length === 0) console.log('  none');
   else {
     printTable(
-      ['ID', 'STEP', 'KIND', 'PSNR', 'TIME', 'PATH'],
-      report.checkpoints.map((c) => [String(c.id), String(c.step), c.kind, c.psnr === null ? '-' : c.psnr.toFixed(2), formatTime(c.time), c.deleted ? `${c.path} (deleted)` : c.path]),
+      ['ID', 'STEP', 'KIND', 'PSNR', 'GAIN', 'TIME', 'PATH'],
+      report.checkpoints.map((c) => [
+        String(c.id),
+        String(c.step),
+        c.kind,
+        c.psnr === null ? '-' : c.psnr.toFixed(2),
+        c.gain === null ? '-' : signedDb(c.gain).replace(' dB', ''),
+        formatTime(c.time),
+        c.deleted ? `${c.path} (deleted)` : c.path,
+      ]),
       '  ',
     );
   }
@@ -140,10 +154,10 @@ export async function metricsCommand(v: Values, args: string[]): Promise<number>
   return 0;
 }
 
-/** Which way is better for a metric key: min for losses, max for PSNR/SSIM, null when neither. */
+/** Which way is better for a metric key: min for losses, max for PSNR/SSIM and gains over bicubic, null when neither. */
 export function metricDirection(key: string): 'min' | 'max' | null {
   const k = key.toLowerCase();
-  if (k.includes('psnr') || k.includes('ssim')) return 'max';
+  if (k.includes('psnr') || k.includes('ssim') || /(^|_)gain(_|$)/.test(k)) return 'max';
   if (k.includes('loss') || /_(l1|mse|adv|perc)$/.test(k)) return 'min';
   return null;
 }

@@ -18,11 +18,12 @@ import { EVAL_LR_SYNTHESES, lrSynthesisName, parseLrSynthesis, type LrSynthesis 
 import { openDb, recordEval, resolveRun, type RunRow } from '../daemon/db.js';
 import { homePaths, type HomePaths } from '../daemon/home.js';
 import { SrganError } from '../errors.js';
+import { signedDb } from './format.js';
 import { verifyCheckpoint } from '../models/checkpoint.js';
 import { evaluate, type EvaluateResult, type Score } from '../models/evaluate.js';
 import { BACKEND_NAMES, selectBackend, type BackendRequest, type BackendSelection } from '../models/ladder.js';
 import { fileModelIO } from '../models/layers-io.js';
-import { checkpointForRun, loadGenerator, type LoadedGenerator } from '../models/load-generator.js';
+import { checkpointForRun, loadGenerator, type ChosenCheckpoint, type LoadedGenerator } from '../models/load-generator.js';
 import type { Generator } from '../models/network.js';
 import type { GeneratorConfig } from '../models/presets.js';
 import { DEFAULT_TILE_OPTIONS, receptiveRadius, type TileOptions } from '../models/tiling.js';
@@ -466,13 +467,19 @@ async function openSource(v: Values, paths: HomePaths, backend: BackendRequest, 
   const what = `${loaded.config.kind} ×${loaded.scale}`;
   let describe: string;
   if (chosen !== null) {
-    const why = chosen.picked === 'best' ? `best checkpoint (val PSNR ${formatDb(chosen.psnr ?? Number.NaN)} dB)` : 'latest checkpoint';
+    const why = chosen.picked === 'best' ? `best checkpoint (${describeBest(chosen)})` : 'latest checkpoint';
     const which = runRef === undefined ? `newest run with a checkpoint, ${chosen.run.id} (${chosen.run.name})` : `run ${chosen.run.id} (${chosen.run.name})`;
     describe = `using the ${which}, ${why} at step ${chosen.step}: ${loaded.source} [${what}]`;
   } else {
     describe = `using ${loaded.source}${step === null ? '' : ` (step ${step}${run ? `, run ${run.id}` : ''})`} [${what}]`;
   }
   return { loaded, run, step, backend: selection, describe };
+}
+
+/** What a 'best' checkpoint was best by: its gain over bicubic (and PSNR), or its PSNR for an older run. */
+function describeBest(c: ChosenCheckpoint): string {
+  if (c.bestBy === 'psnr' || c.gain === null) return `val PSNR ${formatDb(c.psnr ?? Number.NaN)} dB`;
+  return `val gain ${signedDb(c.gain)} over bicubic${c.psnr === null ? '' : `, PSNR ${formatDb(c.psnr)} dB`}`;
 }
 
 /** The run with exactly this id, or null (a checkpoint copied from another home). */

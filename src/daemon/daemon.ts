@@ -10,9 +10,9 @@ import { LoaderPool } from '../actors/loader-pool.js';
 import { Trainer } from '../actors/trainer.js';
 import { ControlServer, type DaemonControl } from '../actors/control-server.js';
 import { SharedRing } from '../protocol/ring.js';
-import type { CheckpointWritten, DaemonState, DaemonStatus, FromTrainer, MetricsPoint, ServerMessage } from '../protocol/messages.js';
-import { latestValidCheckpoint, listCheckpoints as listCheckpointDirs, removeTemporaryCheckpoints, type CheckpointState } from '../models/checkpoint.js';
-import { openDb, resolveRun } from './db.js';
+import type { CheckpointWritten, DaemonState, DaemonStatus, FromTrainer, MetricsPoint, ServerMessage, ValidationStatus } from '../protocol/messages.js';
+import { checkpointRetention, latestValidCheckpoint, removeTemporaryCheckpoints, type CheckpointState } from '../models/checkpoint.js';
+import { openDb, resolveRun, validationSummary } from './db.js';
 import { previewPair, trainingData, type TrainingData } from './training-data.js';
 import type { RgbImage } from '../data/patches.js';
 import { resolveConfig } from './config.js';
@@ -126,6 +126,7 @@ export class Daemon implements DaemonControl {
       tensors: 0,
       losses: {},
       lastCheckpoint: null,
+      validation: null,
       preset: this.config.preset,
       config: this.config as unknown as Record<string, unknown>,
     };
@@ -219,6 +220,7 @@ export class Daemon implements DaemonControl {
     for (const p of state.metrics ?? []) if (!this.#history.some((h) => h.step === p.step)) this.#history.push(p);
     this.#history.sort((a, b) => a.step - b.step);
     this.#status.lastCheckpoint = { step: state.step, dir };
+    this.#status.validation = this.#validationUpTo(state.step, state.metrics ?? []);
     const d = state.data;
     if (d.images !== data.files.length || d.patchesPerImage !== data.patchesPerImage) {
       this.#event('data_changed', `the data changed since the checkpoint (${d.images} images, ${d.patchesPerImage} patches per visit; now ${data.files.length}, ${data.patchesPerImage}): the data order will differ from an uninterrupted run`);
@@ -324,6 +326,8 @@ export class Daemon implements DaemonControl {
         }
         if (this.#history.length > HISTORY_LIMIT) this.#history.splice(0, this.#history.length - HISTORY_LIMIT);
         const last = m.points[m.points.length - 1] as MetricsPoint;
+        // Validation points are rare and the next point's losses replace them: status keeps them apart.
+        for (const p of m.points) this.#status.validation = withValidation(this.#status.validation, p);
         this.#status.losses = last.values;
         this.#status.step = Math.max(this.#status.step, last.step);
         store?.send({ type: 'updateRun', id: this.runId, lastStep: last.step });
@@ -372,7 +376,7 @@ export class Daemon implements DaemonControl {
         break;
       case 'checkpoint': {
         const { type: _type, ...written } = m;
-        store?.send({ type: 'checkpoint', row: { run_id: this.runId, step: m.step, time: Date.now() / 1000, path: m.dir, checksum: m.checksum, kind: m.kind, psnr: m.valPsnr } });
+        store?.send({ type: 'checkpoint', row: { run_id: this.runId, step: m.step, time: Date.now() / 1000, path: m.dir, checksum: m.checksum, kind: m.kind, psnr: m.valPsnr, gain: m.valGain } });
         this.#event('checkpoint', `${m.kind} checkpoint at step ${m.step}: ${m.dir} (${(m.bytes / 2 ** 20).toFixed(1)} MiB, ${Math.round(m.ms)} ms)`, { dir: m.dir, step: m.step, kind: m.kind });
         this.#log(`checkpoint ${m.dir}`);
         this.#status.lastCheckpoint = { step: m.step, dir: m.dir };
@@ -410,7 +414,8 @@ export class Daemon implements DaemonControl {
   // ---- DaemonControl -------------------------------------------------------------------------------
 
   status(): DaemonStatus {
-    return { ...this.#status, losses: { ...this.#status.losses } };
+    const v = this.#status.validation;
+    return { ...this.#status, losses: { ...this.#status.losses }, validation: v && { ...v, best: { ...v.best } } };
   }
 
   pause(): DaemonState {
@@ -440,27 +445,30 @@ export class Daemon implements DaemonControl {
     return done;
   }
 
-  /** Keeps the newest `checkpointKeep` checkpoints and the best by validation PSNR; removes the rest. */
+  /**
+   * Keeps the newest `checkpointKeep` checkpoints and the best by validation gain over bicubic (by PSNR
+   * for checkpoints from before gains were measured); removes the rest.
+   */
   #pruneCheckpoints(): void {
-    const all = listCheckpointDirs(this.checkpointDir);
-    const keep = new Set(all.slice(-this.config.checkpointKeep).map((c) => c.dir));
-    let best: { dir: string; psnr: number } | null = null;
-    for (const c of all) {
-      try {
-        const psnr = (JSON.parse(fs.readFileSync(path.join(c.dir, 'state.json'), 'utf8')) as { valPsnr: number | null }).valPsnr;
-        if (typeof psnr === 'number' && (!best || psnr > best.psnr)) best = { dir: c.dir, psnr };
-      } catch {
-        /* unreadable: not a candidate for best */
-      }
+    const { remove } = checkpointRetention(this.checkpointDir, this.config.checkpointKeep);
+    for (const dir of remove) fs.rmSync(dir, { recursive: true, force: true });
+    if (remove.length) this.#store?.send({ type: 'checkpointsDeleted', runId: this.runId, paths: remove });
+  }
+
+  /**
+   * The validation status of this run as of `step` (where it continues from): from the database, with
+   * the checkpoint's own copy of its last metrics on top (some may not have reached the file).
+   */
+  #validationUpTo(step: number, checkpointMetrics: readonly MetricsPoint[]): ValidationStatus | null {
+    let v: ValidationStatus | null = null;
+    try {
+      const { latest, best } = validationSummary(this.#store!.db, this.runId, step);
+      if (latest && best) v = { ...latest, best };
+    } catch {
+      /* the status starts without it; the next validation fills it in */
     }
-    if (best) keep.add(best.dir);
-    const removed: string[] = [];
-    for (const c of all) {
-      if (keep.has(c.dir)) continue;
-      fs.rmSync(c.dir, { recursive: true, force: true });
-      removed.push(c.dir);
-    }
-    if (removed.length) this.#store?.send({ type: 'checkpointsDeleted', runId: this.runId, paths: removed });
+    for (const p of [...checkpointMetrics].sort((a, b) => a.step - b.step)) if (p.step <= step) v = withValidation(v, p);
+    return v;
   }
 
   history(limit: number): MetricsPoint[] {
@@ -534,6 +542,17 @@ export class Daemon implements DaemonControl {
     })();
     return this.#shutdown;
   }
+}
+
+/** `v` after metrics point `p`: its validation becomes the latest when it has a val_gain (and the best when higher). */
+function withValidation(v: ValidationStatus | null, p: MetricsPoint): ValidationStatus | null {
+  const gain = p.values.val_gain;
+  if (typeof gain !== 'number' || !Number.isFinite(gain)) return v;
+  // An older point (a checkpoint's copy of metrics the database may also have) can only raise the best.
+  if (v && p.step < v.step) return gain > v.best.gain ? { ...v, best: { step: p.step, gain } } : v;
+  const num = (x: number | undefined) => (typeof x === 'number' && Number.isFinite(x) ? x : null);
+  const best = v && v.best.gain >= gain ? v.best : { step: p.step, gain };
+  return { step: p.step, psnr: num(p.values.val_psnr), bicubic: num(p.values.val_bicubic), gain, best };
 }
 
 /** What a run stored before a field existed did, for fields added since (a resumed run keeps computing the same). */

@@ -8,7 +8,7 @@
 import Database from 'better-sqlite3';
 import { SrganError } from '../errors.js';
 
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** Exported for tests, which build old databases from the old SQL. */
 export const MIGRATIONS: readonly string[] = [
@@ -113,6 +113,11 @@ export const MIGRATIONS: readonly string[] = [
     json     TEXT                           -- full report, JSON
   );
   CREATE INDEX evals_run_time ON evals (run_id, time);
+  `,
+  // v3: the validation gain over bicubic of each checkpoint, which 'best' now means (NULL for
+  // checkpoints written before it was measured, and for those written between validations).
+  `
+  ALTER TABLE checkpoints ADD COLUMN gain REAL;  -- dB over bicubic on the validation set, when measured
   `,
 ];
 
@@ -334,6 +339,40 @@ export function bestMetric(db: Database.Database, runId: string, key: string, di
   return row && row.value !== null ? { step: row.step as number, value: row.value } : null;
 }
 
+/** The validation at one step: the model's PSNR, bicubic's on the same images, and the difference (dB). */
+export interface ValidationPoint {
+  step: number;
+  psnr: number | null;
+  bicubic: number | null;
+  gain: number;
+}
+
+/**
+ * A run's validation against bicubic: the latest `val_gain` point (with `val_psnr` and `val_bicubic` of
+ * the same step) and the best gain with its step, counting steps up to `uptoStep` only when given (a
+ * resumed run's later steps are trained again). Nulls when the run never logged `val_gain` (validation
+ * off, or a run from before it was measured).
+ */
+export function validationSummary(db: Database.Database, runId: string, uptoStep = Number.MAX_SAFE_INTEGER): { latest: ValidationPoint | null; best: { step: number; gain: number } | null } {
+  const last = db
+    .prepare("SELECT step, value FROM metrics WHERE run_id = ? AND key = 'val_gain' AND step <= ? ORDER BY step DESC, rowid DESC LIMIT 1")
+    .get(runId, uptoStep) as { step: number; value: number } | undefined;
+  if (!last) return { latest: null, best: null };
+  const at = (key: string): number | null =>
+    (db.prepare('SELECT value FROM metrics WHERE run_id = ? AND key = ? AND step = ? ORDER BY rowid DESC LIMIT 1').pluck().get(runId, key, last.step) as
+      | number
+      | undefined) ?? null;
+  // On a tie the earliest step: an equal gain later is no new best (the trainer writes a 'best'
+  // checkpoint only on a strictly higher one). Validation points are few, so reading them all is cheap.
+  const best = db
+    .prepare("SELECT step, value FROM metrics WHERE run_id = ? AND key = 'val_gain' AND step <= ? ORDER BY value DESC, step ASC LIMIT 1")
+    .get(runId, uptoStep) as { step: number; value: number };
+  return {
+    latest: { step: last.step, psnr: at('val_psnr'), bicubic: at('val_bicubic'), gain: last.value },
+    best: { step: best.step, gain: best.value },
+  };
+}
+
 // ---- events --------------------------------------------------------------------------------------
 
 export interface EventRow {
@@ -370,22 +409,25 @@ export interface CheckpointRow {
   time: number;
   path: string;
   checksum: string;
+  /** Validation PSNR (dB), when measured at this step. */
   psnr: number | null;
+  /** Validation gain over bicubic (dB), when measured at this step; always null on a v2 database. */
+  gain: number | null;
   kind: CheckpointKind;
   /** 1 once the file has been removed. */
   deleted: number;
 }
 
-export type NewCheckpoint = Omit<CheckpointRow, 'id' | 'psnr' | 'deleted'> & { psnr?: number | null; deleted?: boolean };
+export type NewCheckpoint = Omit<CheckpointRow, 'id' | 'psnr' | 'gain' | 'deleted'> & { psnr?: number | null; gain?: number | null; deleted?: boolean };
 
-/** Records a checkpoint (psnr defaults to NULL, deleted to 0); returns its id. */
+/** Records a checkpoint (psnr and gain default to NULL, deleted to 0); returns its id. */
 export function recordCheckpoint(db: Database.Database, row: NewCheckpoint): number {
   if (!(CHECKPOINT_KINDS as readonly string[]).includes(row.kind)) {
     throw new RangeError(`recordCheckpoint: "kind" must be one of ${CHECKPOINT_KINDS.join(', ')}, got ${JSON.stringify(row.kind)}`);
   }
   const info = db
-    .prepare('INSERT INTO checkpoints (run_id, step, time, path, checksum, psnr, kind, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-    .run(row.run_id, row.step, row.time, row.path, row.checksum, row.psnr ?? null, row.kind, row.deleted ? 1 : 0);
+    .prepare('INSERT INTO checkpoints (run_id, step, time, path, checksum, psnr, gain, kind, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+    .run(row.run_id, row.step, row.time, row.path, row.checksum, row.psnr ?? null, row.gain ?? null, row.kind, row.deleted ? 1 : 0);
   return Number(info.lastInsertRowid);
 }
 
@@ -394,11 +436,16 @@ export function markCheckpointDeleted(db: Database.Database, id: number): void {
   db.prepare('UPDATE checkpoints SET deleted = 1 WHERE id = ?').run(id);
 }
 
-/** A run's checkpoints by step; deleted ones only with `includeDeleted`. Empty on a v1 database. */
+/**
+ * A run's checkpoints by step; deleted ones only with `includeDeleted`. Empty on a v1 database; `gain`
+ * is null on a v2 one (the CLI reads files no daemon has upgraded yet).
+ */
 export function listCheckpoints(db: Database.Database, runId: string, opts: { includeDeleted?: boolean } = {}): CheckpointRow[] {
-  if (schemaVersion(db) < 2) return [];
+  const version = schemaVersion(db);
+  if (version < 2) return [];
+  const columns = 'id, run_id, step, time, path, checksum, psnr, ' + (version >= 3 ? 'gain' : 'NULL AS gain') + ', kind, deleted';
   return db
-    .prepare(`SELECT * FROM checkpoints WHERE run_id = ? ${opts.includeDeleted ? '' : 'AND deleted = 0'} ORDER BY step, id`)
+    .prepare(`SELECT ${columns} FROM checkpoints WHERE run_id = ? ${opts.includeDeleted ? '' : 'AND deleted = 0'} ORDER BY step, id`)
     .all(runId) as CheckpointRow[];
 }
 

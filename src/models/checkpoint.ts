@@ -250,6 +250,49 @@ export function listCheckpoints(parent: string): { dir: string; step: number }[]
     .sort((a, b) => a.step - b.step);
 }
 
+/** What is known of a checkpoint's validation: its gain over bicubic and its PSNR (dB), null when unmeasured. */
+export interface ValidationScores {
+  step: number;
+  gain: number | null;
+  psnr: number | null;
+}
+
+/**
+ * Checkpoints ordered best first, as retention and `--best` mean it: by validation gain over bicubic
+ * when any of them has one (PSNR alone rewards an easy validation set as much as a good model), else by
+ * PSNR (a run from before gains were measured). Checkpoints without the measure used are left out; on
+ * a tie the newer comes first. `by` is null when none was measured.
+ */
+export function rankByValidation<T extends ValidationScores>(items: readonly T[]): { by: 'gain' | 'psnr' | null; ranked: T[] } {
+  const finite = (v: number | null): v is number => typeof v === 'number' && Number.isFinite(v);
+  const by = items.some((c) => finite(c.gain)) ? 'gain' : items.some((c) => finite(c.psnr)) ? 'psnr' : null;
+  if (by === null) return { by, ranked: [] };
+  const ranked = items.filter((c) => finite(c[by])).sort((a, b) => (b[by] as number) - (a[by] as number) || b.step - a.step);
+  return { by, ranked };
+}
+
+/** valGain and valPsnr from a checkpoint folder's state.json; nulls when missing or unreadable. */
+export function stateScores(dir: string): { gain: number | null; psnr: number | null } {
+  try {
+    const s = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as Partial<CheckpointState>;
+    return { gain: typeof s.valGain === 'number' ? s.valGain : null, psnr: typeof s.valPsnr === 'number' ? s.valPsnr : null };
+  } catch {
+    return { gain: null, psnr: null };
+  }
+}
+
+/**
+ * Retention: which checkpoint folders under `parent` stay (the newest `keepNewest`, plus the best by
+ * rankByValidation over all of them) and which go. Reads state.json only; removes nothing.
+ */
+export function checkpointRetention(parent: string, keepNewest: number): { keep: string[]; remove: string[] } {
+  const all = listCheckpoints(parent);
+  const keep = new Set(keepNewest > 0 ? all.slice(-keepNewest).map((c) => c.dir) : []);
+  const best = rankByValidation(all.map((c) => ({ ...c, ...stateScores(c.dir) }))).ranked[0];
+  if (best) keep.add(best.dir);
+  return { keep: all.filter((c) => keep.has(c.dir)).map((c) => c.dir), remove: all.filter((c) => !keep.has(c.dir)).map((c) => c.dir) };
+}
+
 /**
  * The newest checkpoint under `parent` that verifies, and the ones skipped on the way (with why).
  * Null when there is none.

@@ -15,7 +15,7 @@ import type Database from 'better-sqlite3';
 import { listCheckpoints as listRunCheckpointRows, listRuns, openDb, resolveRun, type RunRow } from '../daemon/db.js';
 import type { HomePaths } from '../daemon/home.js';
 import { SrganError } from '../errors.js';
-import { latestValidCheckpoint, listCheckpoints, verifyCheckpoint, type CheckpointState } from './checkpoint.js';
+import { latestValidCheckpoint, listCheckpoints, rankByValidation, stateScores, verifyCheckpoint, type CheckpointState } from './checkpoint.js';
 import { generatorTopology, loadGeneratorWeights, type ExportMetadata } from './export-layers.js';
 import { fileModelIO } from './layers-io.js';
 import type { Generator } from './network.js';
@@ -194,14 +194,19 @@ export interface ChosenCheckpoint {
   run: RunRow;
   /** Its validation PSNR (state.json, else the database), when measured. */
   psnr: number | null;
+  /** Its validation gain over bicubic in dB (state.json, else the database), when measured. */
+  gain: number | null;
   /** Why this one: 'latest', 'best', or 'latest' after 'best' found no measured checkpoint. */
   picked: 'latest' | 'best';
+  /** With 'best': what it was best by: the gain, or the PSNR for a run from before gains were measured. */
+  bestBy?: 'gain' | 'psnr';
 }
 
 /**
  * The checkpoint of run `runRef` (id, unique id prefix or name; null: the newest run that has a usable
  * checkpoint) to load: its newest folder that verifies ('latest'), or the one with the highest
- * validation PSNR ('best': state.json's valPsnr, else checkpoints.psnr in the database), falling back
+ * validation gain over bicubic ('best': state.json's valGain, else checkpoints.gain in the database;
+ * for a run from before gains were measured, the highest validation PSNR the same way), falling back
  * to the latest when none was measured. Damaged folders are skipped with a warning line. Opens the
  * database read-only. Throws SRGAN_ERR_CONFIG for an unknown run or a missing database,
  * SRGAN_ERR_CHECKPOINT when the run has no usable checkpoint.
@@ -251,32 +256,21 @@ function chooseFor(db: Database.Database, checkpointsRoot: string, run: RunRow, 
       return false;
     }
   };
+  // The database has what a state.json may lack: scores of checkpoints written before state.json held them.
+  const rows = new Map(listRunCheckpointRows(db, run.id).map((r) => [path.resolve(r.path), r]));
+  const scored = folders.map((f) => {
+    // Read before verifying: a damaged folder may rank anywhere, but usable() passes it over.
+    const state = stateScores(f.dir);
+    const row = rows.get(path.resolve(f.dir));
+    return { ...f, gain: state.gain ?? row?.gain ?? null, psnr: state.psnr ?? row?.psnr ?? null };
+  });
   if (which === 'best') {
-    const dbPsnr = new Map(
-      listRunCheckpointRows(db, run.id)
-        .filter((r) => r.psnr !== null)
-        .map((r) => [path.resolve(r.path), r.psnr as number]),
-    );
-    const measured = folders
-      .map((f) => ({ ...f, psnr: statePsnr(f.dir) ?? dbPsnr.get(path.resolve(f.dir)) ?? null }))
-      .filter((f): f is { dir: string; step: number; psnr: number } => f.psnr !== null && Number.isFinite(f.psnr))
-      // Highest PSNR first; on a tie the newer one.
-      .sort((a, b) => b.psnr - a.psnr || b.step - a.step);
-    for (const f of measured) if (usable(f.dir)) return { dir: f.dir, step: f.step, run, psnr: f.psnr, picked: 'best' };
-    opts.onWarning?.(`run ${run.id} has no usable checkpoint with a validation PSNR; taking its latest`);
+    const { by, ranked } = rankByValidation(scored);
+    for (const f of ranked) if (usable(f.dir)) return { dir: f.dir, step: f.step, run, psnr: f.psnr, gain: f.gain, picked: 'best', bestBy: by ?? 'gain' };
+    opts.onWarning?.(`run ${run.id} has no usable checkpoint with a validation ${by === 'psnr' ? 'PSNR' : 'gain over bicubic'}; taking its latest`);
   }
-  for (const f of folders) {
-    if (usable(f.dir)) return { dir: f.dir, step: f.step, run, psnr: statePsnr(f.dir), picked: 'latest' };
+  for (const f of scored) {
+    if (usable(f.dir)) return { dir: f.dir, step: f.step, run, psnr: f.psnr, gain: f.gain, picked: 'latest' };
   }
   return null;
-}
-
-/** valPsnr from a checkpoint's state.json, or null when missing, unmeasured or unreadable (verified later). */
-function statePsnr(dir: string): number | null {
-  try {
-    const v = (JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as Partial<CheckpointState>).valPsnr;
-    return typeof v === 'number' ? v : null;
-  } catch {
-    return null;
-  }
 }

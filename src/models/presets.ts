@@ -93,9 +93,9 @@ export interface RunConfig {
   checkpointEvery: number;
   /** ...and at least every N minutes of training (0 = not by time). */
   checkpointMinutes: number;
-  /** Checkpoints kept: the last N, plus the best by validation PSNR. */
+  /** Checkpoints kept: the last N, plus the best by validation gain over bicubic (PSNR for checkpoints without gains). */
   checkpointKeep: number;
-  /** Evaluate the held-out images every N generator steps (0 = never); PSNR-Y goes to metrics as val_psnr. */
+  /** Evaluate the held-out images every N generator steps (0 = never): val_psnr, val_bicubic, val_gain (= their difference), val_psnr_mix, val_gain_mix. */
   valEvery: number;
   /** Images held out of training for validation (taken from the data by the seed; 0 = none). */
   valImages: number;

@@ -40,8 +40,27 @@ export interface DaemonStatus {
   losses: Record<string, number>;
   /** The newest checkpoint written by this daemon (or the one it resumed from). */
   lastCheckpoint: { step: number; dir: string } | null;
+  /**
+   * The latest validation against bicubic (every `valEvery` steps), and the best gain of the run so far
+   * with its step; null until the run has validated once (or when validation is off).
+   */
+  validation: ValidationStatus | null;
   preset: string;
   config: Record<string, unknown>;
+}
+
+/** Validation on the held-out images, standard protocol (MATLAB-style bicubic LR), PSNR-Y in dB. */
+export interface ValidationStatus {
+  /** The step of the latest validation. */
+  step: number;
+  /** val_psnr: the model's PSNR; null if not logged with the gain. */
+  psnr: number | null;
+  /** val_bicubic: bicubic enlargement's PSNR on the same images; null if not logged with the gain. */
+  bicubic: number | null;
+  /** val_gain = psnr − bicubic: below 0 the model is worse than plain bicubic. */
+  gain: number;
+  /** The highest val_gain so far and its (first) step. */
+  best: { step: number; gain: number };
 }
 
 // ---- WebSocket: client -> daemon ---------------------------------------------------------------

@@ -21,6 +21,7 @@ interface Status {
   runId: string;
   losses: Record<string, number>;
   tensors: number;
+  validation: { step: number; psnr: number | null; bicubic: number | null; gain: number; best: { step: number; gain: number } } | null;
 }
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -44,8 +45,9 @@ describe('srgan daemon end to end', () => {
 
   beforeAll(async () => {
     const config = path.join(tmp.dir, 'run.json');
-    // Small and quick: previews often so the monitor gets one early.
-    fs.writeFileSync(config, JSON.stringify({ batchSize: 4, previewEvery: 5, seed: 7 }));
+    // Small and quick: previews often so the monitor gets one early; validation against bicubic early
+    // and often, so status and the monitor show a gain and 'best' checkpoints are written.
+    fs.writeFileSync(config, JSON.stringify({ batchSize: 4, previewEvery: 5, seed: 7, valEvery: 10 }));
     const r = srgan(home, ['start', '--config', config, '--json']);
     expect(r.status, r.stderr).toBe(0);
     info = JSON.parse(r.stdout);
@@ -81,6 +83,25 @@ describe('srgan daemon end to end', () => {
     const text = srgan(home, ['status']);
     expect(text.stdout).toMatch(/state:\s+training/);
     expect(text.stdout).toMatch(/backend:\s+wasm(-native)? /);
+  });
+
+  it('validates against bicubic: status shows the latest gain, the best with its step, and says when it is worse', async () => {
+    const s = await waitFor('a validation in status', () => {
+      const st = status();
+      return st.validation ? st : null;
+    }, 120_000);
+    const v = s.validation!;
+    expect(v.step % 10).toBe(0);
+    expect(v.gain).toBeCloseTo(v.psnr! - v.bicubic!, 9);
+    expect(v.best.gain).toBeGreaterThanOrEqual(v.gain);
+    expect(v.best.step).toBeLessThanOrEqual(v.step);
+    // The human form of whatever the latest validation is now (it may have moved on since `s`).
+    const text = srgan(home, ['status']).stdout;
+    const m = /^validation: (\d+\.\d\d) dB vs bicubic (\d+\.\d\d) dB: ([+−])(\d+\.\d\d) dB \((worse than|better than|same as) bicubic\) at step (\d+)$/m.exec(text);
+    expect(m, text).not.toBeNull();
+    const [, , , sign, , words] = m!;
+    expect(words).toEqual(sign === '−' ? 'worse than' : expect.stringMatching(/better than|same as/));
+    expect(text).toMatch(/^best gain: {2}[+−]\d+\.\d\d dB at step \d+$/m);
   });
 
   it('refuses a second start while one runs', () => {
@@ -159,6 +180,14 @@ describe('srgan daemon end to end', () => {
       expect(await page.locator('#loss-chart canvas').count()).toBeGreaterThan(0);
       const previewWidth = await page.locator('#preview-img').evaluate((img) => (img as HTMLImageElement).naturalWidth);
       expect(previewWidth).toBeGreaterThan(4 * 64);
+      // The validation gain: on its chart, and in words in the header, flagged when below bicubic.
+      await page.waitForFunction(() => Number(document.querySelector('#val-chart')?.getAttribute('data-points') ?? 0) > 0, null, { timeout: 60_000 });
+      await page.waitForFunction(() => document.querySelector('#val-gain')?.getAttribute('data-val') !== 'none', null, { timeout: 30_000 });
+      const shown = await page.locator('#val-gain').evaluate((e) => ({ text: e.textContent ?? '', val: (e as HTMLElement).dataset.val }));
+      expect(shown.text).toMatch(/^[+−]\d+\.\d\d dB( · below bicubic)?$/);
+      expect(shown.val).toBe(shown.text.startsWith('−') ? 'below' : 'above');
+      expect(shown.text.endsWith('below bicubic')).toBe(shown.val === 'below');
+      expect(await page.locator('#val-latest').textContent()).toMatch(/^latest [+−]\d+\.\d\d dB at step [\d,]+ \(\d+\.\d\d dB vs bicubic \d+\.\d\d dB\): (worse than|above|same as) bicubic · best [+−]\d+\.\d\d dB at step [\d,]+$/);
       await page.waitForFunction(() => document.body.dataset.state === 'training', null, { timeout: 30_000 });
       await page.screenshot({ path: path.join(tmp.dir, 'monitor.png') });
       await page.click('#pause-btn');
@@ -202,6 +231,31 @@ describe('srgan daemon end to end', () => {
     expect(kinds).toEqual(expect.arrayContaining(['start', 'backend', 'pause', 'resume', 'stop']));
     expect(d.prepare('SELECT count(*) FROM previews WHERE run_id = ?').pluck().get(info.runId)).toBeGreaterThan(0);
     expect(d.prepare("SELECT max(step) FROM metrics WHERE run_id = ? AND key = 'd_loss'").pluck().get(info.runId)).toBe(run.last_step);
+
+    // Checkpoints carry their validation gain: a 'best' one is written on each new best, so their
+    // gains rise with the step, and each equals val_gain at its step.
+    const ckpts = d.prepare('SELECT step, kind, path, gain, deleted FROM checkpoints WHERE run_id = ? ORDER BY step, id').all(info.runId) as {
+      step: number;
+      kind: string;
+      path: string;
+      gain: number | null;
+      deleted: number;
+    }[];
+    const best = ckpts.filter((c) => c.kind === 'best');
+    expect(best.length).toBeGreaterThan(0);
+    for (const [i, c] of best.entries()) {
+      expect(c.gain).toBe(d.prepare("SELECT value FROM metrics WHERE run_id = ? AND key = 'val_gain' AND step = ?").pluck().get(info.runId, c.step));
+      if (i > 0) expect(c.gain!).toBeGreaterThan(best[i - 1]!.gain!);
+    }
+    // Retention (checkpointKeep 3): exactly the newest 3 and the one with the highest gain are left,
+    // in the table and on disk. A folder written twice (a manual checkpoint at a step that had just
+    // been checkpointed) holds the later write, so the later row speaks for it.
+    const folders = [...new Map(ckpts.map((c) => [c.path, c])).values()].sort((a, b) => a.step - b.step);
+    const top = folders.filter((c) => c.gain !== null).sort((a, b) => b.gain! - a.gain! || b.step - a.step)[0]!;
+    const expected = new Set([...folders.slice(-3).map((c) => c.path), top.path]);
+    expect(new Set(ckpts.filter((c) => !c.deleted).map((c) => c.path))).toEqual(expected);
+    const dir = path.join(home, 'checkpoints', info.runId);
+    expect(new Set(fs.readdirSync(dir).map((n) => path.join(dir, n)))).toEqual(expected);
     d.close();
   });
 });

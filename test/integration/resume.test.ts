@@ -10,6 +10,8 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { srgan, srganJson, waitFor } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
 import { isAlive } from '../../src/daemon/home.js';
+import { listCheckpoints, openDb, recordCheckpoint } from '../../src/daemon/db.js';
+import { writeCheckpoint } from '../../src/models/checkpoint.js';
 
 const tmp = tempDir('srgan-resume-');
 const photos = path.join(tmp.dir, 'photos');
@@ -144,7 +146,7 @@ describe('checkpoints and resume', () => {
     db.close();
     const kept = fs.readdirSync(dir).filter((n) => /^step-\d+$/.test(n)).sort();
     const last = Number(kept.at(-1)!.slice(5));
-    // Retention: the last 2, plus the best by validation PSNR.
+    // Retention: the last 2, plus the best by validation gain.
     expect(kept.length).toBeLessThanOrEqual(3);
 
     const again = start(home, ['--resume', info.runId, '--max-steps', String(last + 4)]);
@@ -183,6 +185,51 @@ describe('checkpoints and resume', () => {
     for (const [step, v] of ref) expect({ step, v: c.get(step) }).toEqual({ step, v });
     const run = srganJson<{ runs: { status: string; last_step: number }[] }>(home, ['runs']).runs[0];
     expect(run).toMatchObject({ status: 'stopped', last_step: 12 });
+  }, 240_000);
+
+  it('retention keeps the newest checkpointKeep and the best by validation gain, not the best by PSNR', async () => {
+    const home = path.join(tmp.dir, 'retention');
+    const first = start(home, ['--config', configFile, '--max-steps', '4']);
+    await waitExit(first.pid); // one checkpoint, step 4, validated
+    const dir = path.join(home, 'checkpoints', first.runId);
+    const name = (step: number) => path.join(dir, `step-${String(step).padStart(8, '0')}`);
+    // Older checkpoints as an earlier stretch of the run would have left them (state.json is all
+    // retention reads): step 1 with the highest gain, step 2 with by far the highest PSNR but a
+    // negative gain, step 3 not validated. The trained model's gains are nowhere near 9 dB.
+    const db = openDb(path.join(home, 'runs.db'));
+    for (const [step, valPsnr, valGain] of [[1, 20, 9], [2, 60, -1], [3, null, null]] as const) {
+      const state = { runId: first.runId, step, time: step, kind: 'periodic', config: TINY, scheduler: {}, gan: {}, rng: { jpeg: 0, perceptual: null }, data: { seq: 0, patchesPerImage: 2, images: 8 }, valPsnr, valGain, metrics: [] };
+      const w = await writeCheckpoint(dir, state as unknown as Parameters<typeof writeCheckpoint>[1], {});
+      recordCheckpoint(db, { run_id: first.runId, step, time: step, path: w.dir, checksum: w.checksum, kind: 'periodic', psnr: valPsnr, gain: valGain });
+    }
+    db.close();
+
+    // checkpointKeep 2: every checkpoint after the resume leaves the newest two and step 1. No more
+    // validations (valEvery may change on resume), so status shows what the run knew before it.
+    const noVal = path.join(tmp.dir, 'no-val.json');
+    fs.writeFileSync(noVal, JSON.stringify({ valEvery: 1000 }));
+    const again = start(home, ['--resume', first.runId, '--config', noVal, '--max-steps', '400']);
+    const s = await waitFor('training after the resume', () => {
+      const st = srganJson<{ step: number; validation: unknown }>(home, ['status']);
+      return st.step >= 9 ? st : null;
+    }, 120_000, 50);
+    expect(srgan(home, ['stop']).status).toBe(0);
+    await waitExit(again.pid);
+    const g4 = curve(home, first.runId, 'val_gain').get(4)!;
+    const [p4, b4] = [curve(home, first.runId, 'val_psnr').get(4)!, curve(home, first.runId, 'val_bicubic').get(4)!];
+    expect(s.validation).toEqual({ step: 4, psnr: p4, bicubic: b4, gain: g4, best: { step: 4, gain: g4 } });
+
+    const read = openDb(path.join(home, 'runs.db'), { readonly: true });
+    const rows = listCheckpoints(read, first.runId, { includeDeleted: true });
+    read.close();
+    const newest = rows.slice(-2).map((r) => r.path);
+    expect(rows.at(-1)!.step).toBeGreaterThanOrEqual(8);
+    expect(fs.readdirSync(dir).map((n) => path.join(dir, n)).sort()).toEqual([name(1), ...newest]);
+    expect(rows.filter((r) => !r.deleted).map((r) => r.path)).toEqual([name(1), ...newest]);
+    // The highest PSNR (step 2) is not what is kept.
+    expect(rows.filter((r) => r.deleted).map((r) => r.path).slice(0, 3)).toEqual([name(2), name(3), name(4)]);
+    // The daemon records each checkpoint's gain: step 4's is val_gain at step 4; the later ones were not validated.
+    expect(rows.filter((x) => x.step >= 4).map((r) => [r.step, r.gain])).toEqual(rows.filter((x) => x.step >= 4).map((r) => [r.step, r.step === 4 ? g4 : null]));
   }, 240_000);
 
   it('a damaged newest checkpoint is skipped for the one before it, with an event; no checkpoint at all is a clear error', async () => {

@@ -287,6 +287,43 @@ describe('srgan runs / show / metrics / compare', () => {
     after.close();
   });
 
+  it('show: the latest validation against bicubic, the best gain with its step, and each checkpoint\'s gain', () => {
+    const valHome = path.join(tmp.dir, 'val-home');
+    fs.mkdirSync(valHome);
+    const db = openDb(path.join(valHome, 'runs.db'));
+    db.prepare(
+      `INSERT INTO runs (id, name, status, created_at, preset, config, host, pid, data_dir, last_step)
+       VALUES ('val-run', 'validated', 'stopped', 1, 'espcn-x2-fast', ?, 'host', 1, '/d', 30)`,
+    ).run(JSON.stringify(config(32)));
+    const metric = db.prepare("INSERT INTO metrics (run_id, step, key, value, wall_time) VALUES ('val-run', ?, ?, ?, 0)");
+    for (const [step, psnr, bicubic] of [[10, 30.5, 31], [20, 31.75, 31], [30, 30.25, 31.125]] as const) {
+      metric.run(step, 'val_psnr', psnr);
+      metric.run(step, 'val_bicubic', bicubic);
+      metric.run(step, 'val_gain', psnr - bicubic);
+    }
+    recordCheckpoint(db, { run_id: 'val-run', step: 20, time: 20, path: '/ckpt/val-20', checksum: 'x', kind: 'best', psnr: 31.75, gain: 0.75 });
+    recordCheckpoint(db, { run_id: 'val-run', step: 30, time: 30, path: '/ckpt/val-30', checksum: 'x', kind: 'stop', psnr: 30.25, gain: -0.875 });
+    db.close();
+
+    const shown = srganJson<{ validation: unknown; checkpoints: { step: number; gain: number | null }[] }>(valHome, ['show', 'validated']);
+    expect(shown.validation).toEqual({ latest: { step: 30, psnr: 30.25, bicubic: 31.125, gain: -0.875 }, best: { step: 20, gain: 0.75 } });
+    expect(shown.checkpoints.map((c) => [c.step, c.gain])).toEqual([[20, 0.75], [30, -0.875]]);
+    const text = srgan(valHome, ['show', 'validated']);
+    expect(text.status, text.stderr).toBe(0);
+    expect(text.stdout).toContain('validation: 30.25 dB vs bicubic 31.13 dB: −0.88 dB (worse than bicubic) at step 30');
+    expect(text.stdout).toContain('best gain:  +0.75 dB at step 20');
+    expect(text.stdout).toMatch(/^\s+ID\s+STEP\s+KIND\s+PSNR\s+GAIN\s+TIME\s+PATH$/m);
+    expect(text.stdout).toMatch(/20\s+best\s+31\.75\s+\+0\.75\s+.*\/ckpt\/val-20/);
+    expect(text.stdout).toMatch(/30\s+stop\s+30\.25\s+−0\.88\s+.*\/ckpt\/val-30/);
+    // compare ranks gains like PSNRs: higher is better.
+    const cmp = srganJson<{ metrics: { key: string; direction: string | null; runs: { best: unknown }[] }[] }>(valHome, ['compare', 'validated', 'validated', '--key', 'val_gain']);
+    expect(cmp.metrics).toEqual([{ key: 'val_gain', direction: 'max', runs: [expect.objectContaining({ best: { step: 20, value: 0.75 } }), expect.anything()] }]);
+
+    // Run A logged no validation.
+    expect(srganJson<{ validation: unknown }>(home, ['show', A]).validation).toEqual({ latest: null, best: null });
+    expect(srgan(home, ['show', A]).stdout).toContain('validation: none');
+  });
+
   it('explains a home without a database', () => {
     const empty = path.join(tmp.dir, 'empty-home');
     expect(srganJson<{ runs: unknown[] }>(empty, ['runs']).runs).toEqual([]);

@@ -48,16 +48,22 @@ const bicubicX2 = path.join(tmp.dir, 'bicubic-x2');
 /** HR images with noise in every channel, like photos (few exact-half ties between float32 and float64 bicubic). */
 const noisyDir = path.join(tmp.dir, 'hr-noisy');
 const ckpt = (step: number) => path.join(ckptParent, `step-${String(step).padStart(8, '0')}`);
+/** A second run, older, whose checkpoints have validation gains over bicubic. */
+const GAIN_RUN = '20251231-120000-gain';
+const gainParent = path.join(home, 'checkpoints', GAIN_RUN);
+const gainCkpt = (step: number) => path.join(gainParent, `step-${String(step).padStart(8, '0')}`);
 
 /** Seeds of the generators in the checkpoints: step 10 is the best by val PSNR, 20 the newest intact one, 30 is damaged. */
 const gens = new Map<number, Generator>();
 
-async function writeRunCheckpoint(step: number, seed: number, valPsnr: number | null): Promise<void> {
+async function writeRunCheckpoint(step: number, seed: number, valPsnr: number | null, run = RUN, valGain?: number | null): Promise<void> {
   const gen = buildGenerator(cfg.generator, cfg.scale, seed);
-  gens.set(step, gen);
-  // Only what loading a generator reads; the rest of a real state is the trainer's business.
-  const state = { runId: RUN, step, time: 1_767_268_800 + step, kind: 'periodic', config: cfg, scheduler: {}, gan: {}, rng: { jpeg: 0, perceptual: null }, data: { seq: 0, patchesPerImage: 1, images: 1 }, valPsnr, metrics: [] };
-  await writeCheckpoint(ckptParent, state as unknown as Parameters<typeof writeCheckpoint>[1], {}, (dir) => saveGeneratorLayersModel(gen, cfg.generator, path.join(dir, 'generator')));
+  if (run === RUN) gens.set(step, gen);
+  // Only what loading a generator reads; the rest of a real state is the trainer's business. valGain
+  // is absent, as in checkpoints from before it existed, unless given.
+  const state = { runId: run, step, time: 1_767_268_800 + step, kind: 'periodic', config: cfg, scheduler: {}, gan: {}, rng: { jpeg: 0, perceptual: null }, data: { seq: 0, patchesPerImage: 1, images: 1 }, valPsnr, ...(valGain === undefined ? {} : { valGain }), metrics: [] };
+  await writeCheckpoint(run === RUN ? ckptParent : path.join(home, 'checkpoints', run), state as unknown as Parameters<typeof writeCheckpoint>[1], {}, (dir) => saveGeneratorLayersModel(gen, cfg.generator, path.join(dir, 'generator')));
+  if (run !== RUN) gen.dispose();
 }
 
 /** A smooth colourful test picture, w×h×channels, seeded. */
@@ -126,6 +132,22 @@ beforeAll(async () => {
   // The database knows PSNRs state.json does not: step 20's, and a higher one for the damaged step 30.
   recordCheckpoint(db, { run_id: RUN, step: 20, time: 1, path: ckpt(20), checksum: 'x', kind: 'periodic', psnr: 25 });
   recordCheckpoint(db, { run_id: RUN, step: 30, time: 2, path: ckpt(30), checksum: 'x', kind: 'periodic', psnr: 40 });
+
+  // The gain run (created before RUN, so never "the newest run"): step 10 has the highest PSNR but a
+  // small gain; step 20's gain (the highest) is only in the database; step 30's state.json gain wins
+  // over a higher one the database claims; step 40 is the newest and was not validated.
+  db.prepare(
+    `INSERT INTO runs (id, name, status, created_at, preset, backend, backend_reason, config, host, pid, data_dir)
+     VALUES (?, 'gain-test', 'stopped', 1767182400, 'espcn-x2-fast', 'cpu', NULL, ?, 'test', 1, '/photos')`,
+  ).run(GAIN_RUN, JSON.stringify(cfg));
+  await writeRunCheckpoint(10, 51, 35, GAIN_RUN, 0.25);
+  await writeRunCheckpoint(20, 52, 30, GAIN_RUN, null);
+  await writeRunCheckpoint(30, 53, 33, GAIN_RUN, 0.75);
+  await writeRunCheckpoint(40, 54, null, GAIN_RUN, null);
+  recordCheckpoint(db, { run_id: GAIN_RUN, step: 10, time: 1, path: gainCkpt(10), checksum: 'x', kind: 'best', psnr: 35, gain: 0.25 });
+  recordCheckpoint(db, { run_id: GAIN_RUN, step: 20, time: 2, path: gainCkpt(20), checksum: 'x', kind: 'best', psnr: 30, gain: 1.5 });
+  recordCheckpoint(db, { run_id: GAIN_RUN, step: 30, time: 3, path: gainCkpt(30), checksum: 'x', kind: 'periodic', psnr: 33, gain: 9 });
+  recordCheckpoint(db, { run_id: GAIN_RUN, step: 40, time: 4, path: gainCkpt(40), checksum: 'x', kind: 'stop' });
   db.close();
 
   const other = buildGenerator(cfg.generator, 2, 44);
@@ -176,8 +198,13 @@ describe('choosing and loading a generator', () => {
     const latest = checkpointForRun(paths, 'use-test', 'latest', { onWarning: (l) => warnings.push(l) });
     expect(latest.step).toBe(20);
     expect(warnings.join('\n')).toMatch(/skipped damaged checkpoint: checkpoint .*step-00000030: generator\/group1-shard1of1-[0-9a-f]{12}\.bin is damaged/);
+    // No gains in this run (checkpoints from before they were measured): best by PSNR, as before.
     const best = checkpointForRun(paths, RUN.slice(0, 12), 'best');
-    expect([best.step, best.psnr, best.picked]).toEqual([10, 31, 'best']);
+    expect([best.step, best.psnr, best.gain, best.picked, best.bestBy]).toEqual([10, 31, null, 'best', 'psnr']);
+    // With gains: the highest gain (state.json, else the database), not the highest PSNR.
+    const byGain = checkpointForRun(paths, 'gain-test', 'best');
+    expect([byGain.dir, byGain.step, byGain.gain, byGain.psnr, byGain.picked, byGain.bestBy]).toEqual([gainCkpt(20), 20, 1.5, 30, 'best', 'gain']);
+    expect(checkpointForRun(paths, 'gain-test', 'latest').step).toBe(40);
 
     const fromParent = await loadGenerator(ckptParent);
     expect([fromParent.step, fromParent.source, fromParent.scale, fromParent.runId]).toEqual([20, ckpt(20), 2, RUN]);
@@ -259,10 +286,21 @@ describe('srgan upscale', () => {
     expect(fs.existsSync(path.join(tmp.dir, 'out-bad', 'rgba.png'))).toBe(false);
   });
 
+  it('--best takes the checkpoint with the highest validation gain over bicubic, not the highest PSNR', () => {
+    const out = path.join(tmp.dir, 'out-best-gain');
+    const r = run(['upscale', path.join(inDir, 'rgba.png'), '--out', out, '--run', GAIN_RUN, '--best', '--backend', 'cpu', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { source: string; run: { id: string }; step: number };
+    expect([report.source, report.run.id, report.step]).toEqual([gainCkpt(20), GAIN_RUN, 20]);
+    expect(r.stderr).toContain(`using the run ${GAIN_RUN} (gain-test), best checkpoint (val gain +1.50 dB over bicubic, PSNR 30.00 dB) at step 20: ${gainCkpt(20)}`);
+    expect(fs.existsSync(path.join(out, 'rgba.png'))).toBe(true);
+  });
+
   it('--help', () => {
     const r = run(['upscale', '--help']);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^usage: srgan upscale IN\.\.\. --out DIR/);
+    expect(r.stdout).toMatch(/--best\s+take the checkpoint with the highest validation gain over bicubic/);
     for (const flag of ['--run RUN', '--checkpoint PATH', '--best', '--tile N|auto', '--overlap N', '--format F', '--backend NAME', '--json']) expect(r.stdout).toContain(flag);
   });
 });
@@ -414,9 +452,17 @@ describe('srgan eval', () => {
     }
   });
 
+  it('--best scores the checkpoint with the highest validation gain', () => {
+    const r = run(['eval', '--run', 'gain-test', '--best', '--data', hrDir, '--limit', '1', '--no-save', '--backend', 'cpu', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout) as { source: string; step: number };
+    expect([report.source, report.step]).toEqual([gainCkpt(20), 20]);
+  });
+
   it('--help', () => {
     const r = run(['eval', '--help']);
     expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/--best\s+take the checkpoint with the highest validation gain over bicubic/);
     expect(r.stdout).toMatch(/^usage: srgan eval --data DIR/);
     for (const flag of ['--run RUN', '--checkpoint PATH', '--best', '--compare MODEL', '--lr-filter NAME', '--border N', '--limit N', '--json', '--no-save']) expect(r.stdout).toContain(flag);
     expect(r.stdout).toMatch(/--lr-filter NAME .*bicubic-aa, bilinear-aa, area, lanczos3, box-gamma, or blurSIGMA\+FILTER .* or all \(bicubic-aa, bilinear-aa, area, lanczos3, blur0\.8\+bicubic-aa\)/);

@@ -18,6 +18,7 @@ import {
   recordEval,
   resolveRun,
   SCHEMA_VERSION,
+  validationSummary,
 } from '../../src/daemon/db.js';
 import { SrganError } from '../../src/errors.js';
 import { tempDir } from '../support/tmp.js';
@@ -65,6 +66,18 @@ function makeV1(file: string): void {
   db.close();
 }
 
+/** A database as the v2 code left it: the v1 and v2 SQL, user_version 2, with checkpoint rows (no gain column). */
+function makeV2(file: string): void {
+  makeV1(file);
+  const db = new Database(file);
+  db.exec(MIGRATIONS[1] as string);
+  db.pragma('user_version = 2');
+  const ins = db.prepare("INSERT INTO checkpoints (run_id, step, time, path, checksum, psnr, kind) VALUES ('old-run', ?, ?, ?, 'sha256:x', ?, ?)");
+  ins.run(1, 10, '/c/step-1', 21.5, 'best');
+  ins.run(2, 20, '/c/step-2', null, 'stop');
+  db.close();
+}
+
 const names = (db: Database.Database, type: string) =>
   db.prepare('SELECT name FROM sqlite_master WHERE type = ? AND name NOT LIKE ? ORDER BY name').pluck().all(type, 'sqlite_%');
 
@@ -77,14 +90,18 @@ describe('runs database schema', () => {
   });
   afterEach(() => tmp.cleanup());
 
-  it('creates v2 from an empty file (v0 → v1 → v2)', () => {
+  it('creates v3 from an empty file (v0 → v1 → v2 → v3)', () => {
     const db = openDb(file);
-    expect(SCHEMA_VERSION).toBe(2);
-    expect(db.pragma('user_version', { simple: true })).toBe(2);
+    expect(SCHEMA_VERSION).toBe(3);
+    expect(db.pragma('user_version', { simple: true })).toBe(3);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(names(db, 'table')).toEqual(['checkpoints', 'evals', 'events', 'metrics', 'params', 'previews', 'runs']);
     expect(names(db, 'view')).toEqual(['latest_metrics']);
     expect(names(db, 'index')).toEqual(['checkpoints_run_step', 'evals_run_time', 'events_run_time', 'metrics_run_key_step', 'params_key_value', 'previews_run_step']);
+    expect(db.prepare("SELECT name, type FROM pragma_table_info('checkpoints') WHERE name IN ('psnr', 'gain') ORDER BY cid").all()).toEqual([
+      { name: 'psnr', type: 'REAL' },
+      { name: 'gain', type: 'REAL' },
+    ]);
     db.close();
     // Opening again is a no-op.
     openDb(file).close();
@@ -93,7 +110,7 @@ describe('runs database schema', () => {
   it('upgrades a v1 file in place, keeping its data and backfilling params from runs.config', () => {
     makeV1(file);
     const db = openDb(file);
-    expect(db.pragma('user_version', { simple: true })).toBe(2);
+    expect(db.pragma('user_version', { simple: true })).toBe(3);
     expect(db.prepare('SELECT count(*) FROM metrics').pluck().get()).toBe(4);
     expect(db.prepare('SELECT count(*) FROM events').pluck().get()).toBe(1);
     expect([...(db.prepare('SELECT png FROM previews').pluck().get() as Buffer)]).toEqual([0x89, 0x50, 0x4e, 0x47]);
@@ -112,6 +129,29 @@ describe('runs database schema', () => {
       { key: 'psnr_train', step: 2, value: 22, wall_time: 1_700_000_002 },
     ]);
     db.close();
+  });
+
+  it('upgrades a v2 file in place to v3: checkpoints keep their rows and get a NULL gain; new rows take one', () => {
+    makeV2(file);
+    const before = new Database(file, { readonly: true });
+    const rowsBefore = before.prepare('SELECT * FROM checkpoints ORDER BY id').all();
+    before.close();
+    const db = openDb(file);
+    expect(db.pragma('user_version', { simple: true })).toBe(3);
+    // Same file, same rows, one more column.
+    expect(fs.readdirSync(tmp.dir).filter((n) => n.endsWith('.db'))).toEqual(['runs.db']);
+    expect(db.prepare('SELECT * FROM checkpoints ORDER BY id').all()).toEqual(rowsBefore.map((r) => ({ ...(r as object), gain: null })));
+    expect(listCheckpoints(db, 'old-run').map((c) => [c.step, c.kind, c.psnr, c.gain])).toEqual([[1, 'best', 21.5, null], [2, 'stop', null, null]]);
+    expect(db.prepare('SELECT count(*) FROM metrics').pluck().get()).toBe(4);
+    expect(latestMetrics(db, 'old-run').map((m) => [m.key, m.step])).toEqual([['g_loss', 2], ['psnr_train', 2]]);
+    recordCheckpoint(db, { run_id: 'old-run', step: 3, time: 30, path: '/c/step-3', checksum: 'sha256:y', kind: 'best', psnr: 24, gain: -0.75 });
+    expect(listCheckpoints(db, 'old-run').map((c) => [c.step, c.gain])).toEqual([[1, null], [2, null], [3, -0.75]]);
+    db.close();
+    // Opening the v3 file again changes nothing.
+    const again = openDb(file);
+    expect(again.pragma('user_version', { simple: true })).toBe(3);
+    expect(listCheckpoints(again, 'old-run')).toHaveLength(3);
+    again.close();
   });
 
   it('runs each migration in one transaction: a failing one leaves the file at the version before', () => {
@@ -257,9 +297,9 @@ describe('metrics, checkpoints, evals and run lookup', () => {
   it('records and lists checkpoints and evals', () => {
     const run = '20261129-112959-aaaa';
     const first = recordCheckpoint(db, { run_id: run, step: 100, time: 10, path: '/c/100.bin', checksum: 'sha256:aa', kind: 'periodic' });
-    recordCheckpoint(db, { run_id: run, step: 200, time: 20, path: '/c/200.bin', checksum: 'sha256:bb', kind: 'best', psnr: 28.5 });
+    recordCheckpoint(db, { run_id: run, step: 200, time: 20, path: '/c/200.bin', checksum: 'sha256:bb', kind: 'best', psnr: 28.5, gain: 0.625 });
     markCheckpointDeleted(db, first);
-    expect(listCheckpoints(db, run).map((c) => [c.step, c.kind, c.psnr, c.deleted])).toEqual([[200, 'best', 28.5, 0]]);
+    expect(listCheckpoints(db, run).map((c) => [c.step, c.kind, c.psnr, c.gain, c.deleted])).toEqual([[200, 'best', 28.5, 0.625, 0]]);
     expect(listCheckpoints(db, run, { includeDeleted: true }).map((c) => [c.step, c.deleted])).toEqual([[100, 1], [200, 0]]);
     expect(() => recordCheckpoint(db, { run_id: run, step: 1, time: 1, path: 'x', checksum: 'y', kind: 'nightly' as 'best' })).toThrow(/"kind" must be one of periodic, best/);
     expect(() => db.prepare("INSERT INTO checkpoints (run_id, step, time, path, checksum, kind) VALUES (?, 1, 1, 'x', 'y', 'nightly')").run(run)).toThrow(/CHECK/);
@@ -269,6 +309,22 @@ describe('metrics, checkpoints, evals and run lookup', () => {
     recordEval(db, { run_id: null, time: 31, data_dir: '/eval', model: 'bicubic', psnr: 27, ssim: null, images: 5 });
     expect(listEvals(db, run).map((e) => [e.model, e.psnr, e.json])).toEqual([['model', 29.1, '{"perImage":[1,2]}']]);
     expect(db.prepare("SELECT model FROM evals ORDER BY psnr DESC").pluck().all()).toEqual(['model', 'bicubic']);
+  });
+
+  it('summarises validation: the latest gain with its PSNRs, and the first step of the best gain, up to a step', () => {
+    const run = '20261129-112959-aaaa';
+    insertMetrics(db, run, [
+      [5, 'g_loss', 0.5],
+      [10, 'val_psnr', 30], [10, 'val_bicubic', 31], [10, 'val_gain', -1],
+      [20, 'val_psnr', 31.5], [20, 'val_bicubic', 31], [20, 'val_gain', 0.5],
+      [30, 'val_psnr', 31.5], [30, 'val_bicubic', 31], [30, 'val_gain', 0.5],
+      [40, 'val_psnr', 30.75], [40, 'val_bicubic', 31], [40, 'val_gain', -0.25],
+      [41, 'g_loss', 0.4],
+    ]);
+    expect(validationSummary(db, run)).toEqual({ latest: { step: 40, psnr: 30.75, bicubic: 31, gain: -0.25 }, best: { step: 20, gain: 0.5 } });
+    expect(validationSummary(db, run, 15)).toEqual({ latest: { step: 10, psnr: 30, bicubic: 31, gain: -1 }, best: { step: 10, gain: -1 } });
+    expect(validationSummary(db, run, 9)).toEqual({ latest: null, best: null });
+    expect(validationSummary(db, 'empty')).toEqual({ latest: null, best: null });
   });
 
   it('resolves a run by id, unique id prefix or name, and names the candidates otherwise', () => {
@@ -295,6 +351,24 @@ describe('reading an older database read-only', () => {
       expect(listCheckpoints(db, 'old-run')).toEqual([]);
       expect(listEvals(db, 'old-run')).toEqual([]);
       db.close();
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it('lists a v2 file\'s checkpoints with a null gain without migrating it', () => {
+    const tmp = tempDir();
+    try {
+      const file = path.join(tmp.dir, 'runs.db');
+      makeV2(file);
+      const db = openDb(file, { readonly: true });
+      expect(db.pragma('user_version', { simple: true })).toBe(2);
+      expect(listCheckpoints(db, 'old-run').map((c) => [c.step, c.psnr, c.gain])).toEqual([[1, 21.5, null], [2, null, null]]);
+      expect(validationSummary(db, 'old-run')).toEqual({ latest: null, best: null });
+      db.close();
+      const raw = new Database(file, { readonly: true });
+      expect(raw.pragma('user_version', { simple: true })).toBe(2);
+      raw.close();
     } finally {
       tmp.cleanup();
     }
