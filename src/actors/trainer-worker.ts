@@ -269,6 +269,23 @@ async function main(): Promise<void> {
     post({ type: 'preview', step, width: strip.width, height: strip.height, rgb: strip.data }, [strip.data.buffer as ArrayBuffer]);
   };
 
+  /** Rates over the window since the last report, and where the data sequence stands (the daemon counts epochs from it). */
+  const postStats = (now: number): void => {
+    const elapsed = Math.max(1, now - statsWindow.start);
+    post({
+      type: 'stats',
+      step: scheduler.step,
+      dSteps: scheduler.dSteps,
+      stepsPerSec: (statsWindow.steps * 1000) / elapsed,
+      patchesPerSec: (statsWindow.patches * 1000) / elapsed,
+      dataWaitFraction: Math.min(1, statsWindow.waitMs / elapsed),
+      ringFrames: ring.framesAvailable(),
+      tensors: tf.memory().numTensors,
+      dataSeq: sequencer.next - filled,
+    });
+    Object.assign(statsWindow, { start: now, waitMs: 0, steps: 0, patches: 0 });
+  };
+
   for (;;) {
     const boundary = scheduler.atBoundary();
     if (checkpointRequested) {
@@ -325,25 +342,13 @@ async function main(): Promise<void> {
       post({ type: 'metrics', points: pending.splice(0) });
       lastFlush = now;
     }
-    const elapsed = now - statsWindow.start;
-    if (elapsed >= 1000) {
-      post({
-        type: 'stats',
-        step: scheduler.step,
-        dSteps: scheduler.dSteps,
-        stepsPerSec: (statsWindow.steps * 1000) / elapsed,
-        patchesPerSec: (statsWindow.patches * 1000) / elapsed,
-        dataWaitFraction: Math.min(1, statsWindow.waitMs / elapsed),
-        ringFrames: ring.framesAvailable(),
-        tensors: tf.memory().numTensors,
-        dataSeq: sequencer.next - filled,
-      });
-      Object.assign(statsWindow, { start: now, waitMs: 0, steps: 0, patches: 0 });
-    }
+    if (now - statsWindow.start >= 1000) postStats(now);
     // Let control messages in between steps: a wasm step is synchronous.
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
   if (pending.length) post({ type: 'metrics', points: pending.splice(0) });
+  // A last report: a run shorter than one stats window still has its epochs counted.
+  postStats(performance.now());
   // Stopping keeps everything: a run resumed from here continues exactly.
   if (scheduler.step !== lastCheckpointStep) await checkpoint('stop');
   setState('stopped');

@@ -141,20 +141,35 @@ const COMMON = {
   valImages: 4,
 } as const satisfies Partial<RunConfig>;
 
-/** `espcn-x2-fast`: small enough to show real progress on a 2-core CPU within minutes (the demo default). */
+/**
+ * The LR mix every preset trains on (docs/degradations.md): the four common downscalers in equal parts,
+ * a third of them blurred first. A network trained on one kernel over-sharpens every other: the old
+ * bilinear-only espcn-x2-fast lost 1.9 dB to bicubic on photos under the standard protocol.
+ */
+const LR_MIX = {
+  lrFilter: { 'bicubic-aa': 1, 'bilinear-aa': 1, area: 1, lanczos3: 1 },
+  lrBlur: { probability: 0.3, sigmaMin: 0.2, sigmaMax: 1.0 },
+} as const satisfies Partial<RunConfig>;
+
+/**
+ * `espcn-x2-fast`: the quick preset, chosen by the quality bench on real held-out photos (numbers in
+ * docs/config.md): an ESPCN body 64 wide and 6 convs deep over a bilinear skip, trained for PSNR (no
+ * adversarial term: in minutes it cost 3/4 of each step's time and 0.3 dB), on the LR mix.
+ */
 const ESPCN_X2_FAST: RunConfig = {
   ...COMMON,
   preset: 'espcn-x2-fast',
   scale: 2,
   patchSize: 64,
   batchSize: 8,
-  generator: { kind: 'espcn', channels: 32, layout: 'plain', skip: true, depth: 0 },
+  ...LR_MIX,
+  generator: { kind: 'espcn', channels: 64, layout: 'plain', skip: true, depth: 4 },
   discriminator: { kind: 'patch', mid: 16 },
   dStepsPerG: 1,
   phases: [{ steps: null, lrG: 1e-3, lrD: 1e-4 }],
-  // The seed's first ESPCN GAN weight (SEED_SPEC §4.3). At 1e-3 the training PSNR peaked at step 500
-  // and fell below +1 dB over bicubic by step 1500; at 1e-4 it still rose at step 1000 (+3.3 dB).
-  advWeight: 1e-4,
+  // PSNR first: with the seed's first ESPCN GAN weight (1e-4) the held-out gain peaked at step 1000 and
+  // fell after, and the D step took 3/4 of the time. Set advWeight (e.g. 1e-4) for a GAN run.
+  advWeight: 0,
   // Minutes, not days: the EMA's horizon must be a few hundred steps for the preview to move.
   emaDecay: 0.99,
   maxShift: 4,
@@ -171,6 +186,7 @@ const ESPCN_X2_FAST: RunConfig = {
 const SEED_FINAL_X2: RunConfig = {
   ...COMMON,
   preset: 'seed-final-x2',
+  ...LR_MIX,
   scale: 2,
   patchSize: 256,
   batchSize: 1,
@@ -209,12 +225,12 @@ const SEED_FINAL_X2: RunConfig = {
 const ESRGAN_X4: RunConfig = {
   ...COMMON,
   preset: 'esrgan-x4',
+  ...LR_MIX,
   scale: 4,
   patchSize: 128,
   batchSize: 16,
   generator: { kind: 'rrdbnet', channels: 64, growth: 32, blocks: 23 },
   discriminator: { kind: 'unet', channels: 64 },
-  lrFilter: 'bicubic-aa',
   pixelLoss: 'l1',
   pixelWeight: 1e-2,
   perceptual: { kind: 'bundled', path: null, weight: 1e-4, halfWeight: 0, preprocess: 'torch' },

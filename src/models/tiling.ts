@@ -294,15 +294,15 @@ function toFloat(img: FloatImage | RgbImage): FloatImage {
  * Receptive-field radius in LR pixels of the generator `cfg` builds (convs use 'same' zero padding):
  * LR output block x depends on LR input pixels x − R … x + R only. The LR-stage conv radii add up; a
  * conv of radius k after upsampling to s× adds k/s, and those fractions are rounded up once. Exact
- * for ESPCN 'plain' (4); an upper bound by at most one pixel elsewhere.
+ * for ESPCN 'plain' (4 + depth); an upper bound by at most one pixel elsewhere.
  */
 export function receptiveRadius(cfg: GeneratorConfig, scale: 2 | 4): number {
   switch (cfg.kind) {
     case 'espcn': {
       const dilations = cfg.layout === 'dilated' ? [2, 4, 8] : [];
-      // conv5, conv3, the dilated stack and its closing conv3, then the last conv before the (first)
-      // shuffle, which every layout has.
-      const lr = 2 + 1 + (dilations.length > 0 ? dilations.reduce((a, d) => a + d, 0) + 1 : 0) + 1;
+      // conv5, conv3, `depth` more conv3 (absent in configs from before it existed), the dilated stack
+      // and its closing conv3, then the last conv before the (first) shuffle, which every layout has.
+      const lr = 2 + 1 + (cfg.depth ?? 0) + (dilations.length > 0 ? dilations.reduce((a, d) => a + d, 0) + 1 : 0) + 1;
       // Two conv3 after the ×r shuffle, or two after each ×2 shuffle of x2x2.
       const hr = cfg.layout === 'conv-after-upsample' ? 2 / scale : cfg.layout === 'x2x2' ? 2 / 2 + 2 / 4 : 0;
       // The bilinear skip reads the neighbouring LR pixel: radius 1, already inside.

@@ -47,7 +47,7 @@ describe('srgan daemon end to end', () => {
     const config = path.join(tmp.dir, 'run.json');
     // Small and quick: previews often so the monitor gets one early; validation against bicubic early
     // and often, so status and the monitor show a gain and 'best' checkpoints are written.
-    fs.writeFileSync(config, JSON.stringify({ batchSize: 4, previewEvery: 5, seed: 7, valEvery: 10 }));
+    fs.writeFileSync(config, JSON.stringify({ batchSize: 4, previewEvery: 5, seed: 7, valEvery: 10, advWeight: 1e-4 }));
     const r = srgan(home, ['start', '--config', config, '--json']);
     expect(r.status, r.stderr).toBe(0);
     info = JSON.parse(r.stdout);

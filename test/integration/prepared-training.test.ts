@@ -50,7 +50,7 @@ describe('training on a prepared data set', () => {
       expect(events.find((e) => e.kind === 'start')!.message).toContain(`on ${patches.length} prepared patches`);
       expect(events.some((e) => e.kind === 'data_error' && e.message.includes(path.basename(patches[0]!)))).toBe(true);
       // More steps than one epoch holds: the epochs go round, without the damaged patch.
-      expect(events.some((e) => e.kind === 'epoch')).toBe(true);
+      expect(events.some((e) => e.kind === 'epoch'), JSON.stringify(events)).toBe(true);
       const last = db.prepare('SELECT max(step) FROM metrics WHERE run_id = ?').pluck().get(info.runId) as number;
       expect(last).toBe(patches.length * 2);
       const run = db.prepare('SELECT status, data_dir FROM runs WHERE id = ?').get(info.runId) as { status: string; data_dir: string };

@@ -13,7 +13,7 @@ describe('resolveConfig', () => {
     expect(c.generator).toEqual({ ...PRESETS['espcn-x2-fast']!.generator, channels: 16 });
     expect(c.generator.kind).toBe('espcn');
     expect(c.phases).toHaveLength(2);
-    expect(PRESETS['espcn-x2-fast']?.generator.channels).toBe(32); // the preset itself is untouched
+    expect(PRESETS['espcn-x2-fast']?.generator.channels).toBe(64); // the preset itself is untouched
   });
 
   it('switching a network kind starts from that kind\'s defaults', () => {

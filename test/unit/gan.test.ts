@@ -7,7 +7,7 @@ import { selectBackend } from '../../src/models/ladder.js';
 import { mulberry32 } from '../../src/data/prng.js';
 
 const small = (overrides: Record<string, unknown> = {}) =>
-  resolveConfig({ patchSize: 32, batchSize: 2, generator: { channels: 8, skip: false }, discriminator: { mid: 4 }, maxShift: 4, ...overrides });
+  resolveConfig({ patchSize: 32, batchSize: 2, generator: { channels: 8, skip: false, depth: 0 }, discriminator: { mid: 4 }, maxShift: 4, advWeight: 1e-4, ...overrides });
 
 function batch(cfg: ReturnType<typeof small>, seed: number): [tf.Tensor4D, tf.Tensor4D] {
   const r = mulberry32(seed);

@@ -151,7 +151,9 @@ describe('receptiveRadius', () => {
   }
 
   it.each([
-    ['espcn-x2-fast (plain + skip)', FAST, 2, 4],
+    ['espcn-x2-fast (plain + skip, depth 4)', FAST, 2, 8],
+    ['espcn plain ×2, depth 0', { kind: 'espcn', channels: 8, layout: 'plain', skip: true, depth: 0 }, 2, 4],
+    ['espcn dilated ×2 with depth 2', { kind: 'espcn', channels: 8, layout: 'dilated', skip: false, depth: 2 }, 2, 21],
     ['espcn conv-after-upsample ×2', { kind: 'espcn', channels: 8, layout: 'conv-after-upsample', skip: false }, 2, 5],
     ['espcn x2x2 ×4', { kind: 'espcn', channels: 8, layout: 'x2x2', skip: false }, 4, 6],
     ['espcn dilated ×2', DILATED, 2, 19],
@@ -185,14 +187,14 @@ describe('upscaleTiled', () => {
     const want = untiled(fast, img);
     const start = tf.memory().numTensors;
     let total = 0;
-    const got = await upscaleTiled(fast, img, { tile: 24, overlap: 8, blend: 4, onTile: (_d, t) => (total = t) });
+    const got = await upscaleTiled(fast, img, { tile: 32, overlap: 10, blend: 4, onTile: (_d, t) => (total = t) });
     expect(tf.memory().numTensors).toBe(start);
     expect(total).toBeGreaterThan(4);
     expect(got.width).toBe(140);
     expect(got.height).toBe(106);
     expect(maxAbsDiff(got.data, want)).toBeLessThan(1e-4);
-    // The bound is tight: overlap = radius (4) is still exact, with a hard cut too.
-    const tight = await upscaleTiled(fast, img, { tile: 21, overlap: 4, blend: 0 });
+    // The bound is tight: overlap = radius (8) is still exact, with a hard cut too.
+    const tight = await upscaleTiled(fast, img, { tile: 27, overlap: 8, blend: 0 });
     expect(maxAbsDiff(tight.data, want)).toBeLessThan(1e-4);
   });
 
@@ -200,7 +202,9 @@ describe('upscaleTiled', () => {
     const img = randomImage(70, 53, 1);
     const want = untiled(fast, img);
     const got = await upscaleTiled(fast, img, { tile: 24, overlap: 1, blend: 4 });
-    expect(maxAbsDiff(got.data, want)).toBeGreaterThan(1e-3);
+    // A deeper random net's far influence is small (see the probe above), but far above float noise
+    // (the exact cases differ by < 1e-6).
+    expect(maxAbsDiff(got.data, want)).toBeGreaterThan(3e-4);
   });
 
   it('equals the untiled output for a wider receptive field (final generator, radius 13)', async () => {
