@@ -102,15 +102,21 @@ if (status.state !== 'stopped' && status.state !== 'failed') await cli(['stop'])
 // 3. score every checkpoint on the held-out photos, per LR synthesis.
 const backend = await selectBackend(opt('backend', 'auto'));
 const ckRoot = fs.readdirSync(path.join(home, 'checkpoints')).map((r) => path.join(home, 'checkpoints', r))[0];
-const dirs = fs.readdirSync(ckRoot).filter((d) => /^step-\d+$/.test(d)).sort().map((d) => path.join(ckRoot, d));
+// The fixed step counts and the last one (at the wall time); 'best' checkpoints the run wrote on the way
+// are left out, except the run's best by validation gain, scored last (what `--best` gives the user).
+const all = fs.readdirSync(ckRoot).filter((d) => /^step-\d+$/.test(d)).sort().map((d) => path.join(ckRoot, d));
+const stateOf = (dir) => JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8'));
+const periodic = all.filter((d) => stateOf(d).kind !== 'best');
+const bestDir = all.filter((d) => typeof stateOf(d).valGain === 'number').sort((a, b) => stateOf(b).valGain - stateOf(a).valGain)[0];
+const dirs = bestDir && !periodic.includes(bestDir) ? [...periodic, bestDir] : periodic;
 const rows = [];
 const cell = (v, w = 6) => (v >= 0 ? '+' : '') + v.toFixed(2).padStart(w - 1);
 console.log(`\nscored on ${TEST.length} held-out photos (backend ${backend.name}); gain = model − centre-aligned bicubic, PSNR-Y dB, border = scale`);
 console.log(['step', 'min', ...FILTERS.map((f) => f.name.padStart(18))].join('  '));
 for (const dir of dirs) {
-  const state = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8'));
+  const state = stateOf(dir);
   const loaded = await loadGenerator(dir);
-  const row = { step: state.step, minutes: Math.max(0, (state.time - t0) / 60), filters: {} };
+  const row = { step: state.step, minutes: Math.max(0, (state.time - t0) / 60), best: dir === bestDir, valGain: state.valGain ?? null, filters: {} };
   try {
     for (const f of FILTERS) {
       const r = await evaluate(loaded.gen, testFiles, { scale: loaded.scale, lr: f.lr });
@@ -121,11 +127,12 @@ for (const dir of dirs) {
   }
   rows.push(row);
   console.log(
-    [String(row.step).padStart(5), row.minutes.toFixed(1).padStart(4), ...FILTERS.map((f) => {
+    [String(row.step).padStart(5) + (row.best ? '*' : ' '), row.minutes.toFixed(1).padStart(4), ...FILTERS.map((f) => {
       const v = row.filters[f.name];
       return `${v.model.toFixed(2)} ${cell(v.gain)}`.padStart(18);
     })].join('  '),
   );
 }
+console.log('* the best checkpoint by validation gain (what --best takes)');
 console.log(JSON.stringify({ bench: 'quality', preset: config.preset, set: JSON.parse(opt('set', '{}')), minutes: MINUTES, train: TRAIN, test: TEST, backend: status.backend, rows }));
 if (!args.includes('--keep')) fs.rmSync(tmp, { recursive: true, force: true });
