@@ -1,4 +1,4 @@
-// Times the BACKEND.md reference training step on wasm + JS conv-gradient kernels and on wasm + the
+// Times the reference training step (docs/backends.md) on wasm + JS conv-gradient kernels and on wasm + the
 // native oneDNN kernels, side by side in this one process (interleaved rounds; medians), since timings
 // on 2-vCPU machines vary 1.5–2× between runs. Needs `npx tsc -p tsconfig.json` and
 // `npm run build:native` first (imports dist/ and loads native/build/).

@@ -3,7 +3,7 @@
 //
 //   npm run bench -- perceptual-calibration [--images 16] [--seed 7] [--backend wasm]
 //
-// The only VGG magnitudes we have are the author's logged values (SEED_SPEC §7). At the end of the final
+// The only VGG magnitudes we have are the author's logged values (docs/seed.md §7). At the end of the final
 // run the weighted terms were pix MSE ≈ 0.0012, VGG full ≈ 0.0035, VGG half ≈ 0.0016: the full VGG term at
 // weight 1e-4 is ≈ 2.9 × the pixel MSE and the half term ≈ 1.33 × (the ESPCN + VGG run logged 2.4 and 1.33).
 // So we measure, on demo images and a few G-like degradations d(x), the ratio
@@ -27,7 +27,7 @@ const args = process.argv.slice(2);
 const opt = (name, dflt) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : dflt);
 const COUNT = Number(opt('images', 16));
 const SEED = Number(opt('seed', 7));
-const TARGET_FULL = 0.0035 / 0.0012; // SEED_SPEC §7, final run
+const TARGET_FULL = 0.0035 / 0.0012; // docs/seed.md §7, final run
 const TARGET_HALF = 0.0016 / 0.0012;
 const SIDE = 256; // the seed's patch; the loss sees the 248² shift crop
 const CROP = 248;

@@ -7,7 +7,7 @@
 // text, textures, gradients) at their native scale plus sensor-like noise; every fourth is stored rotated
 // with EXIF orientation 6. Made once and cached in $TMPDIR/srgan-bench-prepare-v1-N.
 //
-// The article's method (SEED_SPEC §2.4): Python 3 + Pillow, one thread: open, exif_transpose,
+// The article's method (docs/seed.md §2.4): Python 3 + Pillow, one thread: open, exif_transpose,
 // convert('RGB'), resize each level with LANCZOS (the filter srgan uses), crop, save PNG. It cuts exactly
 // the crop boxes srgan chose (read from srgan's manifest), so both do the same work; Pillow does no
 // hashing and keeps no manifest. Rows: Pillow and srgan (1 and 2 workers) at each PNG level. Ratios:

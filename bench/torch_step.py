@@ -4,13 +4,13 @@ and thread count as the tfjs side. Prints one JSON object per model on stdout.
 
     /usr/bin/python3 bench/torch_step.py --threads 2 [--steps 10] [--warmup 2] [--models espcn,d_final,g_final]
 
-Models (SEED_SPEC numbers; written here from the spec, NCHW as PyTorch users run them):
-  espcn    BACKEND.md reference: conv5 3->64 ReLU, conv3 64->32 ReLU, conv3 32->12, pixel shuffle x2;
-           MSE, Adam(1e-3); batch 8 of 3x32x32.
-  d_final  SEED_SPEC 5.2 discriminator (bias-free convs + BatchNorm + LeakyReLU 0.1, 3 max-pools,
+Models (numbers from docs/seed.md; written here from it, NCHW as PyTorch users run them):
+  espcn    the reference step of docs/backends.md: conv5 3->64 ReLU, conv3 64->32 ReLU, conv3 32->12,
+           pixel shuffle x2; MSE, Adam(1e-3); batch 8 of 3x32x32.
+  d_final  docs/seed.md 5.2 discriminator (bias-free convs + BatchNorm + LeakyReLU 0.1, 3 max-pools,
            dilations 2 and 4, 1x1 head); D step = D(fake), D(real), mean(softplus(Dy - Dl)), Adam;
            batch 4 of 3x128x128.
-  g_final  SEED_SPEC 3.3 generator (16 MyRRDB blocks, pixel shuffle x2); G step = MSE only, Adam;
+  g_final  docs/seed.md 3.3 generator (16 MyRRDB blocks, pixel shuffle x2); G step = MSE only, Adam;
            batch 1 of 3x64x64 LR -> 3x128x128.
 """
 import argparse

@@ -2,11 +2,11 @@
 //
 //   npm run bench -- trainer [--models espcn,d_final,g_final] [--rounds 2] [--quick]
 //
-//   espcn    BACKEND.md's reference step: batch 8 of 32×32×3, conv5 3→64 ReLU, conv3 64→32 ReLU,
-//            conv3 32→12, pixel shuffle ×2, MSE, Adam(1e-3); 1.312 GFLOP a step.
-//   d_final  the seed's discriminator step (SEED_SPEC §5.2): D(fake), D(real), mean softplus, Adam;
+//   espcn    the reference step (docs/backends.md): batch 8 of 32×32×3, conv5 3→64 ReLU,
+//            conv3 64→32 ReLU, conv3 32→12, pixel shuffle ×2, MSE, Adam(1e-3); 1.312 GFLOP a step.
+//   d_final  the seed's discriminator step (docs/seed.md §5.2): D(fake), D(real), mean softplus, Adam;
 //            batch 4 of 128×128×3.
-//   g_final  the seed's final generator step (SEED_SPEC §3.3): MSE, Adam; batch 1 of 64×64×3 LR.
+//   g_final  the seed's final generator step (docs/seed.md §3.3): MSE, Adam; batch 1 of 64×64×3 LR.
 //
 // Each rung runs in its own process (a process holds one tfjs backend), rounds interleave the rungs and
 // PyTorch so that machine noise hits them alike, and the median over rounds is reported. PyTorch runs

@@ -3,7 +3,7 @@
 // Debian's libdnnl-dev is installed. Runs as the package's "install" script and as `npm run build:native`.
 //
 // Contract: prints exactly one line saying what it did, and ALWAYS exits 0 — an optional rung must never
-// break `npm install` / `npm ci` (DESIGN.md, compute backend ladder). The full compiler output of a
+// break `npm install` / `npm ci` (docs/backends.md, the ladder). The full compiler output of a
 // failed build goes to native/build-native.log.
 //
 //   SRGAN_SKIP_NATIVE=1   skip the build (e.g. to test the wasm + JS rung on a machine with oneDNN)

@@ -8,12 +8,12 @@ perceptual loss (perceptual.kind "vgg16"; see docs/perceptual.md).
 
 Run it on a machine with internet access; srgan itself never downloads anything. The result is
 OUT_DIR/model.json plus two weight shards, about 7 MB: the 7 convolutions conv1_1 ... conv3_3 and the two
-max-pools between them (SEED_SPEC §4.2), in a Keras Sequential topology with Keras' VGG16 layer names.
+max-pools between them (docs/seed.md §4.2), in a Keras Sequential topology with Keras' VGG16 layer names.
 
     --random   write random weights (PyTorch's default init) instead; needs numpy only. For testing the
                file format, not for training.
 
-Conventions (SEED_SPEC §1): PyTorch stores conv weights OIHW, tfjs wants HWIO, hence transpose(2, 3, 1, 0).
+Conventions (docs/seed.md §1): PyTorch stores conv weights OIHW, tfjs wants HWIO, hence transpose(2, 3, 1, 0).
 Padding 1 on a 3x3 kernel at stride 1 equals Keras 'same'; MaxPool2d(2) floors like Keras 'valid'. The
 inputs stay torchvision's: RGB in [0, 1], normalised with the ImageNet mean/std by srgan
 (perceptual.preprocess "torch", the default).

@@ -57,13 +57,13 @@ export interface SchedulerConfig {
   /** Stop by itself after this many generator steps (null = run until told to stop). */
   maxSteps: number | null;
   /**
-   * Multiplier of every phase's rates, applied in plan(). The seed's rule (SEED_SPEC §6.2) is
+   * Multiplier of every phase's rates, applied in plan(). The seed's rule (docs/seed.md §6.2) is
    * batch / 8: use lrBatchScale(batch). null or absent = rates as given (factor 1).
    */
   batchScale?: number | null;
   /**
    * Plan `resetOptimizers: true` on the first step of every phase after the first, as the author
-   * recreated both Adam optimizers at each phase (SEED_SPEC §1, §6.2). Default false.
+   * recreated both Adam optimizers at each phase (docs/seed.md §1, §6.2). Default false.
    */
   resetOptimizersOnPhaseChange?: boolean;
   /** 'fixed' (default): always dStepsPerG D steps. 'adaptive': none while the smoothed G adversarial loss rises. */
@@ -78,7 +78,7 @@ export interface ResolvedSchedulerConfig extends Required<Omit<SchedulerConfig, 
   adaptiveD: Readonly<AdaptiveDOptions>;
 }
 
-/** The seed's reference batch for learning rates (SEED_SPEC §6.2: `b_m = batch / 8`). */
+/** The seed's reference batch for learning rates (docs/seed.md §6.2: `b_m = batch / 8`). */
 export const LR_REFERENCE_BATCH = 8;
 
 /** The seed's learning-rate multiplier for a batch size: batch / reference (reference default 8). */

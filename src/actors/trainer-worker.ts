@@ -1,6 +1,6 @@
 // The trainer actor's thread: owns tfjs, the models and the optimizers, reads patch frames from the
 // shared ring, and runs the scheduler's plan: one G step, then k D steps on the detached G output
-// (SEED_SPEC §6.1). Only control messages, metrics and previews cross postMessage.
+// (docs/seed.md §6.1). Only control messages, metrics and previews cross postMessage.
 
 import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -249,7 +249,7 @@ async function main(): Promise<void> {
     return true;
   };
 
-  /** SEED_SPEC §2.5: one JPEG quality per batch, applied to every LR patch of it. */
+  /** docs/seed.md §2.5: one JPEG quality per batch, applied to every LR patch of it. */
   const degradeBatch = async (): Promise<void> => {
     if (!lrBytes) return;
     const quality = drawJpegQuality(jpegRand);

@@ -1,4 +1,4 @@
-// LR synthesis for training pairs (SEED_SPEC §2.5): the downscale filters the seed's experiments used,
+// LR synthesis for training pairs (docs/seed.md §2.5): the downscale filters the seed's experiments used,
 // a bicubic alternative, and the JPEG degradation of the final model. Pure functions over 8-bit RGB
 // (patches.ts's RgbImage); inputs are never modified.
 
@@ -13,7 +13,7 @@ export type DownscaleFilter = 'bilinear-aa' | 'box-gamma' | 'bicubic-aa' | 'area
 export const DOWNSCALE_FILTERS: readonly DownscaleFilter[] = Object.freeze(['bicubic-aa', 'bilinear-aa', 'area', 'lanczos3', 'box-gamma']);
 
 /**
- * Taps of PyTorch's `interpolate(mode='bilinear', antialias=True)` at integer factors (SEED_SPEC §2.5):
+ * Taps of PyTorch's `interpolate(mode='bilinear', antialias=True)` at integer factors (docs/seed.md §2.5):
  * the triangle filter stretched by the factor, sampled at the source pixel centres. Both tables are
  * centred on the centre of the factor-wide source block.
  */
@@ -22,7 +22,7 @@ export const BILINEAR_AA_TAPS: Readonly<Record<DownscaleFactor, readonly number[
   4: Object.freeze([1, 3, 5, 7, 7, 5, 3, 1].map((t) => t / 32)),
 });
 
-/** The early experiments' gamma (SEED_SPEC §2.5: `(avgpool_f(x^2.2))^(1/2.2)`). */
+/** The early experiments' gamma (docs/seed.md §2.5: `(avgpool_f(x^2.2))^(1/2.2)`). */
 export const BOX_GAMMA = 2.2;
 
 /**
@@ -174,7 +174,7 @@ function encodeGamma(linear: number): number {
   return toByte(255 * Math.pow(linear, 1 / BOX_GAMMA));
 }
 
-/** The JPEG qualities the final model drew from, one per batch (SEED_SPEC §2.5). */
+/** The JPEG qualities the final model drew from, one per batch (docs/seed.md §2.5). */
 export const JPEG_QUALITIES: readonly number[] = Object.freeze([50, 70, 80, 90, 95, 99]);
 
 /** One quality from JPEG_QUALITIES, uniformly; draws rand() once. Call once per batch. */

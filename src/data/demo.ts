@@ -176,7 +176,7 @@ function sameParams(a: Manifest['params'], b: Manifest['params']): boolean {
   return a.generator === b.generator && a.count === b.count && a.seed === b.seed;
 }
 
-// The manifest is a file on disk, so it is validated before it is trusted (STYLE.md §2).
+// The manifest is a file on disk, so it is validated before it is trusted (docs/style.md §2).
 async function readManifest(root: string): Promise<Manifest | null> {
   let raw: unknown;
   try {

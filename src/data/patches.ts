@@ -147,7 +147,7 @@ export function augment(img: RgbImage, rand: () => number): RgbImage {
   return applyAugment(img, ops);
 }
 
-// Taps [1,3,3,1]/8 of the antialiased bilinear ×2 (SEED_SPEC §2.5). Output sample o sits between source
+// Taps [1,3,3,1]/8 of the antialiased bilinear ×2 (docs/seed.md §2.5). Output sample o sits between source
 // samples 2o and 2o+1 and reads 2o-1..2o+2; taps that fall outside are dropped and the rest renormalised
 // (renormalisedTaps), which equals conv(zero-padded x) / conv(zero-padded ones).
 const AA2_TAPS = [1, 3, 3, 1] as const;
@@ -181,7 +181,8 @@ export function makePair(img: RgbImage, opts: PairOptions, rand: () => number): 
 /**
  * Centre-aligned bicubic enlargement by an integer factor: output pixel j samples input coordinate
  * (j + 0.5)/scale − 0.5 with the Keys kernel (a = −0.5) and clamp-to-edge. Written out rather than using
- * sharp, whose enlargement is shifted by half an output pixel (DESIGN.md "Image facts that bite").
+ * sharp, whose enlargement is shifted by half an output pixel (docs/degradations.md, "Why not sharp for
+ * enlargement").
  */
 export function upscaleBicubic(img: RgbImage, scale: number): RgbImage {
   checkImage(img);

@@ -1,4 +1,4 @@
-// `srgan prepare`: turns folders of photos into the patch dataset the trainer reads (SEED_SPEC §2.4),
+// `srgan prepare`: turns folders of photos into the patch dataset the trainer reads (docs/seed.md §2.4),
 // resumably. Documented in docs/prepare.md.
 //
 // Threads: a piscina pool decodes one source per task and answers with PNG bytes (prepare-worker.ts);

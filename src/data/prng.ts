@@ -1,4 +1,4 @@
-// A small seeded PRNG, so data order, crops and the demo set are reproducible (STYLE.md §5).
+// A small seeded PRNG, so data order, crops and the demo set are reproducible (docs/style.md §5).
 
 /** A seeded generator of floats in [0, 1) whose whole state is one 32-bit integer (for checkpoints). */
 export interface Rng {

@@ -1,6 +1,6 @@
 // Selects the tfjs backend for training and installs what tfjs-core alone lacks: gradient functions
 // (every backend) and fast conv-gradient kernels (wasm). The trainer owns the tfjs runtime: it is the
-// only caller, once per process (one owner per resource, STYLE.md §8); tests call it too.
+// only caller, once per process (one owner per resource, docs/style.md §8); tests call it too.
 //
 // Gradients: tfjs-core registers none by itself (every tf.grad fails with "gradient function not
 // found"). Upstream's live in tfjs-core's dist/register_all_gradients.js, which Node cannot load

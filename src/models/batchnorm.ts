@@ -1,4 +1,4 @@
-// BatchNorm2d for the discriminators (SEED_SPEC §1, §5): Keras momentum 0.9 (= PyTorch 0.1),
+// BatchNorm2d for the discriminators (docs/seed.md §1, §5): Keras momentum 0.9 (= PyTorch 0.1),
 // eps 1e-5. In training mode it normalises with the batch statistics and queues one running-stat
 // update (an EMA with the unbiased batch variance, as PyTorch keeps it) on the network's
 // StatUpdates side channel (stat-updates.ts); otherwise it uses the running statistics.

@@ -1,4 +1,4 @@
-// The author's conv–BatchNorm discriminators (SEED_SPEC §5). Both are a stack of
+// The author's conv–BatchNorm discriminators (docs/seed.md §5). Both are a stack of
 //   block(k, cin→cout, dilation) = conv k×k 'same' without bias → BatchNorm → LeakyReLU 0.1
 // with MaxPool 2 (floor) after some blocks, then a plain conv1×1 →1 with bias giving a logit map.
 //

@@ -1,4 +1,4 @@
-// ESPCN-family generators (SEED_SPEC §3.1). All convs have bias; LeakyReLU 0.1 after every conv
+// ESPCN-family generators (docs/seed.md §3.1). All convs have bias; LeakyReLU 0.1 after every conv
 // but the last; no output activation (the output is unbounded; clip only for display). Layouts:
 //
 //  plain                conv5 3→C, conv3 C→C, conv3 C→3r², shuffle ×r.
@@ -17,7 +17,7 @@
 // The article's conclusions: for ×4 two ×2 steps with convs between beat one ×4 shuffle, convs
 // after upsampling help, and a dilated stack widens the receptive field cheaply.
 //
-// Pixel shuffle is block-major like tf.depthToSpace (SEED_SPEC §1); variables are conv1, conv2, …
+// Pixel shuffle is block-major like tf.depthToSpace (docs/seed.md §1); variables are conv1, conv2, …
 // in forward order, each seeded by its index (deriveSeed(seed, i)), so `plain` keeps its old init.
 
 import * as tf from '@tensorflow/tfjs-core';

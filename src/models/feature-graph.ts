@@ -3,7 +3,7 @@
 //
 // Why not a tfjs-layers sub-model (tf.model({inputs, outputs})):
 //  - Keras fuses the activation into Conv2D, so a sub-model cannot expose a conv's output before its
-//    ReLU, and the seed's last VGG feature is exactly that (SEED_SPEC §4.2);
+//    ReLU, and the seed's last VGG feature is exactly that (docs/seed.md §4.2);
 //  - a sub-model's weights are trainable tf.Variables, which a tf.variableGrads() called without an
 //    explicit list would update; constants can never be trained;
 //  - the wasm backend has no DepthwiseConv2dNativeBackpropInput kernel, and MobileNetV2 needs one; the

@@ -1,4 +1,4 @@
-// One GAN training step as the seed runs it (SEED_SPEC §6.1): a G step on pixel + perceptual +
+// One GAN training step as the seed runs it (docs/seed.md §6.1): a G step on pixel + perceptual +
 // capped relativistic adversarial losses, then k D steps on the G step's output, detached, each with a
 // fresh shift crop. Owns G, D, their Adam optimizers and the EMA of G. A pure function of the run
 // config and the batches it is given: the trainer thread and the benchmarks drive it alike.
@@ -109,7 +109,7 @@ export class Gan {
         return total as tf.Scalar;
       }, this.#gVars);
       if (spec.lrG > 0) this.#optG.applyGradients(grads as tf.NamedTensorMap as never);
-      this.D.commitStats(); // BatchNorm statistics move in the G step too (SEED_SPEC §6.1)
+      this.D.commitStats(); // BatchNorm statistics move in the G step too (docs/seed.md §6.1)
       this.#ema?.update();
 
       // y's graph belongs to the finished G tape: below it is a constant, i.e. detached.

@@ -1,4 +1,4 @@
-// The author's final ×2 generator, GeneratorRRDBx2 (SEED_SPEC §3.3). All convs have bias,
+// The author's final ×2 generator, GeneratorRRDBx2 (docs/seed.md §3.3). All convs have bias,
 // LeakyReLU 0.1, no normalisation, residual scaling 0.2 at every level, no global trunk skip.
 //
 //   DRB3(x)  = x + 0.2·conv3(cat[x, f1, f2]) (3nf→nf), f1 = LReLU(conv3(x)), f2 = LReLU(conv3(cat[x, f1]))

@@ -11,7 +11,7 @@
 // keep upstream's (mse's SquaredDifference sees equal shapes).
 //
 // 2. Conv2D (override). Upstream's refuses dilation > 1. Ours handles dilation > 1 itself, with two
-// ordinary forward convolutions (BACKEND.md "Fast formulations"; tfjs requires stride 1 whenever
+// ordinary forward convolutions (docs/backends.md "Fast formulations"; tfjs requires stride 1 whenever
 // the dilation is > 1, which keeps both simple), and hands dilation 1 to upstream's gradient, which
 // calls the Conv2DBackpropInput / Conv2DBackpropFilter kernels (ours on wasm, kernels.ts).
 //

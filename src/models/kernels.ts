@@ -1,6 +1,6 @@
 // Convolution-gradient kernels for the tfjs `wasm` backend, written as ordinary tf ops so that all
 // heavy work lands on XNNPACK's forward convolution (20–25 GFLOP/s on one thread). See
-// /work/shared/BACKEND.md "Fast formulations".
+// docs/backends.md, "Fast formulations".
 //
 //  - wasm has no Conv2DBackpropFilter at all, and its Conv2DBackpropInput is a naive C++ loop
 //    (~1 GFLOP/s). Both are replaced here.

@@ -1,5 +1,5 @@
-// The compute backend ladder (DESIGN.md): the trainer takes the best rung that loads, and says why the
-// better ones were skipped. `--backend NAME` forces one rung and fails clearly when it cannot load.
+// The compute backend ladder (docs/backends.md): the trainer takes the best rung that loads, and says
+// why the better ones were skipped. `--backend NAME` forces one rung and fails clearly when it cannot load.
 //
 //   1. tfjs-node-gpu, 2. tfjs-node   libtensorflow, when the user has it installed (never required)
 //   3. webgpu                        Dawn (the `webgpu` package) when it finds a GPU adapter

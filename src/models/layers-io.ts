@@ -2,7 +2,7 @@
 // the layout tfjs-converter and `model.save('file://…')` produce. tfjs-core ships no file handler
 // (`file://` is registered by tfjs-node only), and we must not depend on tfjs-node.
 //
-// Files on disk are untrusted input (STYLE.md §2): load() checks that model.json is a JSON object
+// Files on disk are untrusted input (docs/style.md §2): load() checks that model.json is a JSON object
 // with a topology, that every shard stays inside the model's directory, and that the shards hold
 // exactly the bytes the weight manifest asks for, and names the file and the problem when not.
 //

@@ -2,7 +2,7 @@
 // gives (an exported generator folder, a checkpoint folder, or a run's checkpoints folder), or from a
 // run in the database (its newest or its best checkpoint).
 //
-// Everything read here is untrusted (STYLE.md §2): a checkpoint is verified against its checksums
+// Everything read here is untrusted (docs/style.md §2): a checkpoint is verified against its checksums
 // before its generator is read, and a model.json's metadata and manifest are checked against the
 // topology they claim before any variable is allocated, so a lying file cannot make us build a huge
 // network. Problems are SrganError SRGAN_ERR_CHECKPOINT naming the path and the file.

@@ -1,4 +1,4 @@
-// Losses of SEED_SPEC §4: pixel MSE, the relativistic per-pixel adversarial pair with the author's
+// Losses of docs/seed.md §4: pixel MSE, the relativistic per-pixel adversarial pair with the author's
 // cap on the generator term, and the random shift crop applied before D.
 
 import * as tf from '@tensorflow/tfjs-core';
@@ -25,7 +25,7 @@ export function discriminatorLoss(dy: tf.Tensor, dl: tf.Tensor): tf.Scalar {
 }
 
 /**
- * Capped relativistic G loss (SEED_SPEC §4.3): with d = Dy − Dl,
+ * Capped relativistic G loss (docs/seed.md §4.3): with d = Dy − Dl,
  * mean over ALL pixels of (d > 0 ? 0 : softplus(−d)). Where the fake already scores higher the term
  * is exactly 0 and passes no gradient (the mask itself carries none); `w_adv` is applied by the caller.
  *
@@ -58,7 +58,7 @@ export function generatorAdvLoss(dy: tf.Tensor, dl: tf.Tensor): tf.Scalar {
 }
 
 /**
- * Random shift crop (SEED_SPEC §4.4): one draw of rx, ry ∈ [0, maxShift − 1] per call (rx first),
+ * Random shift crop (docs/seed.md §4.4): one draw of rx, ry ∈ [0, maxShift − 1] per call (rx first),
  * shared by every tensor; each NHWC tensor is cropped to rows ry … ry + H − maxShift − 1 and cols
  * rx … rx + W − maxShift − 1, where H, W are the first tensor's. All tensors must share H and W.
  * maxShift 0 returns the tensors unchanged (no draw). `rand` returns floats in [0, 1).

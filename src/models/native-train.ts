@@ -1,7 +1,7 @@
 // The small training ops of the "wasm + native" rung: after the convolutions moved to oneDNN, half of a
-// step was these (BACKEND.md). Kernels for the tfjs `wasm` backend over our addon's loops
-// (native/src/train_ops.h), and the gradients that use them; native.ts registers them with the conv
-// kernels and removes them again.
+// step was these (docs/backends.md, "The reference step"). Kernels for the tfjs `wasm` backend over our
+// addon's loops (native/src/train_ops.h), and the gradients that use them; native.ts registers them
+// with the conv kernels and removes them again.
 //
 //  - SrganBatchNormAct (fused.ts's batchNormActTraining) and its gradient kernel: training-mode batch
 //    norm + LeakyReLU, forward in two passes, backward (dx, dγ, dβ) in two, replacing ~25 tf ops

@@ -1,4 +1,4 @@
-// The "wasm + native oneDNN kernels" rung (DESIGN.md, compute backend ladder): Conv2D, its two
+// The "wasm + native oneDNN kernels" rung (docs/backends.md, the compute backend ladder): Conv2D, its two
 // gradients and FusedConv2D for the tfjs `wasm` backend, run by oneDNN through our N-API addon
 // (native/, built at install when Debian's libdnnl-dev is present; native-addon.ts loads and calls it),
 // plus the kernel of conv2dBiasAct (fused.ts), a conv + bias + activation op whose gradient gets dW

@@ -68,7 +68,7 @@ export function seededUniform(shape: number[], bound: number, seed: number): tf.
 }
 
 /**
- * PyTorch's default Conv2d init (SEED_SPEC §1): weight and bias ~ U(±1/√fan_in), fan_in = k·k·C_in.
+ * PyTorch's default Conv2d init (docs/seed.md §1): weight and bias ~ U(±1/√fan_in), fan_in = k·k·C_in.
  * Returns an HWIO weight and a [cout] bias (null when `bias` is false), seeded from `seed`.
  */
 export function initConv(

@@ -1,4 +1,4 @@
-// The perceptual (feature) loss of SEED_SPEC §4.2, at full and at half resolution, over a pluggable
+// The perceptual (feature) loss of docs/seed.md §4.2, at full and at half resolution, over a pluggable
 // frozen feature network (docs/perceptual.md):
 //  - 'vgg16': a VGG16 tfjs LayersModel the user points to; the first 7 Conv2D layers (block1_conv1 …
 //    block3_conv3), torchvision's ImageNet normalisation, the seed's weight 1e-4 per term;
@@ -29,11 +29,11 @@ export interface PerceptualOptions {
   kind: PerceptualKind;
   /** The VGG16 model.json (or its directory), for kind 'vgg16'. */
   path?: string | null;
-  /** Weight of the full-resolution term, in the seed's VGG units. Default 1e-4 (SEED_SPEC §4.2). */
+  /** Weight of the full-resolution term, in the seed's VGG units. Default 1e-4 (docs/seed.md §4.2). */
   weight?: number;
   /** Weight of the half-resolution term; 0 skips it. Default 1e-4. */
   halfWeight?: number;
-  /** Max shift of the random crop before each term (SEED_SPEC §4.4). Default 8; 0 = no crop. */
+  /** Max shift of the random crop before each term (docs/seed.md §4.4). Default 8; 0 = no crop. */
   maxShift?: number;
   /**
    * Input normalisation of a VGG16 file: 'torch' (default: RGB [0, 1], ImageNet mean/std, for
@@ -99,8 +99,8 @@ const UNCALIBRATED: Readonly<Calibration> = Object.freeze({ full: 1, half: 1 });
 /**
  * Multiplies the bundled net's raw distances into the seed's VGG units, so that weight 1e-4 means what
  * it means for VGG16. From `npm run bench -- perceptual-calibration`: the seed's logged VGG terms are
- * ≈ 2.9× (full) and ≈ 1.33× (half) the pixel MSE (SEED_SPEC §7, final run: 0.0035 and 0.0016 vs 0.0012);
- * these factors give the bundled terms the same ratios on demo images with G-like (blur) errors.
+ * ≈ 2.9× (full) and ≈ 1.33× (half) the pixel MSE (docs/seed.md §7, final run: 0.0035 and 0.0016 vs
+ * 0.0012); these factors give the bundled terms the same ratios on demo images with G-like (blur) errors.
  * See docs/perceptual.md, "Calibration".
  */
 export const BUNDLED_CALIBRATION: Readonly<Calibration> = Object.freeze({ full: 20, half: 33 });
@@ -137,7 +137,7 @@ export async function createPerceptualLoss(opts: PerceptualOptions, rand: () => 
 }
 
 /**
- * The half-resolution view of SEED_SPEC §4.2: clip to [1e-6, 1] (x^2.2 of a negative value is NaN),
+ * The half-resolution view of docs/seed.md §4.2: clip to [1e-6, 1] (x^2.2 of a negative value is NaN),
  * then (avgPool2(x^2.2))^(1/2.2). NHWC; odd sizes drop the last row/column.
  */
 export function gammaDownsample2(x: tf.Tensor4D): tf.Tensor4D {

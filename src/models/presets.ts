@@ -11,25 +11,25 @@ export type EspcnLayout = 'plain' | 'x2x2' | 'conv-after-upsample' | 'dilated';
 /** Which generator, and its size. */
 export type GeneratorConfig =
   /**
-   * SEED_SPEC §3.1 and its variants. `skip`: add a bilinear enlargement of the input to the output, so
+   * docs/seed.md §3.1 and its variants. `skip`: add a bilinear enlargement of the input to the output, so
    * the network learns only the residual (not in the seed; it makes the fast preset useful in minutes).
    */
   | { kind: 'espcn'; channels: number; layout: EspcnLayout; skip: boolean; depth: number }
-  /** SEED_SPEC §3.3, the article's final network (×2 only). */
+  /** docs/seed.md §3.3, the article's final network (×2 only). */
   | { kind: 'final'; channels: number; blocks: number; dilatedBlocks: boolean }
-  /** ESRGAN's RRDBNet, SEED_SPEC §10.1. */
+  /** ESRGAN's RRDBNet, docs/seed.md §10.1. */
   | { kind: 'rrdbnet'; channels: number; growth: number; blocks: number };
 
 /** Which discriminator, and its size. */
 export type DiscriminatorConfig =
-  /** SEED_SPEC §5.1 baseline. */
+  /** docs/seed.md §5.1 baseline. */
   | { kind: 'patch'; mid: number }
-  /** SEED_SPEC §5.2, the final run's dilated D. */
+  /** docs/seed.md §5.2, the final run's dilated D. */
   | { kind: 'dilated'; mid: number }
-  /** Real-ESRGAN's U-Net D with spectral norm, SEED_SPEC §10.2. */
+  /** Real-ESRGAN's U-Net D with spectral norm, docs/seed.md §10.2. */
   | { kind: 'unet'; channels: number };
 
-/** Perceptual feature loss (SEED_SPEC §4.2): off, the bundled offline network, or a VGG16 file. */
+/** Perceptual feature loss (docs/seed.md §4.2): off, the bundled offline network, or a VGG16 file. */
 export interface PerceptualConfig {
   kind: 'off' | 'bundled' | 'vgg16';
   /** A tfjs LayersModel (model.json) of VGG16, for kind 'vgg16'. */
@@ -60,9 +60,9 @@ export interface RunConfig {
   pixelLoss: 'mse' | 'l1';
   pixelWeight: number;
   perceptual: PerceptualConfig;
-  /** Weight of the capped relativistic adversarial term (SEED_SPEC §4.3); 0 = no GAN. */
+  /** Weight of the capped relativistic adversarial term (docs/seed.md §4.3); 0 = no GAN. */
   advWeight: number;
-  /** D steps per G step (SEED_SPEC §6.1: the G step's output is reused, detached). */
+  /** D steps per G step (docs/seed.md §6.1: the G step's output is reused, detached). */
   dStepsPerG: number;
   /** fixed: always dStepsPerG; adaptive: skip D updates while the smoothed G adversarial loss rises. */
   dMode: 'fixed' | 'adaptive';
@@ -73,7 +73,7 @@ export interface RunConfig {
   resetOptimizers: boolean;
   /** Decay of the EMA of G's weights used for previews and evaluation; null = no EMA. */
   emaDecay: number | null;
-  /** Max random shift of the shift crop before D and the perceptual net (SEED_SPEC §4.4). */
+  /** Max random shift of the shift crop before D and the perceptual net (docs/seed.md §4.4). */
   maxShift: number;
   logEvery: number;
   previewEvery: number;
@@ -179,7 +179,7 @@ const ESPCN_X2_FAST: RunConfig = {
 };
 
 /**
- * `seed-final-x2`: the article's final run (SEED_SPEC §6.2): §3.3 generator, §5.2 dilated D, batch 1 of
+ * `seed-final-x2`: the article's final run (docs/seed.md §6.2): §3.3 generator, §5.2 dilated D, batch 1 of
  * 256² patches, lr × batch/8, 10 D steps per G step, adversarial weight 3e-4, perceptual terms at full
  * and half resolution, JPEG-degraded LR inputs, optimizers recreated at every phase, 360 100 G steps.
  */

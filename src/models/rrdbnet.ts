@@ -1,4 +1,4 @@
-// ESRGAN's RRDBNet (xinntao/ESRGAN RRDBNet_arch.py, as described in SEED_SPEC §10.1), the reference
+// ESRGAN's RRDBNet (xinntao/ESRGAN RRDBNet_arch.py, as described in docs/seed.md §10.1), the reference
 // the author's final generator is measured against. All convs 3×3 with bias, LeakyReLU 0.2.
 //
 //   RDB(x)  = x + 0.2·conv5(cat[x, x1..x4]), x_k = LReLU(conv_k(cat[x, x1..x_{k−1}])),

@@ -1,4 +1,4 @@
-// Real-ESRGAN's U-Net discriminator with spectral norm, UNetDiscriminatorSN (SEED_SPEC §10.2):
+// Real-ESRGAN's U-Net discriminator with spectral norm, UNetDiscriminatorSN (docs/seed.md §10.2):
 // per-pixel logits at input resolution. LeakyReLU 0.2 everywhere, nf = num_feat:
 //   x0 = LReLU(conv0 3×3 3→nf, bias, no SN)
 //   x1, x2, x3 = LReLU(SN conv 4×4 s2 p1, no bias): nf→2nf, 2nf→4nf, 4nf→8nf (H/2, H/4, H/8)

@@ -1,4 +1,4 @@
-// LR synthesis (SEED_SPEC §2.5) against hand-computed values and independent references.
+// LR synthesis (docs/seed.md §2.5) against hand-computed values and independent references.
 
 import { describe, expect, it } from 'vitest';
 

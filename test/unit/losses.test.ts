@@ -1,4 +1,4 @@
-// Losses (SEED_SPEC §4.3, §4.4) against hand-computed values.
+// Losses (docs/seed.md §4.3, §4.4) against hand-computed values.
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';

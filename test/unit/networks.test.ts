@@ -1,6 +1,6 @@
 // The networks beyond the baseline: ESPCN layouts, the final generator (§3.3), ESRGAN's RRDBNet
 // (§10.1), the final dilated discriminator (§5.2), the U-Net discriminator with spectral norm
-// (§10.2), and the FLOP counter. Parameter counts are SEED_SPEC's; anything that runs is kept to
+// (§10.2), and the FLOP counter. Parameter counts are docs/seed.md's; anything that runs is kept to
 // tiny inputs and channel counts (the 16M-parameter nets run once, at 8×8).
 
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -29,7 +29,7 @@ const snapshot = (vars: Record<string, tf.Variable>): Record<string, Float32Arra
 
 const changed = (a: Float32Array, b: Float32Array): boolean => a.some((v, i) => v !== b[i]);
 
-describe('parameter counts (SEED_SPEC)', () => {
+describe('parameter counts (docs/seed.md)', () => {
   it.each([
     // §3.1 (given): plain C=128 r=4, C=64 r=4.
     ['espcn plain C=128 ×4', { channels: 128, scale: 4, seed: 1 }, 212_656],

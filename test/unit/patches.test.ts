@@ -27,7 +27,7 @@ function px(img: RgbImage, x: number, y: number): number[] {
   return [img.data[i]!, img.data[i + 1]!, img.data[i + 2]!];
 }
 
-/** Independent reference for §2.5: 2-D conv(zero-padded x) / conv(zero-padded ones), stride 2. */
+/** Independent reference for docs/seed.md §2.5: 2-D conv(zero-padded x) / conv(zero-padded ones), stride 2. */
 const referenceAA2 = (img: RgbImage): RgbImage => normalisedConv(img, 2, [1, 3, 3, 1].map((t) => t / 8));
 
 describe('downscaleAA2', () => {

@@ -1,4 +1,4 @@
-// The perceptual loss (SEED_SPEC §4.2, docs/perceptual.md): the fs model handler, the frozen feature
+// The perceptual loss (docs/seed.md §4.2, docs/perceptual.md): the fs model handler, the frozen feature
 // graph, VGG16 files (a small VGG-shaped model built and saved here, checked against a reference
 // computed in this file from its weights), the bundled nsfwjs MobileNetV2, and 'off'. Inputs are tiny.
 
