@@ -246,9 +246,9 @@ describe('srgan upscale', () => {
     expect([photo.format, photo.width, photo.height, photo.orientation ?? 1]).toEqual(['jpeg', 36, 52, 1]);
   });
 
-  it('--tile 16 --format png --json: tiled output equals untiled, one JSON object with each file', async () => {
+  it('--tile 20 --format png --json: tiled output equals untiled, one JSON object with each file', async () => {
     const out = path.join(tmp.dir, 'out-tiled');
-    const r = run(['upscale', inDir, '--out', out, '--run', RUN, '--tile', '16', '--format', 'png', '--backend', 'cpu', '--json']);
+    const r = run(['upscale', inDir, '--out', out, '--run', RUN, '--tile', '20', '--format', 'png', '--backend', 'cpu', '--json']);
     expect(r.status, r.stderr).toBe(1);
     const report = JSON.parse(r.stdout) as {
       source: string;
@@ -259,8 +259,8 @@ describe('srgan upscale', () => {
       files: ({ in: string; out: string; width: number; height: number; outWidth: number; outHeight: number; ms: number } | { in: string; error: string })[];
     };
     expect([report.source, report.run.id, report.step, report.scale]).toEqual([ckpt(20), RUN, 20, 2]);
-    // espcn-x2-fast's receptive radius is 4: covered, so no cross-fade is needed.
-    expect(report.tiling).toEqual({ tile: 16, overlap: 4, blend: 0 });
+    // espcn-x2-fast's receptive radius is 8: covered, so no cross-fade is needed.
+    expect(report.tiling).toEqual({ tile: 20, overlap: 8, blend: 0 });
     const byName = new Map(report.files.map((f) => [path.relative(inDir, f.in), f]));
     expect([...byName.keys()].sort()).toEqual(['broken.png', 'photo.jpg', 'rgba.png', path.join('sub', 'grey.png')]);
     expect(byName.get('broken.png')).toMatchObject({ error: expect.stringMatching(/cannot decode image/) });
