@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import WebSocket from 'ws';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../support/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { srgan, srganJson, sleep, waitFor } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
@@ -24,7 +25,6 @@ interface Status {
   validation: { step: number; psnr: number | null; bicubic: number | null; gain: number; best: { step: number; gain: number } } | null;
 }
 
-const CHROMIUM = '/usr/bin/chromium';
 
 describe('srgan daemon end to end', () => {
   const tmp = tempDir('srgan-e2e-');
@@ -163,14 +163,9 @@ describe('srgan daemon end to end', () => {
   });
 
   it('the monitor shows live charts and a preview; its Pause, Checkpoint and Resume buttons work', async () => {
-    if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (see .ci/run)`);
     let browser: Browser | null = null;
     try {
-      // launch() gives every browser a fresh temporary profile (it refuses --user-data-dir for that reason).
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      });
+      browser = await launchChromium();
       const page = await browser.newPage();
       const errors: string[] = [];
       page.on('pageerror', (e) => errors.push(e.message));

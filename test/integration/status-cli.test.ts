@@ -4,10 +4,10 @@
 // better than bicubic on demand; daemon.test.ts checks the same output from real training.
 
 import { execFile } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../support/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ControlServer, type DaemonControl } from '../../src/actors/control-server.js';
 import { acquireLock, ensureToken, homePaths, releaseLock, writeDaemonInfo } from '../../src/daemon/home.js';
@@ -16,7 +16,6 @@ import { SrganError } from '../../src/errors.js';
 import { tempDir } from '../support/tmp.js';
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/srgan.js');
-const CHROMIUM = '/usr/bin/chromium';
 
 const tmp = tempDir('srgan-status-cli-');
 const paths = homePaths(path.join(tmp.dir, 'home'));
@@ -121,14 +120,10 @@ describe('srgan status: validation against bicubic', () => {
 
 describe('the monitor page: validation gain', () => {
   it('draws the gain curve and shows the latest gain, flagged below bicubic when negative', async () => {
-    if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (see .ci/run)`);
     validation = worse;
     let browser: Browser | null = null;
     try {
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      });
+      browser = await launchChromium();
       const page = await browser.newPage();
       const errors: string[] = [];
       page.on('pageerror', (e) => errors.push(e.message));
