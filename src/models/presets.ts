@@ -166,12 +166,9 @@ const ESPCN_X2_FAST: RunConfig = {
   generator: { kind: 'espcn', channels: 64, layout: 'plain', skip: true, depth: 4 },
   discriminator: { kind: 'patch', mid: 16 },
   dStepsPerG: 1,
-  // On 8 real photos the held-out gain peaked near step 4500 at lr 1e-3 and drifted down after (bench
-  // quality, docs/config.md): a quarter of the rate from step 4000 on.
-  phases: [
-    { steps: 4000, lrG: 1e-3, lrD: 1e-4 },
-    { steps: null, lrG: 2.5e-4, lrD: 2.5e-5 },
-  ],
+  // Constant: dropping to 2.5e-4 at step 4000 made the held-out gain fall faster, not slower (the
+  // drift after ~4500 steps on 8 photos is overfitting to them, not noise; docs/config.md).
+  phases: [{ steps: null, lrG: 1e-3, lrD: 1e-4 }],
   // PSNR first: with the seed's first ESPCN GAN weight (1e-4) the held-out gain peaked at step 1000 and
   // fell after, and the D step took 3/4 of the time. Set advWeight (e.g. 1e-4) for a GAN run.
   advWeight: 0,
