@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { selectBackend } from '../dist/models/ladder.js';
 import { loadGenerator } from '../dist/models/load-generator.js';
 import { evaluate } from '../dist/models/evaluate.js';
+import { rankByValidation } from '../dist/models/checkpoint.js';
 import { EVAL_LR_SYNTHESES, parseLrSynthesis } from '../dist/data/degrade.js';
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -105,9 +106,11 @@ const ckRoot = fs.readdirSync(path.join(home, 'checkpoints')).map((r) => path.jo
 // The fixed step counts and the last one (at the wall time); 'best' checkpoints the run wrote on the way
 // are left out, except the run's best by validation gain, scored last (what `--best` gives the user).
 const all = fs.readdirSync(ckRoot).filter((d) => /^step-\d+$/.test(d)).sort().map((d) => path.join(ckRoot, d));
-const stateOf = (dir) => JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8'));
+const states = new Map(all.map((d) => [d, JSON.parse(fs.readFileSync(path.join(d, 'state.json'), 'utf8'))]));
+const stateOf = (dir) => states.get(dir);
 const periodic = all.filter((d) => stateOf(d).kind !== 'best');
-const bestDir = all.filter((d) => typeof stateOf(d).valGain === 'number').sort((a, b) => stateOf(b).valGain - stateOf(a).valGain)[0];
+// The same ranking retention and `--best` use.
+const bestDir = rankByValidation(all.map((dir) => ({ dir, step: stateOf(dir).step, gain: stateOf(dir).valGain ?? null, psnr: stateOf(dir).valPsnr ?? null }))).ranked[0]?.dir;
 const dirs = bestDir && !periodic.includes(bestDir) ? [...periodic, bestDir] : periodic;
 const rows = [];
 const cell = (v, w = 6) => (v >= 0 ? '+' : '') + v.toFixed(2).padStart(w - 1);

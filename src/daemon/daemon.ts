@@ -93,7 +93,7 @@ export class Daemon implements DaemonControl {
         }
       }
       // Fields added after a run was made take the value that keeps its old computation.
-      this.config = resolveConfig({ ...FIELDS_BEFORE_THEY_EXISTED, ...withOldGeneratorDefaults(run.config), ...overrides });
+      this.config = resolveConfig({ ...withFieldsBeforeTheyExisted(run.config), ...overrides });
     } else {
       this.config = resolveConfig(options.overrides);
       const d = new Date();
@@ -555,15 +555,16 @@ function withValidation(v: ValidationStatus | null, p: MetricsPoint): Validation
   return { step: p.step, psnr: num(p.values.val_psnr), bicubic: num(p.values.val_bicubic), gain, best };
 }
 
-/** What a run stored before a field existed did, for fields added since (a resumed run keeps computing the same). */
-const FIELDS_BEFORE_THEY_EXISTED: Readonly<Record<string, unknown>> = Object.freeze({
-  lrBlur: { probability: 0, sigmaMin: 0.2, sigmaMax: 1.2 },
-});
-
-/** An ESPCN generator stored before `depth` existed had none (the preset's default may differ now). */
-function withOldGeneratorDefaults(config: Record<string, unknown>): Record<string, unknown> {
+/**
+ * A stored run config with the fields added since it was written set to what the run did without them
+ * (no blur; an ESPCN generator of depth 0), so a resumed run keeps computing the same even where the
+ * preset's default has changed.
+ */
+function withFieldsBeforeTheyExisted(config: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { lrBlur: { probability: 0, sigmaMin: 0.2, sigmaMax: 1.2 }, ...config };
   const g = config.generator as Record<string, unknown> | undefined;
-  return g?.kind === 'espcn' && !('depth' in g) ? { ...config, generator: { ...g, depth: 0 } } : config;
+  if (g?.kind === 'espcn' && !('depth' in g)) out.generator = { ...g, depth: 0 };
+  return out;
 }
 
 /** The run `ref` names (id, unique prefix or name) with its stored config; SRGAN_ERR_CONFIG if none. */
