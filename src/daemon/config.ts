@@ -52,6 +52,7 @@ const FIELDS: Record<string, Check> = {
   dMode: oneOf('fixed', 'adaptive'),
   lrReferenceBatch: nullable(int(1, 4096)),
   resetOptimizers: bool,
+  recompute: bool,
   emaDecay: nullable(num(0, 0.999999)),
   maxShift: int(1, 64),
   logEvery: int(1),

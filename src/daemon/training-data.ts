@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { listImages } from '../actors/loader-pool.js';
-import { listPatchFiles, MANIFEST_FILE } from '../data/manifest.js';
+import { listPatchesBySource, listPatchFiles, MANIFEST_FILE } from '../data/manifest.js';
 import { generateDemoData } from '../data/demo.js';
 import { crop, loadRgb, type RgbImage } from '../data/patches.js';
 import { downscale } from '../data/degrade.js';
@@ -54,19 +54,59 @@ export async function trainingData(cfg: RunConfig, demoDir: string, log: (line: 
   }
   // Hold out at most a quarter, and never the last training image.
   const nVal = Math.min(cfg.valEvery > 0 ? cfg.valImages : 0, Math.floor((all.length - 1) / 4));
-  const order = all.map((_, i) => i);
   const rand = mulberry32(deriveSeed(cfg.seed, 7));
-  for (let i = order.length - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [order[i], order[j]] = [order[j] as number, order[i] as number];
-  }
-  const held = new Set(order.slice(0, nVal));
+  const split = kind === 'prepared' && nVal > 0 ? holdOutPhotos(listPatchesBySource(dir!), nVal, rand, log) : null;
+  if (split) return { kind, ...split, patchesPerImage: 1 };
+  const held = new Set(shuffled(all.length, rand).slice(0, nVal));
   return {
     kind,
     files: all.filter((_, i) => !held.has(i)),
     val: all.filter((_, i) => held.has(i)),
     patchesPerImage: kind === 'prepared' ? 1 : cfg.patchesPerImage,
   };
+}
+
+/** 0..n-1 in a seeded Fisher–Yates order. */
+function shuffled(n: number, rand: () => number): number[] {
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [order[i], order[j]] = [order[j] as number, order[i] as number];
+  }
+  return order;
+}
+
+/**
+ * The validation split of a prepared set, by whole source photo: patches of one photo overlap and share
+ * its content, so validating on patches of photos the run trains on rewards memorising them and hides
+ * the drift that held-out photos show (docs/degradations.md, "Validation"). Photos are held out in a
+ * seeded order until they hold `nVal` patches, but never more than a quarter of the photos; `nVal` of
+ * their patches, evenly spaced (so across levels), are validated on and none of them is trained on.
+ * Null when there are fewer than 4 photos: then single patches are held out, and the log says so.
+ */
+export function holdOutPhotos(
+  patches: readonly { file: string; source: number }[],
+  nVal: number,
+  rand: () => number,
+  log: (line: string) => void,
+): { files: string[]; val: string[] } | null {
+  const sources = [...new Set(patches.map((p) => p.source))];
+  const maxPhotos = Math.floor(sources.length / 4);
+  if (maxPhotos === 0) {
+    log(`validation: ${sources.length} source photo(s), too few to hold one out; validating on ${nVal} patches of photos it also trains on, so val_gain will flatter it`);
+    return null;
+  }
+  const heldPhotos = new Set<number>();
+  let heldPatches: { file: string; source: number }[] = [];
+  for (const i of shuffled(sources.length, rand)) {
+    if (heldPatches.length >= nVal || heldPhotos.size >= maxPhotos) break;
+    heldPhotos.add(sources[i]!);
+    heldPatches = patches.filter((p) => heldPhotos.has(p.source));
+  }
+  const take = Math.min(nVal, heldPatches.length);
+  const val = Array.from({ length: take }, (_, k) => heldPatches[Math.floor((k * heldPatches.length) / take)]!.file);
+  log(`validation: ${val.length} patches of ${heldPhotos.size} held-out photo(s) of ${sources.length}; ${heldPatches.length} patches of them are not trained on`);
+  return { files: patches.filter((p) => !heldPhotos.has(p.source)).map((p) => p.file), val };
 }
 
 /** A fixed centre crop of the first image (and its LR) for the preview strip. */

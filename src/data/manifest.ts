@@ -145,6 +145,19 @@ export function listPatchFiles(dataDir: string): string[] {
   }
 }
 
+/** Every committed patch with the id of the source photo it was cut from, in id order. */
+export function listPatchesBySource(dataDir: string): { file: string; source: number }[] {
+  if (typeof dataDir !== 'string' || dataDir === '') throw new TypeError(`dataDir: expected a non-empty path, got ${String(dataDir)}`);
+  const root = path.resolve(dataDir);
+  const db = openExisting(path.join(root, MANIFEST_FILE), true);
+  try {
+    const rows = db.prepare('SELECT id, source_id FROM patches ORDER BY id').all() as { id: number; source_id: number }[];
+    return rows.map((r) => ({ file: patchPath(root, r.id), source: r.source_id }));
+  } finally {
+    db.close();
+  }
+}
+
 /** The parameters a dataset was prepared with, or null when DATA_DIR has no manifest. */
 export function readPatchParams(dataDir: string): PatchParams | null {
   const file = path.join(path.resolve(dataDir), MANIFEST_FILE);

@@ -55,7 +55,7 @@ export class Gan {
 
   constructor(config: RunConfig, options: GanOptions = {}) {
     this.config = config;
-    this.G = buildGenerator(config.generator, config.scale, deriveSeed(config.seed, 1));
+    this.G = buildGenerator(config.generator, config.scale, deriveSeed(config.seed, 1), config.recompute);
     this.D = buildDiscriminator(config.discriminator, deriveSeed(config.seed, 2));
     this.#gVars = Object.values(this.G.variables);
     this.#dVars = Object.values(this.D.variables);

@@ -17,6 +17,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Generator } from './network.js';
 import { integerSeed, positiveInt } from './network.js';
+import { layerWeights, recomputed } from './recompute.js';
 import { applyConv, convFlops, countParams, createConv, nameSeed, type ConvLayer, type ConvSpec } from './ops.js';
 
 export interface FinalGeneratorConfig {
@@ -28,6 +29,8 @@ export interface FinalGeneratorConfig {
   dilatedBlocks?: boolean;
   /** Weight-init seed. */
   seed: number;
+  /** Recompute each MyRRDB in the backward pass instead of keeping its activations (recompute.ts). Default false. */
+  recompute?: boolean;
 }
 
 const LRELU = 0.1;
@@ -108,14 +111,21 @@ export function createFinalGenerator(cfg: FinalGeneratorConfig): Generator {
   const up1 = conv('up.conv1', { k: 3, cin: nf, cout: nf });
   const up2 = conv('up.conv2', { k: 3, cin: nf, cout: 3 });
 
+  const recompute = cfg.recompute ?? false;
+  if (typeof recompute !== 'boolean') throw new RangeError(`finalGenerator.recompute must be a boolean, got ${JSON.stringify(cfg.recompute)}`);
+  const myRrdbs = blocks.map((parts) => {
+    const f = (h: tf.Tensor4D): tf.Tensor4D => {
+      let b = h;
+      for (const p of parts) b = applyPart(p, b);
+      return residual(h, b);
+    };
+    return recompute ? recomputed(f, layerWeights(parts.flatMap((p) => (p.kind === 'dil' ? [...p.convs, p.proj] : p.convs)))) : f;
+  });
+
   const apply = (x: tf.Tensor4D): tf.Tensor4D =>
     tf.tidy(() => {
       let h = applyConv(head, x);
-      for (const parts of blocks) {
-        let b = h;
-        for (const p of parts) b = applyPart(p, b);
-        h = residual(h, b);
-      }
+      for (const block of myRrdbs) h = block(h);
       h = lrelu(applyConv(tail1, h));
       h = lrelu(applyConv(tail2, h));
       // Differentiable through our DepthToSpace gradient (gradients.ts).

@@ -71,6 +71,12 @@ export interface RunConfig {
   lrReferenceBatch: number | null;
   /** Recreate both Adam optimizers at each phase change (the author's behaviour). */
   resetOptimizers: boolean;
+  /**
+   * Recompute the generator's blocks in the backward pass instead of keeping their activations
+   * (gradient checkpointing, src/models/recompute.ts): same numbers, ~1 more forward per G step, a
+   * fraction of the memory. Used by the final generator and RRDBNet; ESPCN has no blocks to recompute.
+   */
+  recompute: boolean;
   /** Decay of the EMA of G's weights used for previews and evaluation; null = no EMA. */
   emaDecay: number | null;
   /** Max random shift of the shift crop before D and the perceptual net (docs/seed.md §4.4). */
@@ -125,6 +131,7 @@ const COMMON = {
   dMode: 'fixed',
   lrReferenceBatch: null,
   resetOptimizers: false,
+  recompute: false,
   emaDecay: 0.999,
   logEvery: 1,
   maxSteps: null,
@@ -211,6 +218,7 @@ const SEED_FINAL_X2: RunConfig = {
   ],
   lrReferenceBatch: 8,
   resetOptimizers: true,
+  recompute: true,
   maxShift: 8,
   maxSteps: 360_100,
   previewEvery: 100,
@@ -238,6 +246,7 @@ const ESRGAN_X4: RunConfig = {
   perceptual: { kind: 'bundled', path: null, weight: 1e-4, halfWeight: 0, preprocess: 'torch' },
   advWeight: 5e-3,
   dStepsPerG: 1,
+  recompute: true,
   phases: [
     { steps: 50_000, lrG: 1e-4, lrD: 1e-4 },
     { steps: 50_000, lrG: 5e-5, lrD: 5e-5 },

@@ -9,8 +9,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Discriminator, Generator } from './network.js';
 import type { DiscriminatorConfig, GeneratorConfig } from './presets.js';
 
-/** The generator of `cfg`, upscaling by `scale`. */
-export function buildGenerator(cfg: GeneratorConfig, scale: 2 | 4, seed: number): Generator {
+/**
+ * The generator of `cfg`, upscaling by `scale`. `recompute`: gradient checkpointing of the deep
+ * generators' blocks (recompute.ts; ESPCN has none), for training; the values are the same either way.
+ */
+export function buildGenerator(cfg: GeneratorConfig, scale: 2 | 4, seed: number, recompute = false): Generator {
   switch (cfg.kind) {
     case 'espcn': {
       const g = createEspcn({ channels: cfg.channels, scale, seed, layout: cfg.layout, depth: cfg.depth ?? 0 });
@@ -18,9 +21,9 @@ export function buildGenerator(cfg: GeneratorConfig, scale: 2 | 4, seed: number)
     }
     case 'final':
       if (scale !== 2) throw new RangeError(`the final generator upscales ×2 only, got scale ${scale}`);
-      return createFinalGenerator({ channels: cfg.channels, blocks: cfg.blocks, dilatedBlocks: cfg.dilatedBlocks, seed });
+      return createFinalGenerator({ channels: cfg.channels, blocks: cfg.blocks, dilatedBlocks: cfg.dilatedBlocks, seed, recompute });
     case 'rrdbnet':
-      return createRrdbNet({ channels: cfg.channels, growth: cfg.growth, blocks: cfg.blocks, scale, seed });
+      return createRrdbNet({ channels: cfg.channels, growth: cfg.growth, blocks: cfg.blocks, scale, seed, recompute });
   }
 }
 

@@ -16,6 +16,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Generator } from './network.js';
 import { integerSeed, positiveInt } from './network.js';
+import { layerWeights, recomputed } from './recompute.js';
 import { applyConv, convFlops, countParams, createConv, nameSeed, upsampleNearest2x, type ConvLayer } from './ops.js';
 
 export interface RrdbNetConfig {
@@ -29,6 +30,8 @@ export interface RrdbNetConfig {
   scale?: 2 | 4;
   /** Weight-init seed. */
   seed: number;
+  /** Recompute each RRDB in the backward pass instead of keeping its activations (recompute.ts). Default false. */
+  recompute?: boolean;
 }
 
 const LRELU = 0.2;
@@ -68,15 +71,22 @@ export function createRrdbNet(cfg: RrdbNetConfig): Generator {
     return tf.add(x, tf.mul(applyConv(convs[4]!, tf.concat(feats, 3)), RES_SCALE));
   };
 
+  const recompute = cfg.recompute ?? false;
+  if (typeof recompute !== 'boolean') throw new RangeError(`rrdbnet.recompute must be a boolean, got ${JSON.stringify(cfg.recompute)}`);
+  const rrdbs = trunk.map((rdbs) => {
+    const f = (h: tf.Tensor4D): tf.Tensor4D => {
+      let b = h;
+      for (const convs of rdbs) b = rdb(b, convs);
+      return tf.add(h, tf.mul(b, RES_SCALE));
+    };
+    return recompute ? recomputed(f, layerWeights(rdbs.flat())) : f;
+  });
+
   const apply = (x: tf.Tensor4D): tf.Tensor4D =>
     tf.tidy(() => {
       const fea = applyConv(convFirst, x);
       let h = fea;
-      for (const rdbs of trunk) {
-        let b = h;
-        for (const convs of rdbs) b = rdb(b, convs);
-        h = tf.add(h, tf.mul(b, RES_SCALE));
-      }
+      for (const block of rrdbs) h = block(h);
       h = tf.add(fea, applyConv(trunkConv, h));
       for (const up of upconvs) {
         h = tf.leakyRelu(applyConv(up, upsampleNearest2x(h)), LRELU);
