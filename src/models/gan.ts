@@ -20,7 +20,7 @@ export interface FeatureLoss {
 
 /** Exponential moving average of G's weights (models/ema.ts). */
 export interface WeightAverage {
-  update(): void;
+  update(step?: number): void;
   /** The averaged weights, by G's variable names. */
   readonly shadow: Readonly<Record<string, tf.Variable>>;
   /** Runs `fn` with the averaged weights in G's variables, then puts the training weights back. */
@@ -34,6 +34,8 @@ export interface StepSpec {
   lrD: number;
   dSteps: number;
   resetOptimizers?: boolean;
+  /** 1-based index of this G step; gives the EMA its warm-up (ema.ts). Without it the EMA uses its decay as is. */
+  step?: number;
 }
 
 export interface GanOptions {
@@ -110,7 +112,7 @@ export class Gan {
       }, this.#gVars);
       if (spec.lrG > 0) this.#optG.applyGradients(grads as tf.NamedTensorMap as never);
       this.D.commitStats(); // BatchNorm statistics move in the G step too (docs/seed.md §6.1)
-      this.#ema?.update();
+      this.#ema?.update(spec.step);
 
       // y's graph belongs to the finished G tape: below it is a constant, i.e. detached.
       let dSum: tf.Tensor = tf.scalar(0);

@@ -73,6 +73,27 @@ describe('createEma', () => {
     v.dispose();
   });
 
+  it('with the step, warms up: decay min(decay, (1 + step)/(10 + step)), so early averages forget the init', () => {
+    const v = tf.variable(tf.tensor1d([0.5, -2]));
+    const ema = createEma({ v }, 0.99);
+    const f = Math.fround;
+    let expected = [0.5, -2];
+    const r = mulberry32(9);
+    for (const step of [1, 2, 3, 50, 500, 501]) {
+      const next = [r() * 4 - 2, r() * 4 - 2].map(f);
+      v.assign(tf.tensor1d(next));
+      ema.update(step);
+      // step 1: 2/11 of the old shadow; step 500: 501/510 > 0.99, so the decay itself.
+      const d = Math.min(0.99, (1 + step) / (10 + step));
+      expected = expected.map((s, i) => f(f(s * f(d)) + f(next[i]! * f(1 - d))));
+      expect(values(ema.shadow.v!), `step ${step}`).toEqual(expected);
+    }
+    expect(() => ema.update(0)).toThrow(RangeError);
+    expect(() => ema.update(1.5)).toThrow(RangeError);
+    ema.dispose();
+    v.dispose();
+  });
+
   it('decay 0 makes the shadow follow the weights exactly', () => {
     const vars = randomVars(1);
     const ema = createEma(vars, 0);
