@@ -79,10 +79,11 @@ function shuffled(n: number, rand: () => number): number[] {
 /**
  * The validation split of a prepared set, by whole source photo: patches of one photo overlap and share
  * its content, so validating on patches of photos the run trains on rewards memorising them and hides
- * the drift that held-out photos show (docs/degradations.md, "Validation"). Photos are held out in a
- * seeded order until they hold `nVal` patches, but never more than a quarter of the photos; `nVal` of
- * their patches, evenly spaced (so across levels), are validated on and none of them is trained on.
- * Null when there are fewer than 4 photos: then single patches are held out, and the log says so.
+ * the drift that held-out photos show (docs/degradations.md, "Validation: which images are held out").
+ * Photos are held out in a seeded order until they hold `nVal` patches, but never more than a quarter of
+ * the photos; `nVal` of their patches, evenly spaced (so across levels), are validated on and none of
+ * them is trained on. Null when there are fewer than 4 photos: then single patches are held out, and the
+ * log says so.
  */
 export function holdOutPhotos(
   patches: readonly { file: string; source: number }[],
