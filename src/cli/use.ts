@@ -122,8 +122,12 @@ export async function upscaleCommand(v: Values, args: string[]): Promise<number>
  * extensions (listImages) and keeps its relative paths under `outDir`; a file argument is taken as it
  * is (whatever its extension) and written as its base name. Throws SRGAN_ERR_CONFIG for a missing
  * input, an empty folder, an output that would overwrite an input, or two inputs with the same output.
+ * Files are compared as the file system resolves them, not as spelled: an --out reached through a
+ * symlink, or an output path that is a link to an input, is caught like a plain path (writing follows
+ * links, so the input would be lost).
  */
 function collectJobs(args: string[], outDir: string, format: string | undefined): Job[] {
+  const realOut = realTarget(outDir);
   const jobs: Job[] = [];
   for (const arg of args) {
     const abs = path.resolve(arg);
@@ -135,24 +139,60 @@ function collectJobs(args: string[], outDir: string, format: string | undefined)
     }
     if (stat.isDirectory()) {
       // Earlier outputs inside an input folder (`--out photos/big`) are not inputs.
-      const files = listImages(abs).filter((f) => !isInside(f, outDir));
+      const files = listImages(abs).filter((f) => !isInside(realTarget(f), realOut));
       if (files.length === 0) throw new SrganError('SRGAN_ERR_CONFIG', `${arg}: no images (png, jpg, jpeg, webp, tif, tiff, gif, avif) in this folder`);
       for (const f of files) jobs.push(job(f, path.relative(abs, f), outDir, format));
     } else {
       jobs.push(job(abs, path.basename(abs), outDir, format));
     }
   }
-  const inputs = new Set(jobs.map((j) => j.in));
-  const byOut = new Map<string, string>();
-  for (const j of jobs) {
-    if (inputs.has(j.out)) throw new SrganError('SRGAN_ERR_CONFIG', `${j.in} would be overwritten by its own output; choose another --out folder`);
-    const other = byOut.get(j.out);
-    if (other !== undefined && other !== j.in) {
-      throw new SrganError('SRGAN_ERR_CONFIG', `${other} and ${j.in} would both be written to ${j.out}; upscale them into separate --out folders`);
+  // One job per input file (named twice, by a folder and by itself, the later naming wins), keyed by
+  // device and inode so that a link to an input is that input.
+  const byInput = new Map<string, Job>();
+  for (const j of jobs) byInput.set(fileId(j.in) ?? j.in, j);
+  const byOut = new Map<string, Job>();
+  for (const j of byInput.values()) {
+    const target = realTarget(j.out);
+    const other = byOut.get(target);
+    if (other !== undefined) {
+      throw new SrganError('SRGAN_ERR_CONFIG', `${other.in} and ${j.in} would both be written to ${j.out}; upscale them into separate --out folders`);
     }
-    byOut.set(j.out, j.in);
+    byOut.set(target, j);
   }
-  return [...new Map(jobs.map((j) => [j.in, j])).values()];
+  for (const j of byInput.values()) {
+    // Follows links; null while nothing is there, which cannot be an input.
+    const id = fileId(j.out);
+    const victim = id === null ? undefined : byInput.get(id);
+    if (victim === j) throw new SrganError('SRGAN_ERR_CONFIG', `${j.in} would be overwritten by its own output; choose another --out folder`);
+    if (victim !== undefined) throw new SrganError('SRGAN_ERR_CONFIG', `${victim.in} would be overwritten by the output of ${j.in}; choose another --out folder`);
+  }
+  return [...byInput.values()];
+}
+
+/** Device and inode of the file `p` names, links followed; null when there is none. */
+function fileId(p: string): string | null {
+  try {
+    const s = fs.statSync(p);
+    return `${s.dev}:${s.ino}`;
+  } catch {
+    return null;
+  }
+}
+
+/** The real path `p` names, or will name once created: its deepest existing ancestor with links resolved, the rest appended. */
+function realTarget(p: string): string {
+  const rest: string[] = [];
+  let cur = path.resolve(p);
+  for (;;) {
+    try {
+      return path.join(fs.realpathSync(cur), ...rest.reverse());
+    } catch {
+      const parent = path.dirname(cur);
+      if (parent === cur) return path.join(cur, ...rest.reverse());
+      rest.push(path.basename(cur));
+      cur = parent;
+    }
+  }
 }
 
 function job(input: string, rel: string, outDir: string, format: string | undefined): Job {

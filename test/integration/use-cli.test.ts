@@ -13,11 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { openDb, recordCheckpoint, type EvalRow } from '../../src/daemon/db.js';
 import { homePaths } from '../../src/daemon/home.js';
-import { downscale, EVAL_LR_SYNTHESES } from '../../src/data/degrade.js';
+import { EVAL_LR_SYNTHESES } from '../../src/data/degrade.js';
 import { readForUpscale, upscaleAlpha } from '../../src/data/image-io.js';
-import { crop, loadRgb, upscaleBicubic, upscaleNearest } from '../../src/data/patches.js';
 import { mulberry32 } from '../../src/data/prng.js';
-import { psnrY } from '../../src/data/quality.js';
 import { hasCode } from '../../src/errors.js';
 import { writeCheckpoint } from '../../src/models/checkpoint.js';
 import { evaluate } from '../../src/models/evaluate.js';
@@ -29,6 +27,7 @@ import type { Generator } from '../../src/models/network.js';
 import { PRESETS, type RunConfig } from '../../src/models/presets.js';
 import { buildGenerator } from '../../src/models/registry.js';
 import { saveBicubicLayersModel } from '../support/bicubic-model.js';
+import { PSNR_TOL, referenceRows, SSIM_TOL, writeReferencePictures } from '../support/eval-reference.js';
 import { srgan } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -104,6 +103,12 @@ async function expectedRgb(gen: Generator, file: string): Promise<{ width: numbe
   return { width: width * gen.scale, height: height * gen.scale, data: Uint8Array.from(out, (v) => Math.round(v * 255)) };
 }
 
+/** Every file under `dir` (relative path → content, hex). */
+function bytesIn(dir: string): Map<string, string> {
+  const files = fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => fs.statSync(path.join(dir, f)).isFile());
+  return new Map(files.sort().map((f) => [f, fs.readFileSync(path.join(dir, f)).toString('hex')]));
+}
+
 /** Largest difference between channel `c` of an interleaved image and a plane/packed array. */
 function maxDiff(a: Uint8Array, aChannels: number, b: ArrayLike<number>, bChannels: number, channels: number[]): number {
   let worst = 0;
@@ -172,10 +177,9 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(inDir, 'broken.png'), Buffer.from('this is not a PNG at all, just text'));
   fs.writeFileSync(path.join(inDir, 'notes.txt'), 'not an image: ignored by the folder walk');
 
-  // Evaluation HR images; one has odd sides (cropped to a multiple of the scale).
-  await writePng(path.join(hrDir, 'a.png'), 48, 40, 3, 4);
-  await writePng(path.join(hrDir, 'b.png'), 41, 37, 3, 5);
-  await writePng(path.join(hrDir, 'c.png'), 36, 44, 3, 6);
+  // Evaluation HR images: the pictures of the independent reference (test/fixtures/eval_reference.py),
+  // two with odd sides (cropped to a multiple of the scale).
+  await writeReferencePictures(hrDir);
   for (const [name, w, h, seed] of [['n1.png', 56, 48, 7], ['n2.png', 45, 41, 8]] as const) {
     const rand = mulberry32(seed);
     const px = Uint8Array.from({ length: w * h * 3 }, (_, i) => Math.round(128 + 70 * Math.sin(((i / 3) % w) / (3 + (i % 3)) + Math.floor(i / 3 / w) / 5) + 40 * (rand() - 0.5)));
@@ -305,8 +309,60 @@ describe('srgan upscale', () => {
   });
 });
 
+describe('srgan upscale refuses to lose data, before any work', () => {
+  // --checkpoint names no model: a refusal must come first (SRGAN_ERR_CONFIG), never the missing model.
+  const noModel = ['--checkpoint', path.join(tmp.dir, 'no-such-model'), '--backend', 'cpu'];
+
+  it('an output that would overwrite its input: the same folder, and the same folder through a symlink', async () => {
+    const dir = path.join(tmp.dir, 'overwrite');
+    await writePng(path.join(dir, 'x.png'), 20, 16, 3, 7);
+    await writePng(path.join(dir, 'y.png'), 20, 16, 3, 8);
+    fs.symlinkSync(dir, path.join(tmp.dir, 'overwrite-link'));
+    const before = bytesIn(dir);
+    for (const args of [
+      [path.join(dir, 'x.png'), '--out', dir],
+      [path.join(dir, 'x.png'), path.join(dir, 'y.png'), '--out', dir, '--format', 'png'],
+      // The same folder by another name: writing would follow the link into the input.
+      [path.join(dir, 'x.png'), '--out', path.join(tmp.dir, 'overwrite-link')],
+      [path.join(tmp.dir, 'overwrite-link', 'x.png'), '--out', dir],
+    ]) {
+      const r = run(['upscale', ...args, ...noModel]);
+      expect(r.status, args.join(' ')).toBe(1);
+      expect(r.stderr, args.join(' ')).toMatch(/^srgan: SRGAN_ERR_CONFIG: \S*x\.png would be overwritten by its own output; choose another --out folder$/m);
+    }
+    // A link to the input under --out is the input too.
+    const out = path.join(tmp.dir, 'overwrite-out');
+    fs.mkdirSync(out);
+    fs.symlinkSync(path.join(dir, 'y.png'), path.join(out, 'y.png'));
+    const r = run(['upscale', path.join(dir, 'y.png'), '--out', out, ...noModel]);
+    expect(r.stderr).toMatch(/^srgan: SRGAN_ERR_CONFIG: \S*y\.png would be overwritten by its own output/m);
+    expect(bytesIn(dir)).toEqual(before);
+  });
+
+  it('two inputs that would write the same output: same base name from two folders, or two extensions under --format', async () => {
+    const a = path.join(tmp.dir, 'clash-a');
+    const b = path.join(tmp.dir, 'clash-b');
+    await writePng(path.join(a, 'p.png'), 20, 16, 3, 9);
+    await writePng(path.join(b, 'p.png'), 20, 16, 3, 10);
+    await sharp(picture(20, 16, 3, 11), { raw: { width: 20, height: 16, channels: 3 } }).jpeg().toFile(path.join(a, 'p.jpg'));
+    const out = path.join(tmp.dir, 'clash-out');
+    for (const [args, first, second] of [
+      [[path.join(a, 'p.png'), path.join(b, 'p.png')], path.join(a, 'p.png'), path.join(b, 'p.png')],
+      [[a, '--format', 'png'], path.join(a, 'p.jpg'), path.join(a, 'p.png')],
+    ] as const) {
+      const r = run(['upscale', ...args, '--out', out, ...noModel]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(`srgan: SRGAN_ERR_CONFIG: ${first} and ${second} would both be written to ${path.join(out, 'p.png')}; upscale them into separate --out folders`);
+      expect(fs.existsSync(out)).toBe(false);
+    }
+    // Without --format each keeps its extension: no clash, so the missing model is what stops it.
+    const ok = run(['upscale', a, '--out', out, ...noModel]);
+    expect(ok.stderr).toMatch(/^srgan: SRGAN_ERR_CHECKPOINT: /m);
+  });
+});
+
 describe('srgan eval', () => {
-  it('--best --compare: model, bicubic and compared rows; bicubic PSNR as computed here; rows stored on the run', async () => {
+  it('--best --compare: model, bicubic and compared rows; bicubic and nearest as the independent reference scores them; rows stored on the run', async () => {
     const ckptGen = path.join(ckpt(10), 'generator');
     const r = run(['eval', '--run', RUN, '--best', '--data', hrDir, '--compare', otherX2, '--compare', ckptGen, '--compare', nearestX2, '--backend', 'cpu', '--json']);
     expect(r.status, r.stderr).toBe(0);
@@ -332,19 +388,14 @@ describe('srgan eval', () => {
     expect(report.results[1]!.gain).toBe(0);
     expect(f0.compare[2]!.gain).toBeCloseTo(report.results[4]!.psnr - report.results[1]!.psnr, 12);
 
-    // Bicubic, by evaluate's protocol: mod-crop, antialiased bicubic down, bicubic up, PSNR-Y with a 2 px border.
-    // The nearest-neighbour model scores as upscaleNearest does on the same LR.
-    let sum = 0;
-    let sumNearest = 0;
-    for (const f of ['a.png', 'b.png', 'c.png']) {
-      const full = await loadRgb(path.join(hrDir, f));
-      const hr = crop(full, 0, 0, full.width - (full.width % 2), full.height - (full.height % 2));
-      const lr = downscale(hr, 2, 'bicubic-aa');
-      sum += psnrY(upscaleBicubic(lr, 2), hr, 2);
-      sumNearest += psnrY(upscaleNearest(lr, 2), hr, 2);
-    }
-    expect(report.results[1]!.psnr).toBeCloseTo(sum / 3, 9);
-    expect(report.results[4]!.psnr).toBeCloseTo(sumNearest / 3, 9);
+    // Bicubic and the nearest-neighbour compare model score what NumPy computed outside this code
+    // (test/fixtures/eval_reference.py: MATLAB imresize LR, bicubic up, PSNR-Y / SSIM-Y, 2 px border).
+    const want = referenceRows(2);
+    const mean = (f: (w: (typeof want)[number]) => number): number => want.reduce((a, w) => a + f(w), 0) / want.length;
+    expect(Math.abs(report.results[1]!.psnr - mean((w) => w.bicubic.psnr))).toBeLessThanOrEqual(PSNR_TOL);
+    expect(Math.abs(report.results[1]!.ssim - mean((w) => w.bicubic.ssim))).toBeLessThanOrEqual(SSIM_TOL);
+    expect(Math.abs(report.results[4]!.psnr - mean((w) => w.nearest.psnr))).toBeLessThanOrEqual(PSNR_TOL);
+    expect(Math.abs(report.results[4]!.ssim - mean((w) => w.nearest.ssim))).toBeLessThanOrEqual(SSIM_TOL);
     // The model row is our generator; the same weights through tf.loadLayersModel score the same.
     const files = ['a.png', 'b.png', 'c.png'].map((f) => path.join(hrDir, f));
     const here = await evaluate(gens.get(10)!, files, { scale: 2, tile: 'auto', overlap: 4, blend: 0 });
@@ -363,7 +414,7 @@ describe('srgan eval', () => {
       [ckptGen, 3, hrDir],
       [nearestX2, 3, hrDir],
     ]);
-    expect(rows[1]!.psnr).toBeCloseTo(sum / 3, 9);
+    expect(rows[1]!.psnr).toBe(report.results[1]!.psnr);
     expect(JSON.parse(rows[0]!.json!)).toMatchObject({
       source: ckpt(10),
       step: 10,
@@ -450,6 +501,25 @@ describe('srgan eval', () => {
       expect(r.stderr).toContain(`got ${JSON.stringify(bad)}; or all, for bicubic-aa, bilinear-aa, area, lanczos3, blur0.8+bicubic-aa`);
       expect(r.stderr).toContain('blurSIGMA+FILTER');
     }
+  });
+
+  it('an undecodable image stops the command with SRGAN_ERR_DATA naming the file; nothing is stored or changed', async () => {
+    const data = path.join(tmp.dir, 'hr-with-junk');
+    await writeReferencePictures(data);
+    fs.writeFileSync(path.join(data, 'b2-junk.png'), 'not a PNG: an evaluation is over a fixed set');
+    const files = bytesIn(data);
+    const db = openDb(homePaths(home).db, { readonly: true });
+    const stored = db.prepare('SELECT * FROM evals ORDER BY id').all();
+    db.close();
+    const r = run(['eval', '--run', RUN, '--data', data, '--backend', 'cpu']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^srgan: SRGAN_ERR_DATA: cannot decode image ${path.join(data, 'b2-junk.png').replace(/[.+]/g, '\\$&')}: `, 'm'));
+    // No table for the images before it, no rows, the stored evaluations and the data as they were.
+    expect(r.stdout).toBe('');
+    const after = openDb(homePaths(home).db, { readonly: true });
+    expect(after.prepare('SELECT * FROM evals ORDER BY id').all()).toEqual(stored);
+    after.close();
+    expect(bytesIn(data)).toEqual(files);
   });
 
   it('--best scores the checkpoint with the highest validation gain', () => {

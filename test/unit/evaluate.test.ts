@@ -1,5 +1,7 @@
-// Benchmark evaluation (src/models/evaluate.ts): bicubic rows recomputed independently through
-// degrade.ts, patches.ts and quality.ts; model rows equal one untiled forward pass measured the same way.
+// Benchmark evaluation (src/models/evaluate.ts): the protocol (mod-crop, MATLAB-style bicubic LR, the
+// bicubic baseline, PSNR-Y and SSIM-Y with the border cropped, the model path) against numbers computed
+// once outside this code (test/fixtures/eval_reference.py, NumPy; test/support/eval-reference.ts); model
+// rows equal one untiled forward pass.
 
 import path from 'node:path';
 
@@ -18,6 +20,7 @@ import type { Generator } from '../../src/models/network.js';
 import { PRESETS } from '../../src/models/presets.js';
 import { buildGenerator } from '../../src/models/registry.js';
 import { bicubicGenerator, bicubicLayersModel } from '../support/bicubic-model.js';
+import { PSNR_TOL, referenceRows, sha256, SSIM_TOL, writeReferencePictures } from '../support/eval-reference.js';
 import { tempDir } from '../support/tmp.js';
 
 const tmp = tempDir('srgan-evaluate-');
@@ -73,17 +76,12 @@ describe('evaluate', () => {
       [files[1], 44, 46],
     ]);
     for (const row of res.rows) {
-      // Independently: crop to a multiple of the scale, MATLAB-style bicubic down, Keys bicubic up.
+      // (The bicubic row's numbers are pinned against the reference below.) The model row: tiled
+      // (overlap 6 ≥ radius 4) equals one untiled pass on the standard LR (float differences ~1e-7 could
+      // flip a rounding tie in principle; with these seeded inputs none does).
       const full = await loadRgb(row.file);
       const hr = crop(full, 0, 0, full.width - (full.width % 2), full.height - (full.height % 2));
-      const lr = downscale(hr, 2, 'bicubic-aa');
-      const bic = upscaleBicubic(lr, 2);
-      expect(row.bicubic.psnr).toBeCloseTo(psnrY(bic, hr, 2), 10);
-      expect(row.bicubic.ssim).toBeCloseTo(ssimY(bic, hr, 2), 10);
-      expect(row.bicubic.psnr).toBeGreaterThan(20);
-      // The model row: tiled (overlap 6 ≥ radius 4) equals one untiled pass (float differences ~1e-7 could
-      // flip a rounding tie in principle; with these seeded inputs none does).
-      const sr = modelSr(lr);
+      const sr = modelSr(downscale(hr, 2, 'bicubic-aa'));
       expect(row.model!.psnr).toBeCloseTo(psnrY(sr, hr, 2), 6);
       expect(row.model!.ssim).toBeCloseTo(ssimY(sr, hr, 2), 6);
       expect(Number.isFinite(row.model!.psnr)).toBe(true);
@@ -112,9 +110,10 @@ describe('evaluate', () => {
     expect(std.gain).toBeCloseTo(std.model!.psnr - std.bicubic.psnr, 12);
     const area = await evaluate(gen, files, { scale: 2, lr: parseLrSynthesis('area') });
     expect(area.lr).toEqual({ filter: 'area', blur: 0 });
-    const hr = await loadRgb(files[1]!);
-    expect(area.rows[1]!.bicubic.psnr).toBeCloseTo(psnrY(upscaleBicubic(downscale(hr, 2, 'area'), 2), hr, 2), 10);
     expect(area.bicubic.psnr).not.toBeCloseTo(std.bicubic.psnr, 3);
+    // The LR synthesis reaches the LR (the numbers: against the reference below).
+    const hr = await loadRgb(files[1]!);
+    expect(area.rows[1]!.bicubic.psnr).toBe(psnrY(upscaleBicubic(downscale(hr, 2, 'area'), 2), hr, 2));
     expect((await evaluate(null, files, { scale: 2 })).gain).toBeNull();
   });
 
@@ -199,4 +198,57 @@ describe('evaluate', () => {
     expect(hasCode(err, 'SRGAN_ERR_DATA')).toBe(true);
     expect((err as Error).message).toContain(small);
   });
+});
+
+/** A "model" that enlarges by nearest neighbour (each channel repeated per sub-pixel, then depthToSpace). */
+function nearestGenerator(scale: 2 | 4): Generator {
+  return {
+    variables: {},
+    scale,
+    paramCount: 0,
+    flopsPerForward: () => 0,
+    apply: (x) => tf.tidy(() => tf.depthToSpace(tf.tile(x, [1, 1, 1, scale * scale]), scale)),
+    dispose: () => undefined,
+  };
+}
+
+describe('evaluate against the independent reference (test/fixtures/eval_reference.py)', () => {
+  let refFiles: string[];
+  beforeAll(async () => {
+    refFiles = await writeReferencePictures(path.join(tmp.dir, 'reference'));
+  });
+
+  for (const scale of [2, 4] as const) {
+    it(`×${scale}: mod-crop, MATLAB imresize LR, bicubic and model rows, PSNR-Y and SSIM-Y with a ${scale} px border, as NumPy computed them`, async () => {
+      const want = referenceRows(scale);
+      const res = await evaluate(nearestGenerator(scale), refFiles, { scale });
+      expect(res.border).toBe(scale);
+      expect(res.rows.map((r) => [path.basename(r.file), r.width, r.height])).toEqual(want.map((w) => [w.image, w.width, w.height]));
+      res.rows.forEach((row, i) => {
+        const w = want[i]!;
+        expect(Math.abs(row.bicubic.psnr - w.bicubic.psnr), `${w.image} bicubic PSNR`).toBeLessThanOrEqual(PSNR_TOL);
+        expect(Math.abs(row.bicubic.ssim - w.bicubic.ssim), `${w.image} bicubic SSIM`).toBeLessThanOrEqual(SSIM_TOL);
+        // The model path: output clamped, ×255, rounded (nearest neighbour needs no rounding), scored alike.
+        expect(Math.abs(row.model!.psnr - w.nearest.psnr), `${w.image} model PSNR`).toBeLessThanOrEqual(PSNR_TOL);
+        expect(Math.abs(row.model!.ssim - w.nearest.ssim), `${w.image} model SSIM`).toBeLessThanOrEqual(SSIM_TOL);
+      });
+      const mean = (f: (w: (typeof want)[number]) => number): number => want.reduce((a, w) => a + f(w), 0) / want.length;
+      expect(Math.abs(res.bicubic.psnr - mean((w) => w.bicubic.psnr))).toBeLessThanOrEqual(PSNR_TOL);
+      expect(Math.abs(res.bicubic.ssim - mean((w) => w.bicubic.ssim))).toBeLessThanOrEqual(SSIM_TOL);
+      expect(Math.abs(res.gain! - (mean((w) => w.nearest.psnr) - mean((w) => w.bicubic.psnr)))).toBeLessThanOrEqual(2 * PSNR_TOL);
+
+      // Where a mismatch would come from: the LR is MATLAB's imresize byte for byte.
+      for (const [i, w] of want.entries()) {
+        const full = await loadRgb(refFiles[i]!);
+        expect(sha256(downscale(crop(full, 0, 0, w.width, w.height), scale, 'bicubic-aa').data), `${w.image} LR`).toBe(w.lrSha256);
+      }
+
+      // Another LR synthesis ('area', the block mean) with the same bicubic baseline.
+      const area = await evaluate(null, refFiles, { scale, lr: parseLrSynthesis('area') });
+      area.rows.forEach((row, i) => {
+        expect(Math.abs(row.bicubic.psnr - want[i]!.bicubicOfArea.psnr), `${want[i]!.image} area PSNR`).toBeLessThanOrEqual(PSNR_TOL);
+        expect(Math.abs(row.bicubic.ssim - want[i]!.bicubicOfArea.ssim), `${want[i]!.image} area SSIM`).toBeLessThanOrEqual(SSIM_TOL);
+      });
+    });
+  }
 });

@@ -1,19 +1,31 @@
 // The gradients our networks and losses differentiate through, whoever registered them (upstream,
 // through the tfjs-layers import in backend.ts, or our Add / Sub / Multiply overrides in
 // src/models/gradients.ts), checked against central finite differences on small seeded inputs, on
-// wasm (the training backend). The coverage test records which gradients a real G step and D step
-// call, so a new op in a network fails here until it has a case.
+// wasm (the training backend). The coverage test records which gradient functions a real G step and
+// D step run: each must be the one gradients.ts documents (ours for the kernels it lists, upstream's
+// for every other), and each must also run in one of the cases below, so a new op in a network fails
+// here until it has a case.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 
 import { initBackend } from '../../src/models/backend.js';
-import { OVERRIDDEN_GRADIENTS, registerBroadcastGradients } from '../../src/models/gradients.js';
+import { OVERRIDDEN_GRADIENTS, REGISTERED_GRADIENTS, registerBroadcastGradients } from '../../src/models/gradients.js';
 import { createEspcn } from '../../src/models/espcn.js';
 import { createPatchDiscriminator } from '../../src/models/discriminator.js';
 import { discriminatorLoss, generatorAdvLoss, mse, shiftCrop } from '../../src/models/losses.js';
 import { pixelShuffle } from '../../src/models/ops.js';
 import { mulberry32 } from '../../src/data/prng.js';
+
+// The registry as importing backend.ts (and with it @tensorflow/tfjs-layers) left it: upstream's
+// gradients only. Taken before anything installs ours (initBackend, in beforeAll); vitest runs each
+// test file in a fresh process, so no other file has either. tfjs-core exports every kernel name.
+const UPSTREAM = new Map(
+  Object.values(tf)
+    .filter((v): v is string => typeof v === 'string')
+    .map((k) => [k, tf.getGradient(k)] as const)
+    .filter((e): e is readonly [string, tf.GradConfig] => e[1] != null),
+);
 
 beforeAll(async () => {
   await initBackend('wasm');
@@ -22,7 +34,7 @@ beforeAll(async () => {
 type Fn = (...xs: tf.Tensor[]) => tf.Tensor;
 
 interface GradCase {
-  /** Names the kernels it exercises (the coverage test matches whole words). */
+  /** What it exercises (the coverage test records which gradients really run). */
   name: string;
   shapes: number[][];
   f: Fn;
@@ -117,19 +129,20 @@ describe('gradients vs finite differences (wasm)', () => {
 });
 
 /**
- * The kernel names whose registered gradient runs while `f` runs. Wraps each candidate's gradient
- * (the kernels `f` executes, from tf.profile) with a recorder, and puts the originals back after.
+ * The gradient configs that run while `f` runs, by kernel name: the config objects registered at the
+ * time. Wraps each candidate's gradient (the kernels `f` executes, from tf.profile) with a recorder,
+ * and puts the originals back after.
  */
-async function gradientsCalledBy(f: () => void): Promise<string[]> {
+async function gradientsCalledBy(f: () => void): Promise<Map<string, tf.GradConfig>> {
   const { kernelNames } = await tf.profile(f);
-  const called = new Set<string>();
+  const called = new Map<string, tf.GradConfig>();
   const originals = kernelNames.map((k) => tf.getGradient(k)).filter((g) => g != null);
   for (const g of new Set(originals)) {
     tf.unregisterGradient(g.kernelName);
     tf.registerGradient({
       ...g,
       gradFunc: (dy, saved, attrs) => {
-        called.add(g.kernelName);
+        called.set(g.kernelName, g);
         return g.gradFunc(dy, saved, attrs);
       },
     });
@@ -142,11 +155,39 @@ async function gradientsCalledBy(f: () => void): Promise<string[]> {
       tf.registerGradient(g);
     }
   }
-  return [...called].sort();
+  return called;
+}
+
+/** The gradient configs that computing a case's gradients runs. */
+function caseGradients(c: GradCase): Promise<Map<string, tf.GradConfig>> {
+  const rand = mulberry32(1);
+  return gradientsCalledBy(() =>
+    tf.tidy(() => {
+      const xs = c.shapes.map((shape) => tf.tensor(values(rand, shape, c.positive ?? false), shape));
+      tf.grads((...ts: tf.Tensor[]) => tf.sum(c.f(...ts)))(xs);
+    }),
+  );
 }
 
 describe('coverage', () => {
-  it('has a case for every gradient a G step and a D step call, and for each override', async () => {
+  it('gradients.ts installs ours for the kernels its header lists, and only those', () => {
+    // The header's groups: 1. Add, Sub, Multiply (broadcast); 2. Conv2D (dilation); 3. DepthToSpace (added).
+    expect([...OVERRIDDEN_GRADIENTS]).toEqual(['Add', 'Sub', 'Multiply']);
+    expect([...REGISTERED_GRADIENTS]).toEqual(['Add', 'Sub', 'Multiply', 'Conv2D', 'DepthToSpace']);
+    // Upstream registered the first four and has no DepthToSpace gradient; ours replaced each.
+    expect(UPSTREAM.has(tf.DepthToSpace)).toBe(false);
+    for (const k of REGISTERED_GRADIENTS) {
+      const ours = tf.getGradient(k);
+      expect(ours, k).toBeDefined();
+      expect(ours, k).not.toBe(UPSTREAM.get(k));
+      registerBroadcastGradients();
+      expect(tf.getGradient(k), k).toBe(ours);
+    }
+    // Every other kernel keeps upstream's gradient.
+    for (const [k, g] of UPSTREAM) if (!REGISTERED_GRADIENTS.includes(k)) expect(tf.getGradient(k), k).toBe(g);
+  });
+
+  it("a G step and a D step run ours or upstream's gradients as documented, and every one also runs in a case", async () => {
     // The trainer's step (src/actors/trainer-worker.ts) at toy size.
     const G = createEspcn({ channels: 4, scale: 2, seed: 1 });
     const D = createPatchDiscriminator({ mid: 2, seed: 2 });
@@ -174,9 +215,21 @@ describe('coverage', () => {
     D.dispose();
 
     // A sanity check on the recorder: the convolutions and our overrides must show up.
-    expect(called).toEqual(expect.arrayContaining(['Conv2D', ...OVERRIDDEN_GRADIENTS]));
-    const words = cases.map((c) => new Set(c.name.split(/[^A-Za-z0-9]+/)));
-    const untested = [...new Set([...called, ...OVERRIDDEN_GRADIENTS])].filter((k) => !words.some((w) => w.has(k)));
+    expect([...called.keys()]).toEqual(expect.arrayContaining(['Conv2D', ...OVERRIDDEN_GRADIENTS]));
+    for (const [k, g] of called) {
+      if (REGISTERED_GRADIENTS.includes(k)) {
+        expect(g, `${k}: ours`).not.toBe(UPSTREAM.get(k));
+        expect(g, `${k}: ours`).toBe(tf.getGradient(k));
+      } else {
+        expect(g, `${k}: upstream's`).toBe(UPSTREAM.get(k));
+      }
+    }
+
+    // Coverage by what runs, not by what a case is called: each gradient the steps ran (the same config
+    // object) runs while some case's gradients are computed.
+    const covered = new Map<string, tf.GradConfig>();
+    for (const c of cases) for (const [k, g] of await caseGradients(c)) covered.set(k, g);
+    const untested = [...called].filter(([k, g]) => covered.get(k) !== g).map(([k]) => k);
     expect(untested).toEqual([]);
   });
 });

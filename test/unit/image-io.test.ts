@@ -9,13 +9,13 @@ import sharp, { type Metadata } from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { readForUpscale, toFloatImage, upscaleAlpha, writeUpscaled, type FloatImage } from '../../src/data/image-io.js';
-import { upscaleBicubic } from '../../src/data/patches.js';
 import { SrganError } from '../../src/errors.js';
 import { initBackend } from '../../src/models/backend.js';
 import type { Generator } from '../../src/models/network.js';
 import { PRESETS } from '../../src/models/presets.js';
 import { buildGenerator } from '../../src/models/registry.js';
 import { upscaleFile } from '../../src/models/upscale.js';
+import { evalReference, referenceAlpha } from '../support/eval-reference.js';
 import { tempDir } from '../support/tmp.js';
 
 const tmp = tempDir('srgan-image-io-');
@@ -141,20 +141,19 @@ describe('readForUpscale', () => {
 });
 
 describe('upscaleAlpha', () => {
-  it('is the bicubic of upscaleBicubic, in float, clamped to [0, 1]', () => {
+  it('is the centre-aligned Keys bicubic (clamp-to-edge), in float, clamped to [0, 1]: values computed outside this code', () => {
+    // test/fixtures/eval_reference.py: the same enlargement in NumPy float64, on planes of k/16 (exact in float32).
+    for (const ref of evalReference.alpha) {
+      const up = upscaleAlpha(referenceAlpha(ref.width, ref.height), ref.width, ref.height, ref.scale);
+      expect(up.length).toBe(ref.width * ref.scale * ref.height * ref.scale);
+      let worst = 0;
+      up.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - ref.values[i]!))));
+      // float32 output: within half an ulp of 1.
+      expect(worst, `${ref.width}×${ref.height} ×${ref.scale}`).toBeLessThanOrEqual(6e-8);
+    }
     const w = 7;
     const h = 5;
-    const alpha = Float32Array.from({ length: w * h }, (_, i) => ((i * 53) % 256) / 255);
-    const up = upscaleAlpha(alpha, w, h, 2);
-    expect(up.length).toBe(14 * 10);
-    // The same Keys taps on an RGB image of the alpha bytes, rounded to 8 bits.
-    const rgb = { width: w, height: h, data: Uint8Array.from({ length: w * h * 3 }, (_, i) => Math.round(alpha[Math.floor(i / 3)]! * 255)) };
-    const ref = upscaleBicubic(rgb, 2);
-    up.forEach((v, i) => {
-      expect(v).toBeGreaterThanOrEqual(0);
-      expect(v).toBeLessThanOrEqual(1);
-      expect(Math.abs(v * 255 - ref.data[i * 3]!)).toBeLessThanOrEqual(0.5 + 1e-3);
-    });
+    const alpha = referenceAlpha(w, h);
     // A hard 0 → 1 edge overshoots in Keys' kernel; the clamp keeps it in range.
     const edge = Float32Array.from({ length: 8 }, (_, i) => (i % 4 < 2 ? 0 : 1));
     const e = upscaleAlpha(edge, 4, 2, 4);

@@ -61,6 +61,8 @@ async function saveVggLike(name: string, spec: Spec, inChannels = 3): Promise<{ 
   return { dir, weights };
 }
 
+// torchvision's published ImageNet statistics (its pretrained models' Normalize), written out here so
+// that a changed constant in perceptual.ts shows as a different distance.
 const IMAGENET_MEAN = [0.485, 0.456, 0.406];
 const IMAGENET_STD = [0.229, 0.224, 0.225];
 
@@ -321,9 +323,33 @@ describe('perceptual kind "bundled" (nsfwjs MobileNetV2, no download)', () => {
 
   it('loads the 7 documented layers with its calibration', () => {
     expect(loss.kind).toBe('bundled');
-    expect(loss.layers).toEqual(BUNDLED_LAYERS);
-    expect(loss.calibration).toEqual(BUNDLED_CALIBRATION);
+    // docs/perceptual.md, "Layers": the seven BatchNorm outputs, in order.
+    const documented = [
+      'bn_Conv1',
+      'expanded_conv_depthwise_BN',
+      'block_1_depthwise_BN',
+      'block_2_expand_BN',
+      'block_2_depthwise_BN',
+      'block_3_depthwise_BN',
+      'block_4_depthwise_BN',
+    ];
+    expect(BUNDLED_LAYERS).toEqual(documented);
+    expect(loss.layers).toEqual(documented);
+    expect(loss.calibration).toEqual({ full: 20, half: 33 });
     expect(loss.describe).toMatch(/MobileNetV2/);
+  });
+
+  it('the calibration is the seed\'s VGG-to-pixel ratio over the bundled net\'s measured one, as docs/perceptual.md derives it', () => {
+    // docs/seed.md §7, end of the final run: weighted pixel MSE 0.0012, VGG full 0.0035, VGG half 0.0016.
+    const target = { full: 0.0035 / 0.0012, half: 0.0016 / 0.0012 };
+    // docs/perceptual.md, "Calibration": r = 1e-4 · D / MSE of the bundled net on two demo sets (seeds 7
+    // and 11), for the bicubic and the blur + noise degradations; c = target / geometric mean of r.
+    const r = { full: [[0.122, 0.156], [0.136, 0.171]], half: [[0.035, 0.048], [0.035, 0.045]] };
+    for (const k of ['full', 'half'] as const) {
+      const perSet = r[k].map(([a, b]) => target[k] / Math.sqrt(a! * b!));
+      // The two sets give 21.1 / 19.1 (full) and 32.5 / 33.6 (half); the constant is their mean, rounded.
+      expect(BUNDLED_CALIBRATION[k], k).toBe(Math.round((perSet[0]! + perSet[1]!) / 2));
+    }
   });
 
   it('gives finite positive terms for different images, exactly 0 for identical ones, and a gradient', () => {
@@ -347,12 +373,14 @@ describe('perceptual kind "bundled" (nsfwjs MobileNetV2, no download)', () => {
     });
   });
 
-  it('full term = weight · calibration · raw distance', async () => {
-    const l = await createPerceptualLoss({ kind: 'bundled', maxShift: 0, weight: 3e-4, halfWeight: 0 }, Math.random);
+  it('full term = weight · 20 · raw distance; half term = halfWeight · 33 · raw distance of the gamma-downsampled pair', async () => {
+    const l = await createPerceptualLoss({ kind: 'bundled', maxShift: 0, weight: 3e-4, halfWeight: 2e-4 }, Math.random);
     tf.tidy(() => {
       const a = tf.add(seededUniform([1, 32, 32, 3], 0.5, 23), 0.5) as tf.Tensor4D;
       const b = tf.add(seededUniform([1, 32, 32, 3], 0.5, 24), 0.5) as tf.Tensor4D;
-      expect(num(l.apply(a, b).full) / (3e-4 * BUNDLED_CALIBRATION.full * num(l.distance(a, b)))).toBeCloseTo(1, 5);
+      const { full, half } = l.apply(a, b);
+      expect(num(full) / (3e-4 * 20 * num(l.distance(a, b)))).toBeCloseTo(1, 5);
+      expect(num(half) / (2e-4 * 33 * num(l.distance(gammaDownsample2(a), gammaDownsample2(b))))).toBeCloseTo(1, 5);
     });
     l.dispose();
   });

@@ -1,7 +1,7 @@
 // The monitor's preview strip (patches.ts previewStrip, drawn by the trainer from training-data.ts's
 // previewPair): its panels, their order and sizes, and that its bicubic panel is the bicubic srgan eval
 // scores — the same LR (the standard protocol's MATLAB-style bicubic) and the same centre-aligned Keys
-// enlargement, pixel for pixel.
+// enlargement, pixel for pixel, which test/fixtures/eval_reference.py computed independently.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,6 +16,7 @@ import { mulberry32 } from '../../src/data/prng.js';
 import { psnrY } from '../../src/data/quality.js';
 import { evaluate } from '../../src/models/evaluate.js';
 import type { RunConfig } from '../../src/models/presets.js';
+import { evalReference, referencePicture, sha256, shaved } from '../support/eval-reference.js';
 import { make } from '../support/reference.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -73,6 +74,31 @@ describe('previewStrip', () => {
       expect(res.rows[0]!.bicubic.psnr).toBe(psnrY(bicubic, pair.hr, scale));
     });
   }
+
+  it('on non-square images: panels W×H in order, the LR pixels repeated, and a bicubic panel as computed outside this code', () => {
+    // test/fixtures/eval_reference.py: MATLAB imresize's bicubic ÷s then ×s, in NumPy (its hash covers the
+    // region srgan eval scores; src/ clamps where imresize mirrors, which differs only in the border).
+    for (const ref of evalReference.scores) {
+      const spec = evalReference.images.find((im) => im.name === ref.image)!;
+      const hr = crop(referencePicture(spec.width, spec.height, spec.k), 0, 0, ref.width, ref.height);
+      const lr = downscale(hr, ref.scale, 'bicubic-aa');
+      const model = make(ref.width, ref.height, (x, y) => [(7 * x) % 256, (5 * y) % 256, 99]);
+      const strip = previewStrip({ hr, lr }, model, ref.scale);
+      const what = `${ref.image} ×${ref.scale}`;
+      expect([strip.width, strip.height], what).toEqual([4 * ref.width + 3 * PREVIEW_GAP, ref.height]);
+      const nearest = panel(strip, 0, ref.width);
+      for (let y = 0; y < ref.height; y++) {
+        for (let x = 0; x < ref.width; x++) {
+          const at = (y * ref.width + x) * 3;
+          const from = (Math.floor(y / ref.scale) * lr.width + Math.floor(x / ref.scale)) * 3;
+          expect([...nearest.data.subarray(at, at + 3)], `${what} (${x}, ${y})`).toEqual([...lr.data.subarray(from, from + 3)]);
+        }
+      }
+      expect(sha256(shaved(panel(strip, 1, ref.width), ref.scale)), what).toBe(ref.bicubicShavedSha256);
+      expect(panel(strip, 2, ref.width), what).toEqual(model);
+      expect(panel(strip, 3, ref.width), what).toEqual(hr);
+    }
+  });
 
   it('rejects a model output or HR of the wrong size', () => {
     const lr = make(8, 8, () => [1, 2, 3]);

@@ -245,17 +245,30 @@ describe('upscaleTiled', () => {
     expect(maxAbsDiff(got.data, untiled(fast, asFloat))).toBeLessThan(1e-5);
   });
 
-  it("'auto' measures memory, picks a tile, and leaves no tensors", async () => {
+  it("'auto' measures memory and picks the largest tile that fits; several tiles equal the untiled output", async () => {
     const start = tf.memory().numTensors;
     const bpp = await measureBytesPerPixel(fast);
     expect(tf.memory().numTensors).toBe(start);
     // espcn-x2-fast, C = 32: a few hundred bytes to a few KiB of activations per LR pixel.
     expect(bpp).toBeGreaterThan(100);
     expect(bpp).toBeLessThan(16 * 1024);
-    const img = randomImage(60, 50, 5);
-    const got = await upscaleTiled(fast, img);
+    // A budget of 56² pixels at the measured rate: 'auto' must pick a 56 px tile (default overlap 16,
+    // blend 8: stride 16), so this 130×100 image takes 6 × 4 tiles.
+    const memoryMiB = (bpp * 56 * 56 + 0.5) / 2 ** 20;
+    expect(autoTile(bpp, memoryMiB, 16, 8)).toBe(56);
+    const img = randomImage(130, 100, 5);
+    const tiles: number[] = [];
+    const got = await upscaleTiled(fast, img, { memoryMiB, onTile: (_d, t) => tiles.push(t) });
     expect(tf.memory().numTensors).toBe(start);
-    expect(maxAbsDiff(got.data, untiled(fast, img))).toBeLessThan(1e-4);
+    expect(tiles).toHaveLength(tileStarts(130, 56, 16, 8).length * tileStarts(100, 56, 16, 8).length);
+    expect(tiles.length).toBe(24);
+    expect([got.width, got.height]).toEqual([260, 200]);
+    // Overlap 16 ≥ radius 8: every seam is exact (float rounding of the weighted sum aside).
+    expect(maxAbsDiff(got.data, untiled(fast, img))).toBeLessThan(1e-5);
+    // With the default budget the same image fits one tile.
+    const one: number[] = [];
+    await upscaleTiled(fast, img, { onTile: (_d, t) => one.push(t) });
+    expect(one).toEqual([1]);
   });
 
   it('stops between tiles when aborted, leaving no tensors', async () => {
