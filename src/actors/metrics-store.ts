@@ -99,7 +99,11 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
     if (!db || this.#queue.length === 0) return;
     const queue = this.#queue;
     this.#queue = [];
-    const insertMetric = db.prepare('INSERT INTO metrics (run_id, step, key, value, wall_time) VALUES (?, ?, ?, ?, ?)');
+    // One row per (run, key, step) (a unique index): a point written again replaces the earlier one.
+    const insertMetric = db.prepare(
+      `INSERT INTO metrics (run_id, step, key, value, wall_time) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (run_id, key, step) DO UPDATE SET value = excluded.value, wall_time = excluded.wall_time`,
+    );
     const insertEvent = db.prepare('INSERT INTO events (run_id, time, kind, message, data) VALUES (?, ?, ?, ?, ?)');
     const insertPreview = db.prepare(
       'INSERT INTO previews (run_id, step, time, width, height, panels, png) VALUES (?, ?, ?, ?, ?, ?, ?)',

@@ -60,6 +60,10 @@ async function main(): Promise<void> {
   let startSeq = 0; // the seq of the first patch to train on: a resumed run takes its checkpoint's
   let lastCheckpointStep = -1;
   let bestGain: number | null = null; // the best validation gain so far: a 'best' checkpoint is written on a new one
+  // The validation of the step the trainer stands at, if it validated there: a checkpoint written at
+  // that step later (`srgan checkpoint` while paused, a stop) replaces the one written with it, and must
+  // keep its scores, or retention and --best would no longer see it as the best.
+  let valHere: { step: number; val: Record<string, number> } | null = null;
   if (resume) {
     // Everything training changes comes back from the checkpoint; what the config fixes is rebuilt.
     const ckpt = readCheckpoint(resume);
@@ -74,6 +78,8 @@ async function main(): Promise<void> {
     startSeq = ckpt.state.data.seq;
     lastCheckpointStep = ckpt.state.step;
     bestGain = ckpt.state.bestValGain ?? ckpt.state.valGain ?? null;
+    const { valPsnr, valGain } = ckpt.state;
+    if (typeof valPsnr === 'number' && typeof valGain === 'number') valHere = { step: ckpt.state.step, val: { val_psnr: valPsnr, val_gain: valGain } };
   }
 
   let checkpointRequested: 'manual' | 'error' | null = null;
@@ -159,6 +165,7 @@ async function main(): Promise<void> {
   let sinceCheckpoint: MetricsPoint[] = [];
   const RECENT_MS = 60_000;
   const checkpoint = async (kind: CheckpointWritten['kind'], val: Record<string, number> | null = null): Promise<void> => {
+    if (val === null && valHere?.step === scheduler.step) val = valHere.val;
     const valPsnr = val?.val_psnr ?? null;
     const valGain = val?.val_gain ?? null;
     const t0 = performance.now();
@@ -286,6 +293,7 @@ async function main(): Promise<void> {
     Object.assign(statsWindow, { start: now, waitMs: 0, steps: 0, patches: 0 });
   };
 
+  let stepsHere = 0; // steps this trainer has taken (a restarted one starts again at 0)
   for (;;) {
     const boundary = scheduler.atBoundary();
     if (checkpointRequested) {
@@ -311,8 +319,10 @@ async function main(): Promise<void> {
     const values = trainStep(plan);
     filled = 0;
     scheduler.complete(plan);
-    // Fault injection for the crash tests: the first trainer of a run dies after this step.
+    // Fault injection for the crash tests: the first trainer of a run dies after this step; with
+    // ..._EVERY=N every trainer, restarted ones too, dies after its N-th step.
     if (resume === null && plan.step === Number(process.env.SRGAN_FAULT_TRAINER_FAIL_AT_STEP)) throw new Error(`injected trainer fault at step ${plan.step}`);
+    if (++stepsHere === Number(process.env.SRGAN_FAULT_TRAINER_FAIL_EVERY)) throw new Error(`injected trainer fault at step ${plan.step}`);
     if (values.g_adv !== undefined) scheduler.observe({ gAdv: values.g_adv });
     statsWindow.steps++;
     statsWindow.patches += B;
@@ -320,6 +330,7 @@ async function main(): Promise<void> {
     let newBest = false;
     if (valStd.length > 0 && plan.step % config.valEvery === 0) {
       val = validate();
+      valHere = { step: plan.step, val };
       Object.assign(values, val);
       newBest = bestGain === null || val.val_gain! > bestGain;
       if (newBest) bestGain = val.val_gain!;

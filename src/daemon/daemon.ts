@@ -157,7 +157,9 @@ export class Daemon implements DaemonControl {
     // A resumed run continues from its newest checkpoint that verifies; damaged ones are passed over.
     let resume: Resume | null = null;
     if (this.#resuming) {
-      for (const t of removeTemporaryCheckpoints(this.checkpointDir)) this.#event('checkpoint_skipped', `removed ${t}: a checkpoint write that never finished`);
+      const leftovers = removeTemporaryCheckpoints(this.checkpointDir);
+      for (const t of leftovers.removed) this.#event('checkpoint_skipped', `removed ${t}: a checkpoint write that never finished`);
+      for (const t of leftovers.restored) this.#event('checkpoint_skipped', `restored ${t} as ${t.replace(/\.old-\d+$/, '')}: its replacement never finished`);
       const found = latestValidCheckpoint(this.checkpointDir);
       for (const sk of found?.skipped ?? []) this.#event('checkpoint_skipped', sk.reason, { dir: sk.dir });
       if (!found) {

@@ -8,7 +8,7 @@
 import Database from 'better-sqlite3';
 import { SrganError } from '../errors.js';
 
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /** Exported for tests, which build old databases from the old SQL. */
 export const MIGRATIONS: readonly string[] = [
@@ -118,6 +118,18 @@ export const MIGRATIONS: readonly string[] = [
   // checkpoints written before it was measured, and for those written between validations).
   `
   ALTER TABLE checkpoints ADD COLUMN gain REAL;  -- dB over bicubic on the validation set, when measured
+  `,
+  // v4: one row per (run, key, step), enforced. A step has one value of each metric; a resumed run
+  // trains the steps after its checkpoint again, and their first values must not stay beside the new
+  // ones. Repeats already in the file are resolved as latest_metrics always resolved them: the later
+  // row (higher rowid) stays.
+  `
+  DELETE FROM metrics WHERE EXISTS (
+    SELECT 1 FROM metrics later
+    WHERE later.run_id = metrics.run_id AND later.key = metrics.key AND later.step = metrics.step AND later.rowid > metrics.rowid
+  );
+  DROP INDEX metrics_run_key_step;
+  CREATE UNIQUE INDEX metrics_run_key_step ON metrics (run_id, key, step);
   `,
 ];
 

@@ -10,8 +10,12 @@
 //     checksums.json   sha256 of every other file; written last
 //
 // Writing: everything goes into `step-…tmp-PID`, each file is fsynced, then checksums.json, then the
-// folder is renamed into place and the parent fsynced. Reading verifies every checksum first; a
-// missing or damaged file is SRGAN_ERR_CHECKPOINT naming it, and callers fall back to an older one.
+// folder is renamed into place and the parent fsynced. A folder already there for the same step is
+// renamed aside (`step-….old-PID`) first and removed only once the new one is in place: a directory
+// cannot be renamed over another, and removing the old one first would leave a moment with neither.
+// Readers take an aside folder for its step while the step has no other (listCheckpoints), and resume
+// renames it back (removeTemporaryCheckpoints). Reading verifies every checksum first; a missing or
+// damaged file is SRGAN_ERR_CHECKPOINT naming it, and callers fall back to an older one.
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -77,6 +81,8 @@ export interface Checkpoint {
 }
 
 const STEP_DIR = /^step-(\d{8,})$/;
+/** A checkpoint folder renamed aside while a new one for its step took its place. */
+const ASIDE_DIR = /^(step-\d{8,})\.old-\d+$/;
 
 /** The folder name for `step` (sortable by name). */
 export function checkpointName(step: number): string {
@@ -121,7 +127,8 @@ function listFiles(dir: string, base = dir): string[] {
 /**
  * Writes a checkpoint folder `parent/step-NNNNNNNN` atomically. `extra(tmpDir)` may add files (the
  * LayersModel export) before the checksums are taken. Returns the folder and the sha256 of
- * checksums.json (which covers every file). An existing folder for the same step is replaced.
+ * checksums.json (which covers every file). An existing folder for the same step is replaced; until
+ * the new one is in place the old one stays whole (under an aside name that readers accept).
  */
 export async function writeCheckpoint(
   parent: string,
@@ -132,6 +139,8 @@ export async function writeCheckpoint(
   fs.mkdirSync(parent, { recursive: true });
   const final = path.join(parent, checkpointName(state.step));
   const tmp = `${final}.tmp-${process.pid}`;
+  const aside = `${final}.old-${process.pid}`;
+  let asideTaken = false;
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp);
   try {
@@ -167,12 +176,25 @@ export async function writeCheckpoint(
     writeFileSynced(path.join(tmp, 'checksums.json'), checksums);
     for (const d of new Set(files.map((f) => path.dirname(path.join(tmp, f))))) fsyncPath(d);
     fsyncPath(tmp);
-    fs.rmSync(final, { recursive: true, force: true });
+    try {
+      // A leftover of an earlier process with our pid goes only while `final` is there to replace it.
+      if (fs.existsSync(aside) && fs.existsSync(final)) fs.rmSync(aside, { recursive: true, force: true });
+      fs.renameSync(final, aside);
+      asideTaken = true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err; // ENOENT: no folder for this step yet
+    }
     fs.renameSync(tmp, final);
     fsyncPath(parent);
+    asideTaken = false;
+    // Only now, with the new folder in place: ours, and any an earlier process left for this step.
+    for (const n of fs.readdirSync(parent)) {
+      if (ASIDE_DIR.exec(n)?.[1] === path.basename(final)) fs.rmSync(path.join(parent, n), { recursive: true, force: true });
+    }
     return { dir: final, checksum: crypto.createHash('sha256').update(checksums).digest('hex'), bytes: bytes + checksums.length };
   } catch (err) {
     fs.rmSync(tmp, { recursive: true, force: true });
+    if (asideTaken && !fs.existsSync(final)) fs.renameSync(aside, final);
     throw err;
   }
 }
@@ -235,19 +257,29 @@ export function readCheckpoint(dir: string): Checkpoint {
   return { dir, state, tensors };
 }
 
-/** The checkpoint folders under `parent`, oldest first (by step). Temporary and foreign folders are ignored. */
+/**
+ * The checkpoint folders under `parent`, oldest first (by step), one per step. A folder renamed aside
+ * (`step-N.old-PID`) stands for step N when there is no `step-N`: a process died while replacing it.
+ * Temporary and foreign folders are ignored.
+ */
 export function listCheckpoints(parent: string): { dir: string; step: number }[] {
   let names: string[];
   try {
-    names = fs.readdirSync(parent);
+    names = fs.readdirSync(parent).sort();
   } catch {
     return [];
   }
-  return names
-    .map((n) => ({ n, m: STEP_DIR.exec(n) }))
-    .filter((x): x is { n: string; m: RegExpExecArray } => x.m !== null)
-    .map(({ n, m }) => ({ dir: path.join(parent, n), step: Number(m[1]) }))
-    .sort((a, b) => a.step - b.step);
+  const byStep = new Map<number, string>();
+  for (const n of names) {
+    const m = STEP_DIR.exec(n);
+    if (m) byStep.set(Number(m[1]), n);
+  }
+  for (const n of names) {
+    const m = ASIDE_DIR.exec(n);
+    const step = m ? Number((m[1] as string).slice(5)) : NaN;
+    if (m && !byStep.has(step)) byStep.set(step, n);
+  }
+  return [...byStep].map(([step, n]) => ({ dir: path.join(parent, n), step })).sort((a, b) => a.step - b.step);
 }
 
 /** What is known of a checkpoint's validation: its gain over bicubic and its PSNR (dB), null when unmeasured. */
@@ -310,14 +342,37 @@ export function latestValidCheckpoint(parent: string): { dir: string; step: numb
   return null;
 }
 
-/** Removes leftovers of interrupted writes (`step-….tmp-PID` folders). */
-export function removeTemporaryCheckpoints(parent: string): string[] {
+/**
+ * Tidies up after interrupted writes, for a process that owns `parent` and writes nothing there yet:
+ * removes `step-….tmp-PID` folders, and puts a folder renamed aside back under its own name when that
+ * name is free (the replacement never arrived; the folder is the step's previous checkpoint), else
+ * removes it. Returns the folder names removed and the ones restored.
+ */
+export function removeTemporaryCheckpoints(parent: string): { removed: string[]; restored: string[] } {
   let names: string[] = [];
   try {
-    names = fs.readdirSync(parent).filter((n) => /^step-\d+\.tmp-\d+$/.test(n));
+    names = fs.readdirSync(parent).sort();
   } catch {
-    return [];
+    return { removed: [], restored: [] };
   }
-  for (const n of names) fs.rmSync(path.join(parent, n), { recursive: true, force: true });
-  return names;
+  const removed: string[] = [];
+  const restored: string[] = [];
+  for (const n of names) {
+    if (/^step-\d+\.tmp-\d+$/.test(n)) {
+      fs.rmSync(path.join(parent, n), { recursive: true, force: true });
+      removed.push(n);
+      continue;
+    }
+    const own = ASIDE_DIR.exec(n)?.[1];
+    if (own === undefined) continue;
+    if (fs.existsSync(path.join(parent, own))) {
+      fs.rmSync(path.join(parent, n), { recursive: true, force: true });
+      removed.push(n);
+    } else {
+      fs.renameSync(path.join(parent, n), path.join(parent, own));
+      restored.push(n);
+    }
+  }
+  if (restored.length) fsyncPath(parent);
+  return { removed, restored };
 }

@@ -1,6 +1,8 @@
 // Checkpoints and resume through the real CLI and daemon: a run stopped and resumed computes exactly
-// what an uninterrupted run computes; after kill -9 it continues from the last checkpoint with an
-// intact database; damaged and half-written checkpoints are passed over with an event.
+// what an uninterrupted run computes, on the wasm rung and on wasm-native (the one users get where
+// oneDNN is installed); after kill -9 it continues from the last checkpoint with an intact database
+// that holds each step once; damaged and half-written checkpoints are passed over with an event; a
+// trainer that keeps dying is restarted at most 3 times.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,8 +12,13 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { srgan, srganJson, waitFor } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
 import { isAlive } from '../../src/daemon/home.js';
-import { listCheckpoints, openDb, recordCheckpoint } from '../../src/daemon/db.js';
+import { listCheckpoints, openDb, recordCheckpoint, type CheckpointRow } from '../../src/daemon/db.js';
 import { writeCheckpoint } from '../../src/models/checkpoint.js';
+import { loadNativeKernels } from '../../src/models/native.js';
+
+// .ci/run builds the oneDNN addon and sets this: there the wasm-native rung must be tested, not skipped.
+const REQUIRE_NATIVE = process.env['SRGAN_REQUIRE_NATIVE'] === '1';
+const native = loadNativeKernels();
 
 const tmp = tempDir('srgan-resume-');
 const photos = path.join(tmp.dir, 'photos');
@@ -71,15 +78,53 @@ async function waitExit(pid: number): Promise<void> {
   await waitFor(`daemon ${pid} to exit`, () => !isAlive(pid), 120_000, 100);
 }
 
-/** step → value of `key`, from the runs database. */
-function curve(home: string, runId: string, key: string): Map<number, number> {
+function query<T>(home: string, sql: string, ...args: unknown[]): T[] {
   const db = new Database(path.join(home, 'runs.db'), { readonly: true });
   try {
-    const rows = db.prepare('SELECT step, value FROM metrics WHERE run_id = ? AND key = ? ORDER BY step').all(runId, key) as { step: number; value: number }[];
-    return new Map(rows.map((r) => [r.step, r.value]));
+    return db.prepare(sql).all(...args) as T[];
   } finally {
     db.close();
   }
+}
+
+/** step → value of `key`, from the runs database; fails when a step is there more than once. */
+function curve(home: string, runId: string, key: string): Map<number, number> {
+  const rows = query<{ step: number; value: number }>(home, 'SELECT step, value FROM metrics WHERE run_id = ? AND key = ? ORDER BY step, rowid', runId, key);
+  const m = new Map(rows.map((r) => [r.step, r.value]));
+  expect(rows.map((r) => r.step), `${key}: one row per step`).toEqual([...m.keys()]);
+  return m;
+}
+
+/** Every (key, step) of a run logged more than once; a resumed run must log each step once. */
+function repeated(home: string, runId: string): { key: string; step: number; n: number }[] {
+  return query(home, 'SELECT key, step, count(*) AS n FROM metrics WHERE run_id = ? GROUP BY key, step HAVING n > 1 ORDER BY key, step', runId);
+}
+
+/** All of a run's metric rows, by key then step (repeats included, in the order written). */
+function metricRows(home: string, runId: string): { key: string; step: number; value: number }[] {
+  return query(home, 'SELECT key, step, value FROM metrics WHERE run_id = ? ORDER BY key, step, rowid', runId);
+}
+
+const stepName = (step: number) => `step-${String(step).padStart(8, '0')}`;
+
+/** The checkpoint folders of a run on disk, by step. */
+function onDisk(dir: string): string[] {
+  return fs.readdirSync(dir).filter((n) => /^step-\d+$/.test(n)).sort();
+}
+
+/**
+ * The folders retention must have left, worked out from the checkpoints table (every checkpoint the
+ * run wrote, deleted or not): the newest `keep`, and the one with the highest validation gain (the
+ * newer on a tie). A folder written twice (a manual checkpoint at a step just checkpointed) holds the
+ * later write, so its later row speaks for it.
+ */
+function retained(home: string, runId: string, keep: number): string[] {
+  const db = openDb(path.join(home, 'runs.db'), { readonly: true });
+  const rows = listCheckpoints(db, runId, { includeDeleted: true });
+  db.close();
+  const folders = [...new Map(rows.map((r) => [r.path, r])).values()].sort((a, b) => a.step - b.step);
+  const best = folders.filter((c) => c.gain !== null).sort((a, b) => b.gain! - a.gain! || b.step - a.step)[0] as CheckpointRow | undefined;
+  return [...new Set([...folders.slice(-keep), ...(best ? [best] : [])].map((c) => path.basename(c.path)))].sort();
 }
 
 function events(home: string, runId: string, kind: string): { message: string }[] {
@@ -89,6 +134,31 @@ function events(home: string, runId: string, kind: string): { message: string }[
   } finally {
     db.close();
   }
+}
+
+interface StatusJson { state: string; step: number; backend: string }
+
+/**
+ * Pauses a training run at a step where `wanted(step, newest checkpoint's step)` holds, resuming and
+ * pausing again until it does, and returns both steps. Everything before the pause is then committed to
+ * the database.
+ */
+async function pauseWhen(home: string, runId: string, dir: string, wanted: (step: number, checkpoint: number) => boolean): Promise<{ step: number; checkpoint: number }> {
+  for (let attempt = 0; attempt < 40; attempt++) {
+    expect(srgan(home, ['pause']).status).toBe(0);
+    const step = await waitFor('paused', () => {
+      const st = srganJson<StatusJson>(home, ['status']);
+      return st.state === 'paused' ? st.step : null;
+    }, 60_000, 50);
+    // The store commits in the order it is told: once the run's row says paused, the metrics, checkpoint
+    // rows and retention's deletions that came before the pause are in the file too.
+    await waitFor('the pause in runs.db', () => query<{ status: string }>(home, 'SELECT status FROM runs WHERE id = ?', runId)[0]?.status === 'paused', 30_000, 50);
+    const checkpoint = Number(onDisk(dir).at(-1)!.slice(5));
+    if (wanted(step, checkpoint)) return { step, checkpoint };
+    expect(srgan(home, ['resume']).status).toBe(0);
+    await waitFor('a step after the resume', () => srganJson<StatusJson>(home, ['status']).step > step, 60_000, 50);
+  }
+  throw new Error('never paused where wanted');
 }
 
 describe('checkpoints and resume', () => {
@@ -112,8 +182,14 @@ describe('checkpoints and resume', () => {
     const ckpts = fs.readdirSync(path.join(home, 'checkpoints', first.runId)).sort();
     expect(ckpts).toEqual(['step-00000004', 'step-00000006']);
 
+    // The token must stay private: a daemon starting on a home whose token was opened up closes it again.
+    const tokenFile = path.join(home, 'token');
+    const token = fs.readFileSync(tokenFile, 'utf8');
+    fs.chmodSync(tokenFile, 0o644);
     const second = start(home, ['--resume', first.runId.slice(0, 17), '--max-steps', '12']);
     expect(second.runId).toBe(first.runId);
+    expect(fs.statSync(tokenFile).mode & 0o777).toBe(0o600);
+    expect(fs.readFileSync(tokenFile, 'utf8')).toBe(token);
     await waitExit(second.pid);
     const resumed = curve(home, first.runId, 'g_loss');
     expect([...resumed.keys()]).toEqual([...ref.keys()]);
@@ -122,39 +198,84 @@ describe('checkpoints and resume', () => {
     expect([...curve(home, first.runId, 'd_loss')]).toEqual([...curve(refHome, refRun, 'd_loss')]);
     expect([...curve(home, first.runId, 'val_psnr').keys()]).toEqual([4, 8, 12]);
     expect([...curve(home, first.runId, 'val_psnr')]).toEqual([...curve(refHome, refRun, 'val_psnr')]);
+    expect(repeated(home, first.runId)).toEqual([]);
     expect(events(home, first.runId, 'resume_run')[0]!.message).toMatch(/from step-00000006 \(step 6\)/);
 
-    const runs = srganJson<{ runs: { id: string; status: string; last_step: number }[] }>(home, ['runs']).runs;
+    const runs = srganJson<{ runs: { id: string; status: string; last_step: number; backend: string }[] }>(home, ['runs']).runs;
     expect(runs).toHaveLength(1);
-    expect(runs[0]).toMatchObject({ id: first.runId, status: 'stopped', last_step: 12 });
+    expect(runs[0]).toMatchObject({ id: first.runId, status: 'stopped', last_step: 12, backend: 'wasm' });
   }, 240_000);
 
-  it('after kill -9 it resumes from the last checkpoint, drops the steps after it, and the database is intact', async () => {
+  // The same on the native rung, which the ladder picks wherever the oneDNN addon is built.
+  const nativeSkip = native.ok || REQUIRE_NATIVE ? '' : ` [skipped: the wasm-native rung is unavailable here: ${native.reason}; SRGAN_REQUIRE_NATIVE=1 makes this a failure]`;
+  it.skipIf(nativeSkip !== '')(`on wasm-native too: stopped and resumed, the same values step for step as a run that never stopped${nativeSkip}`, async () => {
+    const config = path.join(tmp.dir, 'tiny-native.json');
+    fs.writeFileSync(config, JSON.stringify({ ...TINY, backend: 'wasm-native' }));
+    const refNative = path.join(tmp.dir, 'ref-native');
+    const r = start(refNative, ['--config', config, '--max-steps', '12']);
+    await waitExit(r.pid);
+    const home = path.join(tmp.dir, 'stopped-native');
+    const first = start(home, ['--config', config, '--max-steps', '6']);
+    await waitExit(first.pid);
+    const second = start(home, ['--resume', first.runId, '--max-steps', '12']);
+    await waitExit(second.pid);
+    for (const h of [refNative, home]) {
+      expect(srganJson<{ runs: { status: string; backend: string; last_step: number }[] }>(h, ['runs']).runs[0]).toMatchObject({ status: 'stopped', backend: 'wasm-native', last_step: 12 });
+    }
+    expect(events(home, first.runId, 'resume_run')[0]!.message).toMatch(/from step-00000006 \(step 6\)/);
+    expect(repeated(home, first.runId)).toEqual([]);
+    const want = metricRows(refNative, r.runId);
+    expect(new Set(want.map((x) => x.step)).size).toBe(12);
+    expect(metricRows(home, first.runId)).toEqual(want);
+  }, 240_000);
+
+  it('after kill -9 it resumes from the last checkpoint, trains the steps after it again (each logged once), and the database is intact', async () => {
     const home = path.join(tmp.dir, 'killed');
-    const info = start(home, ['--config', configFile, '--max-steps', '400']);
+    const info = start(home, ['--config', configFile, '--max-steps', '1000000']);
     const dir = path.join(home, 'checkpoints', info.runId);
     await waitFor('a checkpoint past step 8', () => fs.existsSync(dir) && fs.readdirSync(dir).some((n) => /^step-\d+$/.test(n) && Number(n.slice(5)) >= 8), 120_000, 50);
-    // `srgan checkpoint` answers once the checkpoint is on disk.
-    const manual = srganJson<{ step: number; dir: string; kind: string; checksum: string }>(home, ['checkpoint']);
-    expect(manual.kind).toBe('manual');
-    expect(manual.step).toBeGreaterThanOrEqual(8);
+    // Paused at a validated step (valEvery 4), `srgan checkpoint` writes at once, at that step, in place
+    // of the periodic checkpoint written there, and answers once it is on disk. It keeps that step's
+    // validation: the checkpoint it replaces may be the run's best, which retention must still see.
+    const at = await pauseWhen(home, info.runId, dir, (step) => step >= 8 && step % 4 === 0);
+    const manual = srganJson<{ step: number; dir: string; kind: string; valGain: number | null }>(home, ['checkpoint']);
+    expect(manual).toMatchObject({ kind: 'manual', step: at.step, dir: path.join(dir, stepName(at.step)) });
     expect(fs.existsSync(path.join(manual.dir, 'checksums.json'))).toBe(true);
+    const gain = curve(home, info.runId, 'val_gain').get(at.step);
+    expect(gain).toEqual(expect.any(Number));
+    expect(manual.valGain).toBe(gain);
+    expect(JSON.parse(fs.readFileSync(path.join(manual.dir, 'state.json'), 'utf8')).valGain).toBe(gain);
+    expect(srgan(home, ['resume']).status).toBe(0);
+    // Killed while paused a few steps after its newest checkpoint: the database then holds steps that
+    // the resumed run must train again.
+    const { step: paused, checkpoint: last } = await pauseWhen(home, info.runId, dir, (step, checkpoint) => step - checkpoint >= 2);
+    const before = metricRows(home, info.runId);
+    expect(before.at(-1)).toBeDefined();
+    expect(Math.max(...before.map((r) => r.step))).toBe(paused);
     process.kill(info.pid, 'SIGKILL');
     await waitExit(info.pid);
     const db = new Database(path.join(home, 'runs.db'));
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
     db.close();
-    const kept = fs.readdirSync(dir).filter((n) => /^step-\d+$/.test(n)).sort();
-    const last = Number(kept.at(-1)!.slice(5));
-    // Retention: the last 2, plus the best by validation gain.
-    expect(kept.length).toBeLessThanOrEqual(3);
+    // Retention (checkpointKeep 2): exactly the newest 2 and the best by validation gain are left.
+    expect(onDisk(dir)).toEqual(retained(home, info.runId, 2));
+    expect(onDisk(dir).at(-1)).toBe(stepName(last));
 
-    const again = start(home, ['--resume', info.runId, '--max-steps', String(last + 4)]);
+    // Resumed to one step short of where it was killed: steps last+1 .. paused-1 are trained again, and
+    // the killed run's row for step `paused` must go with the rest of what came after the checkpoint.
+    const end = paused - 1;
+    const again = start(home, ['--resume', info.runId, '--max-steps', String(end)]);
     await waitExit(again.pid);
+    expect(events(home, info.runId, 'resume_run')[0]!.message).toContain(`from ${stepName(last)} (step ${last})`);
+    expect(repeated(home, info.runId)).toEqual([]);
+    const after = metricRows(home, info.runId);
+    expect(new Set(after.filter((r) => r.key === 'g_loss').map((r) => r.step))).toEqual(new Set(Array.from({ length: end }, (_, i) => i + 1)));
+    // The steps trained again came out as the first time, every metric of them.
+    expect(after.filter((r) => r.step > last).length).toBeGreaterThan(0);
+    expect(after).toEqual(before.filter((r) => r.step <= end));
     const c = curve(home, info.runId, 'g_loss');
-    expect([...c.keys()]).toEqual(Array.from({ length: last + 4 }, (_, i) => i + 1));
-    // The steps after the checkpoint were trained again from the same state: same values as the reference.
-    for (let s = 1; s <= Math.min(12, last + 4); s++) expect({ s, v: c.get(s) }).toEqual({ s, v: ref.get(s) });
+    for (let s = 1; s <= Math.min(12, end); s++) expect({ s, v: c.get(s) }).toEqual({ s, v: ref.get(s) });
+    expect(onDisk(dir)).toEqual(retained(home, info.runId, 2));
   }, 240_000);
 
   it('kill -9 in the middle of writing a checkpoint: the half-written folder is ignored and removed', async () => {
@@ -171,7 +292,9 @@ describe('checkpoints and resume', () => {
     expect(events(home, info.runId, 'resume_run')[0]!.message).toMatch(/step-00000004 \(step 4\)/);
     expect(events(home, info.runId, 'checkpoint_skipped')[0]!.message).toMatch(/never finished/);
     const c = curve(home, info.runId, 'g_loss');
+    expect([...c.keys()]).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
     for (let s = 1; s <= 10; s++) expect({ s, v: c.get(s) }).toEqual({ s, v: ref.get(s) });
+    expect(repeated(home, info.runId)).toEqual([]);
     expect(fs.readdirSync(dir).filter((n) => n.includes('.tmp-'))).toEqual([]);
   }, 240_000);
 
@@ -183,8 +306,29 @@ describe('checkpoints and resume', () => {
     const c = curve(home, info.runId, 'g_loss');
     expect([...c.keys()]).toEqual([...ref.keys()]);
     for (const [step, v] of ref) expect({ step, v: c.get(step) }).toEqual({ step, v });
+    expect(repeated(home, info.runId)).toEqual([]);
     const run = srganJson<{ runs: { status: string; last_step: number }[] }>(home, ['runs']).runs[0];
     expect(run).toMatchObject({ status: 'stopped', last_step: 12 });
+  }, 240_000);
+
+  it('a trainer that keeps dying is restarted 3 times, then the run fails with its error', async () => {
+    const home = path.join(tmp.dir, 'trainer-crash-loop');
+    // Every trainer dies after its 6th step: the first at step 6, the restarted ones 6 steps after the
+    // checkpoint they start from (4, 8, 12), so each restart gets somewhere and only the limit stops it.
+    const info = start(home, ['--config', configFile, '--max-steps', '400'], { SRGAN_FAULT_TRAINER_FAIL_EVERY: '6' });
+    await waitExit(info.pid);
+    expect(events(home, info.runId, 'trainer_restart').map((e) => e.message)).toEqual([
+      expect.stringMatching(/injected trainer fault at step 6\b.*continuing from step-00000004 \(step 4\)/),
+      expect.stringMatching(/injected trainer fault at step 10\b.*continuing from step-00000008 \(step 8\)/),
+      expect.stringMatching(/injected trainer fault at step 14\b.*continuing from step-00000012 \(step 12\)/),
+    ]);
+    expect(events(home, info.runId, 'error').map((e) => e.message).join('\n')).toMatch(/injected trainer fault at step 18\b/);
+    expect(srganJson<{ runs: { status: string }[] }>(home, ['runs']).runs[0]).toMatchObject({ status: 'failed' });
+    expect(fs.existsSync(path.join(home, 'daemon.lock'))).toBe(false);
+    // What the restarts trained is what an uninterrupted run trains.
+    const c = curve(home, info.runId, 'g_loss');
+    for (let s = 1; s <= 12; s++) expect({ s, v: c.get(s) }).toEqual({ s, v: ref.get(s) });
+    expect(repeated(home, info.runId)).toEqual([]);
   }, 240_000);
 
   it('retention keeps the newest checkpointKeep and the best by validation gain, not the best by PSNR', async () => {
@@ -249,7 +393,9 @@ describe('checkpoints and resume', () => {
     expect(events(home, info.runId, 'checkpoint_skipped').map((e) => e.message).join('\n')).toMatch(/step-00000008: tensors\.bin is damaged/);
     expect(events(home, info.runId, 'resume_run')[0]!.message).toMatch(/step-00000004 \(step 4\)/);
     const c = curve(home, info.runId, 'g_loss');
+    expect([...c.keys()]).toEqual([...ref.keys()]);
     for (let s = 1; s <= 12; s++) expect({ s, v: c.get(s) }).toEqual({ s, v: ref.get(s) });
+    expect(repeated(home, info.runId)).toEqual([]);
     expect(fs.existsSync(path.join(dir, 'step-00000009.tmp-12345'))).toBe(false);
 
     fs.rmSync(dir, { recursive: true });

@@ -144,18 +144,20 @@ describe('SharedRing, one thread', () => {
     while (codeOf(() => ring.write(new Uint8Array(50), 0)) === undefined);
     const t0 = performance.now();
     expect(codeOf(() => ring.write(new Uint8Array(50), 120))).toBe('SRGAN_ERR_RING_TIMEOUT');
+    // Not before its timeout; after it by however long a loaded machine takes, but not by seconds.
     expect(performance.now() - t0).toBeGreaterThanOrEqual(110);
-    expect(performance.now() - t0).toBeLessThan(1_000);
+    expect(performance.now() - t0).toBeLessThan(10_000);
     expect(ring.stats().producerWaits).toBe(1);
 
     const empty = SharedRing.create(256);
     let ticks = 0;
     const timer = setInterval(() => { ticks++; }, 10);
     const t1 = performance.now();
-    await expect(empty.readAsync(150)).resolves.toBeNull();
+    await expect(empty.readAsync(400)).resolves.toBeNull();
     clearInterval(timer);
-    expect(performance.now() - t1).toBeGreaterThanOrEqual(140);
-    expect(ticks).toBeGreaterThanOrEqual(5);
+    expect(performance.now() - t1).toBeGreaterThanOrEqual(390);
+    // Timers ran while it waited (a blocking wait would let none run before the await returns).
+    expect(ticks).toBeGreaterThanOrEqual(2);
     expect(empty.stats().consumerWaits).toBe(1);
   });
 
@@ -241,7 +243,8 @@ describe('SharedRing across worker threads', () => {
     const finals = await Promise.all(producers.map((p) => p.final));
     for (const [i, f] of finals.entries()) {
       expect(f).toMatchObject({ type: 'error', code: 'SRGAN_ERR_RING_CLOSED' });
-      expect(producers[i]!.finishedAt() - closedAt).toBeLessThan(500);
+      // Woken by the close, not by their 30 s timeout (which could also end in RING_CLOSED).
+      expect(producers[i]!.finishedAt() - closedAt).toBeLessThan(15_000);
     }
     expect(finals[0]!.sent + finals[1]!.sent).toBe(written);
     let drained = 0;
@@ -257,7 +260,7 @@ describe('SharedRing across worker threads', () => {
     const woke = performance.now();
     await closer.final;
     expect(woke - t0).toBeGreaterThanOrEqual(90);
-    expect(woke - t0).toBeLessThan(2_000); // 100 ms delay + worker start-up; not the 30 s timeout
+    expect(woke - t0).toBeLessThan(15_000); // 100 ms delay + worker start-up, however slow; not the 30 s timeout
   });
 
   it('close from the consumer thread itself wakes its own readAsync promptly', async () => {
@@ -267,6 +270,6 @@ describe('SharedRing across worker threads', () => {
     const t0 = performance.now();
     ring.close();
     await expect(pending).rejects.toMatchObject({ code: 'SRGAN_ERR_RING_CLOSED' });
-    expect(performance.now() - t0).toBeLessThan(200);
+    expect(performance.now() - t0).toBeLessThan(15_000); // woken by the close, not the 30 s timeout
   });
 });

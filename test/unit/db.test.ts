@@ -78,6 +78,19 @@ function makeV2(file: string): void {
   db.close();
 }
 
+/**
+ * A database as the v3 code left it, with what v3 allowed and v4 does not: a step logged twice for a
+ * key (the first value of a step a resumed run trained again, left beside the new one).
+ */
+function makeV3(file: string): void {
+  makeV2(file);
+  const db = new Database(file);
+  db.exec(MIGRATIONS[2] as string);
+  db.pragma('user_version = 3');
+  insertMetrics(db, 'old-run', [[2, 'g_loss', 0.2], [3, 'g_loss', 0.125], [2, 'g_loss', 0.3]]);
+  db.close();
+}
+
 const names = (db: Database.Database, type: string) =>
   db.prepare('SELECT name FROM sqlite_master WHERE type = ? AND name NOT LIKE ? ORDER BY name').pluck().all(type, 'sqlite_%');
 
@@ -90,10 +103,10 @@ describe('runs database schema', () => {
   });
   afterEach(() => tmp.cleanup());
 
-  it('creates v3 from an empty file (v0 → v1 → v2 → v3)', () => {
+  it('creates v4 from an empty file (v0 → v1 → v2 → v3 → v4)', () => {
     const db = openDb(file);
-    expect(SCHEMA_VERSION).toBe(3);
-    expect(db.pragma('user_version', { simple: true })).toBe(3);
+    expect(SCHEMA_VERSION).toBe(4);
+    expect(db.pragma('user_version', { simple: true })).toBe(4);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(names(db, 'table')).toEqual(['checkpoints', 'evals', 'events', 'metrics', 'params', 'previews', 'runs']);
     expect(names(db, 'view')).toEqual(['latest_metrics']);
@@ -102,6 +115,12 @@ describe('runs database schema', () => {
       { name: 'psnr', type: 'REAL' },
       { name: 'gain', type: 'REAL' },
     ]);
+    // One row per (run, key, step): the index is unique, and the store's upsert relies on it.
+    expect(db.prepare("SELECT \"unique\" FROM pragma_index_list('metrics') WHERE name = 'metrics_run_key_step'").pluck().get()).toBe(1);
+    expect(db.prepare("SELECT name FROM pragma_index_info('metrics_run_key_step') ORDER BY seqno").pluck().all()).toEqual(['run_id', 'key', 'step']);
+    insertRun(db, 'r', CONFIG);
+    insertMetrics(db, 'r', [[1, 'g_loss', 0.5], [1, 'd_loss', 0.5], [2, 'g_loss', 0.25]]);
+    expect(() => insertMetrics(db, 'r', [[1, 'g_loss', 0.4]])).toThrow(/UNIQUE constraint failed: metrics.run_id, metrics.key, metrics.step/);
     db.close();
     // Opening again is a no-op.
     openDb(file).close();
@@ -110,7 +129,7 @@ describe('runs database schema', () => {
   it('upgrades a v1 file in place, keeping its data and backfilling params from runs.config', () => {
     makeV1(file);
     const db = openDb(file);
-    expect(db.pragma('user_version', { simple: true })).toBe(3);
+    expect(db.pragma('user_version', { simple: true })).toBe(4);
     expect(db.prepare('SELECT count(*) FROM metrics').pluck().get()).toBe(4);
     expect(db.prepare('SELECT count(*) FROM events').pluck().get()).toBe(1);
     expect([...(db.prepare('SELECT png FROM previews').pluck().get() as Buffer)]).toEqual([0x89, 0x50, 0x4e, 0x47]);
@@ -137,7 +156,7 @@ describe('runs database schema', () => {
     const rowsBefore = before.prepare('SELECT * FROM checkpoints ORDER BY id').all();
     before.close();
     const db = openDb(file);
-    expect(db.pragma('user_version', { simple: true })).toBe(3);
+    expect(db.pragma('user_version', { simple: true })).toBe(4);
     // Same file, same rows, one more column.
     expect(fs.readdirSync(tmp.dir).filter((n) => n.endsWith('.db'))).toEqual(['runs.db']);
     expect(db.prepare('SELECT * FROM checkpoints ORDER BY id').all()).toEqual(rowsBefore.map((r) => ({ ...(r as object), gain: null })));
@@ -147,11 +166,29 @@ describe('runs database schema', () => {
     recordCheckpoint(db, { run_id: 'old-run', step: 3, time: 30, path: '/c/step-3', checksum: 'sha256:y', kind: 'best', psnr: 24, gain: -0.75 });
     expect(listCheckpoints(db, 'old-run').map((c) => [c.step, c.gain])).toEqual([[1, null], [2, null], [3, -0.75]]);
     db.close();
-    // Opening the v3 file again changes nothing.
+    // Opening the upgraded file again changes nothing.
     const again = openDb(file);
-    expect(again.pragma('user_version', { simple: true })).toBe(3);
+    expect(again.pragma('user_version', { simple: true })).toBe(4);
     expect(listCheckpoints(again, 'old-run')).toHaveLength(3);
     again.close();
+  });
+
+  it('upgrades a v3 file in place to v4: a step logged twice for a key keeps its later row, every other row stays', () => {
+    makeV3(file);
+    const before = new Database(file, { readonly: true });
+    const latestBefore = latestMetrics(before, 'old-run');
+    const keptBefore = before.prepare('SELECT rowid, * FROM metrics WHERE NOT (key = ? AND step = 2) ORDER BY rowid').all('g_loss');
+    expect(before.prepare("SELECT count(*) FROM metrics WHERE key = 'g_loss' AND step = 2").pluck().get()).toBe(3);
+    before.close();
+    const db = openDb(file);
+    expect(db.pragma('user_version', { simple: true })).toBe(4);
+    expect(db.prepare("SELECT value FROM metrics WHERE key = 'g_loss' AND step = 2").pluck().all()).toEqual([0.3]);
+    expect(db.prepare('SELECT rowid, * FROM metrics WHERE NOT (key = ? AND step = 2) ORDER BY rowid').all('g_loss')).toEqual(keptBefore);
+    expect(db.prepare('SELECT count(*) FROM (SELECT 1 FROM metrics GROUP BY run_id, key, step HAVING count(*) > 1)').pluck().get()).toBe(0);
+    // What readers saw as the latest values is unchanged.
+    expect(latestMetrics(db, 'old-run')).toEqual(latestBefore);
+    expect(listCheckpoints(db, 'old-run').map((c) => c.step)).toEqual([1, 2]);
+    db.close();
   });
 
   it('runs each migration in one transaction: a failing one leaves the file at the version before', () => {
@@ -273,7 +310,7 @@ describe('metrics, checkpoints, evals and run lookup', () => {
 
   it('latest_metrics holds the latest step of each key of each run, whatever the insert order', () => {
     insertMetrics(db, '20261129-112959-aaaa', [[3, 'g_loss', 0.3], [1, 'g_loss', 0.9], [5, 'g_loss', 0.1], [4, 'g_loss', 0.2], [2, 'd_loss', 0.7]]);
-    insertMetrics(db, '20261129-113500-bbbb', [[7, 'g_loss', 0.05], [7, 'g_loss', 0.04]]); // the later row of a repeated step wins
+    insertMetrics(db, '20261129-113500-bbbb', [[6, 'g_loss', 0.05], [7, 'g_loss', 0.04]]);
     const all = db.prepare('SELECT run_id, key, step, value FROM latest_metrics ORDER BY run_id, key').all();
     expect(all).toEqual([
       { run_id: '20261129-112959-aaaa', key: 'd_loss', step: 2, value: 0.7 },

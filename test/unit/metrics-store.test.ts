@@ -28,7 +28,7 @@ describe('MetricsStore', () => {
   });
   afterEach(() => tmp.cleanup());
 
-  it('creates the documented schema in WAL mode with the metrics index', async () => {
+  it('creates the documented schema in WAL mode with the unique metrics index', async () => {
     const store = new MetricsStore({ file });
     await store.start();
     await store.stop();
@@ -38,7 +38,7 @@ describe('MetricsStore', () => {
     const tables = db.prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name").pluck().all();
     expect(tables).toEqual(['checkpoints', 'evals', 'events', 'metrics', 'params', 'previews', 'runs']);
     const idx = db.prepare("SELECT sql FROM sqlite_master WHERE name='metrics_run_key_step'").pluck().get();
-    expect(idx).toMatch(/\(run_id, key, step\)/);
+    expect(idx).toMatch(/^CREATE UNIQUE INDEX metrics_run_key_step ON metrics \(run_id, key, step\)$/);
     db.close();
   });
 
@@ -97,6 +97,51 @@ describe('MetricsStore', () => {
     expect(p.width).toBe(4);
     expect(JSON.parse(p.panels)).toEqual(['a', 'b']);
     expect([...p.png]).toEqual([137, 80, 78, 71]);
+    db.close();
+  });
+
+  it('keeps one row per step of a key: a point written again replaces the earlier one', async () => {
+    const store = new MetricsStore({ file });
+    await store.start();
+    store.send({ type: 'createRun', run });
+    store.send({ type: 'metrics', runId: 'run-1', points: [1, 2, 3].map((step) => ({ step, wallTime: 1000 * step, values: { g_loss: step, d_loss: 1 } })) });
+    store.send({ type: 'flush' });
+    store.send({ type: 'metrics', runId: 'run-1', points: [{ step: 2, wallTime: 9000, values: { g_loss: 20 } }] });
+    await store.stop();
+    const db = new Database(file, { readonly: true });
+    expect(db.prepare("SELECT step, key, value, wall_time FROM metrics ORDER BY key, step").all()).toEqual([
+      { step: 1, key: 'd_loss', value: 1, wall_time: 1 },
+      { step: 2, key: 'd_loss', value: 1, wall_time: 2 },
+      { step: 3, key: 'd_loss', value: 1, wall_time: 3 },
+      { step: 1, key: 'g_loss', value: 1, wall_time: 1 },
+      { step: 2, key: 'g_loss', value: 20, wall_time: 9 },
+      { step: 3, key: 'g_loss', value: 3, wall_time: 3 },
+    ]);
+    db.close();
+  });
+
+  it('resumeRun drops what was logged after the checkpoint and writes back the checkpoint\'s own copy', async () => {
+    const store = new MetricsStore({ file });
+    await store.start();
+    store.send({ type: 'createRun', run });
+    // Steps 1..9 reached the file, except step 4; the checkpoint at step 5 holds steps 3..5.
+    const point = (step: number, g: number) => ({ step, wallTime: 1000 * step, values: { g_loss: g } });
+    store.send({ type: 'metrics', runId: 'run-1', points: [1, 2, 3, 5, 6, 7, 8, 9].map((s) => point(s, s)) });
+    store.send({ type: 'preview', runId: 'run-1', step: 5, width: 1, height: 1, panels: [], png: new Uint8Array([1]) });
+    store.send({ type: 'preview', runId: 'run-1', step: 8, width: 1, height: 1, panels: [], png: new Uint8Array([1]) });
+    store.send({ type: 'updateRun', id: 'run-1', status: 'failed', lastStep: 9, ended: true });
+    store.send({ type: 'resumeRun', id: 'run-1', fromStep: 5, pid: 456, points: [point(3, 3), point(4, 4), point(5, 5)] });
+    await store.whenIdle();
+    const db = new Database(file, { readonly: true });
+    expect(db.prepare("SELECT step, value FROM metrics WHERE key = 'g_loss' ORDER BY step").all()).toEqual([1, 2, 3, 4, 5].map((s) => ({ step: s, value: s })));
+    expect(db.prepare('SELECT step FROM previews').pluck().all()).toEqual([5]);
+    expect(db.prepare('SELECT status, pid, last_step, ended_at FROM runs').get()).toEqual({ status: 'starting', pid: 456, last_step: 5, ended_at: null });
+    // The steps trained again are logged once each.
+    store.send({ type: 'metrics', runId: 'run-1', points: [6, 7].map((s) => point(s, s + 0.5)) });
+    await store.stop();
+    expect(db.prepare("SELECT step, value FROM metrics WHERE key = 'g_loss' ORDER BY step").all()).toEqual(
+      [1, 2, 3, 4, 5, 6.5, 7.5].map((v, i) => ({ step: i + 1, value: v })),
+    );
     db.close();
   });
 
