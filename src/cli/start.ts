@@ -36,21 +36,28 @@ export async function startDaemon(opts: StartOptions): Promise<DaemonInfo & { lo
   const args = [DAEMON_MAIN, '--config-json', JSON.stringify(opts.overrides), ...(opts.resume === undefined ? [] : ['--resume', opts.resume])];
   const child = spawn(process.execPath, args, {
     detached: true,
-    stdio: ['ignore', out, out],
+    stdio: ['ignore', out, out, 'ipc'],
     env: { ...process.env, SRGAN_HOME: paths.root, SRGAN_LOG_FILE: logFile },
   });
   fs.closeSync(out);
   let exited: number | null = null;
+  let ready: DaemonInfo | null = null;
   child.once('exit', (code, signal) => (exited = code ?? (signal ? 128 : 1)));
+  // The daemon says it is up over this channel, then lets go of it (see daemon/main.ts).
+  child.on('message', (m: { ready?: DaemonInfo }) => {
+    if (m?.ready) ready = m.ready;
+  });
   child.unref();
+  child.channel?.unref();
   opts.onProgress?.(`starting the daemon (pid ${child.pid}); log: ${logFile}`);
 
   const deadline = Date.now() + (opts.timeoutMs ?? 300_000);
   let lastLine = '';
   while (Date.now() < deadline) {
-    const info = readDaemonInfo(paths);
+    const info = ready ?? readDaemonInfo(paths);
     if (info && info.pid === child.pid) return { ...info, logFile };
-    if (exited !== null) {
+    // Exited and the channel closed: every message it sent has arrived, so it never got up.
+    if (exited !== null && !child.connected) {
       throw new SrganError('SRGAN_ERR_DAEMON_START', `the daemon exited with code ${exited} before it was ready:\n${tail(logFile, 20)}`);
     }
     const line = tail(logFile, 1).replace(/^\S+Z /, '');

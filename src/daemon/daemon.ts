@@ -17,7 +17,7 @@ import { previewPair, trainingData, type TrainingData } from './training-data.js
 import type { RgbImage } from '../data/patches.js';
 import { resolveConfig } from './config.js';
 import type { RunConfig } from '../models/presets.js';
-import { acquireLock, ensureToken, homePaths, releaseLock, writeDaemonInfo, type HomePaths } from './home.js';
+import { acquireLock, ensureToken, homePaths, releaseLock, writeDaemonInfo, type DaemonInfo, type HomePaths } from './home.js';
 import { encodePng, PREVIEW_PANELS } from '../data/patches.js';
 import { SrganError } from '../errors.js';
 
@@ -53,7 +53,11 @@ export class Daemon implements DaemonControl {
   readonly runId: string;
   /** This run's checkpoint folders. */
   readonly checkpointDir: string;
+  /** What `srgan start` and the other commands read to find this daemon; set once it serves its monitor. */
+  info: DaemonInfo | null = null;
   readonly #resuming: boolean = false;
+  /** A resumed run has taken over its run (dropped what came after its checkpoint). */
+  #continued = false;
   /** Callers of checkpoint() waiting for the trainer's next checkpoint. */
   #checkpointWaiters: { resolve: (c: CheckpointWritten) => void; reject: (e: Error) => void }[] = [];
   readonly #log: (line: string) => void;
@@ -166,6 +170,10 @@ export class Daemon implements DaemonControl {
         throw new SrganError('SRGAN_ERR_CHECKPOINT', `run ${this.runId} has no usable checkpoint in ${this.checkpointDir}`);
       }
       for (const sk of found.skipped) this.#log(`skipped checkpoint: ${sk.reason}`);
+      // The scheduler stops after a step once it reaches maxSteps, so it would train one step too many.
+      if (cfg.maxSteps !== null && found.step >= cfg.maxSteps) {
+        throw new SrganError('SRGAN_ERR_CONFIG', `run ${this.runId} continues from step ${found.step} (${path.basename(found.dir)}), so --max-steps ${cfg.maxSteps} leaves nothing to train; give a larger --max-steps`);
+      }
       resume = this.#continueFrom(found.dir);
       this.#event('resume_run', `resuming run ${this.runId} from ${path.basename(found.dir)} (step ${resume.state.step})`, { dir: found.dir, step: resume.state.step });
       this.#log(`resuming from ${found.dir}`);
@@ -196,14 +204,15 @@ export class Daemon implements DaemonControl {
     this.#server = new ControlServer({ port: cfg.port, token, control: this });
     await this.#supervisor.startChild({ actor: this.#server, restart: 'permanent' });
     this.#status.url = this.#server.url;
-    writeDaemonInfo(this.paths, {
+    this.info = {
       pid: process.pid,
       port: this.#server.port,
       url: this.#server.url,
       runId: this.runId,
       startedAt: this.#status.startedAt,
       logFile: process.env.SRGAN_LOG_FILE ?? '',
-    });
+    };
+    writeDaemonInfo(this.paths, this.info);
     this.#log(`monitor: ${this.#server.url}`);
     this.#started = true;
     return this.#server.url;
@@ -216,6 +225,7 @@ export class Daemon implements DaemonControl {
   #continueFrom(dir: string): Resume {
     const state = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as Resume['state'];
     const data = this.#data!;
+    this.#continued = true;
     this.#status.step = state.step;
     this.#store!.send({ type: 'resumeRun', id: this.runId, fromStep: state.step, pid: process.pid, points: state.metrics ?? [] });
     this.#history = this.#history.filter((p) => p.step <= state.step);
@@ -530,7 +540,11 @@ export class Daemon implements DaemonControl {
       const store = this.#store;
       // Everyone but the store first (reverse start order puts it last), so their final words land.
       this.#event('stop', `${finalStatus} at step ${this.#status.step}`);
-      store?.send({ type: 'updateRun', id: this.runId, status: finalStatus, lastStep: this.#status.step, ended: true });
+      // A resume that failed before taking over the run leaves the run as it was (stopped, say): it
+      // did not train, and its error is in the run's events.
+      if (!this.#resuming || this.#continued) {
+        store?.send({ type: 'updateRun', id: this.runId, status: finalStatus, lastStep: this.#status.step, ended: true });
+      }
       await this.#supervisor.stopAll();
       this.#status.state = 'stopped';
       try {
@@ -538,7 +552,7 @@ export class Daemon implements DaemonControl {
       } finally {
         releaseLock(this.paths);
       }
-      this.#log(`${finalStatus}; run ${this.runId} at step ${this.#status.step}`);
+      this.#log(!this.#resuming || this.#continued ? `${finalStatus}; run ${this.runId} at step ${this.#status.step}` : `could not resume run ${this.runId}; it is left as it was`);
       this.#done(this.#exitCode);
       return this.#exitCode;
     })();

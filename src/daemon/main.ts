@@ -31,7 +31,12 @@ async function main(): Promise<void> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   process.on('SIGHUP', () => {}); // the terminal that started us may go away
+  // `srgan start` waits on this channel; it must not keep the daemon alive once the CLI has gone.
+  process.channel?.unref();
   await daemon.start();
+  // Tell `srgan start` we are up over the channel, not only through daemon.json: a short run can finish
+  // and remove daemon.json before the CLI looks, and the message still arrives.
+  if (process.send) process.send({ ready: daemon.info }, () => process.disconnect?.());
   process.exitCode = await daemon.finished;
   // Anything still holding the loop after an orderly shutdown is a bug; do not hang the user's machine.
   setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref();

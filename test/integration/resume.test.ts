@@ -204,6 +204,20 @@ describe('checkpoints and resume', () => {
     const runs = srganJson<{ runs: { id: string; status: string; last_step: number; backend: string }[] }>(home, ['runs']).runs;
     expect(runs).toHaveLength(1);
     expect(runs[0]).toMatchObject({ id: first.runId, status: 'stopped', last_step: 12, backend: 'wasm' });
+
+    // Nothing left to train is refused, and the run stays as it was.
+    const rows = metricRows(home, first.runId);
+    const none = srgan(home, ['start', '--resume', first.runId, '--max-steps', '12']);
+    expect(none.status).toBe(1);
+    expect(none.stderr).toMatch(/continues from step 12 \(step-00000012\), so --max-steps 12 leaves nothing to train/);
+    expect(srganJson<{ runs: { status: string; last_step: number }[] }>(home, ['runs']).runs[0]).toMatchObject({ status: 'stopped', last_step: 12 });
+    expect(metricRows(home, first.runId)).toEqual(rows);
+    // One step: the daemon may be done before `srgan start` looks; start still reports it came up.
+    const one = start(home, ['--resume', first.runId, '--max-steps', '13']);
+    expect(one.runId).toBe(first.runId);
+    await waitExit(one.pid);
+    expect(srganJson<{ runs: { status: string; last_step: number }[] }>(home, ['runs']).runs[0]).toMatchObject({ status: 'stopped', last_step: 13 });
+    expect([...curve(home, first.runId, 'g_loss').keys()]).toEqual(Array.from({ length: 13 }, (_, i) => i + 1));
   }, 240_000);
 
   // The same on the native rung, which the ladder picks wherever the oneDNN addon is built.
@@ -402,6 +416,9 @@ describe('checkpoints and resume', () => {
     const r = srgan(home, ['start', '--resume', info.runId]);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/SRGAN_ERR_CHECKPOINT: run .* has no usable checkpoint/);
+    // The failed resume did not take the run over: it stays stopped at step 12 with its metrics.
+    expect(srganJson<{ runs: { status: string; last_step: number }[] }>(home, ['runs']).runs[0]).toMatchObject({ status: 'stopped', last_step: 12 });
+    expect([...curve(home, info.runId, 'g_loss').keys()]).toEqual([...ref.keys()]);
     expect(srgan(home, ['start', '--resume', 'no-such-run']).stderr).toMatch(/SRGAN_ERR_CONFIG/);
     expect(srgan(home, ['start', '--resume', info.runId, '--seed', '4']).stderr).toMatch(/--seed cannot be given with --resume/);
   }, 240_000);
