@@ -54,7 +54,7 @@ async function main(): Promise<void> {
   const backend = await selectBackend(config.backend);
   const perceptualRand = mulberry32(deriveSeed(config.seed, 5));
   const perceptual = await createFeatureLoss(config, perceptualRand);
-  const gan = new Gan(config, { perceptual, ema: (G) => (config.emaDecay === null ? null : createEma(G.variables, config.emaDecay)) });
+  const gan = new Gan(config, { perceptual, replay: [perceptualRand], ema: (G) => (config.emaDecay === null ? null : createEma(G.variables, config.emaDecay)) });
   let scheduler = new Scheduler(schedulerConfig(config));
   const jpegRand = mulberry32(deriveSeed(config.seed, 4));
   let startSeq = 0; // the seq of the first patch to train on: a resumed run takes its checkpoint's
@@ -398,8 +398,25 @@ function toFloat(src: Uint8Array, dst: Float32Array, offset: number): void {
   for (let i = 0; i < src.length; i++) dst[offset + i] = (src[i] as number) / 255;
 }
 
+/** What the wasm rungs throw when the 4 GiB heap cannot hold a step (a failed allocation written through). */
+const WASM_MEMORY = /memory access out of bounds|Cannot enlarge memory|Aborted\(OOM\)|out of memory/i;
+
 main().catch((err: unknown) => {
   const e = err as Error & { code?: string };
+  if (!e.code && WASM_MEMORY.test(e.message ?? '') && tf.getBackend()?.startsWith('wasm')) {
+    const P = config.patchSize;
+    post({
+      type: 'error',
+      code: 'SRGAN_ERR_BACKEND',
+      message: `the training step needs more memory than the wasm heap holds (4 GiB; wasm said: ${e.message}): ` +
+        `a batch of ${config.batchSize} patches of ${P}×${P} taken in ${config.accumulate} part${config.accumulate > 1 ? 's' : ''} of ${config.batchSize / config.accumulate}. ` +
+        `Take it in more parts ("accumulate", a divisor of batchSize), lower batchSize or patchSize, or train on a GPU backend (docs/backends.md, "Memory")`,
+      stack: e.stack,
+    });
+    process.exitCode = 1;
+    port.close();
+    return;
+  }
   post({ type: 'error', code: e.code ?? 'SRGAN_ERR_TRAINER', message: e.message ?? String(err), stack: e.stack });
   process.exitCode = 1;
   port.close();

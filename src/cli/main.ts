@@ -11,7 +11,7 @@ import { SrganError } from '../errors.js';
 import { BACKEND_NAMES } from '../models/backend-names.js';
 import { DOWNSCALE_FILTERS, EVAL_LR_SYNTHESES } from '../data/degrade.js';
 import type { DaemonStatus } from '../protocol/messages.js';
-import { describeGain, signedDb } from './format.js';
+import { describeGain, duration, signedDb, stepRate } from './format.js';
 
 interface Command {
   summary: string;
@@ -323,7 +323,11 @@ function printStatus(s: DaemonStatus, asJson: boolean): void {
     .join(' ');
   console.log(`state:    ${s.state}`);
   console.log(`run:      ${s.runId} (${s.preset})`);
-  console.log(`step:     ${s.step} G, ${s.dSteps} D  (${s.stepsPerSec.toFixed(2)} G steps/s), epoch ${s.epoch}`);
+  console.log(`step:     ${s.step} G, ${s.dSteps} D  (${stepRate(s.stepsPerSec)}), epoch ${s.epoch}`);
+  const maxSteps = s.config.maxSteps;
+  if (typeof maxSteps === 'number' && s.stepsPerSec > 0 && maxSteps > s.step) {
+    console.log(`to go:    ${maxSteps - s.step} G steps to maxSteps ${maxSteps}, ~${duration((maxSteps - s.step) / s.stepsPerSec)} at this rate`);
+  }
   console.log(`losses:   ${losses || '-'}`);
   console.log(`backend:  ${s.backend} (${s.tensors} live tensors): ${s.backendReason}`);
   console.log(`data:     ${s.patchesPerSec.toFixed(1)} patches/s, waiting ${(s.dataWaitFraction * 100).toFixed(1)}% of the time, ${s.ringFrames} patches queued`);

@@ -53,6 +53,7 @@ const FIELDS: Record<string, Check> = {
   lrReferenceBatch: nullable(int(1, 4096)),
   resetOptimizers: bool,
   recompute: bool,
+  accumulate: int(1, 256),
   emaDecay: nullable(num(0, 0.999999)),
   maxShift: int(1, 64),
   logEvery: int(1),
@@ -112,6 +113,10 @@ export function resolveConfig(overrides: unknown = {}): RunConfig {
   validatePhases(merged.phases);
   const cfg = merged as unknown as RunConfig;
   if (cfg.patchSize % (cfg.scale * 8) !== 0) throw configError('patchSize', cfg.patchSize, `a multiple of ${cfg.scale * 8} (scale × 8)`);
+  if (cfg.batchSize % cfg.accumulate !== 0) throw configError('accumulate', cfg.accumulate, `a divisor of batchSize (${cfg.batchSize}): the batch is split into equal parts`);
+  if (cfg.accumulate > 1 && cfg.advWeight > 0 && (cfg.discriminator.kind === 'patch' || cfg.discriminator.kind === 'dilated')) {
+    throw configError('accumulate', cfg.accumulate, `1 with the ${cfg.discriminator.kind} discriminator (its BatchNorm normalises over the whole batch, so parts of it would train a different model)`);
+  }
   if (cfg.maxShift >= cfg.patchSize / 2) throw configError('maxShift', cfg.maxShift, `less than patchSize / 2 (${cfg.patchSize / 2})`);
   if (cfg.generator.kind === 'final' && cfg.scale !== 2) throw configError('scale', cfg.scale, '2 for the final generator (it upscales ×2)');
   if (cfg.generator.kind === 'espcn' && cfg.generator.layout === 'x2x2' && cfg.scale !== 4) {

@@ -27,6 +27,8 @@ const HISTORY_LIMIT = 20_000;
 export const RESUME_OVERRIDABLE: readonly string[] = Object.freeze([
   'maxSteps', 'port', 'backend', 'loaderWorkers', 'ringMiB', 'logEvery', 'previewEvery',
   'checkpointEvery', 'checkpointMinutes', 'checkpointKeep', 'valEvery',
+  // Splits the same step into parts: only float rounding changes (moving a run between a CPU and a GPU).
+  'accumulate',
 ]);
 
 /** Trainer thread failures within an hour that are answered by continuing from the newest checkpoint. */
@@ -573,11 +575,11 @@ function withValidation(v: ValidationStatus | null, p: MetricsPoint): Validation
 
 /**
  * A stored run config with the fields added since it was written set to what the run did without them
- * (no blur; an ESPCN generator of depth 0), so a resumed run keeps computing the same even where the
+ * (no blur; an ESPCN generator of depth 0; the whole batch at once), so a resumed run keeps computing the same even where the
  * preset's default has changed.
  */
 function withFieldsBeforeTheyExisted(config: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { lrBlur: { probability: 0, sigmaMin: 0.2, sigmaMax: 1.2 }, ...config };
+  const out: Record<string, unknown> = { lrBlur: { probability: 0, sigmaMin: 0.2, sigmaMax: 1.2 }, accumulate: 1, ...config };
   const g = config.generator as Record<string, unknown> | undefined;
   if (g?.kind === 'espcn' && !('depth' in g)) out.generator = { ...g, depth: 0 };
   return out;

@@ -40,6 +40,11 @@ export interface StepSpec {
 
 export interface GanOptions {
   perceptual?: FeatureLoss | null;
+  /**
+   * Generators the losses draw from besides the Gan's own shift crops (the perceptual loss's): with
+   * `accumulate` > 1 every part of a step replays their draws, as it replays the shift crops.
+   */
+  replay?: readonly Rng[];
   ema?: (G: Generator) => WeightAverage | null;
 }
 
@@ -52,6 +57,7 @@ export class Gan {
   readonly #perceptual: FeatureLoss | null;
   readonly #ema: WeightAverage | null;
   readonly #shift: Rng;
+  readonly #replay: readonly Rng[];
   #optG: tf.AdamOptimizer;
   #optD: tf.AdamOptimizer;
 
@@ -64,6 +70,7 @@ export class Gan {
     this.#perceptual = options.perceptual ?? null;
     this.#ema = options.ema?.(this.G) ?? null;
     this.#shift = mulberry32(deriveSeed(config.seed, 3));
+    this.#replay = options.replay ?? [];
     this.#optG = adam(0);
     this.#optD = adam(0);
   }
@@ -79,6 +86,13 @@ export class Gan {
   /**
    * One G step and `spec.dSteps` D steps on a batch (HR [n, P, P, 3] and LR [n, P/s, P/s, 3] in [0, 1]).
    * Returns the logged values: weighted loss terms, the D loss (mean over its steps), training PSNR.
+   *
+   * With `config.accumulate` = k > 1 the batch is taken in k equal parts: each part's gradients are
+   * computed in turn and averaged, then each optimizer steps once. Every loss is a mean over equal-sized
+   * parts, so the average of the parts' gradients is the whole batch's; every part sees the random
+   * draws the whole batch would (shift crops; the perceptual loss's, given as `replay`) and the same
+   * spectral-norm vectors, so the step is the whole-batch step up to float rounding. BatchNorm, which
+   * normalises over the batch, is the exception (config.ts refuses it). Peak memory is one part's.
    */
   step(hr: tf.Tensor4D, lr: tf.Tensor4D, spec: StepSpec): Record<string, number> {
     if (spec.resetOptimizers) this.resetOptimizers();
@@ -86,48 +100,91 @@ export class Gan {
     setLearningRate(this.#optD, spec.lrD);
     const cfg = this.config;
     const adversarial = cfg.advWeight > 0;
+    const k = cfg.accumulate;
+    const n = hr.shape[0];
+    if (n % k !== 0 || lr.shape[0] !== n) {
+      throw new RangeError(`Gan.step: a batch of ${n} HR and ${lr.shape[0]} LR patches cannot be split into ${k} equal parts (accumulate)`);
+    }
     return tf.tidy(() => {
+      const hrs = k === 1 ? [hr] : (tf.split(hr, k) as tf.Tensor4D[]);
+      const lrs = k === 1 ? [lr] : (tf.split(lr, k) as tf.Tensor4D[]);
       const terms: Record<string, tf.Scalar> = {};
-      let y!: tf.Tensor4D;
-      const { value, grads } = tf.variableGrads(() => {
-        y = tf.keep(this.G.apply(lr));
-        const diff = tf.sub(y, hr);
-        const pix = cfg.pixelLoss === 'l1' ? tf.mean(tf.abs(diff)) : tf.mean(tf.square(diff));
-        terms.g_pix = tf.keep(tf.mul(pix, cfg.pixelWeight) as tf.Scalar);
-        terms.mse = tf.keep(cfg.pixelLoss === 'mse' ? (pix as tf.Scalar) : mse(y, hr));
-        let total: tf.Tensor = terms.g_pix;
-        if (this.#perceptual) {
-          const { full, half } = this.#perceptual.apply(y, hr);
-          terms.g_perc = tf.keep(full);
-          terms.g_perc_half = tf.keep(half);
-          total = tf.add(total, tf.add(full, half));
+      const ys: tf.Tensor4D[] = [];
+      let gTotal: tf.Tensor = tf.scalar(0);
+      let gGrads: tf.NamedTensorMap = {};
+      const again = this.#rewinder([this.#shift, ...this.#replay]);
+      for (let i = 0; i < k; i++) {
+        if (i > 0) again();
+        const part: Record<string, tf.Scalar> = {};
+        const { value, grads } = tf.variableGrads(() => {
+          const y = tf.keep(this.G.apply(lrs[i]!));
+          ys.push(y);
+          const diff = tf.sub(y, hrs[i]!);
+          const pix = cfg.pixelLoss === 'l1' ? tf.mean(tf.abs(diff)) : tf.mean(tf.square(diff));
+          part.g_pix = tf.keep(tf.mul(pix, cfg.pixelWeight) as tf.Scalar);
+          part.mse = tf.keep(cfg.pixelLoss === 'mse' ? (pix as tf.Scalar) : mse(y, hrs[i]!));
+          let total: tf.Tensor = part.g_pix;
+          if (this.#perceptual) {
+            const { full, half } = this.#perceptual.apply(y, hrs[i]!);
+            part.g_perc = tf.keep(full);
+            part.g_perc_half = tf.keep(half);
+            total = tf.add(total, tf.add(full, half));
+          }
+          if (adversarial) {
+            const [cy, cl] = shiftCrop([y, hrs[i]!], cfg.maxShift, this.#shift);
+            const adv = generatorAdvLoss(this.D.apply(cy!, { training: true }), this.D.apply(cl!, { training: true }));
+            part.g_adv = tf.keep(tf.mul(adv, cfg.advWeight) as tf.Scalar);
+            total = tf.add(total, part.g_adv);
+          }
+          return total as tf.Scalar;
+        }, this.#gVars);
+        gTotal = k === 1 ? value : tf.add(gTotal, value);
+        gGrads = k === 1 ? grads : addInto(gGrads, grads);
+        for (const [name, t] of Object.entries(part)) {
+          const before = terms[name];
+          terms[name] = before ? tf.keep(tf.add(before, t)) : t;
+          if (before) tf.dispose([before, t]);
         }
-        if (adversarial) {
-          const [cy, cl] = shiftCrop([y, hr], cfg.maxShift, this.#shift);
-          const adv = generatorAdvLoss(this.D.apply(cy!, { training: true }), this.D.apply(cl!, { training: true }));
-          terms.g_adv = tf.keep(tf.mul(adv, cfg.advWeight) as tf.Scalar);
-          total = tf.add(total, terms.g_adv);
+      }
+      if (k > 1) {
+        gTotal = tf.div(gTotal, k);
+        gGrads = scaled(gGrads, 1 / k);
+        for (const [name, sum] of Object.entries(terms)) {
+          terms[name] = tf.keep(tf.div(sum, k));
+          sum.dispose();
         }
-        return total as tf.Scalar;
-      }, this.#gVars);
-      if (spec.lrG > 0) this.#optG.applyGradients(grads as tf.NamedTensorMap as never);
+      }
+      if (spec.lrG > 0) this.#optG.applyGradients(gGrads as never);
       this.D.commitStats(); // BatchNorm statistics move in the G step too (docs/seed.md §6.1)
       this.#ema?.update(spec.step);
 
-      // y's graph belongs to the finished G tape: below it is a constant, i.e. detached.
+      // The ys' graphs belong to the finished G tapes: below they are constants, i.e. detached.
       let dSum: tf.Tensor = tf.scalar(0);
       const dSteps = adversarial ? spec.dSteps : 0;
-      for (let k = 0; k < dSteps; k++) {
-        const cost = this.#optD.minimize(() => {
-          const [cy, cl] = shiftCrop([y, hr], cfg.maxShift, this.#shift);
-          return discriminatorLoss(this.D.apply(cy!, { training: true }), this.D.apply(cl!, { training: true }));
-        }, true, this.#dVars);
+      for (let d = 0; d < dSteps; d++) {
+        const againD = this.#rewinder([this.#shift]);
+        let cost: tf.Tensor = tf.scalar(0);
+        let dGrads: tf.NamedTensorMap = {};
+        for (let i = 0; i < k; i++) {
+          if (i > 0) againD();
+          const { value, grads } = tf.variableGrads(() => {
+            const [cy, cl] = shiftCrop([ys[i]!, hrs[i]!], cfg.maxShift, this.#shift);
+            return discriminatorLoss(this.D.apply(cy!, { training: true }), this.D.apply(cl!, { training: true }));
+          }, this.#dVars);
+          cost = k === 1 ? value : tf.add(cost, value);
+          dGrads = k === 1 ? grads : addInto(dGrads, grads);
+        }
+        if (k > 1) {
+          cost = tf.div(cost, k);
+          dGrads = scaled(dGrads, 1 / k);
+        }
+        this.#optD.applyGradients(dGrads as never);
         this.D.commitStats();
-        if (cost) dSum = tf.add(dSum, cost);
+        dSum = tf.add(dSum, cost);
       }
       const mseV = scalarOf(terms.mse!);
       const out: Record<string, number> = {
-        g_loss: scalarOf(value),
+        g_loss: scalarOf(gTotal),
         g_pix: scalarOf(terms.g_pix!),
         psnr_train: 10 * Math.log10(1 / Math.max(mseV, 1e-12)),
         lr_g: spec.lrG,
@@ -138,9 +195,27 @@ export class Gan {
       if (terms.g_adv) out.g_adv = scalarOf(terms.g_adv);
       if (dSteps > 0) out.d_loss = scalarOf(dSum) / dSteps;
       out.d_steps = dSteps;
-      tf.dispose([y, ...Object.values(terms)]); // kept past variableGrads' scope above
+      tf.dispose([...ys, ...Object.values(terms)]); // kept past variableGrads' scope above
       return out;
     });
+  }
+
+  /**
+   * For the parts of one step: returns a function that puts `rngs` and D's non-trainable state
+   * (spectral-norm vectors) back to where they are now, so the next part draws and normalises as the
+   * first did. After the last part they stand where the whole batch would have left them.
+   */
+  #rewinder(rngs: readonly Rng[]): () => void {
+    if (this.config.accumulate === 1) return () => {};
+    const states = rngs.map((r) => r.state);
+    this.D.commitStats();
+    // Plain tensors of the step's tidy: they live until the step ends.
+    const stats = Object.entries(this.D.stats).map(([name, v]) => [name, tf.clone(v)] as const);
+    return () => {
+      rngs.forEach((r, i) => (r.state = states[i]!));
+      this.D.commitStats(); // drop nothing: a part's pending update is the same as the first part's
+      for (const [name, t] of stats) this.D.stats[name]!.assign(t);
+    };
   }
 
   /** Runs `fn` with the EMA weights in G's variables (with the training weights when there is no EMA). */
@@ -241,4 +316,25 @@ function setLearningRate(opt: tf.AdamOptimizer, lr: number): void {
 
 function scalarOf(t: tf.Tensor): number {
   return t.dataSync()[0] as number;
+}
+
+/** acc + more, name by name, freeing both (gradients of one part added to the sum so far). */
+function addInto(acc: tf.NamedTensorMap, more: tf.NamedTensorMap): tf.NamedTensorMap {
+  const out: tf.NamedTensorMap = {};
+  for (const [name, g] of Object.entries(more)) {
+    const before = acc[name];
+    out[name] = before ? tf.add(before, g) : g;
+    if (before) tf.dispose([before, g]);
+  }
+  return out;
+}
+
+/** Each gradient × f, freeing the originals. */
+function scaled(grads: tf.NamedTensorMap, f: number): tf.NamedTensorMap {
+  const out: tf.NamedTensorMap = {};
+  for (const [name, g] of Object.entries(grads)) {
+    out[name] = tf.mul(g, f);
+    g.dispose();
+  }
+  return out;
 }

@@ -77,6 +77,13 @@ export interface RunConfig {
    * fraction of the memory. Used by the final generator and RRDBNet; ESPCN has no blocks to recompute.
    */
   recompute: boolean;
+  /**
+   * Micro-batches per step (gradient accumulation): the batch is split into this many equal parts, each
+   * part's gradients are computed in turn and averaged, and the optimizers step once. The same step as the
+   * whole batch at once (up to float rounding) for discriminators without BatchNorm; the peak memory is
+   * that of one part (docs/config.md, "Memory").
+   */
+  accumulate: number;
   /** Decay of the EMA of G's weights used for previews and evaluation; null = no EMA. */
   emaDecay: number | null;
   /** Max random shift of the shift crop before D and the perceptual net (docs/seed.md §4.4). */
@@ -132,6 +139,7 @@ const COMMON = {
   lrReferenceBatch: null,
   resetOptimizers: false,
   recompute: false,
+  accumulate: 1,
   emaDecay: 0.999,
   logEvery: 1,
   maxSteps: null,
@@ -253,6 +261,8 @@ const ESRGAN_X4: RunConfig = {
   advWeight: 5e-3,
   dStepsPerG: 1,
   recompute: true,
+  // 4 parts of 4: a part needs ~3 GiB, so the step fits the 4 GiB wasm heap; on a big GPU set 1 for speed.
+  accumulate: 4,
   phases: [
     { steps: 50_000, lrG: 1e-4, lrD: 1e-4 },
     { steps: 50_000, lrG: 5e-5, lrD: 5e-5 },

@@ -34,6 +34,8 @@ const better: ValidationStatus = { step: 2000, psnr: 32.5, bicubic: 32.1, gain: 
 
 let validation: ValidationStatus | null = worse;
 let valEvery = 500;
+let stepsPerSec = 2;
+let maxSteps: number | null = null;
 
 const status = (): DaemonStatus => ({
   state: 'training',
@@ -45,7 +47,7 @@ const status = (): DaemonStatus => ({
   step: 1500,
   dSteps: 1500,
   startedAt: Date.now(),
-  stepsPerSec: 2,
+  stepsPerSec,
   patchesPerSec: 16,
   dataWaitFraction: 0,
   ringFrames: 3,
@@ -55,7 +57,7 @@ const status = (): DaemonStatus => ({
   lastCheckpoint: null,
   validation,
   preset: 'espcn-x2-fast',
-  config: { valEvery },
+  config: { valEvery, maxSteps },
 });
 
 // Validation every 500 steps among the losses, as the trainer logs it.
@@ -150,5 +152,26 @@ describe('the monitor page: validation gain', () => {
     } finally {
       await browser?.close();
     }
+  });
+});
+
+describe('srgan status: the training rate', () => {
+  it('reads at any speed: steps per second, or time per step for a run on a CPU that takes minutes a step', async () => {
+    for (const [rate, text] of [[2, '(2.00 G steps/s)'], [37.21, '(37.2 G steps/s)'], [1 / 30, '(30 s per G step)'], [1 / 290, '(4.8 min per G step)'], [0, '(no G step finished yet)']] as const) {
+      stepsPerSec = rate;
+      expect((await srganAsync(['status'])).stdout).toContain(`step:     1500 G, 1500 D  ${text}, epoch 1\n`);
+    }
+    stepsPerSec = 2;
+  });
+
+  it('with maxSteps, how long the rest takes at this rate (a CPU run of a GPU schedule says so in years)', async () => {
+    expect((await srganAsync(['status'])).stdout).not.toContain('to go:');
+    maxSteps = 400_000;
+    stepsPerSec = 1 / 330;
+    expect((await srganAsync(['status'])).stdout).toContain('to go:    398500 G steps to maxSteps 400000, ~4.2 years at this rate\n');
+    maxSteps = 1_560;
+    stepsPerSec = 2;
+    expect((await srganAsync(['status'])).stdout).toContain('to go:    60 G steps to maxSteps 1560, ~30 s at this rate\n');
+    maxSteps = null;
   });
 });

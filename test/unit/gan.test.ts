@@ -5,6 +5,7 @@ import { Gan } from '../../src/models/gan.js';
 import { createEma } from '../../src/models/ema.js';
 import { selectBackend } from '../../src/models/ladder.js';
 import { mulberry32 } from '../../src/data/prng.js';
+import { createPerceptualLoss } from '../../src/models/perceptual.js';
 
 const small = (overrides: Record<string, unknown> = {}) =>
   resolveConfig({ patchSize: 32, batchSize: 2, generator: { channels: 8, skip: false, depth: 0 }, discriminator: { mid: 4 }, maxShift: 4, advWeight: 1e-4, ...overrides });
@@ -108,7 +109,7 @@ describe('Gan', () => {
   it('builds every preset\'s networks (shrunk) and runs a step of each at ×2 and ×4', () => {
     for (const overrides of [
       { preset: 'seed-final-x2', generator: { blocks: 1, channels: 8 }, discriminator: { mid: 4 }, patchSize: 64, perceptual: { kind: 'off' }, jpeg: false },
-      { preset: 'esrgan-x4', generator: { blocks: 1, channels: 8, growth: 4 }, discriminator: { channels: 4 }, patchSize: 64, batchSize: 1, perceptual: { kind: 'off' } },
+      { preset: 'esrgan-x4', generator: { blocks: 1, channels: 8, growth: 4 }, discriminator: { channels: 4 }, patchSize: 64, batchSize: 1, accumulate: 1, perceptual: { kind: 'off' } },
     ]) {
       const cfg = resolveConfig(overrides);
       const gan = new Gan(cfg);
@@ -135,5 +136,87 @@ describe('the bilinear skip of espcn-x2-fast', () => {
     expect(row0.map((v) => Number(v.toFixed(4)))).toEqual([0, 0.25, 0.75, 1]);
     tf.dispose([lr, out]);
     gan.dispose();
+  });
+});
+
+describe('accumulate: a step in equal parts is the whole-batch step', () => {
+  beforeAll(async () => {
+    await selectBackend('wasm');
+  });
+
+  // esrgan-x4 shrunk: RRDBNet, the U-Net D with spectral norm, the bundled perceptual net, L1, shift crops.
+  const config = (accumulate: number, batchSize = 4) =>
+    resolveConfig({ preset: 'esrgan-x4', generator: { blocks: 1, channels: 8, growth: 4 }, discriminator: { channels: 4 }, patchSize: 32, maxShift: 8, batchSize, accumulate });
+
+  async function train(accumulate: number, opts: { replay?: boolean; steps?: number } = {}) {
+    const cfg = config(accumulate);
+    const rand = mulberry32(77);
+    const perceptual = await createPerceptualLoss({ ...cfg.perceptual, maxShift: cfg.maxShift }, rand);
+    const gan = new Gan(cfg, { perceptual, replay: opts.replay === false ? [] : [rand] });
+    const logged: Record<string, number>[] = [];
+    for (let s = 1; s <= (opts.steps ?? 2); s++) {
+      const [hr, lr] = batch(cfg, s);
+      logged.push(gan.step(hr, lr, { lrG: 1e-3, lrD: 1e-3, dSteps: 2, step: s }));
+      tf.dispose([hr, lr]);
+    }
+    const { tensors, scalars } = gan.exportState();
+    const state = Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, Float32Array.from(t.dataSync())]));
+    const out = { logged, state, scalars, perceptualRng: rand.state };
+    gan.dispose();
+    return out;
+  }
+
+  /** Largest |a − b| over every tensor of two exportState()s. */
+  const maxDiff = (a: Record<string, Float32Array>, b: Record<string, Float32Array>) => {
+    expect(Object.keys(a).sort()).toEqual(Object.keys(b).sort());
+    let m = 0;
+    for (const k of Object.keys(a)) a[k]!.forEach((x, i) => (m = Math.max(m, Math.abs(x - b[k]![i]!))));
+    return m;
+  };
+  /** The tensor with the largest max |a − b| / max |b|, and that ratio. */
+  const worst = (a: Record<string, Float32Array>, b: Record<string, Float32Array>) => {
+    expect(Object.keys(a).sort()).toEqual(Object.keys(b).sort());
+    let out = { name: '', rel: 0 };
+    for (const k of Object.keys(b)) {
+      const scale = b[k]!.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+      const diff = b[k]!.reduce((m, x, i) => Math.max(m, Math.abs(x - a[k]![i]!)), 0);
+      if (scale > 0 && diff / scale > out.rel) out = { name: k, rel: diff / scale };
+    }
+    return out;
+  };
+
+  it('2 and 4 parts give the losses, weights, D vectors, optimizer moments and random streams of 1 part', async () => {
+    const whole = await train(1);
+    // Two steps apart, every value moved: the comparison below has something to find.
+    expect(maxDiff(whole.state, (await train(1, { steps: 1 })).state)).toBeGreaterThan(1e-4);
+    for (const k of [2, 4]) {
+      const parts = await train(k);
+      expect(parts.scalars).toEqual(whole.scalars);
+      expect(parts.perceptualRng).toBe(whole.perceptualRng);
+      for (const [i, row] of whole.logged.entries()) {
+        // float32 sums in another order: equal to ~1e-6 relative (a wrong draw or vector differs by far more).
+        for (const [key, v] of Object.entries(row)) expect({ k, step: i + 1, key, rel: Math.abs(parts.logged[i]![key]! - v) / Math.max(Math.abs(v), 1e-3) }).toEqual({ k, step: i + 1, key, rel: expect.closeTo(0, 5) });
+      }
+      // Per tensor, relative to its largest value. Rounding moves Adam's first steps where a gradient is
+      // near its eps (1e-8): up to ~2e-4 here, as much as reordering the batch does; a part left out, a
+      // wrong scale of the moments or another draw moves whole tensors by 1e-2 and more.
+      expect(worst(parts.state, whole.state)).toEqual({ name: expect.any(String), rel: expect.closeTo(0, 3) });
+    }
+  }, 120_000);
+
+  it('without replaying the perceptual shifts the parts train something else (the check above can fail)', async () => {
+    const whole = await train(1, { steps: 1 });
+    const parts = await train(2, { steps: 1, replay: false });
+    expect(parts.perceptualRng).not.toBe(whole.perceptualRng);
+    expect(Math.abs(parts.logged[0]!.g_perc! - whole.logged[0]!.g_perc!)).toBeGreaterThan(1e-6);
+  }, 60_000);
+
+  it('the config must split the batch evenly, and BatchNorm discriminators take the whole batch', () => {
+    expect(() => config(3)).toThrow(/accumulate.*a divisor of batchSize \(4\)/);
+    expect(() => resolveConfig({ preset: 'seed-final-x2', accumulate: 1 })).not.toThrow();
+    expect(() => resolveConfig({ preset: 'seed-final-x2', batchSize: 2, accumulate: 2 })).toThrow(/accumulate.*1 with the dilated discriminator \(its BatchNorm/);
+    // Without the adversarial term there is no D, so nothing normalises over the batch.
+    expect(resolveConfig({ batchSize: 8, accumulate: 4 }).accumulate).toBe(4);
+    expect(resolveConfig({ preset: 'esrgan-x4' }).accumulate).toBe(4);
   });
 });
