@@ -38,3 +38,43 @@ export function duration(seconds: number): string {
   if (seconds < 730 * 86400) return `${(seconds / 86400).toFixed(1)} days`;
   return `${(seconds / (365 * 86400)).toFixed(1)} years`;
 }
+
+/** Prints rows under a header, columns padded to their widest cell (the last column is not padded). */
+export function printTable(header: string[], rows: string[][], prefix = ''): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => prefix + cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number))).join('  ');
+  console.log(line(header));
+  for (const r of rows) console.log(line(r));
+}
+
+/** A metric value in 4 decimals between 0.01 and 1000, in exponent form outside; 0 as "0". */
+export function formatNumber(v: number): string {
+  if (v === 0) return '0';
+  return Math.abs(v) >= 0.01 && Math.abs(v) < 1000 ? v.toFixed(4) : v.toExponential(3);
+}
+
+/** A PSNR in dB with 2 decimals ("inf" for identical images, "-" when unknown). */
+export function formatDb(v: number): string {
+  return Number.isFinite(v) ? v.toFixed(2) : v > 0 ? 'inf' : '-';
+}
+
+/** A signed difference in dB for tables: +1.55, -0.30, and +0.00 for anything that rounds to zero. */
+export function formatGain(v: number): string {
+  if (!Number.isFinite(v)) return formatDb(v);
+  const t = Math.abs(v).toFixed(2);
+  return `${v < 0 && t !== '0.00' ? '-' : '+'}${t}`;
+}
+
+/** Unix seconds as "YYYY-MM-DD HH:MM:SS" (UTC). */
+export function formatTime(unixSeconds: number): string {
+  return new Date(unixSeconds * 1000).toISOString().slice(0, 19).replace('T', ' ');
+}
+
+/** A progress line's elapsed or remaining time: "42s", "3m05s", "2h07m" ("?" when unknown). */
+export function clock(secs: number): string {
+  if (!Number.isFinite(secs)) return '?';
+  const s = Math.round(secs);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}

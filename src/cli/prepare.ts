@@ -5,9 +5,9 @@
 import { availableParallelism } from 'node:os';
 
 import { SrganError } from '../errors.js';
+import { intFlag, type Values } from './flags.js';
+import { clock } from './format.js';
 import type { PrepareOptions, PrepareProgress, PrepareSummary } from '../data/prepare.js';
-
-type Values = Record<string, string | boolean | string[] | undefined>;
 
 const USAGE =
   'srgan prepare SRC_DIR... --out DATA_DIR [--patch N] [--levels 1,2,4,8] [--per-level N] [--seed N] [--alpha drop|flatten] ' +
@@ -133,9 +133,9 @@ function toOptions(v: Values, sources: string[]): PrepareOptions {
   const o: PrepareOptions = { sources, out: v.out as string };
   const ints = [['patch', 'patch'], ['per-level', 'perLevel'], ['seed', 'seed'], ['max-pixels', 'maxPixels'], ['png-level', 'pngLevel'], ['workers', 'workers']] as const;
   for (const [flag, field] of ints) {
-    if (typeof v[flag] === 'string') o[field] = toInt(`--${flag}`, v[flag] as string);
+    if (typeof v[flag] === 'string') o[field] = intFlag(`--${flag}`, v[flag]);
   }
-  if (typeof v.levels === 'string') o.levels = v.levels.split(',').map((s) => toInt('--levels', s.trim()));
+  if (typeof v.levels === 'string') o.levels = v.levels.split(',').map((s) => intFlag('--levels', s.trim()));
   if (typeof v.alpha === 'string') o.alpha = v.alpha as PrepareOptions['alpha'];
   if (v.predownscale) o.predownscale = true;
   if (v.linear) o.linear = true;
@@ -143,13 +143,6 @@ function toOptions(v: Values, sources: string[]): PrepareOptions {
     o.predownscaleModels = v['predownscale-models'].split(',').map((s) => s.trim()).filter((s) => s !== '');
   }
   return o;
-}
-
-function toInt(flag: string, text: string): number {
-  // Underscores are digit separators people type ("178_956_970"); anything else that is not an integer is an error.
-  const n = Number(text.replace(/[_]/g, ''));
-  if (text.trim() === '' || !Number.isInteger(n)) throw new SrganError('SRGAN_ERR_CONFIG', `${flag} must be an integer, got "${text}"`);
-  return n;
 }
 
 /** A one-line bar on a terminal, plain lines every 10 s otherwise. */
@@ -192,7 +185,7 @@ class ProgressDisplay {
     return (
       `${done}/${p.found} files ${((100 * done) / p.found).toFixed(1)}%  ` +
       `${(p.sourceMegapixels / secs).toFixed(1)} MP/s  ${(p.patches / secs).toFixed(1)} patches/s  ` +
-      `${p.patches} patches${p.skipped + p.duplicates ? `, ${p.skipped} skipped, ${p.duplicates} duplicate` : ''}  ETA ${duration(eta)}`
+      `${p.patches} patches${p.skipped + p.duplicates ? `, ${p.skipped} skipped, ${p.duplicates} duplicate` : ''}  ETA ${clock(eta)}`
     );
   }
 
@@ -204,14 +197,6 @@ class ProgressDisplay {
     const cols = this.#out.columns || 120;
     return line.length > cols - 1 ? line.slice(0, cols - 1) : line;
   }
-}
-
-function duration(secs: number): string {
-  if (!Number.isFinite(secs)) return '?';
-  const s = Math.round(secs);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
 function counts(c: Partial<Record<string, number>>): string {
@@ -234,7 +219,7 @@ function printSummary(s: PrepareSummary): void {
   const reasons = counts(s.reasons);
   if (reasons) console.log(`  skipped by reason: ${reasons}`);
   console.log(
-    `  ${duration(secs)} (${secs.toFixed(1)} s): ${s.megapixelsPerSec.toFixed(1)} source MP/s, ${s.patchesPerSec.toFixed(1)} patches/s, ${s.workers} workers`,
+    `  ${clock(secs)} (${secs.toFixed(1)} s): ${s.megapixelsPerSec.toFixed(1)} source MP/s, ${s.patchesPerSec.toFixed(1)} patches/s, ${s.workers} workers`,
   );
   if (s.straysRemoved) console.log(`  removed ${s.straysRemoved} uncommitted patch files of an interrupted run`);
   const t = s.totals;

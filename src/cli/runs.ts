@@ -1,6 +1,6 @@
 // The commands that read runs from $SRGAN_HOME/runs.db: runs, show, metrics, compare. They open the
 // database read-only (never migrating it) and read while a daemon writes: WAL gives each query a
-// consistent snapshot. Usage and --help live with their entries in main.ts.
+// consistent snapshot. Usage and --help live with their entries in runs-commands.ts.
 
 import fs from 'node:fs';
 import type Database from 'better-sqlite3';
@@ -24,9 +24,9 @@ import {
   type RunRow,
 } from '../daemon/db.js';
 import { SrganError } from '../errors.js';
-import { describeGain, signedDb } from './format.js';
+import { describeGain, formatNumber, formatTime, printTable, signedDb } from './format.js';
+import { intFlag, type Values } from './flags.js';
 
-export type Values = Record<string, string | boolean | string[] | undefined>;
 
 /** `srgan runs [--json] [--status S[,S]]` */
 export async function runsCommand(v: Values): Promise<number> {
@@ -120,7 +120,7 @@ export async function showCommand(v: Values, args: string[]): Promise<number> {
 /** `srgan metrics RUN [--key K ...] [--csv|--json] [--every N]` */
 export async function metricsCommand(v: Values, args: string[]): Promise<number> {
   if (v.csv && v.json) throw new SrganError('SRGAN_ERR_CONFIG', '--csv and --json cannot be used together');
-  const every = typeof v.every === 'string' ? positiveInt('--every', v.every) : 1;
+  const every = typeof v.every === 'string' ? intFlag('--every', v.every, 1) : 1;
   const wanted = stringList(v.key);
   const { run, keys, points } = withRunsDb((db) => {
     const run = resolveRun(db, args[0] as string);
@@ -262,12 +262,6 @@ function checkKeys(wanted: string[], available: string[], where: string): string
   return [...new Set(wanted)];
 }
 
-function positiveInt(flag: string, text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new SrganError('SRGAN_ERR_CONFIG', `${flag} must be an integer >= 1, got "${text}"`);
-  return n;
-}
-
 function withParsedConfig(r: RunRow): Omit<RunRow, 'config'> & { config: unknown } {
   let config: unknown;
   try {
@@ -291,24 +285,7 @@ function csvField(s: string): string {
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
-function formatTime(unixSeconds: number): string {
-  return new Date(unixSeconds * 1000).toISOString().slice(0, 19).replace('T', ' ');
-}
-
-function formatNumber(v: number): string {
-  if (v === 0) return '0';
-  return Math.abs(v) >= 0.01 && Math.abs(v) < 1000 ? v.toFixed(4) : v.toExponential(3);
-}
-
 function indent(text: string): string {
   return text.replace(/^/gm, '  ');
-}
-
-// Same layout as main.ts's table (which cannot be imported: main.ts runs the CLI when loaded).
-function printTable(header: string[], rows: string[][], prefix = ''): void {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => prefix + cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number))).join('  ');
-  console.log(line(header));
-  for (const r of rows) console.log(line(r));
 }
 

@@ -1,0 +1,159 @@
+// Which model `srgan upscale` and `srgan eval` use: a run's checkpoint (latest or --best), a checkpoint
+// or exported folder, or for eval's --compare any tfjs LayersModel adapted to our Generator shape.
+//
+// The CLI process owns its tfjs runtime (one backend, chosen once, before any variable is made) and
+// opens the runs database only briefly: read-only to find a checkpoint, and for one short write
+// transaction to store evaluations, so it can run beside a training daemon (WAL, busy_timeout).
+
+import fs from 'node:fs';
+import path from 'node:path';
+
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+
+import { openDb, resolveRun, type RunRow } from '../daemon/db.js';
+import { type HomePaths } from '../daemon/home.js';
+import { SrganError } from '../errors.js';
+import { formatDb, signedDb } from './format.js';
+import { str, type Values } from './flags.js';
+import { verifyCheckpoint } from '../models/checkpoint.js';
+import { BACKEND_NAMES, selectBackend, type BackendRequest, type BackendSelection } from '../models/ladder.js';
+import { fileModelIO } from '../models/layers-io.js';
+import { checkpointForRun, loadGenerator, type ChosenCheckpoint, type LoadedGenerator } from '../models/load-generator.js';
+import type { Generator } from '../models/network.js';
+import type { GeneratorConfig } from '../models/presets.js';
+
+export interface Source {
+  loaded: LoadedGenerator;
+  /** The run the model belongs to, when it is one in the database. */
+  run: RunRow | null;
+  step: number | null;
+  backend: BackendSelection;
+  /** One line: which model, and why this one. */
+  describe: string;
+}
+
+/**
+ * Picks the model: --checkpoint PATH (any path loadGenerator takes), else run --run RUN's (or, with
+ * neither, the newest run's) latest checkpoint, or its best with --best. Selects the backend before
+ * any variable is made.
+ */
+export async function openSource(v: Values, paths: HomePaths, backend: BackendRequest, warn: (line: string) => void): Promise<Source> {
+  const runRef = str(v.run);
+  const checkpoint = str(v.checkpoint);
+  if (runRef !== undefined && checkpoint !== undefined) {
+    throw new SrganError('SRGAN_ERR_CONFIG', '--run and --checkpoint cannot be used together: --checkpoint names the model itself');
+  }
+  if (checkpoint !== undefined && v.best) {
+    throw new SrganError('SRGAN_ERR_CONFIG', "--best picks among a run's checkpoints; use it with --run RUN (or alone for the newest run), not with --checkpoint");
+  }
+  const chosen = checkpoint === undefined ? checkpointForRun(paths, runRef ?? null, v.best ? 'best' : 'latest', { onWarning: warn }) : null;
+  // Production mode silences tfjs' console banners (the cpu backend's "install tfjs-node" notice),
+  // which would otherwise land among our progress lines; this process only runs inference.
+  tf.env().set('PROD', true);
+  const selection = await selectBackend(backend);
+  const loaded = await loadGenerator(chosen?.dir ?? checkpoint!, { onWarning: warn });
+  let run = chosen?.run ?? null;
+  if (run === null && loaded.runId !== undefined && fs.existsSync(paths.db)) run = findRun(paths.db, loaded.runId);
+  const step = loaded.step ?? null;
+  const what = `${loaded.config.kind} ×${loaded.scale}`;
+  let describe: string;
+  if (chosen !== null) {
+    const why = chosen.picked === 'best' ? `best checkpoint (${describeBest(chosen)})` : 'latest checkpoint';
+    const which = runRef === undefined ? `newest run with a checkpoint, ${chosen.run.id} (${chosen.run.name})` : `run ${chosen.run.id} (${chosen.run.name})`;
+    describe = `using the ${which}, ${why} at step ${chosen.step}: ${loaded.source} [${what}]`;
+  } else {
+    describe = `using ${loaded.source}${step === null ? '' : ` (step ${step}${run ? `, run ${run.id}` : ''})`} [${what}]`;
+  }
+  return { loaded, run, step, backend: selection, describe };
+}
+
+/** What a 'best' checkpoint was best by: its gain over bicubic (and PSNR), or its PSNR for an older run. */
+export function describeBest(c: ChosenCheckpoint): string {
+  if (c.bestBy === 'psnr' || c.gain === null) return `val PSNR ${formatDb(c.psnr ?? Number.NaN)} dB`;
+  return `val gain ${signedDb(c.gain)} over bicubic${c.psnr === null ? '' : `, PSNR ${formatDb(c.psnr)} dB`}`;
+}
+
+/** The run with exactly this id, or null (a checkpoint copied from another home). */
+export function findRun(dbFile: string, id: string): RunRow | null {
+  const db = openDb(dbFile, { readonly: true });
+  try {
+    const run = resolveRun(db, id);
+    return run.id === id ? run : null;
+  } catch {
+    return null;
+  } finally {
+    db.close();
+  }
+}
+
+export function sourceJson(s: Source): { source: string; run: { id: string; name: string } | null; step: number | null; scale: number; generator: GeneratorConfig } {
+  return { source: s.loaded.source, run: s.run && { id: s.run.id, name: s.run.name }, step: s.step, scale: s.loaded.scale, generator: s.loaded.config };
+}
+
+export function parseBackend(v: Values[string]): BackendRequest {
+  const b = str(v) ?? 'auto';
+  if (b !== 'auto' && !(BACKEND_NAMES as readonly string[]).includes(b)) {
+    throw new SrganError('SRGAN_ERR_CONFIG', `--backend must be auto or one of ${BACKEND_NAMES.join(', ')}, got "${b}"`);
+  }
+  return b as BackendRequest;
+}
+
+/**
+ * Loads any tfjs LayersModel (a model.json, a folder holding one, or a checkpoint folder) as a
+ * Generator-like object evaluate() can run: input [n, h, w, 3] in [0, 1] of any size, output
+ * [n, s·h, s·w, 3]. The scale is measured on a probe and must be 2 or 4 and equal `scale`.
+ */
+export async function loadCompareModel(p: string, scale: 2 | 4): Promise<{ path: string; gen: Generator }> {
+  const abs = path.resolve(p);
+  let location = abs;
+  const bad = (what: string): SrganError => new SrganError('SRGAN_ERR_CONFIG', `--compare ${p}: ${what}`);
+  if (fs.existsSync(abs) && fs.statSync(abs).isDirectory() && !fs.existsSync(path.join(abs, 'model.json'))) {
+    if (!fs.existsSync(path.join(abs, 'generator', 'model.json'))) throw bad('not a model: no model.json, and not a checkpoint folder (no generator/model.json)');
+    verifyCheckpoint(abs);
+    location = path.join(abs, 'generator');
+  }
+  let model: tfl.LayersModel;
+  try {
+    model = await tfl.loadLayersModel(fileModelIO(location, { errorCode: 'SRGAN_ERR_CONFIG' }));
+  } catch (err) {
+    if (err instanceof SrganError) throw new SrganError(err.code, `--compare: ${err.message}`, { cause: err });
+    // tfjs-layers' own complaints (an unknown layer class, a graph model): say which flag and file.
+    throw new SrganError('SRGAN_ERR_CONFIG', `--compare ${p}: not a loadable tfjs LayersModel: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    if (model.inputs.length !== 1 || model.outputs.length !== 1) throw bad(`has ${model.inputs.length} inputs and ${model.outputs.length} outputs; expected one image in, one out`);
+    const shape = model.inputs[0]!.shape;
+    if (shape.length !== 4 || shape[3] !== 3) throw bad(`takes input [${shape.map(String)}]; expected [n, h, w, 3]`);
+    if (shape[1] !== null || shape[2] !== null) throw bad(`takes only ${shape[2]}×${shape[1]} inputs; images and tiles need any size (input [null, null, null, 3])`);
+    // Different sides on the probe: a model that is not a uniform integer upscaler shows it.
+    const [ph, pw] = [12, 20];
+    let probe: tf.Tensor;
+    try {
+      probe = tf.tidy(() => model.predict(tf.zeros([1, ph, pw, 3])) as tf.Tensor);
+    } catch (err) {
+      throw bad(`fails on a ${pw}×${ph} RGB probe: ${(err as Error).message}`);
+    }
+    const out = probe.shape;
+    probe.dispose();
+    const sy = (out[1] ?? 0) / ph;
+    const sx = (out[2] ?? 0) / pw;
+    if (out.length !== 4 || out[3] !== 3 || sy !== sx || (sy !== 2 && sy !== 4)) {
+      throw bad(`turns a ${pw}×${ph} RGB probe into [${out.join(', ')}]; expected a ×2 or ×4 RGB upscaler ([1, ${2 * ph}, ${2 * pw}, 3] or [1, ${4 * ph}, ${4 * pw}, 3])`);
+    }
+    if (sy !== scale) throw bad(`upscales ×${sy}, but the model being evaluated upscales ×${scale}`);
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+  const gen: Generator = {
+    variables: {},
+    scale,
+    paramCount: model.countParams(),
+    flopsPerForward: () => Number.NaN, // unknown for a foreign network; nothing here needs it
+    apply: (x) => model.predict(x) as tf.Tensor4D,
+    dispose: () => model.dispose(),
+  };
+  return { path: location === abs ? abs : location, gen };
+}
+
