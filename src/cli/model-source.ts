@@ -54,7 +54,7 @@ export async function openSource(v: Values, paths: HomePaths, backend: BackendRe
   const selection = await selectBackend(backend);
   const loaded = await loadGenerator(chosen?.dir ?? checkpoint!, { onWarning: warn });
   let run = chosen?.run ?? null;
-  if (run === null && loaded.runId !== undefined && fs.existsSync(paths.db)) run = findRun(paths.db, loaded.runId);
+  if (run === null && loaded.runId !== undefined && fs.existsSync(paths.db)) run = runById(paths.db, loaded.runId);
   const step = loaded.step ?? null;
   const what = `${loaded.config.kind} ×${loaded.scale}`;
   let describe: string;
@@ -69,13 +69,13 @@ export async function openSource(v: Values, paths: HomePaths, backend: BackendRe
 }
 
 /** What a 'best' checkpoint was best by: its gain over bicubic (and PSNR), or its PSNR for an older run. */
-export function describeBest(c: ChosenCheckpoint): string {
+function describeBest(c: ChosenCheckpoint): string {
   if (c.bestBy === 'psnr' || c.gain === null) return `val PSNR ${formatDb(c.psnr ?? Number.NaN)} dB`;
   return `val gain ${signedDb(c.gain)} over bicubic${c.psnr === null ? '' : `, PSNR ${formatDb(c.psnr)} dB`}`;
 }
 
 /** The run with exactly this id, or null (a checkpoint copied from another home). */
-export function findRun(dbFile: string, id: string): RunRow | null {
+function runById(dbFile: string, id: string): RunRow | null {
   const db = openDb(dbFile, { readonly: true });
   try {
     const run = resolveRun(db, id);

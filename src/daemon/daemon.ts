@@ -89,7 +89,7 @@ export class Daemon implements DaemonControl {
     this.paths = homePaths(options.home);
     this.#log = options.log ?? ((line) => console.log(`${new Date().toISOString()} ${line}`));
     if (options.resume !== undefined) {
-      const run = findRun(this.paths.db, options.resume);
+      const run = runToResume(this.paths.db, options.resume);
       this.runId = run.id;
       this.#resuming = true;
       const overrides = (options.overrides ?? {}) as Record<string, unknown>;
@@ -586,7 +586,7 @@ function withFieldsBeforeTheyExisted(config: Record<string, unknown>): Record<st
 }
 
 /** The run `ref` names (id, unique prefix or name) with its stored config; SRGAN_ERR_CONFIG if none. */
-function findRun(dbFile: string, ref: string): { id: string; config: Record<string, unknown> } {
+function runToResume(dbFile: string, ref: string): { id: string; config: Record<string, unknown> } {
   if (!fs.existsSync(dbFile)) throw new SrganError('SRGAN_ERR_CONFIG', `no runs yet (${dbFile} does not exist): nothing to resume`);
   const db = openDb(dbFile);
   try {
