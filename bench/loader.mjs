@@ -18,8 +18,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LoaderPool, listImages } from '../dist/actors/loader-pool.js';
 import { SharedRing } from '../dist/protocol/ring.js';
-import { generateDemoData } from '../dist/data/demo.js';
-import { resolveConfig } from '../dist/daemon/config.js';
+import { generateDemoData } from '../dist/data/demo/demo.js';
+import { resolveConfig } from '../dist/config/resolve.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);

@@ -18,9 +18,9 @@
 
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../dist/models/backend.js';
-import { conv2d, initConv, pixelShuffle, seededUniform } from '../dist/models/ops.js';
-import { mse } from '../dist/models/losses.js';
+import { initBackend } from '../dist/models/backend/backend.js';
+import { conv2d, initConv, pixelShuffle, seededUniform } from '../dist/models/archs/ops.js';
+import { mse } from '../dist/models/losses/losses.js';
 import {
   conv2dBiasAct,
   loadNativeKernels,
@@ -28,7 +28,7 @@ import {
   registerNativeKernels,
   configureNative,
   unregisterNativeKernels,
-} from '../dist/models/native.js';
+} from '../dist/models/backend/native/kernels.js';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {

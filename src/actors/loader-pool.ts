@@ -8,9 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { Actor } from './actor.js';
 import type { LoaderResult, LoaderTask, LoaderWorkerData } from './loader-worker.js';
-import { deriveSeed, mulberry32 } from '../data/prng.js';
-import type { LrBlurSetting, LrFilterSetting } from '../data/degrade.js';
-import { SrganError } from '../errors.js';
+import { deriveSeed, mulberry32 } from '../util/prng.js';
+import type { LrBlurSetting, LrFilterSetting } from '../data/image/degrade.js';
+import { SrganError } from '../util/errors.js';
 
 const WORKER_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'loader-worker.js');
 const MAX_FAILURES_IN_A_ROW = 8;

@@ -6,10 +6,10 @@ import { workerData } from 'piscina';
 import { SharedRing } from '../protocol/ring.js';
 import { encodeFrameInto, encodeSkipInto } from '../protocol/codec.js';
 import type { LoaderItem } from './loader-pool.js';
-import { augment, loadRgb, randomCrop, type RgbImage } from '../data/patches.js';
-import { downscale, drawLrSynthesis, type LrBlurSetting, type LrFilterSetting } from '../data/degrade.js';
-import { deriveSeed, mulberry32 } from '../data/prng.js';
-import { SrganError } from '../errors.js';
+import { augment, loadRgb, randomCrop, type RgbImage } from '../data/image/patches.js';
+import { downscale, drawLrSynthesis, type LrBlurSetting, type LrFilterSetting } from '../data/image/degrade.js';
+import { deriveSeed, mulberry32 } from '../util/prng.js';
+import { SrganError } from '../util/errors.js';
 
 export interface LoaderWorkerData {
   ring: SharedArrayBuffer;

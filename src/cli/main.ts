@@ -2,14 +2,14 @@
 
 import fs from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { homePaths, isAlive, readDaemonInfo } from '../daemon/home.js';
+import { homePaths, isAlive, readDaemonInfo } from '../store/home.js';
 import { compareCommand, metricsCommand, runsCommand, showCommand } from './runs.js';
 import { sendCommand } from './client.js';
 import { startDaemon } from './start.js';
 import { prepareCommand } from './prepare.js';
-import { SrganError } from '../errors.js';
-import { BACKEND_NAMES } from '../models/backend-names.js';
-import { DOWNSCALE_FILTERS, EVAL_LR_SYNTHESES } from '../data/degrade.js';
+import { SrganError } from '../util/errors.js';
+import { BACKEND_NAMES } from '../config/backend-names.js';
+import { DOWNSCALE_FILTERS, EVAL_LR_SYNTHESES } from '../data/image/degrade.js';
 import type { DaemonStatus } from '../protocol/messages.js';
 import { describeGain, duration, signedDb, stepRate } from './format.js';
 

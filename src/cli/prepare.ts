@@ -4,8 +4,8 @@
 
 import { availableParallelism } from 'node:os';
 
-import { SrganError } from '../errors.js';
-import type { PrepareOptions, PrepareProgress, PrepareSummary } from '../data/prepare.js';
+import { SrganError } from '../util/errors.js';
+import type { PrepareOptions, PrepareProgress, PrepareSummary } from '../data/prepare/prepare.js';
 
 type Values = Record<string, string | boolean | string[] | undefined>;
 
@@ -82,7 +82,7 @@ export const prepareCommand = {
       return 2;
     }
     const options = toOptions(v, positionals);
-    const { prepare, checkPrepareOptions } = await import('../data/prepare.js');
+    const { prepare, checkPrepareOptions } = await import('../data/prepare/prepare.js');
     try {
       checkPrepareOptions(options);
     } catch (err) {

@@ -14,20 +14,20 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
 import { listImages } from '../actors/loader-pool.js';
-import { EVAL_LR_SYNTHESES, lrSynthesisName, parseLrSynthesis, type LrSynthesis } from '../data/degrade.js';
-import { openDb, recordEval, resolveRun, type RunRow } from '../daemon/db.js';
-import { homePaths, type HomePaths } from '../daemon/home.js';
-import { SrganError } from '../errors.js';
+import { EVAL_LR_SYNTHESES, lrSynthesisName, parseLrSynthesis, type LrSynthesis } from '../data/image/degrade.js';
+import { openDb, recordEval, resolveRun, type RunRow } from '../store/db.js';
+import { homePaths, type HomePaths } from '../store/home.js';
+import { SrganError } from '../util/errors.js';
 import { signedDb } from './format.js';
-import { verifyCheckpoint } from '../models/checkpoint.js';
-import { evaluate, type EvaluateResult, type Score } from '../models/evaluate.js';
-import { BACKEND_NAMES, selectBackend, type BackendRequest, type BackendSelection } from '../models/ladder.js';
-import { fileModelIO } from '../models/layers-io.js';
-import { checkpointForRun, loadGenerator, type ChosenCheckpoint, type LoadedGenerator } from '../models/load-generator.js';
-import type { Generator } from '../models/network.js';
-import type { GeneratorConfig } from '../models/presets.js';
-import { DEFAULT_TILE_OPTIONS, receptiveRadius, type TileOptions } from '../models/tiling.js';
-import { upscaleFile } from '../models/upscale.js';
+import { verifyCheckpoint } from '../models/train/checkpoint.js';
+import { evaluate, type EvaluateResult, type Score } from '../models/infer/evaluate.js';
+import { BACKEND_NAMES, selectBackend, type BackendRequest, type BackendSelection } from '../models/backend/ladder.js';
+import { fileModelIO } from '../models/io/layers-io.js';
+import { checkpointForRun, loadGenerator, type ChosenCheckpoint, type LoadedGenerator } from '../models/io/load-generator.js';
+import type { Generator } from '../models/archs/network.js';
+import type { GeneratorConfig } from '../config/presets.js';
+import { DEFAULT_TILE_OPTIONS, receptiveRadius, type TileOptions } from '../models/infer/tiling.js';
+import { upscaleFile } from '../models/infer/upscale.js';
 
 export type Values = Record<string, string | boolean | string[] | undefined>;
 

@@ -21,7 +21,7 @@ import {
   readCheckpoint,
   removeTemporaryCheckpoints,
   writeCheckpoint,
-} from '../../src/models/checkpoint.js';
+} from '../../src/models/train/checkpoint.js';
 import { tempDir } from '../support/tmp.js';
 
 beforeAll(async () => {

@@ -14,10 +14,10 @@ import {
   parseLrSynthesis,
   jpegDegrade,
   type DownscaleFilter,
-} from '../../src/data/degrade.js';
-import { downscaleAA2, type RgbImage } from '../../src/data/patches.js';
-import { mulberry32 } from '../../src/data/prng.js';
-import { gaussianTaps, resampleSeparable } from '../../src/data/resample.js';
+} from '../../src/data/image/degrade.js';
+import { downscaleAA2, type RgbImage } from '../../src/data/image/patches.js';
+import { mulberry32 } from '../../src/util/prng.js';
+import { gaussianTaps, resampleSeparable } from '../../src/data/image/resample.js';
 import { channel, make, normalisedConv } from '../support/reference.js';
 
 function random(width: number, height: number, seed: number): RgbImage {

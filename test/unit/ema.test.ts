@@ -5,9 +5,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 
-import { createEma } from '../../src/models/ema.js';
-import { mulberry32 } from '../../src/data/prng.js';
-import { hasCode } from '../../src/errors.js';
+import { createEma } from '../../src/models/train/ema.js';
+import { mulberry32 } from '../../src/util/prng.js';
+import { hasCode } from '../../src/util/errors.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

@@ -9,13 +9,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 
-import { initBackend } from '../../src/models/backend.js';
-import { OVERRIDDEN_GRADIENTS, REGISTERED_GRADIENTS, registerBroadcastGradients } from '../../src/models/gradients.js';
-import { createEspcn } from '../../src/models/espcn.js';
-import { createPatchDiscriminator } from '../../src/models/discriminator.js';
-import { discriminatorLoss, generatorAdvLoss, mse, shiftCrop } from '../../src/models/losses.js';
-import { pixelShuffle } from '../../src/models/ops.js';
-import { mulberry32 } from '../../src/data/prng.js';
+import { initBackend } from '../../src/models/backend/backend.js';
+import { OVERRIDDEN_GRADIENTS, REGISTERED_GRADIENTS, registerBroadcastGradients } from '../../src/models/backend/gradients.js';
+import { createEspcn } from '../../src/models/archs/espcn.js';
+import { createPatchDiscriminator } from '../../src/models/archs/discriminator.js';
+import { discriminatorLoss, generatorAdvLoss, mse, shiftCrop } from '../../src/models/losses/losses.js';
+import { pixelShuffle } from '../../src/models/archs/ops.js';
+import { mulberry32 } from '../../src/util/prng.js';
 
 // The registry as importing backend.ts (and with it @tensorflow/tfjs-layers) left it: upstream's
 // gradients only. Taken before anything installs ours (initBackend, in beforeAll); vitest runs each

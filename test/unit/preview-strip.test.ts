@@ -10,12 +10,12 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { previewPair } from '../../src/daemon/training-data.js';
-import { downscale } from '../../src/data/degrade.js';
-import { crop, encodePng, loadRgb, PREVIEW_FILL, PREVIEW_GAP, PREVIEW_PANELS, previewStrip, upscaleBicubic, upscaleNearest, type RgbImage } from '../../src/data/patches.js';
-import { mulberry32 } from '../../src/data/prng.js';
-import { psnrY } from '../../src/data/quality.js';
-import { evaluate } from '../../src/models/evaluate.js';
-import type { RunConfig } from '../../src/models/presets.js';
+import { downscale } from '../../src/data/image/degrade.js';
+import { crop, encodePng, loadRgb, PREVIEW_FILL, PREVIEW_GAP, PREVIEW_PANELS, previewStrip, upscaleBicubic, upscaleNearest, type RgbImage } from '../../src/data/image/patches.js';
+import { mulberry32 } from '../../src/util/prng.js';
+import { psnrY } from '../../src/data/image/quality.js';
+import { evaluate } from '../../src/models/infer/evaluate.js';
+import type { RunConfig } from '../../src/config/presets.js';
 import { evalReference, referencePicture, sha256, shaved } from '../support/eval-reference.js';
 import { make } from '../support/reference.js';
 import { tempDir } from '../support/tmp.js';

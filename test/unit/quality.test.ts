@@ -3,9 +3,9 @@
 
 import { describe, expect, it } from 'vitest';
 
-import type { RgbImage } from '../../src/data/patches.js';
-import { mulberry32 } from '../../src/data/prng.js';
-import { psnrY, ssimY, toY } from '../../src/data/quality.js';
+import type { RgbImage } from '../../src/data/image/patches.js';
+import { mulberry32 } from '../../src/util/prng.js';
+import { psnrY, ssimY, toY } from '../../src/data/image/quality.js';
 import { make } from '../support/reference.js';
 
 const grey = (w: number, h: number, v: number): RgbImage => make(w, h, () => [v, v, v]);
