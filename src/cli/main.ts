@@ -2,14 +2,16 @@
 
 import fs from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { homePaths, isAlive, readDaemonInfo } from '../store/home.js';
+import { homePaths, readDaemonInfo } from '../store/home.js';
+import { isAlive } from '../util/lock-file.js';
 import { compareCommand, metricsCommand, runsCommand, showCommand } from './runs.js';
 import { sendCommand } from './client.js';
 import { startDaemon } from './start.js';
 import { prepareCommand } from './prepare.js';
 import { SrganError } from '../util/errors.js';
 import { BACKEND_NAMES } from '../config/backend-names.js';
-import { DOWNSCALE_FILTERS, EVAL_LR_SYNTHESES } from '../data/image/degrade.js';
+import { DOWNSCALE_FILTERS } from '../config/lr-synthesis.js';
+import { EVAL_LR_SYNTHESES } from '../data/image/degrade.js';
 import type { DaemonStatus } from '../protocol/messages.js';
 import { describeGain, duration, signedDb, stepRate } from './format.js';
 

@@ -13,7 +13,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
-import { listImages } from '../actors/loader-pool.js';
+import { listImages } from '../data/image/files.js';
 import { EVAL_LR_SYNTHESES, lrSynthesisName, parseLrSynthesis, type LrSynthesis } from '../data/image/degrade.js';
 import { openDb, recordEval, resolveRun, type RunRow } from '../store/db.js';
 import { homePaths, type HomePaths } from '../store/home.js';

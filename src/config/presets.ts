@@ -2,9 +2,9 @@
 // flags override single fields (daemon/config.ts merges and validates). No tfjs import here: the CLI
 // reads this module.
 
-import type { Phase } from '../models/train/scheduler.js';
+import type { DMode, Phase } from './schedule.js';
 import type { BackendRequest } from './backend-names.js';
-import type { LrBlurSetting, LrFilterSetting } from '../data/image/degrade.js';
+import type { LrBlurSetting, LrFilterSetting } from './lr-synthesis.js';
 
 export type EspcnLayout = 'plain' | 'x2x2' | 'conv-after-upsample' | 'dilated';
 
@@ -65,7 +65,7 @@ export interface RunConfig {
   /** D steps per G step (docs/seed.md §6.1: the G step's output is reused, detached). */
   dStepsPerG: number;
   /** fixed: always dStepsPerG; adaptive: skip D updates while the smoothed G adversarial loss rises. */
-  dMode: 'fixed' | 'adaptive';
+  dMode: DMode;
   phases: Phase[];
   /** The seed's rule: lr × batchSize / lrReferenceBatch (8 in the article); null = use lr as given. */
   lrReferenceBatch: number | null;

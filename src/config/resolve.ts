@@ -4,7 +4,7 @@
 import { SrganError } from '../util/errors.js';
 import { DISCRIMINATOR_DEFAULTS, GENERATOR_DEFAULTS, PRESETS, type RunConfig } from './presets.js';
 import { BACKEND_NAMES } from './backend-names.js';
-import { DOWNSCALE_FILTERS, MAX_BLUR } from '../data/image/degrade.js';
+import { DOWNSCALE_FILTERS, MAX_BLUR } from './lr-synthesis.js';
 
 type Check = (v: unknown) => string | null;
 

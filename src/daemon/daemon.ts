@@ -14,7 +14,7 @@ import type { CheckpointWritten, DaemonState, DaemonStatus, FromTrainer, Metrics
 import { checkpointRetention, latestValidCheckpoint, removeTemporaryCheckpoints, type CheckpointState } from '../models/train/checkpoint.js';
 import { openDb, resolveRun, validationSummary } from '../store/db.js';
 import { previewPair, trainingData, type TrainingData } from './training-data.js';
-import type { RgbImage } from '../data/image/patches.js';
+import type { RgbImage } from '../data/image/rgb-image.js';
 import { resolveConfig } from '../config/resolve.js';
 import type { RunConfig } from '../config/presets.js';
 import { acquireLock, ensureToken, homePaths, releaseLock, writeDaemonInfo, type DaemonInfo, type HomePaths } from '../store/home.js';

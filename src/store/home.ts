@@ -1,11 +1,12 @@
 // Where the daemon keeps its state: $SRGAN_HOME (default ~/.srgan). One daemon per home, guarded by a
-// lock file that holds the owner's pid; a lock left by a dead process is taken over.
+// lock file that holds the owner's pid (util/lock-file.ts); a lock left by a dead process is taken over.
 
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { SrganError } from '../util/errors.js';
+import { acquireLockFile, isAlive, lockFileOwner, releaseLockFile } from '../util/lock-file.js';
 
 export interface HomePaths {
   root: string;
@@ -62,26 +63,9 @@ export function readToken(p: HomePaths): string {
   }
 }
 
-export function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** pid of the daemon holding the lock, or null when none is alive. */
 export function lockOwner(p: HomePaths): number | null {
-  let text: string;
-  try {
-    text = fs.readFileSync(p.lock, 'utf8');
-  } catch {
-    return null;
-  }
-  const pid = Number.parseInt(text.trim(), 10);
-  return isAlive(pid) ? pid : null;
+  return lockFileOwner(p.lock);
 }
 
 /**
@@ -89,32 +73,16 @@ export function lockOwner(p: HomePaths): number | null {
  * holds it.
  */
 export function acquireLock(p: HomePaths, pid = process.pid): void {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fd = fs.openSync(p.lock, 'wx', 0o600);
-      fs.writeSync(fd, `${pid}\n`);
-      fs.closeSync(fd);
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-    const owner = lockOwner(p);
-    if (owner !== null && owner !== pid) {
-      throw new SrganError('SRGAN_ERR_ALREADY_RUNNING', `a daemon is already running in ${p.root} (pid ${owner})`);
-    }
-    if (owner === pid) return;
-    fs.rmSync(p.lock, { force: true }); // stale: its owner is gone
-  }
-  throw new SrganError('SRGAN_ERR_ALREADY_RUNNING', `could not take the lock ${p.lock}`);
+  acquireLockFile(p.lock, {
+    pid,
+    mode: 0o600,
+    held: (owner) => new SrganError('SRGAN_ERR_ALREADY_RUNNING', `a daemon is already running in ${p.root} (pid ${owner})`),
+  });
 }
 
 /** Releases the lock if `pid` holds it. */
 export function releaseLock(p: HomePaths, pid = process.pid): void {
-  try {
-    if (Number.parseInt(fs.readFileSync(p.lock, 'utf8').trim(), 10) === pid) fs.rmSync(p.lock, { force: true });
-  } catch {
-    /* already gone */
-  }
+  releaseLockFile(p.lock, pid);
 }
 
 export interface DaemonInfo {

@@ -9,33 +9,20 @@ import { SharedRing } from '../protocol/ring.js';
 import { decodeRingFrame, type PatchFrame } from '../protocol/codec.js';
 import { Sequencer } from './sequencer.js';
 import type { CheckpointWritten, DaemonState, FromTrainer, MetricsPoint, ToTrainer } from '../protocol/messages.js';
+import type { TrainerWorkerData } from '../protocol/trainer-init.js';
 import { Scheduler, type SchedulerConfig, type StepPlan } from '../models/train/scheduler.js';
 import type { RunConfig } from '../config/presets.js';
 import { selectBackend } from '../models/backend/ladder.js';
 import { Gan, type FeatureLoss } from '../models/train/gan.js';
 import { createEma } from '../models/train/ema.js';
 import { deriveSeed, mulberry32, type Rng } from '../util/prng.js';
-import { readCheckpoint, writeCheckpoint } from '../models/train/checkpoint.js';
+import { writeCheckpoint } from '../models/train/checkpoint.js';
+import { readCheckpoint } from '../models/train/checkpoint-tensors.js';
 import { saveGeneratorLayersModel } from '../models/io/export-layers.js';
 import { downscale, drawJpegQuality, drawLrSynthesis, jpegDegrade } from '../data/image/degrade.js';
-import { crop, loadRgb, previewStrip, upscaleBicubic, type RgbImage } from '../data/image/patches.js';
+import { crop, loadRgb, previewStrip, upscaleBicubic } from '../data/image/patches.js';
+import type { RgbImage } from '../data/image/rgb-image.js';
 import { psnrY } from '../data/image/quality.js';
-
-export interface TrainerWorkerData {
-  ring: SharedArrayBuffer;
-  config: RunConfig;
-  /** A fixed HR/LR pair (larger than a training patch) for the preview strip. */
-  preview: { hr: RgbImage; lr: RgbImage } | null;
-  runId: string;
-  /** Where this run's checkpoint folders go. */
-  checkpointDir: string;
-  /** A checkpoint folder to continue from (verified by the daemon), or null. */
-  resume: string | null;
-  /** What the loader feeds: patches per image visit and the image count (recorded in checkpoints). */
-  data: { patchesPerImage: number; images: number };
-  /** Held-out images for validation (never trained on); empty = no validation. */
-  valFiles: string[];
-}
 
 const port = parentPort;
 if (!port) throw new Error('trainer-worker must run in a worker thread');

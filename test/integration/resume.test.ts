@@ -11,7 +11,7 @@ import sharp from 'sharp';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { srgan, srganJson, waitFor } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
-import { isAlive } from '../../src/store/home.js';
+import { isAlive } from '../../src/util/lock-file.js';
 import { listCheckpoints, openDb, recordCheckpoint, type CheckpointRow } from '../../src/store/db.js';
 import { writeCheckpoint } from '../../src/models/train/checkpoint.js';
 import { loadNativeKernels } from '../../src/models/backend/native/kernels.js';

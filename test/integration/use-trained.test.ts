@@ -13,7 +13,8 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { openDb, type EvalRow } from '../../src/store/db.js';
-import { homePaths, isAlive } from '../../src/store/home.js';
+import { homePaths } from '../../src/store/home.js';
+import { isAlive } from '../../src/util/lock-file.js';
 import { fileModelIO } from '../../src/models/io/layers-io.js';
 import { selectBackend } from '../../src/models/backend/ladder.js';
 import { PSNR_TOL, referenceRows, SSIM_TOL, writeReferencePictures } from '../support/eval-reference.js';

@@ -18,10 +18,10 @@ import {
   checkpointRetention,
   latestValidCheckpoint,
   listCheckpoints,
-  readCheckpoint,
   removeTemporaryCheckpoints,
   writeCheckpoint,
 } from '../../src/models/train/checkpoint.js';
+import { readCheckpoint } from '../../src/models/train/checkpoint-tensors.js';
 import { tempDir } from '../support/tmp.js';
 
 beforeAll(async () => {

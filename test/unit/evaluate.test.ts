@@ -10,7 +10,8 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { downscale, EVAL_LR_SYNTHESES, parseLrSynthesis } from '../../src/data/image/degrade.js';
-import { crop, loadRgb, upscaleBicubic, type RgbImage } from '../../src/data/image/patches.js';
+import { crop, loadRgb, upscaleBicubic } from '../../src/data/image/patches.js';
+import type { RgbImage } from '../../src/data/image/rgb-image.js';
 import { mulberry32 } from '../../src/util/prng.js';
 import { psnrY, ssimY } from '../../src/data/image/quality.js';
 import { hasCode } from '../../src/util/errors.js';

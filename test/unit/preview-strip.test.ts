@@ -11,7 +11,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { previewPair } from '../../src/daemon/training-data.js';
 import { downscale } from '../../src/data/image/degrade.js';
-import { crop, encodePng, loadRgb, PREVIEW_FILL, PREVIEW_GAP, PREVIEW_PANELS, previewStrip, upscaleBicubic, upscaleNearest, type RgbImage } from '../../src/data/image/patches.js';
+import { crop, encodePng, loadRgb, PREVIEW_FILL, PREVIEW_GAP, PREVIEW_PANELS, previewStrip, upscaleBicubic, upscaleNearest } from '../../src/data/image/patches.js';
+import type { RgbImage } from '../../src/data/image/rgb-image.js';
 import { mulberry32 } from '../../src/util/prng.js';
 import { psnrY } from '../../src/data/image/quality.js';
 import { evaluate } from '../../src/models/infer/evaluate.js';

@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 
-import type { RgbImage } from '../../src/data/image/patches.js';
+import type { RgbImage } from '../../src/data/image/rgb-image.js';
 import { mulberry32 } from '../../src/util/prng.js';
 import { psnrY, ssimY, toY } from '../../src/data/image/quality.js';
 import { make } from '../support/reference.js';

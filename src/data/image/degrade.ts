@@ -1,16 +1,15 @@
 // LR synthesis for training pairs (docs/seed.md §2.5): the downscale filters the seed's experiments used,
 // a bicubic alternative, and the JPEG degradation of the final model. Pure functions over 8-bit RGB
-// (patches.ts's RgbImage); inputs are never modified.
+// (rgb-image.ts's RgbImage); inputs are never modified.
 
 import sharp from 'sharp';
 
 import { SrganError } from '../../util/errors.js';
-import { checkImage, type RgbImage } from './patches.js';
+import { DOWNSCALE_FILTERS, MAX_BLUR, type DownscaleFilter, type LrBlurSetting, type LrFilterSetting } from '../../config/lr-synthesis.js';
+import { checkImage, type RgbImage } from './rgb-image.js';
 import { composeTaps, cubicDownTaps, gaussianTaps, lanczos3DownTaps, renormalisedTaps, resampleSeparable, toByte, type AxisTaps } from './resample.js';
 
 export type DownscaleFactor = 2 | 4;
-export type DownscaleFilter = 'bilinear-aa' | 'box-gamma' | 'bicubic-aa' | 'area' | 'lanczos3';
-export const DOWNSCALE_FILTERS: readonly DownscaleFilter[] = Object.freeze(['bicubic-aa', 'bilinear-aa', 'area', 'lanczos3', 'box-gamma']);
 
 /**
  * Taps of PyTorch's `interpolate(mode='bilinear', antialias=True)` at integer factors (docs/seed.md §2.5):
@@ -58,9 +57,6 @@ export function downscale(img: RgbImage, factor: DownscaleFactor, filter: Downsc
   return resampleSeparable(img, axis(w), axis(h));
 }
 
-/** The largest Gaussian blur (standard deviation, HR pixels) downscale takes. */
-export const MAX_BLUR = 4;
-
 const LINEAR_TAPS: Readonly<Partial<Record<DownscaleFilter, (n: number, factor: DownscaleFactor) => AxisTaps>>> = Object.freeze({
   'bicubic-aa': cubicDownTaps,
   'bilinear-aa': (n: number, f: DownscaleFactor) => renormalisedTaps(n, f, BILINEAR_AA_TAPS[f]),
@@ -96,18 +92,6 @@ export function parseLrSynthesis(name: string): LrSynthesis {
 
 /** LR syntheses `srgan eval` and the quality bench score by default: the standard protocol first. */
 export const EVAL_LR_SYNTHESES: readonly string[] = Object.freeze(['bicubic-aa', 'bilinear-aa', 'area', 'lanczos3', 'blur0.8+bicubic-aa']);
-
-/**
- * How training LR inputs are made (config `lrFilter` and `lrBlur`, docs/degradations.md): one filter,
- * or a mix `{filter: weight}` from which each patch draws one (weights need not sum to 1); and a
- * Gaussian blur applied before it with `probability`, its σ drawn uniformly in [sigmaMin, sigmaMax].
- */
-export type LrFilterSetting = DownscaleFilter | Partial<Record<DownscaleFilter, number>>;
-export interface LrBlurSetting {
-  probability: number;
-  sigmaMin: number;
-  sigmaMax: number;
-}
 
 /**
  * Draws one patch's LR synthesis. Always draws rand() three times (filter, blur or not, σ), so the

@@ -12,7 +12,7 @@ import { extname } from 'node:path';
 import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
 
 import { SrganError } from '../../util/errors.js';
-import { checkImage, type RgbImage } from './patches.js';
+import { checkImage, type RgbImage } from './rgb-image.js';
 import { cubicUpTaps } from './resample.js';
 
 /** A float RGB image, HWC, tightly packed (data.length === width·height·3), nominally in [0, 1]. */

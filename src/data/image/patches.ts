@@ -7,13 +7,7 @@ import sharp, { type OutputInfo } from 'sharp';
 
 import { SrganError } from '../../util/errors.js';
 import { cubicUpTaps, renormalisedTaps, resampleSeparable } from './resample.js';
-
-/** An 8-bit RGB image, HWC, tightly packed. */
-export interface RgbImage {
-  width: number;
-  height: number;
-  data: Uint8Array;
-}
+import { checkImage, type RgbImage } from './rgb-image.js';
 
 /** Which of the 8 square symmetries `applyAugment` performs: flips first, then a transpose. */
 export interface AugmentOps {
@@ -28,21 +22,6 @@ export interface PairOptions {
   patch: number;
   /** Only ×2 is supported: the LR image is made with `downscaleAA2`. */
   scale: 2;
-}
-
-/** Throws RangeError unless `img` is a well-formed RgbImage (positive integer size, matching byte count). */
-export function checkImage(img: RgbImage, name = 'img'): void {
-  const { width, height, data } = img;
-  if (!Number.isInteger(width) || width <= 0 || !Number.isInteger(height) || height <= 0) {
-    throw new RangeError(`${name}: width and height must be positive integers, got ${width}×${height}`);
-  }
-  if (!(data instanceof Uint8Array) || data.length !== width * height * 3) {
-    throw new RangeError(
-      `${name}.data: expected a Uint8Array of ${width * height * 3} bytes (${width}×${height}×3), got ${
-        data instanceof Uint8Array ? data.length : typeof data
-      }`,
-    );
-  }
 }
 
 function checkScale(scale: number, name = 'scale'): void {

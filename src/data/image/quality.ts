@@ -15,7 +15,7 @@
 //
 // Pure functions; inputs are never modified.
 
-import { checkImage, type RgbImage } from './patches.js';
+import { checkImage, type RgbImage } from './rgb-image.js';
 
 /** Luma weights of BT.601 for 8-bit R, G, B (BasicSR's rgb2ycbcr row for Y). */
 const Y_WEIGHTS = [65.481, 128.553, 24.966] as const;

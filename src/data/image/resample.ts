@@ -2,7 +2,7 @@
 // pipeline needs (antialiased box-aligned downscales, Keys-cubic enlargement and antialiased cubic
 // downscale). Pure functions; no input is modified.
 
-import type { RgbImage } from './patches.js';
+import type { RgbImage } from './rgb-image.js';
 
 /**
  * Taps of a separable resampler along one axis: output sample j reads source samples

@@ -22,6 +22,7 @@ import { Piscina } from 'piscina';
 import sharp from 'sharp';
 
 import { SrganError } from '../../util/errors.js';
+import { acquireLockFile, releaseLockFile } from '../../util/lock-file.js';
 import {
   MANIFEST_FILE,
   Manifest,
@@ -498,36 +499,11 @@ function removeStrays(out: string, nextId: number): number {
 /** One prepare per DATA_DIR at a time; a lock left by a killed run (its pid is gone) is taken over. */
 function acquireLock(out: string): () => void {
   const file = path.join(out, LOCK_FILE);
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      fs.writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
-      return () => fs.rmSync(file, { force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new SrganError('SRGAN_ERR_DATA', `cannot write in ${out}: ${(err as Error).message}`, { cause: err });
-      }
-    }
-    let pid = NaN;
-    try {
-      pid = Number.parseInt(fs.readFileSync(file, 'utf8'), 10);
-    } catch {
-      // removed between our attempts: try again
-    }
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
-      throw new SrganError('SRGAN_ERR_ALREADY_RUNNING', `another srgan prepare (pid ${pid}) is writing to ${out}`);
-    }
-    fs.rmSync(file, { force: true });
-  }
-  throw new SrganError('SRGAN_ERR_ALREADY_RUNNING', `could not take the lock ${file}`);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  acquireLockFile(file, {
+    held: (pid) => new SrganError('SRGAN_ERR_ALREADY_RUNNING', `another srgan prepare (pid ${pid}) is writing to ${out}`),
+    cannotCreate: (err) => new SrganError('SRGAN_ERR_DATA', `cannot write in ${out}: ${err.message}`, { cause: err }),
+  });
+  return () => releaseLockFile(file);
 }
 
 /** Throws the TypeError/RangeError that prepare() would for these options (naming the field), without doing anything. */

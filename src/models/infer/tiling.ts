@@ -25,7 +25,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 import type { FloatImage } from '../../data/image/image-io.js';
-import type { RgbImage } from '../../data/image/patches.js';
+import type { RgbImage } from '../../data/image/rgb-image.js';
 import type { Generator } from '../archs/network.js';
 import type { GeneratorConfig } from '../../config/presets.js';
 

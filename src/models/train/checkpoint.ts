@@ -16,14 +16,16 @@
 // Readers take an aside folder for its step while the step has no other (listCheckpoints), and resume
 // renames it back (removeTemporaryCheckpoints). Reading verifies every checksum first; a missing or
 // damaged file is SRGAN_ERR_CHECKPOINT naming it, and callers fall back to an older one.
+//
+// No tfjs here: the daemon's main thread lists, verifies and prunes checkpoints with this module.
+// Tensors are written from anything with float32 data (SavedTensor); checkpoint-tensors.ts reads them
+// back as tfjs tensors, in the trainer worker.
 
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { SrganError } from '../../util/errors.js';
 import type { RunConfig } from '../../config/presets.js';
-import type { GanScalars } from './gan.js';
 import type { SchedulerSnapshot } from './scheduler.js';
 
 export const CHECKPOINT_FORMAT = 'srgan-checkpoint';
@@ -31,6 +33,22 @@ export const CHECKPOINT_VERSION = 1;
 
 /** Why a checkpoint was written. */
 export type CheckpointKind = 'periodic' | 'best' | 'manual' | 'stop' | 'error';
+
+/** The scalar part of a Gan's training state (the tensors go beside it, see Gan.exportState in gan.ts). */
+export interface GanScalars {
+  optG: { iterations: number; accBeta1: number; accBeta2: number };
+  optD: { iterations: number; accBeta1: number; accBeta2: number };
+  /** State of the shift-crop generator. */
+  shiftRng: number;
+}
+
+/** What writeCheckpoint reads of a tensor; a tfjs Tensor is one. */
+export interface SavedTensor {
+  readonly dtype: string;
+  readonly shape: readonly number[];
+  readonly size: number;
+  dataSync(): ArrayLike<number>;
+}
 
 export interface TensorEntry {
   name: string;
@@ -71,13 +89,6 @@ export interface CheckpointState {
    */
   metrics: { step: number; wallTime: number; values: Record<string, number> }[];
   tensors: TensorEntry[];
-}
-
-export interface Checkpoint {
-  dir: string;
-  state: CheckpointState;
-  /** Owned by the caller: dispose after use. */
-  tensors: Record<string, tf.Tensor>;
 }
 
 const STEP_DIR = /^step-(\d{8,})$/;
@@ -133,7 +144,7 @@ function listFiles(dir: string, base = dir): string[] {
 export async function writeCheckpoint(
   parent: string,
   state: Omit<CheckpointState, 'format' | 'version' | 'tensors'>,
-  tensors: Record<string, tf.Tensor>,
+  tensors: Record<string, SavedTensor>,
   extra?: (dir: string) => Promise<void>,
 ): Promise<{ dir: string; checksum: string; bytes: number }> {
   fs.mkdirSync(parent, { recursive: true });
@@ -148,14 +159,14 @@ export async function writeCheckpoint(
     const names = Object.keys(tensors).sort();
     let size = 0;
     for (const name of names) {
-      const t = tensors[name] as tf.Tensor;
+      const t = tensors[name] as SavedTensor;
       if (t.dtype !== 'float32') throw new TypeError(`tensor ${name}: only float32 is saved, got ${t.dtype}`);
       entries.push({ name, shape: [...t.shape], offset: size });
       size += t.size * 4;
     }
     const bin = new Uint8Array(size);
     const f32 = new Float32Array(bin.buffer);
-    names.forEach((name, i) => f32.set((tensors[name] as tf.Tensor).dataSync() as Float32Array, (entries[i] as TensorEntry).offset / 4));
+    names.forEach((name, i) => f32.set((tensors[name] as SavedTensor).dataSync(), (entries[i] as TensorEntry).offset / 4));
     writeFileSynced(path.join(tmp, 'tensors.bin'), bin);
     const full: CheckpointState = { format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, ...state, tensors: entries };
     writeFileSynced(path.join(tmp, 'state.json'), JSON.stringify(full, null, 1));
@@ -226,8 +237,11 @@ export function verifyCheckpoint(dir: string): void {
   }
 }
 
-/** Reads and verifies a checkpoint folder; the tensors are new and the caller's to dispose. */
-export function readCheckpoint(dir: string): Checkpoint {
+/**
+ * Verifies a checkpoint folder and reads its state.json; SRGAN_ERR_CHECKPOINT when a file is damaged or
+ * the state is not an srgan checkpoint of this version. readCheckpoint (checkpoint-tensors.ts) adds the tensors.
+ */
+export function readCheckpointState(dir: string): CheckpointState {
   verifyCheckpoint(dir);
   let state: CheckpointState;
   try {
@@ -240,21 +254,22 @@ export function readCheckpoint(dir: string): Checkpoint {
     throw corrupt(dir, `state.json has version ${state.version}; this srgan reads version ${CHECKPOINT_VERSION}`);
   }
   if (!Array.isArray(state.tensors) || !Number.isInteger(state.step)) throw corrupt(dir, 'state.json lacks its step or tensor table');
+  return state;
+}
+
+/**
+ * Reads tensors.bin of a checkpoint folder whose `state` readCheckpointState returned, and hands `each`
+ * every tensor of the table in turn: its name, a new Float32Array of its values, and its shape.
+ */
+export function forEachSavedTensor(dir: string, state: CheckpointState, each: (name: string, data: Float32Array, shape: number[]) => void): void {
   const bin = fs.readFileSync(path.join(dir, 'tensors.bin'));
-  const tensors: Record<string, tf.Tensor> = {};
-  try {
-    for (const e of state.tensors) {
-      const n = e.shape.reduce((a, b) => a * b, 1);
-      if (e.offset % 4 !== 0 || e.offset + n * 4 > bin.length) throw corrupt(dir, `tensor ${e.name} lies outside tensors.bin`);
-      const data = new Float32Array(n);
-      new Uint8Array(data.buffer).set(bin.subarray(e.offset, e.offset + n * 4));
-      tensors[e.name] = tf.tensor(data, e.shape, 'float32');
-    }
-  } catch (err) {
-    tf.dispose(Object.values(tensors));
-    throw err;
+  for (const e of state.tensors) {
+    const n = e.shape.reduce((a, b) => a * b, 1);
+    if (e.offset % 4 !== 0 || e.offset + n * 4 > bin.length) throw corrupt(dir, `tensor ${e.name} lies outside tensors.bin`);
+    const data = new Float32Array(n);
+    new Uint8Array(data.buffer).set(bin.subarray(e.offset, e.offset + n * 4));
+    each(e.name, data, e.shape);
   }
-  return { dir, state, tensors };
 }
 
 /**

@@ -11,6 +11,7 @@ import { discriminatorLoss, generatorAdvLoss, mse, shiftCrop } from '../losses/l
 import { deriveSeed, mulberry32, type Rng } from '../../util/prng.js';
 import { adamSnapshot, restoreAdam, type AdamSnapshot } from './optimizer-state.js';
 import { SrganError } from '../../util/errors.js';
+import type { GanScalars } from './checkpoint.js';
 
 /** A frozen feature network's loss between G's output and the target (models/perceptual.ts). */
 export interface FeatureLoss {
@@ -297,13 +298,6 @@ export class Gan {
   }
 }
 
-/** The scalar part of a Gan's training state (the tensors go beside it, see Gan.exportState). */
-export interface GanScalars {
-  optG: { iterations: number; accBeta1: number; accBeta2: number };
-  optD: { iterations: number; accBeta1: number; accBeta2: number };
-  /** State of the shift-crop generator. */
-  shiftRng: number;
-}
 
 /** Adam with the seed's eps (tfjs' default differs). */
 function adam(lr: number): tf.AdamOptimizer {

@@ -2,15 +2,7 @@
 // generator step, which learning rates apply, when to log and preview, and whether to pause or stop.
 // It is pure state: no tensors, no time, no I/O, so every decision is testable on its own.
 
-/** A learning-rate phase: `steps` generator steps at these rates (null = until stopped). */
-export interface Phase {
-  steps: number | null;
-  lrG: number;
-  lrD: number;
-}
-
-/** How the number of D steps per G step is chosen. */
-export type DMode = 'fixed' | 'adaptive';
+import type { DMode, Phase } from '../../config/schedule.js';
 
 /**
  * Tuning of the adaptive-D trend test. The generator's adversarial loss is smoothed by two EMAs, a fast
