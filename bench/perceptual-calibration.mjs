@@ -1,4 +1,4 @@
-// Calibrates the bundled perceptual net (models/perceptual.ts, BUNDLED_CALIBRATION) to the seed's VGG16
+// Calibrates the bundled perceptual net (models/losses/perceptual.ts, BUNDLED_CALIBRATION) to the seed's VGG16
 // units, without VGG16 weights (docs/perceptual.md, "Calibration").
 //
 //   npm run bench -- perceptual-calibration [--images 16] [--seed 7] [--backend wasm]

@@ -1,4 +1,4 @@
-// What gradient checkpointing (config `recompute`, src/models/recompute.ts) saves and costs: for a
+// What gradient checkpointing (config `recompute`, src/models/archs/recompute.ts) saves and costs: for a
 // preset's generator, the tensor memory held once the forward pass of a gradient is done, and the time of
 // one forward + backward (a pixel-loss G step without the optimizer), with recompute off and on, side by
 // side in one process. Repeated; medians.

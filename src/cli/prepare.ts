@@ -1,5 +1,5 @@
 // `srgan prepare SRC_DIR... --out DATA_DIR`: argument parsing, the progress display and the summary.
-// The work itself is src/data/prepare.ts, loaded only when the command runs (it brings sharp, piscina
+// The work itself is src/data/prepare/prepare.ts, loaded only when the command runs (it brings sharp, piscina
 // and better-sqlite3 along).
 
 import { availableParallelism } from 'node:os';

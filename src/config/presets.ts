@@ -1,5 +1,5 @@
 // The registry of training presets: pure data. `srgan start --preset NAME` picks one; a config file or
-// flags override single fields (daemon/config.ts merges and validates). No tfjs import here: the CLI
+// flags override single fields (config/resolve.ts merges and validates). No tfjs import here: the CLI
 // reads this module.
 
 import type { DMode, Phase } from './schedule.js';
@@ -73,7 +73,7 @@ export interface RunConfig {
   resetOptimizers: boolean;
   /**
    * Recompute the generator's blocks in the backward pass instead of keeping their activations
-   * (gradient checkpointing, src/models/recompute.ts): same numbers, ~1 more forward per G step, a
+   * (gradient checkpointing, src/models/archs/recompute.ts): same numbers, ~1 more forward per G step, a
    * fraction of the memory. Used by the final generator and RRDBNet; ESPCN has no blocks to recompute.
    */
   recompute: boolean;
@@ -99,7 +99,7 @@ export interface RunConfig {
   patchesPerImage: number;
   /** Ring buffer size in MiB. */
   ringMiB: number;
-  /** Compute backend: 'auto' takes the best rung that loads (models/ladder.ts). */
+  /** Compute backend: 'auto' takes the best rung that loads (models/backend/ladder.ts). */
   backend: BackendRequest;
   port: number;
   /** Write a checkpoint every N generator steps (0 = not by steps). */

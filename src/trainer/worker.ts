@@ -25,7 +25,7 @@ import type { RgbImage } from '../data/image/rgb-image.js';
 import { psnrY } from '../data/image/quality.js';
 
 const port = parentPort;
-if (!port) throw new Error('trainer-worker must run in a worker thread');
+if (!port) throw new Error('trainer/worker.js must run in a worker thread');
 const { ring: ringSab, config, preview, runId, checkpointDir, resume, data, valFiles } = workerData as TrainerWorkerData;
 /** Validation crops: the centre of each held-out image, at most this many HR pixels on a side. */
 const VAL_SIDE = 256;

@@ -1,4 +1,4 @@
-// EMA of weights (models/ema.ts) on the pure-JS cpu backend: exact values, no leaked tensors, and swaps
+// EMA of weights (models/train/ema.ts) on the pure-JS cpu backend: exact values, no leaked tensors, and swaps
 // that leave the training weights bit for bit as they were.
 
 import { beforeAll, describe, expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-// Benchmark evaluation (src/models/evaluate.ts): the protocol (mod-crop, MATLAB-style bicubic LR, the
+// Benchmark evaluation (src/models/infer/evaluate.ts): the protocol (mod-crop, MATLAB-style bicubic LR, the
 // bicubic baseline, PSNR-Y and SSIM-Y with the border cropped, the model path) against numbers computed
 // once outside this code (test/fixtures/eval_reference.py, NumPy; test/support/eval-reference.ts); model
 // rows equal one untiled forward pass.

@@ -1,4 +1,4 @@
-// Generator → tfjs LayersModel export (src/models/export-layers.ts). Every kind and layout is saved
+// Generator → tfjs LayersModel export (src/models/io/export-layers.ts). Every kind and layout is saved
 // with random weights, served over http on 127.0.0.1 and loaded with plain `tf.loadLayersModel(url)`
 // (no custom layers; tfjs fetches model.json and the shards as a browser would), then compared with
 // gen.apply on an odd-sized LR image, on wasm and on cpu, each within the bound docs/checkpoints.md

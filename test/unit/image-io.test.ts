@@ -1,5 +1,5 @@
-// Reading and writing user images for `srgan upscale` (src/data/image-io.ts) and the file driver
-// (src/models/upscale.ts). Fixtures are written by sharp into a temp dir.
+// Reading and writing user images for `srgan upscale` (src/data/image/image-io.ts) and the file driver
+// (src/models/infer/upscale.ts). Fixtures are written by sharp into a temp dir.
 
 import fs from 'node:fs';
 import path from 'node:path';

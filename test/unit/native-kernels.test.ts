@@ -1,6 +1,6 @@
-// The native oneDNN kernels (src/models/native.ts + native/) against the tfjs `cpu` backend on seeded
+// The native oneDNN kernels (src/models/backend/native/kernels.ts + native/) against the tfjs `cpu` backend on seeded
 // random shapes, plus training, leaks, heap growth and loading in worker threads; then the small
-// training ops (native-train.ts, native-adam.ts): batch norm + LeakyReLU, activations and their
+// training ops (native/train-ops.ts, native/adam.ts): batch norm + LeakyReLU, activations and their
 // gradients, the max-pool gradient, transposes, Identity / Cast, Adam, and the final discriminator's
 // whole step. Every test is skipped, with the reason in its title, when the addon is not built (no
 // libdnnl-dev at install).
@@ -507,7 +507,7 @@ describe('native kernels: worker threads', () => {
 
   nit('loads in several workers at once and after a worker exits, each with its own plan cache', async () => {
     if (!existsSync(new URL('../../dist/models/backend/native/kernels.js', import.meta.url))) {
-      throw new Error('dist/models/native.js is missing: run `npx tsc -p tsconfig.json` first');
+      throw new Error('dist/models/backend/native/kernels.js is missing: run `npx tsc -p tsconfig.json` first');
     }
     const rand = mulberry32(99);
     const xShape: Shape4 = [2, 9, 8, 3];

@@ -1,4 +1,4 @@
-// PSNR-Y / SSIM-Y in BasicSR's convention (src/data/quality.ts): hand-computed PSNR, closed-form SSIM
+// PSNR-Y / SSIM-Y in BasicSR's convention (src/data/image/quality.ts): hand-computed PSNR, closed-form SSIM
 // of flat images, and an independent brute-force 2-D SSIM.
 
 import { describe, expect, it } from 'vitest';

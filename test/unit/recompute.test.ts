@@ -1,4 +1,4 @@
-// Gradient checkpointing (src/models/recompute.ts): the deep generators with `recompute` give the values
+// Gradient checkpointing (src/models/archs/recompute.ts): the deep generators with `recompute` give the values
 // and gradients of the plain ones, keep far less memory across the forward pass of a gradient, and a
 // block handed a weight it does not read is an error rather than a silent zero.
 

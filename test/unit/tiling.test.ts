@@ -1,4 +1,4 @@
-// Tiled inference (src/models/tiling.ts): with overlap ≥ the receptive-field radius, tiled output equals
+// Tiled inference (src/models/infer/tiling.ts): with overlap ≥ the receptive-field radius, tiled output equals
 // one untiled forward pass; with less it does not (so the equality test can fail); tile layout,
 // weights, the receptive-field formula against an impulse probe, and tensor hygiene.
 

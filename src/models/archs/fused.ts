@@ -1,6 +1,6 @@
 // Fused ops that the networks call: one kernel where the native rung has one, the equivalent tf ops
 // everywhere else. Only tfjs-core here, so model code can use them without loading the wasm backend or
-// the addon; the kernels and their gradients are registered by native.ts (registerNativeKernels).
+// the addon; the kernels and their gradients are registered by backend/native/kernels.ts (registerNativeKernels).
 //
 //  - conv2dBiasAct: act(conv2d(x, w) + b). Native: one oneDNN call forward (bias and activation as
 //    post-ops); its gradient gets dW and db from one backward-weights call.

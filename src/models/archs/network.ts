@@ -1,4 +1,4 @@
-// The shapes every network in src/models shares, so the trainer, the registry and the CLI can treat
+// The shapes every network in src/models shares, so the trainer, archs/build.ts and the CLI can treat
 // all generators (and all discriminators) alike.
 
 import type * as tf from '@tensorflow/tfjs-core';

@@ -57,7 +57,7 @@ export function conv2d(
   return tf.conv2d(x, w, stride, pad, 'NHWC', dilation);
 }
 
-/** A float32 tensor of `shape` drawn from U(−bound, bound) with mulberry32(seed) (src/data/prng.ts); reproducible. */
+/** A float32 tensor of `shape` drawn from U(−bound, bound) with mulberry32(seed) (src/util/prng.ts); reproducible. */
 export function seededUniform(shape: number[], bound: number, seed: number): tf.Tensor {
   if (!Number.isFinite(bound) || bound < 0) throw new RangeError(`seededUniform: bound must be ≥ 0, got ${bound}`);
   const rand = mulberry32(seed);

@@ -13,7 +13,7 @@
 // 2. Conv2D (override). Upstream's refuses dilation > 1. Ours handles dilation > 1 itself, with two
 // ordinary forward convolutions (docs/backends.md "Fast formulations"; tfjs requires stride 1 whenever
 // the dilation is > 1, which keeps both simple), and hands dilation 1 to upstream's gradient, which
-// calls the Conv2DBackpropInput / Conv2DBackpropFilter kernels (ours on wasm, kernels.ts).
+// calls the Conv2DBackpropInput / Conv2DBackpropFilter kernels (ours on wasm, conv-gradient-kernels.ts).
 //
 // 3. DepthToSpace (added: upstream has none). The op is a permutation, so its gradient is the
 // inverse permutation, space-to-depth, as reshape/transpose/reshape. Models may then use

@@ -4,7 +4,7 @@
 //
 // Our generators are hand-written graphs over tf.Variables, so the Keras topology is written here from
 // the GeneratorConfig (a pure function, like the networks themselves). It must mirror espcn.ts,
-// generator-final.ts, rrdbnet.ts and registry.ts's skip; test/unit/export-layers.test.ts pins each
+// generator-final.ts, rrdbnet.ts and archs/build.ts's skip; test/unit/export-layers.test.ts pins each
 // kind and layout to gen.apply. Only layer classes tfjs-layers 4.22 registers by default are used.
 // Ops without a layer of their own:
 //
@@ -89,7 +89,7 @@ export interface KerasModelJson {
 
 const RES_SCALE = 0.2;
 const ESPCN_LAYOUTS: readonly EspcnLayout[] = ['plain', 'x2x2', 'conv-after-upsample', 'dilated'];
-// espcn.ts's defaults, which GeneratorConfig does not override (registry.ts passes none).
+// espcn.ts's defaults, which GeneratorConfig does not override (archs/build.ts passes none).
 const ESPCN_DILATIONS = [2, 4, 8];
 const ESPCN_TAIL = 64;
 const ESPCN_SHUFFLE = 16;

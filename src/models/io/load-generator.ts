@@ -155,7 +155,7 @@ async function checkGeneratorModel(modelDir: string): Promise<{ config: Generato
   const config = meta.config as GeneratorConfig;
   const specs = artifacts.weightSpecs ?? [];
   // generatorTopology allocates the fixed kernels (pixel shuffle, skip) from these sizes, so bound them
-  // first: by the limits a run config may have (daemon/config.ts), and every block has weights, so more
+  // first: by the limits a run config may have (config/resolve.ts), and every block has weights, so more
   // blocks than weights is a lie.
   for (const [field, max] of [['channels', 1024], ['growth', 1024], ['blocks', 64]] as const) {
     const v = (config as unknown as Record<string, unknown>)[field];

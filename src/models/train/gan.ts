@@ -13,13 +13,13 @@ import { adamSnapshot, restoreAdam, type AdamSnapshot } from './optimizer-state.
 import { SrganError } from '../../util/errors.js';
 import type { GanScalars } from './checkpoint.js';
 
-/** A frozen feature network's loss between G's output and the target (models/perceptual.ts). */
+/** A frozen feature network's loss between G's output and the target (models/losses/perceptual.ts). */
 export interface FeatureLoss {
   apply(y: tf.Tensor4D, label: tf.Tensor4D): { full: tf.Scalar; half: tf.Scalar };
   dispose(): void;
 }
 
-/** Exponential moving average of G's weights (models/ema.ts). */
+/** Exponential moving average of G's weights (models/train/ema.ts). */
 export interface WeightAverage {
   update(step?: number): void;
   /** The averaged weights, by G's variable names. */
@@ -93,7 +93,7 @@ export class Gan {
    * parts, so the average of the parts' gradients is the whole batch's; every part sees the random
    * draws the whole batch would (shift crops; the perceptual loss's, given as `replay`) and the same
    * spectral-norm vectors, so the step is the whole-batch step up to float rounding. BatchNorm, which
-   * normalises over the batch, is the exception (config.ts refuses it). Peak memory is one part's.
+   * normalises over the batch, is the exception (config/resolve.ts refuses it). Peak memory is one part's.
    */
   step(hr: tf.Tensor4D, lr: tf.Tensor4D, spec: StepSpec): Record<string, number> {
     if (spec.resetOptimizers) this.resetOptimizers();

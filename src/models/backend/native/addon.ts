@@ -1,5 +1,5 @@
 // The native oneDNN addon (native/) as seen from JS: loading it into this thread, its settings, and
-// the calling convention of its kernels. The tfjs kernels built on it are in native.ts.
+// the calling convention of its kernels. The tfjs kernels built on it are in kernels.ts.
 //
 // Zero-copy: tensors stay in the wasm heap. A kernel allocates its outputs with the backend's
 // makeOutput FIRST, then calls callAddon, which reads `backend.wasm.HEAPU8` (allocation may grow the

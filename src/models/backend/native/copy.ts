@@ -1,5 +1,5 @@
 // Data movement on the "wasm + native" rung: kernels for the tfjs `wasm` backend that move no more
-// than they must. native.ts registers them with the other native kernels and removes them again.
+// than they must. kernels.ts registers them with the other native kernels and removes them again.
 //
 //  - Transpose, Slice, SplitV, Concat and DepthToSpace for 4-byte types, each one native strided copy
 //    per output (or per concatenated input): the pixel shuffle and its gradient, the generator's
@@ -10,7 +10,7 @@
 //    Safe because tensors are immutable: no kernel writes its inputs, and a variable's assign swaps
 //    its buffer rather than writing into it.
 //
-// Kernel-call invariants, as in native.ts: outputs are allocated with makeOutput before the addon call
+// Kernel-call invariants, as in kernels.ts: outputs are allocated with makeOutput before the addon call
 // reads the heap; unsupported arguments (other dtypes, rank > 8, NCHW) go to the kernel ours replaced.
 
 import * as tf from '@tensorflow/tfjs-core';
@@ -168,7 +168,7 @@ const cast: tf.KernelFunc = (args) => {
   return share(args.backend as unknown as SharingBackend, x, dtype);
 };
 
-/** Kernels native.ts registers (and unregisters) with the conv kernels. */
+/** Kernels kernels.ts registers (and unregisters) with the conv kernels. */
 export const COPY_KERNELS: readonly tf.KernelConfig[] = [
   { kernelName: tf.Transpose, backendName: 'wasm', kernelFunc: transpose },
   { kernelName: tf.Slice, backendName: 'wasm', kernelFunc: slice },

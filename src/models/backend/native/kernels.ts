@@ -1,14 +1,14 @@
 // The "wasm + native oneDNN kernels" rung (docs/backends.md, the compute backend ladder): Conv2D, its two
 // gradients and FusedConv2D for the tfjs `wasm` backend, run by oneDNN through our N-API addon
-// (native/, built at install when Debian's libdnnl-dev is present; native-addon.ts loads and calls it),
+// (native/, built at install when Debian's libdnnl-dev is present; addon.ts loads and calls it),
 // plus the kernel of conv2dBiasAct (fused.ts), a conv + bias + activation op whose gradient gets dW
 // and db in one call. The small training ops around the convolutions (batch norm, activations,
-// pooling, Adam) are in native-train.ts and native-adam.ts, data movement in native-copy.ts;
+// pooling, Adam) are in train-ops.ts and adam.ts, data movement in copy.ts;
 // registerNativeKernels installs them all together.
 //
 // Nothing here runs unless a caller registers the kernels (backend.ts decides the ladder): call
 // loadNativeKernels(), then registerNativeKernels() AFTER initBackend('wasm'), which registers the JS
-// conv-gradient kernels (kernels.ts) that ours replace and that unregisterNativeKernels() restores.
+// conv-gradient kernels (../conv-gradient-kernels.ts) that ours replace and that unregisterNativeKernels() restores.
 
 import * as tf from '@tensorflow/tfjs-core';
 // Side effect: upstream's wasm kernels must be registered before we replace (and remember) them.
@@ -339,7 +339,7 @@ const conv2dBiasActGrad: tf.GradConfig = {
 
 /**
  * Loads the addon and (re)registers our wasm kernels (NATIVE_KERNELS: the convolutions,
- * conv2dBiasAct's, and the small ops of native-train.ts, native-copy.ts and native-adam.ts), with
+ * conv2dBiasAct's, and the small ops of train-ops.ts, copy.ts and adam.ts), with
  * conv2dBiasAct's and the batch norm's gradients, a Conv2D gradient that allows dilation > 1 on our
  * kernels, Relu / LeakyRelu gradients on our kernel, and the native Adam update. Remembers what it
  * replaced (unregisterNativeKernels restores it). Idempotent. Throws SrganError SRGAN_ERR_BACKEND

@@ -1,4 +1,4 @@
-// What registerNativeKernels (native.ts) replaced: the kernels that were registered before ours, by
+// What registerNativeKernels (kernels.ts) replaced: the kernels that were registered before ours, by
 // name, so that our kernels can hand over the arguments they do not support (an NCHW conv, a string
 // tensor, an int Cast) and unregisterNativeKernels can put them back. Per thread, like the registry.
 

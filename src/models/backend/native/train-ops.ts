@@ -1,6 +1,6 @@
 // The small training ops of the "wasm + native" rung: after the convolutions moved to oneDNN, half of a
 // step was these (docs/backends.md, "The reference step"). Kernels for the tfjs `wasm` backend over our
-// addon's loops (native/src/train_ops.h), and the gradients that use them; native.ts registers them
+// addon's loops (native/src/train_ops.h), and the gradients that use them; kernels.ts registers them
 // with the conv kernels and removes them again.
 //
 //  - SrganBatchNormAct (fused.ts's batchNormActTraining) and its gradient kernel: training-mode batch
@@ -9,9 +9,9 @@
 //  - LeakyRelu (replaces wasm's, a scalar loop) and Relu, and SrganLeakyReluGrad, which the Relu and LeakyRelu
 //    gradients use while it is registered (upstream's are 2–3 full-size ops each).
 //  - MaxPoolGrad (replaces wasm's: ~35 ms for a [4, 128, 128, 32] input).
-// Data movement (transposes, slices, concatenation, Identity) is in native-copy.ts.
+// Data movement (transposes, slices, concatenation, Identity) is in copy.ts.
 //
-// Kernel-call invariants, as in native.ts: outputs are allocated with makeOutput before the addon call
+// Kernel-call invariants, as in kernels.ts: outputs are allocated with makeOutput before the addon call
 // reads the heap; inputs are never written; unsupported arguments go to the kernel ours replaced.
 
 import * as tf from '@tensorflow/tfjs-core';
@@ -202,7 +202,7 @@ const maxPoolGrad: tf.KernelFunc = (args) => {
   return dx;
 };
 
-/** Kernels native.ts registers (and unregisters) with the conv kernels. */
+/** Kernels kernels.ts registers (and unregisters) with the conv kernels. */
 export const TRAIN_KERNELS: readonly tf.KernelConfig[] = [
   { kernelName: BATCH_NORM_ACT, backendName: 'wasm', kernelFunc: batchNormAct },
   { kernelName: BATCH_NORM_ACT_GRAD, backendName: 'wasm', kernelFunc: batchNormActGradKernel },
