@@ -16,10 +16,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LoaderPool, listImages } from '../dist/actors/loader-pool.js';
+import { LoaderPool } from '../dist/actors/loader-pool.js';
+import { listImages } from '../dist/data/image/files.js';
 import { SharedRing } from '../dist/protocol/ring.js';
-import { generateDemoData } from '../dist/data/demo.js';
-import { resolveConfig } from '../dist/daemon/config.js';
+import { generateDemoData } from '../dist/data/demo/demo.js';
+import { resolveConfig } from '../dist/config/resolve.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);

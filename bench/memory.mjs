@@ -15,11 +15,11 @@ const STEPS = Number(opt('steps', 500));
 
 if (args.includes('--child')) {
   const tf = await import('@tensorflow/tfjs-core');
-  const { resolveConfig } = await import('../dist/daemon/config.js');
-  const { selectBackend } = await import('../dist/models/ladder.js');
-  const { Gan } = await import('../dist/models/gan.js');
-  const { createEma } = await import('../dist/models/ema.js');
-  const { seededUniform } = await import('../dist/models/ops.js');
+  const { resolveConfig } = await import('../dist/config/resolve.js');
+  const { selectBackend } = await import('../dist/models/backend/ladder.js');
+  const { Gan } = await import('../dist/models/train/gan.js');
+  const { createEma } = await import('../dist/models/train/ema.js');
+  const { seededUniform } = await import('../dist/models/archs/ops.js');
   const config = resolveConfig({ backend: opt('child') });
   const sel = await selectBackend(config.backend);
   const gan = new Gan(config, { ema: (G) => createEma(G.variables, config.emaDecay ?? 0.99) });

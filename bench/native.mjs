@@ -8,9 +8,9 @@
 // Reference step: batch 8 of 32×32×3, conv5 3→64 + ReLU, conv3 64→32 + ReLU, conv3 32→12, pixel
 // shuffle ×2, MSE, Adam(1e-3); a step counts as 3 × 437.3 MFLOP forward = 1.312 GFLOP.
 // Variants (identical seeds, so their losses must agree):
-//   wasm + JS kernels           conv2d + add + relu (src/models/ops.ts), kernels from src/models/kernels.ts
+//   wasm + JS kernels           conv2d + add + relu (src/models/archs/ops.ts), kernels from src/models/backend/conv-gradient-kernels.ts
 //   wasm + native               the same graph, Conv2D and both conv gradients on oneDNN
-//   wasm + native, fused        conv2dBiasAct (src/models/native.ts): bias + ReLU as oneDNN post-ops,
+//   wasm + native, fused        conv2dBiasAct (src/models/backend/native/kernels.ts): bias + ReLU as oneDNN post-ops,
 //                               dW and db from one backward-weights call
 //   --one-thread adds "wasm + native, fused, 1 thread" (oneDNN on one OpenMP thread; --threads sets
 //   the others'); --layout-any adds "wasm + native, fused, layout any": oneDNN picks blocked activation
@@ -18,9 +18,9 @@
 
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../dist/models/backend.js';
-import { conv2d, initConv, pixelShuffle, seededUniform } from '../dist/models/ops.js';
-import { mse } from '../dist/models/losses.js';
+import { initBackend } from '../dist/models/backend/backend.js';
+import { conv2d, initConv, pixelShuffle, seededUniform } from '../dist/models/archs/ops.js';
+import { mse } from '../dist/models/losses/losses.js';
 import {
   conv2dBiasAct,
   loadNativeKernels,
@@ -28,7 +28,7 @@ import {
   registerNativeKernels,
   configureNative,
   unregisterNativeKernels,
-} from '../dist/models/native.js';
+} from '../dist/models/backend/native/kernels.js';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {

@@ -1,4 +1,4 @@
-// Calibrates the bundled perceptual net (models/perceptual.ts, BUNDLED_CALIBRATION) to the seed's VGG16
+// Calibrates the bundled perceptual net (models/losses/perceptual.ts, BUNDLED_CALIBRATION) to the seed's VGG16
 // units, without VGG16 weights (docs/perceptual.md, "Calibration").
 //
 //   npm run bench -- perceptual-calibration [--images 16] [--seed 7] [--backend wasm]
@@ -16,12 +16,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../dist/models/backend.js';
-import { createPerceptualLoss, gammaDownsample2, BUNDLED_CALIBRATION } from '../dist/models/perceptual.js';
-import { generateDemoData } from '../dist/data/demo.js';
-import { crop, loadRgb, upscaleBicubic } from '../dist/data/patches.js';
-import { downscale } from '../dist/data/degrade.js';
-import { mulberry32 } from '../dist/data/prng.js';
+import { initBackend } from '../dist/models/backend/backend.js';
+import { createPerceptualLoss, gammaDownsample2, BUNDLED_CALIBRATION } from '../dist/models/losses/perceptual.js';
+import { generateDemoData } from '../dist/data/demo/demo.js';
+import { crop, loadRgb, upscaleBicubic } from '../dist/data/image/patches.js';
+import { downscale } from '../dist/data/image/degrade.js';
+import { mulberry32 } from '../dist/util/prng.js';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : dflt);

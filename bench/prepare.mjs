@@ -24,9 +24,9 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import sharp from 'sharp';
 
-import { generateDemoData } from '../dist/data/demo.js';
-import { prepare } from '../dist/data/prepare.js';
-import { mulberry32 } from '../dist/data/prng.js';
+import { generateDemoData } from '../dist/data/demo/demo.js';
+import { prepare } from '../dist/data/prepare/prepare.js';
+import { mulberry32 } from '../dist/util/prng.js';
 
 const args = process.argv.slice(2);
 const opt = (n, d) => (args.includes(`--${n}`) ? args[args.indexOf(`--${n}`) + 1] : d);

@@ -18,11 +18,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { selectBackend } from '../dist/models/ladder.js';
-import { loadGenerator } from '../dist/models/load-generator.js';
-import { evaluate } from '../dist/models/evaluate.js';
-import { rankByValidation } from '../dist/models/checkpoint.js';
-import { EVAL_LR_SYNTHESES, parseLrSynthesis } from '../dist/data/degrade.js';
+import { selectBackend } from '../dist/models/backend/ladder.js';
+import { loadGenerator } from '../dist/models/io/load-generator.js';
+import { evaluate } from '../dist/models/infer/evaluate.js';
+import { rankByValidation } from '../dist/models/train/checkpoint.js';
+import { parseLrSynthesis } from '../dist/data/image/degrade.js';
+import { EVAL_LR_SYNTHESES } from '../dist/config/lr-synthesis.js';
 
 const ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(ROOT, 'bin', 'srgan.js');

@@ -1,4 +1,4 @@
-// What gradient checkpointing (config `recompute`, src/models/recompute.ts) saves and costs: for a
+// What gradient checkpointing (config `recompute`, src/models/archs/recompute.ts) saves and costs: for a
 // preset's generator, the tensor memory held once the forward pass of a gradient is done, and the time of
 // one forward + backward (a pixel-loss G step without the optimizer), with recompute off and on, side by
 // side in one process. Repeated; medians.
@@ -9,10 +9,10 @@
 // (--lr 128) does not fit the 4 GiB wasm heap; the default, 64, fits both ways.
 
 import * as tf from '@tensorflow/tfjs-core';
-import { resolveConfig } from '../dist/daemon/config.js';
-import { selectBackend } from '../dist/models/ladder.js';
-import { buildGenerator } from '../dist/models/registry.js';
-import { seededUniform } from '../dist/models/ops.js';
+import { resolveConfig } from '../dist/config/resolve.js';
+import { selectBackend } from '../dist/models/backend/ladder.js';
+import { buildGenerator } from '../dist/models/archs/build.js';
+import { seededUniform } from '../dist/models/archs/ops.js';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => (args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1] : dflt);

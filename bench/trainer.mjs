@@ -35,9 +35,9 @@ if (args.includes('--child')) {
 
 async function child(rung, model, steps) {
   const tf = await import('@tensorflow/tfjs-core');
-  const { selectBackend } = await import('../dist/models/ladder.js');
-  const { conv2d, initConv, pixelShuffle, seededUniform } = await import('../dist/models/ops.js');
-  const { mse } = await import('../dist/models/losses.js');
+  const { selectBackend } = await import('../dist/models/backend/ladder.js');
+  const { conv2d, initConv, pixelShuffle, seededUniform } = await import('../dist/models/archs/ops.js');
+  const { mse } = await import('../dist/models/losses/losses.js');
   const sel = await selectBackend(rung);
   const rand = (shape, seed) => tf.add(seededUniform(shape, 0.5, seed), 0.5);
   let step;
@@ -62,8 +62,8 @@ async function child(rung, model, steps) {
     step = () => tf.dispose(opt.minimize(() => mse(G(x), y), true, vars));
     gflop = 1.312;
   } else if (model === 'd_final') {
-    const { createDilatedDiscriminator } = await import('../dist/models/discriminator.js');
-    const { countFlops } = await import('../dist/models/flops.js');
+    const { createDilatedDiscriminator } = await import('../dist/models/archs/discriminator.js');
+    const { countFlops } = await import('../dist/models/archs/flops.js');
     const D = createDilatedDiscriminator({ mid: 32, seed: 3 });
     const fake = rand([4, 128, 128, 3], 4);
     const real = rand([4, 128, 128, 3], 5);
@@ -75,8 +75,8 @@ async function child(rung, model, steps) {
     };
     gflop = (2 * 3 * countFlops(D, [4, 128, 128, 3])) / 1e9;
   } else if (model === 'g_final') {
-    const { createFinalGenerator } = await import('../dist/models/generator-final.js');
-    const { countFlops } = await import('../dist/models/flops.js');
+    const { createFinalGenerator } = await import('../dist/models/archs/generator-final.js');
+    const { countFlops } = await import('../dist/models/archs/flops.js');
     const G = createFinalGenerator({ seed: 6 });
     const x = rand([1, 64, 64, 3], 7);
     const y = rand([1, 128, 128, 3], 8);

@@ -50,7 +50,7 @@ function main() {
   const nodeDir = findNodeDir();
   const args = [nodeGyp, 'rebuild', '--jobs', '2', ...(nodeDir ? [`--nodedir=${nodeDir}`] : [])];
   const started = Date.now();
-  // A stale addon must not survive a failed rebuild: native.ts would load it and trust it.
+  // A stale addon must not survive a failed rebuild: src/models/backend/native/addon.ts would load it and trust it.
   rmSync(join(nativeDir, 'build'), { recursive: true, force: true });
   const build = spawnSync(process.execPath, args, { cwd: nativeDir, encoding: 'utf8', timeout: 10 * 60_000 });
   const seconds = ((Date.now() - started) / 1000).toFixed(1);

@@ -1,4 +1,4 @@
-// srgan_dnnl.node: N-API front of the oneDNN convolution kernels and our small training ops (src/models/native.ts is the only
+// srgan_dnnl.node: N-API front of the oneDNN convolution kernels and our small training ops (src/models/backend/native/ is the only
 // caller). It links no oneDNN: on first load in a process it sets OMP_WAIT_POLICY=PASSIVE (unless set)
 // and then dlopens srgan_dnnl_core.so from its own directory (core_api.h says why).
 //
@@ -12,7 +12,7 @@
 // typed arrays, and this keeps the optional rung free of npm dependencies (the build is offline and
 // runs only when oneDNN is present).
 //
-// Parameter block (Int32Array, kParamCount words; keep in sync with src/models/native.ts):
+// Parameter block (Int32Array, kParamCount words; keep in sync with src/models/backend/native/addon.ts):
 //   0..16  geometry: n, ih, iw, ic, oh, ow, oc, kh, kw, sh, sw, dh, dw, pad top, left, bottom, right
 //          (tfjs conventions: NHWC activations, HWIO weights, dilation 1 = dense)
 //   17..20 byte offsets, read as uint32; 0 = absent (only the bias slot may be absent)
@@ -53,7 +53,7 @@
 
 namespace {
 
-// Bumped whenever the parameter block or the exports change; native.ts refuses a stale build.
+// Bumped whenever the parameter block or the exports change; src/models/backend/native/addon.ts refuses a stale build.
 constexpr int32_t kAbi = 2;
 constexpr size_t kParamCount = 24;
 constexpr size_t kOffsets = 17;

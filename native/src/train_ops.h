@@ -13,7 +13,7 @@
 // (work_pool.h says why not OpenMP); reductions are summed per chunk, in chunk order, so results do
 // not depend on the thread count. Small tensors stay on the calling thread.
 //
-// Layout and numerics contract with the caller (src/models/native-train.ts):
+// Layout and numerics contract with the caller (src/models/backend/native/train-ops.ts):
 //  - Every tensor is float32, densely packed; batch-norm tensors are NHWC seen as [rows, c]
 //    (rows = N·H·W), per-channel vectors are [c].
 //  - Batch statistics are accumulated in double (shifted by the first row, so large means cost no

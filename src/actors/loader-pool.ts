@@ -7,14 +7,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { Actor } from './actor.js';
-import type { LoaderResult, LoaderTask, LoaderWorkerData } from './loader-worker.js';
-import { deriveSeed, mulberry32 } from '../data/prng.js';
-import type { LrBlurSetting, LrFilterSetting } from '../data/degrade.js';
-import { SrganError } from '../errors.js';
+import type { LoaderItem, LoaderResult, LoaderTask, LoaderWorkerData } from '../protocol/loader-task.js';
+import { deriveSeed, mulberry32 } from '../util/prng.js';
+import type { LrBlurSetting, LrFilterSetting } from '../config/lr-synthesis.js';
+import { SrganError } from '../util/errors.js';
 
 const WORKER_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'loader-worker.js');
 const MAX_FAILURES_IN_A_ROW = 8;
-const IMAGE_EXT = /\.(png|jpe?g|webp|tiff?|gif|avif)$/i;
 
 export interface LoaderPoolOptions {
   ring: SharedArrayBuffer;
@@ -41,17 +40,6 @@ export interface LoaderPoolOptions {
 }
 
 export type LoaderPoolMessage = { type: 'pump' };
-
-/** One image visit: `pos` is its place in the data sequence (epoch × files + place in the epoch). */
-export interface LoaderItem {
-  file: string;
-  /** Index into the file list (crops are seeded by it and the epoch). */
-  index: number;
-  pos: number;
-  epoch: number;
-  /** The image failed before: the worker writes a skip frame instead of loading it. */
-  skip?: boolean;
-}
 
 export class LoaderPool extends Actor<LoaderPoolMessage> {
   readonly #o: Required<Omit<LoaderPoolOptions, 'onEvent'>> & Pick<LoaderPoolOptions, 'onEvent'>;
@@ -229,18 +217,4 @@ export class LoaderPool extends Actor<LoaderPoolMessage> {
     );
     return true;
   }
-}
-
-/** Image files under `dir` (recursive), sorted for a stable order. */
-export function listImages(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string) => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.isFile() && IMAGE_EXT.test(e.name)) out.push(p);
-    }
-  };
-  walk(dir);
-  return out.sort();
 }

@@ -5,38 +5,12 @@
 import { workerData } from 'piscina';
 import { SharedRing } from '../protocol/ring.js';
 import { encodeFrameInto, encodeSkipInto } from '../protocol/codec.js';
-import type { LoaderItem } from './loader-pool.js';
-import { augment, loadRgb, randomCrop, type RgbImage } from '../data/patches.js';
-import { downscale, drawLrSynthesis, type LrBlurSetting, type LrFilterSetting } from '../data/degrade.js';
-import { deriveSeed, mulberry32 } from '../data/prng.js';
-import { SrganError } from '../errors.js';
-
-export interface LoaderWorkerData {
-  ring: SharedArrayBuffer;
-}
-
-export interface LoaderTask {
-  /** Images to visit, in sequence order. Patch p of an item gets seq = pos × patchesPerImage + p. */
-  items: LoaderItem[];
-  seed: number;
-  patchSize: number;
-  scale: 2 | 4;
-  /** How the LR input is made from the HR patch: one filter or a mix drawn per patch (docs/degradations.md). */
-  lrFilter: LrFilterSetting;
-  /** Gaussian blur before the downscale, drawn per patch; null = never. */
-  lrBlur: LrBlurSetting | null;
-  patchesPerImage: number;
-  /** Give up writing a frame after this long (the ring stays full while training is paused). */
-  writeTimeoutMs: number;
-}
-
-export interface LoaderResult {
-  written: number;
-  /** Items not (completely) written because the ring stayed full; the pool hands them out again. */
-  unwritten: LoaderItem[];
-  failed: { file: string; message: string }[];
-  closed: boolean;
-}
+import type { LoaderItem, LoaderResult, LoaderTask, LoaderWorkerData } from '../protocol/loader-task.js';
+import { augment, loadRgb, randomCrop } from '../data/image/patches.js';
+import type { RgbImage } from '../data/image/rgb-image.js';
+import { downscale, drawLrSynthesis } from '../data/image/degrade.js';
+import { deriveSeed, mulberry32 } from '../util/prng.js';
+import { SrganError } from '../util/errors.js';
 
 let ring: SharedRing | null = null;
 // Decoded images, kept while they fit: the demo set and small folders are visited many times.

@@ -4,7 +4,7 @@
 import os from 'node:os';
 import type Database from 'better-sqlite3';
 import { Actor, type Clock, systemClock } from './actor.js';
-import { insertParams, openDb, recordCheckpoint, type NewCheckpoint, type RunRow } from '../daemon/db.js';
+import { insertParams, openDb, recordCheckpoint, type NewCheckpoint, type RunRow } from '../store/db.js';
 import type { MetricsPoint } from '../protocol/messages.js';
 
 export type NewRun = Omit<RunRow, 'host' | 'ended_at' | 'last_step'>;

@@ -2,7 +2,7 @@
 // lets it stay down, or escalates when restarts come too often (Erlang's restart intensity).
 
 import { Actor, type Clock, type ParentRef, systemClock } from './actor.js';
-import { SrganError } from '../errors.js';
+import { SrganError } from '../util/errors.js';
 
 /** permanent: always restarted; transient: restarted only after a failure; temporary: never. */
 export type RestartPolicy = 'permanent' | 'transient' | 'temporary';

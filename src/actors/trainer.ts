@@ -6,11 +6,11 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { Actor } from './actor.js';
-import { SrganError } from '../errors.js';
+import { SrganError } from '../util/errors.js';
 import type { FromTrainer, ToTrainer } from '../protocol/messages.js';
-import type { TrainerWorkerData } from './trainer-worker.js';
+import type { TrainerWorkerData } from '../protocol/trainer-init.js';
 
-const WORKER_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'trainer-worker.js');
+const WORKER_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), '../trainer/worker.js');
 
 export interface TrainerOptions {
   workerData: TrainerWorkerData;

@@ -2,9 +2,9 @@
 // reply with the same id.
 
 import WebSocket from 'ws';
-import { SrganError } from '../errors.js';
+import { SrganError } from '../util/errors.js';
 import type { ClientMessage, ServerMessage } from '../protocol/messages.js';
-import { readDaemonInfo, readToken, type DaemonInfo, type HomePaths } from '../daemon/home.js';
+import { readDaemonInfo, readToken, type DaemonInfo, type HomePaths } from '../store/home.js';
 
 type Command = Exclude<ClientMessage, { type: 'subscribe' | 'unsubscribe' | 'history' }>['type'];
 

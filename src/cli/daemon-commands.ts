@@ -1,11 +1,12 @@
 // The commands that start, watch and steer the daemon: start, status, pause, checkpoint, resume, stop.
 
 import fs from 'node:fs';
-import { homePaths, isAlive, readDaemonInfo } from '../daemon/home.js';
+import { homePaths, readDaemonInfo } from '../store/home.js';
+import { isAlive } from '../util/lock-file.js';
 import { sendCommand } from './client.js';
 import { startDaemon } from './start.js';
-import { SrganError } from '../errors.js';
-import { BACKEND_NAMES } from '../models/backend-names.js';
+import { SrganError } from '../util/errors.js';
+import { BACKEND_NAMES } from '../config/backend-names.js';
 import type { DaemonStatus } from '../protocol/messages.js';
 import { describeGain, duration, formatNumber, signedDb, stepRate } from './format.js';
 import { intFlag, json, type Command } from './flags.js';

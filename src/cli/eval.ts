@@ -5,15 +5,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { listImages } from '../actors/loader-pool.js';
-import { EVAL_LR_SYNTHESES, lrSynthesisName, parseLrSynthesis, type LrSynthesis } from '../data/degrade.js';
-import { openDb, recordEval } from '../daemon/db.js';
-import { homePaths, type HomePaths } from '../daemon/home.js';
-import { SrganError } from '../errors.js';
+import { listImages } from '../data/image/files.js';
+import { lrSynthesisName, parseLrSynthesis, type LrSynthesis } from '../data/image/degrade.js';
+import { EVAL_LR_SYNTHESES } from '../config/lr-synthesis.js';
+import { openDb, recordEval } from '../store/db.js';
+import { homePaths, type HomePaths } from '../store/home.js';
+import { SrganError } from '../util/errors.js';
 import { formatDb, formatGain, printTable } from './format.js';
 import { intFlag, list, str, type Values } from './flags.js';
-import { evaluate, type EvaluateResult, type Score } from '../models/evaluate.js';
-import type { Generator } from '../models/network.js';
+import { evaluate, type EvaluateResult, type Score } from '../models/infer/evaluate.js';
+import type { Generator } from '../models/archs/network.js';
 import { loadCompareModel, openSource, parseBackend, sourceJson } from './model-source.js';
 import { tileOptions } from './tiling-options.js';
 

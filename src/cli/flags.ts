@@ -1,7 +1,7 @@
 // Parsing of command-line flag values shared by every command; errors name the flag and what it got.
 
 import type { ParseArgsConfig } from 'node:util';
-import { SrganError } from '../errors.js';
+import { SrganError } from '../util/errors.js';
 
 /** Parsed flags of a command, as node:util parseArgs returns them. */
 export type Values = Record<string, string | boolean | string[] | undefined>;

@@ -11,17 +11,17 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
-import { openDb, resolveRun, type RunRow } from '../daemon/db.js';
-import { type HomePaths } from '../daemon/home.js';
-import { SrganError } from '../errors.js';
+import { openDb, resolveRun, type RunRow } from '../store/db.js';
+import { type HomePaths } from '../store/home.js';
+import { SrganError } from '../util/errors.js';
 import { formatDb, signedDb } from './format.js';
 import { str, type Values } from './flags.js';
-import { verifyCheckpoint } from '../models/checkpoint.js';
-import { BACKEND_NAMES, selectBackend, type BackendRequest, type BackendSelection } from '../models/ladder.js';
-import { fileModelIO } from '../models/layers-io.js';
-import { checkpointForRun, loadGenerator, type ChosenCheckpoint, type LoadedGenerator } from '../models/load-generator.js';
-import type { Generator } from '../models/network.js';
-import type { GeneratorConfig } from '../models/presets.js';
+import { verifyCheckpoint } from '../models/train/checkpoint.js';
+import { BACKEND_NAMES, selectBackend, type BackendRequest, type BackendSelection } from '../models/backend/ladder.js';
+import { fileModelIO } from '../models/io/layers-io.js';
+import { checkpointForRun, loadGenerator, type ChosenCheckpoint, type LoadedGenerator } from '../models/io/load-generator.js';
+import type { Generator } from '../models/archs/network.js';
+import type { GeneratorConfig } from '../config/presets.js';
 
 export interface Source {
   loaded: LoadedGenerator;

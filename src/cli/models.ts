@@ -1,6 +1,6 @@
 // `srgan models`: the presets, with their networks' parameter counts and the FLOPs of one training step.
 
-import { PRESETS, type RunConfig } from '../models/presets.js';
+import { PRESETS, type RunConfig } from '../config/presets.js';
 
 export interface PresetSummary {
   preset: string;
@@ -20,8 +20,8 @@ export interface PresetSummary {
 
 /** Builds each preset's networks once (on the cpu backend) to count parameters and FLOPs. */
 export async function summarizePresets(): Promise<PresetSummary[]> {
-  const { initBackend } = await import('../models/backend.js');
-  const { buildDiscriminator, buildGenerator } = await import('../models/registry.js');
+  const { initBackend } = await import('../models/backend/backend.js');
+  const { buildDiscriminator, buildGenerator } = await import('../models/archs/build.js');
   await initBackend('cpu');
   const out: PresetSummary[] = [];
   for (const cfg of Object.values(PRESETS) as RunConfig[]) {

@@ -4,7 +4,7 @@
 
 import fs from 'node:fs';
 import type Database from 'better-sqlite3';
-import { homePaths } from '../daemon/home.js';
+import { homePaths } from '../store/home.js';
 import {
   bestMetric,
   eventCounts,
@@ -22,8 +22,8 @@ import {
   validationSummary,
   type ParamValue,
   type RunRow,
-} from '../daemon/db.js';
-import { SrganError } from '../errors.js';
+} from '../store/db.js';
+import { SrganError } from '../util/errors.js';
 import { describeGain, formatNumber, formatTime, printTable, signedDb } from './format.js';
 import { intFlag, type Values } from './flags.js';
 

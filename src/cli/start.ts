@@ -5,9 +5,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { resolveConfig } from '../daemon/config.js';
-import { homePaths, lockOwner, readDaemonInfo, type DaemonInfo } from '../daemon/home.js';
-import { SrganError } from '../errors.js';
+import { resolveConfig } from '../config/resolve.js';
+import { homePaths, lockOwner, readDaemonInfo, type DaemonInfo } from '../store/home.js';
+import { SrganError } from '../util/errors.js';
 
 const DAEMON_MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '../daemon/main.js');
 

@@ -1,9 +1,9 @@
 // --tile, --overlap and --blend of `srgan upscale` and `srgan eval`, and the tiling they default to.
 
-import { SrganError } from '../errors.js';
+import { SrganError } from '../util/errors.js';
 import { intFlag, str, type Values } from './flags.js';
-import type { GeneratorConfig } from '../models/presets.js';
-import { DEFAULT_TILE_OPTIONS, receptiveRadius, type TileOptions } from '../models/tiling.js';
+import type { GeneratorConfig } from '../config/presets.js';
+import { DEFAULT_TILE_OPTIONS, receptiveRadius, type TileOptions } from '../models/infer/tiling.js';
 
 /**
  * The default overlap is the receptive-field radius, capped: it makes tiled output exact for the ESPCN

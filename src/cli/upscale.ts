@@ -5,11 +5,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { listImages } from '../actors/loader-pool.js';
-import { homePaths } from '../daemon/home.js';
-import { SrganError } from '../errors.js';
+import { listImages } from '../data/image/files.js';
+import { homePaths } from '../store/home.js';
+import { SrganError } from '../util/errors.js';
 import { str, type Values } from './flags.js';
-import { upscaleFile } from '../models/upscale.js';
+import { upscaleFile } from '../models/infer/upscale.js';
 import { openSource, parseBackend, sourceJson } from './model-source.js';
 import { parseTiling, tileOptions } from './tiling-options.js';
 

@@ -1,8 +1,8 @@
 // The commands that use a trained generator: upscale and eval. Their work (and tfjs) is loaded only
 // when one of them runs, so the other commands start fast.
 
-import { BACKEND_NAMES } from '../models/backend-names.js';
-import { DOWNSCALE_FILTERS, EVAL_LR_SYNTHESES } from '../data/degrade.js';
+import { BACKEND_NAMES } from '../config/backend-names.js';
+import { DOWNSCALE_FILTERS, EVAL_LR_SYNTHESES } from '../config/lr-synthesis.js';
 import { json, type Command } from './flags.js';
 
 export const useCommands = {

@@ -11,15 +11,15 @@ import { Trainer } from '../actors/trainer.js';
 import { ControlServer, type DaemonControl } from '../actors/control-server.js';
 import { SharedRing } from '../protocol/ring.js';
 import type { CheckpointWritten, DaemonState, DaemonStatus, FromTrainer, MetricsPoint, ServerMessage, ValidationStatus } from '../protocol/messages.js';
-import { checkpointRetention, latestValidCheckpoint, removeTemporaryCheckpoints, type CheckpointState } from '../models/checkpoint.js';
-import { openDb, resolveRun, validationSummary } from './db.js';
+import { checkpointRetention, latestValidCheckpoint, removeTemporaryCheckpoints, type CheckpointState } from '../models/train/checkpoint.js';
+import { openDb, resolveRun, validationSummary } from '../store/db.js';
 import { previewPair, trainingData, type TrainingData } from './training-data.js';
-import type { RgbImage } from '../data/patches.js';
-import { resolveConfig } from './config.js';
-import type { RunConfig } from '../models/presets.js';
-import { acquireLock, ensureToken, homePaths, releaseLock, writeDaemonInfo, type DaemonInfo, type HomePaths } from './home.js';
-import { encodePng, PREVIEW_PANELS } from '../data/patches.js';
-import { SrganError } from '../errors.js';
+import type { RgbImage } from '../data/image/rgb-image.js';
+import { resolveConfig } from '../config/resolve.js';
+import type { RunConfig } from '../config/presets.js';
+import { acquireLock, ensureToken, homePaths, releaseLock, writeDaemonInfo, type DaemonInfo, type HomePaths } from '../store/home.js';
+import { encodePng, PREVIEW_PANELS } from '../data/image/patches.js';
+import { SrganError } from '../util/errors.js';
 
 const HISTORY_LIMIT = 20_000;
 

@@ -3,14 +3,15 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { listImages } from '../actors/loader-pool.js';
-import { listPatchesBySource, listPatchFiles, MANIFEST_FILE } from '../data/manifest.js';
-import { generateDemoData } from '../data/demo.js';
-import { crop, loadRgb, type RgbImage } from '../data/patches.js';
-import { downscale } from '../data/degrade.js';
-import { deriveSeed, mulberry32 } from '../data/prng.js';
-import type { RunConfig } from '../models/presets.js';
-import { SrganError } from '../errors.js';
+import { listImages } from '../data/image/files.js';
+import { listPatchesBySource, listPatchFiles, MANIFEST_FILE } from '../data/prepare/manifest.js';
+import { generateDemoData } from '../data/demo/demo.js';
+import { crop, loadRgb } from '../data/image/patches.js';
+import type { RgbImage } from '../data/image/rgb-image.js';
+import { downscale } from '../data/image/degrade.js';
+import { deriveSeed, mulberry32 } from '../util/prng.js';
+import type { RunConfig } from '../config/presets.js';
+import { SrganError } from '../util/errors.js';
 
 const PREVIEW_HR = 128;
 

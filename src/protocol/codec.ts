@@ -15,7 +15,7 @@
 // with unaligned pixels ~24 us, aligned ~9 us; the trainer's copy out of the ring gains the same way.
 
 import { Packr } from 'msgpackr';
-import { SrganError } from '../errors.js';
+import { SrganError } from '../util/errors.js';
 import type { SharedRing } from './ring.js';
 
 /** uint8 pixels, HWC order, `data.length === width * height * channels`. */

@@ -15,7 +15,7 @@ export interface DaemonStatus {
   runId: string;
   pid: number;
   url: string;
-  /** The compute backend rung in use (models/ladder.ts). */
+  /** The compute backend rung in use (models/backend/ladder.ts). */
   backend: string;
   /** What runs on it, and why better rungs were skipped. */
   backendReason: string;
@@ -118,7 +118,7 @@ export type ToTrainer =
   /** Write a checkpoint at the next step boundary (or now, when paused). */
   | { type: 'checkpoint'; kind: 'manual' | 'error' };
 
-/** A checkpoint the trainer has written (models/checkpoint.ts). */
+/** A checkpoint the trainer has written (models/train/checkpoint.ts). */
 export interface CheckpointWritten {
   step: number;
   dir: string;

@@ -30,7 +30,7 @@
 //
 // Time is real time here, not an injected clock: Atomics.wait can only block on the wall clock.
 
-import { SrganError } from '../errors.js';
+import { SrganError } from '../util/errors.js';
 
 /** Indices of the header's Int32 words; exported for diagnostics and tests, not for writing. */
 export const RingWord = Object.freeze({

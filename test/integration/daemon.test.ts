@@ -11,7 +11,7 @@ import { launchChromium } from '../support/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { srgan, srganJson, sleep, waitFor } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
-import { isAlive } from '../../src/daemon/home.js';
+import { isAlive } from '../../src/util/lock-file.js';
 
 const REQUIRE_NATIVE = process.env['SRGAN_REQUIRE_NATIVE'] === '1';
 

@@ -5,12 +5,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LoaderPool, listImages } from '../../src/actors/loader-pool.js';
+import { LoaderPool } from '../../src/actors/loader-pool.js';
+import { listImages } from '../../src/data/image/files.js';
 import { SharedRing } from '../../src/protocol/ring.js';
 import { decodeRingFrame, type PatchFrame, type SkipFrame } from '../../src/protocol/codec.js';
-import { Sequencer } from '../../src/actors/sequencer.js';
+import { Sequencer } from '../../src/trainer/sequencer.js';
 import { DIST, tempDir } from '../support/tmp.js';
-import { downscale } from '../../src/data/degrade.js';
+import { downscale } from '../../src/data/image/degrade.js';
 
 const LOADER_WORKER = path.join(DIST, 'actors/loader-worker.js');
 import { waitFor } from '../support/cli.js';

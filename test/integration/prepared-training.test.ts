@@ -8,10 +8,10 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { srgan, srganJson, waitFor } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
-import { isAlive } from '../../src/daemon/home.js';
-import { listPatchFiles, listPatchesBySource } from '../../src/data/manifest.js';
+import { isAlive } from '../../src/util/lock-file.js';
+import { listPatchFiles, listPatchesBySource } from '../../src/data/prepare/manifest.js';
 import { holdOutPhotos, trainingData } from '../../src/daemon/training-data.js';
-import { resolveConfig } from '../../src/daemon/config.js';
+import { resolveConfig } from '../../src/config/resolve.js';
 
 const tmp = tempDir('srgan-prepared-');
 afterAll(() => process.env.KEEP_TMP || tmp.cleanup());

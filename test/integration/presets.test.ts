@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { srgan, srganJson, waitFor } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
-import { isAlive } from '../../src/daemon/home.js';
+import { isAlive } from '../../src/util/lock-file.js';
 
 describe('seed-final-x2, shrunk', () => {
   const tmp = tempDir('srgan-preset-');

@@ -11,10 +11,10 @@ import sharp from 'sharp';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { srgan, srganJson, waitFor } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
-import { isAlive } from '../../src/daemon/home.js';
-import { listCheckpoints, openDb, recordCheckpoint, type CheckpointRow } from '../../src/daemon/db.js';
-import { writeCheckpoint } from '../../src/models/checkpoint.js';
-import { loadNativeKernels } from '../../src/models/native.js';
+import { isAlive } from '../../src/util/lock-file.js';
+import { listCheckpoints, openDb, recordCheckpoint, type CheckpointRow } from '../../src/store/db.js';
+import { writeCheckpoint } from '../../src/models/train/checkpoint.js';
+import { loadNativeKernels } from '../../src/models/backend/native/kernels.js';
 
 // .ci/run builds the oneDNN addon and sets this: there the wasm-native rung must be tested, not skipped.
 const REQUIRE_NATIVE = process.env['SRGAN_REQUIRE_NATIVE'] === '1';

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RingWord, SharedRing } from '../../src/protocol/ring.js';
-import { mulberry32 } from '../../src/data/prng.js';
+import { mulberry32 } from '../../src/util/prng.js';
 // @ts-expect-error plain-JS fixture without type declarations
 import { HEADER_BYTES, fnv1a, rawStream } from '../fixtures/ring-producer.mjs';
 

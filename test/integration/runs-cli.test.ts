@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SimulatedClock } from '../../src/actors/actor.js';
 import { MetricsStore, type NewRun } from '../../src/actors/metrics-store.js';
-import { MIGRATIONS, openDb, recordCheckpoint, recordEval } from '../../src/daemon/db.js';
+import { MIGRATIONS, openDb, recordCheckpoint, recordEval } from '../../src/store/db.js';
 import { srgan, srganJson } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
 

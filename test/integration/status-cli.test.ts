@@ -10,9 +10,9 @@ import type { Browser } from 'playwright-core';
 import { launchChromium } from '../support/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ControlServer, type DaemonControl } from '../../src/actors/control-server.js';
-import { acquireLock, ensureToken, homePaths, releaseLock, writeDaemonInfo } from '../../src/daemon/home.js';
+import { acquireLock, ensureToken, homePaths, releaseLock, writeDaemonInfo } from '../../src/store/home.js';
 import type { DaemonStatus, MetricsPoint, ValidationStatus } from '../../src/protocol/messages.js';
-import { SrganError } from '../../src/errors.js';
+import { SrganError } from '../../src/util/errors.js';
 import { tempDir } from '../support/tmp.js';
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/srgan.js');

@@ -12,10 +12,11 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { openDb, type EvalRow } from '../../src/daemon/db.js';
-import { homePaths, isAlive } from '../../src/daemon/home.js';
-import { fileModelIO } from '../../src/models/layers-io.js';
-import { selectBackend } from '../../src/models/ladder.js';
+import { openDb, type EvalRow } from '../../src/store/db.js';
+import { homePaths } from '../../src/store/home.js';
+import { isAlive } from '../../src/util/lock-file.js';
+import { fileModelIO } from '../../src/models/io/layers-io.js';
+import { selectBackend } from '../../src/models/backend/ladder.js';
 import { PSNR_TOL, referenceRows, SSIM_TOL, writeReferencePictures } from '../support/eval-reference.js';
 import { srgan, srganJson, waitFor } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';

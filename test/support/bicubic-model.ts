@@ -15,8 +15,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
-import { fileModelIO } from '../../src/models/layers-io.js';
-import type { Generator } from '../../src/models/network.js';
+import { fileModelIO } from '../../src/models/io/layers-io.js';
+import type { Generator } from '../../src/models/archs/network.js';
 
 /** Keys' cubic convolution kernel, a = −0.5 (Keys 1981, eq. 15). */
 function keys(x: number): number {

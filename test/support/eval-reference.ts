@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 import sharp from 'sharp';
 
-import type { RgbImage } from '../../src/data/patches.js';
+import type { RgbImage } from '../../src/data/image/rgb-image.js';
 
 export interface ReferenceScore {
   psnr: number;

@@ -1,7 +1,7 @@
 // Plain-JS references shared by the kernel, gradient and model tests.
 
 import { expect } from 'vitest';
-import type { RgbImage } from '../../src/data/patches.js';
+import type { RgbImage } from '../../src/data/image/rgb-image.js';
 
 /** max |a − b| / max |b|: the error relative to the reference's scale. */
 export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Actor, SimulatedClock } from '../../src/actors/actor.js';
 import { Supervisor } from '../../src/actors/supervisor.js';
-import type { SrganError } from '../../src/errors.js';
+import type { SrganError } from '../../src/util/errors.js';
 
 class Recorder extends Actor<number> {
   seen: number[] = [];

@@ -1,4 +1,4 @@
-// Checkpoint folders on a real file system (src/models/checkpoint.ts): replacing the checkpoint of a
+// Checkpoint folders on a real file system (src/models/train/checkpoint.ts): replacing the checkpoint of a
 // step is safe against a crash at any moment, leftovers of interrupted writes are recognised, and
 // retention keeps exactly the newest N plus the best by validation gain.
 //
@@ -18,10 +18,10 @@ import {
   checkpointRetention,
   latestValidCheckpoint,
   listCheckpoints,
-  readCheckpoint,
   removeTemporaryCheckpoints,
   writeCheckpoint,
-} from '../../src/models/checkpoint.js';
+} from '../../src/models/train/checkpoint.js';
+import { readCheckpoint } from '../../src/models/train/checkpoint-tensors.js';
 import { tempDir } from '../support/tmp.js';
 
 beforeAll(async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { resolveConfig } from '../../src/daemon/config.js';
-import { PRESETS } from '../../src/models/presets.js';
+import { resolveConfig } from '../../src/config/resolve.js';
+import { PRESETS } from '../../src/config/presets.js';
 
 describe('resolveConfig', () => {
   it('returns the default preset when given nothing', () => {

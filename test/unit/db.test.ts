@@ -19,8 +19,8 @@ import {
   resolveRun,
   SCHEMA_VERSION,
   validationSummary,
-} from '../../src/daemon/db.js';
-import { SrganError } from '../../src/errors.js';
+} from '../../src/store/db.js';
+import { SrganError } from '../../src/util/errors.js';
 import { tempDir } from '../support/tmp.js';
 
 const CONFIG = {

@@ -4,7 +4,6 @@ import { describe, expect, it } from 'vitest';
 
 import {
   BILINEAR_AA_TAPS,
-  DOWNSCALE_FILTERS,
   EVAL_LR_SYNTHESES,
   JPEG_QUALITIES,
   downscale,
@@ -13,11 +12,12 @@ import {
   lrSynthesisName,
   parseLrSynthesis,
   jpegDegrade,
-  type DownscaleFilter,
-} from '../../src/data/degrade.js';
-import { downscaleAA2, type RgbImage } from '../../src/data/patches.js';
-import { mulberry32 } from '../../src/data/prng.js';
-import { gaussianTaps, resampleSeparable } from '../../src/data/resample.js';
+} from '../../src/data/image/degrade.js';
+import { DOWNSCALE_FILTERS, type DownscaleFilter } from '../../src/config/lr-synthesis.js';
+import { downscaleAA2 } from '../../src/data/image/patches.js';
+import type { RgbImage } from '../../src/data/image/rgb-image.js';
+import { mulberry32 } from '../../src/util/prng.js';
+import { gaussianTaps, resampleSeparable } from '../../src/data/image/resample.js';
 import { channel, make, normalisedConv } from '../support/reference.js';
 
 function random(width: number, height: number, seed: number): RgbImage {

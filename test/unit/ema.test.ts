@@ -1,13 +1,13 @@
-// EMA of weights (models/ema.ts) on the pure-JS cpu backend: exact values, no leaked tensors, and swaps
+// EMA of weights (models/train/ema.ts) on the pure-JS cpu backend: exact values, no leaked tensors, and swaps
 // that leave the training weights bit for bit as they were.
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 
-import { createEma } from '../../src/models/ema.js';
-import { mulberry32 } from '../../src/data/prng.js';
-import { hasCode } from '../../src/errors.js';
+import { createEma } from '../../src/models/train/ema.js';
+import { mulberry32 } from '../../src/util/prng.js';
+import { hasCode } from '../../src/util/errors.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

@@ -1,4 +1,4 @@
-// Benchmark evaluation (src/models/evaluate.ts): the protocol (mod-crop, MATLAB-style bicubic LR, the
+// Benchmark evaluation (src/models/infer/evaluate.ts): the protocol (mod-crop, MATLAB-style bicubic LR, the
 // bicubic baseline, PSNR-Y and SSIM-Y with the border cropped, the model path) against numbers computed
 // once outside this code (test/fixtures/eval_reference.py, NumPy; test/support/eval-reference.ts); model
 // rows equal one untiled forward pass.
@@ -9,16 +9,17 @@ import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { downscale, EVAL_LR_SYNTHESES, parseLrSynthesis } from '../../src/data/degrade.js';
-import { crop, loadRgb, upscaleBicubic, type RgbImage } from '../../src/data/patches.js';
-import { mulberry32 } from '../../src/data/prng.js';
-import { psnrY, ssimY } from '../../src/data/quality.js';
-import { hasCode } from '../../src/errors.js';
-import { initBackend } from '../../src/models/backend.js';
-import { evaluate } from '../../src/models/evaluate.js';
-import type { Generator } from '../../src/models/network.js';
-import { PRESETS } from '../../src/models/presets.js';
-import { buildGenerator } from '../../src/models/registry.js';
+import { downscale, EVAL_LR_SYNTHESES, parseLrSynthesis } from '../../src/data/image/degrade.js';
+import { crop, loadRgb, upscaleBicubic } from '../../src/data/image/patches.js';
+import type { RgbImage } from '../../src/data/image/rgb-image.js';
+import { mulberry32 } from '../../src/util/prng.js';
+import { psnrY, ssimY } from '../../src/data/image/quality.js';
+import { hasCode } from '../../src/util/errors.js';
+import { initBackend } from '../../src/models/backend/backend.js';
+import { evaluate } from '../../src/models/infer/evaluate.js';
+import type { Generator } from '../../src/models/archs/network.js';
+import { PRESETS } from '../../src/config/presets.js';
+import { buildGenerator } from '../../src/models/archs/build.js';
 import { bicubicGenerator, bicubicLayersModel } from '../support/bicubic-model.js';
 import { PSNR_TOL, referenceRows, sha256, SSIM_TOL, writeReferencePictures } from '../support/eval-reference.js';
 import { tempDir } from '../support/tmp.js';

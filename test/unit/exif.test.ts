@@ -1,7 +1,7 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 
-import { cameraMatches, cameraName, readExifIfd0 } from '../../src/data/exif.js';
+import { cameraMatches, cameraName, readExifIfd0 } from '../../src/data/image/exif.js';
 
 interface Entry {
   tag: number;

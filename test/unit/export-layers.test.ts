@@ -1,4 +1,4 @@
-// Generator → tfjs LayersModel export (src/models/export-layers.ts). Every kind and layout is saved
+// Generator → tfjs LayersModel export (src/models/io/export-layers.ts). Every kind and layout is saved
 // with random weights, served over http on 127.0.0.1 and loaded with plain `tf.loadLayersModel(url)`
 // (no custom layers; tfjs fetches model.json and the shards as a browser would), then compared with
 // gen.apply on an odd-sized LR image, on wasm and on cpu, each within the bound docs/checkpoints.md
@@ -14,13 +14,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { hasCode } from '../../src/errors.js';
-import { initBackend } from '../../src/models/backend.js';
-import { generatorTopology, loadGeneratorWeights, saveGeneratorLayersModel, type ExportOptions } from '../../src/models/export-layers.js';
-import type { Generator } from '../../src/models/network.js';
-import { seededUniform } from '../../src/models/ops.js';
-import type { GeneratorConfig } from '../../src/models/presets.js';
-import { buildGenerator } from '../../src/models/registry.js';
+import { hasCode } from '../../src/util/errors.js';
+import { initBackend } from '../../src/models/backend/backend.js';
+import { generatorTopology, loadGeneratorWeights, saveGeneratorLayersModel, type ExportOptions } from '../../src/models/io/export-layers.js';
+import type { Generator } from '../../src/models/archs/network.js';
+import { seededUniform } from '../../src/models/archs/ops.js';
+import type { GeneratorConfig } from '../../src/config/presets.js';
+import { buildGenerator } from '../../src/models/archs/build.js';
 import { tempDir } from '../support/tmp.js';
 
 const LR_H = 13;

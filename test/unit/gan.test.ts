@@ -1,11 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { resolveConfig } from '../../src/daemon/config.js';
-import { Gan } from '../../src/models/gan.js';
-import { createEma } from '../../src/models/ema.js';
-import { selectBackend } from '../../src/models/ladder.js';
-import { mulberry32 } from '../../src/data/prng.js';
-import { createPerceptualLoss } from '../../src/models/perceptual.js';
+import { resolveConfig } from '../../src/config/resolve.js';
+import { Gan } from '../../src/models/train/gan.js';
+import { createEma } from '../../src/models/train/ema.js';
+import { selectBackend } from '../../src/models/backend/ladder.js';
+import { mulberry32 } from '../../src/util/prng.js';
+import { createPerceptualLoss } from '../../src/models/losses/perceptual.js';
 
 const small = (overrides: Record<string, unknown> = {}) =>
   resolveConfig({ patchSize: 32, batchSize: 2, generator: { channels: 8, skip: false, depth: 0 }, discriminator: { mid: 4 }, maxShift: 4, advWeight: 1e-4, ...overrides });

@@ -1,6 +1,6 @@
 // The gradients our networks and losses differentiate through, whoever registered them (upstream,
 // through the tfjs-layers import in backend.ts, or our Add / Sub / Multiply overrides in
-// src/models/gradients.ts), checked against central finite differences on small seeded inputs, on
+// src/models/backend/gradients.ts), checked against central finite differences on small seeded inputs, on
 // wasm (the training backend). The coverage test records which gradient functions a real G step and
 // D step run: each must be the one gradients.ts documents (ours for the kernels it lists, upstream's
 // for every other), and each must also run in one of the cases below, so a new op in a network fails
@@ -9,13 +9,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 
-import { initBackend } from '../../src/models/backend.js';
-import { OVERRIDDEN_GRADIENTS, REGISTERED_GRADIENTS, registerBroadcastGradients } from '../../src/models/gradients.js';
-import { createEspcn } from '../../src/models/espcn.js';
-import { createPatchDiscriminator } from '../../src/models/discriminator.js';
-import { discriminatorLoss, generatorAdvLoss, mse, shiftCrop } from '../../src/models/losses.js';
-import { pixelShuffle } from '../../src/models/ops.js';
-import { mulberry32 } from '../../src/data/prng.js';
+import { initBackend } from '../../src/models/backend/backend.js';
+import { OVERRIDDEN_GRADIENTS, REGISTERED_GRADIENTS, registerBroadcastGradients } from '../../src/models/backend/gradients.js';
+import { createEspcn } from '../../src/models/archs/espcn.js';
+import { createPatchDiscriminator } from '../../src/models/archs/discriminator.js';
+import { discriminatorLoss, generatorAdvLoss, mse, shiftCrop } from '../../src/models/losses/losses.js';
+import { pixelShuffle } from '../../src/models/archs/ops.js';
+import { mulberry32 } from '../../src/util/prng.js';
 
 // The registry as importing backend.ts (and with it @tensorflow/tfjs-layers) left it: upstream's
 // gradients only. Taken before anything installs ours (initBackend, in beforeAll); vitest runs each
@@ -188,7 +188,7 @@ describe('coverage', () => {
   });
 
   it("a G step and a D step run ours or upstream's gradients as documented, and every one also runs in a case", async () => {
-    // The trainer's step (src/actors/trainer-worker.ts) at toy size.
+    // The trainer's step (src/trainer/worker.ts) at toy size.
     const G = createEspcn({ channels: 4, scale: 2, seed: 1 });
     const D = createPatchDiscriminator({ mid: 2, seed: 2 });
     const rand = mulberry32(3);

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ensureToken, homePaths, readToken } from '../../src/daemon/home.js';
+import { ensureToken, homePaths, readToken } from '../../src/store/home.js';
 import { tempDir } from '../support/tmp.js';
 
 describe('the access token', () => {

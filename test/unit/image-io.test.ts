@@ -1,5 +1,5 @@
-// Reading and writing user images for `srgan upscale` (src/data/image-io.ts) and the file driver
-// (src/models/upscale.ts). Fixtures are written by sharp into a temp dir.
+// Reading and writing user images for `srgan upscale` (src/data/image/image-io.ts) and the file driver
+// (src/models/infer/upscale.ts). Fixtures are written by sharp into a temp dir.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -8,13 +8,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import sharp, { type Metadata } from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { readForUpscale, toFloatImage, upscaleAlpha, writeUpscaled, type FloatImage } from '../../src/data/image-io.js';
-import { SrganError } from '../../src/errors.js';
-import { initBackend } from '../../src/models/backend.js';
-import type { Generator } from '../../src/models/network.js';
-import { PRESETS } from '../../src/models/presets.js';
-import { buildGenerator } from '../../src/models/registry.js';
-import { upscaleFile } from '../../src/models/upscale.js';
+import { readForUpscale, toFloatImage, upscaleAlpha, writeUpscaled, type FloatImage } from '../../src/data/image/image-io.js';
+import { SrganError } from '../../src/util/errors.js';
+import { initBackend } from '../../src/models/backend/backend.js';
+import type { Generator } from '../../src/models/archs/network.js';
+import { PRESETS } from '../../src/config/presets.js';
+import { buildGenerator } from '../../src/models/archs/build.js';
+import { upscaleFile } from '../../src/models/infer/upscale.js';
 import { evalReference, referenceAlpha } from '../support/eval-reference.js';
 import { tempDir } from '../support/tmp.js';
 

@@ -4,10 +4,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 
-import { initBackend } from '../../src/models/backend.js';
-import { WASM_KERNELS } from '../../src/models/kernels.js';
-import { mulberry32 } from '../../src/data/prng.js';
-import { SrganError } from '../../src/errors.js';
+import { initBackend } from '../../src/models/backend/backend.js';
+import { WASM_KERNELS } from '../../src/models/backend/conv-gradient-kernels.js';
+import { mulberry32 } from '../../src/util/prng.js';
+import { SrganError } from '../../src/util/errors.js';
 import { relErr } from '../support/reference.js';
 
 type Pad = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;

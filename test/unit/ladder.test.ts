@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { selectBackend } from '../../src/models/ladder.js';
-import { loadNativeKernels } from '../../src/models/native.js';
+import { selectBackend } from '../../src/models/backend/ladder.js';
+import { loadNativeKernels } from '../../src/models/backend/native/kernels.js';
 
 describe('selectBackend', () => {
   it('refuses an unknown name', async () => {

@@ -3,7 +3,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SimulatedClock } from '../../src/actors/actor.js';
 import { MetricsStore } from '../../src/actors/metrics-store.js';
-import { openDb, SCHEMA_VERSION } from '../../src/daemon/db.js';
+import { openDb, SCHEMA_VERSION } from '../../src/store/db.js';
 import { tempDir } from '../support/tmp.js';
 
 const run = {

@@ -1,6 +1,6 @@
-// The native oneDNN kernels (src/models/native.ts + native/) against the tfjs `cpu` backend on seeded
+// The native oneDNN kernels (src/models/backend/native/kernels.ts + native/) against the tfjs `cpu` backend on seeded
 // random shapes, plus training, leaks, heap growth and loading in worker threads; then the small
-// training ops (native-train.ts, native-adam.ts): batch norm + LeakyReLU, activations and their
+// training ops (native/train-ops.ts, native/adam.ts): batch norm + LeakyReLU, activations and their
 // gradients, the max-pool gradient, transposes, Identity / Cast, Adam, and the final discriminator's
 // whole step. Every test is skipped, with the reason in its title, when the addon is not built (no
 // libdnnl-dev at install).
@@ -18,15 +18,15 @@ import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 
-import { initBackend } from '../../src/models/backend.js';
-import { batchNorm, batchNormLeakyRelu, createBatchNorm } from '../../src/models/batchnorm.js';
-import { createDilatedDiscriminator } from '../../src/models/discriminator.js';
-import { BATCH_NORM_ACT, batchNormActTraining } from '../../src/models/fused.js';
-import { StatUpdates } from '../../src/models/stat-updates.js';
-import { registerWasmKernels, WASM_KERNELS } from '../../src/models/kernels.js';
-import { createEspcn } from '../../src/models/espcn.js';
-import { mse } from '../../src/models/losses.js';
-import { pixelShuffle, seededUniform } from '../../src/models/ops.js';
+import { initBackend } from '../../src/models/backend/backend.js';
+import { batchNorm, batchNormLeakyRelu, createBatchNorm } from '../../src/models/archs/batchnorm.js';
+import { createDilatedDiscriminator } from '../../src/models/archs/discriminator.js';
+import { BATCH_NORM_ACT, batchNormActTraining } from '../../src/models/archs/fused.js';
+import { StatUpdates } from '../../src/models/archs/stat-updates.js';
+import { registerWasmKernels, WASM_KERNELS } from '../../src/models/backend/conv-gradient-kernels.js';
+import { createEspcn } from '../../src/models/archs/espcn.js';
+import { mse } from '../../src/models/losses/losses.js';
+import { pixelShuffle, seededUniform } from '../../src/models/archs/ops.js';
 import {
   ADAM_UPDATE,
   BATCH_NORM_ACT_GRAD,
@@ -41,8 +41,8 @@ import {
   registerNativeKernels,
   unregisterNativeKernels,
   type BiasActivation,
-} from '../../src/models/native.js';
-import { mulberry32 } from '../../src/data/prng.js';
+} from '../../src/models/backend/native/kernels.js';
+import { mulberry32 } from '../../src/util/prng.js';
 import { tempDir } from '../support/tmp.js';
 import { relErr } from '../support/reference.js';
 
@@ -506,8 +506,8 @@ describe('native kernels: worker threads', () => {
   }
 
   nit('loads in several workers at once and after a worker exits, each with its own plan cache', async () => {
-    if (!existsSync(new URL('../../dist/models/native.js', import.meta.url))) {
-      throw new Error('dist/models/native.js is missing: run `npx tsc -p tsconfig.json` first');
+    if (!existsSync(new URL('../../dist/models/backend/native/kernels.js', import.meta.url))) {
+      throw new Error('dist/models/backend/native/kernels.js is missing: run `npx tsc -p tsconfig.json` first');
     }
     const rand = mulberry32(99);
     const xShape: Shape4 = [2, 9, 8, 3];

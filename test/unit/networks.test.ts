@@ -6,19 +6,19 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 
-import { initBackend } from '../../src/models/backend.js';
-import { createEspcn, type EspcnConfig } from '../../src/models/espcn.js';
-import { createFinalGenerator } from '../../src/models/generator-final.js';
-import { createRrdbNet } from '../../src/models/rrdbnet.js';
-import { createDilatedDiscriminator, createPatchDiscriminator } from '../../src/models/discriminator.js';
-import { createUNetDiscriminator } from '../../src/models/unet-discriminator.js';
-import { createSpectralNorm, spectralNormalise } from '../../src/models/spectral-norm.js';
-import { StatUpdates } from '../../src/models/stat-updates.js';
-import { countFlops } from '../../src/models/flops.js';
-import { discriminatorLoss, generatorAdvLoss, mse } from '../../src/models/losses.js';
-import { seededUniform } from '../../src/models/ops.js';
-import type { Discriminator, Generator } from '../../src/models/network.js';
-import { mulberry32 } from '../../src/data/prng.js';
+import { initBackend } from '../../src/models/backend/backend.js';
+import { createEspcn, type EspcnConfig } from '../../src/models/archs/espcn.js';
+import { createFinalGenerator } from '../../src/models/archs/generator-final.js';
+import { createRrdbNet } from '../../src/models/archs/rrdbnet.js';
+import { createDilatedDiscriminator, createPatchDiscriminator } from '../../src/models/archs/discriminator.js';
+import { createUNetDiscriminator } from '../../src/models/archs/unet-discriminator.js';
+import { createSpectralNorm, spectralNormalise } from '../../src/models/archs/spectral-norm.js';
+import { StatUpdates } from '../../src/models/archs/stat-updates.js';
+import { countFlops } from '../../src/models/archs/flops.js';
+import { discriminatorLoss, generatorAdvLoss, mse } from '../../src/models/losses/losses.js';
+import { seededUniform } from '../../src/models/archs/ops.js';
+import type { Discriminator, Generator } from '../../src/models/archs/network.js';
+import { mulberry32 } from '../../src/util/prng.js';
 
 beforeAll(async () => {
   await initBackend('wasm');

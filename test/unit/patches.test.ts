@@ -16,9 +16,9 @@ import {
   upscaleBicubic,
   upscaleNearest,
   type RgbImage,
-} from '../../src/data/patches.js';
-import { mulberry32 } from '../../src/data/prng.js';
-import { SrganError } from '../../src/errors.js';
+} from '../../src/data/image/patches.js';
+import { mulberry32 } from '../../src/util/prng.js';
+import { SrganError } from '../../src/util/errors.js';
 import { tempDir } from '../support/tmp.js';
 import { channel, make, normalisedConv } from '../support/reference.js';
 

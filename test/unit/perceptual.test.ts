@@ -9,10 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
-import { SrganError } from '../../src/errors.js';
-import { initBackend } from '../../src/models/backend.js';
-import { depthwiseConv2dFrozen } from '../../src/models/feature-graph.js';
-import { fileModelIO } from '../../src/models/layers-io.js';
+import { SrganError } from '../../src/util/errors.js';
+import { initBackend } from '../../src/models/backend/backend.js';
+import { depthwiseConv2dFrozen } from '../../src/models/losses/feature-graph.js';
+import { fileModelIO } from '../../src/models/io/layers-io.js';
 import {
   BUNDLED_CALIBRATION,
   BUNDLED_LAYERS,
@@ -20,9 +20,9 @@ import {
   gammaDownsample2,
   type PerceptualLoss,
   type PerceptualOptions,
-} from '../../src/models/perceptual.js';
-import { seededUniform } from '../../src/models/ops.js';
-import { mulberry32 } from '../../src/data/prng.js';
+} from '../../src/models/losses/perceptual.js';
+import { seededUniform } from '../../src/models/archs/ops.js';
+import { mulberry32 } from '../../src/util/prng.js';
 import { tempDir } from '../support/tmp.js';
 
 const tmp = tempDir('srgan-perceptual-');

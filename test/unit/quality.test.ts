@@ -1,11 +1,11 @@
-// PSNR-Y / SSIM-Y in BasicSR's convention (src/data/quality.ts): hand-computed PSNR, closed-form SSIM
+// PSNR-Y / SSIM-Y in BasicSR's convention (src/data/image/quality.ts): hand-computed PSNR, closed-form SSIM
 // of flat images, and an independent brute-force 2-D SSIM.
 
 import { describe, expect, it } from 'vitest';
 
-import type { RgbImage } from '../../src/data/patches.js';
-import { mulberry32 } from '../../src/data/prng.js';
-import { psnrY, ssimY, toY } from '../../src/data/quality.js';
+import type { RgbImage } from '../../src/data/image/rgb-image.js';
+import { mulberry32 } from '../../src/util/prng.js';
+import { psnrY, ssimY, toY } from '../../src/data/image/quality.js';
 import { make } from '../support/reference.js';
 
 const grey = (w: number, h: number, v: number): RgbImage => make(w, h, () => [v, v, v]);

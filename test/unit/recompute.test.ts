@@ -1,18 +1,18 @@
-// Gradient checkpointing (src/models/recompute.ts): the deep generators with `recompute` give the values
+// Gradient checkpointing (src/models/archs/recompute.ts): the deep generators with `recompute` give the values
 // and gradients of the plain ones, keep far less memory across the forward pass of a gradient, and a
 // block handed a weight it does not read is an error rather than a silent zero.
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 
-import { initBackend } from '../../src/models/backend.js';
-import { createFinalGenerator } from '../../src/models/generator-final.js';
-import { createRrdbNet } from '../../src/models/rrdbnet.js';
-import { loadNativeKernels, registerNativeKernels, unregisterNativeKernels } from '../../src/models/native.js';
-import { mse } from '../../src/models/losses.js';
-import { seededUniform } from '../../src/models/ops.js';
-import { recomputed } from '../../src/models/recompute.js';
-import type { Generator } from '../../src/models/network.js';
+import { initBackend } from '../../src/models/backend/backend.js';
+import { createFinalGenerator } from '../../src/models/archs/generator-final.js';
+import { createRrdbNet } from '../../src/models/archs/rrdbnet.js';
+import { loadNativeKernels, registerNativeKernels, unregisterNativeKernels } from '../../src/models/backend/native/kernels.js';
+import { mse } from '../../src/models/losses/losses.js';
+import { seededUniform } from '../../src/models/archs/ops.js';
+import { recomputed } from '../../src/models/archs/recompute.js';
+import type { Generator } from '../../src/models/archs/network.js';
 
 beforeAll(async () => {
   await initBackend('wasm');

@@ -5,8 +5,8 @@ import {
   lrBatchScale,
   type SchedulerConfig,
   type SchedulerSnapshot,
-} from '../../src/actors/scheduler.js';
-import { mulberry32 } from '../../src/data/prng.js';
+} from '../../src/models/train/scheduler.js';
+import { mulberry32 } from '../../src/util/prng.js';
 
 const base: SchedulerConfig = { dStepsPerG: 3, phases: [{ steps: null, lrG: 1e-3, lrD: 1e-4 }], logEvery: 5, previewEvery: 10, maxSteps: null };
 

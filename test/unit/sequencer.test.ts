@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Sequencer } from '../../src/actors/sequencer.js';
+import { Sequencer } from '../../src/trainer/sequencer.js';
 import type { PatchFrame, SkipFrame } from '../../src/protocol/codec.js';
 
 const patch = (seq: number): PatchFrame => {

@@ -1,16 +1,16 @@
-// Tiled inference (src/models/tiling.ts): with overlap ≥ the receptive-field radius, tiled output equals
+// Tiled inference (src/models/infer/tiling.ts): with overlap ≥ the receptive-field radius, tiled output equals
 // one untiled forward pass; with less it does not (so the equality test can fail); tile layout,
 // weights, the receptive-field formula against an impulse probe, and tensor hygiene.
 
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import type { FloatImage } from '../../src/data/image-io.js';
-import { mulberry32 } from '../../src/data/prng.js';
-import { initBackend } from '../../src/models/backend.js';
-import type { Generator } from '../../src/models/network.js';
-import { PRESETS, type GeneratorConfig } from '../../src/models/presets.js';
-import { buildGenerator } from '../../src/models/registry.js';
+import type { FloatImage } from '../../src/data/image/image-io.js';
+import { mulberry32 } from '../../src/util/prng.js';
+import { initBackend } from '../../src/models/backend/backend.js';
+import type { Generator } from '../../src/models/archs/network.js';
+import { PRESETS, type GeneratorConfig } from '../../src/config/presets.js';
+import { buildGenerator } from '../../src/models/archs/build.js';
 import {
   autoTile,
   axisWeights,
@@ -19,7 +19,7 @@ import {
   receptiveRadius,
   tileStarts,
   upscaleTiled,
-} from '../../src/models/tiling.js';
+} from '../../src/models/infer/tiling.js';
 
 const FAST = PRESETS['espcn-x2-fast']!.generator;
 // The final generator shrunk to one block of 8 channels; without the dilated blocks its radius (13)

@@ -1,0 +1,141 @@
+// The compute backend ladder (docs/backends.md): the trainer takes the best rung that loads, and says
+// why the better ones were skipped. `--backend NAME` forces one rung and fails clearly when it cannot load.
+//
+//   1. tfjs-node-gpu, 2. tfjs-node   libtensorflow, when the user has it installed (never required)
+//   3. webgpu                        Dawn (the `webgpu` package) when it finds a GPU adapter
+//   4. wasm-native                   wasm + our oneDNN addon (built at install when libdnnl-dev exists)
+//   5. wasm                          wasm + our conv-gradient kernels in JS: works wherever npm works
+//   cpu                              the pure-JS reference; only when asked for (about 500× slower)
+//
+// Runs in the trainer thread, which owns tfjs: tfjs-node can be loaded by only one thread of a process,
+// so nothing else may load it (the main thread only ever resolves its path).
+
+import { createRequire } from 'node:module';
+import * as tf from '@tensorflow/tfjs-core';
+import { SrganError } from '../../util/errors.js';
+import { initBackend } from './backend.js';
+import { registerBroadcastGradients } from './gradients.js';
+import { loadNativeKernels, registerNativeKernels } from './native/kernels.js';
+
+import { BACKEND_NAMES, type BackendName, type BackendRequest } from '../../config/backend-names.js';
+
+export { BACKEND_NAMES, type BackendName, type BackendRequest };
+
+export interface BackendSelection {
+  /** The rung in use. */
+  name: BackendName;
+  /** What tfjs calls it (`tensorflow`, `webgpu`, `wasm`, `cpu`). */
+  tfBackend: string;
+  /** One line: what runs, and why the better rungs were skipped. */
+  reason: string;
+  skipped: { name: BackendName; why: string }[];
+}
+
+const AUTO_ORDER: readonly BackendName[] = ['tfjs-node-gpu', 'tfjs-node', 'webgpu', 'wasm-native', 'wasm'];
+const ADAPTER_TIMEOUT_MS = 15_000;
+const require = createRequire(import.meta.url);
+
+/** Loads one rung and makes it tfjs' backend; throws SrganError(SRGAN_ERR_BACKEND) with the reason. */
+async function load(name: BackendName): Promise<{ tfBackend: string; detail: string }> {
+  switch (name) {
+    case 'tfjs-node-gpu':
+    case 'tfjs-node':
+      return loadTfjsNode(`@tensorflow/${name}`);
+    case 'webgpu':
+      return loadWebgpu();
+    case 'wasm-native': {
+      const native = loadNativeKernels();
+      if (!native.ok) throw new SrganError('SRGAN_ERR_BACKEND', native.reason);
+      const wasm = await initBackend('wasm');
+      registerNativeKernels();
+      return { tfBackend: 'wasm', detail: `${native.version} for convolutions; ${wasm.reason}` };
+    }
+    case 'wasm':
+    case 'cpu': {
+      const info = await initBackend(name);
+      return { tfBackend: name, detail: info.reason };
+    }
+  }
+}
+
+async function loadTfjsNode(pkg: string): Promise<{ tfBackend: string; detail: string }> {
+  try {
+    require.resolve(pkg);
+  } catch {
+    throw new SrganError('SRGAN_ERR_BACKEND', `${pkg} is not installed`);
+  }
+  try {
+    await import(pkg);
+  } catch (cause) {
+    throw new SrganError('SRGAN_ERR_BACKEND', `${pkg} is installed but does not load: ${firstLine(cause)}`, { cause });
+  }
+  if (!(await tf.setBackend('tensorflow'))) throw new SrganError('SRGAN_ERR_BACKEND', `${pkg} loaded but its backend did not initialise`);
+  registerBroadcastGradients();
+  return { tfBackend: 'tensorflow', detail: `${pkg} (libtensorflow)` };
+}
+
+async function loadWebgpu(): Promise<{ tfBackend: string; detail: string }> {
+  let webgpu: { create(flags: string[]): GpuLike; globals: Record<string, unknown> };
+  try {
+    const pkg = 'webgpu'; // optional dependency: resolved at run time only
+    webgpu = (await import(pkg)) as typeof webgpu;
+  } catch (cause) {
+    throw new SrganError('SRGAN_ERR_BACKEND', `the webgpu package (Dawn) does not load: ${firstLine(cause)}`, { cause });
+  }
+  Object.assign(globalThis, webgpu.globals);
+  const gpu = webgpu.create([]);
+  const adapter = await Promise.race([
+    gpu.requestAdapter({ powerPreference: 'high-performance' }),
+    new Promise<null>((resolve) => setTimeout(resolve, ADAPTER_TIMEOUT_MS, null).unref()),
+  ]);
+  if (!adapter) {
+    throw new SrganError('SRGAN_ERR_BACKEND', 'no GPU adapter: Dawn found no usable Vulkan driver (an NVIDIA or AMD Vulkan ICD is needed; CPU drivers are refused)');
+  }
+  // tfjs-backend-webgpu looks for navigator.gpu, which Node 20 lacks.
+  const nav = ((globalThis as { navigator?: Record<string, unknown> }).navigator ??= {});
+  Object.defineProperty(nav, 'gpu', { value: gpu, configurable: true });
+  try {
+    await import('@tensorflow/tfjs-backend-webgpu');
+    if (!(await tf.setBackend('webgpu'))) throw new Error('setBackend("webgpu") returned false');
+    await tf.ready();
+  } catch (cause) {
+    throw new SrganError('SRGAN_ERR_BACKEND', `the GPU adapter was found but tfjs-backend-webgpu did not start: ${firstLine(cause)}`, { cause });
+  }
+  registerBroadcastGradients();
+  const info = (adapter as { info?: { vendor?: string; architecture?: string; description?: string } }).info;
+  const what = [info?.vendor, info?.architecture, info?.description].filter(Boolean).join(' ') || 'GPU';
+  return { tfBackend: 'webgpu', detail: `webgpu on Dawn (${what})` };
+}
+
+interface GpuLike {
+  requestAdapter(options?: { powerPreference?: string }): Promise<unknown>;
+}
+
+/**
+ * Makes the requested backend (or, for 'auto', the best one that loads) tfjs' backend in this thread.
+ * Throws SrganError(SRGAN_ERR_BACKEND) when a forced backend cannot load, or no rung can.
+ */
+export async function selectBackend(request: BackendRequest): Promise<BackendSelection> {
+  if (request !== 'auto' && !BACKEND_NAMES.includes(request)) {
+    throw new TypeError(`backend must be "auto" or one of ${BACKEND_NAMES.join(', ')}, got ${JSON.stringify(request)}`);
+  }
+  const skipped: BackendSelection['skipped'] = [];
+  for (const name of request === 'auto' ? AUTO_ORDER : [request]) {
+    try {
+      const { tfBackend, detail } = await load(name);
+      const why = skipped.map((s) => `${s.name}: ${s.why}`).join('; ');
+      return { name, tfBackend, skipped, reason: why ? `${detail} (skipped ${why})` : detail };
+    } catch (err) {
+      if (request !== 'auto') {
+        throw new SrganError('SRGAN_ERR_BACKEND', `backend "${name}" cannot be used: ${firstLine(err)}`, { cause: err });
+      }
+      skipped.push({ name, why: firstLine(err) });
+    }
+  }
+  throw new SrganError('SRGAN_ERR_BACKEND', `no compute backend could be loaded: ${skipped.map((s) => `${s.name}: ${s.why}`).join('; ')}`);
+}
+
+function firstLine(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.split('\n')[0] ?? text;
+}

@@ -1,0 +1,324 @@
+// Tiled inference: runs a generator on an image of any size, one overlapping LR tile at a time, so
+// memory is bounded by the tile instead of the image.
+//
+// Layout along each axis (LR pixels; the same rule for x and y):
+//  - Tiles are `tile` pixels long (shorter only when the image is), the first flush with the start of
+//    the image and the last flush with its end, never padded: a tile at the image edge sees the same
+//    zero padding there as an untiled run, so its edge pixels are exact.
+//  - Each tile's outer `overlap` pixels on a side facing another tile are context only: their output
+//    gets weight 0. With overlap ≥ the receptive-field radius R every output pixel that counts was
+//    computed with its full context, so tiled output equals untiled output (up to float rounding).
+//  - Beyond that margin, neighbouring tiles cross-fade over at least `blend` pixels with a raised-cosine
+//    ramp, so that for networks whose R exceeds the overlap (the deep presets: the theoretical R of the
+//    final generator is ~500 px, most of it near-zero influence) the small tile-to-tile differences fade
+//    out instead of forming a seam. Neighbours therefore share at least 2·overlap + blend pixels, and
+//    the stride is at most tile − 2·overlap − blend; tiles are spread evenly between the two flush ends.
+//  - Output = Σ w·tile / Σ w. The weights are products of per-axis weights over a grid of tiles, so the
+//    normaliser is the product of per-axis sums and no 2-D weight image is kept.
+//
+// Memory: one tile's activations at a time (tf.tidy around apply, the result read back and disposed)
+// plus the float32 output in JS. Generators keep every intermediate of `apply` alive until it returns,
+// so per-pixel activation memory is large for the deep presets (≈270 KB per LR pixel for seed-final-x2
+// and ≈340 KB for esrgan-x4, ≈1 KB for espcn-x2-fast, measured with tf.profile); the 'auto' tile size
+// measures it on a small probe and picks the largest tile that fits a memory budget.
+
+import * as tf from '@tensorflow/tfjs-core';
+
+import type { FloatImage } from '../../data/image/image-io.js';
+import type { RgbImage } from '../../data/image/rgb-image.js';
+import type { Generator } from '../archs/network.js';
+import type { GeneratorConfig } from '../../config/presets.js';
+
+export interface TileOptions {
+  /** LR side of a tile, or 'auto' (the largest that fits `memoryMiB`, at most MAX_AUTO_TILE). */
+  tile: number | 'auto';
+  /** LR pixels at each inner tile edge used as context only; ≥ the receptive-field radius for exact output. */
+  overlap: number;
+  /** Minimum LR width of the cross-fade between neighbouring tiles (0 = hard cut). */
+  blend: number;
+  /** Activation-memory budget of one tile, MiB, for tile 'auto'. */
+  memoryMiB: number;
+  /** Called after each tile with (done, total). */
+  onTile?: (done: number, total: number) => void;
+  /** Checked between tiles: when aborted, upscaleTiled rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Defaults. overlap 16: at least the exact receptive-field radius of every ESPCN layout without the
+ * dilated stack (4–6) and of a one-block final generator without dilation (13), and above the 10 px of
+ * context Real-ESRGAN's tiled inference gives RRDBNet by default (tile_pad, cropped hard, no blending).
+ * The deep presets' theoretical radii (484 and 349) cannot be covered at any useful tile size; for them
+ * the default accepts a small error near tile borders and fades it out. blend 8: 16 HR pixels at ×2,
+ * wide enough to fade a small offset smoothly, narrow enough to keep the stride. tile 'auto' with
+ * 1 GiB: a 128-pixel tile of espcn-x2-fast costs ~16 MiB but one of the deep presets ~5 GiB, so no
+ * single number suits both (the wasm heap ends at 4 GiB).
+ */
+export const DEFAULT_TILE_OPTIONS: Readonly<Omit<TileOptions, 'onTile' | 'signal'>> = Object.freeze({
+  tile: 'auto',
+  overlap: 16,
+  blend: 8,
+  memoryMiB: 1024,
+});
+
+/** Largest tile 'auto' picks: bigger tiles save little overlap and block the event loop for longer. */
+export const MAX_AUTO_TILE = 512;
+
+/** Side of the square probe 'auto' measures activation memory on. */
+const PROBE = 16;
+
+/** Smallest tile side with a stride of at least `minStride`, given overlap and blend. */
+export function minTile(overlap: number, blend: number, minStride = 8): number {
+  return 2 * overlap + blend + minStride;
+}
+
+/**
+ * Tile start offsets along an axis of length n (LR pixels): one tile when n ≤ tile, else the fewest
+ * tiles whose neighbours share ≥ 2·overlap + blend pixels, first at 0, last at n − tile, evenly spread.
+ */
+export function tileStarts(n: number, tile: number, overlap: number, blend: number): number[] {
+  if (n <= tile) return [0];
+  const stride = tile - 2 * overlap - blend;
+  if (stride < 1) {
+    throw new RangeError(`tile: ${tile} leaves no stride with overlap ${overlap} and blend ${blend}; need tile > 2·overlap + blend`);
+  }
+  const gaps = Math.ceil((n - tile) / stride);
+  // round(k·span/gaps) steps by at most ceil(span/gaps) ≤ stride, so every pair shares enough.
+  return Array.from({ length: gaps + 1 }, (_, k) => Math.round((k * (n - tile)) / gaps));
+}
+
+/** Raised-cosine ramp at pixel centre c: 0 for c ≤ lo, 1 for c ≥ hi, smooth in between. */
+function ramp(c: number, lo: number, hi: number): number {
+  if (c <= lo) return 0;
+  if (c >= hi) return 1;
+  return 0.5 - 0.5 * Math.cos((Math.PI * (c - lo)) / (hi - lo));
+}
+
+/**
+ * Per-tile weights along one axis, in output (HR) pixels: weights[k][i] is tile k's weight at HR
+ * position starts[k]·scale + i. Zero within `overlap` LR pixels of a side facing another tile, a
+ * raised-cosine cross-fade over the band where both neighbours' kept parts overlap, 1 elsewhere.
+ */
+export function axisWeights(starts: readonly number[], len: number, overlap: number, scale: number): Float64Array[] {
+  return starts.map((p, k) => {
+    const w = new Float64Array(len * scale);
+    for (let i = 0; i < w.length; i++) {
+      const c = p * scale + i + 0.5;
+      // Rising edge: the band from this tile's kept start to the previous tile's kept end.
+      const up = k === 0 ? 1 : ramp(c, (p + overlap) * scale, (starts[k - 1]! + len - overlap) * scale);
+      const down = k === starts.length - 1 ? 1 : 1 - ramp(c, (starts[k + 1]! + overlap) * scale, (p + len - overlap) * scale);
+      w[i] = up * down;
+    }
+    return w;
+  });
+}
+
+function nonNegativeInt(field: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
+    throw new RangeError(`${field}: expected a non-negative integer, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+const KNOWN_OPTIONS = new Set(['tile', 'overlap', 'blend', 'memoryMiB', 'onTile', 'signal']);
+
+/** Merges `opts` over DEFAULT_TILE_OPTIONS and validates every field (unknown fields are errors). */
+export function resolveTileOptions(opts: Partial<TileOptions> = {}): TileOptions {
+  for (const key of Object.keys(opts)) {
+    if (!KNOWN_OPTIONS.has(key)) throw new RangeError(`tiling: unknown option ${JSON.stringify(key)}; expected one of ${[...KNOWN_OPTIONS].join(', ')}`);
+  }
+  const o: TileOptions = { ...DEFAULT_TILE_OPTIONS, ...stripUndefined(opts) };
+  nonNegativeInt('overlap', o.overlap);
+  nonNegativeInt('blend', o.blend);
+  if (o.tile !== 'auto') {
+    const t = nonNegativeInt('tile', o.tile);
+    if (t <= 2 * o.overlap + o.blend) {
+      throw new RangeError(`tile: expected more than 2·overlap + blend = ${2 * o.overlap + o.blend}, got ${t}`);
+    }
+  }
+  if (typeof o.memoryMiB !== 'number' || !(o.memoryMiB > 0)) {
+    throw new RangeError(`memoryMiB: expected a positive number, got ${JSON.stringify(o.memoryMiB)}`);
+  }
+  if (o.onTile !== undefined && typeof o.onTile !== 'function') throw new TypeError(`onTile: expected a function, got ${typeof o.onTile}`);
+  return o;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/**
+ * Activation bytes per LR pixel of `gen`, measured on a PROBE×PROBE input with tf.profile (peak minus
+ * what was allocated before). Leaves no tensors behind.
+ */
+export async function measureBytesPerPixel(gen: Generator): Promise<number> {
+  const before = tf.memory().numBytes;
+  const x = tf.zeros([1, PROBE, PROBE, 3]) as tf.Tensor4D;
+  try {
+    const info = await tf.profile(() => {
+      const y = gen.apply(x);
+      y.dispose();
+    });
+    return Math.max(1, info.peakBytes - before - x.size * 4) / (PROBE * PROBE);
+  } finally {
+    x.dispose();
+  }
+}
+
+/** The 'auto' tile side: the largest square whose activations fit `memoryMiB`, in [minTile, MAX_AUTO_TILE]. */
+export function autoTile(bytesPerPixel: number, memoryMiB: number, overlap: number, blend: number): number {
+  const side = Math.floor(Math.sqrt((memoryMiB * 2 ** 20) / bytesPerPixel));
+  return Math.max(minTile(overlap, blend), Math.min(MAX_AUTO_TILE, side));
+}
+
+/**
+ * Upscales `img` (float HWC in [0, 1], or 8-bit RGB) by gen.scale, tile by tile (see the header).
+ * Returns the raw float output, not clamped. Defaults: DEFAULT_TILE_OPTIONS. Every tensor it creates is
+ * disposed, also on error; with `signal` aborted it stops between tiles.
+ */
+export async function upscaleTiled(gen: Generator, img: FloatImage | RgbImage, opts: Partial<TileOptions> = {}): Promise<FloatImage> {
+  const o = resolveTileOptions(opts);
+  const src = toFloat(img);
+  const { width: W, height: H } = src;
+  const s = gen.scale;
+  if (!Number.isInteger(s) || s < 1) throw new RangeError(`gen.scale: expected a positive integer, got ${JSON.stringify(s)}`);
+
+  let tile: number;
+  if (o.tile === 'auto') {
+    // An image that fits the smallest useful tile runs in one piece without a probe.
+    const small = Math.max(W, H) <= minTile(o.overlap, o.blend);
+    tile = small ? Math.max(W, H) : autoTile(await measureBytesPerPixel(gen), o.memoryMiB, o.overlap, o.blend);
+  } else {
+    tile = o.tile;
+  }
+  const tw = Math.min(tile, W);
+  const th = Math.min(tile, H);
+  const xs = tileStarts(W, tile, o.overlap, o.blend);
+  const ys = tileStarts(H, tile, o.overlap, o.blend);
+  const wx = axisWeights(xs, tw, o.overlap, s);
+  const wy = axisWeights(ys, th, o.overlap, s);
+
+  const OW = W * s;
+  const OH = H * s;
+  const acc = new Float32Array(OW * OH * 3);
+  const total = xs.length * ys.length;
+  let done = 0;
+  for (let j = 0; j < ys.length; j++) {
+    for (let i = 0; i < xs.length; i++) {
+      o.signal?.throwIfAborted();
+      const x0 = xs[i]!;
+      const y0 = ys[j]!;
+      // A fresh buffer per tile: the cpu backend keeps the array it is given instead of copying it.
+      const input = new Float32Array(tw * th * 3);
+      for (let r = 0; r < th; r++) {
+        const from = ((y0 + r) * W + x0) * 3;
+        input.set(src.data.subarray(from, from + tw * 3), r * tw * 3);
+      }
+      const y = tf.tidy(() => gen.apply(tf.tensor4d(input, [1, th, tw, 3])));
+      let out: Float32Array;
+      try {
+        const [n, oh, ow, c] = y.shape;
+        if (n !== 1 || oh !== th * s || ow !== tw * s || c !== 3) {
+          throw new TypeError(`gen.apply: returned shape [${y.shape.join(', ')}] for a ${tw}×${th} tile, expected [1, ${th * s}, ${tw * s}, 3]`);
+        }
+        out = (await y.data()) as Float32Array;
+      } finally {
+        y.dispose();
+      }
+      const wxi = wx[i]!;
+      const wyj = wy[j]!;
+      const ox0 = x0 * s;
+      const oy0 = y0 * s;
+      for (let r = 0; r < th * s; r++) {
+        const a = wyj[r]!;
+        if (a === 0) continue;
+        let d = ((oy0 + r) * OW + ox0) * 3;
+        let t = r * tw * s * 3;
+        for (let q = 0; q < tw * s; q++, d += 3, t += 3) {
+          const wgt = a * wxi[q]!;
+          if (wgt === 0) continue;
+          acc[d] = acc[d]! + wgt * out[t]!;
+          acc[d + 1] = acc[d + 1]! + wgt * out[t + 1]!;
+          acc[d + 2] = acc[d + 2]! + wgt * out[t + 2]!;
+        }
+      }
+      done++;
+      o.onTile?.(done, total);
+    }
+  }
+
+  // Normalise by Σ_i wx_i(X) · Σ_j wy_j(Y). Every sum is positive: at any position the tile whose kept
+  // part reaches furthest has a non-zero ramp (checked, since a zero would silently blank pixels).
+  const sx = axisSums(xs, wx, OW, s);
+  const sy = axisSums(ys, wy, OH, s);
+  for (let Y = 0; Y < OH; Y++) {
+    for (let X = 0; X < OW; X++) {
+      const inv = 1 / (sy[Y]! * sx[X]!);
+      const d = (Y * OW + X) * 3;
+      acc[d] = acc[d]! * inv;
+      acc[d + 1] = acc[d + 1]! * inv;
+      acc[d + 2] = acc[d + 2]! * inv;
+    }
+  }
+  return { width: OW, height: OH, data: acc };
+}
+
+function axisSums(starts: readonly number[], weights: readonly Float64Array[], outLen: number, scale: number): Float64Array {
+  const sum = new Float64Array(outLen);
+  starts.forEach((p, k) => {
+    const w = weights[k]!;
+    for (let i = 0; i < w.length; i++) sum[p * scale + i] = sum[p * scale + i]! + w[i]!;
+  });
+  const zero = sum.findIndex((v) => !(v > 0));
+  if (zero >= 0) throw new Error(`tiling: internal error, no tile covers output position ${zero} (starts ${starts.join(', ')})`);
+  return sum;
+}
+
+function toFloat(img: FloatImage | RgbImage): FloatImage {
+  const { width, height, data } = img;
+  if (!Number.isInteger(width) || width <= 0 || !Number.isInteger(height) || height <= 0) {
+    throw new RangeError(`img: width and height must be positive integers, got ${width}×${height}`);
+  }
+  if (data instanceof Float32Array && data.length === width * height * 3) return { width, height, data };
+  if (data instanceof Uint8Array && data.length === width * height * 3) {
+    return { width, height, data: Float32Array.from(data, (v) => v / 255) };
+  }
+  throw new RangeError(
+    `img.data: expected a Float32Array or Uint8Array of ${width * height * 3} values (${width}×${height}×3), got ${
+      ArrayBuffer.isView(data) ? `${data.constructor.name}(${(data as Uint8Array).length})` : typeof data
+    }`,
+  );
+}
+
+/**
+ * Receptive-field radius in LR pixels of the generator `cfg` builds (convs use 'same' zero padding):
+ * LR output block x depends on LR input pixels x − R … x + R only. The LR-stage conv radii add up; a
+ * conv of radius k after upsampling to s× adds k/s, and those fractions are rounded up once. Exact
+ * for ESPCN 'plain' (4 + depth); an upper bound by at most one pixel elsewhere.
+ */
+export function receptiveRadius(cfg: GeneratorConfig, scale: 2 | 4): number {
+  switch (cfg.kind) {
+    case 'espcn': {
+      const dilations = cfg.layout === 'dilated' ? [2, 4, 8] : [];
+      // conv5, conv3, `depth` more conv3 (absent in configs from before it existed), the dilated stack
+      // and its closing conv3, then the last conv before the (first) shuffle, which every layout has.
+      const lr = 2 + 1 + (cfg.depth ?? 0) + (dilations.length > 0 ? dilations.reduce((a, d) => a + d, 0) + 1 : 0) + 1;
+      // Two conv3 after the ×r shuffle, or two after each ×2 shuffle of x2x2.
+      const hr = cfg.layout === 'conv-after-upsample' ? 2 / scale : cfg.layout === 'x2x2' ? 2 / 2 + 2 / 4 : 0;
+      // The bilinear skip reads the neighbouring LR pixel: radius 1, already inside.
+      return lr + Math.ceil(hr);
+    }
+    case 'final': {
+      // head conv5; per MyRRDB 3 × (Dil: d1 + d2 + d4 = 7) + 3 × (DRB3: a chain of three conv3 = 3);
+      // tail conv3 (the 1×1 adds nothing); two conv3 at 2×.
+      const perBlock = cfg.dilatedBlocks ? 3 * 7 + 3 * 3 : 3 * 3;
+      return 2 + cfg.blocks * perBlock + 1 + Math.ceil(2 / 2);
+    }
+    case 'rrdbnet': {
+      // conv_first; per RRDB three RDBs of five chained conv3; trunk_conv; one conv3 after each ×2
+      // nearest step, then HRconv and conv_last at the final scale.
+      const ups = scale === 4 ? 1 / 2 + 1 / 4 : 1 / 2;
+      return 1 + cfg.blocks * 15 + 1 + Math.ceil(ups + 2 / scale);
+    }
+  }
+}

@@ -1,0 +1,499 @@
+// The runs database: schema, migrations and the read queries the CLI uses. Writes during training go
+// through the MetricsStore actor, the one owner of the daemon's connection. Documented in docs/sqlite.md.
+//
+// Migration policy: MIGRATIONS[v] takes a database from `PRAGMA user_version` v to v + 1, in one
+// transaction. A released migration never changes; a schema change is a new entry. Readers (the CLI)
+// open read-only and never migrate, so they must cope with any version from 1 to SCHEMA_VERSION.
+
+import Database from 'better-sqlite3';
+import { SrganError } from '../util/errors.js';
+
+export const SCHEMA_VERSION = 4;
+
+/** Exported for tests, which build old databases from the old SQL. */
+export const MIGRATIONS: readonly string[] = [
+  // v1
+  `
+  CREATE TABLE runs (
+    id            TEXT PRIMARY KEY,
+    name          TEXT NOT NULL,
+    status        TEXT NOT NULL,            -- starting | training | paused | stopped | failed
+    created_at    REAL NOT NULL,            -- unix seconds
+    ended_at      REAL,
+    preset        TEXT NOT NULL,
+    backend       TEXT,
+    backend_reason TEXT,
+    config        TEXT NOT NULL,            -- effective config, JSON
+    host          TEXT NOT NULL,
+    pid           INTEGER NOT NULL,
+    data_dir      TEXT NOT NULL,
+    last_step     INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE TABLE metrics (
+    run_id    TEXT NOT NULL REFERENCES runs(id),
+    step      INTEGER NOT NULL,
+    key       TEXT NOT NULL,
+    value     REAL NOT NULL,
+    wall_time REAL NOT NULL                 -- unix seconds
+  );
+  CREATE INDEX metrics_run_key_step ON metrics (run_id, key, step);
+  CREATE TABLE events (
+    id      INTEGER PRIMARY KEY,
+    run_id  TEXT REFERENCES runs(id),
+    time    REAL NOT NULL,
+    kind    TEXT NOT NULL,                  -- start | pause | resume | stop | error | restart | ...
+    message TEXT NOT NULL DEFAULT '',
+    data    TEXT                            -- JSON or NULL
+  );
+  CREATE INDEX events_run_time ON events (run_id, time);
+  CREATE TABLE previews (
+    id      INTEGER PRIMARY KEY,
+    run_id  TEXT NOT NULL REFERENCES runs(id),
+    step    INTEGER NOT NULL,
+    time    REAL NOT NULL,
+    width   INTEGER NOT NULL,
+    height  INTEGER NOT NULL,
+    panels  TEXT NOT NULL,                  -- JSON array of panel captions, left to right
+    png     BLOB NOT NULL
+  );
+  CREATE INDEX previews_run_step ON previews (run_id, step);
+  `,
+  // v2: params, latest_metrics, checkpoints, evals. The params backfill is the same derivation as
+  // PARAMS_OF_CONFIG below, written out because a released migration must not change with it.
+  `
+  CREATE TABLE params (
+    run_id  TEXT NOT NULL REFERENCES runs(id),
+    key     TEXT NOT NULL,                  -- dotted path into the config: generator.channels, phases.0.steps
+    value,                                  -- no type, so no affinity: INTEGER, REAL, TEXT or NULL as in the JSON
+    PRIMARY KEY (run_id, key)
+  ) WITHOUT ROWID;
+  CREATE INDEX params_key_value ON params (key, value);
+  INSERT INTO params (run_id, key, value)
+    SELECT r.id,
+           replace(replace(substr(t.fullkey, 3), '[', '.'), ']', ''),
+           CASE WHEN t.type IN ('object', 'array') THEN t.value ELSE t.atom END
+    FROM runs r, json_tree(CASE WHEN json_valid(r.config) THEN r.config ELSE '{}' END) t
+    WHERE t.fullkey <> '$' AND (t.type NOT IN ('object', 'array') OR t.value IN ('[]', '{}'));
+
+  -- The latest point of each (run, key). A skip-scan over metrics_run_key_step: one index seek per
+  -- key of each run, so it costs microseconds however long the curves are (a GROUP BY would read them all).
+  CREATE VIEW latest_metrics AS
+    WITH RECURSIVE k(run_id, key) AS (
+      SELECT id, (SELECT min(key) FROM metrics WHERE run_id = runs.id) FROM runs
+      UNION ALL
+      SELECT run_id, (SELECT min(key) FROM metrics WHERE run_id = k.run_id AND key > k.key) FROM k WHERE key IS NOT NULL
+    )
+    SELECT k.run_id, k.key, m.step, m.value, m.wall_time
+    FROM k JOIN metrics m ON m.rowid = (
+      SELECT rowid FROM metrics WHERE run_id = k.run_id AND key = k.key ORDER BY step DESC, rowid DESC LIMIT 1
+    );
+
+  CREATE TABLE checkpoints (
+    id       INTEGER PRIMARY KEY,
+    run_id   TEXT NOT NULL REFERENCES runs(id),
+    step     INTEGER NOT NULL,
+    time     REAL NOT NULL,                 -- unix seconds
+    path     TEXT NOT NULL,
+    checksum TEXT NOT NULL,
+    psnr     REAL,                          -- dB on the eval set, when measured
+    kind     TEXT NOT NULL CHECK (kind IN ('periodic', 'best', 'manual', 'stop', 'error')),
+    deleted  INTEGER NOT NULL DEFAULT 0     -- 1 once the file has been removed (retention)
+  );
+  CREATE INDEX checkpoints_run_step ON checkpoints (run_id, step);
+
+  CREATE TABLE evals (
+    id       INTEGER PRIMARY KEY,
+    run_id   TEXT REFERENCES runs(id),      -- NULL for a baseline or a model file not tied to a run
+    time     REAL NOT NULL,                 -- unix seconds
+    data_dir TEXT NOT NULL,
+    model    TEXT NOT NULL,                 -- 'model' | 'bicubic' | a checkpoint path
+    psnr     REAL,
+    ssim     REAL,
+    images   INTEGER NOT NULL,
+    json     TEXT                           -- full report, JSON
+  );
+  CREATE INDEX evals_run_time ON evals (run_id, time);
+  `,
+  // v3: the validation gain over bicubic of each checkpoint, which 'best' now means (NULL for
+  // checkpoints written before it was measured, and for those written between validations).
+  `
+  ALTER TABLE checkpoints ADD COLUMN gain REAL;  -- dB over bicubic on the validation set, when measured
+  `,
+  // v4: one row per (run, key, step), enforced. A step has one value of each metric; a resumed run
+  // trains the steps after its checkpoint again, and their first values must not stay beside the new
+  // ones. Repeats already in the file are resolved as latest_metrics always resolved them: the later
+  // row (higher rowid) stays.
+  `
+  DELETE FROM metrics WHERE EXISTS (
+    SELECT 1 FROM metrics later
+    WHERE later.run_id = metrics.run_id AND later.key = metrics.key AND later.step = metrics.step AND later.rowid > metrics.rowid
+  );
+  DROP INDEX metrics_run_key_step;
+  CREATE UNIQUE INDEX metrics_run_key_step ON metrics (run_id, key, step);
+  `,
+];
+
+/** Opens (creating and migrating) the runs database. `readonly` opens without migrating. */
+export function openDb(file: string, opts: { readonly?: boolean } = {}): Database.Database {
+  let db: Database.Database;
+  try {
+    db = new Database(file, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false });
+  } catch (err) {
+    throw new SrganError('SRGAN_ERR_CONFIG', `cannot open runs database ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  db.pragma('busy_timeout = 5000');
+  // Checked before any pragma that writes, so a newer file is left exactly as it was.
+  const version = schemaVersion(db);
+  if (version > SCHEMA_VERSION) {
+    db.close();
+    throw newerError(file, version);
+  }
+  if (opts.readonly) return db;
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    migrate(db, file);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return db;
+}
+
+function migrate(db: Database.Database, file: string): void {
+  // Each step re-reads the version inside an IMMEDIATE transaction: two processes opening the same old
+  // file must not both run a migration.
+  const step = db.transaction((): boolean => {
+    const v = schemaVersion(db);
+    if (v > SCHEMA_VERSION) throw newerError(file, v);
+    if (v === SCHEMA_VERSION) return false;
+    try {
+      db.exec(MIGRATIONS[v] as string);
+    } catch (err) {
+      throw new SrganError('SRGAN_ERR_CONFIG', `cannot migrate runs database ${file} from schema version ${v} to ${v + 1}: ${(err as Error).message}`, { cause: err });
+    }
+    db.pragma(`user_version = ${v + 1}`);
+    return true;
+  });
+  while (step.immediate()) {
+    /* next version */
+  }
+}
+
+function newerError(file: string, version: number): SrganError {
+  return new SrganError(
+    'SRGAN_ERR_CONFIG',
+    `runs database ${file} has schema version ${version}, newer than this srgan (${SCHEMA_VERSION}); upgrade srgan`,
+  );
+}
+
+/** `PRAGMA user_version`: 0 for an empty file. */
+export function schemaVersion(db: Database.Database): number {
+  return db.pragma('user_version', { simple: true }) as number;
+}
+
+// ---- runs ----------------------------------------------------------------------------------------
+
+export const RUN_STATUSES = ['starting', 'training', 'paused', 'stopped', 'failed'] as const;
+
+export interface RunRow {
+  id: string;
+  name: string;
+  status: string;
+  created_at: number;
+  ended_at: number | null;
+  preset: string;
+  backend: string | null;
+  backend_reason: string | null;
+  config: string;
+  host: string;
+  pid: number;
+  data_dir: string;
+  last_step: number;
+}
+
+/** Runs, newest first; `status` keeps those with that status (or any of those statuses). */
+export function listRuns(db: Database.Database, opts: { status?: string | readonly string[] } = {}): RunRow[] {
+  if (schemaVersion(db) === 0) return []; // an empty file no daemon has opened yet
+  const statuses = opts.status === undefined ? [] : typeof opts.status === 'string' ? [opts.status] : [...opts.status];
+  if (statuses.length > 0) {
+    return db
+      .prepare(`SELECT * FROM runs WHERE status IN (${statuses.map(() => '?').join(', ')}) ORDER BY created_at DESC`)
+      .all(...statuses) as RunRow[];
+  }
+  return db.prepare('SELECT * FROM runs ORDER BY created_at DESC').all() as RunRow[];
+}
+
+/**
+ * The run a user means by `ref`: its full id, a unique prefix of an id, or its name. Throws
+ * SRGAN_ERR_CONFIG naming the candidates when none or several match.
+ */
+export function resolveRun(db: Database.Database, ref: string): RunRow {
+  if (ref === '') throw new SrganError('SRGAN_ERR_CONFIG', 'a run must be named by its id, a prefix of its id, or its name; got ""');
+  const exact = db.prepare('SELECT * FROM runs WHERE id = ?').get(ref) as RunRow | undefined;
+  if (exact) return exact;
+  const matches = db
+    .prepare('SELECT * FROM runs WHERE substr(id, 1, length(@ref)) = @ref OR name = @ref ORDER BY created_at DESC')
+    .all({ ref }) as RunRow[];
+  if (matches.length === 1) return matches[0] as RunRow;
+  const describe = (r: RunRow) => `  ${r.id}  ${r.status.padEnd(8)}  ${r.name}`;
+  if (matches.length > 1) {
+    throw new SrganError('SRGAN_ERR_CONFIG', `"${ref}" matches ${matches.length} runs; use more of the id:\n${matches.map(describe).join('\n')}`);
+  }
+  const recent = db.prepare('SELECT * FROM runs ORDER BY created_at DESC LIMIT 10').all() as RunRow[];
+  throw new SrganError(
+    'SRGAN_ERR_CONFIG',
+    recent.length === 0
+      ? `no run matches "${ref}": the database has no runs`
+      : `no run matches "${ref}" (by id, id prefix or name); the latest runs are:\n${recent.map(describe).join('\n')}`,
+  );
+}
+
+// ---- params --------------------------------------------------------------------------------------
+
+export type ParamValue = string | number | null;
+
+// The leaves of a JSON config as (key, value) rows: dotted keys (arrays by index), JSON numbers as
+// INTEGER or REAL, booleans as 1/0 (as json_extract gives them), empty arrays and objects as '[]'/'{}'.
+const PARAMS_OF_CONFIG = `
+  SELECT replace(replace(substr(t.fullkey, 3), '[', '.'), ']', '') AS key,
+         CASE WHEN t.type IN ('object', 'array') THEN t.value ELSE t.atom END AS value
+  FROM json_tree(?) t
+  WHERE t.fullkey <> '$' AND (t.type NOT IN ('object', 'array') OR t.value IN ('[]', '{}'))`;
+
+/**
+ * Writes the flattened effective config of a run into `params`, replacing any rows it had. `config` is
+ * the config object, or its JSON text (as stored in runs.config).
+ */
+export function insertParams(db: Database.Database, runId: string, config: object | string): void {
+  const text = typeof config === 'string' ? config : JSON.stringify(config);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new TypeError(`insertParams: "config" must be a JSON object, got ${JSON.stringify(text.slice(0, 40))}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new TypeError(`insertParams: "config" must be a JSON object, got ${Array.isArray(parsed) ? 'an array' : String(parsed)}`);
+  }
+  db.transaction(() => {
+    db.prepare('DELETE FROM params WHERE run_id = ?').run(runId);
+    db.prepare(`INSERT INTO params (run_id, key, value) SELECT ?, key, value FROM (${PARAMS_OF_CONFIG})`).run(runId, text);
+  })();
+}
+
+/** A run's params in key order; derived from runs.config on a database older than v2. */
+export function getParams(db: Database.Database, runId: string): Map<string, ParamValue> {
+  const rows = (
+    schemaVersion(db) >= 2
+      ? db.prepare('SELECT key, value FROM params WHERE run_id = ? ORDER BY key').all(runId)
+      : db
+          .prepare(`SELECT key, value FROM (${PARAMS_OF_CONFIG}) ORDER BY key`)
+          .all((db.prepare('SELECT config FROM runs WHERE id = ?').pluck().get(runId) as string | undefined) ?? '{}')
+  ) as { key: string; value: ParamValue }[];
+  return new Map(rows.map((r) => [r.key, r.value]));
+}
+
+// ---- metrics -------------------------------------------------------------------------------------
+
+export interface MetricPoint {
+  step: number;
+  key: string;
+  value: number;
+  wall_time: number;
+}
+
+/** The latest point of each key of a run, by key. Works on a v1 database too (no view there). */
+export function latestMetrics(db: Database.Database, runId: string): MetricPoint[] {
+  if (schemaVersion(db) >= 2) {
+    return db.prepare('SELECT key, step, value, wall_time FROM latest_metrics WHERE run_id = ? ORDER BY key').all(runId) as MetricPoint[];
+  }
+  return metricKeys(db, runId).map(
+    (key) =>
+      db
+        .prepare('SELECT key, step, value, wall_time FROM metrics WHERE run_id = ? AND key = ? ORDER BY step DESC, rowid DESC LIMIT 1')
+        .get(runId, key) as MetricPoint,
+  );
+}
+
+/** The metric keys a run has logged, sorted. */
+export function metricKeys(db: Database.Database, runId: string): string[] {
+  return db.prepare('SELECT DISTINCT key FROM metrics WHERE run_id = ? ORDER BY key').pluck().all(runId) as string[];
+}
+
+/**
+ * The curves of `keys` for a run, ordered by step then key. `every` (default 1) keeps every Nth point of
+ * each curve, counting from its first, and always its last.
+ */
+export function metricCurves(db: Database.Database, runId: string, keys: readonly string[], every = 1): MetricPoint[] {
+  if (!Number.isInteger(every) || every < 1) throw new RangeError(`metricCurves: "every" must be an integer >= 1, got ${every}`);
+  if (keys.length === 0) return [];
+  return db
+    .prepare(
+      `SELECT step, key, value, wall_time FROM (
+         SELECT step, key, value, wall_time,
+                row_number() OVER (PARTITION BY key ORDER BY step, rowid) - 1 AS i,
+                count(*) OVER (PARTITION BY key) AS n
+         FROM metrics WHERE run_id = ? AND key IN (${keys.map(() => '?').join(', ')})
+       ) WHERE i % ? = 0 OR i = n - 1
+       ORDER BY step, key`,
+    )
+    .all(runId, ...keys, every) as MetricPoint[];
+}
+
+/** The lowest or highest value of a key over a run, with its step; null when the run never logged it. */
+export function bestMetric(db: Database.Database, runId: string, key: string, direction: 'min' | 'max'): { step: number; value: number } | null {
+  // A lone min()/max() makes SQLite take `step` from the row that holds the extreme.
+  const row = db.prepare(`SELECT ${direction}(value) AS value, step FROM metrics WHERE run_id = ? AND key = ?`).get(runId, key) as
+    | { value: number | null; step: number | null }
+    | undefined;
+  return row && row.value !== null ? { step: row.step as number, value: row.value } : null;
+}
+
+/** The validation at one step: the model's PSNR, bicubic's on the same images, and the difference (dB). */
+export interface ValidationPoint {
+  step: number;
+  psnr: number | null;
+  bicubic: number | null;
+  gain: number;
+}
+
+/**
+ * A run's validation against bicubic: the latest `val_gain` point (with `val_psnr` and `val_bicubic` of
+ * the same step) and the best gain with its step, counting steps up to `uptoStep` only when given (a
+ * resumed run's later steps are trained again). Nulls when the run never logged `val_gain` (validation
+ * off, or a run from before it was measured).
+ */
+export function validationSummary(db: Database.Database, runId: string, uptoStep = Number.MAX_SAFE_INTEGER): { latest: ValidationPoint | null; best: { step: number; gain: number } | null } {
+  const last = db
+    .prepare("SELECT step, value FROM metrics WHERE run_id = ? AND key = 'val_gain' AND step <= ? ORDER BY step DESC, rowid DESC LIMIT 1")
+    .get(runId, uptoStep) as { step: number; value: number } | undefined;
+  if (!last) return { latest: null, best: null };
+  const at = (key: string): number | null =>
+    (db.prepare('SELECT value FROM metrics WHERE run_id = ? AND key = ? AND step = ? ORDER BY rowid DESC LIMIT 1').pluck().get(runId, key, last.step) as
+      | number
+      | undefined) ?? null;
+  // On a tie the earliest step: an equal gain later is no new best (the trainer writes a 'best'
+  // checkpoint only on a strictly higher one). Validation points are few, so reading them all is cheap.
+  const best = db
+    .prepare("SELECT step, value FROM metrics WHERE run_id = ? AND key = 'val_gain' AND step <= ? ORDER BY value DESC, step ASC LIMIT 1")
+    .get(runId, uptoStep) as { step: number; value: number };
+  return {
+    latest: { step: last.step, psnr: at('val_psnr'), bicubic: at('val_bicubic'), gain: last.value },
+    best: { step: best.step, gain: best.value },
+  };
+}
+
+// ---- events --------------------------------------------------------------------------------------
+
+export interface EventRow {
+  id: number;
+  run_id: string | null;
+  time: number;
+  kind: string;
+  message: string;
+  data: string | null;
+}
+
+/** Number of events of each kind for a run, most frequent first. */
+export function eventCounts(db: Database.Database, runId: string): { kind: string; count: number }[] {
+  return db
+    .prepare('SELECT kind, count(*) AS count FROM events WHERE run_id = ? GROUP BY kind ORDER BY count DESC, kind')
+    .all(runId) as { kind: string; count: number }[];
+}
+
+/** The run's latest event of `kind`, or null. */
+export function lastEvent(db: Database.Database, runId: string, kind: string): EventRow | null {
+  return (db.prepare('SELECT * FROM events WHERE run_id = ? AND kind = ? ORDER BY id DESC LIMIT 1').get(runId, kind) as EventRow | undefined) ?? null;
+}
+
+// ---- checkpoints ---------------------------------------------------------------------------------
+
+export const CHECKPOINT_KINDS = ['periodic', 'best', 'manual', 'stop', 'error'] as const;
+export type CheckpointKind = (typeof CHECKPOINT_KINDS)[number];
+
+export interface CheckpointRow {
+  id: number;
+  run_id: string;
+  step: number;
+  /** Unix seconds. */
+  time: number;
+  path: string;
+  checksum: string;
+  /** Validation PSNR (dB), when measured at this step. */
+  psnr: number | null;
+  /** Validation gain over bicubic (dB), when measured at this step; always null on a v2 database. */
+  gain: number | null;
+  kind: CheckpointKind;
+  /** 1 once the file has been removed. */
+  deleted: number;
+}
+
+export type NewCheckpoint = Omit<CheckpointRow, 'id' | 'psnr' | 'gain' | 'deleted'> & { psnr?: number | null; gain?: number | null; deleted?: boolean };
+
+/** Records a checkpoint (psnr and gain default to NULL, deleted to 0); returns its id. */
+export function recordCheckpoint(db: Database.Database, row: NewCheckpoint): number {
+  if (!(CHECKPOINT_KINDS as readonly string[]).includes(row.kind)) {
+    throw new RangeError(`recordCheckpoint: "kind" must be one of ${CHECKPOINT_KINDS.join(', ')}, got ${JSON.stringify(row.kind)}`);
+  }
+  const info = db
+    .prepare('INSERT INTO checkpoints (run_id, step, time, path, checksum, psnr, gain, kind, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+    .run(row.run_id, row.step, row.time, row.path, row.checksum, row.psnr ?? null, row.gain ?? null, row.kind, row.deleted ? 1 : 0);
+  return Number(info.lastInsertRowid);
+}
+
+/** Marks a checkpoint's file as removed (the row stays, for history). */
+export function markCheckpointDeleted(db: Database.Database, id: number): void {
+  db.prepare('UPDATE checkpoints SET deleted = 1 WHERE id = ?').run(id);
+}
+
+/**
+ * A run's checkpoints by step; deleted ones only with `includeDeleted`. Empty on a v1 database; `gain`
+ * is null on a v2 one (the CLI reads files no daemon has upgraded yet).
+ */
+export function listCheckpoints(db: Database.Database, runId: string, opts: { includeDeleted?: boolean } = {}): CheckpointRow[] {
+  const version = schemaVersion(db);
+  if (version < 2) return [];
+  const columns = 'id, run_id, step, time, path, checksum, psnr, ' + (version >= 3 ? 'gain' : 'NULL AS gain') + ', kind, deleted';
+  return db
+    .prepare(`SELECT ${columns} FROM checkpoints WHERE run_id = ? ${opts.includeDeleted ? '' : 'AND deleted = 0'} ORDER BY step, id`)
+    .all(runId) as CheckpointRow[];
+}
+
+// ---- evals ---------------------------------------------------------------------------------------
+
+export interface EvalRow {
+  id: number;
+  run_id: string | null;
+  /** Unix seconds. */
+  time: number;
+  data_dir: string;
+  /**
+   * 'model', 'bicubic' or a compared model's path; `srgan eval` appends `@LR` (e.g. 'model@area') when
+   * the LR synthesis is not the standard 'bicubic-aa', whose name is also json's `lr` (docs/sqlite.md).
+   */
+  model: string;
+  psnr: number | null;
+  ssim: number | null;
+  images: number;
+  /** The full report, JSON. */
+  json: string | null;
+}
+
+export type NewEval = Omit<EvalRow, 'id' | 'json'> & { json?: unknown };
+
+/** Records an evaluation; `json` is stored as JSON text (a string is stored as is). Returns its id. */
+export function recordEval(db: Database.Database, row: NewEval): number {
+  const json = row.json === undefined || row.json === null ? null : typeof row.json === 'string' ? row.json : JSON.stringify(row.json);
+  const info = db
+    .prepare('INSERT INTO evals (run_id, time, data_dir, model, psnr, ssim, images, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+    .run(row.run_id, row.time, row.data_dir, row.model, row.psnr, row.ssim, row.images, json);
+  return Number(info.lastInsertRowid);
+}
+
+/** A run's evaluations, oldest first. Empty on a v1 database. */
+export function listEvals(db: Database.Database, runId: string): EvalRow[] {
+  if (schemaVersion(db) < 2) return [];
+  return db.prepare('SELECT * FROM evals WHERE run_id = ? ORDER BY time, id').all(runId) as EvalRow[];
+}
