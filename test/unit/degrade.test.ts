@@ -4,7 +4,6 @@ import { describe, expect, it } from 'vitest';
 
 import {
   BILINEAR_AA_TAPS,
-  EVAL_LR_SYNTHESES,
   JPEG_QUALITIES,
   downscale,
   drawJpegQuality,
@@ -13,7 +12,7 @@ import {
   parseLrSynthesis,
   jpegDegrade,
 } from '../../src/data/image/degrade.js';
-import { DOWNSCALE_FILTERS, type DownscaleFilter } from '../../src/config/lr-synthesis.js';
+import { DOWNSCALE_FILTERS, EVAL_LR_SYNTHESES, type DownscaleFilter } from '../../src/config/lr-synthesis.js';
 import { downscaleAA2 } from '../../src/data/image/patches.js';
 import type { RgbImage } from '../../src/data/image/rgb-image.js';
 import { mulberry32 } from '../../src/util/prng.js';

@@ -9,7 +9,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { downscale, EVAL_LR_SYNTHESES, parseLrSynthesis } from '../../src/data/image/degrade.js';
+import { downscale, parseLrSynthesis } from '../../src/data/image/degrade.js';
+import { EVAL_LR_SYNTHESES } from '../../src/config/lr-synthesis.js';
 import { crop, loadRgb, upscaleBicubic } from '../../src/data/image/patches.js';
 import type { RgbImage } from '../../src/data/image/rgb-image.js';
 import { mulberry32 } from '../../src/util/prng.js';
