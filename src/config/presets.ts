@@ -6,7 +6,8 @@ import type { DMode, Phase } from './schedule.js';
 import type { BackendRequest } from './backend-names.js';
 import type { LrBlurSetting, LrFilterSetting } from './lr-synthesis.js';
 
-export type EspcnLayout = 'plain' | 'x2x2' | 'conv-after-upsample' | 'dilated';
+export const ESPCN_LAYOUTS = Object.freeze(['plain', 'x2x2', 'conv-after-upsample', 'dilated'] as const);
+export type EspcnLayout = (typeof ESPCN_LAYOUTS)[number];
 
 /** Which generator, and its size. */
 export type GeneratorConfig =

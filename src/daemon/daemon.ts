@@ -11,7 +11,7 @@ import { Trainer } from '../actors/trainer.js';
 import { ControlServer, type DaemonControl } from '../actors/control-server.js';
 import { SharedRing } from '../protocol/ring.js';
 import type { CheckpointWritten, DaemonState, DaemonStatus, FromTrainer, MetricsPoint, ServerMessage, ValidationStatus } from '../protocol/messages.js';
-import { checkpointRetention, latestValidCheckpoint, removeTemporaryCheckpoints, type CheckpointState } from '../models/train/checkpoint.js';
+import { checkpointRetention, latestValidCheckpoint, readCheckpointState, removeTemporaryCheckpoints, type CheckpointState } from '../models/train/checkpoint.js';
 import { openDb, resolveRun, validationSummary } from '../store/db.js';
 import { previewPair, trainingData, type TrainingData } from './training-data.js';
 import type { RgbImage } from '../data/image/rgb-image.js';
@@ -225,7 +225,7 @@ export class Daemon implements DaemonControl {
    * and gets the checkpoint's own copy of its last metrics; status and history follow.
    */
   #continueFrom(dir: string): Resume {
-    const state = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as Resume['state'];
+    const state = readCheckpointState(dir, { verified: true }); // latestValidCheckpoint verified it
     const data = this.#data!;
     this.#continued = true;
     this.#status.step = state.step;

@@ -2,6 +2,8 @@
 // Untrusted input (WebSocket frames, files) is checked by `parseClientMessage` in validate.ts; inside
 // the process these types are trusted.
 
+import type { CheckpointKind } from '../store/db.js';
+
 /** Lifecycle of the training daemon as the user sees it. */
 export type DaemonState = 'starting' | 'training' | 'paused' | 'stopping' | 'stopped';
 
@@ -126,7 +128,7 @@ export interface CheckpointWritten {
   checksum: string;
   bytes: number;
   /** 'best': written because validation found a new best gain over bicubic. */
-  kind: 'periodic' | 'best' | 'manual' | 'stop' | 'error';
+  kind: CheckpointKind;
   valPsnr: number | null;
   /** Validation gain over bicubic (dB, standard protocol) at this step, when measured. */
   valGain: number | null;

@@ -7,6 +7,7 @@
 
 import Database from 'better-sqlite3';
 import { SrganError } from '../util/errors.js';
+import { configureWriter, waitForLocks } from '../util/sqlite.js';
 
 export const SCHEMA_VERSION = 4;
 
@@ -141,7 +142,7 @@ export function openDb(file: string, opts: { readonly?: boolean } = {}): Databas
   } catch (err) {
     throw new SrganError('SRGAN_ERR_CONFIG', `cannot open runs database ${file}: ${(err as Error).message}`, { cause: err });
   }
-  db.pragma('busy_timeout = 5000');
+  waitForLocks(db);
   // Checked before any pragma that writes, so a newer file is left exactly as it was.
   const version = schemaVersion(db);
   if (version > SCHEMA_VERSION) {
@@ -150,9 +151,7 @@ export function openDb(file: string, opts: { readonly?: boolean } = {}): Databas
   }
   if (opts.readonly) return db;
   try {
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
-    db.pragma('foreign_keys = ON');
+    configureWriter(db);
     migrate(db, file);
   } catch (err) {
     db.close();
@@ -297,7 +296,8 @@ export function getParams(db: Database.Database, runId: string): Map<string, Par
 
 // ---- metrics -------------------------------------------------------------------------------------
 
-export interface MetricPoint {
+/** One row of the metrics table: one key at one step (MetricsPoint in protocol/ is every key of a step). */
+export interface MetricRow {
   step: number;
   key: string;
   value: number;
@@ -305,15 +305,15 @@ export interface MetricPoint {
 }
 
 /** The latest point of each key of a run, by key. Works on a v1 database too (no view there). */
-export function latestMetrics(db: Database.Database, runId: string): MetricPoint[] {
+export function latestMetrics(db: Database.Database, runId: string): MetricRow[] {
   if (schemaVersion(db) >= 2) {
-    return db.prepare('SELECT key, step, value, wall_time FROM latest_metrics WHERE run_id = ? ORDER BY key').all(runId) as MetricPoint[];
+    return db.prepare('SELECT key, step, value, wall_time FROM latest_metrics WHERE run_id = ? ORDER BY key').all(runId) as MetricRow[];
   }
   return metricKeys(db, runId).map(
     (key) =>
       db
         .prepare('SELECT key, step, value, wall_time FROM metrics WHERE run_id = ? AND key = ? ORDER BY step DESC, rowid DESC LIMIT 1')
-        .get(runId, key) as MetricPoint,
+        .get(runId, key) as MetricRow,
   );
 }
 
@@ -326,7 +326,7 @@ export function metricKeys(db: Database.Database, runId: string): string[] {
  * The curves of `keys` for a run, ordered by step then key. `every` (default 1) keeps every Nth point of
  * each curve, counting from its first, and always its last.
  */
-export function metricCurves(db: Database.Database, runId: string, keys: readonly string[], every = 1): MetricPoint[] {
+export function metricCurves(db: Database.Database, runId: string, keys: readonly string[], every = 1): MetricRow[] {
   if (!Number.isInteger(every) || every < 1) throw new RangeError(`metricCurves: "every" must be an integer >= 1, got ${every}`);
   if (keys.length === 0) return [];
   return db
@@ -339,7 +339,7 @@ export function metricCurves(db: Database.Database, runId: string, keys: readonl
        ) WHERE i % ? = 0 OR i = n - 1
        ORDER BY step, key`,
     )
-    .all(runId, ...keys, every) as MetricPoint[];
+    .all(runId, ...keys, every) as MetricRow[];
 }
 
 /** The lowest or highest value of a key over a run, with its step; null when the run never logged it. */
@@ -410,6 +410,7 @@ export function lastEvent(db: Database.Database, runId: string, kind: string): E
 
 // ---- checkpoints ---------------------------------------------------------------------------------
 
+/** Why a checkpoint was written; the one list of them (the writer, the wire and this table use it). */
 export const CHECKPOINT_KINDS = ['periodic', 'best', 'manual', 'stop', 'error'] as const;
 export type CheckpointKind = (typeof CHECKPOINT_KINDS)[number];
 

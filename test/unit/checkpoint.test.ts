@@ -17,7 +17,7 @@ import {
   checkpointName,
   checkpointRetention,
   latestValidCheckpoint,
-  listCheckpoints,
+  checkpointFolders,
   removeTemporaryCheckpoints,
   writeCheckpoint,
 } from '../../src/models/train/checkpoint.js';
@@ -154,7 +154,7 @@ describe('replacing the checkpoint of a step', () => {
     fs.renameSync(path.join(parent, 'step-00000008'), path.join(parent, 'step-00000008.old-4321'));
     fs.cpSync(path.join(parent, 'step-00000012'), path.join(parent, 'step-00000012.old-4321'), { recursive: true });
     fs.mkdirSync(path.join(parent, 'step-00000016.tmp-4321'));
-    expect(listCheckpoints(parent).map((c) => [path.basename(c.dir), c.step])).toEqual([
+    expect(checkpointFolders(parent).map((c) => [path.basename(c.dir), c.step])).toEqual([
       ['step-00000004', 4],
       ['step-00000008.old-4321', 8],
       ['step-00000012', 12],

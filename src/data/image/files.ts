@@ -4,7 +4,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-const IMAGE_EXT = /\.(png|jpe?g|webp|tiff?|gif|avif)$/i;
+/** The image file extensions every command reads (any case). */
+export const IMAGE_EXTENSIONS = Object.freeze(['jpeg', 'jpg', 'png', 'webp', 'tiff', 'tif', 'gif', 'avif']);
+const IMAGE_EXT = new RegExp(`\\.(${IMAGE_EXTENSIONS.join('|')})$`, 'i');
+
+/** Whether `name` has one of IMAGE_EXTENSIONS. */
+export function isImageFile(name: string): boolean {
+  return IMAGE_EXT.test(name);
+}
 
 /** Image files under `dir` (recursive), sorted for a stable order. */
 export function listImages(dir: string): string[] {
@@ -13,7 +20,7 @@ export function listImages(dir: string): string[] {
     for (const e of fs.readdirSync(d, { withFileTypes: true })) {
       const p = path.join(d, e.name);
       if (e.isDirectory()) walk(p);
-      else if (e.isFile() && IMAGE_EXT.test(e.name)) out.push(p);
+      else if (e.isFile() && isImageFile(e.name)) out.push(p);
     }
   };
   walk(dir);

@@ -13,6 +13,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 
 import { SrganError } from '../../util/errors.js';
+import { configureWriter, waitForLocks } from '../../util/sqlite.js';
 
 export const MANIFEST_FILE = 'manifest.sqlite';
 /** PRAGMA user_version of the schema below. */
@@ -177,7 +178,7 @@ function openExisting(file: string, readonly: boolean): Database.Database {
   let db: Database.Database;
   try {
     db = new Database(file, { readonly, fileMustExist: readonly });
-    db.pragma('busy_timeout = 5000');
+    waitForLocks(db);
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > MANIFEST_VERSION) {
       db.close();
@@ -268,9 +269,7 @@ export class Manifest {
     const db = openExisting(file, false);
     this.#db = db;
     try {
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      db.pragma('foreign_keys = ON');
+      configureWriter(db);
       const isNew = !exists || (db.pragma('user_version', { simple: true }) as number) === 0;
       if (isNew) {
         if ((db.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table'").pluck().get() as number) > 0) {

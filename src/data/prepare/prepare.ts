@@ -34,11 +34,10 @@ import {
   type SkipReason,
 } from './manifest.js';
 import type { PrepareResult, PrepareTask, PrepareWorkerData, StageTimes } from './prepare-worker.js';
+import { IMAGE_EXTENSIONS, isImageFile } from '../image/files.js';
 
 const WORKER_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'prepare-worker.js');
 /** Accepted extensions when walking a folder (case-insensitive). A file named on the command line is always taken. */
-export const IMAGE_EXTENSIONS = Object.freeze(['jpeg', 'jpg', 'png', 'webp', 'tiff', 'tif', 'gif', 'avif']);
-const IMAGE_RE = new RegExp(`\\.(${IMAGE_EXTENSIONS.join('|')})$`, 'i');
 const LOCK_FILE = '.prepare.lock';
 /** Bump when the same parameters would give different patches (stored in the manifest, checked on resume). */
 export const PIPELINE_VERSION = 1;
@@ -437,7 +436,7 @@ export function listSources(sources: readonly string[], out: string): { files: S
     for (const e of entries) {
       const p = path.join(dir, e.name);
       if (e.isDirectory()) walk(p);
-      else if ((e.isFile() || e.isSymbolicLink()) && IMAGE_RE.test(e.name)) {
+      else if ((e.isFile() || e.isSymbolicLink()) && isImageFile(e.name)) {
         try {
           const st = fs.statSync(p);
           if (st.isFile()) add(p, st);

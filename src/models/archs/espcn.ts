@@ -25,11 +25,10 @@ import { deriveSeed } from '../../util/prng.js';
 import type { Generator } from './network.js';
 import { integerSeed, positiveInt } from './network.js';
 import { applyConv, convFlops, countParams, createConv, pixelShuffle, type ConvLayer, type ConvSpec } from './ops.js';
+import { ESPCN_LAYOUTS, type EspcnLayout } from '../../config/presets.js';
 
 export type { Generator } from './network.js';
 
-export type EspcnLayout = 'plain' | 'x2x2' | 'conv-after-upsample' | 'dilated';
-export const ESPCN_LAYOUTS: readonly EspcnLayout[] = ['plain', 'x2x2', 'conv-after-upsample', 'dilated'];
 
 export interface EspcnConfig {
   /** Hidden channels C (the author used 128, the paper 64). */

@@ -34,7 +34,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { SrganError } from '../../util/errors.js';
 import { fileModelIO } from './layers-io.js';
 import { positiveInt, type Generator } from '../archs/network.js';
-import type { EspcnLayout, GeneratorConfig } from '../../config/presets.js';
+import { ESPCN_LAYOUTS, type GeneratorConfig } from '../../config/presets.js';
 
 /** Where the value of one exported weight comes from. */
 export type WeightSource =
@@ -88,7 +88,6 @@ export interface KerasModelJson {
 }
 
 const RES_SCALE = 0.2;
-const ESPCN_LAYOUTS: readonly EspcnLayout[] = ['plain', 'x2x2', 'conv-after-upsample', 'dilated'];
 // espcn.ts's defaults, which GeneratorConfig does not override (archs/build.ts passes none).
 const ESPCN_DILATIONS = [2, 4, 8];
 const ESPCN_TAIL = 64;

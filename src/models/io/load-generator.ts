@@ -15,7 +15,7 @@ import type Database from 'better-sqlite3';
 import { listCheckpoints as listRunCheckpointRows, listRuns, openDb, resolveRun, type RunRow } from '../../store/db.js';
 import type { HomePaths } from '../../store/home.js';
 import { SrganError } from '../../util/errors.js';
-import { latestValidCheckpoint, listCheckpoints, rankByValidation, stateScores, verifyCheckpoint, type CheckpointState } from '../train/checkpoint.js';
+import { latestValidCheckpoint, checkpointFolders, rankByValidation, readCheckpointState, stateScores, verifyCheckpoint, type CheckpointState } from '../train/checkpoint.js';
 import { generatorTopology, loadGeneratorWeights, type ExportMetadata } from './export-layers.js';
 import { fileModelIO } from './layers-io.js';
 import type { Generator } from '../archs/network.js';
@@ -66,20 +66,11 @@ function locate(p: string): ModelLocation {
   const has = (...parts: string[]): boolean => fs.existsSync(path.join(p, ...parts));
   if (has(MODEL_JSON)) return { kind: 'model', modelDir: p };
   if (has(GENERATOR_DIR) || has('checksums.json') || has('state.json')) return { kind: 'checkpoint', dir: p };
-  if (listCheckpoints(p).length > 0) return { kind: 'run', dir: p };
+  if (checkpointFolders(p).length > 0) return { kind: 'run', dir: p };
   throw fail(
     p,
     `not a model folder: it has no ${MODEL_JSON} (a generator folder), no ${GENERATOR_DIR}/ (a checkpoint folder) and no step-NNNNNNNN/ folders (a run's checkpoints folder)`,
   );
-}
-
-/** A checkpoint folder's state.json, after verifyCheckpoint (so its bytes are the ones written). */
-function readState(dir: string): CheckpointState {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as CheckpointState;
-  } catch (err) {
-    throw fail(`checkpoint ${dir}`, `state.json is unreadable (${(err as Error).message})`, err);
-  }
 }
 
 /**
@@ -117,8 +108,7 @@ export async function loadGenerator(p: string, opts: LoadOptions = {}): Promise<
   }
   let state: CheckpointState | null = null;
   if (checkpoint !== null) {
-    verifyCheckpoint(checkpoint);
-    state = readState(checkpoint);
+    state = readCheckpointState(checkpoint);
     if (!fs.existsSync(path.join(modelDir, MODEL_JSON))) {
       throw fail(`checkpoint ${checkpoint}`, `has no ${GENERATOR_DIR}/${MODEL_JSON} (written by an srgan without generator export?)`);
     }
@@ -242,7 +232,7 @@ export function checkpointForRun(
 }
 
 function chooseFor(db: Database.Database, checkpointsRoot: string, run: RunRow, which: 'latest' | 'best', opts: LoadOptions): ChosenCheckpoint | null {
-  const folders = listCheckpoints(path.join(checkpointsRoot, run.id)).reverse(); // newest first
+  const folders = checkpointFolders(path.join(checkpointsRoot, run.id)).reverse(); // newest first
   if (folders.length === 0) return null;
   const bad = new Set<string>();
   const usable = (dir: string): boolean => {

@@ -13,7 +13,7 @@
 // folder is renamed into place and the parent fsynced. A folder already there for the same step is
 // renamed aside (`step-….old-PID`) first and removed only once the new one is in place: a directory
 // cannot be renamed over another, and removing the old one first would leave a moment with neither.
-// Readers take an aside folder for its step while the step has no other (listCheckpoints), and resume
+// Readers take an aside folder for its step while the step has no other (checkpointFolders), and resume
 // renames it back (removeTemporaryCheckpoints). Reading verifies every checksum first; a missing or
 // damaged file is SRGAN_ERR_CHECKPOINT naming it, and callers fall back to an older one.
 //
@@ -27,12 +27,13 @@ import path from 'node:path';
 import { SrganError } from '../../util/errors.js';
 import type { RunConfig } from '../../config/presets.js';
 import type { SchedulerSnapshot } from './scheduler.js';
+import type { CheckpointKind } from '../../store/db.js';
 
 export const CHECKPOINT_FORMAT = 'srgan-checkpoint';
 export const CHECKPOINT_VERSION = 1;
 
 /** Why a checkpoint was written. */
-export type CheckpointKind = 'periodic' | 'best' | 'manual' | 'stop' | 'error';
+export type { CheckpointKind };
 
 /** The scalar part of a Gan's training state (the tensors go beside it, see Gan.exportState in gan.ts). */
 export interface GanScalars {
@@ -240,9 +241,11 @@ export function verifyCheckpoint(dir: string): void {
 /**
  * Verifies a checkpoint folder and reads its state.json; SRGAN_ERR_CHECKPOINT when a file is damaged or
  * the state is not an srgan checkpoint of this version. readCheckpoint (checkpoint-tensors.ts) adds the tensors.
+ * `verified`: the caller has just verified the folder (latestValidCheckpoint, verifyCheckpoint), so its
+ * checksums are not computed again. The one reader of state.json outside this file's own helpers.
  */
-export function readCheckpointState(dir: string): CheckpointState {
-  verifyCheckpoint(dir);
+export function readCheckpointState(dir: string, opts: { verified?: boolean } = {}): CheckpointState {
+  if (!opts.verified) verifyCheckpoint(dir);
   let state: CheckpointState;
   try {
     state = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as CheckpointState;
@@ -277,7 +280,7 @@ export function forEachSavedTensor(dir: string, state: CheckpointState, each: (n
  * (`step-N.old-PID`) stands for step N when there is no `step-N`: a process died while replacing it.
  * Temporary and foreign folders are ignored.
  */
-export function listCheckpoints(parent: string): { dir: string; step: number }[] {
+export function checkpointFolders(parent: string): { dir: string; step: number }[] {
   let names: string[];
   try {
     names = fs.readdirSync(parent).sort();
@@ -333,7 +336,7 @@ export function stateScores(dir: string): { gain: number | null; psnr: number | 
  * rankByValidation over all of them) and which go. Reads state.json only; removes nothing.
  */
 export function checkpointRetention(parent: string, keepNewest: number): { keep: string[]; remove: string[] } {
-  const all = listCheckpoints(parent);
+  const all = checkpointFolders(parent);
   const keep = new Set(keepNewest > 0 ? all.slice(-keepNewest).map((c) => c.dir) : []);
   const best = rankByValidation(all.map((c) => ({ ...c, ...stateScores(c.dir) }))).ranked[0];
   if (best) keep.add(best.dir);
@@ -346,7 +349,7 @@ export function checkpointRetention(parent: string, keepNewest: number): { keep:
  */
 export function latestValidCheckpoint(parent: string): { dir: string; step: number; skipped: { dir: string; reason: string }[] } | null {
   const skipped: { dir: string; reason: string }[] = [];
-  for (const c of listCheckpoints(parent).reverse()) {
+  for (const c of checkpointFolders(parent).reverse()) {
     try {
       verifyCheckpoint(c.dir);
       return { ...c, skipped };
