@@ -10,9 +10,8 @@ import { LoaderPool } from '../actors/loader-pool.js';
 import { Trainer } from '../actors/trainer.js';
 import { ControlServer, type DaemonControl } from '../actors/control-server.js';
 import { SharedRing } from '../protocol/ring.js';
-import type { CheckpointWritten, DaemonState, DaemonStatus, FromTrainer, MetricsPoint, ServerMessage, ValidationStatus } from '../protocol/messages.js';
+import type { CheckpointWritten, DaemonState, DaemonStatus, FromTrainer, MetricsPoint, ServerMessage } from '../protocol/messages.js';
 import { checkpointRetention, latestValidCheckpoint, readCheckpointState, removeTemporaryCheckpoints, type CheckpointState } from '../models/train/checkpoint.js';
-import { openDb, resolveRun, validationSummary } from '../store/db.js';
 import { previewPair, trainingData, type TrainingData } from './training-data.js';
 import type { RgbImage } from '../data/image/rgb-image.js';
 import { resolveConfig } from '../config/resolve.js';
@@ -20,16 +19,11 @@ import type { RunConfig } from '../config/presets.js';
 import { acquireLock, ensureToken, homePaths, releaseLock, writeDaemonInfo, type DaemonInfo, type HomePaths } from '../store/home.js';
 import { encodePng, PREVIEW_PANELS } from '../data/image/patches.js';
 import { SrganError } from '../util/errors.js';
+import { runToResume } from './resume.js';
+import { validationUpTo, withValidation } from './validation-status.js';
 
 const HISTORY_LIMIT = 20_000;
 
-/** Config fields a resumed run may change: none of them alters what training computes. */
-export const RESUME_OVERRIDABLE: readonly string[] = Object.freeze([
-  'maxSteps', 'port', 'backend', 'loaderWorkers', 'ringMiB', 'logEvery', 'previewEvery',
-  'checkpointEvery', 'checkpointMinutes', 'checkpointKeep', 'valEvery',
-  // Splits the same step into parts: only float rounding changes (moving a run between a CPU and a GPU).
-  'accumulate',
-]);
 
 /** Trainer thread failures within an hour that are answered by continuing from the newest checkpoint. */
 const TRAINER_RESTARTS = 3;
@@ -89,17 +83,10 @@ export class Daemon implements DaemonControl {
     this.paths = homePaths(options.home);
     this.#log = options.log ?? ((line) => console.log(`${new Date().toISOString()} ${line}`));
     if (options.resume !== undefined) {
-      const run = runToResume(this.paths.db, options.resume);
+      const run = runToResume(this.paths.db, options.resume, (options.overrides ?? {}) as Record<string, unknown>);
       this.runId = run.id;
       this.#resuming = true;
-      const overrides = (options.overrides ?? {}) as Record<string, unknown>;
-      for (const key of Object.keys(overrides)) {
-        if (!RESUME_OVERRIDABLE.includes(key)) {
-          throw new SrganError('SRGAN_ERR_CONFIG', `config field "${key}" cannot change when resuming run ${run.id} (it would change what training computes); these can: ${RESUME_OVERRIDABLE.join(', ')}`);
-        }
-      }
-      // Fields added after a run was made take the value that keeps its old computation.
-      this.config = resolveConfig({ ...withFieldsBeforeTheyExisted(run.config), ...overrides });
+      this.config = run.config;
     } else {
       this.config = resolveConfig(options.overrides);
       const d = new Date();
@@ -234,7 +221,7 @@ export class Daemon implements DaemonControl {
     for (const p of state.metrics ?? []) if (!this.#history.some((h) => h.step === p.step)) this.#history.push(p);
     this.#history.sort((a, b) => a.step - b.step);
     this.#status.lastCheckpoint = { step: state.step, dir };
-    this.#status.validation = this.#validationUpTo(state.step, state.metrics ?? []);
+    this.#status.validation = validationUpTo(this.#store!.db, this.runId, state.step, state.metrics ?? []);
     const d = state.data;
     if (d.images !== data.files.length || d.patchesPerImage !== data.patchesPerImage) {
       this.#event('data_changed', `the data changed since the checkpoint (${d.images} images, ${d.patchesPerImage} patches per visit; now ${data.files.length}, ${data.patchesPerImage}): the data order will differ from an uninterrupted run`);
@@ -469,21 +456,6 @@ export class Daemon implements DaemonControl {
     if (remove.length) this.#store?.send({ type: 'checkpointsDeleted', runId: this.runId, paths: remove });
   }
 
-  /**
-   * The validation status of this run as of `step` (where it continues from): from the database, with
-   * the checkpoint's own copy of its last metrics on top (some may not have reached the file).
-   */
-  #validationUpTo(step: number, checkpointMetrics: readonly MetricsPoint[]): ValidationStatus | null {
-    let v: ValidationStatus | null = null;
-    try {
-      const { latest, best } = validationSummary(this.#store!.db, this.runId, step);
-      if (latest && best) v = { ...latest, best };
-    } catch {
-      /* the status starts without it; the next validation fills it in */
-    }
-    for (const p of [...checkpointMetrics].sort((a, b) => a.step - b.step)) if (p.step <= step) v = withValidation(v, p);
-    return v;
-  }
 
   history(limit: number): MetricsPoint[] {
     return this.#history.slice(-limit);
@@ -559,40 +531,5 @@ export class Daemon implements DaemonControl {
       return this.#exitCode;
     })();
     return this.#shutdown;
-  }
-}
-
-/** `v` after metrics point `p`: its validation becomes the latest when it has a val_gain (and the best when higher). */
-function withValidation(v: ValidationStatus | null, p: MetricsPoint): ValidationStatus | null {
-  const gain = p.values.val_gain;
-  if (typeof gain !== 'number' || !Number.isFinite(gain)) return v;
-  // An older point (a checkpoint's copy of metrics the database may also have) can only raise the best.
-  if (v && p.step < v.step) return gain > v.best.gain ? { ...v, best: { step: p.step, gain } } : v;
-  const num = (x: number | undefined) => (typeof x === 'number' && Number.isFinite(x) ? x : null);
-  const best = v && v.best.gain >= gain ? v.best : { step: p.step, gain };
-  return { step: p.step, psnr: num(p.values.val_psnr), bicubic: num(p.values.val_bicubic), gain, best };
-}
-
-/**
- * A stored run config with the fields added since it was written set to what the run did without them
- * (no blur; an ESPCN generator of depth 0; the whole batch at once), so a resumed run keeps computing the same even where the
- * preset's default has changed.
- */
-function withFieldsBeforeTheyExisted(config: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { lrBlur: { probability: 0, sigmaMin: 0.2, sigmaMax: 1.2 }, accumulate: 1, ...config };
-  const g = config.generator as Record<string, unknown> | undefined;
-  if (g?.kind === 'espcn' && !('depth' in g)) out.generator = { ...g, depth: 0 };
-  return out;
-}
-
-/** The run `ref` names (id, unique prefix or name) with its stored config; SRGAN_ERR_CONFIG if none. */
-function runToResume(dbFile: string, ref: string): { id: string; config: Record<string, unknown> } {
-  if (!fs.existsSync(dbFile)) throw new SrganError('SRGAN_ERR_CONFIG', `no runs yet (${dbFile} does not exist): nothing to resume`);
-  const db = openDb(dbFile);
-  try {
-    const run = resolveRun(db, ref);
-    return { id: run.id, config: JSON.parse(run.config) as Record<string, unknown> };
-  } finally {
-    db.close();
   }
 }
