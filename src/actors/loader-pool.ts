@@ -133,12 +133,12 @@ export class LoaderPool extends Actor<LoaderPoolMessage> {
       const rand = mulberry32(deriveSeed(this.#o.seed, 1_000_003 + epoch));
       for (let i = n - 1; i > 0; i--) {
         const j = Math.floor(rand() * (i + 1));
-        [order[i], order[j]] = [order[j] as number, order[i] as number];
+        [order[i], order[j]] = [order[j], order[i]];
       }
       this.#order = order;
       this.#orderEpoch = epoch;
     }
-    return { index: this.#order[pos - epoch * n] as number, epoch };
+    return { index: this.#order[pos - epoch * n], epoch };
   }
 
   #nextItems(): LoaderItem[] {
@@ -151,7 +151,7 @@ export class LoaderPool extends Actor<LoaderPoolMessage> {
     while (items.length < this.#o.imagesPerTask && this.#pos - (oldest === Infinity ? this.#pos : oldest) < this.#window) {
       const pos = this.#pos++;
       const { index, epoch } = this.#fileAt(pos);
-      const file = this.#o.files[index] as string;
+      const file = this.#o.files[index];
       const item: LoaderItem = { file, index, pos, epoch, skip: this.#bad.has(file) };
       this.#outstanding.set(pos, item);
       oldest = Math.min(oldest, pos);

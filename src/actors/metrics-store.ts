@@ -131,11 +131,26 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
           case 'updateRun': {
             const sets: string[] = [];
             const args: unknown[] = [];
-            if (m.status !== undefined) sets.push('status = ?'), args.push(m.status);
-            if (m.backend !== undefined) sets.push('backend = ?'), args.push(m.backend);
-            if (m.backendReason !== undefined) sets.push('backend_reason = ?'), args.push(m.backendReason);
-            if (m.lastStep !== undefined) sets.push('last_step = max(last_step, ?)'), args.push(m.lastStep);
-            if (m.ended) sets.push('ended_at = ?'), args.push(now());
+            if (m.status !== undefined) {
+              sets.push('status = ?');
+              args.push(m.status);
+            }
+            if (m.backend !== undefined) {
+              sets.push('backend = ?');
+              args.push(m.backend);
+            }
+            if (m.backendReason !== undefined) {
+              sets.push('backend_reason = ?');
+              args.push(m.backendReason);
+            }
+            if (m.lastStep !== undefined) {
+              sets.push('last_step = max(last_step, ?)');
+              args.push(m.lastStep);
+            }
+            if (m.ended) {
+              sets.push('ended_at = ?');
+              args.push(now());
+            }
             if (sets.length) db.prepare(`UPDATE runs SET ${sets.join(', ')} WHERE id = ?`).run(...args, m.id);
             break;
           }

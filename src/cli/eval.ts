@@ -77,7 +77,7 @@ export async function evalCommand(v: Values): Promise<number> {
   const warn = (line: string) => console.error(`srgan eval: ${line}`);
   const source = await openSource(v, paths, backend, warn);
   const { gen, scale, config } = source.loaded;
-  const lrNote = filters.length === 1 ? `LR ${filters[0]!.name}` : `${filters.length} LR syntheses`;
+  const lrNote = filters.length === 1 ? `LR ${filters[0].name}` : `${filters.length} LR syntheses`;
   console.error(`srgan eval: ${source.describe}; ${files.length} image${files.length === 1 ? '' : 's'} from ${dataDir}, ${lrNote} (backend ${source.backend.name})`);
 
   const measured: { name: string; main: EvaluateResult; others: EvaluateResult[] }[] = [];
@@ -107,7 +107,7 @@ export async function evalCommand(v: Values): Promise<number> {
   for (const { name, main, others } of measured) {
     const bic = main.bicubic;
     const row = (model: string, s: Score): ResultRow => ({ model: label(model, name), lr: name, psnr: s.psnr, ssim: s.ssim, gain: s.psnr - bic.psnr, images: n });
-    results.push(row('model', main.model!), { ...row('bicubic', bic), gain: 0 }, ...others.map((o, k) => row(loaded[k]!.path, o.model!)));
+    results.push(row('model', main.model!), { ...row('bicubic', bic), gain: 0 }, ...others.map((o, k) => row(loaded[k].path, o.model!)));
     perModel.push(main.rows.map((r) => r.model), main.rows.map((r) => r.bicubic), ...others.map((o) => o.rows.map((r) => r.model)));
     reports.push({
       lr: name,
@@ -115,11 +115,11 @@ export async function evalCommand(v: Values): Promise<number> {
       model: main.model!,
       bicubic: bic,
       gain: main.gain!,
-      compare: others.map((o, k) => ({ model: loaded[k]!.path, psnr: o.model!.psnr, ssim: o.model!.ssim, gain: o.gain! })),
+      compare: others.map((o, k) => ({ model: loaded[k].path, psnr: o.model!.psnr, ssim: o.model!.ssim, gain: o.gain! })),
       files: main.rows.map((r, i) => ({ file: r.file, model: r.model, bicubic: r.bicubic, compare: others.map((o) => o.rows[i]?.model ?? null) })),
     });
   }
-  const first = measured[0]!;
+  const first = measured[0];
   // The first --lr-filter's per-image scores (the standard protocol's by default), as before --lr-filter.
   const perImage = first.main.rows.map((r, i) => ({
     file: r.file,

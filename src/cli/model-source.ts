@@ -123,7 +123,7 @@ export async function loadCompareModel(p: string, scale: 2 | 4): Promise<{ path:
   }
   try {
     if (model.inputs.length !== 1 || model.outputs.length !== 1) throw bad(`has ${model.inputs.length} inputs and ${model.outputs.length} outputs; expected one image in, one out`);
-    const shape = model.inputs[0]!.shape;
+    const shape = model.inputs[0].shape;
     if (shape.length !== 4 || shape[3] !== 3) throw bad(`takes input [${shape.map(String)}]; expected [n, h, w, 3]`);
     if (shape[1] !== null || shape[2] !== null) throw bad(`takes only ${shape[2]}×${shape[1]} inputs; images and tiles need any size (input [null, null, null, 3])`);
     // Different sides on the probe: a model that is not a uniform integer upscaler shows it.

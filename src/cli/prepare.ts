@@ -88,7 +88,7 @@ export const prepareCommand = {
     } catch (err) {
       if (err instanceof TypeError || err instanceof RangeError) {
         const m = /^(\w+)(\[\d+\])?: (.*)$/s.exec(err.message);
-        const flag = m ? FLAGS[m[1] as string] : undefined;
+        const flag = m ? FLAGS[m[1]] : undefined;
         throw new SrganError('SRGAN_ERR_CONFIG', flag ? `${flag}: ${m![3]}` : err.message, { cause: err });
       }
       throw err;

@@ -52,7 +52,7 @@ export async function runsCommand(v: Values): Promise<number> {
 /** `srgan show RUN [--json]` */
 export async function showCommand(v: Values, args: string[]): Promise<number> {
   const report = withRunsDb((db) => {
-    const run = resolveRun(db, args[0] as string);
+    const run = resolveRun(db, args[0]);
     const errorEvent = lastEvent(db, run.id, 'error');
     return {
       run: withParsedConfig(run),
@@ -123,7 +123,7 @@ export async function metricsCommand(v: Values, args: string[]): Promise<number>
   const every = typeof v.every === 'string' ? intFlag('--every', v.every, 1) : 1;
   const wanted = stringList(v.key);
   const { run, keys, points } = withRunsDb((db) => {
-    const run = resolveRun(db, args[0] as string);
+    const run = resolveRun(db, args[0]);
     const keys = checkKeys(wanted, metricKeys(db, run.id), `run ${run.id}`);
     return { run, keys, points: metricCurves(db, run.id, keys, every) };
   });
@@ -274,7 +274,7 @@ function withParsedConfig(r: RunRow): Omit<RunRow, 'config'> & { config: unknown
 
 function summarizeConfig(text: string): string {
   try {
-    const c = JSON.parse(text) as Record<string, unknown>;
+    const c = JSON.parse(text) as { batchSize?: number; patchSize?: number; dStepsPerG?: number; seed?: number; dataDir?: string };
     return `batch=${c.batchSize} patch=${c.patchSize} dSteps=${c.dStepsPerG} seed=${c.seed}${c.dataDir ? ` data=${c.dataDir}` : ''}`;
   } catch {
     return '?';

@@ -40,7 +40,7 @@ export async function startDaemon(opts: StartOptions): Promise<DaemonInfo & { lo
     env: { ...process.env, SRGAN_HOME: paths.root, SRGAN_LOG_FILE: logFile },
   });
   fs.closeSync(out);
-  let exited: number | null = null;
+  let exited = null as number | null; // set by the 'exit' listener: not narrowed to null below
   let ready: DaemonInfo | null = null;
   child.once('exit', (code, signal) => (exited = code ?? (signal ? 128 : 1)));
   // The daemon says it is up over this channel, then lets go of it (see daemon/main.ts).

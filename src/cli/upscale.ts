@@ -173,7 +173,7 @@ function job(input: string, rel: string, outDir: string, format: string | undefi
   const kept = WRITABLE_EXT[ext.toLowerCase()];
   // The input's own extension when it names the format wanted (a.jpeg stays a.jpeg), else the format's.
   const want = format ?? kept ?? 'png';
-  const outExt = kept === want ? ext : (FORMAT_EXT[want] as string);
+  const outExt = kept === want ? ext : (FORMAT_EXT[want]);
   const outRel = rel.slice(0, rel.length - ext.length) + outExt;
   return { in: input, rel: outRel, out: path.join(outDir, outRel) };
 }

@@ -202,13 +202,13 @@ function unknownField(field: string, known?: string[]): SrganError {
 function editDistance(a: string, b: string): number {
   const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0] as number;
+    let prev = dp[0];
     dp[0] = i;
     for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j] as number;
-      dp[j] = Math.min((dp[j] as number) + 1, (dp[j - 1] as number) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      const tmp = dp[j];
+      dp[j] = Math.min((dp[j]) + 1, (dp[j - 1]) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
       prev = tmp;
     }
   }
-  return dp[b.length] as number;
+  return dp[b.length];
 }

@@ -339,7 +339,7 @@ export class Daemon implements DaemonControl {
           this.#server?.send({ type: 'broadcast', topic: 'metrics', message: { type: 'metrics', ...p } });
         }
         if (this.#history.length > HISTORY_LIMIT) this.#history.splice(0, this.#history.length - HISTORY_LIMIT);
-        const last = m.points[m.points.length - 1] as MetricsPoint;
+        const last = m.points[m.points.length - 1];
         // Validation points are rare and the next point's losses replace them: status keeps them apart.
         for (const p of m.points) this.#status.validation = withValidation(this.#status.validation, p);
         this.#status.losses = last.values;

@@ -72,7 +72,7 @@ function shuffled(n: number, rand: () => number): number[] {
   const order = Array.from({ length: n }, (_, i) => i);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
-    [order[i], order[j]] = [order[j] as number, order[i] as number];
+    [order[i], order[j]] = [order[j], order[i]];
   }
   return order;
 }
@@ -102,11 +102,11 @@ export function holdOutPhotos(
   let heldPatches: { file: string; source: number }[] = [];
   for (const i of shuffled(sources.length, rand)) {
     if (heldPatches.length >= nVal || heldPhotos.size >= maxPhotos) break;
-    heldPhotos.add(sources[i]!);
+    heldPhotos.add(sources[i]);
     heldPatches = patches.filter((p) => heldPhotos.has(p.source));
   }
   const take = Math.min(nVal, heldPatches.length);
-  const val = Array.from({ length: take }, (_, k) => heldPatches[Math.floor((k * heldPatches.length) / take)]!.file);
+  const val = Array.from({ length: take }, (_, k) => heldPatches[Math.floor((k * heldPatches.length) / take)].file);
   log(`validation: ${val.length} patches of ${heldPhotos.size} held-out photo(s) of ${sources.length}; ${heldPatches.length} patches of them are not trained on`);
   return { files: patches.filter((p) => !heldPhotos.has(p.source)).map((p) => p.file), val };
 }

@@ -259,20 +259,20 @@ function decodePlane(v: unknown, name: string): ImagePlane {
 // and goes through msgpackr and its full validation, so both paths accept and reject the same frames.
 
 function readUint(b: Uint8Array, p: number): [number, number] | null {
-  const t = b[p]!;
+  const t = b[p];
   if (t < 0x80) return [t, p + 1];
-  if (t === UINT8) return [b[p + 1]!, p + 2];
-  if (t === UINT16) return [(b[p + 1]! << 8) | b[p + 2]!, p + 3];
-  if (t === UINT32) return [((b[p + 1]! << 24) | (b[p + 2]! << 16) | (b[p + 3]! << 8) | b[p + 4]!) >>> 0, p + 5];
+  if (t === UINT8) return [b[p + 1], p + 2];
+  if (t === UINT16) return [(b[p + 1] << 8) | b[p + 2], p + 3];
+  if (t === UINT32) return [((b[p + 1] << 24) | (b[p + 2] << 16) | (b[p + 3] << 8) | b[p + 4]) >>> 0, p + 5];
   return null;
 }
 
 function readBin(b: Uint8Array, p: number): [Uint8Array, number] | null {
-  const t = b[p]!;
+  const t = b[p];
   let len: number, start: number;
-  if (t === BIN8) [len, start] = [b[p + 1]!, p + 2];
-  else if (t === BIN16) [len, start] = [(b[p + 1]! << 8) | b[p + 2]!, p + 3];
-  else if (t === BIN32) [len, start] = [((b[p + 1]! << 24) | (b[p + 2]! << 16) | (b[p + 3]! << 8) | b[p + 4]!) >>> 0, p + 5];
+  if (t === BIN8) [len, start] = [b[p + 1], p + 2];
+  else if (t === BIN16) [len, start] = [(b[p + 1] << 8) | b[p + 2], p + 3];
+  else if (t === BIN32) [len, start] = [((b[p + 1] << 24) | (b[p + 2] << 16) | (b[p + 3] << 8) | b[p + 4]) >>> 0, p + 5];
   else return null;
   if (start + len > b.length) return null;
   return [b.subarray(start, start + len), start + len];

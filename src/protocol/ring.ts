@@ -74,7 +74,7 @@ type WaitAsyncResult =
   | { async: false; value: 'not-equal' | 'timed-out' }
   | { async: true; value: Promise<'ok' | 'timed-out'> };
 const waitAsync = (Atomics as unknown as {
-  waitAsync(ta: Int32Array, index: number, value: number, timeout?: number): WaitAsyncResult;
+  waitAsync(this: void, ta: Int32Array, index: number, value: number, timeout?: number): WaitAsyncResult;
 }).waitAsync;
 
 const PREFIX = 8; // Int32 length + reserved word, keeps payloads 8-aligned
@@ -130,7 +130,7 @@ export class SharedRing {
       throw new TypeError(`sab must be a SharedArrayBuffer, received ${Object.prototype.toString.call(sab)}`);
     }
     const h = sab.byteLength >= HEADER_BYTES ? new Int32Array(sab, 0, HEADER_BYTES / 4) : undefined;
-    if (!h || Atomics.load(h, RingWord.MAGIC) !== MAGIC || h[RingWord.CAPACITY]! + HEADER_BYTES !== sab.byteLength) {
+    if (!h || Atomics.load(h, RingWord.MAGIC) !== MAGIC || h[RingWord.CAPACITY] + HEADER_BYTES !== sab.byteLength) {
       throw new TypeError('sab is not the buffer of a SharedRing (bad magic or size)');
     }
     return new SharedRing(sab);
@@ -175,7 +175,7 @@ export class SharedRing {
       const record = PREFIX + align8(length);
       // We hold LOCK, so WRITE_POS is ours. READ_POS may be stale (too small), which only
       // under-estimates free space: safe, we wait and look again.
-      const w = h[RingWord.WRITE_POS]! >>> 0;
+      const w = h[RingWord.WRITE_POS] >>> 0;
       const off = w & this.#mask;
       const tail = this.#cap - off; // a multiple of 8, and >= 8
       const wrap = record > tail;
@@ -187,7 +187,7 @@ export class SharedRing {
         if (this.#cap - ((w - r) >>> 0) >= need) break;
         const left = deadline - performance.now();
         if (left <= 0) throw this.#timeout(timeoutMs, 'space');
-        if (!counted) { counted = true; h[RingWord.FULL_WAITS] = h[RingWord.FULL_WAITS]! + 1; }
+        if (!counted) { counted = true; h[RingWord.FULL_WAITS] = h[RingWord.FULL_WAITS] + 1; }
         // Returns at once if the consumer released since we loaded r: no lost wake-up.
         Atomics.wait(h, RingWord.READ_POS, r, Math.min(left, WAIT_SLICE_MS));
       }
@@ -198,8 +198,8 @@ export class SharedRing {
       fill(this.#u8.subarray(at + PREFIX, at + PREFIX + length));
       // Counter before position, so framesRead (bumped after the consumer sees the position) never
       // overtakes framesWritten. Then publish: everything above happens-before a consumer's load.
-      h[RingWord.FRAMES_WRITTEN] = h[RingWord.FRAMES_WRITTEN]! + 1;
-      if (wrap) h[RingWord.WRAPS] = h[RingWord.WRAPS]! + 1;
+      h[RingWord.FRAMES_WRITTEN] = h[RingWord.FRAMES_WRITTEN] + 1;
+      if (wrap) h[RingWord.WRAPS] = h[RingWord.WRAPS] + 1;
       Atomics.store(h, RingWord.WRITE_POS, (w + need) | 0);
       Atomics.notify(h, RingWord.WRITE_POS);
     } finally {
@@ -255,7 +255,7 @@ export class SharedRing {
     let r = this.#cursor;
     while (r !== w) {
       const off = r & this.#mask;
-      const len = this.#i32[off >> 2]!;
+      const len = this.#i32[off >> 2];
       if (len === WRAP) { r = (r + this.#cap - off) >>> 0; continue; }
       const record = PREFIX + align8(len);
       if (len < 0 || len > this.maxFrameBytes || record > ((w - r) >>> 0)) {
@@ -273,7 +273,7 @@ export class SharedRing {
   release(): void {
     if (this.#pending === 0) return;
     const h = this.#h;
-    h[RingWord.FRAMES_READ] = h[RingWord.FRAMES_READ]! + this.#pending;
+    h[RingWord.FRAMES_READ] = h[RingWord.FRAMES_READ] + this.#pending;
     this.#pending = 0;
     Atomics.store(h, RingWord.READ_POS, this.#cursor | 0); // after every byte of those frames was read
     Atomics.notify(h, RingWord.READ_POS);
@@ -299,7 +299,7 @@ export class SharedRing {
       if (frame !== null) return frame;
       const left = deadline - performance.now();
       if (left <= 0) return null;
-      if (!counted) { counted = true; h[RingWord.EMPTY_WAITS] = h[RingWord.EMPTY_WAITS]! + 1; }
+      if (!counted) { counted = true; h[RingWord.EMPTY_WAITS] = h[RingWord.EMPTY_WAITS] + 1; }
       // Sliced: close() does not change WRITE_POS, so a close landing between our check and the
       // wait is only noticed at the next slice.
       if (!syncWaited) {

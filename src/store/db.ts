@@ -169,7 +169,7 @@ function migrate(db: Database.Database, file: string): void {
     if (v > SCHEMA_VERSION) throw newerError(file, v);
     if (v === SCHEMA_VERSION) return false;
     try {
-      db.exec(MIGRATIONS[v] as string);
+      db.exec(MIGRATIONS[v]);
     } catch (err) {
       throw new SrganError('SRGAN_ERR_CONFIG', `cannot migrate runs database ${file} from schema version ${v} to ${v + 1}: ${(err as Error).message}`, { cause: err });
     }
@@ -236,7 +236,7 @@ export function resolveRun(db: Database.Database, ref: string): RunRow {
   const matches = db
     .prepare('SELECT * FROM runs WHERE substr(id, 1, length(@ref)) = @ref OR name = @ref ORDER BY created_at DESC')
     .all({ ref }) as RunRow[];
-  if (matches.length === 1) return matches[0] as RunRow;
+  if (matches.length === 1) return matches[0];
   const describe = (r: RunRow) => `  ${r.id}  ${r.status.padEnd(8)}  ${r.name}`;
   if (matches.length > 1) {
     throw new SrganError('SRGAN_ERR_CONFIG', `"${ref}" matches ${matches.length} runs; use more of the id:\n${matches.map(describe).join('\n')}`);
@@ -290,7 +290,7 @@ export function getParams(db: Database.Database, runId: string): Map<string, Par
       ? db.prepare('SELECT key, value FROM params WHERE run_id = ? ORDER BY key').all(runId)
       : db
           .prepare(`SELECT key, value FROM (${PARAMS_OF_CONFIG}) ORDER BY key`)
-          .all((db.prepare('SELECT config FROM runs WHERE id = ?').pluck().get(runId) as string | undefined) ?? '{}')
+          .all((db.prepare('SELECT config FROM runs WHERE id = ?').pluck().get(runId)) ?? '{}')
   ) as { key: string; value: ParamValue }[];
   return new Map(rows.map((r) => [r.key, r.value]));
 }

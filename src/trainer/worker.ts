@@ -319,7 +319,7 @@ async function main(): Promise<void> {
       val = validate();
       valHere = { step: plan.step, val };
       Object.assign(values, val);
-      newBest = bestGain === null || val.val_gain! > bestGain;
+      newBest = bestGain === null || val.val_gain > bestGain;
       if (newBest) bestGain = val.val_gain!;
     }
     if (plan.log || val !== null) {
@@ -382,7 +382,7 @@ interface ValPair {
 }
 
 function toFloat(src: Uint8Array, dst: Float32Array, offset: number): void {
-  for (let i = 0; i < src.length; i++) dst[offset + i] = (src[i] as number) / 255;
+  for (let i = 0; i < src.length; i++) dst[offset + i] = (src[i]) / 255;
 }
 
 /** What the wasm rungs throw when the 4 GiB heap cannot hold a step (a failed allocation written through). */

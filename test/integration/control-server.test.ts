@@ -41,7 +41,7 @@ async function client(): Promise<{ ws: WebSocket; got: (ServerMessage & { id?: u
   const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws`);
   await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
   const got: (ServerMessage & { id?: unknown; code?: string })[] = [];
-  ws.on('message', (d) => got.push(JSON.parse(String(d))));
+  ws.on('message', (d) => got.push(JSON.parse((d as Buffer).toString()) as ServerMessage & { id?: unknown; code?: string }));
   let next = 0;
   const ask = async (m: Record<string, unknown>) => {
     const id = `q${next++}`;
@@ -65,7 +65,7 @@ const COMMANDS: Record<string, unknown>[] = [
 const flip = (c: string) => (c === '0' ? '1' : '0');
 const NEAR_MISSES: Record<string, string> = {
   'same length, last character off': TOKEN.slice(0, -1) + flip(TOKEN.at(-1)!),
-  'same length, first character off': flip(TOKEN[0]!) + TOKEN.slice(1),
+  'same length, first character off': flip(TOKEN[0]) + TOKEN.slice(1),
   'a prefix': TOKEN.slice(0, -1),
   'one character more': TOKEN + '0',
   'upper case': TOKEN.toUpperCase() === TOKEN ? TOKEN.replace(/[0-9]/, 'A') : TOKEN.toUpperCase(),

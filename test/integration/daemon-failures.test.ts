@@ -97,14 +97,14 @@ describe('daemon failure handling', () => {
     await waitFor('exit', () => !isAlive(info.pid), 60_000);
     const run = srganJson<RunsJson>(home, ['runs']).runs[0];
     expect(run).toMatchObject({ id: info.runId, status: 'stopped' });
-    expect(run!.last_step).toBeGreaterThan(0);
+    expect(run.last_step).toBeGreaterThan(0);
     expect(fs.existsSync(path.join(home, 'daemon.lock'))).toBe(false);
     const d = new Database(db, { readonly: true });
     expect(d.pragma('integrity_check', { simple: true })).toBe('ok');
     // Nothing learned is lost: the stop checkpoint is at the last step, recorded in the database.
     const ckpt = d.prepare("SELECT step, kind, path FROM checkpoints WHERE run_id = ? ORDER BY step DESC LIMIT 1").get(info.runId) as { step: number; kind: string; path: string };
     d.close();
-    expect(ckpt).toMatchObject({ step: run!.last_step, kind: 'stop' });
+    expect(ckpt).toMatchObject({ step: run.last_step, kind: 'stop' });
     expect(fs.existsSync(path.join(ckpt.path, 'generator', 'model.json'))).toBe(true);
   });
 

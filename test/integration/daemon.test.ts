@@ -119,7 +119,7 @@ describe('srgan daemon end to end', () => {
     const ws = new WebSocket(`ws://127.0.0.1:${info.port}/ws`);
     await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
     const replies: { code?: string; type: string }[] = [];
-    ws.on('message', (d) => replies.push(JSON.parse(String(d))));
+    ws.on('message', (d) => replies.push(JSON.parse((d as Buffer).toString()) as { code?: string; type: string }));
     ws.send('{not json');
     ws.send(JSON.stringify({ type: 'launch-missiles', token }));
     ws.send(JSON.stringify({ type: 'pause', token: 'wrong' }));
@@ -176,7 +176,7 @@ describe('srgan daemon end to end', () => {
       page.on('pageerror', (e) => errors.push(e.message));
       await page.goto(info.url);
       await page.waitForFunction(() => Number(document.querySelector('#loss-chart')?.getAttribute('data-points') ?? 0) > 0, null, { timeout: 60_000 });
-      await page.waitForFunction(() => (document.querySelector('#preview-img') as HTMLImageElement | null)?.src.startsWith('data:image/png'), null, { timeout: 60_000 });
+      await page.waitForFunction(() => document.querySelector<HTMLImageElement>('#preview-img')?.src.startsWith('data:image/png'), null, { timeout: 60_000 });
       expect(await page.locator('#loss-chart canvas').count()).toBeGreaterThan(0);
       const previewWidth = await page.locator('#preview-img').evaluate((img) => (img as HTMLImageElement).naturalWidth);
       expect(previewWidth).toBeGreaterThan(4 * 64);
@@ -218,7 +218,7 @@ describe('srgan daemon end to end', () => {
     const runs = srganJson<{ db: string; runs: { id: string; status: string; backend: string; last_step: number; config: { batchSize: number } }[] }>(home, ['runs']);
     expect(runs.db).toBe(db);
     expect(runs.runs).toHaveLength(1);
-    const run = runs.runs[0]!;
+    const run = runs.runs[0];
     expect(run).toMatchObject({ id: info.runId, status: 'stopped', backend: s0.backend });
     expect(run.config.batchSize).toBe(4);
     expect(run.last_step).toBeGreaterThanOrEqual(stepBefore);
@@ -245,13 +245,13 @@ describe('srgan daemon end to end', () => {
     expect(best.length).toBeGreaterThan(0);
     for (const [i, c] of best.entries()) {
       expect(c.gain).toBe(d.prepare("SELECT value FROM metrics WHERE run_id = ? AND key = 'val_gain' AND step = ?").pluck().get(info.runId, c.step));
-      if (i > 0) expect(c.gain!).toBeGreaterThan(best[i - 1]!.gain!);
+      if (i > 0) expect(c.gain!).toBeGreaterThan(best[i - 1].gain!);
     }
     // Retention (checkpointKeep 3): exactly the newest 3 and the one with the highest gain are left,
     // in the table and on disk. A folder written twice (a manual checkpoint at a step that had just
     // been checkpointed) holds the later write, so the later row speaks for it.
     const folders = [...new Map(ckpts.map((c) => [c.path, c])).values()].sort((a, b) => a.step - b.step);
-    const top = folders.filter((c) => c.gain !== null).sort((a, b) => b.gain! - a.gain! || b.step - a.step)[0]!;
+    const top = folders.filter((c) => c.gain !== null).sort((a, b) => b.gain! - a.gain! || b.step - a.step)[0];
     const expected = new Set([...folders.slice(-3).map((c) => c.path), top.path]);
     expect(new Set(ckpts.filter((c) => !c.deleted).map((c) => c.path))).toEqual(expected);
     const dir = path.join(home, 'checkpoints', info.runId);

@@ -135,7 +135,7 @@ describe('LoaderPool', () => {
       const hr = { width: 32, height: 32, data: f.hr.data };
       const matches = mix.filter((m) => Buffer.from(downscale(hr, 2, m).data).equals(Buffer.from(f.lr.data)));
       expect(matches.length, `frame ${f.seq}: its LR is none of ${mix.join(', ')} of its HR`).toBeGreaterThan(0);
-      used.add(matches[0]!);
+      used.add(matches[0]);
     }
     expect(used.size).toBeGreaterThanOrEqual(2);
   });
@@ -163,7 +163,7 @@ describe('LoaderPool', () => {
     expect(two.seqs).toEqual(one.seqs);
     // Strictly increasing seqs, with exactly the broken file's 3 patches missing per epoch.
     const seqs = one.ringOrder;
-    for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBeGreaterThan(seqs[i - 1] as number);
+    for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBeGreaterThan(seqs[i - 1]);
     expect(seqs[20]).toBe(23);
     // Starting at position 10 (epoch 1, third image) gives the same patches as the tail of the first run.
     const resumed = await run(2, 10, 20);

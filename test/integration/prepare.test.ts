@@ -62,14 +62,14 @@ async function meanColour(file: string): Promise<Rgb> {
   const { data, info } = await sharp(file).raw().toBuffer({ resolveWithObject: true });
   expect(info.channels).toBe(3);
   const sum = [0, 0, 0];
-  for (let i = 0; i < data.length; i++) sum[i % 3]! += data[i]!;
+  for (let i = 0; i < data.length; i++) sum[i % 3] += data[i];
   const n = data.length / 3;
   return sum.map((v) => v / n) as Rgb;
 }
 
 function expectColour(actual: Rgb, expected: Rgb, tolerance: number): void {
   for (let c = 0; c < 3; c++) {
-    if (Math.abs(actual[c]! - expected[c]!) > tolerance) {
+    if (Math.abs(actual[c] - expected[c]) > tolerance) {
       throw new Error(`colour ${actual.map((v) => v.toFixed(1)).join(',')} is not within ${tolerance} of ${expected.join(',')}`);
     }
   }
@@ -146,7 +146,7 @@ describe('srgan prepare', () => {
 
   beforeAll(async () => {
     fs.mkdirSync(path.join(src, 'nested/deeper'), { recursive: true });
-    const solid = (name: string, colour: Rgb, w = 40, h = 40) => raw(solidRaw(w, h, colour), w, h);
+    const solid = (_name: string, colour: Rgb, w = 40, h = 40) => raw(solidRaw(w, h, colour), w, h);
     // Orientation: 80×64 as stored, a red 32×32 block in the stored top-left corner.
     const stored = solidRaw(80, 64, GREY);
     for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) stored.set(RED, (y * 80 + x) * 3);
@@ -229,7 +229,7 @@ describe('srgan prepare', () => {
         const row = byName(m.sources, `orient-${o}.jpg`);
         expect([row.width, row.height]).toEqual(o === 1 ? [80, 64] : [64, 80]);
         const [p] = patchesOf(m, `orient-${o}.jpg`);
-        const { data, info } = await sharp(patchPath(out(), p!.id)).raw().toBuffer({ resolveWithObject: true });
+        const { data, info } = await sharp(patchPath(out(), p.id)).raw().toBuffer({ resolveWithObject: true });
         expect(info.width).toBe(32);
         // Where the red block is in the upright photo: o=1 top-left, o=6 (rotate 90° cw) top-right,
         // o=8 (rotate 90° ccw) bottom-left; 32×32 in every case.
@@ -237,14 +237,14 @@ describe('srgan prepare', () => {
         let checked = 0;
         for (let y = 0; y < 32; y += 3) {
           for (let x = 0; x < 32; x += 3) {
-            const ux = p!.x + x;
-            const uy = p!.y + y;
+            const ux = p.x + x;
+            const uy = p.y + y;
             // Stay 3 px away from the block's edges (JPEG ringing).
             const inside = ux >= red.x0 + 3 && ux < red.x0 + 29 && uy >= red.y0 + 3 && uy < red.y0 + 29;
             const outside = ux < red.x0 - 3 || ux >= red.x0 + 35 || uy < red.y0 - 3 || uy >= red.y0 + 35;
             if (!inside && !outside) continue;
             const i = (y * 32 + x) * 3;
-            const px: Rgb = [data[i]!, data[i + 1]!, data[i + 2]!];
+            const px: Rgb = [data[i], data[i + 1], data[i + 2]];
             expectColour(px, inside ? RED : GREY, 24);
             checked++;
           }
@@ -254,7 +254,7 @@ describe('srgan prepare', () => {
     });
 
     it('converts every colour form to 8-bit sRGB', async () => {
-      const colour = async (name: string) => meanColour(patchPath(out(), patchesOf(m, name)[0]!.id));
+      const colour = async (name: string) => meanColour(patchPath(out(), patchesOf(m, name)[0].id));
       expectColour(await colour('cmyk.jpg'), [200, 30, 40], 14); // through the CMYK ICC profile and back
       expectColour(await colour('deep16.png'), [200, 50, 100], 1);
       expectColour(await colour('grey-copy.png'), [90, 90, 90], 0.5); // its twin nested/grey.png is the duplicate
@@ -272,7 +272,7 @@ describe('srgan prepare', () => {
       expect(files).toEqual(m.patches.map((p) => path.join(out(), '0', `${p.id}.png`)));
       for (const f of files) expect(fs.existsSync(f)).toBe(true);
       expect(summary.patches).toBe(files.length);
-      expect(JSON.parse(m.meta.params as string)).toMatchObject({ patch: 32, levels: [1], perLevel: 1, alpha: 'drop', linear: false });
+      expect(JSON.parse(m.meta.params)).toMatchObject({ patch: 32, levels: [1], perLevel: 1, alpha: 'drop', linear: false });
       expect(readPatchParams(out())).toMatchObject({ patch: 32, levels: [1], perLevel: 1, seed: 1 });
       expect(readPatchParams(tmp.dir)).toBeNull();
       expect(() => listPatchFiles(tmp.dir)).toThrow(expect.objectContaining({ code: 'SRGAN_ERR_MANIFEST' }));
@@ -326,7 +326,7 @@ describe('srgan prepare', () => {
     const ref = await sharp(path.join(photos, 'p0.png')).resize(80, 70, { kernel: 'lanczos3' }).extract({ left: lvl2.x, top: lvl2.y, width: 32, height: 32 }).raw().toBuffer();
     const got = await sharp(patchPath(path.join(tmp.dir, 'w1'), lvl2.id)).raw().toBuffer();
     let maxDiff = 0;
-    for (let i = 0; i < ref.length; i++) maxDiff = Math.max(maxDiff, Math.abs(ref[i]! - got[i]!));
+    for (let i = 0; i < ref.length; i++) maxDiff = Math.max(maxDiff, Math.abs(ref[i] - got[i]));
     expect(maxDiff).toBeLessThanOrEqual(1);
     expect(s2.patches).toBe(b.patches.length);
   });
@@ -344,15 +344,15 @@ describe('srgan prepare', () => {
     // Mean over the patch's pixels at least 4 px inside the 32×32 level (its border rings a little).
     const interiorMean = async (dataDir: string): Promise<number> => {
       const [p] = readManifest(dataDir).patches;
-      const data = await sharp(patchPath(dataDir, p!.id)).raw().toBuffer();
+      const data = await sharp(patchPath(dataDir, p.id)).raw().toBuffer();
       let sum = 0;
       let count = 0;
       for (let y = 0; y < 16; y++) {
         for (let x = 0; x < 16; x++) {
-          const lx = p!.x + x;
-          const ly = p!.y + y;
+          const lx = p.x + x;
+          const ly = p.y + y;
           if (lx < 4 || ly < 4 || lx >= 28 || ly >= 28) continue;
-          for (let c = 0; c < 3; c++) sum += data[(y * 16 + x) * 3 + c]!;
+          for (let c = 0; c < 3; c++) sum += data[(y * 16 + x) * 3 + c];
           count += 3;
         }
       }
@@ -406,7 +406,7 @@ describe('srgan prepare', () => {
       };
       const s = cli();
       expect(s.reasons).toEqual({ unreadable: 1 });
-      expect(s.skippedFiles[0]!.message).toMatch(/EACCES/);
+      expect(s.skippedFiles[0].message).toMatch(/EACCES/);
       fs.chmodSync(file, 0o644);
       const again = cli();
       expect([again.previouslyDone, again.done]).toEqual([0, 1]);

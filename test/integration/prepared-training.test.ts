@@ -33,7 +33,7 @@ describe('training on a prepared data set', () => {
     const patches = listPatchFiles(data);
     expect(patches.length).toBeGreaterThanOrEqual(10);
     // One damaged patch file: the loader must skip it and say so.
-    fs.writeFileSync(patches[0]!, 'not a png any more');
+    fs.writeFileSync(patches[0], 'not a png any more');
 
     const config = path.join(tmp.dir, 'tiny.json');
     fs.writeFileSync(config, JSON.stringify({
@@ -50,7 +50,7 @@ describe('training on a prepared data set', () => {
     try {
       const events = db.prepare('SELECT kind, message FROM events WHERE run_id = ? ORDER BY id').all(info.runId) as { kind: string; message: string }[];
       expect(events.find((e) => e.kind === 'start')!.message).toContain(`on ${patches.length} prepared patches`);
-      expect(events.some((e) => e.kind === 'data_error' && e.message.includes(path.basename(patches[0]!)))).toBe(true);
+      expect(events.some((e) => e.kind === 'data_error' && e.message.includes(path.basename(patches[0])))).toBe(true);
       // More steps than one epoch holds: the epochs go round, without the damaged patch.
       expect(events.some((e) => e.kind === 'epoch'), JSON.stringify(events)).toBe(true);
       const last = db.prepare('SELECT max(step) FROM metrics WHERE run_id = ?').pluck().get(info.runId) as number;

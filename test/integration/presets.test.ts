@@ -44,7 +44,7 @@ describe('seed-final-x2, shrunk', () => {
     );
     const info = srganJson<{ pid: number; runId: string }>(home, ['start', '--config', config, '--data', data]);
     await waitFor('the run to end by itself', () => !isAlive(info.pid), 240_000, 500);
-    const run = srganJson<{ runs: { status: string; last_step: number; config: Record<string, unknown> }[] }>(home, ['runs']).runs[0]!;
+    const run = srganJson<{ runs: { status: string; last_step: number; config: Record<string, unknown> }[] }>(home, ['runs']).runs[0];
     expect(run).toMatchObject({ status: 'stopped', last_step: 6 });
     expect(run.config).toMatchObject({ preset: 'seed-final-x2', jpeg: true, dStepsPerG: 10, lrReferenceBatch: 8 });
 

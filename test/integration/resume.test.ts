@@ -199,7 +199,7 @@ describe('checkpoints and resume', () => {
     expect([...curve(home, first.runId, 'val_psnr').keys()]).toEqual([4, 8, 12]);
     expect([...curve(home, first.runId, 'val_psnr')]).toEqual([...curve(refHome, refRun, 'val_psnr')]);
     expect(repeated(home, first.runId)).toEqual([]);
-    expect(events(home, first.runId, 'resume_run')[0]!.message).toMatch(/from step-00000006 \(step 6\)/);
+    expect(events(home, first.runId, 'resume_run')[0].message).toMatch(/from step-00000006 \(step 6\)/);
 
     const runs = srganJson<{ runs: { id: string; status: string; last_step: number; backend: string }[] }>(home, ['runs']).runs;
     expect(runs).toHaveLength(1);
@@ -236,7 +236,7 @@ describe('checkpoints and resume', () => {
     for (const h of [refNative, home]) {
       expect(srganJson<{ runs: { status: string; backend: string; last_step: number }[] }>(h, ['runs']).runs[0]).toMatchObject({ status: 'stopped', backend: 'wasm-native', last_step: 12 });
     }
-    expect(events(home, first.runId, 'resume_run')[0]!.message).toMatch(/from step-00000006 \(step 6\)/);
+    expect(events(home, first.runId, 'resume_run')[0].message).toMatch(/from step-00000006 \(step 6\)/);
     expect(repeated(home, first.runId)).toEqual([]);
     const want = metricRows(refNative, r.runId);
     expect(new Set(want.map((x) => x.step)).size).toBe(12);
@@ -280,7 +280,7 @@ describe('checkpoints and resume', () => {
     const end = paused - 1;
     const again = start(home, ['--resume', info.runId, '--max-steps', String(end)]);
     await waitExit(again.pid);
-    expect(events(home, info.runId, 'resume_run')[0]!.message).toContain(`from ${stepName(last)} (step ${last})`);
+    expect(events(home, info.runId, 'resume_run')[0].message).toContain(`from ${stepName(last)} (step ${last})`);
     expect(repeated(home, info.runId)).toEqual([]);
     const after = metricRows(home, info.runId);
     expect(new Set(after.filter((r) => r.key === 'g_loss').map((r) => r.step))).toEqual(new Set(Array.from({ length: end }, (_, i) => i + 1)));
@@ -303,8 +303,8 @@ describe('checkpoints and resume', () => {
 
     const again = start(home, ['--resume', info.runId, '--max-steps', '10']);
     await waitExit(again.pid);
-    expect(events(home, info.runId, 'resume_run')[0]!.message).toMatch(/step-00000004 \(step 4\)/);
-    expect(events(home, info.runId, 'checkpoint_skipped')[0]!.message).toMatch(/never finished/);
+    expect(events(home, info.runId, 'resume_run')[0].message).toMatch(/step-00000004 \(step 4\)/);
+    expect(events(home, info.runId, 'checkpoint_skipped')[0].message).toMatch(/never finished/);
     const c = curve(home, info.runId, 'g_loss');
     expect([...c.keys()]).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
     for (let s = 1; s <= 10; s++) expect({ s, v: c.get(s) }).toEqual({ s, v: ref.get(s) });
@@ -316,7 +316,7 @@ describe('checkpoints and resume', () => {
     const home = path.join(tmp.dir, 'trainer-crash');
     const info = start(home, ['--config', configFile, '--max-steps', '12'], { SRGAN_FAULT_TRAINER_FAIL_AT_STEP: '10' });
     await waitExit(info.pid);
-    expect(events(home, info.runId, 'trainer_restart')[0]!.message).toMatch(/injected trainer fault at step 10.*continuing from step-00000008 \(step 8\)/);
+    expect(events(home, info.runId, 'trainer_restart')[0].message).toMatch(/injected trainer fault at step 10.*continuing from step-00000008 \(step 8\)/);
     const c = curve(home, info.runId, 'g_loss');
     expect([...c.keys()]).toEqual([...ref.keys()]);
     for (const [step, v] of ref) expect({ step, v: c.get(step) }).toEqual({ step, v });
@@ -398,14 +398,14 @@ describe('checkpoints and resume', () => {
     // Flip bytes in the newest checkpoint's tensors; leave a half-written one beside it.
     const bin = path.join(dir, 'step-00000008', 'tensors.bin');
     const bytes = fs.readFileSync(bin);
-    bytes[100] = bytes[100]! ^ 0xff;
+    bytes[100] = bytes[100] ^ 0xff;
     fs.writeFileSync(bin, bytes);
     fs.mkdirSync(path.join(dir, 'step-00000009.tmp-12345'));
 
     const again = start(home, ['--resume', info.runId, '--max-steps', '12']);
     await waitExit(again.pid);
     expect(events(home, info.runId, 'checkpoint_skipped').map((e) => e.message).join('\n')).toMatch(/step-00000008: tensors\.bin is damaged/);
-    expect(events(home, info.runId, 'resume_run')[0]!.message).toMatch(/step-00000004 \(step 4\)/);
+    expect(events(home, info.runId, 'resume_run')[0].message).toMatch(/step-00000004 \(step 4\)/);
     const c = curve(home, info.runId, 'g_loss');
     expect([...c.keys()]).toEqual([...ref.keys()]);
     for (let s = 1; s <= 12; s++) expect({ s, v: c.get(s) }).toEqual({ s, v: ref.get(s) });

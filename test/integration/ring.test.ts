@@ -216,7 +216,7 @@ describe('SharedRing across worker threads', () => {
       if (!same(frame, expected[id].next().bytes)) {
         throw new Error(`frame ${got}: producer ${id} seq ${seq} content differs`);
       }
-      nextSeq[id]!++;
+      nextSeq[id]++;
       // Release in random batches of 1..8 frames.
       if (++batch >= 1 + Math.floor(rand() * 8)) { ring.release(); batch = 0; }
     }
@@ -244,9 +244,9 @@ describe('SharedRing across worker threads', () => {
     for (const [i, f] of finals.entries()) {
       expect(f).toMatchObject({ type: 'error', code: 'SRGAN_ERR_RING_CLOSED' });
       // Woken by the close, not by their 30 s timeout (which could also end in RING_CLOSED).
-      expect(producers[i]!.finishedAt() - closedAt).toBeLessThan(15_000);
+      expect(producers[i].finishedAt() - closedAt).toBeLessThan(15_000);
     }
-    expect(finals[0]!.sent + finals[1]!.sent).toBe(written);
+    expect(finals[0].sent + finals[1].sent).toBe(written);
     let drained = 0;
     while (codeOf(() => { if (ring.tryRead() === null) throw new Error('null before closed'); }) === undefined) drained++;
     expect(drained).toBe(written);

@@ -64,7 +64,7 @@ describe('srgan runs / show / metrics / compare', () => {
     store.send({
       type: 'metrics',
       runId: A,
-      points: gA.map((g, i) => ({ step: i + 1, wallTime: 1_700_000_000_000 + (i + 1) * 1000, values: { g_loss: g, psnr_train: pA[i] as number, lr_g: 1e-3 } })),
+      points: gA.map((g, i) => ({ step: i + 1, wallTime: 1_700_000_000_000 + (i + 1) * 1000, values: { g_loss: g, psnr_train: pA[i], lr_g: 1e-3 } })),
     });
     store.send({
       type: 'metrics',
@@ -265,7 +265,7 @@ describe('srgan runs / show / metrics / compare', () => {
     const file = path.join(oldHome, 'runs.db');
     const db = new Database(file);
     db.pragma('journal_mode = WAL');
-    db.exec(MIGRATIONS[0] as string);
+    db.exec(MIGRATIONS[0]);
     db.pragma('user_version = 1');
     const insert = db.prepare(
       `INSERT INTO runs (id, name, status, created_at, preset, config, host, pid, data_dir, last_step)

@@ -113,7 +113,7 @@ function bytesIn(dir: string): Map<string, string> {
 function maxDiff(a: Uint8Array, aChannels: number, b: ArrayLike<number>, bChannels: number, channels: number[]): number {
   let worst = 0;
   const n = a.length / aChannels;
-  for (let i = 0; i < n; i++) for (const c of channels) worst = Math.max(worst, Math.abs(a[i * aChannels + c]! - b[i * bChannels + c]!));
+  for (let i = 0; i < n; i++) for (const c of channels) worst = Math.max(worst, Math.abs(a[i * aChannels + c] - b[i * bChannels + c]));
   return worst;
 }
 
@@ -126,7 +126,7 @@ beforeAll(async () => {
   const gdir = path.join(ckpt(30), 'generator');
   const shard = path.join(gdir, fs.readdirSync(gdir).find((f) => f.endsWith('.bin'))!);
   const bytes = fs.readFileSync(shard);
-  bytes[100] = bytes[100]! ^ 0xff;
+  bytes[100] = bytes[100] ^ 0xff;
   fs.writeFileSync(shard, bytes);
 
   const db = openDb(homePaths(home).db);
@@ -381,28 +381,28 @@ describe('srgan eval', () => {
     // The default is the standard protocol alone: one entry in filters, the same numbers as results.
     expect(report.results.every((x) => x.lr === 'bicubic-aa')).toBe(true);
     expect(report.filters.map((f) => [f.lr, f.lrSynthesis, f.compare.map((c) => c.model)])).toEqual([['bicubic-aa', { filter: 'bicubic-aa', blur: 0 }, [otherX2, ckptGen, nearestX2]]]);
-    const f0 = report.filters[0]!;
-    expect([f0.model.psnr, f0.bicubic.psnr, f0.compare[2]!.psnr]).toEqual([report.results[0]!.psnr, report.results[1]!.psnr, report.results[4]!.psnr]);
-    expect(f0.gain).toBeCloseTo(report.results[0]!.psnr - report.results[1]!.psnr, 12);
-    expect(report.results[0]!.gain).toBe(f0.gain);
-    expect(report.results[1]!.gain).toBe(0);
-    expect(f0.compare[2]!.gain).toBeCloseTo(report.results[4]!.psnr - report.results[1]!.psnr, 12);
+    const f0 = report.filters[0];
+    expect([f0.model.psnr, f0.bicubic.psnr, f0.compare[2].psnr]).toEqual([report.results[0].psnr, report.results[1].psnr, report.results[4].psnr]);
+    expect(f0.gain).toBeCloseTo(report.results[0].psnr - report.results[1].psnr, 12);
+    expect(report.results[0].gain).toBe(f0.gain);
+    expect(report.results[1].gain).toBe(0);
+    expect(f0.compare[2].gain).toBeCloseTo(report.results[4].psnr - report.results[1].psnr, 12);
 
     // Bicubic and the nearest-neighbour compare model score what NumPy computed outside this code
     // (test/fixtures/eval_reference.py: MATLAB imresize LR, bicubic up, PSNR-Y / SSIM-Y, 2 px border).
     const want = referenceRows(2);
     const mean = (f: (w: (typeof want)[number]) => number): number => want.reduce((a, w) => a + f(w), 0) / want.length;
-    expect(Math.abs(report.results[1]!.psnr - mean((w) => w.bicubic.psnr))).toBeLessThanOrEqual(PSNR_TOL);
-    expect(Math.abs(report.results[1]!.ssim - mean((w) => w.bicubic.ssim))).toBeLessThanOrEqual(SSIM_TOL);
-    expect(Math.abs(report.results[4]!.psnr - mean((w) => w.nearest.psnr))).toBeLessThanOrEqual(PSNR_TOL);
-    expect(Math.abs(report.results[4]!.ssim - mean((w) => w.nearest.ssim))).toBeLessThanOrEqual(SSIM_TOL);
+    expect(Math.abs(report.results[1].psnr - mean((w) => w.bicubic.psnr))).toBeLessThanOrEqual(PSNR_TOL);
+    expect(Math.abs(report.results[1].ssim - mean((w) => w.bicubic.ssim))).toBeLessThanOrEqual(SSIM_TOL);
+    expect(Math.abs(report.results[4].psnr - mean((w) => w.nearest.psnr))).toBeLessThanOrEqual(PSNR_TOL);
+    expect(Math.abs(report.results[4].ssim - mean((w) => w.nearest.ssim))).toBeLessThanOrEqual(SSIM_TOL);
     // The model row is our generator; the same weights through tf.loadLayersModel score the same.
     const files = ['a.png', 'b.png', 'c.png'].map((f) => path.join(hrDir, f));
     const here = await evaluate(gens.get(10)!, files, { scale: 2, tile: 'auto', overlap: 4, blend: 0 });
-    expect(report.results[0]!.psnr).toBeCloseTo(here.model!.psnr, 6);
-    expect(report.results[0]!.ssim).toBeCloseTo(here.model!.ssim, 6);
-    expect(report.results[3]!.psnr).toBeCloseTo(report.results[0]!.psnr, 4);
-    expect(report.results[2]!.psnr).not.toBeCloseTo(report.results[0]!.psnr, 4);
+    expect(report.results[0].psnr).toBeCloseTo(here.model!.psnr, 6);
+    expect(report.results[0].ssim).toBeCloseTo(here.model!.ssim, 6);
+    expect(report.results[3].psnr).toBeCloseTo(report.results[0].psnr, 4);
+    expect(report.results[2].psnr).not.toBeCloseTo(report.results[0].psnr, 4);
 
     const db = openDb(homePaths(home).db, { readonly: true });
     const rows = db.prepare('SELECT * FROM evals WHERE run_id = ? ORDER BY id').all(RUN) as EvalRow[];
@@ -414,8 +414,8 @@ describe('srgan eval', () => {
       [ckptGen, 3, hrDir],
       [nearestX2, 3, hrDir],
     ]);
-    expect(rows[1]!.psnr).toBe(report.results[1]!.psnr);
-    expect(JSON.parse(rows[0]!.json!)).toMatchObject({
+    expect(rows[1].psnr).toBe(report.results[1].psnr);
+    expect(JSON.parse(rows[0].json!)).toMatchObject({
       source: ckpt(10),
       step: 10,
       border: 2,
@@ -452,11 +452,11 @@ describe('srgan eval', () => {
       saved: number;
     };
     expect(report.filters.map((f) => f.lr)).toEqual([...EVAL_LR_SYNTHESES]);
-    expect(report.filters[4]!.lrSynthesis).toEqual({ filter: 'bicubic-aa', blur: 0.8 });
+    expect(report.filters[4].lrSynthesis).toEqual({ filter: 'bicubic-aa', blur: 0.8 });
     for (const f of report.filters) {
       // The copy of bicubic is bicubic: no gain (float32 vs float64 rounding at exact halves aside).
-      expect(Math.abs(f.compare[0]!.gain), f.lr).toBeLessThanOrEqual(0.01);
-      expect(f.compare[0]!.model).toBe(bicubicX2);
+      expect(Math.abs(f.compare[0].gain), f.lr).toBeLessThanOrEqual(0.01);
+      expect(f.compare[0].model).toBe(bicubicX2);
       expect(f.files).toHaveLength(2);
     }
     // Other LR syntheses give other bicubic baselines.
@@ -475,9 +475,9 @@ describe('srgan eval', () => {
     const area = rows.find((x) => x.model === 'model@area')!;
     const areaJson = JSON.parse(area.json!) as { lr: string; lrSynthesis: unknown; gain: number; files: unknown[] };
     expect([areaJson.lr, areaJson.lrSynthesis, areaJson.files.length]).toEqual(['area', { filter: 'area', blur: 0 }, 2]);
-    expect(areaJson.gain).toBeCloseTo(report.filters[2]!.gain, 9);
+    expect(areaJson.gain).toBeCloseTo(report.filters[2].gain, 9);
     expect(JSON.parse(rows.find((x) => x.model === `${bicubicX2}@blur0.8+bicubic-aa`)!.json!)).toMatchObject({ lr: 'blur0.8+bicubic-aa', lrSynthesis: { filter: 'bicubic-aa', blur: 0.8 } });
-    expect(JSON.parse(rows[0]!.json!)).toMatchObject({ model: 'model', lr: 'bicubic-aa' });
+    expect(JSON.parse(rows[0].json!)).toMatchObject({ model: 'model', lr: 'bicubic-aa' });
   });
 
   it('the table: one row per --lr-filter (each once), compared models as #1, #2 columns', () => {

@@ -97,7 +97,7 @@ async function viaLayers(step: number, file: string): Promise<{ width: number; h
   const [, height, width] = out.shape as number[];
   out.dispose();
   model.dispose();
-  return { width: width!, height: height!, data: bytes };
+  return { width: width, height: height, data: bytes };
 }
 
 describe('a checkpoint the trainer wrote', () => {
@@ -125,7 +125,7 @@ describe('a checkpoint the trainer wrote', () => {
     expect([got.info.width, got.info.height, got.info.channels]).toEqual([want.width, want.height, 3]);
     // Tiled (overlap ≥ the receptive radius) against one untiled pass: at most a rounding tie apart.
     let worst = 0;
-    got.data.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - want.data[i]!))));
+    got.data.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - want.data[i]))));
     expect(worst).toBeLessThanOrEqual(1);
   });
 
@@ -141,11 +141,11 @@ describe('a checkpoint the trainer wrote', () => {
     expect(report.results.map((x) => x.model)).toEqual(['model', 'bicubic', gen]);
     const want = referenceRows(2);
     const mean = (f: (w: (typeof want)[number]) => number): number => want.reduce((a, w) => a + f(w), 0) / want.length;
-    expect(Math.abs(report.results[1]!.psnr - mean((w) => w.bicubic.psnr))).toBeLessThanOrEqual(PSNR_TOL);
-    expect(Math.abs(report.results[1]!.ssim - mean((w) => w.bicubic.ssim))).toBeLessThanOrEqual(SSIM_TOL);
-    expect(Number.isFinite(report.results[0]!.psnr)).toBe(true);
-    expect(report.results[2]!.psnr).toBeCloseTo(report.results[0]!.psnr, 3);
-    expect(report.results[2]!.ssim).toBeCloseTo(report.results[0]!.ssim, 4);
+    expect(Math.abs(report.results[1].psnr - mean((w) => w.bicubic.psnr))).toBeLessThanOrEqual(PSNR_TOL);
+    expect(Math.abs(report.results[1].ssim - mean((w) => w.bicubic.ssim))).toBeLessThanOrEqual(SSIM_TOL);
+    expect(Number.isFinite(report.results[0].psnr)).toBe(true);
+    expect(report.results[2].psnr).toBeCloseTo(report.results[0].psnr, 3);
+    expect(report.results[2].ssim).toBeCloseTo(report.results[0].ssim, 4);
 
     const db = openDb(homePaths(home).db, { readonly: true });
     const rows = db.prepare('SELECT * FROM evals WHERE run_id = ? ORDER BY id').all(runId) as EvalRow[];

@@ -40,7 +40,7 @@ function phaseKernel(s: number): Float32Array {
     for (let dx = 0; dx < 5; dx++) {
       for (let i = 0; i < s; i++) {
         for (let j = 0; j < s; j++) {
-          for (let c = 0; c < 3; c++) k[((dy * 5 + dx) * 3 + c) * cout + (i * s + j) * 3 + c] = w[i]![dy]! * w[j]![dx]!;
+          for (let c = 0; c < 3; c++) k[((dy * 5 + dx) * 3 + c) * cout + (i * s + j) * 3 + c] = w[i][dy] * w[j][dx];
         }
       }
     }
@@ -71,7 +71,7 @@ export function bicubicGenerator(scale: 2 | 4): Generator {
 type Sym = tfl.SymbolicTensor;
 type Pads = [[number, number], [number, number]];
 
-const call = (layer: tfl.layers.Layer, ...xs: Sym[]): Sym => layer.apply(xs.length === 1 ? xs[0]! : xs) as Sym;
+const call = (layer: tfl.layers.Layer, ...xs: Sym[]): Sym => layer.apply(xs.length === 1 ? xs[0] : xs) as Sym;
 
 /** Initial weights given to layers: the layers copy them into their own variables when built. */
 const initial: tf.Tensor[] = [];

@@ -91,7 +91,7 @@ describe('replacing the checkpoint of a step', () => {
       if (partly) {
         // A recursive removal cut off half way: some files of the folder are already gone.
         if (!fs.existsSync(inCopy) || !fs.statSync(inCopy).isDirectory()) return;
-        fs.rmSync(path.join(inCopy, fs.readdirSync(inCopy).sort()[0]!), { recursive: true });
+        fs.rmSync(path.join(inCopy, fs.readdirSync(inCopy).sort()[0]), { recursive: true });
       }
       crashes.push({ at, dir });
     };

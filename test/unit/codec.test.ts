@@ -102,7 +102,8 @@ describe('codec', () => {
     const f = frame();
     return { type: 'patch', seq: f.seq, epoch: f.epoch, index: f.index, hr: { ...f.hr }, lr: { ...f.lr } };
   };
-  const with_ = (patch: (o: Record<string, any>) => void): Uint8Array => { // eslint-disable-line @typescript-eslint/no-explicit-any
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const with_ = (patch: (o: Record<string, any>) => void): Uint8Array => {
     const o = ok();
     patch(o);
     return packr.pack(o);
@@ -204,9 +205,9 @@ describe('codec across worker threads', () => {
       const view = ring.tryRead() ?? (ring.release(), await ring.readAsync(10_000));
       if (view === null) throw new Error(`starved after ${got} frames`);
       const f = decodeFrame(view);
-      const id = heads.findIndex((h, i) => counts[i]! < COUNT && sameFrame(h, f));
+      const id = heads.findIndex((h, i) => counts[i] < COUNT && sameFrame(h, f));
       if (id < 0) throw new Error(`frame ${got} (${meta(f)}) matches no producer's next frame`);
-      counts[id]!++;
+      counts[id]++;
       heads[id] = expected[id].next();
       ring.release();
     }

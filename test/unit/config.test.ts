@@ -10,7 +10,7 @@ describe('resolveConfig', () => {
   it('merges overrides, including nested fields', () => {
     const c = resolveConfig({ batchSize: 4, generator: { channels: 16 }, phases: [{ steps: 10, lrG: 1e-4, lrD: 1e-5 }, { steps: null, lrG: 1e-5, lrD: 1e-6 }] });
     expect(c.batchSize).toBe(4);
-    expect(c.generator).toEqual({ ...PRESETS['espcn-x2-fast']!.generator, channels: 16 });
+    expect(c.generator).toEqual({ ...PRESETS['espcn-x2-fast'].generator, channels: 16 });
     expect(c.generator.kind).toBe('espcn');
     expect(c.phases).toHaveLength(2);
     expect(PRESETS['espcn-x2-fast']?.generator.channels).toBe(64); // the preset itself is untouched

@@ -96,10 +96,10 @@ function convGradReference(c: ConvCase, d: ConvData): { dx: Float64Array; dw: Fl
             for (let p = 0; p < ci; p++) {
               const xi = ((b * h + iy) * w + ix) * ci + p;
               for (let q = 0; q < co; q++) {
-                const r = d.rv[((b * oh + y) * ow + x) * co + q]!;
+                const r = d.rv[((b * oh + y) * ow + x) * co + q];
                 const wi = ((i * kw + j) * ci + p) * co + q;
-                dx[xi]! += r * d.wv[wi]!;
-                dw[wi]! += r * d.xv[xi]!;
+                dx[xi] += r * d.wv[wi];
+                dw[wi] += r * d.xv[xi];
               }
             }
           }
@@ -115,24 +115,24 @@ function convGrads(c: ConvCase, d: ConvData): { dx: Float32Array; dw: Float32Arr
     const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
       tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.pad, 'NHWC', c.dilation), r)),
     )([x, w]);
-    return { dx: dx!.dataSync() as Float32Array, dw: dw!.dataSync() as Float32Array };
+    return { dx: dx.dataSync() as Float32Array, dw: dw.dataSync() as Float32Array };
   });
 }
 
 describe('Conv2D gradient with dilation (gradients.ts)', () => {
   it.each(convCases.map((c, i) => [c.id, i] as const))('%s: equals the exact reference on cpu and wasm', async (_id, i) => {
-    const c = convCases[i]!;
+    const c = convCases[i];
     const data = convData(c, 1000 + i);
     const ref = convGradReference(c, data);
     const got: Record<string, { dx: Float32Array; dw: Float32Array }> = {};
     for (const backend of BACKENDS) {
       await initBackend(backend);
       got[backend] = convGrads(c, data);
-      expect(relErr(got[backend]!.dx, ref.dx), `${backend} dx`).toBeLessThanOrEqual(1e-4);
-      expect(relErr(got[backend]!.dw, ref.dw), `${backend} dw`).toBeLessThanOrEqual(1e-4);
+      expect(relErr(got[backend].dx, ref.dx), `${backend} dx`).toBeLessThanOrEqual(1e-4);
+      expect(relErr(got[backend].dw, ref.dw), `${backend} dw`).toBeLessThanOrEqual(1e-4);
     }
-    expect(relErr(got['wasm']!.dx, got['cpu']!.dx), 'wasm vs cpu dx').toBeLessThanOrEqual(1e-4);
-    expect(relErr(got['wasm']!.dw, got['cpu']!.dw), 'wasm vs cpu dw').toBeLessThanOrEqual(1e-4);
+    expect(relErr(got['wasm'].dx, got['cpu'].dx), 'wasm vs cpu dx').toBeLessThanOrEqual(1e-4);
+    expect(relErr(got['wasm'].dw, got['cpu'].dw), 'wasm vs cpu dw').toBeLessThanOrEqual(1e-4);
   });
 
   it('passes central finite differences through a nonlinear dilated chain (wasm)', async () => {
@@ -146,7 +146,7 @@ describe('Conv2D gradient with dilation (gradients.ts)', () => {
       return tf.sum(tf.mul(tf.conv2d(h, w2 as tf.Tensor4D, 1, 'same', 'NHWC', 3), r));
     };
     tf.tidy(() => {
-      const xs = values.map((v, i) => tf.tensor(v, shapes[i]!));
+      const xs = values.map((v, i) => tf.tensor(v, shapes[i]));
       const analytic = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => f(a, b, c))(xs).map((g) => g.dataSync());
       const eps = 1e-2;
       values.forEach((v, k) => {
@@ -156,12 +156,12 @@ describe('Conv2D gradient with dilation (gradients.ts)', () => {
           const at = (delta: number) =>
             tf.tidy(() => {
               const p = Float32Array.from(v);
-              p[i]! += delta;
-              const args = xs.map((t, j) => (j === k ? tf.tensor(p, shapes[k]!) : t)) as [tf.Tensor, tf.Tensor, tf.Tensor];
-              return f(...args).dataSync()[0]!;
+              p[i] += delta;
+              const args = xs.map((t, j) => (j === k ? tf.tensor(p, shapes[k]) : t)) as [tf.Tensor, tf.Tensor, tf.Tensor];
+              return f(...args).dataSync()[0];
             });
           const numeric = (at(eps) - at(-eps)) / (2 * eps);
-          worst = Math.max(worst, Math.abs(numeric - analytic[k]![i]!));
+          worst = Math.max(worst, Math.abs(numeric - analytic[k][i]));
           scale = Math.max(scale, Math.abs(numeric));
         }
         expect(worst / Math.max(scale, 1e-3), `input ${k}`).toBeLessThan(5e-3);
@@ -172,7 +172,7 @@ describe('Conv2D gradient with dilation (gradients.ts)', () => {
 
   it('leaves no tensors behind on wasm', async () => {
     await initBackend('wasm');
-    const c = convCases[2]!;
+    const c = convCases[2];
     const data = convData(c, 5);
     convGrads(c, data);
     const before = tf.memory().numTensors;
@@ -191,8 +191,8 @@ describe('DepthToSpace gradient (gradients.ts)', () => {
   ];
 
   it.each(shapes)('is exactly spaceToDepth(dL/dy) for %j, r=%i, on cpu and wasm', async (shape, r) => {
-    const lr = [shape[0]!, shape[1]!, shape[2]!, shape[3]! / (r * r)];
-    const hr = [lr[0]!, lr[1]! * r, lr[2]! * r, lr[3]!];
+    const lr = [shape[0], shape[1], shape[2], shape[3] / (r * r)];
+    const hr = [lr[0], lr[1] * r, lr[2] * r, lr[3]];
     const rand = mulberry32(shape.reduce((a, d) => a * 31 + d, r));
     const xv = randArray(rand, shape.reduce((a, d) => a * d, 1));
     const rv = randArray(rand, xv.length);
@@ -229,7 +229,7 @@ describe('DepthToSpace gradient (gradients.ts)', () => {
 
   it('a copy of our Conv2D gradient registered over ours does not make dilation 1 recurse', async () => {
     await initBackend('wasm');
-    const ours = tf.getGradient(tf.Conv2D)!;
+    const ours = tf.getGradient(tf.Conv2D);
     tf.unregisterGradient(tf.Conv2D);
     tf.registerGradient({ ...ours });
     registerBroadcastGradients();
@@ -257,20 +257,20 @@ const bilinearTaps: Taps = (o, n) => {
 
 /** Forward y and adjoint Aᵀ·R of a ×2 upsampling with per-axis `taps`, in float64. */
 function upsampleReference(xv: ArrayLike<number>, rv: ArrayLike<number>, [n, h, w, c]: number[], taps: Taps) {
-  const H = 2 * h!;
-  const W = 2 * w!;
-  const y = new Float64Array(n! * H * W * c!);
+  const H = 2 * h;
+  const W = 2 * w;
+  const y = new Float64Array(n * H * W * c);
   const dx = new Float64Array(xv.length);
-  for (let b = 0; b < n!; b++)
+  for (let b = 0; b < n; b++)
     for (let oy = 0; oy < H; oy++)
-      for (const [iy, wy] of taps(oy, h!))
+      for (const [iy, wy] of taps(oy, h))
         for (let ox = 0; ox < W; ox++)
-          for (const [ix, wx] of taps(ox, w!))
-            for (let ch = 0; ch < c!; ch++) {
-              const o = ((b * H + oy) * W + ox) * c! + ch;
-              const i = ((b * h! + iy) * w! + ix) * c! + ch;
-              y[o]! += wy * wx * xv[i]!;
-              dx[i]! += wy * wx * rv[o]!;
+          for (const [ix, wx] of taps(ox, w))
+            for (let ch = 0; ch < c; ch++) {
+              const o = ((b * H + oy) * W + ox) * c + ch;
+              const i = ((b * h + iy) * w + ix) * c + ch;
+              y[o] += wy * wx * xv[i];
+              dx[i] += wy * wx * rv[o];
             }
   return { y, dx };
 }
@@ -292,7 +292,7 @@ describe('×2 upsampling with gradients right on every backend (ops.ts)', () => 
         await initBackend(backend);
         tf.tidy(() => {
           const x = tf.tensor4d(xv, shape as [number, number, number, number]);
-          const R = tf.tensor(rv, [shape[0]!, 2 * shape[1]!, 2 * shape[2]!, shape[3]!]);
+          const R = tf.tensor(rv, [shape[0], 2 * shape[1], 2 * shape[2], shape[3]]);
           const y = op(x);
           expect(relErr(y.dataSync(), ref.y), `${backend} ${shape} forward`).toBeLessThanOrEqual(1e-6);
           expect(relErr(y.dataSync(), upstream(x).dataSync()), `${backend} ${shape} vs tf.image`).toBeLessThanOrEqual(1e-6);

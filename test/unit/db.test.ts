@@ -55,7 +55,7 @@ function insertMetrics(db: Database.Database, runId: string, points: [step: numb
 function makeV1(file: string): void {
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
-  db.exec(MIGRATIONS[0] as string);
+  db.exec(MIGRATIONS[0]);
   db.pragma('user_version = 1');
   insertRun(db, 'old-run', CONFIG, { name: 'old run' });
   insertRun(db, 'bad-config', { batchSize: 4 });
@@ -70,7 +70,7 @@ function makeV1(file: string): void {
 function makeV2(file: string): void {
   makeV1(file);
   const db = new Database(file);
-  db.exec(MIGRATIONS[1] as string);
+  db.exec(MIGRATIONS[1]);
   db.pragma('user_version = 2');
   const ins = db.prepare("INSERT INTO checkpoints (run_id, step, time, path, checksum, psnr, kind) VALUES ('old-run', ?, ?, ?, 'sha256:x', ?, ?)");
   ins.run(1, 10, '/c/step-1', 21.5, 'best');
@@ -85,7 +85,7 @@ function makeV2(file: string): void {
 function makeV3(file: string): void {
   makeV2(file);
   const db = new Database(file);
-  db.exec(MIGRATIONS[2] as string);
+  db.exec(MIGRATIONS[2]);
   db.pragma('user_version = 3');
   insertMetrics(db, 'old-run', [[2, 'g_loss', 0.2], [3, 'g_loss', 0.125], [2, 'g_loss', 0.3]]);
   db.close();

@@ -2,9 +2,9 @@
 
 import { describe, expect, it } from 'vitest';
 
+import { EVAL_LR_SYNTHESES } from '../../src/config/lr-synthesis.js';
 import {
   BILINEAR_AA_TAPS,
-  EVAL_LR_SYNTHESES,
   JPEG_QUALITIES,
   downscale,
   drawJpegQuality,
@@ -27,7 +27,7 @@ function random(width: number, height: number, seed: number): RgbImage {
 
 function psnr(a: RgbImage, b: RgbImage): number {
   let se = 0;
-  for (let i = 0; i < a.data.length; i++) se += (a.data[i]! - b.data[i]!) ** 2;
+  for (let i = 0; i < a.data.length; i++) se += (a.data[i] - b.data[i]) ** 2;
   return 10 * Math.log10((255 * 255) / (se / a.data.length));
 }
 
@@ -94,7 +94,7 @@ describe("downscale 'box-gamma'", () => {
       [40, 40, 40, 40],
     ];
     const img = make(6, 2, (x, y) => {
-      const v = blocks[Math.floor(x / 2)]![y * 2 + (x % 2)]!;
+      const v = blocks[Math.floor(x / 2)][y * 2 + (x % 2)];
       return [v, v, v];
     });
     expect(channel(downscale(img, 2, 'box-gamma'), 1)).toEqual([186, 136, 40]);
@@ -164,7 +164,7 @@ const PILLOW = {
   lanczos: [17, 133, 204, 36, 119, 189, 113, 68, 162, 95, 9, 69],
   bicubic: [22, 130, 199, 42, 123, 180, 114, 80, 151, 94, 16, 65],
 };
-const signalImage = (): RgbImage => make(24, 4, (x) => [SIGNAL[x]!, SIGNAL[x]!, SIGNAL[x]!]);
+const signalImage = (): RgbImage => make(24, 4, (x) => [SIGNAL[x], SIGNAL[x], SIGNAL[x]]);
 const firstRow = (img: RgbImage): number[] => channel(img, 0).slice(0, img.width);
 
 describe("downscale 'area'", () => {
@@ -183,7 +183,7 @@ describe("downscale 'lanczos3'", () => {
   it('×2 agrees with Pillow LANCZOS in the interior (±1)', () => {
     const ours = firstRow(downscale(signalImage(), 2, 'lanczos3'));
     // Output o reads source 2o − 5 .. 2o + 6: o = 3..8 touch no border.
-    for (let o = 3; o <= 8; o++) expect(Math.abs(ours[o]! - PILLOW.lanczos[o]!)).toBeLessThanOrEqual(1);
+    for (let o = 3; o <= 8; o++) expect(Math.abs(ours[o] - PILLOW.lanczos[o])).toBeLessThanOrEqual(1);
     // A bilinear or bicubic stand-in would not: the kernels differ where the signal is rough.
     const cubicRow = firstRow(downscale(signalImage(), 2, 'bicubic-aa'));
     expect(cubicRow.slice(3, 9)).not.toEqual(ours.slice(3, 9));
@@ -191,7 +191,7 @@ describe("downscale 'lanczos3'", () => {
 
   it('×2 bicubic-aa agrees with Pillow BICUBIC (a = −0.5) in the interior (±1)', () => {
     const ours = firstRow(downscale(signalImage(), 2, 'bicubic-aa'));
-    for (let o = 2; o <= 9; o++) expect(Math.abs(ours[o]! - PILLOW.bicubic[o]!)).toBeLessThanOrEqual(1);
+    for (let o = 2; o <= 9; o++) expect(Math.abs(ours[o] - PILLOW.bicubic[o])).toBeLessThanOrEqual(1);
   });
 });
 
@@ -202,7 +202,7 @@ describe('downscale with a Gaussian blur first', () => {
       const once = downscale(img, 2, filter, 0.8);
       const blurred = resampleSeparable(img, gaussianTaps(32, 0.8), gaussianTaps(24, 0.8));
       const twice = downscale(blurred, 2, filter);
-      for (let i = 0; i < once.data.length; i++) expect(Math.abs(once.data[i]! - twice.data[i]!)).toBeLessThanOrEqual(1);
+      for (let i = 0; i < once.data.length; i++) expect(Math.abs(once.data[i] - twice.data[i])).toBeLessThanOrEqual(1);
     }
   });
 
@@ -254,8 +254,8 @@ describe('LR synthesis names and the training mix', () => {
       }
     }
     expect(counts.lanczos3).toBeUndefined();
-    expect(counts['bicubic-aa']! / n).toBeCloseTo(0.75, 1);
-    expect(counts.area! / n).toBeCloseTo(0.25, 1);
+    expect(counts['bicubic-aa'] / n).toBeCloseTo(0.75, 1);
+    expect(counts.area / n).toBeCloseTo(0.25, 1);
     expect(blurred / n).toBeCloseTo(0.25, 1);
   });
 
@@ -329,7 +329,7 @@ describe('JPEG degradation', () => {
   it('loses less at higher quality: PSNR increases over the seed list', async () => {
     const scores: number[] = [];
     for (const q of JPEG_QUALITIES) scores.push(psnr(textured, await jpegDegrade(textured, q)));
-    for (let i = 1; i < scores.length; i++) expect(scores[i], `q ${JPEG_QUALITIES[i]} vs ${JPEG_QUALITIES[i - 1]}`).toBeGreaterThan(scores[i - 1]!);
+    for (let i = 1; i < scores.length; i++) expect(scores[i], `q ${JPEG_QUALITIES[i]} vs ${JPEG_QUALITIES[i - 1]}`).toBeGreaterThan(scores[i - 1]);
     expect(scores[0]).toBeGreaterThan(20); // q 50 is degraded, not destroyed
   });
 

@@ -70,7 +70,7 @@ function diffs(a: tf.Tensor4D, b: tf.Tensor4D, band: number): { all: number; bor
       const edge = y < band || x < band || y >= h - band || x >= w - band;
       for (let k = 0; k < c; k++) {
         const i = (y * w + x) * c + k;
-        const d = Math.abs(da[i]! - db[i]!);
+        const d = Math.abs(da[i] - db[i]);
         if (edge) border = Math.max(border, d);
         else interior = Math.max(interior, d);
       }
@@ -143,7 +143,7 @@ async function exportCase(backend: Backend, label: string, cfg: GeneratorConfig,
     } else {
       expect(Array.from(again.dataSync())).toEqual(Array.from(ours.dataSync()));
       for (const [k, v] of Object.entries(gen.variables)) {
-        expect(Array.from(fresh.variables[k]!.dataSync()), k).toEqual(Array.from(v.dataSync()));
+        expect(Array.from(fresh.variables[k].dataSync()), k).toEqual(Array.from(v.dataSync()));
       }
     }
     tf.dispose([theirs, ours, again]);
@@ -198,7 +198,7 @@ describe('generator → LayersModel, loaded over http with plain tf.loadLayersMo
       for (const layer of topo.modelTopology.config.layers) classes.add(layer.class_name);
     }
     for (const c of classes) expect(registered[c], c).toBeDefined();
-    expect(topo0().modelTopology.config.layers[0]!.config['batch_input_shape']).toEqual([null, null, null, 3]);
+    expect(topo0().modelTopology.config.layers[0].config['batch_input_shape']).toEqual([null, null, null, 3]);
   });
 
   it('maps our variables to Keras weight names in order, constants after their layer', () => {
@@ -249,14 +249,14 @@ describe('loadGeneratorWeights rejects what does not fit, naming the weight', ()
   async function tampered(name: string, edit: (json: { weightsManifest: Array<{ weights: Array<{ name: string; shape: number[] }> }> }) => void): Promise<string> {
     const out = path.join(root.dir, name);
     await fsp.cp(dir, out, { recursive: true });
-    const json = JSON.parse(await fsp.readFile(path.join(out, 'model.json'), 'utf8'));
+    const json = JSON.parse(await fsp.readFile(path.join(out, 'model.json'), 'utf8')) as Parameters<typeof edit>[0];
     edit(json);
     await fsp.writeFile(path.join(out, 'model.json'), JSON.stringify(json));
     return out;
   }
 
   async function rejection(gen: Generator, from: string, probe = 'conv1.w'): Promise<Error> {
-    const before = gen.variables[probe]!.dataSync().slice();
+    const before = gen.variables[probe].dataSync().slice();
     const err = await loadGeneratorWeights(gen, from).then(
       () => null,
       (e: unknown) => e as Error,
@@ -264,13 +264,13 @@ describe('loadGeneratorWeights rejects what does not fit, naming the weight', ()
     expect(err).not.toBeNull();
     expect(hasCode(err, 'SRGAN_ERR_CHECKPOINT')).toBe(true);
     // All or nothing: a rejected folder leaves the generator as it was.
-    expect(Array.from(gen.variables[probe]!.dataSync())).toEqual(Array.from(before));
+    expect(Array.from(gen.variables[probe].dataSync())).toEqual(Array.from(before));
     return err!;
   }
 
   it('a wrong shape in model.json (same byte count)', async () => {
     const bad = await tampered('tampered-shape', (json) => {
-      const w = json.weightsManifest[0]!.weights.find((s) => s.name === 'conv1/kernel')!;
+      const w = json.weightsManifest[0].weights.find((s) => s.name === 'conv1/kernel')!;
       w.shape = [5, 5, 8, 3];
     });
     const gen = buildGenerator(cfg, 2, 4);
@@ -283,7 +283,7 @@ describe('loadGeneratorWeights rejects what does not fit, naming the weight', ()
 
   it('a wrong shape whose byte count no longer matches the shards', async () => {
     const bad = await tampered('tampered-size', (json) => {
-      json.weightsManifest[0]!.weights.find((s) => s.name === 'conv2/bias')!.shape = [9];
+      json.weightsManifest[0].weights.find((s) => s.name === 'conv2/bias')!.shape = [9];
     });
     const gen = buildGenerator(cfg, 2, 4);
     const err = await rejection(gen, bad);
@@ -293,7 +293,7 @@ describe('loadGeneratorWeights rejects what does not fit, naming the weight', ()
 
   it('a renamed weight', async () => {
     const bad = await tampered('tampered-name', (json) => {
-      json.weightsManifest[0]!.weights.find((s) => s.name === 'conv3/bias')!.name = 'conv9/bias';
+      json.weightsManifest[0].weights.find((s) => s.name === 'conv3/bias')!.name = 'conv9/bias';
     });
     const gen = buildGenerator(cfg, 2, 4);
     expect((await rejection(gen, bad)).message).toMatch(/weight 'conv9\/bias' is not part of a espcn ×2 generator/);
@@ -360,7 +360,7 @@ describe('the same on the cpu backend', () => {
   it.each(SKIP_CASES)('bilinear skip alone, ×%i on %i×%i', (scale, h, w) => skipCase('cpu', scale, h, w));
 
   it('measured max |Δ| per case (printed; each case asserts its bound)', () => {
-    // eslint-disable-next-line no-console
+     
     console.log(measured.join('\n'));
     expect(measured.length).toBe(2 * (CASES.length + SKIP_CASES.length));
   });

@@ -74,12 +74,12 @@ function makeCases(): Case[] {
   for (const batch of [1, 3]) {
     for (const stride of [1, 2]) {
       for (const padKind of pads) {
-        const kh = [1, 3, 5][int(0, 2)]!;
+        const kh = [1, 3, 5][int(0, 2)];
         // tfjs sizes the output of a numeric pad with the filter height and the row stride for both
         // axes (conv_util.computeOutputShape2D), so a non-square filter or stride there is wrong on
         // every backend, and on wasm XNNPACK then writes past the output buffer. Numeric pads get
         // square filters and strides.
-        const kw = padKind === 'num' ? kh : [1, 2, 3][int(0, 2)]!;
+        const kw = padKind === 'num' ? kh : [1, 2, 3][int(0, 2)];
         const h = int(Math.max(kh, 3), 11);
         const w = int(Math.max(kw, 3), 10);
         const cin = int(1, 4);
@@ -113,10 +113,10 @@ function runCase(c: Case): Result {
       ...attrs,
       filterShape: w.shape,
     } as unknown as tf.NamedAttrMap) as tf.Tensor;
-    const transposed = tf.conv2dTranspose(r as tf.Tensor4D, w, c.x, c.stride, c.pad as 'same' | 'valid' | number);
+    const transposed = tf.conv2dTranspose(r as tf.Tensor4D, w, c.x, c.stride, c.pad);
     return {
-      dx: dx!.dataSync() as Float32Array,
-      dw: dw!.dataSync() as Float32Array,
+      dx: dx.dataSync() as Float32Array,
+      dw: dw.dataSync() as Float32Array,
       kIn: kIn.dataSync() as Float32Array,
       kFilter: kFilter.dataSync() as Float32Array,
       transposed: transposed.dataSync() as Float32Array,
@@ -145,8 +145,8 @@ describe('wasm conv-gradient kernels vs the cpu backend', () => {
   });
 
   it.each(cases.map((c, i) => [c.id, i] as const))('%s', (_id, i) => {
-    const ref = reference[i]!;
-    const got = wasm[i]!;
+    const ref = reference[i];
+    const got = wasm[i];
     for (const key of ['dx', 'dw', 'kIn', 'kFilter', 'transposed'] as const) {
       expect(relErr(got[key], ref[key]), key).toBeLessThanOrEqual(1e-4);
     }
@@ -165,9 +165,9 @@ describe('kernel registration', () => {
 
   it('leaves no tensors behind', async () => {
     await initBackend('wasm');
-    runCase(cases[5]!);
+    runCase(cases[5]);
     const before = tf.memory().numTensors;
-    runCase(cases[5]!);
+    runCase(cases[5]);
     expect(tf.memory().numTensors).toBe(before);
   });
 
@@ -182,7 +182,7 @@ describe('kernel registration', () => {
         pad: 'same',
         dataFormat: 'NCHW',
         filterShape: [3, 3, 2, 3],
-      } as unknown as tf.NamedAttrMap);
+      });
     } catch (e) {
       err = e;
     }

@@ -41,7 +41,7 @@ describe('selectBackend', () => {
     const x = tf.randomUniform([1, 6, 6, 2]);
     const w = tf.variable(tf.randomUniform([3, 3, 2, 2]));
     const { grads } = tf.variableGrads(() => tf.sum(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'same')) as tf.Scalar, [w]);
-    expect(grads[w.name]!.shape).toEqual([3, 3, 2, 2]);
+    expect(grads[w.name].shape).toEqual([3, 3, 2, 2]);
   });
 
   it('cpu is there when asked for', async () => {

@@ -97,8 +97,8 @@ function makeCases(): Case[] {
     cases.push({
       id: `x=${x.join('x')} k=${k.join('x')} cout=${cout} s=${String(stride)} d=${dilation} pad=${JSON.stringify(pad)}${rounding ? ' ceil' : ''}`,
       x, k, cout, stride, dilation, pad, rounding,
-      fusedAct: FUSED_ACTS[i % FUSED_ACTS.length]!,
-      biasAct: BIAS_ACTS[i % BIAS_ACTS.length]!,
+      fusedAct: FUSED_ACTS[i % FUSED_ACTS.length],
+      biasAct: BIAS_ACTS[i % BIAS_ACTS.length],
       xv: randArray(rand, size(x)),
       wv: randArray(rand, k[0] * k[1] * x[3] * cout),
       bv: randArray(rand, cout),
@@ -119,9 +119,9 @@ function makeCases(): Case[] {
   for (const batch of [1, 3]) {
     for (const dilation of [1, 2, 3, 4]) {
       for (const padKind of ['same', 'valid', 'num', 'explicit'] as const) {
-        const kh = [1, 3, 5][int(0, 2)]!;
+        const kh = [1, 3, 5][int(0, 2)];
         // Numeric pads: tfjs sizes both axes from the filter height and row stride, so keep them square.
-        const kw = padKind === 'num' ? kh : [1, 2, 3][int(0, 2)]!;
+        const kw = padKind === 'num' ? kh : [1, 2, 3][int(0, 2)];
         const h = int((kh - 1) * dilation + 1, (kh - 1) * dilation + 9);
         const w = int((kw - 1) * dilation + 1, (kw - 1) * dilation + 8);
         let pad: Pad;
@@ -190,17 +190,17 @@ function runCase(c: Case, reference: boolean): Result {
     const result: Partial<Result> = { y: y.dataSync() as Float32Array, fused: fused.dataSync() as Float32Array };
     if (c.rounding !== undefined) return result as Result; // forward only, see makeCases
     const [dx, dw] = tf.grads((a: tf.Tensor, f: tf.Tensor) => tf.sum(tf.mul(conv(a as tf.Tensor4D, f as tf.Tensor4D), r)))([x, wUsed]);
-    result.dx = dx!.dataSync() as Float32Array;
-    result.dw = dwOf(dw!);
+    result.dx = dx.dataSync() as Float32Array;
+    result.dw = dwOf(dw);
     const ba = (a: tf.Tensor4D, f: tf.Tensor4D, bias: tf.Tensor1D) =>
       conv2dBiasAct(a, f, bias, { strides: c.stride, pad: c.pad, dilations: d, activation: c.biasAct, alpha: 0.1 });
     result.baY = ba(x, wUsed, b).dataSync() as Float32Array;
     const [bdx, bdw, bdb] = tf.grads((a: tf.Tensor, f: tf.Tensor, bias: tf.Tensor) =>
       tf.sum(tf.mul(ba(a as tf.Tensor4D, f as tf.Tensor4D, bias as tf.Tensor1D), r)),
     )([x, wUsed, b]);
-    result.baDx = bdx!.dataSync() as Float32Array;
-    result.baDw = dwOf(bdw!);
-    result.baDb = bdb!.dataSync() as Float32Array;
+    result.baDx = bdx.dataSync() as Float32Array;
+    result.baDw = dwOf(bdw);
+    result.baDb = bdb.dataSync() as Float32Array;
     if (reference) {
       // dx and dW of sum(conv · r) are exactly the backprop kernels applied to dy = r.
       result.kIn = result.dx;
@@ -247,12 +247,12 @@ describe(`native oneDNN kernels vs the cpu backend (${native.ok ? native.version
 
   describe.each(cases.map((c, i) => [c.id, i] as const))('%s', (_id, i) => {
     nit('forward, FusedConv2D and conv2dBiasAct forward, both conv gradients, conv2dBiasAct gradients', () => {
-      const ref = reference[i]!;
-      const res = got[i]!;
+      const ref = reference[i];
+      const res = got[i];
       const keys = ['y', 'fused', 'dx', 'dw', 'kIn', 'kFilter', 'baY', 'baDx', 'baDw', 'baDb', 'transposed'] as const;
       for (const key of keys) {
         if (ref[key] === undefined) continue;
-        expect(relErr(res[key]!, ref[key]!), `${key} (fused ${cases[i]!.fusedAct}, biasAct ${cases[i]!.biasAct})`).toBeLessThanOrEqual(1e-4);
+        expect(relErr(res[key]!, ref[key]), `${key} (fused ${cases[i].fusedAct}, biasAct ${cases[i].biasAct})`).toBeLessThanOrEqual(1e-4);
       }
     });
   });
@@ -279,8 +279,8 @@ describe('native kernels: memory', () => {
     for (let k = 0; k < 2000; k++) {
       const p = Math.floor(rand() * 256 * 256);
       const o = Math.floor(rand() * c);
-      const want = xv[p * 2]! * wv[o]! + xv[p * 2 + 1]! * wv[c + o]!;
-      expect(Math.abs(yv[p * c + o]! - want)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(want)));
+      const want = xv[p * 2] * wv[o] + xv[p * 2 + 1] * wv[c + o];
+      expect(Math.abs(yv[p * c + o] - want)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(want)));
     }
     tf.dispose([x, w, y]);
   });
@@ -329,7 +329,7 @@ describe('native kernels: training', () => {
     const losses: number[] = [];
     for (let i = 0; i < 30; i++) {
       const loss = opt.minimize(() => mse(g.apply(lr), hr), true, Object.values(g.variables))!;
-      losses.push(loss.dataSync()[0]!);
+      losses.push(loss.dataSync()[0]);
       loss.dispose();
     }
     opt.dispose();
@@ -346,8 +346,8 @@ describe('native kernels: training', () => {
     registerNativeKernels();
     expect(nativeKernelsActive()).toBe(true);
     const nat = train();
-    expect(nat[29]!).toBeLessThan(0.5 * nat[0]!);
-    for (let i = 0; i < 30; i++) expect(Math.abs(nat[i]! - js[i]!) / js[i]!).toBeLessThan(1e-3);
+    expect(nat[29]).toBeLessThan(0.5 * nat[0]);
+    for (let i = 0; i < 30; i++) expect(Math.abs(nat[i] - js[i]) / js[i]).toBeLessThan(1e-3);
   });
 });
 
@@ -372,7 +372,7 @@ describe('native kernels: registration', () => {
     await initBackend('wasm');
     unregisterNativeKernels();
     // A sentinel stands in for whatever Conv2D gradient was registered before ours.
-    const original = tf.getGradient(tf.Conv2D)!;
+    const original = tf.getGradient(tf.Conv2D);
     const calls: number[] = [];
     const sentinel: tf.GradConfig = {
       kernelName: tf.Conv2D,
@@ -434,7 +434,7 @@ describe('native kernels: registration', () => {
     expect(y.shape).toEqual([0, 5, 5, 3]);
     const dw = tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: empty, dy: y }, {
       strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 2, 3],
-    } as unknown as tf.NamedAttrMap) as tf.Tensor;
+    }) as tf.Tensor;
     expect(Array.from(dw.dataSync())).toEqual(new Array(18 * 3).fill(0));
     const x = seededUniform([2, 6, 6, 2], 1, 14) as tf.Tensor4D;
     const slope = tf.fill([3], 0.25);
@@ -528,7 +528,7 @@ describe('native kernels: worker threads', () => {
       const [dx, dw] = tf.grads((a: tf.Tensor, f: tf.Tensor) =>
         tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, f as tf.Tensor4D, 1, 'same'), tf.tensor(r, [2, 9, 8, 4]))),
       )([x, w]);
-      return { y: tf.conv2d(x, w, 1, 'same').dataSync(), dx: dx!.dataSync(), dw: contractFilter(dw!.dataSync() as Float32Array, wShape, 2) };
+      return { y: tf.conv2d(x, w, 1, 'same').dataSync(), dx: dx.dataSync(), dw: contractFilter(dw.dataSync() as Float32Array, wShape, 2) };
     });
     await initBackend('wasm');
     registerNativeKernels();
@@ -581,7 +581,7 @@ async function bothBackends(fn: () => Record<string, tf.Tensor>): Promise<[Recor
 
 function expectClose(got: Record<string, Float32Array>, want: Record<string, Float32Array>, what: string, tol = 1e-4): void {
   expect(Object.keys(got).sort()).toEqual(Object.keys(want).sort());
-  for (const key of Object.keys(want)) expect(relErr(got[key]!, want[key]!), `${what}: ${key}`).toBeLessThanOrEqual(tol);
+  for (const key of Object.keys(want)) expect(relErr(got[key], want[key]), `${what}: ${key}`).toBeLessThanOrEqual(tol);
 }
 
 /** Seeded NHWC shapes: odd sizes, batch 1 and > 1, channel counts from 1 to 37. */
@@ -625,7 +625,7 @@ describe('native training ops vs the cpu backend', () => {
           const [dx, dg, db] = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
             tf.sum(tf.mul(apply(a as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D), r)),
           )([x, gamma, beta]);
-          return { y: apply(x, gamma, beta), mean: stats.mean, variance: stats.variance, dx: dx!, dgamma: dg!, dbeta: db! };
+          return { y: apply(x, gamma, beta), mean: stats.mean, variance: stats.variance, dx: dx, dgamma: dg, dbeta: db };
         };
         const [ref, got] = await bothBackends(fn);
         expectClose(got, ref, `batch norm ${activation} ${shape.join('x')}`);
@@ -657,7 +657,7 @@ describe('native training ops vs the cpu backend', () => {
       updates.commit();
       out['runningMean'] = tf.clone(bn.mean);
       out['runningVar'] = tf.clone(bn.variance);
-      out['inference'] = batchNormLeakyRelu(tf.tensor4d(xs[0]!, shape), bn, false, updates, 0.1);
+      out['inference'] = batchNormLeakyRelu(tf.tensor4d(xs[0], shape), bn, false, updates, 0.1);
       expect(updates.size).toBe(0);
       Object.values(variables).forEach((v) => v.dispose());
       Object.values(stats).forEach((v) => v.dispose());
@@ -723,7 +723,7 @@ describe('native training ops vs the cpu backend', () => {
         const perm = Array.from({ length: rank }, (_, j) => j);
         for (let j = rank - 1; j > 0; j--) {
           const t = Math.floor(rand() * (j + 1));
-          [perm[j], perm[t]] = [perm[t]!, perm[j]!];
+          [perm[j], perm[t]] = [perm[t], perm[j]];
         }
         cases.push({ shape, perm });
       }
@@ -754,9 +754,9 @@ describe('native training ops vs the cpu backend', () => {
       for (let i = 0; i < 3; i++) {
         const shape = Array.from({ length: rank }, () => int(1, rank > 4 ? 4 : 7));
         const begin = shape.map((d) => int(0, d - 1));
-        const size = shape.map((d, k) => (rand() < 0.2 ? -1 : int(1, d - begin[k]!)));
+        const size = shape.map((d, k) => (rand() < 0.2 ? -1 : int(1, d - begin[k])));
         const axis = int(0, rank - 1);
-        const d = shape[axis]!;
+        const d = shape[axis];
         const first = int(0, d);
         cases.push({ shape, begin, size, axis, splits: [first, d - first] });
       }
@@ -771,7 +771,7 @@ describe('native training ops vs the cpu backend', () => {
         out[`sliceInt${i}`] = tf.cast(tf.slice(xi, begin, sz), 'float32');
         tf.split(x, splits, axis).forEach((t, j) => (out[`split${i}.${j}`] = t));
         // x, the tail of x along the axis, and an empty part.
-        const tail = tf.slice(x, begin.map((v, k) => (k === axis ? v : 0)), shape.map((d, k) => (k === axis ? d - begin[k]! : -1)));
+        const tail = tf.slice(x, begin.map((v, k) => (k === axis ? v : 0)), shape.map((d, k) => (k === axis ? d - begin[k] : -1)));
         const empty = tf.zeros(shape.map((d, k) => (k === axis ? 0 : d)));
         out[`concat${i} axis ${axis}`] = tf.concat([x, tail, empty], axis);
         out[`concatInt${i}`] = tf.cast(tf.concat([xi, xi], axis), 'float32');
@@ -813,16 +813,16 @@ describe('native training ops vs the cpu backend', () => {
     const init = shapes.map((shape) => randArray(rand, size(shape)));
     const grads = Array.from({ length: 6 }, () => shapes.map((shape) => randArray(rand, size(shape)).map((v) => v * 0.01)));
     const run = () => {
-      const vars = init.map((v, i) => tf.variable(tf.tensor(v, shapes[i]!), true));
+      const vars = init.map((v, i) => tf.variable(tf.tensor(v, shapes[i]), true));
       const opt = tf.train.adam(0.01, 0.9, 0.999, 1e-8);
       grads.forEach((step, t) => {
-        const g = step.map((v, i) => tf.tensor(v, shapes[i]!));
-        if (t % 2 === 0) opt.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, g[i]!])));
-        else opt.applyGradients(vars.map((v, i) => ({ name: v.name, tensor: g[i]! })));
+        const g = step.map((v, i) => tf.tensor(v, shapes[i]));
+        if (t % 2 === 0) opt.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, g[i]])));
+        else opt.applyGradients(vars.map((v, i) => ({ name: v.name, tensor: g[i] })));
         if (t === 2) (opt as unknown as { learningRate: number }).learningRate = 0.003; // as gan.ts changes it
       });
       const out: Record<string, tf.Tensor> = {};
-      vars.forEach((v, i) => (out[`delta${i}`] = tf.sub(v, tf.tensor(init[i]!, shapes[i]!))));
+      vars.forEach((v, i) => (out[`delta${i}`] = tf.sub(v, tf.tensor(init[i], shapes[i]))));
       return { vars, opt, out };
     };
     const read = async (backend: 'cpu' | 'wasm') => {
@@ -842,7 +842,7 @@ describe('native training ops vs the cpu backend', () => {
       const names = weights.map((w, i) => (i === 0 ? w.name : w.name.slice(w.name.lastIndexOf('/'))));
       const values: Record<string, Float32Array> = Object.fromEntries(Object.entries(out).map(([k, t]) => [k, t.dataSync() as Float32Array]));
       weights.slice(1).forEach((w, i) => (values[`moment${i}`] = w.tensor.dataSync() as Float32Array));
-      values['iterations'] = new Float32Array(weights[0]!.tensor.dataSync());
+      values['iterations'] = new Float32Array(weights[0].tensor.dataSync());
       tf.dispose([...Object.values(out), ...vars]);
       opt.dispose();
       return { values, names };
@@ -863,12 +863,12 @@ describe('native training ops vs the cpu backend', () => {
       const r = tf.tensor4d(real, [2, 32, 32, 3]);
       const loss = () => tf.mean(tf.softplus(tf.sub(D.apply(f, { training: true }), D.apply(r, { training: true })))) as tf.Scalar;
       const { value, grads } = tf.variableGrads(loss, Object.values(D.variables));
-      D.commitStats!();
+      D.commitStats();
       // The G step's path: the gradient reaching D's input (fake) through every block.
       const dFake = tf.grad((a: tf.Tensor) => tf.mean(tf.softplus(tf.sub(D.apply(a as tf.Tensor4D, { training: true }), D.apply(r, { training: true })))))(f);
-      D.commitStats!();
+      D.commitStats();
       const out: Record<string, Float32Array> = { loss: value.dataSync() as Float32Array, dFake: dFake.dataSync() as Float32Array };
-      for (const [name, v] of Object.entries(D.variables)) out[`d ${name}`] = grads[v.name]!.dataSync() as Float32Array;
+      for (const [name, v] of Object.entries(D.variables)) out[`d ${name}`] = grads[v.name].dataSync() as Float32Array;
       for (const [name, v] of Object.entries(D.stats)) out[`stat ${name}`] = v.dataSync() as Float32Array;
       out['eval'] = D.apply(f, { training: false }).dataSync() as Float32Array;
       D.dispose();

@@ -15,8 +15,8 @@ import {
   randomCrop,
   upscaleBicubic,
   upscaleNearest,
-  type RgbImage,
 } from '../../src/data/image/patches.js';
+import type { RgbImage } from '../../src/data/image/rgb-image.js';
 import { mulberry32 } from '../../src/util/prng.js';
 import { SrganError } from '../../src/util/errors.js';
 import { tempDir } from '../support/tmp.js';
@@ -24,7 +24,7 @@ import { channel, make, normalisedConv } from '../support/reference.js';
 
 function px(img: RgbImage, x: number, y: number): number[] {
   const i = (y * img.width + x) * 3;
-  return [img.data[i]!, img.data[i + 1]!, img.data[i + 2]!];
+  return [img.data[i], img.data[i + 1], img.data[i + 2]];
 }
 
 /** Independent reference for docs/seed.md §2.5: 2-D conv(zero-padded x) / conv(zero-padded ones), stride 2. */
@@ -38,7 +38,7 @@ describe('downscaleAA2', () => {
       [0, 70, 140, 210],
       [8, 8, 8, 8],
     ];
-    const img = make(4, 2, (x, y) => [rows[y]![x]!, 100, 255 - rows[y]![x]!]);
+    const img = make(4, 2, (x, y) => [rows[y][x], 100, 255 - rows[y][x]]);
     const out = downscaleAA2(img);
     expect(out.width).toBe(2);
     expect(out.height).toBe(1);
@@ -107,7 +107,7 @@ describe('upscaleBicubic', () => {
     const out = upscaleBicubic(img, 3);
     for (let i = 6; i < out.height - 6; i++) {
       const expected = 20 + 25 * ((i + 0.5) / 3 - 0.5);
-      expect(Math.abs(px(out, 4, i)[0]! - expected)).toBeLessThanOrEqual(0.5);
+      expect(Math.abs(px(out, 4, i)[0] - expected)).toBeLessThanOrEqual(0.5);
     }
   });
 
@@ -322,7 +322,7 @@ describe('loadRgb', () => {
     const img = await loadRgb(file);
     expect(img.data.length).toBe(18);
     for (const v of [px(img, 0, 0), px(img, 2, 1)]) {
-      v.forEach((c, k) => expect(Math.abs(c - [200, 100, 50][k]!)).toBeLessThanOrEqual(1));
+      v.forEach((c, k) => expect(Math.abs(c - [200, 100, 50][k])).toBeLessThanOrEqual(1));
     }
   });
 
@@ -340,8 +340,8 @@ describe('loadRgb', () => {
     expect([img.width, img.height]).toEqual([16, 32]);
     const top = px(img, 8, 4);
     const bottom = px(img, 8, 27);
-    expect(top[0]! - top[2]!).toBeGreaterThan(150);
-    expect(bottom[2]! - bottom[0]!).toBeGreaterThan(150);
+    expect(top[0] - top[2]).toBeGreaterThan(150);
+    expect(bottom[2] - bottom[0]).toBeGreaterThan(150);
   });
 
   it('reports a corrupt or missing file as SRGAN_ERR_DATA naming the file', async () => {

@@ -76,8 +76,8 @@ function referenceFeatures(x: tf.Tensor4D, spec: Spec, weights: tf.Tensor[][], c
   for (const item of spec) {
     if (item === 'pool') h = tf.maxPool(h, 2, 2, 'valid');
     if (typeof item !== 'number') continue;
-    const [w, b] = weights[k++]!;
-    const lin = tf.add(tf.conv2d(h, w as tf.Tensor4D, 1, 'same'), b!) as tf.Tensor4D;
+    const [w, b] = weights[k++];
+    const lin = tf.add(tf.conv2d(h, w as tf.Tensor4D, 1, 'same'), b) as tf.Tensor4D;
     feats.push(k < 7 ? tf.relu(lin) : lin);
     if (k === 7) break;
     h = tf.relu(lin);
@@ -89,17 +89,17 @@ const referenceDistance = (a: tf.Tensor4D, b: tf.Tensor4D, spec: Spec, weights: 
   tf.tidy(() => {
     const fa = referenceFeatures(a, spec, weights, caffe);
     const fb = referenceFeatures(b, spec, weights, caffe);
-    return fa.reduce((s, f, i) => s + tf.mean(tf.squaredDifference(f, fb[i]!)).dataSync()[0]!, 0);
+    return fa.reduce((s, f, i) => s + tf.mean(tf.squaredDifference(f, fb[i])).dataSync()[0], 0);
   });
 
 /** A rand that replays `values` (cycling) and counts its calls. */
 function replay(values: number[]): (() => number) & { calls: number } {
-  const f = Object.assign(() => values[f.calls++ % values.length]!, { calls: 0 });
+  const f = Object.assign(() => values[f.calls++ % values.length], { calls: 0 });
   return f;
 }
 
 const crop = (x: tf.Tensor4D, off: number, size: number): tf.Tensor4D => tf.slice(x, [0, off, off, 0], [-1, size, size, -1]);
-const num = (t: tf.Tensor): number => t.dataSync()[0]!;
+const num = (t: tf.Tensor): number => t.dataSync()[0];
 
 async function configError(opts: PerceptualOptions): Promise<SrganError> {
   const err = await createPerceptualLoss(opts, Math.random).then(
@@ -115,18 +115,18 @@ describe('fileModelIO', () => {
   it('saves model.json plus content-named shards and loads the same weights back', async () => {
     const dir = path.join(tmp.dir, 'roundtrip');
     const m = tfl.sequential({ layers: [tfl.layers.dense({ units: 3, inputShape: [2] })] });
-    m.layers[0]!.setWeights([tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]), tf.tensor1d([7, 8, 9])]);
+    m.layers[0].setWeights([tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]), tf.tensor1d([7, 8, 9])]);
     await m.save(fileModelIO(dir, { shardBytes: 1024 }));
     const shards1 = fs.readdirSync(dir).filter((f) => f.endsWith('.bin'));
     expect(shards1).toHaveLength(1);
     expect(shards1[0]).toMatch(/^group1-shard1of1-[0-9a-f]{12}\.bin$/);
 
     const back = await tfl.loadLayersModel(fileModelIO(path.join(dir, 'model.json')));
-    expect(Array.from(back.layers[0]!.getWeights()[0]!.dataSync())).toEqual([1, 2, 3, 4, 5, 6]);
-    expect(Array.from(back.layers[0]!.getWeights()[1]!.dataSync())).toEqual([7, 8, 9]);
+    expect(Array.from(back.layers[0].getWeights()[0].dataSync())).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(Array.from(back.layers[0].getWeights()[1].dataSync())).toEqual([7, 8, 9]);
 
     // Re-saving other weights replaces the shards; the old ones are removed, no temp files stay.
-    m.layers[0]!.setWeights([tf.zeros([2, 3]), tf.ones([3])]);
+    m.layers[0].setWeights([tf.zeros([2, 3]), tf.ones([3])]);
     await m.save(fileModelIO(dir));
     const files = fs.readdirSync(dir);
     expect(files.filter((f) => f.endsWith('.bin'))).toHaveLength(1);
@@ -260,7 +260,7 @@ describe('perceptual kind "vgg16"', () => {
     const y = tf.variable(tf.add(seededUniform([1, 24, 24, 3], 0.8, 11), 0.5), true, 'perceptual_test_y');
     const label = tf.tidy(() => tf.add(seededUniform([1, 24, 24, 3], 0.5, 12), 0.5) as tf.Tensor4D);
     const probe = tf.tidy(() => [tf.add(seededUniform([1, 16, 16, 3], 0.5, 13), 0.5), tf.fill([1, 16, 16, 3], 0.5)] as tf.Tensor4D[]);
-    const before = num(tf.tidy(() => loss.distance(probe[0]!, probe[1]!)));
+    const before = num(tf.tidy(() => loss.distance(probe[0], probe[1])));
     const y0 = y.dataSync().slice();
     const sgd = tf.train.sgd(100); // holds a tensor of its own: made before counting
     const tensors = tf.memory().numTensors;
@@ -271,13 +271,13 @@ describe('perceptual kind "vgg16"', () => {
         return tf.add(full, half) as tf.Scalar;
       });
       expect(Object.keys(grads)).toEqual(['perceptual_test_y']);
-      const g = grads.perceptual_test_y!;
+      const g = grads.perceptual_test_y;
       expect(num(tf.sum(tf.cast(tf.isFinite(g), 'float32')))).toBe(g.size);
       expect(num(tf.sum(tf.abs(g)))).toBeGreaterThan(0);
       sgd.applyGradients(grads);
     });
     expect(tf.memory().numTensors).toBe(tensors); // tidy-safe: nothing leaks from apply or its gradient
-    expect(num(tf.tidy(() => loss.distance(probe[0]!, probe[1]!)))).toBe(before);
+    expect(num(tf.tidy(() => loss.distance(probe[0], probe[1])))).toBe(before);
     expect(y.dataSync().some((v, i) => v !== y0[i])).toBe(true); // the step did move y
     tf.dispose([y, label, ...probe]);
     sgd.dispose();
@@ -346,9 +346,9 @@ describe('perceptual kind "bundled" (nsfwjs MobileNetV2, no download)', () => {
     // and 11), for the bicubic and the blur + noise degradations; c = target / geometric mean of r.
     const r = { full: [[0.122, 0.156], [0.136, 0.171]], half: [[0.035, 0.048], [0.035, 0.045]] };
     for (const k of ['full', 'half'] as const) {
-      const perSet = r[k].map(([a, b]) => target[k] / Math.sqrt(a! * b!));
+      const perSet = r[k].map(([a, b]) => target[k] / Math.sqrt(a * b));
       // The two sets give 21.1 / 19.1 (full) and 32.5 / 33.6 (half); the constant is their mean, rounded.
-      expect(BUNDLED_CALIBRATION[k], k).toBe(Math.round((perSet[0]! + perSet[1]!) / 2));
+      expect(BUNDLED_CALIBRATION[k], k).toBe(Math.round((perSet[0] + perSet[1]) / 2));
     }
   });
 

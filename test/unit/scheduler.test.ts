@@ -276,7 +276,7 @@ describe('Scheduler: adaptive D', () => {
   });
 
   it('validates its options, catching misspellings', () => {
-    const bad = (o: object) => () => new Scheduler({ ...cfg, adaptiveD: o as SchedulerConfig['adaptiveD'] });
+    const bad = (o: object) => () => new Scheduler({ ...cfg, adaptiveD: o });
     expect(bad({ fastdecay: 0.5 })).toThrow(/adaptiveD\.fastdecay is not an option; did you mean fastDecay/);
     expect(bad({ speed: 1 })).toThrow(/adaptiveD\.speed is not an option \(options: fastDecay/);
     expect(bad({ fastDecay: 0.95, slowDecay: 0.9 })).toThrow(/adaptiveD\.slowDecay/);
@@ -315,7 +315,7 @@ describe('Scheduler: snapshot and restore', () => {
     expect(snap.step).toBe(37);
     expect(snap.adaptive.observations).toBe(37);
     expect(snap.dSkips).toBeGreaterThan(0); // the sine has rising stretches: the state is not trivial
-    const b = Scheduler.restore(cfg, JSON.parse(JSON.stringify(snap)));
+    const b = Scheduler.restore(cfg, JSON.parse(JSON.stringify(snap)) as SchedulerSnapshot);
     expect(b.snapshot()).toEqual(snap);
     const more = series(2, 50);
     expect(run(b, more)).toEqual(run(a, more));
@@ -340,7 +340,7 @@ describe('Scheduler: snapshot and restore', () => {
 
   it('rejects malformed snapshots naming the field', () => {
     const good = new Scheduler(cfg).snapshot();
-    const bad = (patch: object) => () => Scheduler.restore(cfg, { ...good, ...patch } as SchedulerSnapshot);
+    const bad = (patch: object) => () => Scheduler.restore(cfg, { ...good, ...patch });
     expect(bad({ step: -1 })).toThrow(/state\.step/);
     expect(bad({ dSteps: 1.5 })).toThrow(/state\.dSteps/);
     expect(bad({ dSkips: '3' })).toThrow(/state\.dSkips/);

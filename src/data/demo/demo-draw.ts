@@ -105,12 +105,12 @@ class Svg {
           return [cx + rad * Math.cos(a), cy + rad * Math.sin(a)] as const;
         });
         // Closed Catmull-Rom spline through the points, as cubic Béziers.
-        let d = `M${fmt(pts[0]![0])} ${fmt(pts[0]![1])}`;
+        let d = `M${fmt(pts[0][0])} ${fmt(pts[0][1])}`;
         for (let i = 0; i < k; i++) {
-          const p0 = pts[(i + k - 1) % k]!;
-          const p1 = pts[i]!;
-          const p2 = pts[(i + 1) % k]!;
-          const p3 = pts[(i + 2) % k]!;
+          const p0 = pts[(i + k - 1) % k];
+          const p1 = pts[i];
+          const p2 = pts[(i + 1) % k];
+          const p3 = pts[(i + 2) % k];
           d += `C${fmt(p1[0] + (p2[0] - p0[0]) / 6)} ${fmt(p1[1] + (p2[1] - p0[1]) / 6)} ${fmt(p2[0] - (p3[0] - p1[0]) / 6)} ${fmt(
             p2[1] - (p3[1] - p1[1]) / 6,
           )} ${fmt(p2[0])} ${fmt(p2[1])}`;
@@ -280,7 +280,7 @@ class Svg {
     for (let i = 0; i <= n; i++) {
       const x = (i / n) * this.w;
       let v = 0;
-      for (let o = 0; o < 4; o++) v += Math.sin(x * 0.01 * 2 ** o + phases[o]!) / 2 ** o;
+      for (let o = 0; o < 4; o++) v += Math.sin(x * 0.01 * 2 ** o + phases[o]) / 2 ** o;
       v += r.float(-0.15, 0.15) * roughness;
       d += `L${fmt(x)} ${fmt(baseY - v * roughness * this.h * 0.12)}`;
     }
@@ -336,7 +336,7 @@ const SCENES = ['shapes', 'document', 'texture', 'lines', 'landscape', 'mixed'] 
 export async function renderImage(seed: number, index: number): Promise<{ png: Buffer; width: number; height: number; kinds: string[] }> {
   const r = new Rng(seed);
   // Scenes rotate with the index so every set, however small, mixes kinds; sizes are even.
-  const scene = SCENES[index % SCENES.length]!;
+  const scene = SCENES[index % SCENES.length];
   const w = 2 * r.int(96, 256);
   const h = 2 * r.int(96, 256);
   // Supersampling of the SVG layer: 4× for images up to about 270×270 px (canvas under 1.2 Mpx), else 2×.

@@ -93,7 +93,7 @@ export async function generateDemoData(dir: string, opts: DemoOptions = {}): Pro
   }
 
   const fonts = await canRenderText();
-  const images: ManifestImage[] = new Array(count);
+  const images = new Array<ManifestImage>(count);
   let done = 0;
   let next = 0;
   let failed = false;
@@ -154,7 +154,7 @@ export function canRenderText(): Promise<boolean> {
       let narrow = 0;
       let wide = 0;
       for (let p = 0; p < info.width * info.height; p++) {
-        if (data[p * info.channels]! < 128) {
+        if (data[p * info.channels] < 128) {
           if (p % info.width < 80) narrow++;
           else wide++;
         }

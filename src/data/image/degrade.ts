@@ -103,11 +103,11 @@ export function drawLrSynthesis(filter: LrFilterSetting, blur: LrBlurSetting | n
   if (typeof filter === 'string') {
     chosen = filter;
   } else {
-    const entries = Object.entries(filter).filter(([, w]) => (w as number) > 0) as [DownscaleFilter, number][];
+    const entries = Object.entries(filter).filter(([, w]) => (w) > 0) as [DownscaleFilter, number][];
     const total = entries.reduce((a, [, w]) => a + w, 0);
     if (entries.length === 0 || !(total > 0)) throw new RangeError(`lrFilter: a mix needs at least one positive weight, got ${JSON.stringify(filter)}`);
     let x = u * total;
-    chosen = entries[entries.length - 1]![0];
+    chosen = entries[entries.length - 1][0];
     for (const [f, w] of entries) {
       if (x < w) {
         chosen = f;
@@ -138,9 +138,9 @@ function boxGamma(img: RgbImage, f: number): RgbImage {
       for (let dy = 0; dy < f; dy++) {
         let s = ((oy * f + dy) * w + ox * f) * 3;
         for (let dx = 0; dx < f; dx++, s += 3) {
-          r += DECODE[data[s]!]!;
-          g += DECODE[data[s + 1]!]!;
-          b += DECODE[data[s + 2]!]!;
+          r += DECODE[data[s]];
+          g += DECODE[data[s + 1]];
+          b += DECODE[data[s + 2]];
         }
       }
       const t = (oy * ow + ox) * 3;
@@ -162,7 +162,7 @@ export const JPEG_QUALITIES: readonly number[] = Object.freeze([50, 70, 80, 90, 
 /** One quality from JPEG_QUALITIES, uniformly; draws rand() once. Call once per batch. */
 export function drawJpegQuality(rand: () => number): number {
   const i = Math.min(JPEG_QUALITIES.length - 1, Math.floor(rand() * JPEG_QUALITIES.length));
-  return JPEG_QUALITIES[i]!;
+  return JPEG_QUALITIES[i];
 }
 
 /**

@@ -169,7 +169,7 @@ async function processSource(
     times.resize += seconds(t);
     base.predownscaled = true;
   }
-  if (Math.floor(img.width / params.levels[0]!) < P || Math.floor(img.height / params.levels[0]!) < P) {
+  if (Math.floor(img.width / params.levels[0]) < P || Math.floor(img.height / params.levels[0]) < P) {
     const what = base.predownscaled ? `${base.width}×${base.height} (${img.width}×${img.height} after the ×2 pre-downscale)` : `${img.width}×${img.height}`;
     return skip('too-small', `${what} is smaller than one ${P} px patch at level ${params.levels[0]}`);
   }
@@ -205,9 +205,9 @@ async function processSource(
   // One fresh ArrayBuffer for all of them: sharp's output buffers are external memory that cannot be
   // transferred, and one memcpy here is cheaper than a structured clone of each.
   const packed = new Uint8Array(offset);
-  for (let i = 0; i < pngs.length; i++) packed.set(pngs[i]!, patches[i]!.offset);
+  for (let i = 0; i < pngs.length; i++) packed.set(pngs[i], patches[i].offset);
   const result: PrepareDone = { ...base, status: 'done', patches, png: packed.buffer };
-  return move({ [transferableSymbol]: [packed.buffer], [valueSymbol]: result } as never) as unknown as PrepareResult;
+  return move({ [transferableSymbol]: [packed.buffer], [valueSymbol]: result }) as unknown as PrepareResult;
 }
 
 /**

@@ -84,13 +84,13 @@ export interface PrepareOptions {
 
 export const PREPARE_DEFAULTS = Object.freeze({
   patch: 256,
-  levels: Object.freeze([1, 2, 4, 8]) as readonly number[],
+  levels: Object.freeze<number[]>([1, 2, 4, 8]),
   perLevel: 8,
   seed: 1,
-  alpha: 'drop' as AlphaMode,
+  alpha: 'drop',
   linear: false,
   predownscale: false,
-  predownscaleModels: Object.freeze([]) as readonly string[],
+  predownscaleModels: Object.freeze([]),
   maxPixels: 178_956_970,
   pngLevel: 4,
 });
@@ -298,7 +298,7 @@ function runPipeline(
         const i = nextCommit;
         const result = ready.get(i) as PrepareResult;
         ready.delete(i);
-        committer.commit(todo[i] as SourceFile, result).then(
+        committer.commit(todo[i], result).then(
           () => {
             committing = false;
             nextCommit++;
@@ -316,7 +316,7 @@ function runPipeline(
       }
     };
     const submit = (i: number): void => {
-      const file = todo[i] as SourceFile;
+      const file = todo[i];
       const task: PrepareTask = { path: file.path, knownHashes: manifest.doneHashesOfSize(file.size) };
       (pool.run(task) as Promise<PrepareResult>).then(
         (r) => {

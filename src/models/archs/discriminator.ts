@@ -102,7 +102,7 @@ function buildConvBnDiscriminator(what: string, blocks: Block[], cfg: PatchDiscr
     conv: createConv(variables, `${blk.name}.conv`, { k: blk.k, cin: blk.cin, cout: blk.cout, bias: false, dilation: blk.dilation }, deriveSeed(seed, i)),
     bn: createBatchNorm(variables, stats, `${blk.name}.bn`, blk.cout),
   }));
-  const last = blocks[blocks.length - 1]!.cout;
+  const last = blocks[blocks.length - 1].cout;
   const out = createConv(variables, 'out', { k: 1, cin: last, cout: 1 }, deriveSeed(seed, blocks.length));
   const updates = new StatUpdates();
 

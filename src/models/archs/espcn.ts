@@ -62,7 +62,7 @@ function plan(cfg: EspcnConfig): Step[] {
     throw new RangeError(`espcn.layout must be one of ${ESPCN_LAYOUTS.join(', ')}, got ${JSON.stringify(cfg.layout)}`);
   }
   const dilations = cfg.dilations ?? (layout === 'dilated' ? [2, 4, 8] : []);
-  if (!Array.isArray(dilations)) throw new RangeError(`espcn.dilations must be an array, got ${JSON.stringify(cfg.dilations)}`);
+  if (!Array.isArray(dilations)) throw new RangeError(`espcn.dilations must be an array, got ${JSON.stringify(cfg.dilations)}`); // narrows to any[]: cast back below
   dilations.forEach((d, i) => positiveInt(`espcn.dilations[${i}]`, d));
   const t = positiveInt('espcn.tailChannels', cfg.tailChannels ?? 64);
   const s = positiveInt('espcn.shuffleChannels', cfg.shuffleChannels ?? 16);
@@ -73,7 +73,7 @@ function plan(cfg: EspcnConfig): Step[] {
   const steps: Step[] = [conv(5, 3, c), conv(3, c, c)];
   for (let i = 0; i < depth; i++) steps.push(conv(3, c, c));
   if (dilations.length > 0) {
-    for (const d of dilations) steps.push(conv(3, c, c, true, d));
+    for (const d of dilations as readonly number[]) steps.push(conv(3, c, c, true, d));
     steps.push(conv(3, c, c));
   }
   switch (layout) {

@@ -40,14 +40,14 @@ export function recomputed(
         try {
           // The weights are the tensors block reads, so their gradients come with x's (tf.grads throws
           // for one the block does not read).
-          return tf.grads((input: tf.Tensor) => block(input as tf.Tensor4D))([saved[0]!, ...weights], dy as tf.Tensor);
+          return tf.grads((input: tf.Tensor) => block(input as tf.Tensor4D))([saved[0], ...weights], dy as tf.Tensor);
         } finally {
           state.activeTape = outerTape;
         }
       },
     };
   });
-  return (x) => op(x, ...weights) as tf.Tensor4D;
+  return (x) => op(x, ...weights);
 }
 
 /** The variables of `layers` (weights, and biases where they have them), for `recomputed`. */

@@ -50,7 +50,7 @@ function binaryGradient(
     kernelName,
     inputsToSave: ['a', 'b'],
     // The engine calls only the closures of inputs that need a gradient, so each one stays lazy.
-    gradFunc: (dy, saved) => grad(dy as tf.Tensor, saved[0]!, saved[1]!),
+    gradFunc: (dy, saved) => grad(dy as tf.Tensor, saved[0], saved[1]),
   };
 }
 
@@ -73,7 +73,7 @@ const BROADCAST: readonly tf.GradConfig[] = [
 
 type Pair = [number, number];
 
-const pair = (v: number | readonly number[]): Pair => (typeof v === 'number' ? [v, v] : [v[0]!, v[1]!]);
+const pair = (v: number | readonly number[]): Pair => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
 
 interface Conv2DAttrs {
   strides: number | Pair;

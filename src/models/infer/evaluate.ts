@@ -69,7 +69,7 @@ export async function evaluate(gen: Generator | null, files: readonly string[], 
   if (!Array.isArray(files) || files.length === 0) throw new RangeError('files: expected at least one image file, got none');
 
   const rows: EvaluateRow[] = [];
-  for (const file of files) {
+  for (const file of files as readonly string[]) { // Array.isArray narrowed it to any[]
     const full = await loadRgb(file);
     const width = full.width - (full.width % scale);
     const height = full.height - (full.height % scale);

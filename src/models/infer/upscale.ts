@@ -36,7 +36,7 @@ export async function upscaleFile(gen: Generator, inPath: string, outPath: strin
   const input = await readForUpscale(inPath);
   const sr = await upscaleTiled(gen, input.rgb, tiling);
   for (let i = 0; i < sr.data.length; i++) {
-    const v = sr.data[i]!;
+    const v = sr.data[i];
     sr.data[i] = v > 0 ? (v < 1 ? v : 1) : 0;
   }
   const { width, height } = input.rgb;

@@ -216,7 +216,7 @@ class Graph {
   }
 
   concat(xs: Sym[]): Sym {
-    if (xs.length === 1) return xs[0]!;
+    if (xs.length === 1) return xs[0];
     return this.layer('Concatenate', this.auto('concat'), { axis: -1 }, xs, xs.reduce((a, s) => a + s.ch, 0));
   }
 
@@ -293,7 +293,7 @@ function bilinearKernel(r: number, ch: number): Float32Array {
   const k = new Float32Array(4 * r * r * ch * ch);
   for (let y = 0; y < 2 * r; y++) {
     for (let x = 0; x < 2 * r; x++) {
-      for (let c = 0; c < ch; c++) k[((y * 2 * r + x) * ch + c) * ch + c] = w[y]! * w[x]!;
+      for (let c = 0; c < ch; c++) k[((y * 2 * r + x) * ch + c) * ch + c] = w[y] * w[x];
     }
   }
   return k;
@@ -473,7 +473,7 @@ export async function saveGeneratorLayersModel(gen: Generator, config: Generator
       owned.push(t);
       return { name: w.name, tensor: t };
     }
-    const v = gen.variables[w.source.variable]!;
+    const v = gen.variables[w.source.variable];
     if (w.source.factor === 1) return { name: w.name, tensor: v };
     const t = tf.mul(v, w.source.factor);
     owned.push(t);
@@ -555,7 +555,7 @@ export async function loadGeneratorWeights(gen: Generator, dir: string): Promise
   }
   try {
     for (const p of plan) {
-      const t = tensors[p.name]!;
+      const t = tensors[p.name];
       if (p.factor === 1) p.variable.assign(t);
       else tf.tidy(() => p.variable.assign(tf.div(t, p.factor)));
     }

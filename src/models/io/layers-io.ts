@@ -105,7 +105,7 @@ async function loadModel(jsonPath: string, code: ErrorCode): Promise<tf.io.Model
     if (want !== null && want !== data.length) {
       throw fail(`weight shards hold ${data.length} bytes, the manifest's ${specs.length} weights need ${want}`);
     }
-    const weightData = data.buffer.slice(data.byteOffset, data.byteOffset + data.length) as ArrayBuffer;
+    const weightData = data.buffer.slice(data.byteOffset, data.byteOffset + data.length);
     return [specs, weightData];
   });
 }
@@ -174,7 +174,7 @@ async function saveModel(
     await fsp.mkdir(dir, { recursive: true });
     // Same content gives the same names, so rewriting an unchanged model replaces files in place.
     for (let i = 0; i < count; i++) {
-      await writeAtomic(path.join(dir, names[i]!), data.subarray(i * shardBytes, (i + 1) * shardBytes), tmps);
+      await writeAtomic(path.join(dir, names[i]), data.subarray(i * shardBytes, (i + 1) * shardBytes), tmps);
     }
     await writeAtomic(jsonPath, JSON.stringify(modelJson), tmps);
     const keep = new Set(names);

@@ -232,7 +232,7 @@ function featureLoss(
     tf.tidy(() => {
       const fa = net.forward(norm.apply(a));
       const fb = net.forward(norm.apply(b));
-      return tf.addN(fa.map((f, i) => tf.mean(tf.squaredDifference(f, fb[i]!)))) as tf.Scalar;
+      return tf.addN(fa.map((f, i) => tf.mean(tf.squaredDifference(f, fb[i])))) as tf.Scalar;
     });
   const term = (y: tf.Tensor4D, label: tf.Tensor4D, half: boolean): tf.Scalar => {
     let [a, b] = shiftCrop([y, label], o.maxShift, rand) as [tf.Tensor4D, tf.Tensor4D];
@@ -307,7 +307,7 @@ async function loadVgg16(file: string): Promise<FrozenFeatureNet> {
     }
     const inShape = model.inputs[0]?.shape ?? [];
     const inChannels = inShape[inShape.length - 1];
-    const kernel = convs[0]!.getWeights()[0];
+    const kernel = convs[0].getWeights()[0];
     if (inChannels !== 3 || kernel?.shape[2] !== 3) {
       throw new SrganError(
         'SRGAN_ERR_CONFIG',
@@ -350,7 +350,7 @@ async function loadBundled(): Promise<FrozenFeatureNet> {
     throw fail('the nsfwjs package does not hold the expected model.json and base64 weight shards');
   }
   // nsfwjs names its bundles group1-shard{i}of{n}, the manifest's paths, in order.
-  const byPath = new Map(shards.map((s, i) => [`group1-shard${i + 1}of${shards.length}`, s as string]));
+  const byPath = new Map(shards.map((s, i) => [`group1-shard${i + 1}of${shards.length}`, s]));
   const buffers = manifest.flatMap((g) => g.paths).map((p) => {
     const b64 = byPath.get(p);
     if (b64 === undefined) throw fail(`the nsfwjs package lacks weight shard ${p}`);
@@ -360,7 +360,7 @@ async function loadBundled(): Promise<FrozenFeatureNet> {
   const artifacts: tf.io.ModelArtifacts = {
     modelTopology: json.modelTopology as object,
     weightSpecs: manifest.flatMap((g) => g.weights),
-    weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.length) as ArrayBuffer,
+    weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.length),
   };
   let model: LayersModel;
   try {

@@ -159,14 +159,14 @@ export async function writeCheckpoint(
     const names = Object.keys(tensors).sort();
     let size = 0;
     for (const name of names) {
-      const t = tensors[name] as SavedTensor;
+      const t = tensors[name];
       if (t.dtype !== 'float32') throw new TypeError(`tensor ${name}: only float32 is saved, got ${t.dtype}`);
       entries.push({ name, shape: [...t.shape], offset: size });
       size += t.size * 4;
     }
     const bin = new Uint8Array(size);
     const f32 = new Float32Array(bin.buffer);
-    names.forEach((name, i) => f32.set((tensors[name] as SavedTensor).dataSync(), (entries[i] as TensorEntry).offset / 4));
+    names.forEach((name, i) => f32.set((tensors[name]).dataSync(), (entries[i]).offset / 4));
     writeFileSynced(path.join(tmp, 'tensors.bin'), bin);
     const full: CheckpointState = { format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, ...state, tensors: entries };
     writeFileSynced(path.join(tmp, 'state.json'), JSON.stringify(full, null, 1));
@@ -291,7 +291,7 @@ export function listCheckpoints(parent: string): { dir: string; step: number }[]
   }
   for (const n of names) {
     const m = ASIDE_DIR.exec(n);
-    const step = m ? Number((m[1] as string).slice(5)) : NaN;
+    const step = m ? Number((m[1]).slice(5)) : NaN;
     if (m && !byStep.has(step)) byStep.set(step, n);
   }
   return [...byStep].map(([step, n]) => ({ dir: path.join(parent, n), step })).sort((a, b) => a.step - b.step);

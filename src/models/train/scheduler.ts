@@ -185,12 +185,12 @@ export class Scheduler {
     let end = 0;
     const phases = this.config.phases;
     for (let i = 0; i < phases.length; i++) {
-      const p = phases[i] as Phase;
+      const p = phases[i];
       if (p.steps === null) return { index: i, phase: p };
       end += p.steps;
       if (step <= end) return { index: i, phase: p };
     }
-    return { index: phases.length - 1, phase: phases[phases.length - 1] as Phase };
+    return { index: phases.length - 1, phase: phases[phases.length - 1] };
   }
 
   /** Effective rates for generator step `step` (1-based): its phase's rates × batchScale. */

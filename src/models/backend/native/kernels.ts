@@ -322,9 +322,9 @@ const conv2dBiasActGrad: tf.GradConfig = {
       x: () => run(tf.Conv2DBackpropInput, { dy: g, filter }, { inputShape: x.shape }) as tf.Tensor,
       filter: () => {
         const [dw, db] = run(CONV2D_BACKPROP_FILTER_BIAS, { x, dy: g }, { filterShape: filter.shape }) as tf.Tensor[];
-        pendingBiasGrad = tf.keep(db!);
+        pendingBiasGrad = tf.keep(db);
         queueMicrotask(dropPendingBiasGrad);
-        return dw!;
+        return dw;
       },
       bias: () => {
         if (pendingBiasGrad === null) return tf.sum(g, [0, 1, 2]);

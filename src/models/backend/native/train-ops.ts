@@ -60,7 +60,7 @@ const batchNormAct: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, gamma, beta } = inputs as Record<'x' | 'gamma' | 'beta', tf.TensorInfo>;
   checkNormInputs(BATCH_NORM_ACT, x, [['gamma', gamma], ['beta', beta]]);
   const { ints, floats } = normBlock(x, attrs as unknown as NormAttrs, BATCH_NORM_ACT);
-  const c = ints[1]!;
+  const c = ints[1];
   const y = b.makeOutput([...x.shape], 'float32');
   const mean = b.makeOutput([c], 'float32');
   const variance = b.makeOutput([c], 'float32');
@@ -82,7 +82,7 @@ const batchNormActGradKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
     throw new SrganError('SRGAN_ERR_BACKEND', `${BATCH_NORM_ACT_GRAD}: dy must be float32 of x's shape [${x.shape}], got [${dy.shape}]`);
   }
   const { ints, floats } = normBlock(x, attrs as unknown as NormAttrs, BATCH_NORM_ACT_GRAD);
-  const c = ints[1]!;
+  const c = ints[1];
   const dx = b.makeOutput([...x.shape], 'float32');
   const dgamma = b.makeOutput([c], 'float32');
   const dbeta = b.makeOutput([c], 'float32');
@@ -107,10 +107,10 @@ const batchNormActGrad: tf.GradConfig = {
   gradFunc: (dys, saved, attrs) => {
     // dys[1] and dys[2] (the statistics') are zeros unless a caller differentiated through them,
     // which fused.ts rules out.
-    const dy = Array.isArray(dys) ? dys[0]! : dys;
-    const [x, gamma, beta, mean, variance] = saved as tf.Tensor[];
-    const [dx, dgamma, dbeta] = tf.engine().runKernel(BATCH_NORM_ACT_GRAD, { dy, x: x!, gamma: gamma!, beta: beta!, mean: mean!, variance: variance! }, attrs) as tf.Tensor[];
-    return { x: () => dx!, gamma: () => dgamma!, beta: () => dbeta! };
+    const dy = Array.isArray(dys) ? dys[0] : dys;
+    const [x, gamma, beta, mean, variance] = saved;
+    const [dx, dgamma, dbeta] = tf.engine().runKernel(BATCH_NORM_ACT_GRAD, { dy, x: x, gamma: gamma, beta: beta, mean: mean, variance: variance }, attrs) as tf.Tensor[];
+    return { x: () => dx, gamma: () => dgamma, beta: () => dbeta };
   },
 };
 
