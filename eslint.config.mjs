@@ -16,7 +16,10 @@ export default tseslint.config(
     },
     rules: {
       // Shapes and lists go into error messages as "1,2,3" on purpose.
-      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true, allowNullish: true, allowArray: true }],
+      '@typescript-eslint/restrict-template-expressions': [
+        'error',
+        { allowNumber: true, allowBoolean: true, allowNullish: true, allowArray: true },
+      ],
       // `tf.add(a, b) as tf.Tensor4D` is tfjs's own idiom for an op's generic result; the rule would have it
       // written `tf.add<tf.Tensor4D>(a, b)` (and `tf.zeros<tf.Rank.R4>(…)`), which reads worse.
       '@typescript-eslint/no-unnecessary-type-assertion': [

@@ -173,9 +173,10 @@ export abstract class Actor<M> {
     this.#lastError = error;
     this.#mailbox = [];
     if (this.#parent) this.#parent.childFailed(this, error);
-    else queueMicrotask(() => {
-      // No supervisor: make the failure visible rather than losing it.
-      process.emitWarning(`actor ${this.name} failed: ${String((error as Error)?.stack ?? error)}`);
-    });
+    else
+      queueMicrotask(() => {
+        // No supervisor: make the failure visible rather than losing it.
+        process.emitWarning(`actor ${this.name} failed: ${String((error as Error)?.stack ?? error)}`);
+      });
   }
 }

@@ -143,7 +143,10 @@ export class LoaderPool extends Actor<LoaderPoolMessage> {
 
   #nextItems(): LoaderItem[] {
     if (this.#bad.size >= this.#o.files.length) {
-      throw new SrganError('SRGAN_ERR_DATA', `every training image failed to load (${this.#o.files.length} files; the reasons are in the data_error events)`);
+      throw new SrganError(
+        'SRGAN_ERR_DATA',
+        `every training image failed to load (${this.#o.files.length} files; the reasons are in the data_error events)`,
+      );
     }
     const items = this.#retry.splice(0, this.#o.imagesPerTask);
     let oldest = Infinity;
@@ -209,7 +212,11 @@ export class LoaderPool extends Actor<LoaderPoolMessage> {
         this.#retry.push(...items);
         this.#retry.sort((a, b) => a.pos - b.pos);
         if (++this.#failuresInARow >= MAX_FAILURES_IN_A_ROW) {
-          this.fail(new SrganError('SRGAN_ERR_ACTOR', `${this.#failuresInARow} loader tasks failed in a row; last: ${(err as Error).message}`, { cause: err }));
+          this.fail(
+            new SrganError('SRGAN_ERR_ACTOR', `${this.#failuresInARow} loader tasks failed in a row; last: ${(err as Error).message}`, {
+              cause: err,
+            }),
+          );
           return;
         }
         this.send({ type: 'pump' });

@@ -10,8 +10,21 @@ import { LoaderPool } from '../actors/loader-pool.js';
 import { Trainer } from '../actors/trainer.js';
 import { ControlServer, type DaemonControl } from '../actors/control-server.js';
 import { SharedRing } from '../protocol/ring.js';
-import type { CheckpointWritten, DaemonState, DaemonStatus, FromTrainer, MetricsPoint, ServerMessage, ValidationStatus } from '../protocol/messages.js';
-import { checkpointRetention, latestValidCheckpoint, removeTemporaryCheckpoints, type CheckpointState } from '../models/train/checkpoint.js';
+import type {
+  CheckpointWritten,
+  DaemonState,
+  DaemonStatus,
+  FromTrainer,
+  MetricsPoint,
+  ServerMessage,
+  ValidationStatus,
+} from '../protocol/messages.js';
+import {
+  checkpointRetention,
+  latestValidCheckpoint,
+  removeTemporaryCheckpoints,
+  type CheckpointState,
+} from '../models/train/checkpoint.js';
 import { openDb, resolveRun, validationSummary } from '../store/db.js';
 import { previewPair, trainingData, type TrainingData } from './training-data.js';
 import type { RgbImage } from '../data/image/rgb-image.js';
@@ -25,8 +38,17 @@ const HISTORY_LIMIT = 20_000;
 
 /** Config fields a resumed run may change: none of them alters what training computes. */
 export const RESUME_OVERRIDABLE: readonly string[] = Object.freeze([
-  'maxSteps', 'port', 'backend', 'loaderWorkers', 'ringMiB', 'logEvery', 'previewEvery',
-  'checkpointEvery', 'checkpointMinutes', 'checkpointKeep', 'valEvery',
+  'maxSteps',
+  'port',
+  'backend',
+  'loaderWorkers',
+  'ringMiB',
+  'logEvery',
+  'previewEvery',
+  'checkpointEvery',
+  'checkpointMinutes',
+  'checkpointKeep',
+  'valEvery',
   // Splits the same step into parts: only float rounding changes (moving a run between a CPU and a GPU).
   'accumulate',
 ]);
@@ -95,7 +117,10 @@ export class Daemon implements DaemonControl {
       const overrides = (options.overrides ?? {}) as Record<string, unknown>;
       for (const key of Object.keys(overrides)) {
         if (!RESUME_OVERRIDABLE.includes(key)) {
-          throw new SrganError('SRGAN_ERR_CONFIG', `config field "${key}" cannot change when resuming run ${run.id} (it would change what training computes); these can: ${RESUME_OVERRIDABLE.join(', ')}`);
+          throw new SrganError(
+            'SRGAN_ERR_CONFIG',
+            `config field "${key}" cannot change when resuming run ${run.id} (it would change what training computes); these can: ${RESUME_OVERRIDABLE.join(', ')}`,
+          );
         }
       }
       // Fields added after a run was made take the value that keeps its old computation.
@@ -165,7 +190,8 @@ export class Daemon implements DaemonControl {
     if (this.#resuming) {
       const leftovers = removeTemporaryCheckpoints(this.checkpointDir);
       for (const t of leftovers.removed) this.#event('checkpoint_skipped', `removed ${t}: a checkpoint write that never finished`);
-      for (const t of leftovers.restored) this.#event('checkpoint_skipped', `restored ${t} as ${t.replace(/\.old-\d+$/, '')}: its replacement never finished`);
+      for (const t of leftovers.restored)
+        this.#event('checkpoint_skipped', `restored ${t} as ${t.replace(/\.old-\d+$/, '')}: its replacement never finished`);
       const found = latestValidCheckpoint(this.checkpointDir);
       for (const sk of found?.skipped ?? []) this.#event('checkpoint_skipped', sk.reason, { dir: sk.dir });
       if (!found) {
@@ -174,10 +200,16 @@ export class Daemon implements DaemonControl {
       for (const sk of found.skipped) this.#log(`skipped checkpoint: ${sk.reason}`);
       // The scheduler stops after a step once it reaches maxSteps, so it would train one step too many.
       if (cfg.maxSteps !== null && found.step >= cfg.maxSteps) {
-        throw new SrganError('SRGAN_ERR_CONFIG', `run ${this.runId} continues from step ${found.step} (${path.basename(found.dir)}), so --max-steps ${cfg.maxSteps} leaves nothing to train; give a larger --max-steps`);
+        throw new SrganError(
+          'SRGAN_ERR_CONFIG',
+          `run ${this.runId} continues from step ${found.step} (${path.basename(found.dir)}), so --max-steps ${cfg.maxSteps} leaves nothing to train; give a larger --max-steps`,
+        );
       }
       resume = this.#continueFrom(found.dir);
-      this.#event('resume_run', `resuming run ${this.runId} from ${path.basename(found.dir)} (step ${resume.state.step})`, { dir: found.dir, step: resume.state.step });
+      this.#event('resume_run', `resuming run ${this.runId} from ${path.basename(found.dir)} (step ${resume.state.step})`, {
+        dir: found.dir,
+        step: resume.state.step,
+      });
       this.#log(`resuming from ${found.dir}`);
     } else {
       this.#store.send({
@@ -196,8 +228,12 @@ export class Daemon implements DaemonControl {
         },
       });
     }
-    this.#event('start', `run ${this.runId} on ${files.length} ${data.kind === 'prepared' ? 'prepared patches' : 'images'}` +
-      (data.val.length ? ` (+${data.val.length} held out for validation)` : ''), { images: files.length, validation: data.val.length });
+    this.#event(
+      'start',
+      `run ${this.runId} on ${files.length} ${data.kind === 'prepared' ? 'prepared patches' : 'images'}` +
+        (data.val.length ? ` (+${data.val.length} held out for validation)` : ''),
+      { images: files.length, validation: data.val.length },
+    );
     this.#preview = await previewPair(data.val.length ? data.val : files, cfg);
     await this.#startTraining(resume);
     // `srgan start` returns only once training can begin: a backend that cannot load fails the start.
@@ -237,7 +273,10 @@ export class Daemon implements DaemonControl {
     this.#status.validation = this.#validationUpTo(state.step, state.metrics ?? []);
     const d = state.data;
     if (d.images !== data.files.length || d.patchesPerImage !== data.patchesPerImage) {
-      this.#event('data_changed', `the data changed since the checkpoint (${d.images} images, ${d.patchesPerImage} patches per visit; now ${data.files.length}, ${data.patchesPerImage}): the data order will differ from an uninterrupted run`);
+      this.#event(
+        'data_changed',
+        `the data changed since the checkpoint (${d.images} images, ${d.patchesPerImage} patches per visit; now ${data.files.length}, ${data.patchesPerImage}): the data order will differ from an uninterrupted run`,
+      );
     }
     return { dir, state };
   }
@@ -303,7 +342,10 @@ export class Daemon implements DaemonControl {
     this.#trainerRestarts.push(now);
     this.#restarting = true;
     const message = error instanceof Error ? error.message : String(error);
-    this.#event('trainer_restart', `trainer failed (${message}); continuing from ${path.basename(found.dir)} (step ${found.step})`, { dir: found.dir, step: found.step });
+    this.#event('trainer_restart', `trainer failed (${message}); continuing from ${path.basename(found.dir)} (step ${found.step})`, {
+      dir: found.dir,
+      step: found.step,
+    });
     this.#log(`trainer failed (${message}); restarting from ${found.dir}`);
     void (async () => {
       try {
@@ -390,8 +432,24 @@ export class Daemon implements DaemonControl {
         break;
       case 'checkpoint': {
         const { type: _type, ...written } = m;
-        store?.send({ type: 'checkpoint', row: { run_id: this.runId, step: m.step, time: Date.now() / 1000, path: m.dir, checksum: m.checksum, kind: m.kind, psnr: m.valPsnr, gain: m.valGain } });
-        this.#event('checkpoint', `${m.kind} checkpoint at step ${m.step}: ${m.dir} (${(m.bytes / 2 ** 20).toFixed(1)} MiB, ${Math.round(m.ms)} ms)`, { dir: m.dir, step: m.step, kind: m.kind });
+        store?.send({
+          type: 'checkpoint',
+          row: {
+            run_id: this.runId,
+            step: m.step,
+            time: Date.now() / 1000,
+            path: m.dir,
+            checksum: m.checksum,
+            kind: m.kind,
+            psnr: m.valPsnr,
+            gain: m.valGain,
+          },
+        });
+        this.#event(
+          'checkpoint',
+          `${m.kind} checkpoint at step ${m.step}: ${m.dir} (${(m.bytes / 2 ** 20).toFixed(1)} MiB, ${Math.round(m.ms)} ms)`,
+          { dir: m.dir, step: m.step, kind: m.kind },
+        );
         this.#log(`checkpoint ${m.dir}`);
         this.#status.lastCheckpoint = { step: m.step, dir: m.dir };
         this.#pruneCheckpoints();
@@ -554,7 +612,11 @@ export class Daemon implements DaemonControl {
       } finally {
         releaseLock(this.paths);
       }
-      this.#log(!this.#resuming || this.#continued ? `${finalStatus}; run ${this.runId} at step ${this.#status.step}` : `could not resume run ${this.runId}; it is left as it was`);
+      this.#log(
+        !this.#resuming || this.#continued
+          ? `${finalStatus}; run ${this.runId} at step ${this.#status.step}`
+          : `could not resume run ${this.runId}; it is left as it was`,
+      );
       this.#done(this.#exitCode);
       return this.#exitCode;
     })();

@@ -41,7 +41,11 @@ async function main(): Promise<void> {
   const backend = await selectBackend(config.backend);
   const perceptualRand = mulberry32(deriveSeed(config.seed, 5));
   const perceptual = await createFeatureLoss(config, perceptualRand);
-  const gan = new Gan(config, { perceptual, replay: [perceptualRand], ema: (G) => (config.emaDecay === null ? null : createEma(G.variables, config.emaDecay)) });
+  const gan = new Gan(config, {
+    perceptual,
+    replay: [perceptualRand],
+    ema: (G) => (config.emaDecay === null ? null : createEma(G.variables, config.emaDecay)),
+  });
   let scheduler = new Scheduler(schedulerConfig(config));
   const jpegRand = mulberry32(deriveSeed(config.seed, 4));
   let startSeq = 0; // the seq of the first patch to train on: a resumed run takes its checkpoint's
@@ -66,7 +70,8 @@ async function main(): Promise<void> {
     lastCheckpointStep = ckpt.state.step;
     bestGain = ckpt.state.bestValGain ?? ckpt.state.valGain ?? null;
     const { valPsnr, valGain } = ckpt.state;
-    if (typeof valPsnr === 'number' && typeof valGain === 'number') valHere = { step: ckpt.state.step, val: { val_psnr: valPsnr, val_gain: valGain } };
+    if (typeof valPsnr === 'number' && typeof valGain === 'number')
+      valHere = { step: ckpt.state.step, val: { val_psnr: valPsnr, val_gain: valGain } };
   }
 
   let checkpointRequested: 'manual' | 'error' | null = null;
@@ -77,7 +82,12 @@ async function main(): Promise<void> {
     else if (m.type === 'checkpoint') checkpointRequested = m.kind;
     wake?.();
   });
-  post({ type: 'ready', backend: backend.name, backendReason: backend.reason, params: { generator: gan.G.paramCount, discriminator: gan.D.paramCount } });
+  post({
+    type: 'ready',
+    backend: backend.name,
+    backendReason: backend.reason,
+    params: { generator: gan.G.paramCount, discriminator: gan.D.paramCount },
+  });
 
   const B = config.batchSize;
   const P = config.patchSize;
@@ -124,7 +134,10 @@ async function main(): Promise<void> {
   /** The generator's output (EMA weights) for an 8-bit LR image, as an 8-bit image. */
   const generateRgb = (lr: RgbImage): RgbImage => {
     const out = tf.tidy(() => {
-      const x = tf.tensor4d(Float32Array.from(lr.data, (v) => v / 255), [1, lr.height, lr.width, 3]);
+      const x = tf.tensor4d(
+        Float32Array.from(lr.data, (v) => v / 255),
+        [1, lr.height, lr.width, 3],
+      );
       return tf.round(tf.mul(gan.generate(x), 255)).dataSync();
     });
     return { width: lr.width * config.scale, height: lr.height * config.scale, data: Uint8Array.from(out) };
@@ -141,7 +154,13 @@ async function main(): Promise<void> {
     };
     const std = mean(valStd);
     const mix = mean(valMix);
-    return { val_psnr: std.model, val_bicubic: std.bicubic, val_gain: std.model - std.bicubic, val_psnr_mix: mix.model, val_gain_mix: mix.model - mix.bicubic };
+    return {
+      val_psnr: std.model,
+      val_bicubic: std.bicubic,
+      val_gain: std.model - std.bicubic,
+      val_psnr_mix: mix.model,
+      val_gain_mix: mix.model - mix.bicubic,
+    };
   };
 
   // Called only between steps: nothing is half-updated, and the patches of an unfinished batch are
@@ -183,7 +202,17 @@ async function main(): Promise<void> {
       lastCheckpointStep = step;
       const cutoff = Date.now() - RECENT_MS;
       sinceCheckpoint = sinceCheckpoint.filter((p) => p.wallTime >= cutoff);
-      post({ type: 'checkpoint', step, dir: written.dir, checksum: written.checksum, bytes: written.bytes, kind, valPsnr, valGain, ms: performance.now() - t0 });
+      post({
+        type: 'checkpoint',
+        step,
+        dir: written.dir,
+        checksum: written.checksum,
+        bytes: written.bytes,
+        kind,
+        valPsnr,
+        valGain,
+        ms: performance.now() - t0,
+      });
     } catch (err) {
       post({ type: 'warning', code: 'SRGAN_ERR_CHECKPOINT', message: `checkpoint at step ${step} failed: ${(err as Error).message}` });
     } finally {
@@ -192,7 +221,11 @@ async function main(): Promise<void> {
   };
   const addToBatch = (frame: PatchFrame): void => {
     if (frame.hr.width !== P || frame.hr.height !== P || frame.lr.width !== L || frame.lr.height !== L) {
-      post({ type: 'warning', code: 'SRGAN_ERR_BAD_FRAME', message: `skipped a bad frame: patch ${frame.hr.width}×${frame.hr.height} / ${frame.lr.width}×${frame.lr.height}, expected ${P} / ${L}` });
+      post({
+        type: 'warning',
+        code: 'SRGAN_ERR_BAD_FRAME',
+        message: `skipped a bad frame: patch ${frame.hr.width}×${frame.hr.height} / ${frame.lr.width}×${frame.lr.height}, expected ${P} / ${L}`,
+      });
       return;
     }
     toFloat(frame.hr.data, hrBuf, filled * P * P * 3);
@@ -226,7 +259,11 @@ async function main(): Promise<void> {
         // Later patches are here but the next one has not come for a long time: it never will.
         if (performance.now() - stalledSince > STALL_MS && sequencer.stats().stashed > 0) {
           const n = sequencer.skipToStashed();
-          post({ type: 'warning', code: 'SRGAN_ERR_BAD_FRAME', message: `${n} patches never arrived in ${STALL_MS / 1000} s; training goes on without them` });
+          post({
+            type: 'warning',
+            code: 'SRGAN_ERR_BAD_FRAME',
+            message: `${n} patches never arrived in ${STALL_MS / 1000} s; training goes on without them`,
+          });
         }
         continue;
       }
@@ -308,7 +345,8 @@ async function main(): Promise<void> {
     scheduler.complete(plan);
     // Fault injection for the crash tests: the first trainer of a run dies after this step; with
     // ..._EVERY=N every trainer, restarted ones too, dies after its N-th step.
-    if (resume === null && plan.step === Number(process.env.SRGAN_FAULT_TRAINER_FAIL_AT_STEP)) throw new Error(`injected trainer fault at step ${plan.step}`);
+    if (resume === null && plan.step === Number(process.env.SRGAN_FAULT_TRAINER_FAIL_AT_STEP))
+      throw new Error(`injected trainer fault at step ${plan.step}`);
     if (++stepsHere === Number(process.env.SRGAN_FAULT_TRAINER_FAIL_EVERY)) throw new Error(`injected trainer fault at step ${plan.step}`);
     if (values.g_adv !== undefined) scheduler.observe({ gAdv: values.g_adv });
     statsWindow.steps++;
@@ -382,7 +420,7 @@ interface ValPair {
 }
 
 function toFloat(src: Uint8Array, dst: Float32Array, offset: number): void {
-  for (let i = 0; i < src.length; i++) dst[offset + i] = (src[i]) / 255;
+  for (let i = 0; i < src.length; i++) dst[offset + i] = src[i] / 255;
 }
 
 /** What the wasm rungs throw when the 4 GiB heap cannot hold a step (a failed allocation written through). */
@@ -395,7 +433,8 @@ main().catch((err: unknown) => {
     post({
       type: 'error',
       code: 'SRGAN_ERR_BACKEND',
-      message: `the training step needs more memory than the wasm heap holds (4 GiB; wasm said: ${e.message}): ` +
+      message:
+        `the training step needs more memory than the wasm heap holds (4 GiB; wasm said: ${e.message}): ` +
         `a batch of ${config.batchSize} patches of ${P}×${P} taken in ${config.accumulate} part${config.accumulate > 1 ? 's' : ''} of ${config.batchSize / config.accumulate}. ` +
         `Take it in more parts ("accumulate", a divisor of batchSize), lower batchSize or patchSize, or train on a GPU backend (docs/backends.md, "Memory")`,
       stack: e.stack,

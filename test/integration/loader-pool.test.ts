@@ -21,7 +21,9 @@ const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '../fix
 async function makeImage(file: string, w: number, h: number, seed: number): Promise<void> {
   const data = Buffer.alloc(w * h * 3);
   for (let i = 0; i < data.length; i++) data[i] = (i * 31 + seed * 17 + ((i / 3 / w) | 0) * 7) & 255;
-  await sharp(data, { raw: { width: w, height: h, channels: 3 } }).png().toFile(file);
+  await sharp(data, { raw: { width: w, height: h, channels: 3 } })
+    .png()
+    .toFile(file);
 }
 
 /** The next `n` patch frames in ring order (skip frames are collected in `skips`). */
@@ -144,7 +146,16 @@ describe('LoaderPool', () => {
     for (let i = 0; i < 7; i++) await makeImage(path.join(tmp.dir, `img${i}.png`), 64 + i * 8, 72, i);
     fs.writeFileSync(path.join(tmp.dir, 'broken.png'), 'not an image');
     const files = listImages(tmp.dir);
-    const options = { files, seed: 11, patchSize: 32, scale: 2 as const, lrFilter: 'bilinear-aa' as const, patchesPerImage: 3, imagesPerTask: 1, workerFile: LOADER_WORKER };
+    const options = {
+      files,
+      seed: 11,
+      patchSize: 32,
+      scale: 2 as const,
+      lrFilter: 'bilinear-aa' as const,
+      patchesPerImage: 3,
+      imagesPerTask: 1,
+      workerFile: LOADER_WORKER,
+    };
     const run = async (workers: number, startPosition: number, n: number): Promise<{ seqs: string[]; ringOrder: number[] }> => {
       const r = SharedRing.create(1 << 20);
       const p = new LoaderPool({ ...options, ring: r.buffer, workers, startPosition });
@@ -199,15 +210,33 @@ describe('LoaderPool', () => {
 
   it('fails (for its supervisor) when its worker entry cannot run', async () => {
     await makeImage(path.join(tmp.dir, 'a.png'), 64, 64, 1);
-    const missing = new LoaderPool({ ring: ring.buffer, files: listImages(tmp.dir), workers: 1, seed: 1, patchSize: 32, scale: 2,
-      lrFilter: 'bilinear-aa', patchesPerImage: 1, workerFile: path.join(tmp.dir, 'nope.js') });
+    const missing = new LoaderPool({
+      ring: ring.buffer,
+      files: listImages(tmp.dir),
+      workers: 1,
+      seed: 1,
+      patchSize: 32,
+      scale: 2,
+      lrFilter: 'bilinear-aa',
+      patchesPerImage: 1,
+      workerFile: path.join(tmp.dir, 'nope.js'),
+    });
     await expect(missing.start()).rejects.toThrow(/loader worker entry .*nope\.js does not exist/);
   });
 
   it('stops its workers when the ring is closed', async () => {
     await makeImage(path.join(tmp.dir, 'a.png'), 64, 64, 1);
-    pool = new LoaderPool({ ring: ring.buffer, files: listImages(tmp.dir), workers: 1, seed: 1, patchSize: 32, scale: 2,
-      lrFilter: 'bilinear-aa', patchesPerImage: 1, workerFile: LOADER_WORKER });
+    pool = new LoaderPool({
+      ring: ring.buffer,
+      files: listImages(tmp.dir),
+      workers: 1,
+      seed: 1,
+      patchSize: 32,
+      scale: 2,
+      lrFilter: 'bilinear-aa',
+      patchesPerImage: 1,
+      workerFile: LOADER_WORKER,
+    });
     await pool.start();
     await readFrames(ring, 2);
     ring.close();

@@ -67,7 +67,9 @@ beforeAll(async () => {
     const w = 80 + i * 4;
     const data = Buffer.alloc(w * 72 * 3);
     for (let p = 0; p < data.length; p++) data[p] = (Math.sin(p * 0.01 * (i + 1)) * 120 + 128 + ((p / 240) | 0) * (i % 3)) & 255;
-    await sharp(data, { raw: { width: w, height: 72, channels: 3 } }).png().toFile(path.join(photos, `p${i}.png`));
+    await sharp(data, { raw: { width: w, height: 72, channels: 3 } })
+      .png()
+      .toFile(path.join(photos, `p${i}.png`));
   }
   await writeReferencePictures(hrDir);
   const config = path.join(tmp.dir, 'tiny.json');
@@ -117,7 +119,13 @@ describe('a checkpoint the trainer wrote', () => {
     const out = path.join(tmp.dir, 'up');
     const r = srgan(home, ['upscale', input, '--out', out, '--backend', 'cpu', '--json'], 120_000);
     expect(r.status, r.stderr).toBe(0);
-    const report = JSON.parse(r.stdout) as { source: string; run: { id: string }; step: number; scale: number; files: { out: string; outWidth: number; outHeight: number }[] };
+    const report = JSON.parse(r.stdout) as {
+      source: string;
+      run: { id: string };
+      step: number;
+      scale: number;
+      files: { out: string; outWidth: number; outHeight: number }[];
+    };
     expect([report.source, report.run.id, report.step, report.scale]).toEqual([ckpt(8), runId, 8, 2]);
     expect(report.files).toMatchObject([{ out: path.join(out, 'a.png'), outWidth: 102, outHeight: 74 }]);
     const got = await sharp(path.join(out, 'a.png')).raw().toBuffer({ resolveWithObject: true });
@@ -136,7 +144,12 @@ describe('a checkpoint the trainer wrote', () => {
     // The same weights, compared through tf.loadLayersModel (how --compare loads models), score the same.
     const r = srgan(home, ['eval', '--run', runId, '--best', '--data', hrDir, '--compare', gen, '--backend', 'cpu', '--json'], 120_000);
     expect(r.status, r.stderr).toBe(0);
-    const report = JSON.parse(r.stdout) as { source: string; step: number; results: { model: string; psnr: number; ssim: number }[]; saved: number };
+    const report = JSON.parse(r.stdout) as {
+      source: string;
+      step: number;
+      results: { model: string; psnr: number; ssim: number }[];
+      saved: number;
+    };
     expect([report.source, report.step]).toEqual([ckpt(best), best]);
     expect(report.results.map((x) => x.model)).toEqual(['model', 'bicubic', gen]);
     const want = referenceRows(2);

@@ -26,7 +26,6 @@ function randArray(rand: () => number, n: number): Float32Array {
   return a;
 }
 
-
 type Pad = 'same' | 'valid' | tf.backend_util.ExplicitPadding;
 
 interface ConvCase {
@@ -48,8 +47,34 @@ convCases.push(
   { id: 'same d2, 2×3 kernel, batch 3', x: [3, 8, 7, 3], k: [2, 3], cout: 2, stride: 1, dilation: 2, pad: 'same' },
   { id: 'same d3, 5×5 kernel', x: [1, 13, 11, 2], k: [5, 5], cout: 2, stride: 1, dilation: 3, pad: 'same' },
   // Pads beyond the dilated extent (4): dx must drop rows the forward pass never read.
-  { id: 'explicit pads d2, some beyond the extent', x: [1, 6, 7, 2], k: [3, 3], cout: 2, stride: 1, dilation: 2, pad: [[0, 0], [5, 1], [0, 6], [0, 0]] },
-  { id: 'explicit pads d3, batch 3', x: [3, 10, 9, 2], k: [3, 3], cout: 3, stride: 1, dilation: 3, pad: [[0, 0], [1, 5], [4, 0], [0, 0]] },
+  {
+    id: 'explicit pads d2, some beyond the extent',
+    x: [1, 6, 7, 2],
+    k: [3, 3],
+    cout: 2,
+    stride: 1,
+    dilation: 2,
+    pad: [
+      [0, 0],
+      [5, 1],
+      [0, 6],
+      [0, 0],
+    ],
+  },
+  {
+    id: 'explicit pads d3, batch 3',
+    x: [3, 10, 9, 2],
+    k: [3, 3],
+    cout: 3,
+    stride: 1,
+    dilation: 3,
+    pad: [
+      [0, 0],
+      [1, 5],
+      [4, 0],
+      [0, 0],
+    ],
+  },
   // Dilation 1 with stride 2 goes through upstream's gradient (and our wasm kernels).
   { id: 'stride 2 d1 (upstream path), batch 3', x: [3, 9, 8, 2], k: [3, 3], cout: 3, stride: 2, dilation: 1, pad: 'same' },
 );
@@ -138,8 +163,17 @@ describe('Conv2D gradient with dilation (gradients.ts)', () => {
   it('passes central finite differences through a nonlinear dilated chain (wasm)', async () => {
     await initBackend('wasm');
     const rand = mulberry32(77);
-    const shapes = [[2, 7, 6, 2], [3, 3, 2, 3], [3, 3, 3, 2]];
-    const values = shapes.map((s) => randArray(rand, s.reduce((a, d) => a * d, 1)));
+    const shapes = [
+      [2, 7, 6, 2],
+      [3, 3, 2, 3],
+      [3, 3, 3, 2],
+    ];
+    const values = shapes.map((s) =>
+      randArray(
+        rand,
+        s.reduce((a, d) => a * d, 1),
+      ),
+    );
     const r = tf.tensor(randArray(rand, 2 * 7 * 6 * 2), [2, 7, 6, 2]);
     const f = (x: tf.Tensor, w1: tf.Tensor, w2: tf.Tensor): tf.Scalar => {
       const h = tf.tanh(tf.conv2d(x as tf.Tensor4D, w1 as tf.Tensor4D, 1, 'same', 'NHWC', 2));
@@ -147,7 +181,9 @@ describe('Conv2D gradient with dilation (gradients.ts)', () => {
     };
     tf.tidy(() => {
       const xs = values.map((v, i) => tf.tensor(v, shapes[i]));
-      const analytic = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => f(a, b, c))(xs).map((g) => g.dataSync());
+      const analytic = tf
+        .grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => f(a, b, c))(xs)
+        .map((g) => g.dataSync());
       const eps = 1e-2;
       values.forEach((v, k) => {
         let worst = 0;
@@ -181,7 +217,6 @@ describe('Conv2D gradient with dilation (gradients.ts)', () => {
   });
 });
 
-
 describe('DepthToSpace gradient (gradients.ts)', () => {
   const shapes: Array<[number[], number]> = [
     [[1, 3, 5, 12], 2],
@@ -194,7 +229,10 @@ describe('DepthToSpace gradient (gradients.ts)', () => {
     const lr = [shape[0], shape[1], shape[2], shape[3] / (r * r)];
     const hr = [lr[0], lr[1] * r, lr[2] * r, lr[3]];
     const rand = mulberry32(shape.reduce((a, d) => a * 31 + d, r));
-    const xv = randArray(rand, shape.reduce((a, d) => a * d, 1));
+    const xv = randArray(
+      rand,
+      shape.reduce((a, d) => a * d, 1),
+    );
     const rv = randArray(rand, xv.length);
     const want = spaceToDepthRef(rv, lr, r);
     for (const backend of BACKENDS) {
@@ -252,7 +290,10 @@ const bilinearTaps: Taps = (o, n) => {
   const lo = Math.floor(src);
   const f = src - lo;
   const clamp = (i: number) => Math.min(Math.max(i, 0), n - 1);
-  return [[clamp(lo), 1 - f], [clamp(lo + 1), f]];
+  return [
+    [clamp(lo), 1 - f],
+    [clamp(lo + 1), f],
+  ];
 };
 
 /** Forward y and adjoint Aᵀ·R of a ×2 upsampling with per-axis `taps`, in float64. */
@@ -278,14 +319,26 @@ function upsampleReference(xv: ArrayLike<number>, rv: ArrayLike<number>, [n, h, 
 describe('×2 upsampling with gradients right on every backend (ops.ts)', () => {
   const ops: Array<[string, (x: tf.Tensor4D) => tf.Tensor4D, (x: tf.Tensor4D) => tf.Tensor4D, Taps]> = [
     ['upsampleNearest2x', upsampleNearest2x, (x) => tf.image.resizeNearestNeighbor(x, [2 * x.shape[1], 2 * x.shape[2]]), nearestTaps],
-    ['upsampleBilinear2x', upsampleBilinear2x, (x) => tf.image.resizeBilinear(x, [2 * x.shape[1], 2 * x.shape[2]], false, true), bilinearTaps],
+    [
+      'upsampleBilinear2x',
+      upsampleBilinear2x,
+      (x) => tf.image.resizeBilinear(x, [2 * x.shape[1], 2 * x.shape[2]], false, true),
+      bilinearTaps,
+    ],
   ];
-  const shapes = [[3, 5, 7, 2], [1, 1, 4, 3], [2, 4, 4, 1]];
+  const shapes = [
+    [3, 5, 7, 2],
+    [1, 1, 4, 3],
+    [2, 4, 4, 1],
+  ];
 
   it.each(ops)('%s equals tf.image forward, and its gradient the exact adjoint, on cpu and wasm', async (_name, op, upstream, taps) => {
     for (const shape of shapes) {
       const rand = mulberry32(shape.reduce((a, d) => a * 17 + d, 5));
-      const xv = randArray(rand, shape.reduce((a, d) => a * d, 1));
+      const xv = randArray(
+        rand,
+        shape.reduce((a, d) => a * d, 1),
+      );
       const rv = randArray(rand, xv.length * 4);
       const ref = upsampleReference(xv, rv, shape, taps);
       for (const backend of BACKENDS) {

@@ -34,7 +34,6 @@ function psnr(a: RgbImage, b: RgbImage): number {
 const mean = (a: number[]): number => a.reduce((s, v) => s + v, 0) / a.length;
 const FILTERS: DownscaleFilter[] = ['bilinear-aa', 'box-gamma', 'bicubic-aa', 'area', 'lanczos3'];
 
-
 describe("downscale 'bilinear-aa'", () => {
   it('has the seed taps: ×2 [1,3,3,1]/8 and ×4 [1,3,5,7,7,5,3,1]/32, each summing to 1', () => {
     expect(BILINEAR_AA_TAPS[2]).toEqual([1, 3, 3, 1].map((t) => t / 8));
@@ -43,7 +42,12 @@ describe("downscale 'bilinear-aa'", () => {
   });
 
   it('×2 is byte-identical to downscaleAA2', () => {
-    for (const [w, h, seed] of [[2, 2, 1], [10, 8, 2], [4, 14, 3], [64, 32, 4]] as const) {
+    for (const [w, h, seed] of [
+      [2, 2, 1],
+      [10, 8, 2],
+      [4, 14, 3],
+      [64, 32, 4],
+    ] as const) {
       const img = random(w, h, seed);
       expect(downscale(img, 2, 'bilinear-aa')).toEqual(downscaleAA2(img));
     }
@@ -72,12 +76,21 @@ describe("downscale 'bilinear-aa'", () => {
     // The border outputs are pulled inwards symmetrically, so the mean is unchanged.
     expect(Math.abs(mean(channel(out, 0)) - mean(channel(img, 0)))).toBeLessThan(0.5);
     // Along y too.
-    const col = downscale(make(4, 32, (_x, y) => [8 * y, 0, 0]), 4, 'bilinear-aa');
+    const col = downscale(
+      make(4, 32, (_x, y) => [8 * y, 0, 0]),
+      4,
+      'bilinear-aa',
+    );
     for (let o = 1; o < 7; o++) expect(col.data[o * 3]).toBe(8 * (4 * o + 1.5));
   });
 
   it('×4 equals the 2-D normalised convolution on random images', () => {
-    for (const [w, h, seed] of [[4, 4, 5], [12, 8, 6], [8, 20, 7], [36, 28, 8]] as const) {
+    for (const [w, h, seed] of [
+      [4, 4, 5],
+      [12, 8, 6],
+      [8, 20, 7],
+      [36, 28, 8],
+    ] as const) {
       const img = random(w, h, seed);
       expect(downscale(img, 4, 'bilinear-aa')).toEqual(normalisedConv(img, 4, [1, 3, 5, 7, 7, 5, 3, 1]));
     }
@@ -174,7 +187,11 @@ describe("downscale 'area'", () => {
 
   it('×4 averages each 4×4 block (hand-computed)', () => {
     // Row values 0, 10, 20, …: block 0 averages 0,10,20,30 → 15; block 1 averages 40..70 → 55.
-    const out = downscale(make(8, 4, (x) => [10 * x, 10 * x, 10 * x]), 4, 'area');
+    const out = downscale(
+      make(8, 4, (x) => [10 * x, 10 * x, 10 * x]),
+      4,
+      'area',
+    );
     expect(channel(out, 0)).toEqual([15, 55]);
   });
 });
@@ -271,7 +288,9 @@ describe('LR synthesis names and the training mix', () => {
   it('is reproducible from the seed', () => {
     const draw = (seed: number) => {
       const r = mulberry32(seed);
-      return Array.from({ length: 20 }, () => drawLrSynthesis({ 'bicubic-aa': 1, 'bilinear-aa': 1, area: 1, lanczos3: 1 }, { probability: 0.3, sigmaMin: 0.2, sigmaMax: 1 }, r));
+      return Array.from({ length: 20 }, () =>
+        drawLrSynthesis({ 'bicubic-aa': 1, 'bilinear-aa': 1, area: 1, lanczos3: 1 }, { probability: 0.3, sigmaMin: 0.2, sigmaMax: 1 }, r),
+      );
     };
     expect(draw(9)).toEqual(draw(9));
     expect(draw(9)).not.toEqual(draw(10));
@@ -282,8 +301,16 @@ describe('downscale (all filters)', () => {
   it('keeps a constant image constant, borders included', () => {
     for (const filter of FILTERS) {
       for (const f of [2, 4] as const) {
-        for (const [w, h] of [[4, 4], [12, 8], [16, 36]] as const) {
-          const out = downscale(make(w, h, () => [17, 128, 254]), f, filter);
+        for (const [w, h] of [
+          [4, 4],
+          [12, 8],
+          [16, 36],
+        ] as const) {
+          const out = downscale(
+            make(w, h, () => [17, 128, 254]),
+            f,
+            filter,
+          );
           expect([out.width, out.height]).toEqual([w / f, h / f]);
           for (let i = 0; i < out.data.length; i += 3) {
             expect([out.data[i], out.data[i + 1], out.data[i + 2]], `${filter} ×${f} ${w}×${h}`).toEqual([17, 128, 254]);
@@ -301,10 +328,34 @@ describe('downscale (all filters)', () => {
   });
 
   it('rejects sizes that are not multiples of the factor, bad factors and unknown filters', () => {
-    expect(() => downscale(make(6, 8, () => [0, 0, 0]), 4, 'bilinear-aa')).toThrow(/multiples of factor 4/);
-    expect(() => downscale(make(5, 4, () => [0, 0, 0]), 2, 'box-gamma')).toThrow(RangeError);
-    expect(() => downscale(make(8, 8, () => [0, 0, 0]), 3 as 2, 'bicubic-aa')).toThrow(/factor/);
-    expect(() => downscale(make(8, 8, () => [0, 0, 0]), 2, 'lanczos' as DownscaleFilter)).toThrow(/filter/);
+    expect(() =>
+      downscale(
+        make(6, 8, () => [0, 0, 0]),
+        4,
+        'bilinear-aa',
+      ),
+    ).toThrow(/multiples of factor 4/);
+    expect(() =>
+      downscale(
+        make(5, 4, () => [0, 0, 0]),
+        2,
+        'box-gamma',
+      ),
+    ).toThrow(RangeError);
+    expect(() =>
+      downscale(
+        make(8, 8, () => [0, 0, 0]),
+        3 as 2,
+        'bicubic-aa',
+      ),
+    ).toThrow(/factor/);
+    expect(() =>
+      downscale(
+        make(8, 8, () => [0, 0, 0]),
+        2,
+        'lanczos' as DownscaleFilter,
+      ),
+    ).toThrow(/filter/);
   });
 });
 
@@ -329,7 +380,8 @@ describe('JPEG degradation', () => {
   it('loses less at higher quality: PSNR increases over the seed list', async () => {
     const scores: number[] = [];
     for (const q of JPEG_QUALITIES) scores.push(psnr(textured, await jpegDegrade(textured, q)));
-    for (let i = 1; i < scores.length; i++) expect(scores[i], `q ${JPEG_QUALITIES[i]} vs ${JPEG_QUALITIES[i - 1]}`).toBeGreaterThan(scores[i - 1]);
+    for (let i = 1; i < scores.length; i++)
+      expect(scores[i], `q ${JPEG_QUALITIES[i]} vs ${JPEG_QUALITIES[i - 1]}`).toBeGreaterThan(scores[i - 1]);
     expect(scores[0]).toBeGreaterThan(20); // q 50 is degraded, not destroyed
   });
 
@@ -340,7 +392,8 @@ describe('JPEG degradation', () => {
   it('rejects quality 100 citing the article, and anything outside 1..99', async () => {
     await expect(jpegDegrade(textured, 100)).rejects.toThrow(RangeError);
     await expect(jpegDegrade(textured, 100)).rejects.toThrow(/article warns.*quality=100/);
-    for (const q of [0, 101, 50.5, Number.NaN]) await expect(jpegDegrade(textured, q)).rejects.toThrow(/quality: expected an integer in 1\.\.99/);
+    for (const q of [0, 101, 50.5, Number.NaN])
+      await expect(jpegDegrade(textured, q)).rejects.toThrow(/quality: expected an integer in 1\.\.99/);
   });
 
   it('draws qualities from the seed list, one rand() per draw', () => {

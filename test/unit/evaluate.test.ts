@@ -39,7 +39,9 @@ async function writeImage(name: string, w: number, h: number, seed: number): Pro
     }
   }
   const p = path.join(tmp.dir, name);
-  await sharp(data, { raw: { width: w, height: h, channels: 3 } }).png().toFile(p);
+  await sharp(data, { raw: { width: w, height: h, channels: 3 } })
+    .png()
+    .toFile(p);
   return p;
 }
 
@@ -89,10 +91,22 @@ describe('evaluate', () => {
       expect(Number.isFinite(row.model!.psnr)).toBe(true);
     }
     const mean = (f: (i: number) => number): number => (f(0) + f(1)) / 2;
-    expect(res.bicubic.psnr).toBeCloseTo(mean((i) => res.rows[i].bicubic.psnr), 12);
-    expect(res.bicubic.ssim).toBeCloseTo(mean((i) => res.rows[i].bicubic.ssim), 12);
-    expect(res.model!.psnr).toBeCloseTo(mean((i) => res.rows[i].model!.psnr), 12);
-    expect(res.model!.ssim).toBeCloseTo(mean((i) => res.rows[i].model!.ssim), 12);
+    expect(res.bicubic.psnr).toBeCloseTo(
+      mean((i) => res.rows[i].bicubic.psnr),
+      12,
+    );
+    expect(res.bicubic.ssim).toBeCloseTo(
+      mean((i) => res.rows[i].bicubic.ssim),
+      12,
+    );
+    expect(res.model!.psnr).toBeCloseTo(
+      mean((i) => res.rows[i].model!.psnr),
+      12,
+    );
+    expect(res.model!.ssim).toBeCloseTo(
+      mean((i) => res.rows[i].model!.ssim),
+      12,
+    );
   });
 
   it('without a generator scores bicubic only; the border is configurable', async () => {
@@ -125,7 +139,10 @@ describe('evaluate', () => {
     // float64 can round an exact .5 differently, and the pictures above have a linear channel, whose
     // bicubic enlargement is full of exact halves (±0.005 dB from ties alone on images this small).
     const noisy: string[] = [];
-    for (const [name, w, h, seed] of [['n1.png', 60, 52, 7], ['n2.png', 49, 45, 8]] as const) {
+    for (const [name, w, h, seed] of [
+      ['n1.png', 60, 52, 7],
+      ['n2.png', 49, 45, 8],
+    ] as const) {
       const rand = mulberry32(seed);
       const data = new Uint8Array(w * h * 3);
       for (let i = 0; i < data.length; i++) {
@@ -134,7 +151,9 @@ describe('evaluate', () => {
         data[i] = Math.round(128 + 70 * Math.sin(x / (3 + (i % 3)) + y / 5) + 40 * (rand() - 0.5));
       }
       const p = path.join(tmp.dir, name);
-      await sharp(data, { raw: { width: w, height: h, channels: 3 } }).png().toFile(p);
+      await sharp(data, { raw: { width: w, height: h, channels: 3 } })
+        .png()
+        .toFile(p);
       noisy.push(p);
     }
     for (const scale of [2, 4] as const) {
@@ -145,7 +164,14 @@ describe('evaluate', () => {
         // pictures' linear channel makes common: Keys reproduces a ramp, 2·k + ¼·2 = …5.)
         const full = await loadRgb(files[1]);
         const lr = downscale(crop(full, 0, 0, 44, 44), scale, 'bicubic-aa');
-        const out = tf.tidy(() => tf.mul(tf.clipByValue(copy.apply(tf.div(tf.tensor4d(lr.data, [1, lr.height, lr.width, 3], 'float32'), 255) as tf.Tensor4D), 0, 1), 255).dataSync());
+        const out = tf.tidy(() =>
+          tf
+            .mul(
+              tf.clipByValue(copy.apply(tf.div(tf.tensor4d(lr.data, [1, lr.height, lr.width, 3], 'float32'), 255) as tf.Tensor4D), 0, 1),
+              255,
+            )
+            .dataSync(),
+        );
         const ref = upscaleBicubic(lr, scale).data;
         expect(out.length).toBe(ref.length);
         let worst = 0;
@@ -180,7 +206,10 @@ describe('evaluate', () => {
       const model = bicubicLayersModel(scale);
       const copy = bicubicGenerator(scale);
       const rand = mulberry32(scale);
-      const x = tf.tensor4d(Float32Array.from({ length: 2 * 9 * 13 * 3 }, () => rand()), [2, 9, 13, 3]);
+      const x = tf.tensor4d(
+        Float32Array.from({ length: 2 * 9 * 13 * 3 }, () => rand()),
+        [2, 9, 13, 3],
+      );
       const [a, b] = [model.predict(x) as tf.Tensor, copy.apply(x)];
       expect(a.shape).toEqual([2, 9 * scale, 13 * scale, 3]);
       expect(tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]).toBeLessThan(1e-5);

@@ -8,13 +8,24 @@ import { mulberry32 } from '../../src/util/prng.js';
 import { createPerceptualLoss } from '../../src/models/losses/perceptual.js';
 
 const small = (overrides: Record<string, unknown> = {}) =>
-  resolveConfig({ patchSize: 32, batchSize: 2, generator: { channels: 8, skip: false, depth: 0 }, discriminator: { mid: 4 }, maxShift: 4, advWeight: 1e-4, ...overrides });
+  resolveConfig({
+    patchSize: 32,
+    batchSize: 2,
+    generator: { channels: 8, skip: false, depth: 0 },
+    discriminator: { mid: 4 },
+    maxShift: 4,
+    advWeight: 1e-4,
+    ...overrides,
+  });
 
 function batch(cfg: ReturnType<typeof small>, seed: number): [tf.Tensor4D, tf.Tensor4D] {
   const r = mulberry32(seed);
   const P = cfg.patchSize;
   const L = P / cfg.scale;
-  const hr = tf.tensor4d(Float32Array.from({ length: cfg.batchSize * P * P * 3 }, () => r()), [cfg.batchSize, P, P, 3]);
+  const hr = tf.tensor4d(
+    Float32Array.from({ length: cfg.batchSize * P * P * 3 }, () => r()),
+    [cfg.batchSize, P, P, 3],
+  );
   // A blurry LR version, so there is something to learn.
   const lr = tf.tidy(() => tf.avgPool(hr, cfg.scale, cfg.scale, 'valid') as tf.Tensor4D);
   expect(lr.shape).toEqual([cfg.batchSize, L, L, 3]);
@@ -106,10 +117,25 @@ describe('Gan', () => {
     b.dispose();
   });
 
-  it('builds every preset\'s networks (shrunk) and runs a step of each at ×2 and ×4', () => {
+  it("builds every preset's networks (shrunk) and runs a step of each at ×2 and ×4", () => {
     for (const overrides of [
-      { preset: 'seed-final-x2', generator: { blocks: 1, channels: 8 }, discriminator: { mid: 4 }, patchSize: 64, perceptual: { kind: 'off' }, jpeg: false },
-      { preset: 'esrgan-x4', generator: { blocks: 1, channels: 8, growth: 4 }, discriminator: { channels: 4 }, patchSize: 64, batchSize: 1, accumulate: 1, perceptual: { kind: 'off' } },
+      {
+        preset: 'seed-final-x2',
+        generator: { blocks: 1, channels: 8 },
+        discriminator: { mid: 4 },
+        patchSize: 64,
+        perceptual: { kind: 'off' },
+        jpeg: false,
+      },
+      {
+        preset: 'esrgan-x4',
+        generator: { blocks: 1, channels: 8, growth: 4 },
+        discriminator: { channels: 4 },
+        patchSize: 64,
+        batchSize: 1,
+        accumulate: 1,
+        perceptual: { kind: 'off' },
+      },
     ]) {
       const cfg = resolveConfig(overrides);
       const gan = new Gan(cfg);
@@ -131,7 +157,9 @@ describe('the bilinear skip of espcn-x2-fast', () => {
     for (const v of Object.values(gan.G.variables)) v.assign(tf.zerosLike(v));
     const lr = tf.tile(tf.tensor4d([0, 1, 1, 0], [1, 2, 2, 1]), [1, 1, 1, 3]) as tf.Tensor4D;
     const out = gan.generate(lr, { ema: false });
-    const row0 = Array.from(out.dataSync()).filter((_, i) => i % 3 === 0).slice(0, 4);
+    const row0 = Array.from(out.dataSync())
+      .filter((_, i) => i % 3 === 0)
+      .slice(0, 4);
     // Centre-aligned bilinear ×2 of [0, 1]: 0, 0.25, 0.75, 1 (clamped at the edges).
     expect(row0.map((v) => Number(v.toFixed(4)))).toEqual([0, 0.25, 0.75, 1]);
     tf.dispose([lr, out]);
@@ -146,7 +174,15 @@ describe('accumulate: a step in equal parts is the whole-batch step', () => {
 
   // esrgan-x4 shrunk: RRDBNet, the U-Net D with spectral norm, the bundled perceptual net, L1, shift crops.
   const config = (accumulate: number, batchSize = 4) =>
-    resolveConfig({ preset: 'esrgan-x4', generator: { blocks: 1, channels: 8, growth: 4 }, discriminator: { channels: 4 }, patchSize: 32, maxShift: 8, batchSize, accumulate });
+    resolveConfig({
+      preset: 'esrgan-x4',
+      generator: { blocks: 1, channels: 8, growth: 4 },
+      discriminator: { channels: 4 },
+      patchSize: 32,
+      maxShift: 8,
+      batchSize,
+      accumulate,
+    });
 
   async function train(accumulate: number, opts: { replay?: boolean; steps?: number } = {}) {
     const cfg = config(accumulate);
@@ -195,7 +231,13 @@ describe('accumulate: a step in equal parts is the whole-batch step', () => {
       expect(parts.perceptualRng).toBe(whole.perceptualRng);
       for (const [i, row] of whole.logged.entries()) {
         // float32 sums in another order: equal to ~1e-6 relative (a wrong draw or vector differs by far more).
-        for (const [key, v] of Object.entries(row)) expect({ k, step: i + 1, key, rel: Math.abs(parts.logged[i][key] - v) / Math.max(Math.abs(v), 1e-3) }).toEqual({ k, step: i + 1, key, rel: expect.closeTo(0, 5) });
+        for (const [key, v] of Object.entries(row))
+          expect({ k, step: i + 1, key, rel: Math.abs(parts.logged[i][key] - v) / Math.max(Math.abs(v), 1e-3) }).toEqual({
+            k,
+            step: i + 1,
+            key,
+            rel: expect.closeTo(0, 5),
+          });
       }
       // Per tensor, relative to its largest value. Rounding moves Adam's first steps where a gradient is
       // near its eps (1e-8): up to ~2e-4 here, as much as reordering the batch does; a part left out, a
@@ -214,7 +256,9 @@ describe('accumulate: a step in equal parts is the whole-batch step', () => {
   it('the config must split the batch evenly, and BatchNorm discriminators take the whole batch', () => {
     expect(() => config(3)).toThrow(/accumulate.*a divisor of batchSize \(4\)/);
     expect(() => resolveConfig({ preset: 'seed-final-x2', accumulate: 1 })).not.toThrow();
-    expect(() => resolveConfig({ preset: 'seed-final-x2', batchSize: 2, accumulate: 2 })).toThrow(/accumulate.*1 with the dilated discriminator \(its BatchNorm/);
+    expect(() => resolveConfig({ preset: 'seed-final-x2', batchSize: 2, accumulate: 2 })).toThrow(
+      /accumulate.*1 with the dilated discriminator \(its BatchNorm/,
+    );
     // Without the adversarial term there is no D, so nothing normalises over the batch.
     expect(resolveConfig({ batchSize: 8, accumulate: 4 }).accumulate).toBe(4);
     expect(resolveConfig({ preset: 'esrgan-x4' }).accumulate).toBe(4);

@@ -45,21 +45,91 @@ interface GradCase {
 const cases: GradCase[] = [
   // Our overrides, through both reduction paths: leading axes (one matMul) and any other (Sum).
   { name: 'Add: per-channel bias [C]', shapes: [[2, 2, 3, 4], [4]], f: (a, b) => tf.add(a, b) },
-  { name: 'Add: [1, 1, 1, C]', shapes: [[2, 2, 3, 4], [1, 1, 1, 4]], f: (a, b) => tf.add(a, b) },
+  {
+    name: 'Add: [1, 1, 1, C]',
+    shapes: [
+      [2, 2, 3, 4],
+      [1, 1, 1, 4],
+    ],
+    f: (a, b) => tf.add(a, b),
+  },
   { name: 'Add: scalar', shapes: [[3, 4], []], f: (a, b) => tf.add(a, b) },
-  { name: 'Add: same shape', shapes: [[3, 4], [3, 4]], f: (a, b) => tf.add(a, b) },
-  { name: 'Add: middle axis (Sum path)', shapes: [[2, 3, 4], [2, 1, 4]], f: (a, b) => tf.add(a, b) },
-  { name: 'Add: both operands broadcast', shapes: [[3, 1], [1, 4]], f: (a, b) => tf.add(a, b) },
-  { name: 'Sub: [1, 1, 1, C] (moments)', shapes: [[2, 2, 3, 4], [1, 1, 1, 4]], f: (a, b) => tf.sub(a, b) },
+  {
+    name: 'Add: same shape',
+    shapes: [
+      [3, 4],
+      [3, 4],
+    ],
+    f: (a, b) => tf.add(a, b),
+  },
+  {
+    name: 'Add: middle axis (Sum path)',
+    shapes: [
+      [2, 3, 4],
+      [2, 1, 4],
+    ],
+    f: (a, b) => tf.add(a, b),
+  },
+  {
+    name: 'Add: both operands broadcast',
+    shapes: [
+      [3, 1],
+      [1, 4],
+    ],
+    f: (a, b) => tf.add(a, b),
+  },
+  {
+    name: 'Sub: [1, 1, 1, C] (moments)',
+    shapes: [
+      [2, 2, 3, 4],
+      [1, 1, 1, 4],
+    ],
+    f: (a, b) => tf.sub(a, b),
+  },
   { name: 'Sub: per-channel [C]', shapes: [[2, 3, 4], [4]], f: (a, b) => tf.sub(a, b) },
-  { name: 'Sub: same shape', shapes: [[3, 4], [3, 4]], f: (a, b) => tf.sub(a, b) },
-  { name: 'Sub: both operands broadcast', shapes: [[3, 1], [1, 4]], f: (a, b) => tf.sub(a, b) },
+  {
+    name: 'Sub: same shape',
+    shapes: [
+      [3, 4],
+      [3, 4],
+    ],
+    f: (a, b) => tf.sub(a, b),
+  },
+  {
+    name: 'Sub: both operands broadcast',
+    shapes: [
+      [3, 1],
+      [1, 4],
+    ],
+    f: (a, b) => tf.sub(a, b),
+  },
   { name: 'Multiply: per-channel scale [C]', shapes: [[2, 2, 3, 4], [4]], f: (a, b) => tf.mul(a, b) },
-  { name: 'Multiply: same shape', shapes: [[3, 4], [3, 4]], f: (a, b) => tf.mul(a, b) },
+  {
+    name: 'Multiply: same shape',
+    shapes: [
+      [3, 4],
+      [3, 4],
+    ],
+    f: (a, b) => tf.mul(a, b),
+  },
   { name: 'Multiply: scalar', shapes: [[3, 4], []], f: (a, b) => tf.mul(a, b) },
-  { name: 'Multiply: outer axes (Sum path)', shapes: [[2, 3, 4], [1, 3, 1]], f: (a, b) => tf.mul(a, b) },
+  {
+    name: 'Multiply: outer axes (Sum path)',
+    shapes: [
+      [2, 3, 4],
+      [1, 3, 1],
+    ],
+    f: (a, b) => tf.mul(a, b),
+  },
   // Upstream's, as our networks and losses use them.
-  { name: 'SquaredDifference (mse)', shapes: [[2, 3, 4], [2, 3, 4]], f: (a, b) => tf.squaredDifference(a, b) },
+  {
+    name: 'SquaredDifference (mse)',
+    shapes: [
+      [2, 3, 4],
+      [2, 3, 4],
+    ],
+    f: (a, b) => tf.squaredDifference(a, b),
+  },
   { name: 'Mean: all axes', shapes: [[2, 3, 4]], f: (a) => tf.mean(a) },
   { name: 'Mean: keepDims over N, H, W', shapes: [[2, 2, 3, 4]], f: (a) => tf.mean(a, [0, 1, 2], true) },
   { name: 'Square', shapes: [[3, 4]], f: (a) => tf.square(a) },
@@ -70,9 +140,30 @@ const cases: GradCase[] = [
   { name: 'Cast', shapes: [[3, 4]], f: (a) => tf.cast(a, 'float32') },
   { name: 'Slice (shift crop)', shapes: [[1, 5, 5, 2]], f: (a) => tf.slice(a, [0, 1, 2, 0], [-1, 3, 2, -1]) },
   { name: 'Reshape + Transpose (pixel shuffle)', shapes: [[2, 2, 3, 8]], f: (a) => pixelShuffle(a as tf.Tensor4D, 2) },
-  { name: 'Conv2D 3×3 same', shapes: [[2, 5, 5, 2], [3, 3, 2, 3]], f: (a, b) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same') },
-  { name: 'Conv2D 5×5 same', shapes: [[1, 6, 6, 3], [5, 5, 3, 2]], f: (a, b) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same') },
-  { name: 'Conv2D 1×1', shapes: [[2, 3, 3, 4], [1, 1, 4, 2]], f: (a, b) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same') },
+  {
+    name: 'Conv2D 3×3 same',
+    shapes: [
+      [2, 5, 5, 2],
+      [3, 3, 2, 3],
+    ],
+    f: (a, b) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'),
+  },
+  {
+    name: 'Conv2D 5×5 same',
+    shapes: [
+      [1, 6, 6, 3],
+      [5, 5, 3, 2],
+    ],
+    f: (a, b) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'),
+  },
+  {
+    name: 'Conv2D 1×1',
+    shapes: [
+      [2, 3, 3, 4],
+      [1, 1, 4, 2],
+    ],
+    f: (a, b) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'),
+  },
   // The discriminator's BatchNorm in training mode, end to end (moments, then scale and shift).
   {
     name: 'BatchNorm: Cast Mean Sub Square Rsqrt Multiply Add',
@@ -105,7 +196,9 @@ describe('gradients vs finite differences (wasm)', () => {
       const outShape = c.f(...xs).shape;
       const r = tf.tensor(values(rand, outShape, false), outShape);
       const loss = (...ts: tf.Tensor[]) => tf.sum(tf.mul(c.f(...ts), r));
-      const analytic = tf.grads(loss)(xs).map((g) => g.dataSync());
+      const analytic = tf
+        .grads(loss)(xs)
+        .map((g) => g.dataSync());
       const eps = 1e-2;
       inputs.forEach((v, k) => {
         let worst = 0;

@@ -68,7 +68,12 @@ function makeCases(): Case[] {
   add([1, 8, 8, 4], [3, 3], 6, 2, 'same');
   add([3, 7, 7, 3], [3, 3], 4, 2, 'same');
   add([3, 9, 9, 2], [3, 3], 3, 2, 'valid');
-  add([1, 6, 6, 2], [3, 3], 2, 1, [[0, 0], [4, 3], [0, 5], [0, 0]]);
+  add([1, 6, 6, 2], [3, 3], 2, 1, [
+    [0, 0],
+    [4, 3],
+    [0, 5],
+    [0, 0],
+  ]);
   // Seeded random geometry.
   const pads = ['same', 'valid', 'num', 'explicit'] as const;
   for (const batch of [1, 3]) {
@@ -87,7 +92,13 @@ function makeCases(): Case[] {
         let pad: Pad;
         if (padKind === 'same' || padKind === 'valid') pad = padKind;
         else if (padKind === 'num') pad = int(0, 2);
-        else pad = [[0, 0], [int(0, 3), int(0, 3)], [int(0, 3), int(0, 3)], [0, 0]];
+        else
+          pad = [
+            [0, 0],
+            [int(0, 3), int(0, 3)],
+            [int(0, 3), int(0, 3)],
+            [0, 0],
+          ];
         const s: number | [number, number] = stride === 2 && padKind !== 'num' && rand() < 0.5 ? [2, 1] : stride;
         add([batch, h, w, cin], [kh, kw], cout, s, pad);
       }
@@ -123,7 +134,6 @@ function runCase(c: Case): Result {
     };
   });
 }
-
 
 const cases = makeCases();
 const reference: Result[] = [];
@@ -177,12 +187,16 @@ describe('kernel registration', () => {
     const dy = tf.zeros([1, 4, 4, 3]);
     let err: unknown;
     try {
-      tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, {
-        strides: 1,
-        pad: 'same',
-        dataFormat: 'NCHW',
-        filterShape: [3, 3, 2, 3],
-      });
+      tf.engine().runKernel(
+        tf.Conv2DBackpropFilter,
+        { x, dy },
+        {
+          strides: 1,
+          pad: 'same',
+          dataFormat: 'NCHW',
+          filterShape: [3, 3, 2, 3],
+        },
+      );
     } catch (e) {
       err = e;
     }

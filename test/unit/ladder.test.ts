@@ -20,7 +20,8 @@ describe('selectBackend', () => {
       (sel) => ({ ok: true as const, sel }),
       (err: Error) => ({ ok: false as const, err }),
     );
-    if (r.ok) expect(r.sel.tfBackend).toBe('webgpu'); // a machine with a Vulkan GPU
+    if (r.ok)
+      expect(r.sel.tfBackend).toBe('webgpu'); // a machine with a Vulkan GPU
     else expect(r.err.message).toMatch(/backend "webgpu" cannot be used: (no GPU adapter|the webgpu package)/);
     await selectBackend('wasm'); // leave a CPU backend in force for the tests below
   });

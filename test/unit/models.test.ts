@@ -79,7 +79,6 @@ describe('pixelShuffle', () => {
     });
   });
 
-
   it.each(shapes)('has the exact gradient spaceToDepth(dL/dy) for %j, r=%i, on wasm and cpu', async (shape, r) => {
     // d/dx Σ pixelShuffle(x)·R = spaceToDepth(R): the shuffle is a permutation.
     const lrShape = [shape[0], shape[1], shape[2], shape[3] / (r * r)];

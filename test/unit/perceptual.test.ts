@@ -169,7 +169,9 @@ describe('depthwiseConv2dFrozen', () => {
       const want = tf.depthwiseConv2d(x, w, [...strides], pad, 'NHWC', [...dilation]);
       expect(num(tf.max(tf.abs(tf.sub(y, want))))).toBeLessThan(1e-5);
       const dy = seededUniform(y.shape, 1, 3);
-      const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(depthwiseConv2dFrozen(t as tf.Tensor4D, w, [...strides], pad, [...dilation]), dy)))(x);
+      const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(depthwiseConv2dFrozen(t as tf.Tensor4D, w, [...strides], pad, [...dilation]), dy)))(
+        x,
+      );
       expect(g.shape).toEqual(x.shape);
       expect(num(tf.sum(tf.mul(x, g)))).toBeCloseTo(num(tf.sum(tf.mul(y, dy))), 3);
     });
@@ -226,7 +228,8 @@ describe('perceptual kind "vgg16"', () => {
       const fullWant = 2e-4 * referenceDistance(crop(y, 2, 16), crop(label, 2, 16), VGG_SPEC, vgg.weights);
       expect(num(full) / fullWant).toBeCloseTo(1, 4);
       const hc = (t: tf.Tensor4D) => tf.slice(t, [0, 3, 0, 0], [-1, 16, 16, -1]);
-      const g = (t: tf.Tensor4D) => tf.pow(tf.avgPool(tf.pow(tf.clipByValue(t, 1e-6, 1), 2.2) as tf.Tensor4D, 2, 2, 'valid'), 1 / 2.2) as tf.Tensor4D;
+      const g = (t: tf.Tensor4D) =>
+        tf.pow(tf.avgPool(tf.pow(tf.clipByValue(t, 1e-6, 1), 2.2) as tf.Tensor4D, 2, 2, 'valid'), 1 / 2.2) as tf.Tensor4D;
       const halfWant = 3e-4 * referenceDistance(g(hc(y)), g(hc(label)), VGG_SPEC, vgg.weights);
       expect(num(half) / halfWant).toBeCloseTo(1, 4);
     });
@@ -284,12 +287,17 @@ describe('perceptual kind "vgg16"', () => {
   });
 
   it('rejects files that are missing, not LayersModels, too shallow, or not RGB, naming the problem', async () => {
-    expect((await configError({ kind: 'vgg16', path: path.join(tmp.dir, 'missing', 'model.json') })).message).toMatch(/missing.*no such file/);
+    expect((await configError({ kind: 'vgg16', path: path.join(tmp.dir, 'missing', 'model.json') })).message).toMatch(
+      /missing.*no such file/,
+    );
     expect((await configError({ kind: 'vgg16', path: null })).message).toMatch(/perceptual\.path/);
 
     const graphDir = path.join(tmp.dir, 'graph');
     fs.mkdirSync(graphDir, { recursive: true });
-    fs.writeFileSync(path.join(graphDir, 'model.json'), JSON.stringify({ format: 'graph-model', modelTopology: { node: [] }, weightsManifest: [] }));
+    fs.writeFileSync(
+      path.join(graphDir, 'model.json'),
+      JSON.stringify({ format: 'graph-model', modelTopology: { node: [] }, weightsManifest: [] }),
+    );
     expect((await configError({ kind: 'vgg16', path: graphDir })).message).toMatch(/graph model, not a LayersModel/);
 
     const notModel = path.join(tmp.dir, 'notmodel.json');
@@ -307,7 +315,9 @@ describe('perceptual kind "vgg16"', () => {
   });
 
   it('refuses unknown options and bad values by name', async () => {
-    await expect(createPerceptualLoss({ kind: 'vgg16', path: vgg.dir, wieght: 1 } as never, Math.random)).rejects.toThrow(/perceptual\.wieght: unknown option/);
+    await expect(createPerceptualLoss({ kind: 'vgg16', path: vgg.dir, wieght: 1 } as never, Math.random)).rejects.toThrow(
+      /perceptual\.wieght: unknown option/,
+    );
     await expect(createPerceptualLoss({ kind: 'bundled', weight: -1 }, Math.random)).rejects.toThrow(RangeError);
     await expect(createPerceptualLoss({ kind: 'vgg' } as never, Math.random)).rejects.toThrow(/perceptual\.kind/);
   });
@@ -339,12 +349,21 @@ describe('perceptual kind "bundled" (nsfwjs MobileNetV2, no download)', () => {
     expect(loss.describe).toMatch(/MobileNetV2/);
   });
 
-  it('the calibration is the seed\'s VGG-to-pixel ratio over the bundled net\'s measured one, as docs/perceptual.md derives it', () => {
+  it("the calibration is the seed's VGG-to-pixel ratio over the bundled net's measured one, as docs/perceptual.md derives it", () => {
     // docs/seed.md §7, end of the final run: weighted pixel MSE 0.0012, VGG full 0.0035, VGG half 0.0016.
     const target = { full: 0.0035 / 0.0012, half: 0.0016 / 0.0012 };
     // docs/perceptual.md, "Calibration": r = 1e-4 · D / MSE of the bundled net on two demo sets (seeds 7
     // and 11), for the bicubic and the blur + noise degradations; c = target / geometric mean of r.
-    const r = { full: [[0.122, 0.156], [0.136, 0.171]], half: [[0.035, 0.048], [0.035, 0.045]] };
+    const r = {
+      full: [
+        [0.122, 0.156],
+        [0.136, 0.171],
+      ],
+      half: [
+        [0.035, 0.048],
+        [0.035, 0.045],
+      ],
+    };
     for (const k of ['full', 'half'] as const) {
       const perSet = r[k].map(([a, b]) => target[k] / Math.sqrt(a * b));
       // The two sets give 21.1 / 19.1 (full) and 32.5 / 33.6 (half); the constant is their mean, rounded.

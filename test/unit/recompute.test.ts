@@ -84,7 +84,10 @@ describe.each([
       expect(checkpointed.loss).toBe(plain.loss);
       expect(Object.keys(checkpointed.grads).sort()).toEqual(Object.keys(plain.grads).sort());
       for (const [k, g] of Object.entries(plain.grads)) {
-        expect(g.some((v) => v !== 0), `${k} has a gradient`).toBe(true);
+        expect(
+          g.some((v) => v !== 0),
+          `${k} has a gradient`,
+        ).toBe(true);
         // The same kernels on the same inputs; only the order in which a block input's two gradient
         // contributions (residual and body) are summed may differ.
         expect(maxRelDiff(checkpointed.grads[k], g), k).toBeLessThan(1e-5);

@@ -275,7 +275,13 @@ describe('upscaleTiled', () => {
     const img = randomImage(70, 53, 6);
     const ac = new AbortController();
     const start = tf.memory().numTensors;
-    const run = upscaleTiled(fast, img, { tile: 24, overlap: 8, blend: 4, signal: ac.signal, onTile: (d) => d === 2 && ac.abort(new Error('stop')) });
+    const run = upscaleTiled(fast, img, {
+      tile: 24,
+      overlap: 8,
+      blend: 4,
+      signal: ac.signal,
+      onTile: (d) => d === 2 && ac.abort(new Error('stop')),
+    });
     await expect(run).rejects.toThrow('stop');
     expect(tf.memory().numTensors).toBe(start);
   });

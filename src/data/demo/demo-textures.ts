@@ -40,7 +40,14 @@ export function hsl(h: number, s: number, l: number): Rgb {
 }
 
 export const hex = (c: Rgb): string =>
-  '#' + c.map((v) => Math.max(0, Math.min(255, Math.round(v))).toString(16).padStart(2, '0')).join('');
+  '#' +
+  c
+    .map((v) =>
+      Math.max(0, Math.min(255, Math.round(v)))
+        .toString(16)
+        .padStart(2, '0'),
+    )
+    .join('');
 export const mix = (a: Rgb, b: Rgb, t: number): Rgb => [0, 1, 2].map((k) => a[k] + (b[k] - a[k]) * t) as Rgb;
 export const fmt = (v: number): string => (Math.round(v * 100) / 100).toString();
 
@@ -217,7 +224,16 @@ function clampByte(v: number): number {
  * One path covering the disc of radius R around (cx, cy) with stripes (duty = filled fraction), a
  * checkerboard or dots of the given period, rotated by `angle` degrees.
  */
-export function stripePath(cx: number, cy: number, R: number, period: number, kind: 'stripes' | 'checker' | 'dots', angle: number, colour: string, duty: number): string {
+export function stripePath(
+  cx: number,
+  cy: number,
+  R: number,
+  period: number,
+  kind: 'stripes' | 'checker' | 'dots',
+  angle: number,
+  colour: string,
+  duty: number,
+): string {
   if (kind === 'dots') period = Math.max(period, (2 * R) / 60); // at most 60×60 dots
   const n = Math.min(400, Math.ceil((2 * R) / period));
   const x0 = cx - (n * period) / 2;

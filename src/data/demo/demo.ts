@@ -187,17 +187,29 @@ async function readManifest(root: string): Promise<Manifest | null> {
   const m = raw as Partial<Manifest> | null;
   const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
   if (
-    !m || typeof m !== 'object' || m.format !== 'srgan-demo' || !m.params || typeof m.params !== 'object' ||
-    !isInt(m.params.generator) || !isInt(m.params.count) || !isInt(m.params.seed) ||
-    !Array.isArray(m.images) || m.images.length !== m.params.count
+    !m ||
+    typeof m !== 'object' ||
+    m.format !== 'srgan-demo' ||
+    !m.params ||
+    typeof m.params !== 'object' ||
+    !isInt(m.params.generator) ||
+    !isInt(m.params.count) ||
+    !isInt(m.params.seed) ||
+    !Array.isArray(m.images) ||
+    m.images.length !== m.params.count
   ) {
     return null;
   }
   for (const im of m.images as unknown[]) {
     const e = im as Partial<ManifestImage> | null;
     if (
-      !e || typeof e.file !== 'string' || !FILE_RE.test(e.file) || !isInt(e.width) || !isInt(e.height) ||
-      !isInt(e.bytes) || !Array.isArray(e.kinds)
+      !e ||
+      typeof e.file !== 'string' ||
+      !FILE_RE.test(e.file) ||
+      !isInt(e.width) ||
+      !isInt(e.height) ||
+      !isInt(e.bytes) ||
+      !Array.isArray(e.kinds)
     ) {
       return null;
     }

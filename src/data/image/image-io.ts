@@ -136,8 +136,7 @@ export async function readForUpscale(path: string): Promise<UpscaleImage> {
     return fail(err);
   }
   const { width, height, channels } = info;
-  const samples: ArrayLike<number> =
-    bitDepth === 16 ? new Uint16Array(data.buffer, data.byteOffset, data.length / 2) : data;
+  const samples: ArrayLike<number> = bitDepth === 16 ? new Uint16Array(data.buffer, data.byteOffset, data.length / 2) : data;
   if ((channels !== 3 && channels !== 4) || samples.length !== width * height * channels) {
     // rgb16 / srgb output always has 3 channels plus alpha; say so loudly if sharp ever disagrees.
     return fail(new Error(`expected 3 or 4 channels, got ${channels} channels and ${samples.length} samples for ${width}×${height}`));
@@ -178,7 +177,9 @@ export async function writeUpscaled(path: string, img: UpscaleImage, opts: Write
   const n = width * height;
   let alpha = img.alpha;
   if (alpha !== null && (!(alpha instanceof Float32Array) || alpha.length !== n)) {
-    throw new RangeError(`alpha: expected a Float32Array of ${n} values (${width}×${height}) or null, got ${alpha instanceof Float32Array ? alpha.length : typeof alpha}`);
+    throw new RangeError(
+      `alpha: expected a Float32Array of ${n} values (${width}×${height}) or null, got ${alpha instanceof Float32Array ? alpha.length : typeof alpha}`,
+    );
   }
   if (bitDepth !== 8 && bitDepth !== 16) throw new RangeError(`bitDepth: expected 8 or 16, got ${JSON.stringify(bitDepth)}`);
   if (typeof grey !== 'boolean') throw new RangeError(`grey: expected a boolean, got ${JSON.stringify(grey)}`);
@@ -246,7 +247,9 @@ export function upscaleAlpha(alpha: Float32Array, width: number, height: number,
     throw new RangeError(`upscaleAlpha: width and height must be positive integers, got ${width}×${height}`);
   }
   if (!(alpha instanceof Float32Array) || alpha.length !== width * height) {
-    throw new RangeError(`alpha: expected a Float32Array of ${width * height} values (${width}×${height}), got ${alpha instanceof Float32Array ? alpha.length : typeof alpha}`);
+    throw new RangeError(
+      `alpha: expected a Float32Array of ${width * height} values (${width}×${height}), got ${alpha instanceof Float32Array ? alpha.length : typeof alpha}`,
+    );
   }
   if (!Number.isInteger(scale) || scale < 1) throw new RangeError(`scale: expected a positive integer, got ${JSON.stringify(scale)}`);
   const xt = cubicUpTaps(width, scale);

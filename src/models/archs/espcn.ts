@@ -69,7 +69,8 @@ function plan(cfg: EspcnConfig): Step[] {
 
   const conv = (k: number, cin: number, cout: number, act = true, dilation = 1): Step => ({ conv: { k, cin, cout, dilation }, act });
   const depth = cfg.depth ?? 0;
-  if (!Number.isInteger(depth) || depth < 0) throw new RangeError(`espcn.depth must be a non-negative integer, got ${JSON.stringify(cfg.depth)}`);
+  if (!Number.isInteger(depth) || depth < 0)
+    throw new RangeError(`espcn.depth must be a non-negative integer, got ${JSON.stringify(cfg.depth)}`);
   const steps: Step[] = [conv(5, 3, c), conv(3, c, c)];
   for (let i = 0; i < depth; i++) steps.push(conv(3, c, c));
   if (dilations.length > 0) {

@@ -20,10 +20,7 @@ import type { ConvLayer } from './ops.js';
  * must hold every variable `block` reads, and only those (tf.grads throws for a weight the block does
  * not read; one read but not listed would get no gradient, which the tests of each generator rule out).
  */
-export function recomputed(
-  block: (x: tf.Tensor4D) => tf.Tensor4D,
-  weights: readonly tf.Variable[],
-): (x: tf.Tensor4D) => tf.Tensor4D {
+export function recomputed(block: (x: tf.Tensor4D) => tf.Tensor4D, weights: readonly tf.Variable[]): (x: tf.Tensor4D) => tf.Tensor4D {
   if (weights.length === 0) throw new RangeError('recomputed: a block with no weights needs no recomputing');
   const op = tf.customGrad((...args: unknown[]) => {
     const x = args[0] as tf.Tensor4D;

@@ -123,23 +123,19 @@ function convPadded(x: tf.Tensor4D, filter: tf.Tensor4D, strides: Pair, dilation
  *    input pad(x) as [Cin, Hp, Wp, N], filter dy as [OH, OW, N, Cout], stride d, giving
  *    [Cin, KH, KW, Cout], transposed to HWIO.
  */
-function dilatedConvGrads(x: tf.Tensor4D, filter: tf.Tensor4D, dy: tf.Tensor4D, attrs: Conv2DAttrs): { x: () => tf.Tensor; filter: () => tf.Tensor } {
+function dilatedConvGrads(
+  x: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  attrs: Conv2DAttrs,
+): { x: () => tf.Tensor; filter: () => tf.Tensor } {
   const dil = pair(attrs.dilations);
   const strides = pair(attrs.strides);
   if (strides[0] !== 1 || strides[1] !== 1) {
     // tf.conv2d itself refuses this combination, so it cannot reach us from a forward pass.
     throw new RangeError(`Conv2D gradient: dilation > 1 needs stride 1, got strides ${String(attrs.strides)}`);
   }
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape,
-    filter.shape,
-    1,
-    dil,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    false,
-    'channelsLast',
-  );
+  const info = tf.backend_util.computeConv2DInfo(x.shape, filter.shape, 1, dil, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast');
   const { top, bottom, left, right } = info.padInfo;
   const [kH, kW] = filter.shape;
   return {

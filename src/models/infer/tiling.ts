@@ -125,7 +125,8 @@ const KNOWN_OPTIONS = new Set(['tile', 'overlap', 'blend', 'memoryMiB', 'onTile'
 /** Merges `opts` over DEFAULT_TILE_OPTIONS and validates every field (unknown fields are errors). */
 export function resolveTileOptions(opts: Partial<TileOptions> = {}): TileOptions {
   for (const key of Object.keys(opts)) {
-    if (!KNOWN_OPTIONS.has(key)) throw new RangeError(`tiling: unknown option ${JSON.stringify(key)}; expected one of ${[...KNOWN_OPTIONS].join(', ')}`);
+    if (!KNOWN_OPTIONS.has(key))
+      throw new RangeError(`tiling: unknown option ${JSON.stringify(key)}; expected one of ${[...KNOWN_OPTIONS].join(', ')}`);
   }
   const o: TileOptions = { ...DEFAULT_TILE_OPTIONS, ...stripUndefined(opts) };
   nonNegativeInt('overlap', o.overlap);
@@ -219,7 +220,9 @@ export async function upscaleTiled(gen: Generator, img: FloatImage | RgbImage, o
       try {
         const [n, oh, ow, c] = y.shape;
         if (n !== 1 || oh !== th * s || ow !== tw * s || c !== 3) {
-          throw new TypeError(`gen.apply: returned shape [${y.shape.join(', ')}] for a ${tw}×${th} tile, expected [1, ${th * s}, ${tw * s}, 3]`);
+          throw new TypeError(
+            `gen.apply: returned shape [${y.shape.join(', ')}] for a ${tw}×${th} tile, expected [1, ${th * s}, ${tw * s}, 3]`,
+          );
         }
         out = (await y.data()) as Float32Array;
       } finally {

@@ -29,7 +29,12 @@ export interface UpscaleFileResult {
  * extension is checked before any work. Throws SrganError SRGAN_ERR_DATA for unreadable or unwritable
  * files.
  */
-export async function upscaleFile(gen: Generator, inPath: string, outPath: string, opts: UpscaleFileOptions = {}): Promise<UpscaleFileResult> {
+export async function upscaleFile(
+  gen: Generator,
+  inPath: string,
+  outPath: string,
+  opts: UpscaleFileOptions = {},
+): Promise<UpscaleFileResult> {
   const { now = () => performance.now(), quality, ...tiling } = opts;
   const t0 = now();
   outputFormat(outPath);

@@ -147,12 +147,13 @@ async function saveModel(
 ): Promise<tf.io.SaveResult> {
   const topology = artifacts.modelTopology;
   if (topology === undefined || topology instanceof ArrayBuffer) {
-    throw new SrganError(code, `${jsonPath}: only a JSON model topology can be saved, got ${topology === undefined ? 'none' : 'a binary one'}`);
+    throw new SrganError(
+      code,
+      `${jsonPath}: only a JSON model topology can be saved, got ${topology === undefined ? 'none' : 'a binary one'}`,
+    );
   }
   const dir = path.dirname(jsonPath);
-  const data = Buffer.from(
-    artifacts.weightData === undefined ? new ArrayBuffer(0) : tf.io.CompositeArrayBuffer.join(artifacts.weightData),
-  );
+  const data = Buffer.from(artifacts.weightData === undefined ? new ArrayBuffer(0) : tf.io.CompositeArrayBuffer.join(artifacts.weightData));
   const hash = createHash('sha256').update(data).digest('hex').slice(0, 12);
   const count = Math.max(1, Math.ceil(data.length / shardBytes));
   const names = Array.from({ length: count }, (_, i) => `group1-shard${i + 1}of${count}-${hash}.bin`);

@@ -139,11 +139,7 @@ function inboundLayers(l: Layer, fail: (what: string) => SrganError): Layer[] {
 type Config = Record<string, unknown>;
 
 /** Turns one layer into its linear part and activation, copying its weights into `owned`. */
-function compileLayer(
-  l: Layer,
-  owned: tf.Tensor[],
-  fail: (what: string) => SrganError,
-): { linear: Step['linear']; activation: Act } {
+function compileLayer(l: Layer, owned: tf.Tensor[], fail: (what: string) => SrganError): { linear: Step['linear']; activation: Act } {
   const cls = l.getClassName();
   const cfg = l.getConfig() as Config;
   const what = `layer "${l.name}" (${cls})`;
@@ -307,12 +303,24 @@ function depthwiseInputGrad(
     // dy onto the stride grid: g[o·s] = dy[o], zeros between.
     let g: tf.Tensor4D = dy;
     if (sh > 1 || sw > 1) {
-      const spread = tf.pad(tf.reshape(dy, [n, ho, 1, wo, 1, c]), [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]]);
+      const spread = tf.pad(tf.reshape(dy, [n, ho, 1, wo, 1, c]), [
+        [0, 0],
+        [0, 0],
+        [0, sh - 1],
+        [0, 0],
+        [0, sw - 1],
+        [0, 0],
+      ]);
       g = tf.slice(tf.reshape(spread, [n, ho * sh, wo * sw, c]) as tf.Tensor4D, 0, [n, (ho - 1) * sh + 1, (wo - 1) * sw + 1, c]);
     }
     // Full correlation with the flipped filter gives ∂L/∂(padded input) at rows 0 … (ho−1)·s + ekh − 1.
     const full = tf.depthwiseConv2d(
-      tf.pad(g, [[0, 0], [ekh - 1, ekh - 1], [ekw - 1, ekw - 1], [0, 0]]),
+      tf.pad(g, [
+        [0, 0],
+        [ekh - 1, ekh - 1],
+        [ekw - 1, ekw - 1],
+        [0, 0],
+      ]),
       tf.reverse(filter, [0, 1]),
       1,
       'valid',
@@ -322,7 +330,15 @@ function depthwiseInputGrad(
     // Rows the forward pass never read (past the last window) get zero gradient.
     const padB = Math.max(0, top + h - full.shape[1]);
     const padR = Math.max(0, left + w - full.shape[2]);
-    const covered = padB > 0 || padR > 0 ? tf.pad(full, [[0, 0], [0, padB], [0, padR], [0, 0]]) : full;
+    const covered =
+      padB > 0 || padR > 0
+        ? tf.pad(full, [
+            [0, 0],
+            [0, padB],
+            [0, padR],
+            [0, 0],
+          ])
+        : full;
     return tf.slice(covered, [0, top, left, 0], [n, h, w, c]);
   });
 }

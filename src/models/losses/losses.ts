@@ -45,11 +45,7 @@ export function generatorAdvLoss(dy: tf.Tensor, dl: tf.Tensor): tf.Scalar {
       value,
       gradFunc: (g: tf.Scalar, saved: tf.Tensor[]) => {
         const [sd, sKeep] = saved as [tf.Tensor, tf.Tensor];
-        const dd = tf.where(
-          sKeep,
-          tf.mul(tf.neg(tf.sigmoid(tf.neg(sd))), tf.div(g, sd.size)),
-          tf.zerosLike(sd),
-        );
+        const dd = tf.where(sKeep, tf.mul(tf.neg(tf.sigmoid(tf.neg(sd))), tf.div(g, sd.size)), tf.zerosLike(sd));
         return [dd, tf.neg(dd)];
       },
     };

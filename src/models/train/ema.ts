@@ -78,7 +78,8 @@ class WeightEma implements Ema {
 
   update(step?: number): void {
     this.#check('update');
-    if (step !== undefined && !(Number.isInteger(step) && step >= 1)) throw new RangeError(`Ema.update: step must be an integer ≥ 1, got ${step}`);
+    if (step !== undefined && !(Number.isInteger(step) && step >= 1))
+      throw new RangeError(`Ema.update: step must be an integer ≥ 1, got ${step}`);
     if (this.#saved) throw new SrganError('SRGAN_ERR_BAD_STATE', 'Ema.update: the averaged weights are swapped in; call swapOut() first');
     const d = step === undefined ? this.decay : Math.min(this.decay, (1 + step) / (10 + step));
     tf.tidy(() => {

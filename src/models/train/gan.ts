@@ -265,7 +265,10 @@ export class Gan {
         const t = tensors[`${prefix}/${k}`];
         if (!t) throw new SrganError('SRGAN_ERR_CHECKPOINT', `checkpoint has no tensor ${prefix}/${k}`);
         if (!tf.util.arraysEqual(t.shape, v.shape)) {
-          throw new SrganError('SRGAN_ERR_CHECKPOINT', `checkpoint tensor ${prefix}/${k} has shape [${t.shape}], the model's is [${v.shape}] (a different config?)`);
+          throw new SrganError(
+            'SRGAN_ERR_CHECKPOINT',
+            `checkpoint tensor ${prefix}/${k} has shape [${t.shape}], the model's is [${v.shape}] (a different config?)`,
+          );
         }
         plan.push([v, t]);
       }
@@ -276,7 +279,9 @@ export class Gan {
     if (this.#ema) take('EMA', this.#ema.shadow);
     const moments = (prefix: string, vars: Record<string, tf.Variable>) => {
       const pick = (kind: 'm' | 'v') =>
-        Object.fromEntries(Object.keys(vars).flatMap((k) => (tensors[`${prefix}/${kind}/${k}`] ? [[k, tensors[`${prefix}/${kind}/${k}`]]] : [])));
+        Object.fromEntries(
+          Object.keys(vars).flatMap((k) => (tensors[`${prefix}/${kind}/${k}`] ? [[k, tensors[`${prefix}/${kind}/${k}`]]] : [])),
+        );
       return { m: pick('m'), v: pick('v') };
     };
     const g = moments('optG', this.G.variables);
@@ -297,7 +302,6 @@ export class Gan {
     this.D.dispose();
   }
 }
-
 
 /** Adam with the seed's eps (tfjs' default differs). */
 function adam(lr: number): tf.AdamOptimizer {

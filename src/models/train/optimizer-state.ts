@@ -38,7 +38,8 @@ export function adamSnapshot(opt: tf.AdamOptimizer, variables: Record<string, tf
       if (!acc) continue;
       const engineName = acc.originalName.slice(0, -suffix.length);
       const name = byEngineName.get(engineName);
-      if (name === undefined) throw new SrganError('SRGAN_ERR_CHECKPOINT', `optimizer moment ${acc.originalName} belongs to no variable of this network`);
+      if (name === undefined)
+        throw new SrganError('SRGAN_ERR_CHECKPOINT', `optimizer moment ${acc.originalName} belongs to no variable of this network`);
       out[name] = acc.variable;
     }
     return out;
@@ -68,7 +69,10 @@ export function restoreAdam(opt: tf.AdamOptimizer, variables: Record<string, tf.
       const t = src[name];
       if (!t) throw new SrganError('SRGAN_ERR_CHECKPOINT', `optimizer state has no ${suffix.slice(1)} moment for ${name}`);
       if (!tf.util.arraysEqual(t.shape, value.shape)) {
-        throw new SrganError('SRGAN_ERR_CHECKPOINT', `optimizer moment ${name}${suffix} has shape [${t.shape}], the variable [${value.shape}]`);
+        throw new SrganError(
+          'SRGAN_ERR_CHECKPOINT',
+          `optimizer moment ${name}${suffix} has shape [${t.shape}], the variable [${value.shape}]`,
+        );
       }
       return { originalName: `${value.name}${suffix}`, variable: tf.variable(t, false) };
     });

@@ -35,8 +35,14 @@ const adamUpdate: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   if (n > 0) {
     // tfjs multiplies by the float32 scalars 1 − beta (computed in double) and −lr.
     const floats: Array<[number, number]> = [
-      [1, a.lr], [2, a.beta1], [3, a.beta2], [4, a.epsilon], [5, a.oneMinusAccBeta1], [6, a.oneMinusAccBeta2],
-      [7, 1 - a.beta1], [8, 1 - a.beta2],
+      [1, a.lr],
+      [2, a.beta1],
+      [3, a.beta2],
+      [4, a.epsilon],
+      [5, a.oneMinusAccBeta1],
+      [6, a.oneMinusAccBeta2],
+      [7, 1 - a.beta1],
+      [8, 1 - a.beta2],
     ];
     callOp(b, 'adam', [n], floats, 9, [x, m, v, g, ...outs]);
   }

@@ -20,7 +20,8 @@ import { fallback } from './replaced-kernels.js';
 
 const MAX_RANK = 8;
 
-const copyable = (t: tf.TensorInfo): boolean => (t.dtype === 'float32' || t.dtype === 'int32') && t.shape.length >= 1 && t.shape.length <= MAX_RANK;
+const copyable = (t: tf.TensorInfo): boolean =>
+  (t.dtype === 'float32' || t.dtype === 'int32') && t.shape.length >= 1 && t.shape.length <= MAX_RANK;
 
 /** Row-major strides of `shape`, in elements. */
 function stridesOf(shape: readonly number[]): number[] {
@@ -70,7 +71,16 @@ const transpose: tf.KernelFunc = (args) => {
   const dims = perm.map((p) => x.shape[p]);
   const out = b.makeOutput(dims, x.dtype);
   const xStrides = stridesOf(x.shape);
-  stridedCopy(b, x, 0, perm.map((p) => xStrides[p]), out, 0, stridesOf(dims), dims);
+  stridedCopy(
+    b,
+    x,
+    0,
+    perm.map((p) => xStrides[p]),
+    out,
+    0,
+    stridesOf(dims),
+    dims,
+  );
   return out;
 };
 

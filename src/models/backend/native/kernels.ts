@@ -166,8 +166,7 @@ function checkShape(kernelName: string, what: string, got: number[], want: numbe
 
 type FusedAttrs = ConvAttrs & { activation: string; leakyreluAlpha?: number };
 
-const fusedConv2d: tf.KernelFunc = (args) =>
-  fusedConv2dOrNull(args, args.attrs as unknown as FusedAttrs) ?? fallback(tf.FusedConv2D, args);
+const fusedConv2d: tf.KernelFunc = (args) => fusedConv2dOrNull(args, args.attrs as unknown as FusedAttrs) ?? fallback(tf.FusedConv2D, args);
 
 /** FusedConv2D on oneDNN (bias and activation as post-ops); null when oneDNN cannot do it. */
 function fusedConv2dOrNull(args: Parameters<tf.KernelFunc>[0], attrs: FusedAttrs): tf.TensorInfo | null {
