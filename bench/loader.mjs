@@ -47,13 +47,21 @@ try {
   const photos = path.join(tmp, 'photos');
   await generateDemoData(photos);
   const files = listImages(photos);
-  console.log(`\n== loader pool vs trainer (${cfg.preset}: ${cfg.batchSize} × ${cfg.patchSize}² patches, ${files.length} demo photos, ${cfg.patchesPerImage} patches per visit)`);
+  console.log(
+    `\n== loader pool vs trainer (${cfg.preset}: ${cfg.batchSize} × ${cfg.patchSize}² patches, ${files.length} demo photos, ${cfg.patchesPerImage} patches per visit)`,
+  );
 
   const loaderRate = async (workers) => {
     const ring = SharedRing.create(cfg.ringMiB << 20);
     const pool = new LoaderPool({
-      ring: ring.buffer, files, workers, seed: 1, patchSize: cfg.patchSize, scale: cfg.scale,
-      lrFilter: cfg.lrFilter, patchesPerImage: cfg.patchesPerImage,
+      ring: ring.buffer,
+      files,
+      workers,
+      seed: 1,
+      patchSize: cfg.patchSize,
+      scale: cfg.scale,
+      lrFilter: cfg.lrFilter,
+      patchesPerImage: cfg.patchesPerImage,
     });
     await pool.start();
     // The first visit of each photo decodes it (later ones hit the worker's cache, as in training):
@@ -62,7 +70,10 @@ try {
     const drain = async (until) => {
       while (performance.now() < until) {
         const f = await ring.readAsync(100);
-        if (f) { n++; ring.release(); }
+        if (f) {
+          n++;
+          ring.release();
+        }
       }
     };
     await drain(performance.now() + Math.min(5, SECONDS / 4) * 1000);
@@ -108,17 +119,22 @@ try {
       dataWaitPercent: +(100 * mean('dataWaitFraction')).toFixed(2),
       samples: samples.length,
     };
-    console.log(`daemon (${last.backend}, ${cfg.loaderWorkers} loader worker): ${result.daemon.stepsPerSec} steps/s, ` +
-      `${result.daemon.patchesPerSec} patches/s consumed, trainer waited for data ${result.daemon.dataWaitPercent}% of its time ` +
-      `(target < 2%; ${samples.length} samples over ${SECONDS} s)`);
+    console.log(
+      `daemon (${last.backend}, ${cfg.loaderWorkers} loader worker): ${result.daemon.stepsPerSec} steps/s, ` +
+        `${result.daemon.patchesPerSec} patches/s consumed, trainer waited for data ${result.daemon.dataWaitPercent}% of its time ` +
+        `(target < 2%; ${samples.length} samples over ${SECONDS} s)`,
+    );
     const w1 = result.loaderPatchesPerSec[1];
     console.log(`loader capacity ÷ consumption: ${(w1 / Math.max(1, result.daemon.patchesPerSec)).toFixed(1)}× with 1 worker`);
   }
 
   // ---- 3. ring vs postMessage vs memcpy ----------------------------------------------------------
   console.log(`\n== ring vs postMessage vs memcpy (bench/ring.mjs at ${cfg.patchSize} px, batch ${cfg.batchSize})`);
-  const r = spawnSync(process.execPath, [path.join(here, 'ring.mjs'), '--patch', String(cfg.patchSize), '--batch', String(cfg.batchSize), '--rounds', '400'],
-    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const r = spawnSync(
+    process.execPath,
+    [path.join(here, 'ring.mjs'), '--patch', String(cfg.patchSize), '--batch', String(cfg.batchSize), '--rounds', '400'],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   process.stdout.write(r.stdout);
   try {
     result.ring = JSON.parse(r.stdout.trim().split('\n').pop()).rows;

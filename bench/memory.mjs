@@ -43,8 +43,11 @@ if (args.includes('--child')) {
 }
 
 const rows = [];
-for (const rung of (opt('rungs', 'wasm-native,wasm,cpu')).split(',')) {
-  const r = spawnSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--child', rung, '--steps', String(STEPS)], { encoding: 'utf8', timeout: 60 * 60_000 });
+for (const rung of opt('rungs', 'wasm-native,wasm,cpu').split(',')) {
+  const r = spawnSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url), '--child', rung, '--steps', String(STEPS)], {
+    encoding: 'utf8',
+    timeout: 60 * 60_000,
+  });
   let res;
   try {
     res = JSON.parse(r.stdout.trim().split('\n').pop());
@@ -57,7 +60,9 @@ for (const rung of (opt('rungs', 'wasm-native,wasm,cpu')).split(',')) {
   const b = res.marks.find((m) => m.step >= STEPS / 2) ?? c;
   const flat = c.tensors === a.tensors && c.rssMiB < b.rssMiB * 1.05;
   rows.push({ backend: res.backend, tensors: [a.tensors, c.tensors], rssMiB: res.marks.map((m) => [m.step, m.rssMiB]), flat });
-  console.log(`${res.backend.padEnd(12)} tensors ${a.tensors} → ${c.tensors}   RSS ${b.rssMiB} → ${c.rssMiB} MiB (step ${b.step} → ${c.step})   ${flat ? 'flat' : 'GROWING'}`);
+  console.log(
+    `${res.backend.padEnd(12)} tensors ${a.tensors} → ${c.tensors}   RSS ${b.rssMiB} → ${c.rssMiB} MiB (step ${b.step} → ${c.step})   ${flat ? 'flat' : 'GROWING'}`,
+  );
   console.log(`${''.padEnd(12)} RSS by step: ${res.marks.map((m) => `${m.step}:${m.rssMiB}`).join(' ')}`);
 }
 console.log(JSON.stringify({ bench: 'memory', steps: STEPS, rows }));

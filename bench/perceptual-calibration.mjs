@@ -47,7 +47,17 @@ const gaussian = (sigma) => {
   const k2 = tf.outerProduct(k1, k1);
   return tf.tile(tf.reshape(k2, [2 * r + 1, 2 * r + 1, 1, 1]), [1, 1, 3, 1]);
 };
-const noise = (x, sigma) => tf.add(x, tf.mul(tf.tensor(Float32Array.from({ length: x.size }, () => gauss(rand)), x.shape), sigma));
+const noise = (x, sigma) =>
+  tf.add(
+    x,
+    tf.mul(
+      tf.tensor(
+        Float32Array.from({ length: x.size }, () => gauss(rand)),
+        x.shape,
+      ),
+      sigma,
+    ),
+  );
 function gauss(r) {
   return Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
 }
@@ -83,7 +93,9 @@ for (const file of files) {
 }
 
 const geomean = (v) => Math.exp(v.reduce((a, b) => a + Math.log(b), 0) / v.length);
-const used = Object.entries(rows).filter(([name]) => DEGRADATIONS[name][0]).flatMap(([, v]) => v);
+const used = Object.entries(rows)
+  .filter(([name]) => DEGRADATIONS[name][0])
+  .flatMap(([, v]) => v);
 const cFull = TARGET_FULL / geomean(used.map(([r]) => r));
 const cHalf = TARGET_HALF / geomean(used.map(([, rh]) => rh));
 console.log(`images: ${rows[Object.keys(rows)[0]].length} of ${files.length} (≥ ${SIDE}²), backend ${tf.getBackend()}`);
@@ -92,10 +104,16 @@ for (const [name, v] of Object.entries(rows)) {
   const f = v.map(([r]) => r);
   const h = v.map(([, rh]) => rh);
   const span = (v) => `${geomean(v).toFixed(4)} [${Math.min(...v).toFixed(4)} … ${Math.max(...v).toFixed(4)}]`;
-  console.log(`  ${name.padEnd(38)} full ${span(f)}  half ${span(h)}  → c ${(TARGET_FULL / geomean(f)).toFixed(1)} / ${(TARGET_HALF / geomean(h)).toFixed(1)}`);
+  console.log(
+    `  ${name.padEnd(38)} full ${span(f)}  half ${span(h)}  → c ${(TARGET_FULL / geomean(f)).toFixed(1)} / ${(TARGET_HALF / geomean(h)).toFixed(1)}`,
+  );
 }
 console.log(`targets: full ${TARGET_FULL.toFixed(2)} (VGG 0.0035 / pix 0.0012), half ${TARGET_HALF.toFixed(2)} (0.0016 / 0.0012)`);
-console.log(`calibration: full ${cFull.toFixed(2)}, half ${cHalf.toFixed(2)}  (in use: full ${BUNDLED_CALIBRATION.full}, half ${BUNDLED_CALIBRATION.half})`);
-console.log(`with one factor for both, half/full would be ${(geomean(used.map(([, rh]) => rh)) / geomean(used.map(([r]) => r))).toFixed(2)} (seed ${(0.0016 / 0.0035).toFixed(2)})`);
+console.log(
+  `calibration: full ${cFull.toFixed(2)}, half ${cHalf.toFixed(2)}  (in use: full ${BUNDLED_CALIBRATION.full}, half ${BUNDLED_CALIBRATION.half})`,
+);
+console.log(
+  `with one factor for both, half/full would be ${(geomean(used.map(([, rh]) => rh)) / geomean(used.map(([r]) => r))).toFixed(2)} (seed ${(0.0016 / 0.0035).toFixed(2)})`,
+);
 loss.dispose();
 fs.rmSync(tmp, { recursive: true, force: true });

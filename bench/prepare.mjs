@@ -67,19 +67,30 @@ if (!fs.existsSync(path.join(cache, 'done'))) {
       const n = (rand() + rand() + rand() - 1.5) * 6;
       canvas[k] = Math.max(0, Math.min(255, canvas[k] + n));
     }
-    let img = sharp(canvas, { raw: { width: cols * TILE, height: rows * TILE, channels: 3 } }).extract({ left: 0, top: 0, width: w, height: h });
-    if (i % 4 === 3) img = sharp(await img.rotate(-90).raw().toBuffer(), { raw: { width: h, height: w, channels: 3 } }).withMetadata({ orientation: 6 });
+    let img = sharp(canvas, { raw: { width: cols * TILE, height: rows * TILE, channels: 3 } }).extract({
+      left: 0,
+      top: 0,
+      width: w,
+      height: h,
+    });
+    if (i % 4 === 3)
+      img = sharp(await img.rotate(-90).raw().toBuffer(), { raw: { width: h, height: w, channels: 3 } }).withMetadata({ orientation: 6 });
     await img.jpeg({ quality: 90 }).toFile(path.join(photos, `photo-${String(i).padStart(3, '0')}.jpg`));
   }
   fs.writeFileSync(path.join(cache, 'done'), '');
 }
-const files = fs.readdirSync(photos).map((f) => path.join(photos, f)).sort();
+const files = fs
+  .readdirSync(photos)
+  .map((f) => path.join(photos, f))
+  .sort();
 let totalMp = 0;
 for (const f of files) {
   const m = await sharp(f).metadata();
   totalMp += (m.width * m.height) / 1e6;
 }
-console.log(`${files.length} photos, ${totalMp.toFixed(1)} MP, ${os.availableParallelism()} cores (load average ${os.loadavg()[0].toFixed(1)}); patch 256, levels 1,2,4,8, 8 per level`);
+console.log(
+  `${files.length} photos, ${totalMp.toFixed(1)} MP, ${os.availableParallelism()} cores (load average ${os.loadavg()[0].toFixed(1)}); patch 256, levels 1,2,4,8, 8 per level`,
+);
 
 // ---- Pillow -------------------------------------------------------------------------------------------
 const PILLOW = `
@@ -119,7 +130,9 @@ function findPython() {
 /** srgan's crop plan, from its manifest: the boxes Pillow cuts too. */
 function planOf(dataDir) {
   const db = new Database(path.join(dataDir, 'manifest.sqlite'), { readonly: true });
-  const rows = db.prepare("SELECT s.path, p.id, p.level, p.x, p.y, p.size FROM patches p JOIN sources s ON s.id = p.source_id ORDER BY p.id").all();
+  const rows = db
+    .prepare('SELECT s.path, p.id, p.level, p.x, p.y, p.size FROM patches p JOIN sources s ON s.id = p.source_id ORDER BY p.id')
+    .all();
   db.close();
   const bySource = new Map();
   for (const r of rows) {
@@ -226,17 +239,63 @@ try {
 // "× article": against Pillow at its default PNG level, the article's setting.
 const article = rows.find((r) => r.method.startsWith('pillow') && r.pngLevel === 6);
 for (const r of rows) if (article && !r.method.startsWith('pillow')) r.vsArticle = +(r.mpPerSec / article.mpPerSec).toFixed(2);
-const header = ['method', 'workers', 'png', 'sources', 'MP', 'patches', 'seconds', 'MP/s', 'patches/s', 'KB/patch', '× Pillow', '× article', 'CPU s', 'MP/CPU-s', 'CPU ×'];
+const header = [
+  'method',
+  'workers',
+  'png',
+  'sources',
+  'MP',
+  'patches',
+  'seconds',
+  'MP/s',
+  'patches/s',
+  'KB/patch',
+  '× Pillow',
+  '× article',
+  'CPU s',
+  'MP/CPU-s',
+  'CPU ×',
+];
 const table = rows.map((r) =>
-  [r.method, r.workers, r.pngLevel, r.sources, r.megapixels, r.patches, r.seconds, r.mpPerSec, r.patchesPerSec, r.kbPerPatch, r.vsPillow ?? '-', r.vsArticle ?? '-', r.cpuSeconds, r.mpPerCpuSec, r.vsPillowCpu ?? '-'].map(String),
+  [
+    r.method,
+    r.workers,
+    r.pngLevel,
+    r.sources,
+    r.megapixels,
+    r.patches,
+    r.seconds,
+    r.mpPerSec,
+    r.patchesPerSec,
+    r.kbPerPatch,
+    r.vsPillow ?? '-',
+    r.vsArticle ?? '-',
+    r.cpuSeconds,
+    r.mpPerCpuSec,
+    r.vsPillowCpu ?? '-',
+  ].map(String),
 );
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i].length)));
 const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
 console.log(line(header));
 for (const t of table) console.log(line(t));
 for (const r of rows) {
-  if (r.stageShare) console.log(`srgan, ${r.workers} worker(s), png ${r.pngLevel}: share of worker time read ${r.stageShare.read}, decode ${r.stageShare.decode}, resize ${r.stageShare.resize}, PNG encode ${r.stageShare.encode}`);
-  if (r.meanAbsDiffByLevel) console.log(`Pillow vs srgan, png ${r.pngLevel}: mean |difference| per sample by level ${JSON.stringify(r.meanAbsDiffByLevel)} (decoder and filter differences)`);
+  if (r.stageShare)
+    console.log(
+      `srgan, ${r.workers} worker(s), png ${r.pngLevel}: share of worker time read ${r.stageShare.read}, decode ${r.stageShare.decode}, resize ${r.stageShare.resize}, PNG encode ${r.stageShare.encode}`,
+    );
+  if (r.meanAbsDiffByLevel)
+    console.log(
+      `Pillow vs srgan, png ${r.pngLevel}: mean |difference| per sample by level ${JSON.stringify(r.meanAbsDiffByLevel)} (decoder and filter differences)`,
+    );
 }
 console.log(`load average at the end: ${os.loadavg()[0].toFixed(1)} on ${os.availableParallelism()} cores`);
-console.log(JSON.stringify({ bench: 'prepare', images: files.length, cores: os.availableParallelism(), loadAverage: +os.loadavg()[0].toFixed(2), rows }));
+console.log(
+  JSON.stringify({
+    bench: 'prepare',
+    images: files.length,
+    cores: os.availableParallelism(),
+    loadAverage: +os.loadavg()[0].toFixed(2),
+    rows,
+  }),
+);

@@ -33,7 +33,9 @@ const opt = (name, dflt) => (args.includes(`--${name}`) ? args[args.indexOf(`--$
 const PHOTOS = opt('photos', '/usr/share/doc/opencv-doc/examples/data');
 const TRAIN = opt('train', 'aero3,board,building,fruits,leuvenA,orange,squirrel_cls,stuff').split(',');
 const TEST = opt('test', 'apple,baboon,butterfly,home,messi5,smarties,ela_original,rubberwhale1').split(',');
-const FILTERS = opt('filters', EVAL_LR_SYNTHESES.join(',')).split(',').map((n) => ({ name: n, lr: parseLrSynthesis(n) }));
+const FILTERS = opt('filters', EVAL_LR_SYNTHESES.join(','))
+  .split(',')
+  .map((n) => ({ name: n, lr: parseLrSynthesis(n) }));
 const MINUTES = Number(opt('minutes', 8));
 const EVERY = Number(opt('every', 1000));
 const MAX_STEPS = opt('max-steps', null);
@@ -81,7 +83,13 @@ const prep = JSON.parse(await cli(['prepare', ...trainFiles, '--out', data, '--j
 console.log(`prepared ${prep.patches ?? '?'} patches from ${TRAIN.length} photos; held out: ${TEST.join(', ')}`);
 
 // 2. train for MINUTES of wall time from the first step.
-const config = { ...overrides, checkpointEvery: EVERY, checkpointMinutes: 0, checkpointKeep: 1000, ...(MAX_STEPS ? { maxSteps: Number(MAX_STEPS) } : {}) };
+const config = {
+  ...overrides,
+  checkpointEvery: EVERY,
+  checkpointMinutes: 0,
+  checkpointKeep: 1000,
+  ...(MAX_STEPS ? { maxSteps: Number(MAX_STEPS) } : {}),
+};
 const configFile = path.join(tmp, 'run.json');
 fs.writeFileSync(configFile, JSON.stringify(config));
 await cli(['start', '--data', data, '--config', configFile]);
@@ -106,37 +114,71 @@ const backend = await selectBackend(opt('backend', 'auto'));
 const ckRoot = fs.readdirSync(path.join(home, 'checkpoints')).map((r) => path.join(home, 'checkpoints', r))[0];
 // The fixed step counts and the last one (at the wall time); 'best' checkpoints the run wrote on the way
 // are left out, except the run's best by validation gain, scored last (what `--best` gives the user).
-const all = fs.readdirSync(ckRoot).filter((d) => /^step-\d+$/.test(d)).sort().map((d) => path.join(ckRoot, d));
+const all = fs
+  .readdirSync(ckRoot)
+  .filter((d) => /^step-\d+$/.test(d))
+  .sort()
+  .map((d) => path.join(ckRoot, d));
 const states = new Map(all.map((d) => [d, JSON.parse(fs.readFileSync(path.join(d, 'state.json'), 'utf8'))]));
 const stateOf = (dir) => states.get(dir);
 const periodic = all.filter((d) => stateOf(d).kind !== 'best');
 // The same ranking retention and `--best` use.
-const bestDir = rankByValidation(all.map((dir) => ({ dir, step: stateOf(dir).step, gain: stateOf(dir).valGain ?? null, psnr: stateOf(dir).valPsnr ?? null }))).ranked[0]?.dir;
+const bestDir = rankByValidation(
+  all.map((dir) => ({ dir, step: stateOf(dir).step, gain: stateOf(dir).valGain ?? null, psnr: stateOf(dir).valPsnr ?? null })),
+).ranked[0]?.dir;
 const dirs = bestDir && !periodic.includes(bestDir) ? [...periodic, bestDir] : periodic;
 const rows = [];
 const cell = (v, w = 6) => (v >= 0 ? '+' : '') + v.toFixed(2).padStart(w - 1);
-console.log(`\nscored on ${TEST.length} held-out photos (backend ${backend.name}); gain = model − centre-aligned bicubic, PSNR-Y dB, border = scale`);
+console.log(
+  `\nscored on ${TEST.length} held-out photos (backend ${backend.name}); gain = model − centre-aligned bicubic, PSNR-Y dB, border = scale`,
+);
 console.log(['step', 'min', ...FILTERS.map((f) => f.name.padStart(18))].join('  '));
 for (const dir of dirs) {
   const state = stateOf(dir);
   const loaded = await loadGenerator(dir);
-  const row = { step: state.step, minutes: Math.max(0, (state.time - t0) / 60), best: dir === bestDir, valGain: state.valGain ?? null, filters: {} };
+  const row = {
+    step: state.step,
+    minutes: Math.max(0, (state.time - t0) / 60),
+    best: dir === bestDir,
+    valGain: state.valGain ?? null,
+    filters: {},
+  };
   try {
     for (const f of FILTERS) {
       const r = await evaluate(loaded.gen, testFiles, { scale: loaded.scale, lr: f.lr });
-      row.filters[f.name] = { model: r.model.psnr, bicubic: r.bicubic.psnr, gain: r.model.psnr - r.bicubic.psnr, ssimGain: r.model.ssim - r.bicubic.ssim };
+      row.filters[f.name] = {
+        model: r.model.psnr,
+        bicubic: r.bicubic.psnr,
+        gain: r.model.psnr - r.bicubic.psnr,
+        ssimGain: r.model.ssim - r.bicubic.ssim,
+      };
     }
   } finally {
     loaded.gen.dispose();
   }
   rows.push(row);
   console.log(
-    [String(row.step).padStart(5) + (row.best ? '*' : ' '), row.minutes.toFixed(1).padStart(4), ...FILTERS.map((f) => {
-      const v = row.filters[f.name];
-      return `${v.model.toFixed(2)} ${cell(v.gain)}`.padStart(18);
-    })].join('  '),
+    [
+      String(row.step).padStart(5) + (row.best ? '*' : ' '),
+      row.minutes.toFixed(1).padStart(4),
+      ...FILTERS.map((f) => {
+        const v = row.filters[f.name];
+        return `${v.model.toFixed(2)} ${cell(v.gain)}`.padStart(18);
+      }),
+    ].join('  '),
   );
 }
 console.log('* the best checkpoint by validation gain (what --best takes)');
-console.log(JSON.stringify({ bench: 'quality', preset: config.preset, set: JSON.parse(opt('set', '{}')), minutes: MINUTES, train: TRAIN, test: TEST, backend: status.backend, rows }));
+console.log(
+  JSON.stringify({
+    bench: 'quality',
+    preset: config.preset,
+    set: JSON.parse(opt('set', '{}')),
+    minutes: MINUTES,
+    train: TRAIN,
+    test: TEST,
+    backend: status.backend,
+    rows,
+  }),
+);
 if (!args.includes('--keep')) fs.rmSync(tmp, { recursive: true, force: true });

@@ -77,13 +77,15 @@ async function run(mode) {
   } else {
     const w = new Worker(producerUrl, { workerData: { mode, batch: BATCH, P, rounds: ROUNDS, sab: null } });
     const t0 = await start(w);
-    await new Promise((resolve) => w.on('message', (f) => {
-      if (f === null) return resolve();
-      const k = got % BATCH;
-      hrDst.set(f.hr.data, k * HR);
-      lrDst.set(f.lr.data, k * LR);
-      got++;
-    }));
+    await new Promise((resolve) =>
+      w.on('message', (f) => {
+        if (f === null) return resolve();
+        const k = got % BATCH;
+        hrDst.set(f.hr.data, k * HR);
+        lrDst.set(f.lr.data, k * LR);
+        got++;
+      }),
+    );
     const ms = performance.now() - t0;
     await w.terminate();
     return ms;
@@ -109,5 +111,8 @@ const mbps = (ms) => (BYTES * ROUNDS) / 1e6 / (ms / 1000);
 console.log(`batch ${BATCH} × (${P}² + ${P / 2}²) × 3 = ${(BYTES / 1e6).toFixed(2)} MB, ${ROUNDS} batches, median of 3 interleaved runs`);
 const rows = ['memcpy', ...modes].map((m) => ({ method: m, ms: median(times[m]), mbps: mbps(median(times[m])) }));
 const ring = rows.find((r) => r.method === 'ring');
-for (const r of rows) console.log(`${r.method.padEnd(9)} ${r.mbps.toFixed(0).padStart(7)} MB/s   ${(ring.ms / r.ms).toFixed(2)}× the ring's speed`);
-console.log(JSON.stringify({ bench: 'ring', bytesPerBatch: BYTES, rows: rows.map((r) => ({ method: r.method, mbPerSec: Math.round(r.mbps) })) }));
+for (const r of rows)
+  console.log(`${r.method.padEnd(9)} ${r.mbps.toFixed(0).padStart(7)} MB/s   ${(ring.ms / r.ms).toFixed(2)}× the ring's speed`);
+console.log(
+  JSON.stringify({ bench: 'ring', bytesPerBatch: BYTES, rows: rows.map((r) => ({ method: r.method, mbPerSec: Math.round(r.mbps) })) }),
+);

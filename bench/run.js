@@ -6,7 +6,11 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const names = fs.readdirSync(here).filter((f) => f.endsWith('.mjs')).map((f) => f.slice(0, -4)).sort();
+const names = fs
+  .readdirSync(here)
+  .filter((f) => f.endsWith('.mjs'))
+  .map((f) => f.slice(0, -4))
+  .sort();
 const [name, ...args] = process.argv.slice(2);
 if (!name || !names.includes(name)) {
   console.error(`usage: npm run bench -- NAME [options]\nbenchmarks: ${names.join(', ')}`);

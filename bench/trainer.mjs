@@ -43,7 +43,11 @@ async function child(rung, model, steps) {
   let step;
   let gflop;
   if (model === 'espcn') {
-    const layers = [[5, 3, 64], [3, 64, 32], [3, 32, 12]].map(([k, ci, co], i) => {
+    const layers = [
+      [5, 3, 64],
+      [3, 64, 32],
+      [3, 32, 12],
+    ].map(([k, ci, co], i) => {
       const { w, b } = initConv(k, ci, co, 10 + i, true);
       return { w: tf.variable(w), b: tf.variable(b) };
     });
@@ -70,7 +74,9 @@ async function child(rung, model, steps) {
     const opt = tf.train.adam(1e-4, 0.9, 0.999, 1e-8);
     const vars = Object.values(D.variables);
     step = () => {
-      tf.dispose(opt.minimize(() => tf.mean(tf.softplus(tf.sub(D.apply(fake, { training: true }), D.apply(real, { training: true })))), true, vars));
+      tf.dispose(
+        opt.minimize(() => tf.mean(tf.softplus(tf.sub(D.apply(fake, { training: true }), D.apply(real, { training: true })))), true, vars),
+      );
       D.commitStats?.();
     };
     gflop = (2 * 3 * countFlops(D, [4, 128, 128, 3])) / 1e9;
@@ -95,16 +101,22 @@ async function child(rung, model, steps) {
     times.push(performance.now() - t0);
   }
   times.sort((a, b) => a - b);
-  console.log(JSON.stringify({ model, backend: sel.name, ms: times[Math.floor(times.length / 2)], gflop, tensors: tf.memory().numTensors }));
+  console.log(
+    JSON.stringify({ model, backend: sel.name, ms: times[Math.floor(times.length / 2)], gflop, tensors: tf.memory().numTensors }),
+  );
 }
 
 // ---- parent ---------------------------------------------------------------------------------------
 
 function runChild(rung, model) {
-  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', rung, '--model', model, '--steps', String(STEPS[model])], {
-    encoding: 'utf8',
-    timeout: 30 * 60_000,
-  });
+  const r = spawnSync(
+    process.execPath,
+    [fileURLToPath(import.meta.url), '--child', rung, '--model', model, '--steps', String(STEPS[model])],
+    {
+      encoding: 'utf8',
+      timeout: 30 * 60_000,
+    },
+  );
   const line = (r.stdout ?? '').trim().split('\n').pop();
   try {
     return JSON.parse(line);
@@ -117,11 +129,15 @@ function runTorch(model) {
   const py = '/usr/bin/python3';
   if (!fs.existsSync(py)) return { model, backend: 'torch', error: `${py} not found` };
   // The same OpenMP wait policy as our oneDNN addon sets: spinning threads collapse on a busy machine.
-  const r = spawnSync(py, [path.join(here, 'torch_step.py'), '--threads', String(THREADS), '--steps', String(STEPS[model]), '--warmup', '2', '--models', model], {
-    encoding: 'utf8',
-    timeout: 30 * 60_000,
-    env: { OMP_WAIT_POLICY: 'PASSIVE', ...process.env },
-  });
+  const r = spawnSync(
+    py,
+    [path.join(here, 'torch_step.py'), '--threads', String(THREADS), '--steps', String(STEPS[model]), '--warmup', '2', '--models', model],
+    {
+      encoding: 'utf8',
+      timeout: 30 * 60_000,
+      env: { OMP_WAIT_POLICY: 'PASSIVE', ...process.env },
+    },
+  );
   if (r.status !== 0) return { model, backend: 'torch', error: (r.stderr || '').trim().split('\n').pop() };
   return JSON.parse(r.stdout.trim().split('\n').pop());
 }
@@ -174,7 +190,13 @@ console.log(`threads: PyTorch ${THREADS}, oneDNN ${THREADS}, wasm 1; ${ROUNDS} i
 console.log(['model', 'backend', 'ms/step', 'GFLOP/s', '× torch speed'].map((h, i) => (i < 2 ? h.padEnd(12) : h.padStart(13))).join(''));
 for (const r of rows) {
   console.log(
-    [r.model.padEnd(12), r.backend.padEnd(12), String(r.ms).padStart(13), String(r.gflops ?? '-').padStart(13), String(r.ratio_vs_torch ?? '-').padStart(13)].join(''),
+    [
+      r.model.padEnd(12),
+      r.backend.padEnd(12),
+      String(r.ms).padStart(13),
+      String(r.gflops ?? '-').padStart(13),
+      String(r.ratio_vs_torch ?? '-').padStart(13),
+    ].join(''),
   );
 }
 console.log(JSON.stringify({ bench: 'trainer', threads: THREADS, rows }));

@@ -62,11 +62,10 @@ function main() {
     return say(`build failed (${why}; log in ${relative(root, logFile)}); training uses the wasm + JS kernels`);
   }
   // Load it in a child process: a dlopen failure (missing libdnnl.so.2, ABI mismatch) shows here, not in training.
-  const probe = spawnSync(
-    process.execPath,
-    ['-e', `console.log(require(${JSON.stringify(addon)}).version())`],
-    { encoding: 'utf8', timeout: 60_000 },
-  );
+  const probe = spawnSync(process.execPath, ['-e', `console.log(require(${JSON.stringify(addon)}).version())`], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   if (probe.status !== 0) {
     writeFileSync(logFile, `${log}\n$ load probe\n${probe.stdout}\n${probe.stderr}\n`);
     return say(`built, but it does not load (log in ${relative(root, logFile)}); training uses the wasm + JS kernels`);

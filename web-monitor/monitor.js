@@ -24,7 +24,17 @@ const PSNR_KEY = 'psnr_train';
 const VAL_KEYS = ['val_gain', 'val_gain_mix'];
 /** Column order in the store; the loss columns hold only values a log axis can draw. */
 const KEYS = [...LOSS_KEYS, PSNR_KEY, ...VAL_KEYS];
-const COLORS = { g_pix: '#58a6ff', g_perc: '#39c5cf', g_perc_half: '#8ddb8c', g_adv: '#d2a8ff', g_loss: '#e3b341', d_loss: '#ff7b72', psnr_train: '#3fb950', val_gain: '#58a6ff', val_gain_mix: '#d2a8ff' };
+const COLORS = {
+  g_pix: '#58a6ff',
+  g_perc: '#39c5cf',
+  g_perc_half: '#8ddb8c',
+  g_adv: '#d2a8ff',
+  g_loss: '#e3b341',
+  d_loss: '#ff7b72',
+  psnr_train: '#3fb950',
+  val_gain: '#58a6ff',
+  val_gain_mix: '#d2a8ff',
+};
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -403,7 +413,8 @@ function showValidation(v) {
   const below = v.gain < 0;
   const words = below ? 'below bicubic' : v.gain > 0 ? 'above bicubic' : 'same as bicubic';
   const kind = below ? 'below' : 'above';
-  const psnrs = Number.isFinite(v.psnr) && Number.isFinite(v.bicubic) ? ` (${v.psnr.toFixed(2)} dB vs bicubic ${v.bicubic.toFixed(2)} dB)` : '';
+  const psnrs =
+    Number.isFinite(v.psnr) && Number.isFinite(v.bicubic) ? ` (${v.psnr.toFixed(2)} dB vs bicubic ${v.bicubic.toFixed(2)} dB)` : '';
   const best = v.best && Number.isFinite(v.best.gain) ? ` · best ${fmtGain(v.best.gain)} at step ${fmtInt(v.best.step)}` : '';
   el.valGain.textContent = `${fmtGain(v.gain)}${below ? ' · below bicubic' : ''}`;
   el.valGain.dataset.val = kind;
@@ -431,9 +442,7 @@ function showPreview(msg) {
   }
   el.previewImg.dataset.step = String(msg.step);
   el.previewCaptions.style.gridTemplateColumns = `repeat(${Math.max(1, panels.length)}, 1fr)`;
-  el.previewCaptions.replaceChildren(
-    ...panels.map((p) => Object.assign(document.createElement('span'), { textContent: p })),
-  );
+  el.previewCaptions.replaceChildren(...panels.map((p) => Object.assign(document.createElement('span'), { textContent: p })));
   el.previewStep.textContent = `step ${fmtInt(msg.step)}`;
   el.previewFigure.hidden = false;
 }
@@ -542,7 +551,10 @@ function handleMessage(msg) {
       const last = points.length ? points[points.length - 1].step : -Infinity;
       // History is authoritative for the steps it covers (the daemon may have restarted since we
       // last saw it); live points newer than it are kept.
-      store.replace(points, (liveSinceHistory || []).filter((p) => p.step > last));
+      store.replace(
+        points,
+        (liveSinceHistory || []).filter((p) => p.step > last),
+      );
       liveSinceHistory = null;
       scheduleRender();
       break;
@@ -575,7 +587,10 @@ function onError(msg) {
   const pending = onReply(msg);
   if (msg.code === 'SRGAN_ERR_UNAUTHORIZED') {
     authFailed = true;
-    showAuth('rejected', 'The daemon rejected this access token (SRGAN_ERR_UNAUTHORIZED). Open the URL printed by `srgan start`, or paste the token from $SRGAN_HOME/token.');
+    showAuth(
+      'rejected',
+      'The daemon rejected this access token (SRGAN_ERR_UNAUTHORIZED). Open the URL printed by `srgan start`, or paste the token from $SRGAN_HOME/token.',
+    );
     note('error', 'access token rejected (SRGAN_ERR_UNAUTHORIZED)');
     if (ws) ws.close();
     return;
@@ -639,7 +654,10 @@ el.tokenForm.addEventListener('submit', (ev) => {
 });
 
 if (!token) {
-  showAuth('missing', 'No access token in this URL. Open the link printed by `srgan start` (…/?token=…), or paste the token from $SRGAN_HOME/token.');
+  showAuth(
+    'missing',
+    'No access token in this URL. Open the link printed by `srgan start` (…/?token=…), or paste the token from $SRGAN_HOME/token.',
+  );
   setConn('disconnected', 'not connected — no token');
   note('error', 'access token missing from the URL');
 } else {

@@ -172,10 +172,11 @@ export abstract class Actor<M> {
     this.#status = 'Failed';
     this.#lastError = error;
     this.#mailbox = [];
-    if (this.#parent) this.#parent.childFailed(this as Actor<unknown>, error);
-    else queueMicrotask(() => {
-      // No supervisor: make the failure visible rather than losing it.
-      process.emitWarning(`actor ${this.name} failed: ${String((error as Error)?.stack ?? error)}`);
-    });
+    if (this.#parent) this.#parent.childFailed(this, error);
+    else
+      queueMicrotask(() => {
+        // No supervisor: make the failure visible rather than losing it.
+        process.emitWarning(`actor ${this.name} failed: ${String((error as Error)?.stack ?? error)}`);
+      });
   }
 }

@@ -10,7 +10,15 @@ import { fileURLToPath } from 'node:url';
 import { WebSocketServer, WebSocket } from 'ws';
 import { Actor } from './actor.js';
 import { parseClientMessage, MAX_CLIENT_MESSAGE_BYTES } from '../protocol/validate.js';
-import type { CheckpointWritten, ClientMessage, DaemonState, DaemonStatus, MetricsPoint, ServerMessage, Topic } from '../protocol/messages.js';
+import type {
+  CheckpointWritten,
+  ClientMessage,
+  DaemonState,
+  DaemonStatus,
+  MetricsPoint,
+  ServerMessage,
+  Topic,
+} from '../protocol/messages.js';
 
 /** What the server asks of the daemon. */
 export interface DaemonControl {
@@ -167,14 +175,25 @@ export class ControlServer extends Actor<ControlServerMessage> {
       }
       const msg = parsed.message;
       if (!tokensEqual(msg.token, this.#options.token)) {
-        send({ type: 'error', code: 'SRGAN_ERR_UNAUTHORIZED', message: 'wrong or missing access token', ...(msg.id !== undefined ? { id: msg.id } : {}) });
+        send({
+          type: 'error',
+          code: 'SRGAN_ERR_UNAUTHORIZED',
+          message: 'wrong or missing access token',
+          ...(msg.id !== undefined ? { id: msg.id } : {}),
+        });
         return;
       }
       // Most commands answer at once; 'checkpoint' answers when the file is on disk.
       Promise.resolve()
         .then(() => this.#handle(client, msg))
         .then(send, (err: unknown) =>
-          send({ type: 'error', code: (err as { code?: string }).code ?? 'SRGAN_ERR_BAD_STATE', message: (err as Error).message, ...(msg.id !== undefined ? { id: msg.id } : {}) }));
+          send({
+            type: 'error',
+            code: (err as { code?: string }).code ?? 'SRGAN_ERR_BAD_STATE',
+            message: (err as Error).message,
+            ...(msg.id !== undefined ? { id: msg.id } : {}),
+          }),
+        );
     });
   }
 

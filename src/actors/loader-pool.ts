@@ -133,17 +133,20 @@ export class LoaderPool extends Actor<LoaderPoolMessage> {
       const rand = mulberry32(deriveSeed(this.#o.seed, 1_000_003 + epoch));
       for (let i = n - 1; i > 0; i--) {
         const j = Math.floor(rand() * (i + 1));
-        [order[i], order[j]] = [order[j] as number, order[i] as number];
+        [order[i], order[j]] = [order[j], order[i]];
       }
       this.#order = order;
       this.#orderEpoch = epoch;
     }
-    return { index: this.#order[pos - epoch * n] as number, epoch };
+    return { index: this.#order[pos - epoch * n], epoch };
   }
 
   #nextItems(): LoaderItem[] {
     if (this.#bad.size >= this.#o.files.length) {
-      throw new SrganError('SRGAN_ERR_DATA', `every training image failed to load (${this.#o.files.length} files; the reasons are in the data_error events)`);
+      throw new SrganError(
+        'SRGAN_ERR_DATA',
+        `every training image failed to load (${this.#o.files.length} files; the reasons are in the data_error events)`,
+      );
     }
     const items = this.#retry.splice(0, this.#o.imagesPerTask);
     let oldest = Infinity;
@@ -151,7 +154,7 @@ export class LoaderPool extends Actor<LoaderPoolMessage> {
     while (items.length < this.#o.imagesPerTask && this.#pos - (oldest === Infinity ? this.#pos : oldest) < this.#window) {
       const pos = this.#pos++;
       const { index, epoch } = this.#fileAt(pos);
-      const file = this.#o.files[index] as string;
+      const file = this.#o.files[index];
       const item: LoaderItem = { file, index, pos, epoch, skip: this.#bad.has(file) };
       this.#outstanding.set(pos, item);
       oldest = Math.min(oldest, pos);
@@ -209,7 +212,11 @@ export class LoaderPool extends Actor<LoaderPoolMessage> {
         this.#retry.push(...items);
         this.#retry.sort((a, b) => a.pos - b.pos);
         if (++this.#failuresInARow >= MAX_FAILURES_IN_A_ROW) {
-          this.fail(new SrganError('SRGAN_ERR_ACTOR', `${this.#failuresInARow} loader tasks failed in a row; last: ${(err as Error).message}`, { cause: err }));
+          this.fail(
+            new SrganError('SRGAN_ERR_ACTOR', `${this.#failuresInARow} loader tasks failed in a row; last: ${(err as Error).message}`, {
+              cause: err,
+            }),
+          );
           return;
         }
         this.send({ type: 'pump' });

@@ -5,7 +5,7 @@
 import { workerData } from 'piscina';
 import { SharedRing } from '../protocol/ring.js';
 import { encodeFrameInto, encodeSkipInto } from '../protocol/codec.js';
-import type { LoaderItem, LoaderResult, LoaderTask, LoaderWorkerData } from '../protocol/loader-task.js';
+import type { LoaderResult, LoaderTask, LoaderWorkerData } from '../protocol/loader-task.js';
 import { augment, loadRgb, randomCrop } from '../data/image/patches.js';
 import type { RgbImage } from '../data/image/rgb-image.js';
 import { downscale, drawLrSynthesis } from '../data/image/degrade.js';
@@ -34,7 +34,7 @@ export default async function loaderTask(task: LoaderTask): Promise<LoaderResult
   const result: LoaderResult = { written: 0, unwritten: [], failed: [], closed: false };
   const ppi = task.patchesPerImage;
   for (let i = 0; i < task.items.length; i++) {
-    const item = task.items[i] as LoaderItem;
+    const item = task.items[i];
     try {
       let img: RgbImage | null = null;
       if (!item.skip) {

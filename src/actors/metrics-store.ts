@@ -84,7 +84,13 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
     }
     this.#queue.push(message);
     // Runs are created at once so that readers (the CLI) see them immediately.
-    if (message.type === 'createRun' || message.type === 'resumeRun' || message.type === 'checkpoint' || this.#queue.length >= this.#maxQueued) this.flushNow();
+    if (
+      message.type === 'createRun' ||
+      message.type === 'resumeRun' ||
+      message.type === 'checkpoint' ||
+      this.#queue.length >= this.#maxQueued
+    )
+      this.flushNow();
     else if (!this.#cancelTimer) {
       this.#cancelTimer = this.#clock.setTimeout(() => {
         this.#cancelTimer = null;
@@ -105,9 +111,7 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
        ON CONFLICT (run_id, key, step) DO UPDATE SET value = excluded.value, wall_time = excluded.wall_time`,
     );
     const insertEvent = db.prepare('INSERT INTO events (run_id, time, kind, message, data) VALUES (?, ?, ?, ?, ?)');
-    const insertPreview = db.prepare(
-      'INSERT INTO previews (run_id, step, time, width, height, panels, png) VALUES (?, ?, ?, ?, ?, ?, ?)',
-    );
+    const insertPreview = db.prepare('INSERT INTO previews (run_id, step, time, width, height, panels, png) VALUES (?, ?, ?, ?, ?, ?, ?)');
     const now = () => this.#clock.now() / 1000;
     const insertPoints = (runId: string, points: readonly MetricsPoint[]) => {
       for (const p of points) {
@@ -131,11 +135,26 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
           case 'updateRun': {
             const sets: string[] = [];
             const args: unknown[] = [];
-            if (m.status !== undefined) sets.push('status = ?'), args.push(m.status);
-            if (m.backend !== undefined) sets.push('backend = ?'), args.push(m.backend);
-            if (m.backendReason !== undefined) sets.push('backend_reason = ?'), args.push(m.backendReason);
-            if (m.lastStep !== undefined) sets.push('last_step = max(last_step, ?)'), args.push(m.lastStep);
-            if (m.ended) sets.push('ended_at = ?'), args.push(now());
+            if (m.status !== undefined) {
+              sets.push('status = ?');
+              args.push(m.status);
+            }
+            if (m.backend !== undefined) {
+              sets.push('backend = ?');
+              args.push(m.backend);
+            }
+            if (m.backendReason !== undefined) {
+              sets.push('backend_reason = ?');
+              args.push(m.backendReason);
+            }
+            if (m.lastStep !== undefined) {
+              sets.push('last_step = max(last_step, ?)');
+              args.push(m.lastStep);
+            }
+            if (m.ended) {
+              sets.push('ended_at = ?');
+              args.push(now());
+            }
             if (sets.length) db.prepare(`UPDATE runs SET ${sets.join(', ')} WHERE id = ?`).run(...args, m.id);
             break;
           }
@@ -152,9 +171,16 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
             // The checkpoint's own copy of its last metrics replaces whatever of them reached the file.
             const from = Math.min(m.fromStep + 1, ...m.points.map((p) => p.step));
             db.prepare('DELETE FROM metrics WHERE run_id = ? AND step >= ?').run(m.id, from);
-            insertPoints(m.id, m.points.filter((p) => p.step <= m.fromStep));
+            insertPoints(
+              m.id,
+              m.points.filter((p) => p.step <= m.fromStep),
+            );
             db.prepare('DELETE FROM previews WHERE run_id = ? AND step > ?').run(m.id, m.fromStep);
-            db.prepare("UPDATE runs SET status = 'starting', ended_at = NULL, pid = ?, last_step = ? WHERE id = ?").run(m.pid, m.fromStep, m.id);
+            db.prepare("UPDATE runs SET status = 'starting', ended_at = NULL, pid = ?, last_step = ? WHERE id = ?").run(
+              m.pid,
+              m.fromStep,
+              m.id,
+            );
             break;
           }
           case 'checkpoint':

@@ -106,7 +106,9 @@ export class Supervisor implements ParentRef {
           if (child.status === 'Running') this.#options.onEvent?.({ kind: 'child_restarted', child: child.name });
         })
         .catch((err: unknown) =>
-          this.#options.onEscalate(new SrganError('SRGAN_ERR_ACTOR', `actor ${child.name} could not restart: ${describe(err)}`, { cause: err })),
+          this.#options.onEscalate(
+            new SrganError('SRGAN_ERR_ACTOR', `actor ${child.name} could not restart: ${describe(err)}`, { cause: err }),
+          ),
         );
     }, this.#options.restartDelayMs);
     this.#pending.add(cancel);

@@ -41,7 +41,9 @@ export class Trainer extends Actor<ToTrainer> {
         else if (m.type === 'error') reject(new SrganError('SRGAN_ERR_TRAINER', m.message));
       });
       worker.once('error', reject);
-      worker.once('exit', (code) => reject(new SrganError('SRGAN_ERR_TRAINER', `trainer thread exited with code ${code} before it was ready`)));
+      worker.once('exit', (code) =>
+        reject(new SrganError('SRGAN_ERR_TRAINER', `trainer thread exited with code ${code} before it was ready`)),
+      );
     });
     this.#ready.catch(() => {}); // awaited by the daemon; failures also reach the supervisor
     worker.on('message', (m: FromTrainer) => {

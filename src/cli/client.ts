@@ -32,7 +32,7 @@ export async function sendCommand(paths: HomePaths, type: Command, timeoutMs = 1
       });
       ws.on('open', () => ws.send(JSON.stringify({ type, token, id: 1 })));
       ws.on('message', (data) => {
-        const reply = JSON.parse(String(data)) as ServerMessage;
+        const reply = JSON.parse((data as Buffer).toString()) as ServerMessage; // binaryType 'nodebuffer' (the default): a Buffer
         if (!('id' in reply) || reply.id !== 1) return;
         clearTimeout(timer);
         if (reply.type === 'error') reject(new SrganError(reply.code as never, reply.message));

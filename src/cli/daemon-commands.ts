@@ -27,14 +27,16 @@ export const daemonCommands = {
       json,
     },
     help: {
-      '--data DIR': 'train on a data set made by srgan prepare, or on the photos under DIR (default: a demo set made in $SRGAN_HOME/demo-data)',
+      '--data DIR':
+        'train on a data set made by srgan prepare, or on the photos under DIR (default: a demo set made in $SRGAN_HOME/demo-data)',
       '--config FILE': 'JSON file of config fields merged over the preset (see docs/config.md)',
       '--preset NAME': 'training preset (default espcn-x2-fast)',
       '--port N': 'monitor/control port on 127.0.0.1 (default: a free port)',
       '--seed N': 'seed for weights, data order and crops',
       '--max-steps N': 'stop by itself after N generator steps',
       '--backend NAME': `compute backend: auto (default: the best that loads), ${BACKEND_NAMES.join(', ')}`,
-      '--resume RUN': 'continue run RUN (id, id prefix or name) from its newest valid checkpoint: same run, steps and curves continue; only --port, --max-steps, --backend and checkpoint/logging fields may change',
+      '--resume RUN':
+        'continue run RUN (id, id prefix or name) from its newest valid checkpoint: same run, steps and curves continue; only --port, --max-steps, --backend and checkpoint/logging fields may change',
       '--json': 'print the daemon info as one JSON object',
     },
     async run(v) {
@@ -55,15 +57,27 @@ export const daemonCommands = {
       if (typeof v.data === 'string') overrides.dataDir = v.data;
       if (typeof v.preset === 'string') overrides.preset = v.preset;
       if (typeof v.backend === 'string') overrides.backend = v.backend;
-      for (const [flag, field] of [['port', 'port'], ['seed', 'seed'], ['max-steps', 'maxSteps']] as const) {
+      for (const [flag, field] of [
+        ['port', 'port'],
+        ['seed', 'seed'],
+        ['max-steps', 'maxSteps'],
+      ] as const) {
         if (typeof v[flag] === 'string') overrides[field] = intFlag(`--${flag}`, v[flag]);
       }
       if (typeof v.resume === 'string') {
         for (const flag of ['data', 'preset', 'seed'] as const) {
-          if (v[flag] !== undefined) throw new SrganError('SRGAN_ERR_CONFIG', `--${flag} cannot be given with --resume: a resumed run keeps its data, preset and seed`);
+          if (v[flag] !== undefined)
+            throw new SrganError(
+              'SRGAN_ERR_CONFIG',
+              `--${flag} cannot be given with --resume: a resumed run keeps its data, preset and seed`,
+            );
         }
       }
-      const info = await startDaemon({ overrides, ...(typeof v.resume === 'string' ? { resume: v.resume } : {}), onProgress: (line) => !v.json && console.error(line) });
+      const info = await startDaemon({
+        overrides,
+        ...(typeof v.resume === 'string' ? { resume: v.resume } : {}),
+        onProgress: (line) => !v.json && console.error(line),
+      });
       if (v.json) console.log(JSON.stringify(info));
       else {
         console.log(`srgan daemon running (pid ${info.pid}, run ${info.runId})`);
@@ -80,7 +94,8 @@ export const daemonCommands = {
     async run(v) {
       const paths = homePaths();
       if (!readDaemonInfo(paths)) {
-        if (v.json) console.log(JSON.stringify({ state: 'stopped', pid: null, url: null, runId: null, step: null, backend: null, validation: null }));
+        if (v.json)
+          console.log(JSON.stringify({ state: 'stopped', pid: null, url: null, runId: null, step: null, backend: null, validation: null }));
         else console.log(`stopped: no daemon is running in ${paths.root}`);
         return 0;
       }
@@ -170,11 +185,15 @@ function printStatus(s: DaemonStatus, asJson: boolean): void {
   console.log(`step:     ${s.step} G, ${s.dSteps} D  (${stepRate(s.stepsPerSec)}), epoch ${s.epoch}`);
   const maxSteps = s.config.maxSteps;
   if (typeof maxSteps === 'number' && s.stepsPerSec > 0 && maxSteps > s.step) {
-    console.log(`to go:    ${maxSteps - s.step} G steps to maxSteps ${maxSteps}, ~${duration((maxSteps - s.step) / s.stepsPerSec)} at this rate`);
+    console.log(
+      `to go:    ${maxSteps - s.step} G steps to maxSteps ${maxSteps}, ~${duration((maxSteps - s.step) / s.stepsPerSec)} at this rate`,
+    );
   }
   console.log(`losses:   ${losses || '-'}`);
   console.log(`backend:  ${s.backend} (${s.tensors} live tensors): ${s.backendReason}`);
-  console.log(`data:     ${s.patchesPerSec.toFixed(1)} patches/s, waiting ${(s.dataWaitFraction * 100).toFixed(1)}% of the time, ${s.ringFrames} patches queued`);
+  console.log(
+    `data:     ${s.patchesPerSec.toFixed(1)} patches/s, waiting ${(s.dataWaitFraction * 100).toFixed(1)}% of the time, ${s.ringFrames} patches queued`,
+  );
   console.log(`checkpoint: ${s.lastCheckpoint ? `step ${s.lastCheckpoint.step}, ${s.lastCheckpoint.dir}` : 'none yet'}`);
   const v = s.validation;
   if (v) {
@@ -187,4 +206,3 @@ function printStatus(s: DaemonStatus, asJson: boolean): void {
   console.log(`monitor:  ${s.url}`);
   console.log(`pid:      ${s.pid}`);
 }
-

@@ -54,7 +54,8 @@ interface FilterReport {
 /** `srgan eval --data DIR [--run RUN | --checkpoint PATH] [--best] [--compare M ...] [--lr-filter F ...] [--border N] [--limit N] [--json] [--no-save]` */
 export async function evalCommand(v: Values): Promise<number> {
   const data = str(v.data);
-  if (data === undefined) throw new SrganError('SRGAN_ERR_CONFIG', '--data DIR is required: a folder of high-resolution images to score on');
+  if (data === undefined)
+    throw new SrganError('SRGAN_ERR_CONFIG', '--data DIR is required: a folder of high-resolution images to score on');
   const border = v.border === undefined ? undefined : intFlag('--border', v.border, 0);
   const limit = v.limit === undefined ? undefined : intFlag('--limit', v.limit, 1);
   const filters = parseLrFilters(v['lr-filter']);
@@ -71,14 +72,17 @@ export async function evalCommand(v: Values): Promise<number> {
     throw new SrganError('SRGAN_ERR_CONFIG', `--data ${data}: no such file or folder`);
   }
   if (limit !== undefined) files = files.slice(0, limit);
-  if (files.length === 0) throw new SrganError('SRGAN_ERR_DATA', `--data ${data}: no images (png, jpg, jpeg, webp, tif, tiff, gif, avif) in this folder`);
+  if (files.length === 0)
+    throw new SrganError('SRGAN_ERR_DATA', `--data ${data}: no images (png, jpg, jpeg, webp, tif, tiff, gif, avif) in this folder`);
 
   const paths = homePaths();
   const warn = (line: string) => console.error(`srgan eval: ${line}`);
   const source = await openSource(v, paths, backend, warn);
   const { gen, scale, config } = source.loaded;
-  const lrNote = filters.length === 1 ? `LR ${filters[0]!.name}` : `${filters.length} LR syntheses`;
-  console.error(`srgan eval: ${source.describe}; ${files.length} image${files.length === 1 ? '' : 's'} from ${dataDir}, ${lrNote} (backend ${source.backend.name})`);
+  const lrNote = filters.length === 1 ? `LR ${filters[0].name}` : `${filters.length} LR syntheses`;
+  console.error(
+    `srgan eval: ${source.describe}; ${files.length} image${files.length === 1 ? '' : 's'} from ${dataDir}, ${lrNote} (backend ${source.backend.name})`,
+  );
 
   const measured: { name: string; main: EvaluateResult; others: EvaluateResult[] }[] = [];
   const loaded: { path: string; gen: Generator }[] = [];
@@ -87,7 +91,12 @@ export async function evalCommand(v: Values): Promise<number> {
     for (const c of compares) loaded.push(await loadCompareModel(c, scale));
     for (const [k, f] of filters.entries()) {
       if (filters.length > 1) console.error(`srgan eval: LR ${f.name} (${k + 1}/${filters.length})`);
-      const main = await evaluate(gen, files, { scale, lr: f.lr, ...(border === undefined ? {} : { border }), ...tileOptions(config, scale, {}) });
+      const main = await evaluate(gen, files, {
+        scale,
+        lr: f.lr,
+        ...(border === undefined ? {} : { border }),
+        ...tileOptions(config, scale, {}),
+      });
       const others: EvaluateResult[] = [];
       // Unknown networks get the general tiling defaults (one tile up to 512 LR pixels a side).
       for (const other of loaded) others.push(await evaluate(other.gen, files, { scale, border: main.border, lr: f.lr }));
@@ -106,20 +115,36 @@ export async function evalCommand(v: Values): Promise<number> {
   const reports: FilterReport[] = [];
   for (const { name, main, others } of measured) {
     const bic = main.bicubic;
-    const row = (model: string, s: Score): ResultRow => ({ model: label(model, name), lr: name, psnr: s.psnr, ssim: s.ssim, gain: s.psnr - bic.psnr, images: n });
-    results.push(row('model', main.model!), { ...row('bicubic', bic), gain: 0 }, ...others.map((o, k) => row(loaded[k]!.path, o.model!)));
-    perModel.push(main.rows.map((r) => r.model), main.rows.map((r) => r.bicubic), ...others.map((o) => o.rows.map((r) => r.model)));
+    const row = (model: string, s: Score): ResultRow => ({
+      model: label(model, name),
+      lr: name,
+      psnr: s.psnr,
+      ssim: s.ssim,
+      gain: s.psnr - bic.psnr,
+      images: n,
+    });
+    results.push(row('model', main.model!), { ...row('bicubic', bic), gain: 0 }, ...others.map((o, k) => row(loaded[k].path, o.model!)));
+    perModel.push(
+      main.rows.map((r) => r.model),
+      main.rows.map((r) => r.bicubic),
+      ...others.map((o) => o.rows.map((r) => r.model)),
+    );
     reports.push({
       lr: name,
       lrSynthesis: main.lr,
       model: main.model!,
       bicubic: bic,
       gain: main.gain!,
-      compare: others.map((o, k) => ({ model: loaded[k]!.path, psnr: o.model!.psnr, ssim: o.model!.ssim, gain: o.gain! })),
-      files: main.rows.map((r, i) => ({ file: r.file, model: r.model, bicubic: r.bicubic, compare: others.map((o) => o.rows[i]?.model ?? null) })),
+      compare: others.map((o, k) => ({ model: loaded[k].path, psnr: o.model!.psnr, ssim: o.model!.ssim, gain: o.gain! })),
+      files: main.rows.map((r, i) => ({
+        file: r.file,
+        model: r.model,
+        bicubic: r.bicubic,
+        compare: others.map((o) => o.rows[i]?.model ?? null),
+      })),
     });
   }
-  const first = measured[0]!;
+  const first = measured[0];
   // The first --lr-filter's per-image scores (the standard protocol's by default), as before --lr-filter.
   const perImage = first.main.rows.map((r, i) => ({
     file: r.file,
@@ -165,8 +190,12 @@ export async function evalCommand(v: Values): Promise<number> {
       ...r.compare.flatMap((c) => [formatDb(c.psnr), c.ssim.toFixed(4), formatGain(c.gain)]),
     ]),
   );
-  console.log(`×${scale}, Y channel (BT.601), ${first.main.border} px border cropped, means over ${n} image${n === 1 ? '' : 's'} from ${dataDir}`);
-  console.log(`GAIN: PSNR-Y minus bicubic's on the same LR, dB. model: ${source.loaded.source}${source.step === null ? '' : ` (step ${source.step})`}`);
+  console.log(
+    `×${scale}, Y channel (BT.601), ${first.main.border} px border cropped, means over ${n} image${n === 1 ? '' : 's'} from ${dataDir}`,
+  );
+  console.log(
+    `GAIN: PSNR-Y minus bicubic's on the same LR, dB. model: ${source.loaded.source}${source.step === null ? '' : ` (step ${source.step})`}`,
+  );
   loaded.forEach((o, k) => console.log(`#${k + 1}: ${o.path}`));
   if (saved > 0) console.log(`stored ${saved} rows in ${paths.db} (evals, run ${source.run?.id})`);
   else if (notSaved !== null && save) console.error(`srgan eval: not stored: ${notSaved}`);
@@ -200,7 +229,15 @@ function parseLrFilters(v: Values[string]): { name: string; lr: LrSynthesis }[] 
  * synthesis and the run's context in json, in one short IMMEDIATE transaction (busy_timeout waits out
  * a daemon's write). Returns the row count.
  */
-function storeEvals(paths: HomePaths, runId: string, dataDir: string, results: ResultRow[], perImage: (Score | null)[][], files: string[], context: object): number {
+function storeEvals(
+  paths: HomePaths,
+  runId: string,
+  dataDir: string,
+  results: ResultRow[],
+  perImage: (Score | null)[][],
+  files: string[],
+  context: object,
+): number {
   const time = Date.now() / 1000;
   const db = openDb(paths.db);
   try {
@@ -216,4 +253,3 @@ function storeEvals(paths: HomePaths, runId: string, dataDir: string, results: R
   }
   return results.length;
 }
-

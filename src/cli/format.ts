@@ -42,7 +42,7 @@ export function duration(seconds: number): string {
 /** Prints rows under a header, columns padded to their widest cell (the last column is not padded). */
 export function printTable(header: string[], rows: string[][], prefix = ''): void {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => prefix + cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] as number))).join('  ');
+  const line = (cells: string[]) => prefix + cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ');
   console.log(line(header));
   for (const r of rows) console.log(line(r));
 }

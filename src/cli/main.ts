@@ -46,11 +46,18 @@ export async function main(argv: string[]): Promise<number> {
   }
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: rest, options: { ...command.options, help: { type: 'boolean', short: 'h' } }, allowPositionals: Boolean(command.positionals), strict: true });
+    parsed = parseArgs({
+      args: rest,
+      options: { ...command.options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: Boolean(command.positionals),
+      strict: true,
+    });
     const [min, max] = command.positionals ?? [0, 0];
     const args = parsed.positionals;
-    if (!parsed.values.help && args.length < min) throw new Error(`expected ${min === 1 ? 'a RUN argument' : `at least ${min} RUN arguments`}, got ${args.length}`);
-    if (!parsed.values.help && args.length > max) throw new Error(`unexpected argument${args.length - max > 1 ? 's' : ''} ${args.slice(max).join(' ')}`);
+    if (!parsed.values.help && args.length < min)
+      throw new Error(`expected ${min === 1 ? 'a RUN argument' : `at least ${min} RUN arguments`}, got ${args.length}`);
+    if (!parsed.values.help && args.length > max)
+      throw new Error(`unexpected argument${args.length - max > 1 ? 's' : ''} ${args.slice(max).join(' ')}`);
   } catch (err) {
     console.error(`srgan ${name}: ${(err as Error).message}\n\n${commandHelp(name, command)}`);
     return 2;

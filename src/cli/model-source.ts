@@ -45,7 +45,10 @@ export async function openSource(v: Values, paths: HomePaths, backend: BackendRe
     throw new SrganError('SRGAN_ERR_CONFIG', '--run and --checkpoint cannot be used together: --checkpoint names the model itself');
   }
   if (checkpoint !== undefined && v.best) {
-    throw new SrganError('SRGAN_ERR_CONFIG', "--best picks among a run's checkpoints; use it with --run RUN (or alone for the newest run), not with --checkpoint");
+    throw new SrganError(
+      'SRGAN_ERR_CONFIG',
+      "--best picks among a run's checkpoints; use it with --run RUN (or alone for the newest run), not with --checkpoint",
+    );
   }
   const chosen = checkpoint === undefined ? checkpointForRun(paths, runRef ?? null, v.best ? 'best' : 'latest', { onWarning: warn }) : null;
   // Production mode silences tfjs' console banners (the cpu backend's "install tfjs-node" notice),
@@ -60,7 +63,10 @@ export async function openSource(v: Values, paths: HomePaths, backend: BackendRe
   let describe: string;
   if (chosen !== null) {
     const why = chosen.picked === 'best' ? `best checkpoint (${describeBest(chosen)})` : 'latest checkpoint';
-    const which = runRef === undefined ? `newest run with a checkpoint, ${chosen.run.id} (${chosen.run.name})` : `run ${chosen.run.id} (${chosen.run.name})`;
+    const which =
+      runRef === undefined
+        ? `newest run with a checkpoint, ${chosen.run.id} (${chosen.run.name})`
+        : `run ${chosen.run.id} (${chosen.run.name})`;
     describe = `using the ${which}, ${why} at step ${chosen.step}: ${loaded.source} [${what}]`;
   } else {
     describe = `using ${loaded.source}${step === null ? '' : ` (step ${step}${run ? `, run ${run.id}` : ''})`} [${what}]`;
@@ -87,8 +93,20 @@ function runById(dbFile: string, id: string): RunRow | null {
   }
 }
 
-export function sourceJson(s: Source): { source: string; run: { id: string; name: string } | null; step: number | null; scale: number; generator: GeneratorConfig } {
-  return { source: s.loaded.source, run: s.run && { id: s.run.id, name: s.run.name }, step: s.step, scale: s.loaded.scale, generator: s.loaded.config };
+export function sourceJson(s: Source): {
+  source: string;
+  run: { id: string; name: string } | null;
+  step: number | null;
+  scale: number;
+  generator: GeneratorConfig;
+} {
+  return {
+    source: s.loaded.source,
+    run: s.run && { id: s.run.id, name: s.run.name },
+    step: s.step,
+    scale: s.loaded.scale,
+    generator: s.loaded.config,
+  };
 }
 
 export function parseBackend(v: Values[string]): BackendRequest {
@@ -109,7 +127,8 @@ export async function loadCompareModel(p: string, scale: 2 | 4): Promise<{ path:
   let location = abs;
   const bad = (what: string): SrganError => new SrganError('SRGAN_ERR_CONFIG', `--compare ${p}: ${what}`);
   if (fs.existsSync(abs) && fs.statSync(abs).isDirectory() && !fs.existsSync(path.join(abs, 'model.json'))) {
-    if (!fs.existsSync(path.join(abs, 'generator', 'model.json'))) throw bad('not a model: no model.json, and not a checkpoint folder (no generator/model.json)');
+    if (!fs.existsSync(path.join(abs, 'generator', 'model.json')))
+      throw bad('not a model: no model.json, and not a checkpoint folder (no generator/model.json)');
     verifyCheckpoint(abs);
     location = path.join(abs, 'generator');
   }
@@ -122,10 +141,12 @@ export async function loadCompareModel(p: string, scale: 2 | 4): Promise<{ path:
     throw new SrganError('SRGAN_ERR_CONFIG', `--compare ${p}: not a loadable tfjs LayersModel: ${(err as Error).message}`, { cause: err });
   }
   try {
-    if (model.inputs.length !== 1 || model.outputs.length !== 1) throw bad(`has ${model.inputs.length} inputs and ${model.outputs.length} outputs; expected one image in, one out`);
-    const shape = model.inputs[0]!.shape;
+    if (model.inputs.length !== 1 || model.outputs.length !== 1)
+      throw bad(`has ${model.inputs.length} inputs and ${model.outputs.length} outputs; expected one image in, one out`);
+    const shape = model.inputs[0].shape;
     if (shape.length !== 4 || shape[3] !== 3) throw bad(`takes input [${shape.map(String)}]; expected [n, h, w, 3]`);
-    if (shape[1] !== null || shape[2] !== null) throw bad(`takes only ${shape[2]}×${shape[1]} inputs; images and tiles need any size (input [null, null, null, 3])`);
+    if (shape[1] !== null || shape[2] !== null)
+      throw bad(`takes only ${shape[2]}×${shape[1]} inputs; images and tiles need any size (input [null, null, null, 3])`);
     // Different sides on the probe: a model that is not a uniform integer upscaler shows it.
     const [ph, pw] = [12, 20];
     let probe: tf.Tensor;
@@ -139,7 +160,9 @@ export async function loadCompareModel(p: string, scale: 2 | 4): Promise<{ path:
     const sy = (out[1] ?? 0) / ph;
     const sx = (out[2] ?? 0) / pw;
     if (out.length !== 4 || out[3] !== 3 || sy !== sx || (sy !== 2 && sy !== 4)) {
-      throw bad(`turns a ${pw}×${ph} RGB probe into [${out.join(', ')}]; expected a ×2 or ×4 RGB upscaler ([1, ${2 * ph}, ${2 * pw}, 3] or [1, ${4 * ph}, ${4 * pw}, 3])`);
+      throw bad(
+        `turns a ${pw}×${ph} RGB probe into [${out.join(', ')}]; expected a ×2 or ×4 RGB upscaler ([1, ${2 * ph}, ${2 * pw}, 3] or [1, ${4 * ph}, ${4 * pw}, 3])`,
+      );
     }
     if (sy !== scale) throw bad(`upscales ×${sy}, but the model being evaluated upscales ×${scale}`);
   } catch (err) {
@@ -156,4 +179,3 @@ export async function loadCompareModel(p: string, scale: 2 | 4): Promise<{ path:
   };
   return { path: location === abs ? abs : location, gen };
 }
-

@@ -61,13 +61,14 @@ export const prepareCommand = {
     '--patch N': 'side of the square patches in px (default 256)',
     '--levels LIST': 'downscale factors to cut from, 1 = the photo itself (default 1,2,4,8)',
     '--per-level N': 'patches per level at most (default 8; a level of A px² gives at most ceil(2·A/patch²))',
-    '--seed N': 'seed of the crop positions, mixed with each file\'s sha256 (default 1)',
+    '--seed N': "seed of the crop positions, mixed with each file's sha256 (default 1)",
     '--alpha MODE': 'drop (default; as Pillow convert("RGB")) or flatten (composite on white)',
     '--predownscale': 'downscale every photo ×2 first (noisy sources)',
-    '--predownscale-models LIST': 'downscale ×2 first the photos whose EXIF camera model is in this comma-separated list, e.g. "Pixel 3,iPhone X"',
+    '--predownscale-models LIST':
+      'downscale ×2 first the photos whose EXIF camera model is in this comma-separated list, e.g. "Pixel 3,iPhone X"',
     '--linear': 'downscale in linear light instead of on sRGB values',
-    '--max-pixels N': 'skip images with more pixels than N (default 178956970, Pillow\'s decompression-bomb limit)',
-    '--png-level N': 'PNG zlib level 0..9 (default 4: files about 1% larger than at 6, Pillow\'s default, for about 22% less encoding CPU)',
+    '--max-pixels N': "skip images with more pixels than N (default 178956970, Pillow's decompression-bomb limit)",
+    '--png-level N': "PNG zlib level 0..9 (default 4: files about 1% larger than at 6, Pillow's default, for about 22% less encoding CPU)",
     '--workers N': `decoding threads (default ${availableParallelism()}, the available cores)`,
     '--quiet': 'no progress display',
     '--json': 'print the summary as one JSON object on stdout',
@@ -88,7 +89,7 @@ export const prepareCommand = {
     } catch (err) {
       if (err instanceof TypeError || err instanceof RangeError) {
         const m = /^(\w+)(\[\d+\])?: (.*)$/s.exec(err.message);
-        const flag = m ? FLAGS[m[1] as string] : undefined;
+        const flag = m ? FLAGS[m[1]] : undefined;
         throw new SrganError('SRGAN_ERR_CONFIG', flag ? `${flag}: ${m![3]}` : err.message, { cause: err });
       }
       throw err;
@@ -100,7 +101,9 @@ export const prepareCommand = {
     const pool = Number(process.env.UV_THREADPOOL_SIZE) || 4;
     if (!quiet && workers > pool) {
       // sharp runs its decodes, resizes and PNG encodes on libuv's thread pool, sized once at start-up.
-      process.stderr.write(`note: ${workers} workers share libuv's ${pool} threads for image work; run with UV_THREADPOOL_SIZE=${workers} to use them all\n`);
+      process.stderr.write(
+        `note: ${workers} workers share libuv's ${pool} threads for image work; run with UV_THREADPOOL_SIZE=${workers} to use them all\n`,
+      );
     }
 
     const abort = new AbortController();
@@ -131,7 +134,14 @@ export const prepareCommand = {
 
 function toOptions(v: Values, sources: string[]): PrepareOptions {
   const o: PrepareOptions = { sources, out: v.out as string };
-  const ints = [['patch', 'patch'], ['per-level', 'perLevel'], ['seed', 'seed'], ['max-pixels', 'maxPixels'], ['png-level', 'pngLevel'], ['workers', 'workers']] as const;
+  const ints = [
+    ['patch', 'patch'],
+    ['per-level', 'perLevel'],
+    ['seed', 'seed'],
+    ['max-pixels', 'maxPixels'],
+    ['png-level', 'pngLevel'],
+    ['workers', 'workers'],
+  ] as const;
   for (const [flag, field] of ints) {
     if (typeof v[flag] === 'string') o[field] = intFlag(`--${flag}`, v[flag]);
   }
@@ -140,7 +150,10 @@ function toOptions(v: Values, sources: string[]): PrepareOptions {
   if (v.predownscale) o.predownscale = true;
   if (v.linear) o.linear = true;
   if (typeof v['predownscale-models'] === 'string') {
-    o.predownscaleModels = v['predownscale-models'].split(',').map((s) => s.trim()).filter((s) => s !== '');
+    o.predownscaleModels = v['predownscale-models']
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s !== '');
   }
   return o;
 }
@@ -228,7 +241,9 @@ function printSummary(s: PrepareSummary): void {
       `${counts(t.reasons) ? ` (${counts(t.reasons)})` : ''}; ${t.patches} patches`,
   );
   if (s.skippedFiles.length) {
-    console.log(`skipped files${s.skippedFiles.length > SHOW_SKIPPED ? ` (first ${SHOW_SKIPPED} of ${s.skippedFiles.length}; all are in ${s.manifest}, table sources)` : ''}:`);
+    console.log(
+      `skipped files${s.skippedFiles.length > SHOW_SKIPPED ? ` (first ${SHOW_SKIPPED} of ${s.skippedFiles.length}; all are in ${s.manifest}, table sources)` : ''}:`,
+    );
     for (const f of s.skippedFiles.slice(0, SHOW_SKIPPED)) console.log(`  ${f.reason.padEnd(12)} ${f.path}: ${f.message}`);
   }
   for (const e of s.walkErrors) console.log(`  could not list ${e.path}: ${e.message}`);

@@ -27,7 +27,6 @@ import { SrganError } from '../util/errors.js';
 import { describeGain, formatNumber, formatTime, printTable, signedDb } from './format.js';
 import { intFlag, type Values } from './flags.js';
 
-
 /** `srgan runs [--json] [--status S[,S]]` */
 export async function runsCommand(v: Values): Promise<number> {
   const statuses = typeof v.status === 'string' ? parseStatuses(v.status) : undefined;
@@ -52,7 +51,7 @@ export async function runsCommand(v: Values): Promise<number> {
 /** `srgan show RUN [--json]` */
 export async function showCommand(v: Values, args: string[]): Promise<number> {
   const report = withRunsDb((db) => {
-    const run = resolveRun(db, args[0] as string);
+    const run = resolveRun(db, args[0]);
     const errorEvent = lastEvent(db, run.id, 'error');
     return {
       run: withParsedConfig(run),
@@ -81,9 +80,16 @@ export async function showCommand(v: Values, args: string[]): Promise<number> {
   console.log(indent(JSON.stringify(r.config, null, 2)));
   console.log('\nlatest metrics:');
   if (report.latestMetrics.length === 0) console.log('  none');
-  else printTable(['KEY', 'STEP', 'VALUE', 'TIME'], report.latestMetrics.map((m) => [m.key, String(m.step), formatNumber(m.value), formatTime(m.wall_time)]), '  ');
+  else
+    printTable(
+      ['KEY', 'STEP', 'VALUE', 'TIME'],
+      report.latestMetrics.map((m) => [m.key, String(m.step), formatNumber(m.value), formatTime(m.wall_time)]),
+      '  ',
+    );
   const val = report.validation;
-  console.log(`\nvalidation: ${val.latest ? `${describeGain(val.latest.gain, val.latest.psnr, val.latest.bicubic)} at step ${val.latest.step}` : 'none'}`);
+  console.log(
+    `\nvalidation: ${val.latest ? `${describeGain(val.latest.gain, val.latest.psnr, val.latest.bicubic)} at step ${val.latest.step}` : 'none'}`,
+  );
   if (val.best) console.log(`best gain:  ${signedDb(val.best.gain)} at step ${val.best.step}`);
   console.log('\ncheckpoints:');
   if (report.checkpoints.length === 0) console.log('  none');
@@ -106,7 +112,14 @@ export async function showCommand(v: Values, args: string[]): Promise<number> {
     console.log('\nevaluations:');
     printTable(
       ['TIME', 'MODEL', 'PSNR', 'SSIM', 'IMAGES', 'DATA'],
-      report.evals.map((e) => [formatTime(e.time), e.model, e.psnr === null ? '-' : e.psnr.toFixed(2), e.ssim === null ? '-' : e.ssim.toFixed(4), String(e.images), e.data_dir]),
+      report.evals.map((e) => [
+        formatTime(e.time),
+        e.model,
+        e.psnr === null ? '-' : e.psnr.toFixed(2),
+        e.ssim === null ? '-' : e.ssim.toFixed(4),
+        String(e.images),
+        e.data_dir,
+      ]),
       '  ',
     );
   }
@@ -123,7 +136,7 @@ export async function metricsCommand(v: Values, args: string[]): Promise<number>
   const every = typeof v.every === 'string' ? intFlag('--every', v.every, 1) : 1;
   const wanted = stringList(v.key);
   const { run, keys, points } = withRunsDb((db) => {
-    const run = resolveRun(db, args[0] as string);
+    const run = resolveRun(db, args[0]);
     const keys = checkKeys(wanted, metricKeys(db, run.id), `run ${run.id}`);
     return { run, keys, points: metricCurves(db, run.id, keys, every) };
   });
@@ -132,7 +145,10 @@ export async function metricsCommand(v: Values, args: string[]): Promise<number>
     return 0;
   }
   if (v.csv) {
-    const lines = ['step,key,value,wall_time', ...points.map((p) => [String(p.step), csvField(p.key), String(p.value), String(p.wall_time)].join(','))];
+    const lines = [
+      'step,key,value,wall_time',
+      ...points.map((p) => [String(p.step), csvField(p.key), String(p.value), String(p.wall_time)].join(',')),
+    ];
     process.stdout.write(lines.join('\n') + '\n');
     return 0;
   }
@@ -149,7 +165,11 @@ export async function metricsCommand(v: Values, args: string[]): Promise<number>
   }
   printTable(
     ['STEP', 'TIME', ...keys.map((k) => k.toUpperCase())],
-    [...bySteps].map(([step, row]) => [String(step), formatTime(row.time), ...keys.map((k) => (row.values.has(k) ? formatNumber(row.values.get(k) as number) : '-'))]),
+    [...bySteps].map(([step, row]) => [
+      String(step),
+      formatTime(row.time),
+      ...keys.map((k) => (row.values.has(k) ? formatNumber(row.values.get(k) as number) : '-')),
+    ]),
   );
   return 0;
 }
@@ -232,15 +252,22 @@ function withDb<T>(file: string, fn: (db: Database.Database) => T): T {
 /** Runs `fn` on $SRGAN_HOME/runs.db; a missing database is an error naming the home. */
 function withRunsDb<T>(fn: (db: Database.Database) => T): T {
   const paths = homePaths();
-  if (!fs.existsSync(paths.db)) throw new SrganError('SRGAN_ERR_CONFIG', `no runs database at ${paths.db}: no daemon has run in ${paths.root} yet`);
+  if (!fs.existsSync(paths.db))
+    throw new SrganError('SRGAN_ERR_CONFIG', `no runs database at ${paths.db}: no daemon has run in ${paths.root} yet`);
   return withDb(paths.db, fn);
 }
 
 function parseStatuses(text: string): string[] {
-  const statuses = text.split(',').map((s) => s.trim()).filter(Boolean);
+  const statuses = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const bad = statuses.filter((s) => !(RUN_STATUSES as readonly string[]).includes(s));
   if (statuses.length === 0 || bad.length > 0) {
-    throw new SrganError('SRGAN_ERR_CONFIG', `--status: unknown status "${bad.join(',') || text}"; expected one or more of ${RUN_STATUSES.join(', ')} separated by commas`);
+    throw new SrganError(
+      'SRGAN_ERR_CONFIG',
+      `--status: unknown status "${bad.join(',') || text}"; expected one or more of ${RUN_STATUSES.join(', ')} separated by commas`,
+    );
   }
   return statuses;
 }
@@ -274,7 +301,7 @@ function withParsedConfig(r: RunRow): Omit<RunRow, 'config'> & { config: unknown
 
 function summarizeConfig(text: string): string {
   try {
-    const c = JSON.parse(text) as Record<string, unknown>;
+    const c = JSON.parse(text) as { batchSize?: number; patchSize?: number; dStepsPerG?: number; seed?: number; dataDir?: string };
     return `batch=${c.batchSize} patch=${c.patchSize} dSteps=${c.dStepsPerG} seed=${c.seed}${c.dataDir ? ` data=${c.dataDir}` : ''}`;
   } catch {
     return '?';
@@ -288,4 +315,3 @@ function csvField(s: string): string {
 function indent(text: string): string {
   return text.replace(/^/gm, '  ');
 }
-

@@ -24,7 +24,11 @@ export interface StartOptions {
 export async function startDaemon(opts: StartOptions): Promise<DaemonInfo & { logFile: string }> {
   const paths = homePaths();
   const owner = lockOwner(paths);
-  if (owner !== null) throw new SrganError('SRGAN_ERR_ALREADY_RUNNING', `a daemon is already running in ${paths.root} (pid ${owner}); stop it with: srgan stop`);
+  if (owner !== null)
+    throw new SrganError(
+      'SRGAN_ERR_ALREADY_RUNNING',
+      `a daemon is already running in ${paths.root} (pid ${owner}); stop it with: srgan stop`,
+    );
   if (opts.resume === undefined) {
     // Checked here so mistakes are reported at once (a resumed run's config is checked by the daemon).
     const config = resolveConfig(opts.overrides);
@@ -33,14 +37,19 @@ export async function startDaemon(opts: StartOptions): Promise<DaemonInfo & { lo
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const logFile = path.join(paths.logs, `daemon-${stamp}.log`);
   const out = fs.openSync(logFile, 'a', 0o600);
-  const args = [DAEMON_MAIN, '--config-json', JSON.stringify(opts.overrides), ...(opts.resume === undefined ? [] : ['--resume', opts.resume])];
+  const args = [
+    DAEMON_MAIN,
+    '--config-json',
+    JSON.stringify(opts.overrides),
+    ...(opts.resume === undefined ? [] : ['--resume', opts.resume]),
+  ];
   const child = spawn(process.execPath, args, {
     detached: true,
     stdio: ['ignore', out, out, 'ipc'],
     env: { ...process.env, SRGAN_HOME: paths.root, SRGAN_LOG_FILE: logFile },
   });
   fs.closeSync(out);
-  let exited: number | null = null;
+  let exited = null as number | null; // set by the 'exit' listener: not narrowed to null below
   let ready: DaemonInfo | null = null;
   child.once('exit', (code, signal) => (exited = code ?? (signal ? 128 : 1)));
   // The daemon says it is up over this channel, then lets go of it (see daemon/main.ts).
@@ -65,7 +74,10 @@ export async function startDaemon(opts: StartOptions): Promise<DaemonInfo & { lo
     lastLine = line;
     await new Promise((resolve) => setTimeout(resolve, 150));
   }
-  throw new SrganError('SRGAN_ERR_DAEMON_START', `the daemon (pid ${child.pid}) did not come up within ${(opts.timeoutMs ?? 300_000) / 1000} s; see ${logFile}`);
+  throw new SrganError(
+    'SRGAN_ERR_DAEMON_START',
+    `the daemon (pid ${child.pid}) did not come up within ${(opts.timeoutMs ?? 300_000) / 1000} s; see ${logFile}`,
+  );
 }
 
 function tail(file: string, lines: number): string {

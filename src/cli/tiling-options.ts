@@ -37,7 +37,10 @@ export function tileOptions(config: GeneratorConfig, scale: 2 | 4, req: TilingRe
   const blend = req.blend ?? (overlap >= radius ? 0 : DEFAULT_TILE_OPTIONS.blend);
   const tile = req.tile ?? DEFAULT_TILE_OPTIONS.tile;
   if (tile !== 'auto' && tile <= 2 * overlap + blend) {
-    throw new SrganError('SRGAN_ERR_CONFIG', `--tile must be more than 2·overlap + blend = ${2 * overlap + blend} (overlap ${overlap}, blend ${blend}), got ${tile}`);
+    throw new SrganError(
+      'SRGAN_ERR_CONFIG',
+      `--tile must be more than 2·overlap + blend = ${2 * overlap + blend} (overlap ${overlap}, blend ${blend}), got ${tile}`,
+    );
   }
   return { tile, overlap, blend };
 }

@@ -16,7 +16,12 @@ import { parseTiling, tileOptions } from './tiling-options.js';
 /** What `--format` may ask for, and the extension it writes. */
 const FORMAT_EXT: Readonly<Record<string, string>> = Object.freeze({ png: '.png', jpeg: '.jpg', webp: '.webp' });
 /** Input extensions writeUpscaled can also write (kept as they are when no --format is given). */
-const WRITABLE_EXT: Readonly<Record<string, 'png' | 'jpeg' | 'webp'>> = Object.freeze({ '.png': 'png', '.jpg': 'jpeg', '.jpeg': 'jpeg', '.webp': 'webp' });
+const WRITABLE_EXT: Readonly<Record<string, 'png' | 'jpeg' | 'webp'>> = Object.freeze({
+  '.png': 'png',
+  '.jpg': 'jpeg',
+  '.jpeg': 'jpeg',
+  '.webp': 'webp',
+});
 
 interface Job {
   in: string;
@@ -49,7 +54,9 @@ export async function upscaleCommand(v: Values, args: string[]): Promise<number>
   const source = await openSource(v, homePaths(), backend, warn);
   const { gen } = source.loaded;
   const opts = tileOptions(source.loaded.config, source.loaded.scale, tiling);
-  console.error(`srgan upscale: ${source.describe}; ${jobs.length} file${jobs.length === 1 ? '' : 's'} → ${outDir} (backend ${source.backend.name})`);
+  console.error(
+    `srgan upscale: ${source.describe}; ${jobs.length} file${jobs.length === 1 ? '' : 's'} → ${outDir} (backend ${source.backend.name})`,
+  );
 
   const reports: FileReport[] = [];
   const tty = Boolean(process.stderr.isTTY) && !asJson;
@@ -84,7 +91,9 @@ export async function upscaleCommand(v: Values, args: string[]): Promise<number>
     console.log(JSON.stringify({ ...sourceJson(source), backend: source.backend.name, tiling: opts, files: reports }));
   } else {
     const s = ((performance.now() - t0) / 1000).toFixed(1);
-    console.log(`${reports.length - failed} of ${reports.length} file${reports.length === 1 ? '' : 's'} upscaled ×${source.loaded.scale} into ${outDir} in ${s} s`);
+    console.log(
+      `${reports.length - failed} of ${reports.length} file${reports.length === 1 ? '' : 's'} upscaled ×${source.loaded.scale} into ${outDir} in ${s} s`,
+    );
   }
   if (failed > 0) console.error(`srgan upscale: ${failed} file${failed === 1 ? '' : 's'} failed (see above); the others were written`);
   return failed > 0 ? 1 : 0;
@@ -113,7 +122,8 @@ function collectJobs(args: string[], outDir: string, format: string | undefined)
     if (stat.isDirectory()) {
       // Earlier outputs inside an input folder (`--out photos/big`) are not inputs.
       const files = listImages(abs).filter((f) => !isInside(realTarget(f), realOut));
-      if (files.length === 0) throw new SrganError('SRGAN_ERR_CONFIG', `${arg}: no images (png, jpg, jpeg, webp, tif, tiff, gif, avif) in this folder`);
+      if (files.length === 0)
+        throw new SrganError('SRGAN_ERR_CONFIG', `${arg}: no images (png, jpg, jpeg, webp, tif, tiff, gif, avif) in this folder`);
       for (const f of files) jobs.push(job(f, path.relative(abs, f), outDir, format));
     } else {
       jobs.push(job(abs, path.basename(abs), outDir, format));
@@ -128,7 +138,10 @@ function collectJobs(args: string[], outDir: string, format: string | undefined)
     const target = realTarget(j.out);
     const other = byOut.get(target);
     if (other !== undefined) {
-      throw new SrganError('SRGAN_ERR_CONFIG', `${other.in} and ${j.in} would both be written to ${j.out}; upscale them into separate --out folders`);
+      throw new SrganError(
+        'SRGAN_ERR_CONFIG',
+        `${other.in} and ${j.in} would both be written to ${j.out}; upscale them into separate --out folders`,
+      );
     }
     byOut.set(target, j);
   }
@@ -136,8 +149,10 @@ function collectJobs(args: string[], outDir: string, format: string | undefined)
     // Follows links; null while nothing is there, which cannot be an input.
     const id = fileId(j.out);
     const victim = id === null ? undefined : byInput.get(id);
-    if (victim === j) throw new SrganError('SRGAN_ERR_CONFIG', `${j.in} would be overwritten by its own output; choose another --out folder`);
-    if (victim !== undefined) throw new SrganError('SRGAN_ERR_CONFIG', `${victim.in} would be overwritten by the output of ${j.in}; choose another --out folder`);
+    if (victim === j)
+      throw new SrganError('SRGAN_ERR_CONFIG', `${j.in} would be overwritten by its own output; choose another --out folder`);
+    if (victim !== undefined)
+      throw new SrganError('SRGAN_ERR_CONFIG', `${victim.in} would be overwritten by the output of ${j.in}; choose another --out folder`);
   }
   return [...byInput.values()];
 }
@@ -173,7 +188,7 @@ function job(input: string, rel: string, outDir: string, format: string | undefi
   const kept = WRITABLE_EXT[ext.toLowerCase()];
   // The input's own extension when it names the format wanted (a.jpeg stays a.jpeg), else the format's.
   const want = format ?? kept ?? 'png';
-  const outExt = kept === want ? ext : (FORMAT_EXT[want] as string);
+  const outExt = kept === want ? ext : FORMAT_EXT[want];
   const outRel = rel.slice(0, rel.length - ext.length) + outExt;
   return { in: input, rel: outRel, out: path.join(outDir, outRel) };
 }
@@ -182,4 +197,3 @@ function isInside(file: string, dir: string): boolean {
   const rel = path.relative(dir, file);
   return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
 }
-

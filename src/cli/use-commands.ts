@@ -8,7 +8,8 @@ import { json, type Command } from './flags.js';
 export const useCommands = {
   upscale: {
     summary: "upscale images (files or folders) with a run's generator or an exported model",
-    usage: 'srgan upscale IN... --out DIR [--run RUN | --checkpoint PATH] [--best] [--tile N|auto] [--overlap N] [--blend N] [--format png|jpeg|webp] [--backend NAME] [--json]',
+    usage:
+      'srgan upscale IN... --out DIR [--run RUN | --checkpoint PATH] [--best] [--tile N|auto] [--overlap N] [--blend N] [--format png|jpeg|webp] [--backend NAME] [--json]',
     options: {
       out: { type: 'string' },
       run: { type: 'string' },
@@ -27,13 +28,15 @@ export const useCommands = {
       '--out DIR': 'where the results go, keeping paths relative to each IN folder (required)',
       '--run RUN': "use this run's latest checkpoint (default: the newest run that has one)",
       '--checkpoint PATH': "a checkpoint folder, its generator/ folder, an exported model.json folder, or a run's checkpoints folder",
-      '--best': 'take the checkpoint with the highest validation gain over bicubic instead of the latest (highest validation PSNR for runs from before gains were measured)',
+      '--best':
+        'take the checkpoint with the highest validation gain over bicubic instead of the latest (highest validation PSNR for runs from before gains were measured)',
       '--tile N|auto': 'LR tile side (default auto: the largest that fits 1 GiB of activations, at most 512)',
       '--overlap N': 'LR context pixels at inner tile edges (default: the receptive radius, at most 32)',
       '--blend N': 'LR width of the cross-fade between tiles (default 0 when the overlap covers the receptive radius, else 8)',
       '--format F': 'png, jpeg or webp (default: the input format; PNG for tiff, gif and avif)',
       '--backend NAME': `compute backend: auto (default), ${BACKEND_NAMES.join(', ')}`,
-      '--json': 'print one JSON object {source, run, step, scale, files: [{in, out, width, height, outWidth, outHeight, ms} | {in, error}]}',
+      '--json':
+        'print one JSON object {source, run, step, scale, files: [{in, out, width, height, outWidth, outHeight, ms} | {in, error}]}',
     },
     async run(v, args) {
       const { upscaleCommand } = await import('./upscale.js');
@@ -42,7 +45,8 @@ export const useCommands = {
   },
   eval: {
     summary: 'score a generator with PSNR-Y / SSIM-Y against bicubic and other models; stored on the run',
-    usage: 'srgan eval --data DIR [--run RUN | --checkpoint PATH] [--best] [--compare MODEL ...] [--lr-filter NAME ...] [--border N] [--limit N] [--backend NAME] [--json] [--no-save]',
+    usage:
+      'srgan eval --data DIR [--run RUN | --checkpoint PATH] [--best] [--compare MODEL ...] [--lr-filter NAME ...] [--border N] [--limit N] [--backend NAME] [--json] [--no-save]',
     options: {
       data: { type: 'string' },
       run: { type: 'string' },
@@ -57,16 +61,20 @@ export const useCommands = {
       json,
     },
     help: {
-      '--data DIR': 'high-resolution images (walked recursively); each is cropped to a multiple of the scale and its LR made as --lr-filter says',
+      '--data DIR':
+        'high-resolution images (walked recursively); each is cropped to a multiple of the scale and its LR made as --lr-filter says',
       '--run RUN': "evaluate this run's latest checkpoint (default: the newest run that has one)",
       '--checkpoint PATH': 'evaluate this checkpoint or exported generator folder instead',
-      '--best': 'take the checkpoint with the highest validation gain over bicubic instead of the latest (highest validation PSNR for runs from before gains were measured)',
-      '--compare MODEL': 'also score this tfjs LayersModel (model.json or its folder; input [n,h,w,3] in [0,1], ×2 or ×4 as the run); repeatable',
+      '--best':
+        'take the checkpoint with the highest validation gain over bicubic instead of the latest (highest validation PSNR for runs from before gains were measured)',
+      '--compare MODEL':
+        'also score this tfjs LayersModel (model.json or its folder; input [n,h,w,3] in [0,1], ×2 or ×4 as the run); repeatable',
       '--lr-filter NAME': `how the LR inputs are made (repeatable; one table row each): ${DOWNSCALE_FILTERS.join(', ')}, or blurSIGMA+FILTER (a Gaussian blur first, e.g. blur0.8+bicubic-aa), or all (${EVAL_LR_SYNTHESES.join(', ')}); default bicubic-aa, the papers' protocol`,
       '--border N': 'pixels cropped from each side before measuring (default: the scale)',
       '--limit N': 'only the first N images (sorted by path)',
       '--backend NAME': `compute backend: auto (default), ${BACKEND_NAMES.join(', ')}`,
-      '--json': 'print one JSON object {source, run, step, scale, border, images, results, files, filters: [{lr, model, bicubic, gain, compare}]}',
+      '--json':
+        'print one JSON object {source, run, step, scale, border, images, results, files, filters: [{lr, model, bicubic, gain, compare}]}',
       '--no-save': 'do not store the results in the evals table of runs.db',
     },
     async run(v) {

@@ -8,12 +8,22 @@ import { DOWNSCALE_FILTERS, MAX_BLUR } from './lr-synthesis.js';
 
 type Check = (v: unknown) => string | null;
 
-const int = (min: number, max = Number.MAX_SAFE_INTEGER): Check => (v) =>
-  Number.isInteger(v) && (v as number) >= min && (v as number) <= max ? null : `an integer in ${min}..${max}`;
-const num = (min: number, max = Infinity): Check => (v) =>
-  typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max ? null : `a number in ${min}..${max}`;
-const oneOf = (...values: unknown[]): Check => (v) => (values.includes(v) ? null : `one of ${values.map((x) => JSON.stringify(x)).join(', ')}`);
-const nullable = (c: Check): Check => (v) => (v === null ? null : c(v));
+const int =
+  (min: number, max = Number.MAX_SAFE_INTEGER): Check =>
+  (v) =>
+    Number.isInteger(v) && (v as number) >= min && (v as number) <= max ? null : `an integer in ${min}..${max}`;
+const num =
+  (min: number, max = Infinity): Check =>
+  (v) =>
+    typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max ? null : `a number in ${min}..${max}`;
+const oneOf =
+  (...values: unknown[]): Check =>
+  (v) =>
+    values.includes(v) ? null : `one of ${values.map((x) => JSON.stringify(x)).join(', ')}`;
+const nullable =
+  (c: Check): Check =>
+  (v) =>
+    v === null ? null : c(v);
 const bool: Check = (v) => (typeof v === 'boolean' ? null : 'true or false');
 const str: Check = (v) => (typeof v === 'string' && v.length > 0 ? null : 'a non-empty string');
 
@@ -113,24 +123,35 @@ export function resolveConfig(overrides: unknown = {}): RunConfig {
   validatePhases(merged.phases);
   const cfg = merged as unknown as RunConfig;
   if (cfg.patchSize % (cfg.scale * 8) !== 0) throw configError('patchSize', cfg.patchSize, `a multiple of ${cfg.scale * 8} (scale × 8)`);
-  if (cfg.batchSize % cfg.accumulate !== 0) throw configError('accumulate', cfg.accumulate, `a divisor of batchSize (${cfg.batchSize}): the batch is split into equal parts`);
+  if (cfg.batchSize % cfg.accumulate !== 0)
+    throw configError('accumulate', cfg.accumulate, `a divisor of batchSize (${cfg.batchSize}): the batch is split into equal parts`);
   if (cfg.accumulate > 1 && cfg.advWeight > 0 && (cfg.discriminator.kind === 'patch' || cfg.discriminator.kind === 'dilated')) {
-    throw configError('accumulate', cfg.accumulate, `1 with the ${cfg.discriminator.kind} discriminator (its BatchNorm normalises over the whole batch, so parts of it would train a different model)`);
+    throw configError(
+      'accumulate',
+      cfg.accumulate,
+      `1 with the ${cfg.discriminator.kind} discriminator (its BatchNorm normalises over the whole batch, so parts of it would train a different model)`,
+    );
   }
   if (cfg.maxShift >= cfg.patchSize / 2) throw configError('maxShift', cfg.maxShift, `less than patchSize / 2 (${cfg.patchSize / 2})`);
-  if (cfg.generator.kind === 'final' && cfg.scale !== 2) throw configError('scale', cfg.scale, '2 for the final generator (it upscales ×2)');
+  if (cfg.generator.kind === 'final' && cfg.scale !== 2)
+    throw configError('scale', cfg.scale, '2 for the final generator (it upscales ×2)');
   if (cfg.generator.kind === 'espcn' && cfg.generator.layout === 'x2x2' && cfg.scale !== 4) {
     throw configError('generator.layout', 'x2x2', 'used with scale 4 only (two ×2 stages)');
   }
   if (cfg.discriminator.kind === 'unet' && (cfg.patchSize - cfg.maxShift) % 8 !== 0) {
     throw configError('maxShift', cfg.maxShift, `such that patchSize − maxShift is a multiple of 8 (the U-Net D needs it)`);
   }
-  if (cfg.lrBlur.sigmaMin > cfg.lrBlur.sigmaMax) throw configError('lrBlur.sigmaMin', cfg.lrBlur.sigmaMin, `at most lrBlur.sigmaMax (${cfg.lrBlur.sigmaMax})`);
+  if (cfg.lrBlur.sigmaMin > cfg.lrBlur.sigmaMax)
+    throw configError('lrBlur.sigmaMin', cfg.lrBlur.sigmaMin, `at most lrBlur.sigmaMax (${cfg.lrBlur.sigmaMax})`);
   if (typeof cfg.lrFilter !== 'string' && cfg.lrFilter['box-gamma'] && cfg.lrBlur.probability > 0) {
     throw configError('lrFilter', cfg.lrFilter, 'a mix without "box-gamma" when lrBlur.probability > 0 (box-gamma takes no blur)');
   }
   if (cfg.perceptual.kind === 'vgg16' && !cfg.perceptual.path) {
-    throw configError('perceptual.path', cfg.perceptual.path, 'the path of a VGG16 tfjs LayersModel (model.json) when perceptual.kind is "vgg16"');
+    throw configError(
+      'perceptual.path',
+      cfg.perceptual.path,
+      'the path of a VGG16 tfjs LayersModel (model.json) when perceptual.kind is "vgg16"',
+    );
   }
   return cfg;
 }
@@ -141,7 +162,14 @@ function mergeNested(key: string, base: Record<string, unknown>, value: Record<s
   let out = { ...base };
   if (defaults && value.kind !== undefined && value.kind !== base.kind) {
     const fresh = (defaults as Record<string, unknown>)[value.kind as string];
-    if (!fresh) throw configError(`${key}.kind`, value.kind, `one of ${Object.keys(defaults).map((k) => JSON.stringify(k)).join(', ')}`);
+    if (!fresh)
+      throw configError(
+        `${key}.kind`,
+        value.kind,
+        `one of ${Object.keys(defaults)
+          .map((k) => JSON.stringify(k))
+          .join(', ')}`,
+      );
     out = { ...(fresh as Record<string, unknown>) };
   }
   for (const [sub, subValue] of Object.entries(value)) {
@@ -153,7 +181,14 @@ function mergeNested(key: string, base: Record<string, unknown>, value: Record<s
 
 function validateKind(key: string, obj: Record<string, unknown>): void {
   const fields = KIND_FIELDS[obj.kind as string];
-  if (!fields) throw configError(`${key}.kind`, obj.kind, `one of ${Object.keys(key === 'generator' ? GENERATOR_DEFAULTS : DISCRIMINATOR_DEFAULTS).map((k) => JSON.stringify(k)).join(', ')}`);
+  if (!fields)
+    throw configError(
+      `${key}.kind`,
+      obj.kind,
+      `one of ${Object.keys(key === 'generator' ? GENERATOR_DEFAULTS : DISCRIMINATOR_DEFAULTS)
+        .map((k) => JSON.stringify(k))
+        .join(', ')}`,
+    );
   for (const [field, check] of Object.entries(fields)) {
     const expected = check(obj[field]);
     if (expected) throw configError(`${key}.${field}`, obj[field], expected);
@@ -164,7 +199,8 @@ function validatePhases(phases: unknown): void {
   if (!Array.isArray(phases) || phases.length === 0) throw configError('phases', phases, 'a non-empty array of {steps, lrG, lrD}');
   phases.forEach((p, i) => {
     if (!isPlainObject(p)) throw configError(`phases[${i}]`, p, 'an object {steps, lrG, lrD}');
-    for (const k of Object.keys(p)) if (!['steps', 'lrG', 'lrD'].includes(k)) throw unknownField(`phases[${i}].${k}`, ['steps', 'lrG', 'lrD']);
+    for (const k of Object.keys(p))
+      if (!['steps', 'lrG', 'lrD'].includes(k)) throw unknownField(`phases[${i}].${k}`, ['steps', 'lrG', 'lrD']);
     const last = i === phases.length - 1;
     const stepsErr = (last ? nullable(int(1)) : int(1))(p.steps);
     if (stepsErr) throw configError(`phases[${i}].steps`, p.steps, last ? `${stepsErr} or null` : stepsErr);
@@ -190,11 +226,17 @@ function configError(field: string, value: unknown, expected: string): SrganErro
 }
 
 function unknownField(field: string, known?: string[]): SrganError {
-  const leaf = field.split(/[.[\]]/).filter(Boolean).pop() ?? field;
-  const candidates = known ?? Object.keys(FIELDS).map((f) => f.split('.').pop() as string).concat('phases');
-  const best = candidates
-    .map((c) => ({ c, d: editDistance(c.toLowerCase(), leaf.toLowerCase()) }))
-    .sort((a, b) => a.d - b.d)[0];
+  const leaf =
+    field
+      .split(/[.[\]]/)
+      .filter(Boolean)
+      .pop() ?? field;
+  const candidates =
+    known ??
+    Object.keys(FIELDS)
+      .map((f) => f.split('.').pop() as string)
+      .concat('phases');
+  const best = candidates.map((c) => ({ c, d: editDistance(c.toLowerCase(), leaf.toLowerCase()) })).sort((a, b) => a.d - b.d)[0];
   const hint = best && best.d <= Math.max(2, Math.floor(leaf.length / 3)) ? ` (did you mean "${best.c}"?)` : '';
   return new SrganError('SRGAN_ERR_CONFIG', `unknown config field "${field}"${hint}`);
 }
@@ -202,13 +244,13 @@ function unknownField(field: string, known?: string[]): SrganError {
 function editDistance(a: string, b: string): number {
   const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0] as number;
+    let prev = dp[0];
     dp[0] = i;
     for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j] as number;
-      dp[j] = Math.min((dp[j] as number) + 1, (dp[j - 1] as number) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      const tmp = dp[j];
+      dp[j] = Math.min(dp[j] + 1, dp[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
       prev = tmp;
     }
   }
-  return dp[b.length] as number;
+  return dp[b.length];
 }

@@ -11,7 +11,13 @@ import { Trainer } from '../actors/trainer.js';
 import { ControlServer, type DaemonControl } from '../actors/control-server.js';
 import { SharedRing } from '../protocol/ring.js';
 import type { CheckpointWritten, DaemonState, DaemonStatus, FromTrainer, MetricsPoint, ServerMessage } from '../protocol/messages.js';
-import { checkpointRetention, latestValidCheckpoint, readCheckpointState, removeTemporaryCheckpoints, type CheckpointState } from '../models/train/checkpoint.js';
+import {
+  checkpointRetention,
+  latestValidCheckpoint,
+  readCheckpointState,
+  removeTemporaryCheckpoints,
+  type CheckpointState,
+} from '../models/train/checkpoint.js';
 import { previewPair, trainingData, type TrainingData } from './training-data.js';
 import type { RgbImage } from '../data/image/rgb-image.js';
 import { resolveConfig } from '../config/resolve.js';
@@ -23,7 +29,6 @@ import { runToResume } from './resume.js';
 import { validationUpTo, withValidation } from './validation-status.js';
 
 const HISTORY_LIMIT = 20_000;
-
 
 /** Trainer thread failures within an hour that are answered by continuing from the newest checkpoint. */
 const TRAINER_RESTARTS = 3;
@@ -152,7 +157,8 @@ export class Daemon implements DaemonControl {
     if (this.#resuming) {
       const leftovers = removeTemporaryCheckpoints(this.checkpointDir);
       for (const t of leftovers.removed) this.#event('checkpoint_skipped', `removed ${t}: a checkpoint write that never finished`);
-      for (const t of leftovers.restored) this.#event('checkpoint_skipped', `restored ${t} as ${t.replace(/\.old-\d+$/, '')}: its replacement never finished`);
+      for (const t of leftovers.restored)
+        this.#event('checkpoint_skipped', `restored ${t} as ${t.replace(/\.old-\d+$/, '')}: its replacement never finished`);
       const found = latestValidCheckpoint(this.checkpointDir);
       for (const sk of found?.skipped ?? []) this.#event('checkpoint_skipped', sk.reason, { dir: sk.dir });
       if (!found) {
@@ -161,10 +167,16 @@ export class Daemon implements DaemonControl {
       for (const sk of found.skipped) this.#log(`skipped checkpoint: ${sk.reason}`);
       // The scheduler stops after a step once it reaches maxSteps, so it would train one step too many.
       if (cfg.maxSteps !== null && found.step >= cfg.maxSteps) {
-        throw new SrganError('SRGAN_ERR_CONFIG', `run ${this.runId} continues from step ${found.step} (${path.basename(found.dir)}), so --max-steps ${cfg.maxSteps} leaves nothing to train; give a larger --max-steps`);
+        throw new SrganError(
+          'SRGAN_ERR_CONFIG',
+          `run ${this.runId} continues from step ${found.step} (${path.basename(found.dir)}), so --max-steps ${cfg.maxSteps} leaves nothing to train; give a larger --max-steps`,
+        );
       }
       resume = this.#continueFrom(found.dir);
-      this.#event('resume_run', `resuming run ${this.runId} from ${path.basename(found.dir)} (step ${resume.state.step})`, { dir: found.dir, step: resume.state.step });
+      this.#event('resume_run', `resuming run ${this.runId} from ${path.basename(found.dir)} (step ${resume.state.step})`, {
+        dir: found.dir,
+        step: resume.state.step,
+      });
       this.#log(`resuming from ${found.dir}`);
     } else {
       this.#store.send({
@@ -183,8 +195,12 @@ export class Daemon implements DaemonControl {
         },
       });
     }
-    this.#event('start', `run ${this.runId} on ${files.length} ${data.kind === 'prepared' ? 'prepared patches' : 'images'}` +
-      (data.val.length ? ` (+${data.val.length} held out for validation)` : ''), { images: files.length, validation: data.val.length });
+    this.#event(
+      'start',
+      `run ${this.runId} on ${files.length} ${data.kind === 'prepared' ? 'prepared patches' : 'images'}` +
+        (data.val.length ? ` (+${data.val.length} held out for validation)` : ''),
+      { images: files.length, validation: data.val.length },
+    );
     this.#preview = await previewPair(data.val.length ? data.val : files, cfg);
     await this.#startTraining(resume);
     // `srgan start` returns only once training can begin: a backend that cannot load fails the start.
@@ -224,7 +240,10 @@ export class Daemon implements DaemonControl {
     this.#status.validation = validationUpTo(this.#store!.db, this.runId, state.step, state.metrics ?? []);
     const d = state.data;
     if (d.images !== data.files.length || d.patchesPerImage !== data.patchesPerImage) {
-      this.#event('data_changed', `the data changed since the checkpoint (${d.images} images, ${d.patchesPerImage} patches per visit; now ${data.files.length}, ${data.patchesPerImage}): the data order will differ from an uninterrupted run`);
+      this.#event(
+        'data_changed',
+        `the data changed since the checkpoint (${d.images} images, ${d.patchesPerImage} patches per visit; now ${data.files.length}, ${data.patchesPerImage}): the data order will differ from an uninterrupted run`,
+      );
     }
     return { dir, state };
   }
@@ -290,7 +309,10 @@ export class Daemon implements DaemonControl {
     this.#trainerRestarts.push(now);
     this.#restarting = true;
     const message = error instanceof Error ? error.message : String(error);
-    this.#event('trainer_restart', `trainer failed (${message}); continuing from ${path.basename(found.dir)} (step ${found.step})`, { dir: found.dir, step: found.step });
+    this.#event('trainer_restart', `trainer failed (${message}); continuing from ${path.basename(found.dir)} (step ${found.step})`, {
+      dir: found.dir,
+      step: found.step,
+    });
     this.#log(`trainer failed (${message}); restarting from ${found.dir}`);
     void (async () => {
       try {
@@ -326,7 +348,7 @@ export class Daemon implements DaemonControl {
           this.#server?.send({ type: 'broadcast', topic: 'metrics', message: { type: 'metrics', ...p } });
         }
         if (this.#history.length > HISTORY_LIMIT) this.#history.splice(0, this.#history.length - HISTORY_LIMIT);
-        const last = m.points[m.points.length - 1] as MetricsPoint;
+        const last = m.points[m.points.length - 1];
         // Validation points are rare and the next point's losses replace them: status keeps them apart.
         for (const p of m.points) this.#status.validation = withValidation(this.#status.validation, p);
         this.#status.losses = last.values;
@@ -377,8 +399,24 @@ export class Daemon implements DaemonControl {
         break;
       case 'checkpoint': {
         const { type: _type, ...written } = m;
-        store?.send({ type: 'checkpoint', row: { run_id: this.runId, step: m.step, time: Date.now() / 1000, path: m.dir, checksum: m.checksum, kind: m.kind, psnr: m.valPsnr, gain: m.valGain } });
-        this.#event('checkpoint', `${m.kind} checkpoint at step ${m.step}: ${m.dir} (${(m.bytes / 2 ** 20).toFixed(1)} MiB, ${Math.round(m.ms)} ms)`, { dir: m.dir, step: m.step, kind: m.kind });
+        store?.send({
+          type: 'checkpoint',
+          row: {
+            run_id: this.runId,
+            step: m.step,
+            time: Date.now() / 1000,
+            path: m.dir,
+            checksum: m.checksum,
+            kind: m.kind,
+            psnr: m.valPsnr,
+            gain: m.valGain,
+          },
+        });
+        this.#event(
+          'checkpoint',
+          `${m.kind} checkpoint at step ${m.step}: ${m.dir} (${(m.bytes / 2 ** 20).toFixed(1)} MiB, ${Math.round(m.ms)} ms)`,
+          { dir: m.dir, step: m.step, kind: m.kind },
+        );
         this.#log(`checkpoint ${m.dir}`);
         this.#status.lastCheckpoint = { step: m.step, dir: m.dir };
         this.#pruneCheckpoints();
@@ -456,7 +494,6 @@ export class Daemon implements DaemonControl {
     if (remove.length) this.#store?.send({ type: 'checkpointsDeleted', runId: this.runId, paths: remove });
   }
 
-
   history(limit: number): MetricsPoint[] {
     return this.#history.slice(-limit);
   }
@@ -526,7 +563,11 @@ export class Daemon implements DaemonControl {
       } finally {
         releaseLock(this.paths);
       }
-      this.#log(!this.#resuming || this.#continued ? `${finalStatus}; run ${this.runId} at step ${this.#status.step}` : `could not resume run ${this.runId}; it is left as it was`);
+      this.#log(
+        !this.#resuming || this.#continued
+          ? `${finalStatus}; run ${this.runId} at step ${this.#status.step}`
+          : `could not resume run ${this.runId}; it is left as it was`,
+      );
       this.#done(this.#exitCode);
       return this.#exitCode;
     })();

@@ -8,8 +8,17 @@ import { SrganError } from '../util/errors.js';
 
 /** Config fields a resumed run may change: none of them alters what training computes. */
 export const RESUME_OVERRIDABLE: readonly string[] = Object.freeze([
-  'maxSteps', 'port', 'backend', 'loaderWorkers', 'ringMiB', 'logEvery', 'previewEvery',
-  'checkpointEvery', 'checkpointMinutes', 'checkpointKeep', 'valEvery',
+  'maxSteps',
+  'port',
+  'backend',
+  'loaderWorkers',
+  'ringMiB',
+  'logEvery',
+  'previewEvery',
+  'checkpointEvery',
+  'checkpointMinutes',
+  'checkpointKeep',
+  'valEvery',
   // Splits the same step into parts: only float rounding changes (moving a run between a CPU and a GPU).
   'accumulate',
 ]);
@@ -43,7 +52,10 @@ export function runToResume(dbFile: string, ref: string, overrides: Record<strin
   }
   for (const key of Object.keys(overrides)) {
     if (!RESUME_OVERRIDABLE.includes(key)) {
-      throw new SrganError('SRGAN_ERR_CONFIG', `config field "${key}" cannot change when resuming run ${run.id} (it would change what training computes); these can: ${RESUME_OVERRIDABLE.join(', ')}`);
+      throw new SrganError(
+        'SRGAN_ERR_CONFIG',
+        `config field "${key}" cannot change when resuming run ${run.id} (it would change what training computes); these can: ${RESUME_OVERRIDABLE.join(', ')}`,
+      );
     }
   }
   return { id: run.id, config: resolveConfig({ ...withFieldsBeforeTheyExisted(run.config), ...overrides }) };

@@ -41,7 +41,8 @@ export async function trainingData(cfg: RunConfig, demoDir: string, log: (line: 
     if (fs.existsSync(path.join(dir, MANIFEST_FILE))) {
       kind = 'prepared';
       all = listPatchFiles(dir);
-      if (all.length === 0) throw new SrganError('SRGAN_ERR_DATA', `${dir} is a prepared data set with no patches yet (run srgan prepare to completion)`);
+      if (all.length === 0)
+        throw new SrganError('SRGAN_ERR_DATA', `${dir} is a prepared data set with no patches yet (run srgan prepare to completion)`);
     } else {
       all = listImages(dir);
       if (all.length === 0) throw new SrganError('SRGAN_ERR_DATA', `no images (png, jpeg, webp, tiff, gif, avif) under ${dir}`);
@@ -72,7 +73,7 @@ function shuffled(n: number, rand: () => number): number[] {
   const order = Array.from({ length: n }, (_, i) => i);
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
-    [order[i], order[j]] = [order[j] as number, order[i] as number];
+    [order[i], order[j]] = [order[j], order[i]];
   }
   return order;
 }
@@ -95,19 +96,23 @@ export function holdOutPhotos(
   const sources = [...new Set(patches.map((p) => p.source))];
   const maxPhotos = Math.floor(sources.length / 4);
   if (maxPhotos === 0) {
-    log(`validation: ${sources.length} source photo(s), too few to hold one out; validating on ${nVal} patches of photos it also trains on, so val_gain will flatter it`);
+    log(
+      `validation: ${sources.length} source photo(s), too few to hold one out; validating on ${nVal} patches of photos it also trains on, so val_gain will flatter it`,
+    );
     return null;
   }
   const heldPhotos = new Set<number>();
   let heldPatches: { file: string; source: number }[] = [];
   for (const i of shuffled(sources.length, rand)) {
     if (heldPatches.length >= nVal || heldPhotos.size >= maxPhotos) break;
-    heldPhotos.add(sources[i]!);
+    heldPhotos.add(sources[i]);
     heldPatches = patches.filter((p) => heldPhotos.has(p.source));
   }
   const take = Math.min(nVal, heldPatches.length);
-  const val = Array.from({ length: take }, (_, k) => heldPatches[Math.floor((k * heldPatches.length) / take)]!.file);
-  log(`validation: ${val.length} patches of ${heldPhotos.size} held-out photo(s) of ${sources.length}; ${heldPatches.length} patches of them are not trained on`);
+  const val = Array.from({ length: take }, (_, k) => heldPatches[Math.floor((k * heldPatches.length) / take)].file);
+  log(
+    `validation: ${val.length} patches of ${heldPhotos.size} held-out photo(s) of ${sources.length}; ${heldPatches.length} patches of them are not trained on`,
+  );
   return { files: patches.filter((p) => !heldPhotos.has(p.source)).map((p) => p.file), val };
 }
 

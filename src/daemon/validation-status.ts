@@ -20,7 +20,12 @@ export function withValidation(v: ValidationStatus | null, p: MetricsPoint): Val
  * The validation status of run `runId` as of `step` (where it continues from): from the database, with
  * the checkpoint's own copy of its last metrics on top (some may not have reached the file).
  */
-export function validationUpTo(db: Database.Database, runId: string, step: number, checkpointMetrics: readonly MetricsPoint[]): ValidationStatus | null {
+export function validationUpTo(
+  db: Database.Database,
+  runId: string,
+  step: number,
+  checkpointMetrics: readonly MetricsPoint[],
+): ValidationStatus | null {
   let v: ValidationStatus | null = null;
   try {
     const { latest, best } = validationSummary(db, runId, step);

@@ -19,16 +19,33 @@ import { SrganError } from '../util/errors.js';
 import type { SharedRing } from './ring.js';
 
 /** uint8 pixels, HWC order, `data.length === width * height * channels`. */
-export interface ImagePlane { width: number; height: number; channels: number; data: Uint8Array }
+export interface ImagePlane {
+  width: number;
+  height: number;
+  channels: number;
+  data: Uint8Array;
+}
 
 /** One training pair on the loader -> trainer ring. `seq` is its place in the run's data sequence. */
-export interface PatchFrame { type: 'patch'; seq: number; epoch: number; index: number; hr: ImagePlane; lr: ImagePlane }
+export interface PatchFrame {
+  type: 'patch';
+  seq: number;
+  epoch: number;
+  index: number;
+  hr: ImagePlane;
+  lr: ImagePlane;
+}
 
 /**
  * Stands in for `count` patches, from `seq` on, that will never come (their image failed to load),
  * so a consumer that takes patches in sequence order does not wait for them.
  */
-export interface SkipFrame { type: 'skip'; seq: number; count: number; index: number }
+export interface SkipFrame {
+  type: 'skip';
+  seq: number;
+  count: number;
+  index: number;
+}
 
 /** Anything a loader writes into the ring. */
 export type RingFrame = PatchFrame | SkipFrame;
@@ -50,15 +67,29 @@ export const CODEC_OPTIONS = Object.freeze({
 export const packr = new Packr({ ...CODEC_OPTIONS });
 
 const MAP16 = 0xde;
-const BIN8 = 0xc4, BIN16 = 0xc5, BIN32 = 0xc6;
-const UINT8 = 0xcc, UINT16 = 0xcd, UINT32 = 0xce, FLOAT64 = 0xcb;
+const BIN8 = 0xc4,
+  BIN16 = 0xc5,
+  BIN32 = 0xc6;
+const UINT8 = 0xcc,
+  UINT16 = 0xcd,
+  UINT32 = 0xce,
+  FLOAT64 = 0xcb;
 
 // The fixstr encodings of the keys and of 'patch', made once.
 const str = (s: string): Uint8Array => Uint8Array.of(0xa0 | s.length, ...Buffer.from(s, 'latin1'));
 const K = {
-  type: str('type'), patch: str('patch'), seq: str('seq'), epoch: str('epoch'), index: str('index'),
-  hr: str('hr'), lr: str('lr'), width: str('width'), height: str('height'), channels: str('channels'),
-  data: str('data'), pad: str('_'),
+  type: str('type'),
+  patch: str('patch'),
+  seq: str('seq'),
+  epoch: str('epoch'),
+  index: str('index'),
+  hr: str('hr'),
+  lr: str('lr'),
+  width: str('width'),
+  height: str('height'),
+  channels: str('channels'),
+  data: str('data'),
+  pad: str('_'),
 };
 
 function uintSize(n: number): number {
@@ -73,7 +104,11 @@ function binHeaderSize(len: number): number {
 const PADS: readonly Uint8Array[] = Object.freeze(Array.from({ length: 8 }, (_, k) => new Uint8Array(k)));
 
 /** Byte offsets that depend on the frame's ints and lengths; `pad*` align that plane's data to 8. */
-interface Layout { size: number; padHr: number; padLr: number }
+interface Layout {
+  size: number;
+  padHr: number;
+  padLr: number;
+}
 
 // Walks the encoding the writer below emits, in the same order. A plane is the map
 // {width, height, channels, _: bin8(pad), data: bin(pixels)}; the pad puts the pixels at a multiple
@@ -81,11 +116,18 @@ interface Layout { size: number; padHr: number; padLr: number }
 // 8-aligned in shared memory, where V8 copies in and out of a SharedArrayBuffer word by word; when
 // source and destination alignments differ it falls back to bytes (about 5x slower, measured).
 function layout(frame: PatchFrame): Layout {
-  let pos = 3 + K.type.length + K.patch.length + K.seq.length + uintSize(frame.seq) +
-    K.epoch.length + uintSize(frame.epoch) + K.index.length + uintSize(frame.index);
+  let pos =
+    3 +
+    K.type.length +
+    K.patch.length +
+    K.seq.length +
+    uintSize(frame.seq) +
+    K.epoch.length +
+    uintSize(frame.epoch) +
+    K.index.length +
+    uintSize(frame.index);
   const plane = (p: ImagePlane): number => {
-    pos += 3 + K.width.length + uintSize(p.width) + K.height.length + uintSize(p.height) +
-      K.channels.length + uintSize(p.channels);
+    pos += 3 + K.width.length + uintSize(p.width) + K.height.length + uintSize(p.height) + K.channels.length + uintSize(p.channels);
     const fixed = K.pad.length + 2 + K.data.length + binHeaderSize(p.data.length);
     const pad = -(pos + fixed) & 7;
     pos += fixed + pad + p.data.length;
@@ -115,8 +157,10 @@ function checkPlane(name: string, p: ImagePlane): void {
   checkUint(`${name}.height`, p.height);
   checkUint(`${name}.channels`, p.channels);
   if (!(p.data instanceof Uint8Array) || p.data.length !== p.width * p.height * p.channels) {
-    throw new RangeError(`${name}.data must be a Uint8Array of width*height*channels = ` +
-      `${p.width * p.height * p.channels} bytes, received ${String(p.data?.length)}`);
+    throw new RangeError(
+      `${name}.data must be a Uint8Array of width*height*channels = ` +
+        `${p.width * p.height * p.channels} bytes, received ${String(p.data?.length)}`,
+    );
   }
 }
 
@@ -128,8 +172,13 @@ function checkFrame(frame: PatchFrame): void {
   checkPlane('lr', frame.lr);
 }
 
-const plane = (p: ImagePlane, pad: number): Record<string, unknown> =>
-  ({ width: p.width, height: p.height, channels: p.channels, _: PADS[pad], data: p.data });
+const plane = (p: ImagePlane, pad: number): Record<string, unknown> => ({
+  width: p.width,
+  height: p.height,
+  channels: p.channels,
+  _: PADS[pad],
+  data: p.data,
+});
 
 /**
  * msgpack bytes of `frame` via msgpackr, for anything that isn't the ring (files, tests). The result
@@ -139,8 +188,14 @@ export function encodeFrame(frame: PatchFrame): Uint8Array {
   checkFrame(frame);
   const { padHr, padLr } = layout(frame);
   // Canonical key order, no stray fields: the same bytes as encodeFrameInto.
-  return packr.pack({ type: 'patch', seq: frame.seq, epoch: frame.epoch, index: frame.index,
-    hr: plane(frame.hr, padHr), lr: plane(frame.lr, padLr) });
+  return packr.pack({
+    type: 'patch',
+    seq: frame.seq,
+    epoch: frame.epoch,
+    index: frame.index,
+    hr: plane(frame.hr, padHr),
+    lr: plane(frame.lr, padLr),
+  });
 }
 
 /** Writes msgpack values into one frame's reserved ring bytes. */
@@ -152,31 +207,75 @@ class FrameWriter {
     this.#d = dst;
     this.#v = new DataView(dst.buffer, dst.byteOffset, dst.byteLength);
   }
-  bytes(b: Uint8Array): void { this.#d.set(b, this.pos); this.pos += b.length; }
-  map16(n: number): void { this.#d[this.pos] = MAP16; this.#v.setUint16(this.pos + 1, n); this.pos += 3; }
+  bytes(b: Uint8Array): void {
+    this.#d.set(b, this.pos);
+    this.pos += b.length;
+  }
+  map16(n: number): void {
+    this.#d[this.pos] = MAP16;
+    this.#v.setUint16(this.pos + 1, n);
+    this.pos += 3;
+  }
   uint(n: number): void {
-    const d = this.#d, v = this.#v, p = this.pos;
-    if (n < 0x80) { d[p] = n; this.pos += 1; }
-    else if (n < 0x100) { d[p] = UINT8; d[p + 1] = n; this.pos += 2; }
-    else if (n < 0x10000) { d[p] = UINT16; v.setUint16(p + 1, n); this.pos += 3; }
-    else if (n <= 0xffffffff) { d[p] = UINT32; v.setUint32(p + 1, n); this.pos += 5; }
-    else { d[p] = FLOAT64; v.setFloat64(p + 1, n); this.pos += 9; }
+    const d = this.#d,
+      v = this.#v,
+      p = this.pos;
+    if (n < 0x80) {
+      d[p] = n;
+      this.pos += 1;
+    } else if (n < 0x100) {
+      d[p] = UINT8;
+      d[p + 1] = n;
+      this.pos += 2;
+    } else if (n < 0x10000) {
+      d[p] = UINT16;
+      v.setUint16(p + 1, n);
+      this.pos += 3;
+    } else if (n <= 0xffffffff) {
+      d[p] = UINT32;
+      v.setUint32(p + 1, n);
+      this.pos += 5;
+    } else {
+      d[p] = FLOAT64;
+      v.setFloat64(p + 1, n);
+      this.pos += 9;
+    }
   }
   bin(data: Uint8Array): void {
-    const d = this.#d, v = this.#v, p = this.pos, n = data.length;
-    if (n < 0x100) { d[p] = BIN8; d[p + 1] = n; this.pos += 2; }
-    else if (n < 0x10000) { d[p] = BIN16; v.setUint16(p + 1, n); this.pos += 3; }
-    else { d[p] = BIN32; v.setUint32(p + 1, n); this.pos += 5; }
+    const d = this.#d,
+      v = this.#v,
+      p = this.pos,
+      n = data.length;
+    if (n < 0x100) {
+      d[p] = BIN8;
+      d[p + 1] = n;
+      this.pos += 2;
+    } else if (n < 0x10000) {
+      d[p] = BIN16;
+      v.setUint16(p + 1, n);
+      this.pos += 3;
+    } else {
+      d[p] = BIN32;
+      v.setUint32(p + 1, n);
+      this.pos += 5;
+    }
     this.bytes(data);
   }
   plane(p: ImagePlane, pad: number): void {
     this.map16(5);
-    this.bytes(K.width); this.uint(p.width);
-    this.bytes(K.height); this.uint(p.height);
-    this.bytes(K.channels); this.uint(p.channels);
-    this.bytes(K.pad); this.#d[this.pos] = BIN8; this.#d[this.pos + 1] = pad;
-    this.#d.fill(0, this.pos + 2, this.pos + 2 + pad); this.pos += 2 + pad;
-    this.bytes(K.data); this.bin(p.data); // the one copy of the pixels, 8-aligned
+    this.bytes(K.width);
+    this.uint(p.width);
+    this.bytes(K.height);
+    this.uint(p.height);
+    this.bytes(K.channels);
+    this.uint(p.channels);
+    this.bytes(K.pad);
+    this.#d[this.pos] = BIN8;
+    this.#d[this.pos + 1] = pad;
+    this.#d.fill(0, this.pos + 2, this.pos + 2 + pad);
+    this.pos += 2 + pad;
+    this.bytes(K.data);
+    this.bin(p.data); // the one copy of the pixels, 8-aligned
   }
 }
 
@@ -189,17 +288,27 @@ class FrameWriter {
 export function encodeFrameInto(ring: SharedRing, frame: PatchFrame, timeoutMs = Infinity): number {
   checkFrame(frame);
   const { size, padHr, padLr } = layout(frame);
-  ring.writeWith(size, (dst) => {
-    const w = new FrameWriter(dst);
-    w.map16(6);
-    w.bytes(K.type); w.bytes(K.patch);
-    w.bytes(K.seq); w.uint(frame.seq);
-    w.bytes(K.epoch); w.uint(frame.epoch);
-    w.bytes(K.index); w.uint(frame.index);
-    w.bytes(K.hr); w.plane(frame.hr, padHr);
-    w.bytes(K.lr); w.plane(frame.lr, padLr);
-    if (w.pos !== size) throw new Error(`codec bug: wrote ${w.pos} bytes, reserved ${size}`);
-  }, timeoutMs);
+  ring.writeWith(
+    size,
+    (dst) => {
+      const w = new FrameWriter(dst);
+      w.map16(6);
+      w.bytes(K.type);
+      w.bytes(K.patch);
+      w.bytes(K.seq);
+      w.uint(frame.seq);
+      w.bytes(K.epoch);
+      w.uint(frame.epoch);
+      w.bytes(K.index);
+      w.uint(frame.index);
+      w.bytes(K.hr);
+      w.plane(frame.hr, padHr);
+      w.bytes(K.lr);
+      w.plane(frame.lr, padLr);
+      if (w.pos !== size) throw new Error(`codec bug: wrote ${w.pos} bytes, reserved ${size}`);
+    },
+    timeoutMs,
+  );
   return size;
 }
 
@@ -259,20 +368,20 @@ function decodePlane(v: unknown, name: string): ImagePlane {
 // and goes through msgpackr and its full validation, so both paths accept and reject the same frames.
 
 function readUint(b: Uint8Array, p: number): [number, number] | null {
-  const t = b[p]!;
+  const t = b[p];
   if (t < 0x80) return [t, p + 1];
-  if (t === UINT8) return [b[p + 1]!, p + 2];
-  if (t === UINT16) return [(b[p + 1]! << 8) | b[p + 2]!, p + 3];
-  if (t === UINT32) return [((b[p + 1]! << 24) | (b[p + 2]! << 16) | (b[p + 3]! << 8) | b[p + 4]!) >>> 0, p + 5];
+  if (t === UINT8) return [b[p + 1], p + 2];
+  if (t === UINT16) return [(b[p + 1] << 8) | b[p + 2], p + 3];
+  if (t === UINT32) return [((b[p + 1] << 24) | (b[p + 2] << 16) | (b[p + 3] << 8) | b[p + 4]) >>> 0, p + 5];
   return null;
 }
 
 function readBin(b: Uint8Array, p: number): [Uint8Array, number] | null {
-  const t = b[p]!;
+  const t = b[p];
   let len: number, start: number;
-  if (t === BIN8) [len, start] = [b[p + 1]!, p + 2];
-  else if (t === BIN16) [len, start] = [(b[p + 1]! << 8) | b[p + 2]!, p + 3];
-  else if (t === BIN32) [len, start] = [((b[p + 1]! << 24) | (b[p + 2]! << 16) | (b[p + 3]! << 8) | b[p + 4]!) >>> 0, p + 5];
+  if (t === BIN8) [len, start] = [b[p + 1], p + 2];
+  else if (t === BIN16) [len, start] = [(b[p + 1] << 8) | b[p + 2], p + 3];
+  else if (t === BIN32) [len, start] = [((b[p + 1] << 24) | (b[p + 2] << 16) | (b[p + 3] << 8) | b[p + 4]) >>> 0, p + 5];
   else return null;
   if (start + len > b.length) return null;
   return [b.subarray(start, start + len), start + len];

@@ -141,7 +141,17 @@ export type FromTrainer =
   | { type: 'preview'; step: number; width: number; height: number; rgb: Uint8Array }
   | { type: 'state'; state: DaemonState; step: number }
   /** `dataSeq`: the seq of the next patch the trainer will take (its place in the data sequence). */
-  | { type: 'stats'; step: number; dSteps: number; stepsPerSec: number; patchesPerSec: number; dataWaitFraction: number; ringFrames: number; tensors: number; dataSeq: number }
+  | {
+      type: 'stats';
+      step: number;
+      dSteps: number;
+      stepsPerSec: number;
+      patchesPerSec: number;
+      dataWaitFraction: number;
+      ringFrames: number;
+      tensors: number;
+      dataSeq: number;
+    }
   /** The trainer failed and its thread ends. */
   | { type: 'error'; code: string; message: string; stack?: string }
   /** Something went wrong but training goes on (a bad frame, a checkpoint that could not be written). */

@@ -34,9 +34,18 @@ import { SrganError } from '../util/errors.js';
 
 /** Indices of the header's Int32 words; exported for diagnostics and tests, not for writing. */
 export const RingWord = Object.freeze({
-  MAGIC: 0, CAPACITY: 1, CLOSED: 2, LOCK: 3,
-  WRITE_POS: 4, FRAMES_WRITTEN: 5, FULL_WAITS: 6, LOCK_CONTENDED: 7, WRAPS: 8,
-  READ_POS: 16, FRAMES_READ: 17, EMPTY_WAITS: 18,
+  MAGIC: 0,
+  CAPACITY: 1,
+  CLOSED: 2,
+  LOCK: 3,
+  WRITE_POS: 4,
+  FRAMES_WRITTEN: 5,
+  FULL_WAITS: 6,
+  LOCK_CONTENDED: 7,
+  WRAPS: 8,
+  READ_POS: 16,
+  FRAMES_READ: 17,
+  EMPTY_WAITS: 18,
 });
 
 const HEADER_BYTES = 128;
@@ -53,29 +62,31 @@ const WAIT_SLICE_MS = 50;
  */
 const SYNC_WAIT_MS = 2;
 
-const LOCK_FREE = 0, LOCK_HELD = 1, LOCK_HELD_WAITERS = 2;
+const LOCK_FREE = 0,
+  LOCK_HELD = 1,
+  LOCK_HELD_WAITERS = 2;
 
 /** Counters from the header; uint32, wrapping at 2^32. Each may be stale by the time it is read. */
 export interface RingStats {
   capacity: number;
   closed: boolean;
   framesWritten: number;
-  framesRead: number;       // released by the consumer
-  framesAvailable: number;  // written and not yet released (read-but-unreleased frames included)
-  bytesUsed: number;        // between READ_POS and WRITE_POS, wrap padding included
-  producerWaits: number;    // writes that had to block on a full ring
-  lockContended: number;    // writes that found another producer holding the lock
-  consumerWaits: number;    // readAsync calls that had to wait on an empty ring
-  wraps: number;            // wrap markers written
+  framesRead: number; // released by the consumer
+  framesAvailable: number; // written and not yet released (read-but-unreleased frames included)
+  bytesUsed: number; // between READ_POS and WRITE_POS, wrap padding included
+  producerWaits: number; // writes that had to block on a full ring
+  lockContended: number; // writes that found another producer holding the lock
+  consumerWaits: number; // readAsync calls that had to wait on an empty ring
+  wraps: number; // wrap markers written
 }
 
 // lib is ES2022; Atomics.waitAsync is ES2024 but present in Node >= 16.
-type WaitAsyncResult =
-  | { async: false; value: 'not-equal' | 'timed-out' }
-  | { async: true; value: Promise<'ok' | 'timed-out'> };
-const waitAsync = (Atomics as unknown as {
-  waitAsync(ta: Int32Array, index: number, value: number, timeout?: number): WaitAsyncResult;
-}).waitAsync;
+type WaitAsyncResult = { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
+const waitAsync = (
+  Atomics as unknown as {
+    waitAsync(this: void, ta: Int32Array, index: number, value: number, timeout?: number): WaitAsyncResult;
+  }
+).waitAsync;
 
 const PREFIX = 8; // Int32 length + reserved word, keeps payloads 8-aligned
 const align8 = (n: number): number => (n + 7) & ~7;
@@ -112,10 +123,15 @@ export class SharedRing {
 
   /** A new, empty ring of `capacityBytes` data bytes (a power of two, 64 .. 2^30). */
   static create(capacityBytes: number): SharedRing {
-    if (!Number.isInteger(capacityBytes) || capacityBytes < MIN_CAPACITY || capacityBytes > MAX_CAPACITY ||
-        (capacityBytes & (capacityBytes - 1)) !== 0) {
+    if (
+      !Number.isInteger(capacityBytes) ||
+      capacityBytes < MIN_CAPACITY ||
+      capacityBytes > MAX_CAPACITY ||
+      (capacityBytes & (capacityBytes - 1)) !== 0
+    ) {
       throw new RangeError(
-        `capacityBytes must be a power of two from ${MIN_CAPACITY} to ${MAX_CAPACITY}, received ${String(capacityBytes)}`);
+        `capacityBytes must be a power of two from ${MIN_CAPACITY} to ${MAX_CAPACITY}, received ${String(capacityBytes)}`,
+      );
     }
     const sab = new SharedArrayBuffer(HEADER_BYTES + capacityBytes);
     const h = new Int32Array(sab, 0, HEADER_BYTES / 4);
@@ -130,19 +146,27 @@ export class SharedRing {
       throw new TypeError(`sab must be a SharedArrayBuffer, received ${Object.prototype.toString.call(sab)}`);
     }
     const h = sab.byteLength >= HEADER_BYTES ? new Int32Array(sab, 0, HEADER_BYTES / 4) : undefined;
-    if (!h || Atomics.load(h, RingWord.MAGIC) !== MAGIC || h[RingWord.CAPACITY]! + HEADER_BYTES !== sab.byteLength) {
+    if (!h || Atomics.load(h, RingWord.MAGIC) !== MAGIC || h[RingWord.CAPACITY] + HEADER_BYTES !== sab.byteLength) {
       throw new TypeError('sab is not the buffer of a SharedRing (bad magic or size)');
     }
     return new SharedRing(sab);
   }
 
   /** The SharedArrayBuffer to hand to other threads (workerData or postMessage). */
-  get buffer(): SharedArrayBuffer { return this.#sab; }
-  get capacity(): number { return this.#cap; }
+  get buffer(): SharedArrayBuffer {
+    return this.#sab;
+  }
+  get capacity(): number {
+    return this.#cap;
+  }
   /** Largest payload one frame may carry: capacity/2 - 8, so a frame always fits after a wrap. */
-  get maxFrameBytes(): number { return this.#cap / 2 - PREFIX; }
+  get maxFrameBytes(): number {
+    return this.#cap / 2 - PREFIX;
+  }
   /** True once any thread has called close(). Never goes back to false. */
-  get closed(): boolean { return Atomics.load(this.#h, RingWord.CLOSED) !== 0; }
+  get closed(): boolean {
+    return Atomics.load(this.#h, RingWord.CLOSED) !== 0;
+  }
 
   // ---- producer side ------------------------------------------------------------------------------
 
@@ -164,8 +188,10 @@ export class SharedRing {
       throw new RangeError(`length must be a non-negative integer, received ${String(length)}`);
     }
     if (length > this.maxFrameBytes) {
-      throw new SrganError('SRGAN_ERR_FRAME_TOO_LARGE',
-        `frame of ${length} bytes exceeds the ring's limit of ${this.maxFrameBytes} (capacity ${this.#cap})`);
+      throw new SrganError(
+        'SRGAN_ERR_FRAME_TOO_LARGE',
+        `frame of ${length} bytes exceeds the ring's limit of ${this.maxFrameBytes} (capacity ${this.#cap})`,
+      );
     }
     checkTimeout(timeoutMs);
     const deadline = performance.now() + timeoutMs;
@@ -175,7 +201,7 @@ export class SharedRing {
       const record = PREFIX + align8(length);
       // We hold LOCK, so WRITE_POS is ours. READ_POS may be stale (too small), which only
       // under-estimates free space: safe, we wait and look again.
-      const w = h[RingWord.WRITE_POS]! >>> 0;
+      const w = h[RingWord.WRITE_POS] >>> 0;
       const off = w & this.#mask;
       const tail = this.#cap - off; // a multiple of 8, and >= 8
       const wrap = record > tail;
@@ -187,7 +213,10 @@ export class SharedRing {
         if (this.#cap - ((w - r) >>> 0) >= need) break;
         const left = deadline - performance.now();
         if (left <= 0) throw this.#timeout(timeoutMs, 'space');
-        if (!counted) { counted = true; h[RingWord.FULL_WAITS] = h[RingWord.FULL_WAITS]! + 1; }
+        if (!counted) {
+          counted = true;
+          h[RingWord.FULL_WAITS] = h[RingWord.FULL_WAITS] + 1;
+        }
         // Returns at once if the consumer released since we loaded r: no lost wake-up.
         Atomics.wait(h, RingWord.READ_POS, r, Math.min(left, WAIT_SLICE_MS));
       }
@@ -198,8 +227,8 @@ export class SharedRing {
       fill(this.#u8.subarray(at + PREFIX, at + PREFIX + length));
       // Counter before position, so framesRead (bumped after the consumer sees the position) never
       // overtakes framesWritten. Then publish: everything above happens-before a consumer's load.
-      h[RingWord.FRAMES_WRITTEN] = h[RingWord.FRAMES_WRITTEN]! + 1;
-      if (wrap) h[RingWord.WRAPS] = h[RingWord.WRAPS]! + 1;
+      h[RingWord.FRAMES_WRITTEN] = h[RingWord.FRAMES_WRITTEN] + 1;
+      if (wrap) h[RingWord.WRAPS] = h[RingWord.WRAPS] + 1;
       Atomics.store(h, RingWord.WRITE_POS, (w + need) | 0);
       Atomics.notify(h, RingWord.WRITE_POS);
     } finally {
@@ -214,8 +243,7 @@ export class SharedRing {
     if (c === LOCK_FREE) return;
     Atomics.add(h, RingWord.LOCK_CONTENDED, 1);
     do {
-      if (c === LOCK_HELD_WAITERS ||
-          Atomics.compareExchange(h, RingWord.LOCK, LOCK_HELD, LOCK_HELD_WAITERS) !== LOCK_FREE) {
+      if (c === LOCK_HELD_WAITERS || Atomics.compareExchange(h, RingWord.LOCK, LOCK_HELD, LOCK_HELD_WAITERS) !== LOCK_FREE) {
         if (Atomics.load(h, RingWord.CLOSED) !== 0) throw closedError();
         const left = deadline - performance.now();
         if (left <= 0) throw this.#timeout(timeoutMs, 'the write lock');
@@ -255,10 +283,13 @@ export class SharedRing {
     let r = this.#cursor;
     while (r !== w) {
       const off = r & this.#mask;
-      const len = this.#i32[off >> 2]!;
-      if (len === WRAP) { r = (r + this.#cap - off) >>> 0; continue; }
+      const len = this.#i32[off >> 2];
+      if (len === WRAP) {
+        r = (r + this.#cap - off) >>> 0;
+        continue;
+      }
       const record = PREFIX + align8(len);
-      if (len < 0 || len > this.maxFrameBytes || record > ((w - r) >>> 0)) {
+      if (len < 0 || len > this.maxFrameBytes || record > (w - r) >>> 0) {
         throw new SrganError('SRGAN_ERR_BAD_FRAME', `corrupt ring: frame length ${len} at position ${r}`);
       }
       this.#cursor = (r + record) >>> 0;
@@ -273,7 +304,7 @@ export class SharedRing {
   release(): void {
     if (this.#pending === 0) return;
     const h = this.#h;
-    h[RingWord.FRAMES_READ] = h[RingWord.FRAMES_READ]! + this.#pending;
+    h[RingWord.FRAMES_READ] = h[RingWord.FRAMES_READ] + this.#pending;
     this.#pending = 0;
     Atomics.store(h, RingWord.READ_POS, this.#cursor | 0); // after every byte of those frames was read
     Atomics.notify(h, RingWord.READ_POS);
@@ -299,7 +330,10 @@ export class SharedRing {
       if (frame !== null) return frame;
       const left = deadline - performance.now();
       if (left <= 0) return null;
-      if (!counted) { counted = true; h[RingWord.EMPTY_WAITS] = h[RingWord.EMPTY_WAITS]! + 1; }
+      if (!counted) {
+        counted = true;
+        h[RingWord.EMPTY_WAITS] = h[RingWord.EMPTY_WAITS] + 1;
+      }
       // Sliced: close() does not change WRITE_POS, so a close landing between our check and the
       // wait is only noticed at the next slice.
       if (!syncWaited) {

@@ -8,7 +8,12 @@ export const MAX_CLIENT_MESSAGE_BYTES = 16 * 1024;
 
 export type ParseResult =
   | { ok: true; message: ClientMessage }
-  | { ok: false; code: 'SRGAN_ERR_BAD_MESSAGE' | 'SRGAN_ERR_UNKNOWN_TYPE' | 'SRGAN_ERR_MESSAGE_TOO_LARGE'; message: string; id?: string | number };
+  | {
+      ok: false;
+      code: 'SRGAN_ERR_BAD_MESSAGE' | 'SRGAN_ERR_UNKNOWN_TYPE' | 'SRGAN_ERR_MESSAGE_TOO_LARGE';
+      message: string;
+      id?: string | number;
+    };
 
 const TYPES = new Set(['status', 'pause', 'resume', 'stop', 'checkpoint', 'subscribe', 'unsubscribe', 'history']);
 const COMMON = new Set(['type', 'token', 'id']);

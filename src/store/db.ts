@@ -168,9 +168,13 @@ function migrate(db: Database.Database, file: string): void {
     if (v > SCHEMA_VERSION) throw newerError(file, v);
     if (v === SCHEMA_VERSION) return false;
     try {
-      db.exec(MIGRATIONS[v] as string);
+      db.exec(MIGRATIONS[v]);
     } catch (err) {
-      throw new SrganError('SRGAN_ERR_CONFIG', `cannot migrate runs database ${file} from schema version ${v} to ${v + 1}: ${(err as Error).message}`, { cause: err });
+      throw new SrganError(
+        'SRGAN_ERR_CONFIG',
+        `cannot migrate runs database ${file} from schema version ${v} to ${v + 1}: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
     db.pragma(`user_version = ${v + 1}`);
     return true;
@@ -235,10 +239,13 @@ export function resolveRun(db: Database.Database, ref: string): RunRow {
   const matches = db
     .prepare('SELECT * FROM runs WHERE substr(id, 1, length(@ref)) = @ref OR name = @ref ORDER BY created_at DESC')
     .all({ ref }) as RunRow[];
-  if (matches.length === 1) return matches[0] as RunRow;
+  if (matches.length === 1) return matches[0];
   const describe = (r: RunRow) => `  ${r.id}  ${r.status.padEnd(8)}  ${r.name}`;
   if (matches.length > 1) {
-    throw new SrganError('SRGAN_ERR_CONFIG', `"${ref}" matches ${matches.length} runs; use more of the id:\n${matches.map(describe).join('\n')}`);
+    throw new SrganError(
+      'SRGAN_ERR_CONFIG',
+      `"${ref}" matches ${matches.length} runs; use more of the id:\n${matches.map(describe).join('\n')}`,
+    );
   }
   const recent = db.prepare('SELECT * FROM runs ORDER BY created_at DESC LIMIT 10').all() as RunRow[];
   throw new SrganError(
@@ -289,7 +296,7 @@ export function getParams(db: Database.Database, runId: string): Map<string, Par
       ? db.prepare('SELECT key, value FROM params WHERE run_id = ? ORDER BY key').all(runId)
       : db
           .prepare(`SELECT key, value FROM (${PARAMS_OF_CONFIG}) ORDER BY key`)
-          .all((db.prepare('SELECT config FROM runs WHERE id = ?').pluck().get(runId) as string | undefined) ?? '{}')
+          .all(db.prepare('SELECT config FROM runs WHERE id = ?').pluck().get(runId) ?? '{}')
   ) as { key: string; value: ParamValue }[];
   return new Map(rows.map((r) => [r.key, r.value]));
 }
@@ -343,11 +350,15 @@ export function metricCurves(db: Database.Database, runId: string, keys: readonl
 }
 
 /** The lowest or highest value of a key over a run, with its step; null when the run never logged it. */
-export function bestMetric(db: Database.Database, runId: string, key: string, direction: 'min' | 'max'): { step: number; value: number } | null {
+export function bestMetric(
+  db: Database.Database,
+  runId: string,
+  key: string,
+  direction: 'min' | 'max',
+): { step: number; value: number } | null {
   // A lone min()/max() makes SQLite take `step` from the row that holds the extreme.
   const row = db.prepare(`SELECT ${direction}(value) AS value, step FROM metrics WHERE run_id = ? AND key = ?`).get(runId, key) as
-    | { value: number | null; step: number | null }
-    | undefined;
+    { value: number | null; step: number | null } | undefined;
   return row && row.value !== null ? { step: row.step as number, value: row.value } : null;
 }
 
@@ -365,15 +376,20 @@ export interface ValidationPoint {
  * resumed run's later steps are trained again). Nulls when the run never logged `val_gain` (validation
  * off, or a run from before it was measured).
  */
-export function validationSummary(db: Database.Database, runId: string, uptoStep = Number.MAX_SAFE_INTEGER): { latest: ValidationPoint | null; best: { step: number; gain: number } | null } {
+export function validationSummary(
+  db: Database.Database,
+  runId: string,
+  uptoStep = Number.MAX_SAFE_INTEGER,
+): { latest: ValidationPoint | null; best: { step: number; gain: number } | null } {
   const last = db
     .prepare("SELECT step, value FROM metrics WHERE run_id = ? AND key = 'val_gain' AND step <= ? ORDER BY step DESC, rowid DESC LIMIT 1")
     .get(runId, uptoStep) as { step: number; value: number } | undefined;
   if (!last) return { latest: null, best: null };
   const at = (key: string): number | null =>
-    (db.prepare('SELECT value FROM metrics WHERE run_id = ? AND key = ? AND step = ? ORDER BY rowid DESC LIMIT 1').pluck().get(runId, key, last.step) as
-      | number
-      | undefined) ?? null;
+    (db
+      .prepare('SELECT value FROM metrics WHERE run_id = ? AND key = ? AND step = ? ORDER BY rowid DESC LIMIT 1')
+      .pluck()
+      .get(runId, key, last.step) as number | undefined) ?? null;
   // On a tie the earliest step: an equal gain later is no new best (the trainer writes a 'best'
   // checkpoint only on a strictly higher one). Validation points are few, so reading them all is cheap.
   const best = db
@@ -398,14 +414,18 @@ export interface EventRow {
 
 /** Number of events of each kind for a run, most frequent first. */
 export function eventCounts(db: Database.Database, runId: string): { kind: string; count: number }[] {
-  return db
-    .prepare('SELECT kind, count(*) AS count FROM events WHERE run_id = ? GROUP BY kind ORDER BY count DESC, kind')
-    .all(runId) as { kind: string; count: number }[];
+  return db.prepare('SELECT kind, count(*) AS count FROM events WHERE run_id = ? GROUP BY kind ORDER BY count DESC, kind').all(runId) as {
+    kind: string;
+    count: number;
+  }[];
 }
 
 /** The run's latest event of `kind`, or null. */
 export function lastEvent(db: Database.Database, runId: string, kind: string): EventRow | null {
-  return (db.prepare('SELECT * FROM events WHERE run_id = ? AND kind = ? ORDER BY id DESC LIMIT 1').get(runId, kind) as EventRow | undefined) ?? null;
+  return (
+    (db.prepare('SELECT * FROM events WHERE run_id = ? AND kind = ? ORDER BY id DESC LIMIT 1').get(runId, kind) as EventRow | undefined) ??
+    null
+  );
 }
 
 // ---- checkpoints ---------------------------------------------------------------------------------
@@ -431,7 +451,11 @@ export interface CheckpointRow {
   deleted: number;
 }
 
-export type NewCheckpoint = Omit<CheckpointRow, 'id' | 'psnr' | 'gain' | 'deleted'> & { psnr?: number | null; gain?: number | null; deleted?: boolean };
+export type NewCheckpoint = Omit<CheckpointRow, 'id' | 'psnr' | 'gain' | 'deleted'> & {
+  psnr?: number | null;
+  gain?: number | null;
+  deleted?: boolean;
+};
 
 /** Records a checkpoint (psnr and gain default to NULL, deleted to 0); returns its id. */
 export function recordCheckpoint(db: Database.Database, row: NewCheckpoint): number {

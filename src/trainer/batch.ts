@@ -72,7 +72,11 @@ export class Batch {
         // Later patches are here but the next one has not come for a long time: it never will.
         if (performance.now() - stalledSince > STALL_MS && this.#sequencer.stats().stashed > 0) {
           const n = this.#sequencer.skipToStashed();
-          this.#post({ type: 'warning', code: 'SRGAN_ERR_BAD_FRAME', message: `${n} patches never arrived in ${STALL_MS / 1000} s; training goes on without them` });
+          this.#post({
+            type: 'warning',
+            code: 'SRGAN_ERR_BAD_FRAME',
+            message: `${n} patches never arrived in ${STALL_MS / 1000} s; training goes on without them`,
+          });
         }
         continue;
       }
@@ -110,7 +114,11 @@ export class Batch {
     const P = this.#P;
     const L = this.#L;
     if (frame.hr.width !== P || frame.hr.height !== P || frame.lr.width !== L || frame.lr.height !== L) {
-      this.#post({ type: 'warning', code: 'SRGAN_ERR_BAD_FRAME', message: `skipped a bad frame: patch ${frame.hr.width}×${frame.hr.height} / ${frame.lr.width}×${frame.lr.height}, expected ${P} / ${L}` });
+      this.#post({
+        type: 'warning',
+        code: 'SRGAN_ERR_BAD_FRAME',
+        message: `skipped a bad frame: patch ${frame.hr.width}×${frame.hr.height} / ${frame.lr.width}×${frame.lr.height}, expected ${P} / ${L}`,
+      });
       return;
     }
     toFloat(frame.hr.data, this.#hr, this.filled * P * P * 3);
@@ -121,5 +129,5 @@ export class Batch {
 }
 
 function toFloat(src: Uint8Array, dst: Float32Array, offset: number): void {
-  for (let i = 0; i < src.length; i++) dst[offset + i] = (src[i] as number) / 255;
+  for (let i = 0; i < src.length; i++) dst[offset + i] = src[i] / 255;
 }

@@ -63,13 +63,14 @@ export class Checkpoints {
     this.lastStep = state.step;
     this.#bestGain = state.bestValGain ?? state.valGain ?? null;
     const { valPsnr, valGain } = state;
-    if (typeof valPsnr === 'number' && typeof valGain === 'number') this.#valHere = { step: state.step, val: { val_psnr: valPsnr, val_gain: valGain } };
+    if (typeof valPsnr === 'number' && typeof valGain === 'number')
+      this.#valHere = { step: state.step, val: { val_psnr: valPsnr, val_gain: valGain } };
   }
 
   /** Records a validation at `step`; true when its gain is a new best (a 'best' checkpoint is due). */
   validated(step: number, val: Record<string, number>): boolean {
     this.#valHere = { step, val };
-    const gain = val.val_gain!;
+    const gain = val.val_gain;
     const best = this.#bestGain === null || gain > this.#bestGain;
     if (best) this.#bestGain = gain;
     return best;
@@ -128,9 +129,23 @@ export class Checkpoints {
       this.lastStep = step;
       const cutoff = Date.now() - RECENT_MS;
       this.#recent = this.#recent.filter((p) => p.wallTime >= cutoff);
-      this.#post({ type: 'checkpoint', step, dir: written.dir, checksum: written.checksum, bytes: written.bytes, kind, valPsnr, valGain, ms: performance.now() - t0 });
+      this.#post({
+        type: 'checkpoint',
+        step,
+        dir: written.dir,
+        checksum: written.checksum,
+        bytes: written.bytes,
+        kind,
+        valPsnr,
+        valGain,
+        ms: performance.now() - t0,
+      });
     } catch (err) {
-      this.#post({ type: 'warning', code: 'SRGAN_ERR_CHECKPOINT', message: `checkpoint at step ${step} failed: ${(err as Error).message}` });
+      this.#post({
+        type: 'warning',
+        code: 'SRGAN_ERR_CHECKPOINT',
+        message: `checkpoint at step ${step} failed: ${(err as Error).message}`,
+      });
     } finally {
       this.#lastAt = performance.now();
     }

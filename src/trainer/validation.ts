@@ -24,7 +24,10 @@ interface ValPair {
 /** The generator's output (EMA weights) for an 8-bit LR image, as an 8-bit image. */
 export function generateRgb(gan: Gan, lr: RgbImage): RgbImage {
   const out = tf.tidy(() => {
-    const x = tf.tensor4d(Float32Array.from(lr.data, (v) => v / 255), [1, lr.height, lr.width, 3]);
+    const x = tf.tensor4d(
+      Float32Array.from(lr.data, (v) => v / 255),
+      [1, lr.height, lr.width, 3],
+    );
     return tf.round(tf.mul(gan.generate(x), 255)).dataSync();
   });
   const s = gan.config.scale;
@@ -84,6 +87,12 @@ export class Validation {
     };
     const std = mean(this.#std);
     const mix = mean(this.#mix);
-    return { val_psnr: std.model, val_bicubic: std.bicubic, val_gain: std.model - std.bicubic, val_psnr_mix: mix.model, val_gain_mix: mix.model - mix.bicubic };
+    return {
+      val_psnr: std.model,
+      val_bicubic: std.bicubic,
+      val_gain: std.model - std.bicubic,
+      val_psnr_mix: mix.model,
+      val_gain_mix: mix.model - mix.bicubic,
+    };
   }
 }

@@ -35,7 +35,11 @@ async function main(): Promise<void> {
   const backend = await selectBackend(config.backend);
   const perceptualRand = mulberry32(deriveSeed(config.seed, 5));
   const perceptual = await createFeatureLoss(config, perceptualRand);
-  const gan = new Gan(config, { perceptual, replay: [perceptualRand], ema: (G) => (config.emaDecay === null ? null : createEma(G.variables, config.emaDecay)) });
+  const gan = new Gan(config, {
+    perceptual,
+    replay: [perceptualRand],
+    ema: (G) => (config.emaDecay === null ? null : createEma(G.variables, config.emaDecay)),
+  });
   let scheduler = new Scheduler(schedulerConfig(config));
   const jpegRand = mulberry32(deriveSeed(config.seed, 4));
   let startSeq = 0; // the seq of the first patch to train on: a resumed run takes its checkpoint's
@@ -68,7 +72,12 @@ async function main(): Promise<void> {
     else if (m.type === 'checkpoint') checkpointRequested = m.kind;
     wake?.();
   });
-  post({ type: 'ready', backend: backend.name, backendReason: backend.reason, params: { generator: gan.G.paramCount, discriminator: gan.D.paramCount } });
+  post({
+    type: 'ready',
+    backend: backend.name,
+    backendReason: backend.reason,
+    params: { generator: gan.G.paramCount, discriminator: gan.D.paramCount },
+  });
 
   const sequencer = new Sequencer(startSeq);
   batch = new Batch(config, ring, sequencer, post);
@@ -100,7 +109,7 @@ async function main(): Promise<void> {
       dataWaitFraction: Math.min(1, statsWindow.waitMs / elapsed),
       ringFrames: ring.framesAvailable(),
       tensors: tf.memory().numTensors,
-      dataSeq: batch!.nextSeq,
+      dataSeq: batch.nextSeq,
     });
     Object.assign(statsWindow, { start: now, waitMs: 0, steps: 0, patches: 0 });
   };
@@ -121,7 +130,12 @@ async function main(): Promise<void> {
       await sleepUntilWoken();
       continue;
     }
-    if (!(await batch.fill(() => scheduler.mode === 'run', (ms) => (statsWindow.waitMs += ms)))) {
+    if (
+      !(await batch.fill(
+        () => scheduler.mode === 'run',
+        (ms) => (statsWindow.waitMs += ms),
+      ))
+    ) {
       if (ring.closed && batch.filled < B) break;
       continue;
     }
@@ -129,14 +143,15 @@ async function main(): Promise<void> {
     await batch.degrade(jpegRand);
     const plan = scheduler.plan();
     const values = tf.tidy(() => {
-      const [hr, lr] = batch!.tensors();
+      const [hr, lr] = batch.tensors();
       return gan.step(hr, lr, plan);
     });
     batch.filled = 0;
     scheduler.complete(plan);
     // Fault injection for the crash tests: the first trainer of a run dies after this step; with
     // ..._EVERY=N every trainer, restarted ones too, dies after its N-th step.
-    if (resume === null && plan.step === Number(process.env.SRGAN_FAULT_TRAINER_FAIL_AT_STEP)) throw new Error(`injected trainer fault at step ${plan.step}`);
+    if (resume === null && plan.step === Number(process.env.SRGAN_FAULT_TRAINER_FAIL_AT_STEP))
+      throw new Error(`injected trainer fault at step ${plan.step}`);
     if (++stepsHere === Number(process.env.SRGAN_FAULT_TRAINER_FAIL_EVERY)) throw new Error(`injected trainer fault at step ${plan.step}`);
     if (values.g_adv !== undefined) scheduler.observe({ gAdv: values.g_adv });
     statsWindow.steps++;
@@ -206,7 +221,8 @@ main().catch((err: unknown) => {
     post({
       type: 'error',
       code: 'SRGAN_ERR_BACKEND',
-      message: `the training step needs more memory than the wasm heap holds (4 GiB; wasm said: ${e.message}): ` +
+      message:
+        `the training step needs more memory than the wasm heap holds (4 GiB; wasm said: ${e.message}): ` +
         `a batch of ${config.batchSize} patches of ${P}×${P} taken in ${config.accumulate} part${config.accumulate > 1 ? 's' : ''} of ${config.batchSize / config.accumulate}. ` +
         `Take it in more parts ("accumulate", a divisor of batchSize), lower batchSize or patchSize, or train on a GPU backend (docs/backends.md, "Memory")`,
       stack: e.stack,

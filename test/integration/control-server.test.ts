@@ -22,7 +22,10 @@ const control: DaemonControl = {
   pause: () => (count('pause'), 'paused'),
   resume: () => (count('resume'), 'training'),
   stop: () => (count('stop'), 'stopping'),
-  checkpoint: async () => (count('checkpoint'), { step: 7, dir: '/c/step-00000007', checksum: 'x', bytes: 1, kind: 'manual', valPsnr: null, valGain: null, ms: 1 }),
+  checkpoint: async () => (
+    count('checkpoint'),
+    { step: 7, dir: '/c/step-00000007', checksum: 'x', bytes: 1, kind: 'manual', valPsnr: null, valGain: null, ms: 1 }
+  ),
   history: (limit) => (count('history'), [{ step: 7, wallTime: 0, values: { g_loss: 1 } }].slice(-limit)),
   latestPreview: () => (count('latestPreview'), { type: 'preview', step: 7, width: 1, height: 1, panels: [], png: '' }),
 };
@@ -37,11 +40,15 @@ afterAll(async () => {
 });
 
 /** A client socket that collects every frame it gets and can wait for the reply to a request id. */
-async function client(): Promise<{ ws: WebSocket; got: (ServerMessage & { id?: unknown; code?: string })[]; ask: (m: Record<string, unknown>) => Promise<ServerMessage & { code?: string }> }> {
+async function client(): Promise<{
+  ws: WebSocket;
+  got: (ServerMessage & { id?: unknown; code?: string })[];
+  ask: (m: Record<string, unknown>) => Promise<ServerMessage & { code?: string }>;
+}> {
   const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws`);
   await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
   const got: (ServerMessage & { id?: unknown; code?: string })[] = [];
-  ws.on('message', (d) => got.push(JSON.parse(String(d))));
+  ws.on('message', (d) => got.push(JSON.parse((d as Buffer).toString()) as ServerMessage & { id?: unknown; code?: string }));
   let next = 0;
   const ask = async (m: Record<string, unknown>) => {
     const id = `q${next++}`;
@@ -65,7 +72,7 @@ const COMMANDS: Record<string, unknown>[] = [
 const flip = (c: string) => (c === '0' ? '1' : '0');
 const NEAR_MISSES: Record<string, string> = {
   'same length, last character off': TOKEN.slice(0, -1) + flip(TOKEN.at(-1)!),
-  'same length, first character off': flip(TOKEN[0]!) + TOKEN.slice(1),
+  'same length, first character off': flip(TOKEN[0]) + TOKEN.slice(1),
   'a prefix': TOKEN.slice(0, -1),
   'one character more': TOKEN + '0',
   'upper case': TOKEN.toUpperCase() === TOKEN ? TOKEN.replace(/[0-9]/, 'A') : TOKEN.toUpperCase(),
@@ -96,7 +103,10 @@ describe('control server: the access token on every command', () => {
 
     // No subscription took: a broadcast reaches a client that subscribed with the token, not this one.
     const good = await client();
-    expect(await good.ask({ type: 'subscribe', topics: ['metrics', 'status', 'previews'], token: TOKEN })).toMatchObject({ type: 'ok', command: 'subscribe' });
+    expect(await good.ask({ type: 'subscribe', topics: ['metrics', 'status', 'previews'], token: TOKEN })).toMatchObject({
+      type: 'ok',
+      command: 'subscribe',
+    });
     server.send({ type: 'broadcast', topic: 'metrics', message: { type: 'metrics', step: 8, wallTime: 0, values: { g_loss: 0.5 } } });
     await waitFor('the broadcast to the subscribed client', () => good.got.some((m) => m.type === 'metrics'), 10_000, 5);
     // Frames on one socket arrive in order: anything broadcast to `bad` came before this reply.

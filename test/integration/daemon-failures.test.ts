@@ -21,7 +21,9 @@ async function writeImages(dir: string, n: number): Promise<void> {
     const w = 96;
     const data = Buffer.alloc(w * w * 3);
     for (let p = 0; p < data.length; p++) data[p] = (p * (i + 3) + ((p / 288) | 0) * 11) & 255;
-    await sharp(data, { raw: { width: w, height: w, channels: 3 } }).png().toFile(path.join(dir, `p${i}.png`));
+    await sharp(data, { raw: { width: w, height: w, channels: 3 } })
+      .png()
+      .toFile(path.join(dir, `p${i}.png`));
   }
 }
 
@@ -85,26 +87,34 @@ describe('daemon failure handling', () => {
     const info = srganJson<{ pid: number; runId: string }>(home, ['start', '--data', data]);
     pids.push(info.pid);
     const db = path.join(home, 'runs.db');
-    await waitFor('first steps', () => {
-      const d = new Database(db, { readonly: true });
-      try {
-        return (d.prepare('SELECT count(*) FROM metrics').pluck().get() as number) > 0;
-      } finally {
-        d.close();
-      }
-    }, 120_000);
+    await waitFor(
+      'first steps',
+      () => {
+        const d = new Database(db, { readonly: true });
+        try {
+          return (d.prepare('SELECT count(*) FROM metrics').pluck().get() as number) > 0;
+        } finally {
+          d.close();
+        }
+      },
+      120_000,
+    );
     process.kill(info.pid, 'SIGTERM');
     await waitFor('exit', () => !isAlive(info.pid), 60_000);
     const run = srganJson<RunsJson>(home, ['runs']).runs[0];
     expect(run).toMatchObject({ id: info.runId, status: 'stopped' });
-    expect(run!.last_step).toBeGreaterThan(0);
+    expect(run.last_step).toBeGreaterThan(0);
     expect(fs.existsSync(path.join(home, 'daemon.lock'))).toBe(false);
     const d = new Database(db, { readonly: true });
     expect(d.pragma('integrity_check', { simple: true })).toBe('ok');
     // Nothing learned is lost: the stop checkpoint is at the last step, recorded in the database.
-    const ckpt = d.prepare("SELECT step, kind, path FROM checkpoints WHERE run_id = ? ORDER BY step DESC LIMIT 1").get(info.runId) as { step: number; kind: string; path: string };
+    const ckpt = d.prepare('SELECT step, kind, path FROM checkpoints WHERE run_id = ? ORDER BY step DESC LIMIT 1').get(info.runId) as {
+      step: number;
+      kind: string;
+      path: string;
+    };
     d.close();
-    expect(ckpt).toMatchObject({ step: run!.last_step, kind: 'stop' });
+    expect(ckpt).toMatchObject({ step: run.last_step, kind: 'stop' });
     expect(fs.existsSync(path.join(ckpt.path, 'generator', 'model.json'))).toBe(true);
   });
 
@@ -116,15 +126,27 @@ describe('daemon failure handling', () => {
     const r = srgan(home, ['start', '--data', data, '--json']);
     if (r.status === 0) pids.push((JSON.parse(r.stdout) as { pid: number }).pid);
     else expect(r.stderr).toMatch(/SRGAN_ERR_DAEMON_START/);
-    const run = await waitFor('the run to fail', () => {
-      const runs = srganJson<RunsJson>(home, ['runs']).runs;
-      return runs[0]?.status === 'failed' ? runs[0] : null;
-    }, 60_000);
+    const run = await waitFor(
+      'the run to fail',
+      () => {
+        const runs = srganJson<RunsJson>(home, ['runs']).runs;
+        return runs[0]?.status === 'failed' ? runs[0] : null;
+      },
+      60_000,
+    );
     await waitFor('the daemon to exit', () => srganJson<{ state: string }>(home, ['status']).state === 'stopped', 30_000);
     const d = new Database(path.join(home, 'runs.db'), { readonly: true });
-    const events = d.prepare('SELECT kind, message FROM events WHERE run_id = ? ORDER BY id').all(run.id) as { kind: string; message: string }[];
+    const events = d.prepare('SELECT kind, message FROM events WHERE run_id = ? ORDER BY id').all(run.id) as {
+      kind: string;
+      message: string;
+    }[];
     d.close();
-    expect(events.filter((e) => e.kind === 'data_error').map((e) => e.message).join('\n')).toMatch(/a\.jpg[\s\S]*b\.png|b\.png[\s\S]*a\.jpg/);
+    expect(
+      events
+        .filter((e) => e.kind === 'data_error')
+        .map((e) => e.message)
+        .join('\n'),
+    ).toMatch(/a\.jpg[\s\S]*b\.png|b\.png[\s\S]*a\.jpg/);
     expect(events.some((e) => e.kind === 'error' && /every training image failed to load/.test(e.message))).toBe(true);
   });
 });

@@ -27,7 +27,6 @@ interface Status {
   validation: { step: number; psnr: number | null; bicubic: number | null; gain: number; best: { step: number; gain: number } } | null;
 }
 
-
 describe('srgan daemon end to end', () => {
   const tmp = tempDir('srgan-e2e-');
   const home = path.join(tmp.dir, 'home');
@@ -91,10 +90,14 @@ describe('srgan daemon end to end', () => {
   });
 
   it('validates against bicubic: status shows the latest gain, the best with its step, and says when it is worse', async () => {
-    const s = await waitFor('a validation in status', () => {
-      const st = status();
-      return st.validation ? st : null;
-    }, 120_000);
+    const s = await waitFor(
+      'a validation in status',
+      () => {
+        const st = status();
+        return st.validation ? st : null;
+      },
+      120_000,
+    );
     const v = s.validation!;
     expect(v.step % 10).toBe(0);
     expect(v.gain).toBeCloseTo(v.psnr! - v.bicubic!, 9);
@@ -102,7 +105,10 @@ describe('srgan daemon end to end', () => {
     expect(v.best.step).toBeLessThanOrEqual(v.step);
     // The human form of whatever the latest validation is now (it may have moved on since `s`).
     const text = srgan(home, ['status']).stdout;
-    const m = /^validation: (\d+\.\d\d) dB vs bicubic (\d+\.\d\d) dB: ([+−])(\d+\.\d\d) dB \((worse than|better than|same as) bicubic\) at step (\d+)$/m.exec(text);
+    const m =
+      /^validation: (\d+\.\d\d) dB vs bicubic (\d+\.\d\d) dB: ([+−])(\d+\.\d\d) dB \((worse than|better than|same as) bicubic\) at step (\d+)$/m.exec(
+        text,
+      );
     expect(m, text).not.toBeNull();
     const [, , , sign, , words] = m!;
     expect(words).toEqual(sign === '−' ? 'worse than' : expect.stringMatching(/better than|same as/));
@@ -119,7 +125,7 @@ describe('srgan daemon end to end', () => {
     const ws = new WebSocket(`ws://127.0.0.1:${info.port}/ws`);
     await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
     const replies: { code?: string; type: string }[] = [];
-    ws.on('message', (d) => replies.push(JSON.parse(String(d))));
+    ws.on('message', (d) => replies.push(JSON.parse((d as Buffer).toString()) as { code?: string; type: string }));
     ws.send('{not json');
     ws.send(JSON.stringify({ type: 'launch-missiles', token }));
     ws.send(JSON.stringify({ type: 'pause', token: 'wrong' }));
@@ -147,17 +153,25 @@ describe('srgan daemon end to end', () => {
     expect(later.step).toBe(paused.step);
     expect(maxStep()).toBe(dbStep);
     expect(srgan(home, ['resume']).status).toBe(0);
-    const resumed = await waitFor('steps after resume', () => {
-      const st = status();
-      return st.state === 'training' && st.step > paused.step ? st : null;
-    }, 60_000);
+    const resumed = await waitFor(
+      'steps after resume',
+      () => {
+        const st = status();
+        return st.state === 'training' && st.step > paused.step ? st : null;
+      },
+      60_000,
+    );
     expect(resumed.step).toBeGreaterThan(paused.step);
     // Nothing leaks from step to step: the trainer's live tensor count is the same.
     expect(paused.tensors).toBeGreaterThan(0);
-    const flat = await waitFor('a stats report after a few more steps', () => {
-      const st = status();
-      return st.step >= resumed.step + 2 ? st : null;
-    }, 60_000);
+    const flat = await waitFor(
+      'a stats report after a few more steps',
+      () => {
+        const st = status();
+        return st.step >= resumed.step + 2 ? st : null;
+      },
+      60_000,
+    );
     expect(flat.tensors).toBe(paused.tensors);
     // The curve continues where it was: no step is logged twice, none restarts from 1.
     const d = new Database(db, { readonly: true });
@@ -175,19 +189,27 @@ describe('srgan daemon end to end', () => {
       const errors: string[] = [];
       page.on('pageerror', (e) => errors.push(e.message));
       await page.goto(info.url);
-      await page.waitForFunction(() => Number(document.querySelector('#loss-chart')?.getAttribute('data-points') ?? 0) > 0, null, { timeout: 60_000 });
-      await page.waitForFunction(() => (document.querySelector('#preview-img') as HTMLImageElement | null)?.src.startsWith('data:image/png'), null, { timeout: 60_000 });
+      await page.waitForFunction(() => Number(document.querySelector('#loss-chart')?.getAttribute('data-points') ?? 0) > 0, null, {
+        timeout: 60_000,
+      });
+      await page.waitForFunction(() => document.querySelector<HTMLImageElement>('#preview-img')?.src.startsWith('data:image/png'), null, {
+        timeout: 60_000,
+      });
       expect(await page.locator('#loss-chart canvas').count()).toBeGreaterThan(0);
       const previewWidth = await page.locator('#preview-img').evaluate((img) => (img as HTMLImageElement).naturalWidth);
       expect(previewWidth).toBeGreaterThan(4 * 64);
       // The validation gain: on its chart, and in words in the header, flagged when below bicubic.
-      await page.waitForFunction(() => Number(document.querySelector('#val-chart')?.getAttribute('data-points') ?? 0) > 0, null, { timeout: 60_000 });
+      await page.waitForFunction(() => Number(document.querySelector('#val-chart')?.getAttribute('data-points') ?? 0) > 0, null, {
+        timeout: 60_000,
+      });
       await page.waitForFunction(() => document.querySelector('#val-gain')?.getAttribute('data-val') !== 'none', null, { timeout: 30_000 });
       const shown = await page.locator('#val-gain').evaluate((e) => ({ text: e.textContent ?? '', val: (e as HTMLElement).dataset.val }));
       expect(shown.text).toMatch(/^[+−]\d+\.\d\d dB( · below bicubic)?$/);
       expect(shown.val).toBe(shown.text.startsWith('−') ? 'below' : 'above');
       expect(shown.text.endsWith('below bicubic')).toBe(shown.val === 'below');
-      expect(await page.locator('#val-latest').textContent()).toMatch(/^latest [+−]\d+\.\d\d dB at step [\d,]+ \(\d+\.\d\d dB vs bicubic \d+\.\d\d dB\): (worse than|above|same as) bicubic · best [+−]\d+\.\d\d dB at step [\d,]+$/);
+      expect(await page.locator('#val-latest').textContent()).toMatch(
+        /^latest [+−]\d+\.\d\d dB at step [\d,]+ \(\d+\.\d\d dB vs bicubic \d+\.\d\d dB\): (worse than|above|same as) bicubic · best [+−]\d+\.\d\d dB at step [\d,]+$/,
+      );
       await page.waitForFunction(() => document.body.dataset.state === 'training', null, { timeout: 30_000 });
       await page.screenshot({ path: path.join(tmp.dir, 'monitor.png') });
       await page.click('#pause-btn');
@@ -215,10 +237,13 @@ describe('srgan daemon end to end', () => {
     expect(fs.existsSync(path.join(home, 'daemon.lock'))).toBe(false);
     expect(srganJson<Status>(home, ['status']).state).toBe('stopped');
 
-    const runs = srganJson<{ db: string; runs: { id: string; status: string; backend: string; last_step: number; config: { batchSize: number } }[] }>(home, ['runs']);
+    const runs = srganJson<{
+      db: string;
+      runs: { id: string; status: string; backend: string; last_step: number; config: { batchSize: number } }[];
+    }>(home, ['runs']);
     expect(runs.db).toBe(db);
     expect(runs.runs).toHaveLength(1);
-    const run = runs.runs[0]!;
+    const run = runs.runs[0];
     expect(run).toMatchObject({ id: info.runId, status: 'stopped', backend: s0.backend });
     expect(run.config.batchSize).toBe(4);
     expect(run.last_step).toBeGreaterThanOrEqual(stepBefore);
@@ -234,7 +259,9 @@ describe('srgan daemon end to end', () => {
 
     // Checkpoints carry their validation gain: a 'best' one is written on each new best, so their
     // gains rise with the step, and each equals val_gain at its step.
-    const ckpts = d.prepare('SELECT step, kind, path, gain, deleted FROM checkpoints WHERE run_id = ? ORDER BY step, id').all(info.runId) as {
+    const ckpts = d
+      .prepare('SELECT step, kind, path, gain, deleted FROM checkpoints WHERE run_id = ? ORDER BY step, id')
+      .all(info.runId) as {
       step: number;
       kind: string;
       path: string;
@@ -244,14 +271,16 @@ describe('srgan daemon end to end', () => {
     const best = ckpts.filter((c) => c.kind === 'best');
     expect(best.length).toBeGreaterThan(0);
     for (const [i, c] of best.entries()) {
-      expect(c.gain).toBe(d.prepare("SELECT value FROM metrics WHERE run_id = ? AND key = 'val_gain' AND step = ?").pluck().get(info.runId, c.step));
-      if (i > 0) expect(c.gain!).toBeGreaterThan(best[i - 1]!.gain!);
+      expect(c.gain).toBe(
+        d.prepare("SELECT value FROM metrics WHERE run_id = ? AND key = 'val_gain' AND step = ?").pluck().get(info.runId, c.step),
+      );
+      if (i > 0) expect(c.gain!).toBeGreaterThan(best[i - 1].gain!);
     }
     // Retention (checkpointKeep 3): exactly the newest 3 and the one with the highest gain are left,
     // in the table and on disk. A folder written twice (a manual checkpoint at a step that had just
     // been checkpointed) holds the later write, so the later row speaks for it.
     const folders = [...new Map(ckpts.map((c) => [c.path, c])).values()].sort((a, b) => a.step - b.step);
-    const top = folders.filter((c) => c.gain !== null).sort((a, b) => b.gain! - a.gain! || b.step - a.step)[0]!;
+    const top = folders.filter((c) => c.gain !== null).sort((a, b) => b.gain! - a.gain! || b.step - a.step)[0];
     const expected = new Set([...folders.slice(-3).map((c) => c.path), top.path]);
     expect(new Set(ckpts.filter((c) => !c.deleted).map((c) => c.path))).toEqual(expected);
     const dir = path.join(home, 'checkpoints', info.runId);

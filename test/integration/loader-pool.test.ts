@@ -21,7 +21,9 @@ const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '../fix
 async function makeImage(file: string, w: number, h: number, seed: number): Promise<void> {
   const data = Buffer.alloc(w * h * 3);
   for (let i = 0; i < data.length; i++) data[i] = (i * 31 + seed * 17 + ((i / 3 / w) | 0) * 7) & 255;
-  await sharp(data, { raw: { width: w, height: h, channels: 3 } }).png().toFile(file);
+  await sharp(data, { raw: { width: w, height: h, channels: 3 } })
+    .png()
+    .toFile(file);
 }
 
 /** The next `n` patch frames in ring order (skip frames are collected in `skips`). */
@@ -135,7 +137,7 @@ describe('LoaderPool', () => {
       const hr = { width: 32, height: 32, data: f.hr.data };
       const matches = mix.filter((m) => Buffer.from(downscale(hr, 2, m).data).equals(Buffer.from(f.lr.data)));
       expect(matches.length, `frame ${f.seq}: its LR is none of ${mix.join(', ')} of its HR`).toBeGreaterThan(0);
-      used.add(matches[0]!);
+      used.add(matches[0]);
     }
     expect(used.size).toBeGreaterThanOrEqual(2);
   });
@@ -144,7 +146,16 @@ describe('LoaderPool', () => {
     for (let i = 0; i < 7; i++) await makeImage(path.join(tmp.dir, `img${i}.png`), 64 + i * 8, 72, i);
     fs.writeFileSync(path.join(tmp.dir, 'broken.png'), 'not an image');
     const files = listImages(tmp.dir);
-    const options = { files, seed: 11, patchSize: 32, scale: 2 as const, lrFilter: 'bilinear-aa' as const, patchesPerImage: 3, imagesPerTask: 1, workerFile: LOADER_WORKER };
+    const options = {
+      files,
+      seed: 11,
+      patchSize: 32,
+      scale: 2 as const,
+      lrFilter: 'bilinear-aa' as const,
+      patchesPerImage: 3,
+      imagesPerTask: 1,
+      workerFile: LOADER_WORKER,
+    };
     const run = async (workers: number, startPosition: number, n: number): Promise<{ seqs: string[]; ringOrder: number[] }> => {
       const r = SharedRing.create(1 << 20);
       const p = new LoaderPool({ ...options, ring: r.buffer, workers, startPosition });
@@ -163,7 +174,7 @@ describe('LoaderPool', () => {
     expect(two.seqs).toEqual(one.seqs);
     // Strictly increasing seqs, with exactly the broken file's 3 patches missing per epoch.
     const seqs = one.ringOrder;
-    for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBeGreaterThan(seqs[i - 1] as number);
+    for (let i = 1; i < seqs.length; i++) expect(seqs[i]).toBeGreaterThan(seqs[i - 1]);
     expect(seqs[20]).toBe(23);
     // Starting at position 10 (epoch 1, third image) gives the same patches as the tail of the first run.
     const resumed = await run(2, 10, 20);
@@ -199,15 +210,33 @@ describe('LoaderPool', () => {
 
   it('fails (for its supervisor) when its worker entry cannot run', async () => {
     await makeImage(path.join(tmp.dir, 'a.png'), 64, 64, 1);
-    const missing = new LoaderPool({ ring: ring.buffer, files: listImages(tmp.dir), workers: 1, seed: 1, patchSize: 32, scale: 2,
-      lrFilter: 'bilinear-aa', patchesPerImage: 1, workerFile: path.join(tmp.dir, 'nope.js') });
+    const missing = new LoaderPool({
+      ring: ring.buffer,
+      files: listImages(tmp.dir),
+      workers: 1,
+      seed: 1,
+      patchSize: 32,
+      scale: 2,
+      lrFilter: 'bilinear-aa',
+      patchesPerImage: 1,
+      workerFile: path.join(tmp.dir, 'nope.js'),
+    });
     await expect(missing.start()).rejects.toThrow(/loader worker entry .*nope\.js does not exist/);
   });
 
   it('stops its workers when the ring is closed', async () => {
     await makeImage(path.join(tmp.dir, 'a.png'), 64, 64, 1);
-    pool = new LoaderPool({ ring: ring.buffer, files: listImages(tmp.dir), workers: 1, seed: 1, patchSize: 32, scale: 2,
-      lrFilter: 'bilinear-aa', patchesPerImage: 1, workerFile: LOADER_WORKER });
+    pool = new LoaderPool({
+      ring: ring.buffer,
+      files: listImages(tmp.dir),
+      workers: 1,
+      seed: 1,
+      patchSize: 32,
+      scale: 2,
+      lrFilter: 'bilinear-aa',
+      patchesPerImage: 1,
+      workerFile: LOADER_WORKER,
+    });
     await pool.start();
     await readFrames(ring, 2);
     ring.close();

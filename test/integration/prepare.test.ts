@@ -62,14 +62,14 @@ async function meanColour(file: string): Promise<Rgb> {
   const { data, info } = await sharp(file).raw().toBuffer({ resolveWithObject: true });
   expect(info.channels).toBe(3);
   const sum = [0, 0, 0];
-  for (let i = 0; i < data.length; i++) sum[i % 3]! += data[i]!;
+  for (let i = 0; i < data.length; i++) sum[i % 3] += data[i];
   const n = data.length / 3;
   return sum.map((v) => v / n) as Rgb;
 }
 
 function expectColour(actual: Rgb, expected: Rgb, tolerance: number): void {
   for (let c = 0; c < 3; c++) {
-    if (Math.abs(actual[c]! - expected[c]!) > tolerance) {
+    if (Math.abs(actual[c] - expected[c]) > tolerance) {
       throw new Error(`colour ${actual.map((v) => v.toFixed(1)).join(',')} is not within ${tolerance} of ${expected.join(',')}`);
     }
   }
@@ -104,7 +104,9 @@ function readManifest(dataDir: string): { sources: SourceRow[]; patches: PatchRo
     return {
       sources: db.prepare('SELECT * FROM sources ORDER BY id').all() as SourceRow[],
       patches: db.prepare('SELECT * FROM patches ORDER BY id').all() as PatchRow[],
-      meta: Object.fromEntries((db.prepare('SELECT key, value FROM meta').all() as { key: string; value: string }[]).map((r) => [r.key, r.value])),
+      meta: Object.fromEntries(
+        (db.prepare('SELECT key, value FROM meta').all() as { key: string; value: string }[]).map((r) => [r.key, r.value]),
+      ),
     };
   } finally {
     db.close();
@@ -118,7 +120,8 @@ function datasetFiles(dataDir: string): Map<string, string> {
     for (const e of fs.readdirSync(d, { withFileTypes: true })) {
       const p = path.join(d, e.name);
       if (e.isDirectory()) walk(p);
-      else if (!e.name.startsWith('manifest.sqlite')) out.set(path.relative(dataDir, p), createHash('sha256').update(fs.readFileSync(p)).digest('hex'));
+      else if (!e.name.startsWith('manifest.sqlite'))
+        out.set(path.relative(dataDir, p), createHash('sha256').update(fs.readFileSync(p)).digest('hex'));
     }
   };
   walk(dataDir);
@@ -146,17 +149,23 @@ describe('srgan prepare', () => {
 
   beforeAll(async () => {
     fs.mkdirSync(path.join(src, 'nested/deeper'), { recursive: true });
-    const solid = (name: string, colour: Rgb, w = 40, h = 40) => raw(solidRaw(w, h, colour), w, h);
+    const solid = (_name: string, colour: Rgb, w = 40, h = 40) => raw(solidRaw(w, h, colour), w, h);
     // Orientation: 80×64 as stored, a red 32×32 block in the stored top-left corner.
     const stored = solidRaw(80, 64, GREY);
     for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) stored.set(RED, (y * 80 + x) * 3);
-    for (const o of [1, 6, 8]) await raw(stored, 80, 64).withMetadata({ orientation: o }).jpeg({ quality: 95 }).toFile(path.join(src, `orient-${o}.jpg`));
+    for (const o of [1, 6, 8])
+      await raw(stored, 80, 64)
+        .withMetadata({ orientation: o })
+        .jpeg({ quality: 95 })
+        .toFile(path.join(src, `orient-${o}.jpg`));
     // Colour forms, each one colour all over so any crop of it has that colour.
     await solid('', [200, 30, 40]).toColourspace('cmyk').withIccProfile('cmyk').jpeg({ quality: 95 }).toFile(path.join(src, 'cmyk.jpg'));
     const deep = new Uint16Array(40 * 40 * 3);
     for (let i = 0; i < deep.length; i += 3) [deep[i], deep[i + 1], deep[i + 2]] = [200 * 257, 50 * 257 + 100, 100 * 257 - 100];
     await raw(deep, 40, 40).toColourspace('rgb16').png().toFile(path.join(src, 'nested/deep16.png'));
-    await raw(Buffer.alloc(40 * 40, 90), 40, 40, 1).png().toFile(path.join(src, 'nested/grey.png'));
+    await raw(Buffer.alloc(40 * 40, 90), 40, 40, 1)
+      .png()
+      .toFile(path.join(src, 'nested/grey.png'));
     await solid('', [10, 200, 90]).png({ palette: true }).toFile(path.join(src, 'nested/palette.png'));
     const rgba = Buffer.alloc(40 * 40 * 4);
     for (let i = 0; i < rgba.length; i += 4) rgba.set([50, 100, 150, 64], i);
@@ -166,13 +175,20 @@ describe('srgan prepare', () => {
     await solid('', [240, 200, 20]).tiff({ compression: 'lzw' }).toFile(path.join(src, 'nested/deeper/yellow.TIF'));
     await solid('', [0, 0, 0]).gif().toFile(path.join(src, 'nested/deeper/black.gif'));
     // Bad files.
-    const noisy = await raw(noiseRaw(200, 200, 3), 200, 200).jpeg({ quality: 90 }).toBuffer();
+    const noisy = await raw(noiseRaw(200, 200, 3), 200, 200)
+      .jpeg({ quality: 90 })
+      .toBuffer();
     fs.writeFileSync(path.join(src, 'truncated.jpg'), noisy.subarray(0, Math.floor(noisy.length / 2)));
     fs.writeFileSync(path.join(src, 'empty.png'), '');
     fs.writeFileSync(path.join(src, 'notes.jpg'), 'these are my holiday notes, not a picture\n');
-    fs.writeFileSync(path.join(src, 'drawing.png'), '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64" fill="red"/></svg>');
+    fs.writeFileSync(
+      path.join(src, 'drawing.png'),
+      '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64" fill="red"/></svg>',
+    );
     await solid('', GREY, 20, 20).png().toFile(path.join(src, 'tiny.png'));
-    await raw(noiseRaw(300, 300, 5), 300, 300).png().toFile(path.join(src, 'huge.png'));
+    await raw(noiseRaw(300, 300, 5), 300, 300)
+      .png()
+      .toFile(path.join(src, 'huge.png'));
     fs.copyFileSync(path.join(src, 'nested/grey.png'), path.join(src, 'grey-copy.png'));
     fs.writeFileSync(path.join(src, 'readme.txt'), 'not listed: no image extension');
   });
@@ -207,7 +223,15 @@ describe('srgan prepare', () => {
       // Usually "VipsJpeg: premature end of JPEG image"; libvips's one process-wide error buffer can lose
       // the text while another worker's operation clears it, so only the prefix is certain.
       expect(byName(m.sources, 'truncated.jpg').message).toMatch(/^cannot decode: /);
-      expect(summary.reasons).toEqual({ corrupt: 1, empty: 1, 'not-an-image': 1, unsupported: 1, 'too-small': 1, 'too-large': 1, duplicate: 1 });
+      expect(summary.reasons).toEqual({
+        corrupt: 1,
+        empty: 1,
+        'not-an-image': 1,
+        unsupported: 1,
+        'too-small': 1,
+        'too-large': 1,
+        duplicate: 1,
+      });
       expect(summary.skipped).toBe(6);
       expect(summary.totals.reasons).toEqual({ corrupt: 1, empty: 1, 'not-an-image': 1, unsupported: 1, 'too-small': 1, 'too-large': 1 });
       expect(summary.skippedFiles.map((f) => path.basename(f.path))).toContain('notes.jpg');
@@ -229,7 +253,7 @@ describe('srgan prepare', () => {
         const row = byName(m.sources, `orient-${o}.jpg`);
         expect([row.width, row.height]).toEqual(o === 1 ? [80, 64] : [64, 80]);
         const [p] = patchesOf(m, `orient-${o}.jpg`);
-        const { data, info } = await sharp(patchPath(out(), p!.id)).raw().toBuffer({ resolveWithObject: true });
+        const { data, info } = await sharp(patchPath(out(), p.id)).raw().toBuffer({ resolveWithObject: true });
         expect(info.width).toBe(32);
         // Where the red block is in the upright photo: o=1 top-left, o=6 (rotate 90° cw) top-right,
         // o=8 (rotate 90° ccw) bottom-left; 32×32 in every case.
@@ -237,14 +261,14 @@ describe('srgan prepare', () => {
         let checked = 0;
         for (let y = 0; y < 32; y += 3) {
           for (let x = 0; x < 32; x += 3) {
-            const ux = p!.x + x;
-            const uy = p!.y + y;
+            const ux = p.x + x;
+            const uy = p.y + y;
             // Stay 3 px away from the block's edges (JPEG ringing).
             const inside = ux >= red.x0 + 3 && ux < red.x0 + 29 && uy >= red.y0 + 3 && uy < red.y0 + 29;
             const outside = ux < red.x0 - 3 || ux >= red.x0 + 35 || uy < red.y0 - 3 || uy >= red.y0 + 35;
             if (!inside && !outside) continue;
             const i = (y * 32 + x) * 3;
-            const px: Rgb = [data[i]!, data[i + 1]!, data[i + 2]!];
+            const px: Rgb = [data[i], data[i + 1], data[i + 2]];
             expectColour(px, inside ? RED : GREY, 24);
             checked++;
           }
@@ -254,7 +278,7 @@ describe('srgan prepare', () => {
     });
 
     it('converts every colour form to 8-bit sRGB', async () => {
-      const colour = async (name: string) => meanColour(patchPath(out(), patchesOf(m, name)[0]!.id));
+      const colour = async (name: string) => meanColour(patchPath(out(), patchesOf(m, name)[0].id));
       expectColour(await colour('cmyk.jpg'), [200, 30, 40], 14); // through the CMYK ICC profile and back
       expectColour(await colour('deep16.png'), [200, 50, 100], 1);
       expectColour(await colour('grey-copy.png'), [90, 90, 90], 0.5); // its twin nested/grey.png is the duplicate
@@ -272,7 +296,7 @@ describe('srgan prepare', () => {
       expect(files).toEqual(m.patches.map((p) => path.join(out(), '0', `${p.id}.png`)));
       for (const f of files) expect(fs.existsSync(f)).toBe(true);
       expect(summary.patches).toBe(files.length);
-      expect(JSON.parse(m.meta.params as string)).toMatchObject({ patch: 32, levels: [1], perLevel: 1, alpha: 'drop', linear: false });
+      expect(JSON.parse(m.meta.params)).toMatchObject({ patch: 32, levels: [1], perLevel: 1, alpha: 'drop', linear: false });
       expect(readPatchParams(out())).toMatchObject({ patch: 32, levels: [1], perLevel: 1, seed: 1 });
       expect(readPatchParams(tmp.dir)).toBeNull();
       expect(() => listPatchFiles(tmp.dir)).toThrow(expect.objectContaining({ code: 'SRGAN_ERR_MANIFEST' }));
@@ -286,7 +310,9 @@ describe('srgan prepare', () => {
     });
 
     it('refuses to resume with different parameters, naming them', async () => {
-      const err = await run({ sources: [src], out: out(), patch: 16, levels: [1], perLevel: 2, maxPixels: 50_000 }).catch((e: unknown) => e);
+      const err = await run({ sources: [src], out: out(), patch: 16, levels: [1], perLevel: 2, maxPixels: 50_000 }).catch(
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(SrganError);
       expect((err as SrganError).code).toBe('SRGAN_ERR_MANIFEST');
       expect((err as Error).message).toMatch(/--patch 32 \(this run: 16\)/);
@@ -306,7 +332,10 @@ describe('srgan prepare', () => {
   it('makes the same dataset with 1 and 2 workers, cutting several levels', async () => {
     const photos = path.join(tmp.dir, 'levels');
     fs.mkdirSync(photos);
-    for (let i = 0; i < 5; i++) await raw(noiseRaw(160 + i * 16, 140, i + 1), 160 + i * 16, 140).png().toFile(path.join(photos, `p${i}.png`));
+    for (let i = 0; i < 5; i++)
+      await raw(noiseRaw(160 + i * 16, 140, i + 1), 160 + i * 16, 140)
+        .png()
+        .toFile(path.join(photos, `p${i}.png`));
     const opts = { sources: [photos], patch: 32, levels: [4, 1, 2], perLevel: 3 };
     await run({ ...opts, out: path.join(tmp.dir, 'w1'), workers: 1 });
     const s2 = await run({ ...opts, out: path.join(tmp.dir, 'w2'), workers: 2 });
@@ -323,10 +352,16 @@ describe('srgan prepare', () => {
     }
     // A level patch is the photo downscaled: compare with sharp's own resize of the same region.
     const lvl2 = p0.find((p) => p.level === 2)!;
-    const ref = await sharp(path.join(photos, 'p0.png')).resize(80, 70, { kernel: 'lanczos3' }).extract({ left: lvl2.x, top: lvl2.y, width: 32, height: 32 }).raw().toBuffer();
-    const got = await sharp(patchPath(path.join(tmp.dir, 'w1'), lvl2.id)).raw().toBuffer();
+    const ref = await sharp(path.join(photos, 'p0.png'))
+      .resize(80, 70, { kernel: 'lanczos3' })
+      .extract({ left: lvl2.x, top: lvl2.y, width: 32, height: 32 })
+      .raw()
+      .toBuffer();
+    const got = await sharp(patchPath(path.join(tmp.dir, 'w1'), lvl2.id))
+      .raw()
+      .toBuffer();
     let maxDiff = 0;
-    for (let i = 0; i < ref.length; i++) maxDiff = Math.max(maxDiff, Math.abs(ref[i]! - got[i]!));
+    for (let i = 0; i < ref.length; i++) maxDiff = Math.max(maxDiff, Math.abs(ref[i] - got[i]));
     expect(maxDiff).toBeLessThanOrEqual(1);
     expect(s2.patches).toBe(b.patches.length);
   });
@@ -344,15 +379,15 @@ describe('srgan prepare', () => {
     // Mean over the patch's pixels at least 4 px inside the 32×32 level (its border rings a little).
     const interiorMean = async (dataDir: string): Promise<number> => {
       const [p] = readManifest(dataDir).patches;
-      const data = await sharp(patchPath(dataDir, p!.id)).raw().toBuffer();
+      const data = await sharp(patchPath(dataDir, p.id)).raw().toBuffer();
       let sum = 0;
       let count = 0;
       for (let y = 0; y < 16; y++) {
         for (let x = 0; x < 16; x++) {
-          const lx = p!.x + x;
-          const ly = p!.y + y;
+          const lx = p.x + x;
+          const ly = p.y + y;
           if (lx < 4 || ly < 4 || lx >= 28 || ly >= 28) continue;
-          for (let c = 0; c < 3; c++) sum += data[(y * 16 + x) * 3 + c]!;
+          for (let c = 0; c < 3; c++) sum += data[(y * 16 + x) * 3 + c];
           count += 3;
         }
       }
@@ -369,8 +404,14 @@ describe('srgan prepare', () => {
   it('pre-downscales ×2 by flag, or by EXIF camera model', async () => {
     const dir = path.join(tmp.dir, 'cameras');
     fs.mkdirSync(dir);
-    await raw(noiseRaw(128, 128, 7), 128, 128).withExif({ IFD0: { Make: 'Google', Model: 'Pixel 3' } }).jpeg().toFile(path.join(dir, 'pixel.jpg'));
-    await raw(noiseRaw(128, 128, 8), 128, 128).withExif({ IFD0: { Make: 'Apple', Model: 'iPhone 12' } }).jpeg().toFile(path.join(dir, 'iphone.jpg'));
+    await raw(noiseRaw(128, 128, 7), 128, 128)
+      .withExif({ IFD0: { Make: 'Google', Model: 'Pixel 3' } })
+      .jpeg()
+      .toFile(path.join(dir, 'pixel.jpg'));
+    await raw(noiseRaw(128, 128, 8), 128, 128)
+      .withExif({ IFD0: { Make: 'Apple', Model: 'iPhone 12' } })
+      .jpeg()
+      .toFile(path.join(dir, 'iphone.jpg'));
     const byModel = path.join(tmp.dir, 'cam-model');
     await run({ sources: [dir], out: byModel, patch: 64, levels: [1], perLevel: 4, predownscaleModels: ['iPhone X', 'Pixel 3'] });
     const m = readManifest(byModel);
@@ -393,20 +434,25 @@ describe('srgan prepare', () => {
       const dir = path.join(root, 'photos');
       fs.mkdirSync(dir, { mode: 0o777 });
       const file = path.join(dir, 'secret.png');
-      await raw(noiseRaw(64, 64, 9), 64, 64).png().toFile(file);
+      await raw(noiseRaw(64, 64, 9), 64, 64)
+        .png()
+        .toFile(file);
       fs.chmodSync(file, 0o000);
       const out = path.join(root, 'out');
       const cli = (): PrepareSummary => {
         const args = [BIN, 'prepare', dir, '--out', out, '--patch', '32', '--levels', '1', '--per-level', '1', '--json'];
         const r = AS_NOBODY
-          ? spawnSync('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...args], { encoding: 'utf8', timeout: 30_000 })
+          ? spawnSync('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, ...args], {
+              encoding: 'utf8',
+              timeout: 30_000,
+            })
           : spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 30_000 });
         expect(r.status, r.stderr).toBe(0);
         return JSON.parse(r.stdout) as PrepareSummary;
       };
       const s = cli();
       expect(s.reasons).toEqual({ unreadable: 1 });
-      expect(s.skippedFiles[0]!.message).toMatch(/EACCES/);
+      expect(s.skippedFiles[0].message).toMatch(/EACCES/);
       fs.chmodSync(file, 0o644);
       const again = cli();
       expect([again.previouslyDone, again.done]).toEqual([0, 1]);
@@ -419,7 +465,9 @@ describe('srgan prepare', () => {
   it('removes uncommitted patch files left by a killed run', async () => {
     const dir = path.join(tmp.dir, 'strays');
     fs.mkdirSync(dir);
-    await raw(noiseRaw(64, 64, 11), 64, 64).png().toFile(path.join(dir, 'a.png'));
+    await raw(noiseRaw(64, 64, 11), 64, 64)
+      .png()
+      .toFile(path.join(dir, 'a.png'));
     const out = path.join(tmp.dir, 'out-strays');
     const first = await run({ sources: [dir], out, patch: 32, levels: [1], perLevel: 2 });
     expect(first.patches).toBe(2);
@@ -439,7 +487,9 @@ describe('srgan prepare', () => {
     expect(err).toMatchObject({ code: 'SRGAN_ERR_MANIFEST' });
     await expect(run({ sources: [src], out: path.join(tmp.dir, 'o2'), levels: [1, 1] })).rejects.toThrow(/levels: each factor once/);
     await expect(run({ sources: [src], out: path.join(tmp.dir, 'o2'), patch: 4 })).rejects.toThrow(RangeError);
-    await expect(run({ sources: [src], out: path.join(tmp.dir, 'o2'), ...({ perlevel: 3 } as object) })).rejects.toThrow(/options.perlevel: unknown option/);
+    await expect(run({ sources: [src], out: path.join(tmp.dir, 'o2'), ...({ perlevel: 3 } as object) })).rejects.toThrow(
+      /options.perlevel: unknown option/,
+    );
   });
 
   it('the CLI checks its arguments', () => {
@@ -460,9 +510,26 @@ describe('srgan prepare', () => {
     const photos = path.join(tmp.dir, 'many');
     fs.mkdirSync(photos);
     const N = 48;
-    for (let i = 0; i < N; i++) await raw(noiseRaw(192, 160, 100 + i), 192, 160).png().toFile(path.join(photos, `img-${String(i).padStart(2, '0')}.png`));
+    for (let i = 0; i < N; i++)
+      await raw(noiseRaw(192, 160, 100 + i), 192, 160)
+        .png()
+        .toFile(path.join(photos, `img-${String(i).padStart(2, '0')}.png`));
     fs.copyFileSync(path.join(photos, 'img-05.png'), path.join(photos, 'img-05-again.png'));
-    const args = (out: string) => ['prepare', photos, '--out', out, '--patch', '32', '--levels', '1,2', '--per-level', '6', '--workers', '2', '--json'];
+    const args = (out: string) => [
+      'prepare',
+      photos,
+      '--out',
+      out,
+      '--patch',
+      '32',
+      '--levels',
+      '1,2',
+      '--per-level',
+      '6',
+      '--workers',
+      '2',
+      '--json',
+    ];
 
     const killed = path.join(tmp.dir, 'killed');
     const child = spawn(process.execPath, [BIN, ...args(killed)], { stdio: 'ignore' });
@@ -502,7 +569,9 @@ describe('srgan prepare', () => {
       return m.patches.map((p) => `${p.id} ${path.basename(pathOf.get(p.source_id)!)} ${p.level} ${p.x} ${p.y} ${p.size}`);
     };
     expect(key(a)).toEqual(key(b));
-    expect(a.sources.map((s) => [path.basename(s.path), s.status, s.patches])).toEqual(b.sources.map((s) => [path.basename(s.path), s.status, s.patches]));
+    expect(a.sources.map((s) => [path.basename(s.path), s.status, s.patches])).toEqual(
+      b.sources.map((s) => [path.basename(s.path), s.status, s.patches]),
+    );
     expect(byName(a.sources, 'img-05.png').status).toBe('duplicate');
     // Same ids, same bytes, nothing else: strays of the killed run are gone.
     const files = datasetFiles(killed);

@@ -16,14 +16,16 @@ describe('seed-final-x2, shrunk', () => {
   const home = path.join(tmp.dir, 'home');
   afterAll(() => tmp.cleanup());
 
-  it('runs the article\'s step with every term, follows the phases, and stops itself at maxSteps', async () => {
+  it("runs the article's step with every term, follows the phases, and stops itself at maxSteps", async () => {
     const data = path.join(tmp.dir, 'photos');
     fs.mkdirSync(data);
     for (let i = 0; i < 3; i++) {
       const w = 160;
       const px = Buffer.alloc(w * w * 3);
       for (let p = 0; p < px.length; p++) px[p] = (p * (i + 5) + ((p / 480) | 0) * 13) & 255;
-      await sharp(px, { raw: { width: w, height: w, channels: 3 } }).png().toFile(path.join(data, `p${i}.png`));
+      await sharp(px, { raw: { width: w, height: w, channels: 3 } })
+        .png()
+        .toFile(path.join(data, `p${i}.png`));
     }
     const config = path.join(tmp.dir, 'run.json');
     fs.writeFileSync(
@@ -44,17 +46,26 @@ describe('seed-final-x2, shrunk', () => {
     );
     const info = srganJson<{ pid: number; runId: string }>(home, ['start', '--config', config, '--data', data]);
     await waitFor('the run to end by itself', () => !isAlive(info.pid), 240_000, 500);
-    const run = srganJson<{ runs: { status: string; last_step: number; config: Record<string, unknown> }[] }>(home, ['runs']).runs[0]!;
+    const run = srganJson<{ runs: { status: string; last_step: number; config: Record<string, unknown> }[] }>(home, ['runs']).runs[0];
     expect(run).toMatchObject({ status: 'stopped', last_step: 6 });
     expect(run.config).toMatchObject({ preset: 'seed-final-x2', jpeg: true, dStepsPerG: 10, lrReferenceBatch: 8 });
 
     const db = new Database(path.join(home, 'runs.db'), { readonly: true });
     const at = (key: string) =>
-      db.prepare('SELECT step, value FROM metrics WHERE run_id = ? AND key = ? ORDER BY step').all(info.runId, key) as { step: number; value: number }[];
+      db.prepare('SELECT step, value FROM metrics WHERE run_id = ? AND key = ? ORDER BY step').all(info.runId, key) as {
+        step: number;
+        value: number;
+      }[];
     for (const key of ['g_pix', 'g_perc', 'g_perc_half', 'g_adv', 'd_loss']) {
       const rows = at(key);
-      expect(rows.map((r) => r.step), key).toEqual([1, 2, 3, 4, 5, 6]);
-      expect(rows.every((r) => Number.isFinite(r.value) && r.value >= 0), key).toBe(true);
+      expect(
+        rows.map((r) => r.step),
+        key,
+      ).toEqual([1, 2, 3, 4, 5, 6]);
+      expect(
+        rows.every((r) => Number.isFinite(r.value) && r.value >= 0),
+        key,
+      ).toBe(true);
     }
     expect(at('d_steps').map((r) => r.value)).toEqual([10, 10, 10, 10, 10, 10]);
     // lr × batch/8: 1e-4 × 2/8, then the second phase.

@@ -51,7 +51,9 @@ beforeAll(async () => {
     const w = 80 + i * 4;
     const data = Buffer.alloc(w * 72 * 3);
     for (let p = 0; p < data.length; p++) data[p] = (Math.sin(p * 0.01 * (i + 1)) * 120 + 128 + ((p / 240) | 0) * (i % 3)) & 255;
-    await sharp(data, { raw: { width: w, height: 72, channels: 3 } }).png().toFile(path.join(photos, `p${i}.png`));
+    await sharp(data, { raw: { width: w, height: 72, channels: 3 } })
+      .png()
+      .toFile(path.join(photos, `p${i}.png`));
   }
   fs.writeFileSync(configFile, JSON.stringify(TINY));
 });
@@ -60,7 +62,10 @@ afterEach(() => {
   for (const pid of pids.splice(0)) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
 });
 
-interface Info { pid: number; runId: string }
+interface Info {
+  pid: number;
+  runId: string;
+}
 
 function start(home: string, args: string[], faults: Record<string, string> = {}): Info {
   // The daemon inherits the environment of `srgan start`: fault-injection variables reach it this way.
@@ -89,15 +94,27 @@ function query<T>(home: string, sql: string, ...args: unknown[]): T[] {
 
 /** step → value of `key`, from the runs database; fails when a step is there more than once. */
 function curve(home: string, runId: string, key: string): Map<number, number> {
-  const rows = query<{ step: number; value: number }>(home, 'SELECT step, value FROM metrics WHERE run_id = ? AND key = ? ORDER BY step, rowid', runId, key);
+  const rows = query<{ step: number; value: number }>(
+    home,
+    'SELECT step, value FROM metrics WHERE run_id = ? AND key = ? ORDER BY step, rowid',
+    runId,
+    key,
+  );
   const m = new Map(rows.map((r) => [r.step, r.value]));
-  expect(rows.map((r) => r.step), `${key}: one row per step`).toEqual([...m.keys()]);
+  expect(
+    rows.map((r) => r.step),
+    `${key}: one row per step`,
+  ).toEqual([...m.keys()]);
   return m;
 }
 
 /** Every (key, step) of a run logged more than once; a resumed run must log each step once. */
 function repeated(home: string, runId: string): { key: string; step: number; n: number }[] {
-  return query(home, 'SELECT key, step, count(*) AS n FROM metrics WHERE run_id = ? GROUP BY key, step HAVING n > 1 ORDER BY key, step', runId);
+  return query(
+    home,
+    'SELECT key, step, count(*) AS n FROM metrics WHERE run_id = ? GROUP BY key, step HAVING n > 1 ORDER BY key, step',
+    runId,
+  );
 }
 
 /** All of a run's metric rows, by key then step (repeats included, in the order written). */
@@ -109,7 +126,10 @@ const stepName = (step: number) => `step-${String(step).padStart(8, '0')}`;
 
 /** The checkpoint folders of a run on disk, by step. */
 function onDisk(dir: string): string[] {
-  return fs.readdirSync(dir).filter((n) => /^step-\d+$/.test(n)).sort();
+  return fs
+    .readdirSync(dir)
+    .filter((n) => /^step-\d+$/.test(n))
+    .sort();
 }
 
 /**
@@ -136,23 +156,42 @@ function events(home: string, runId: string, kind: string): { message: string }[
   }
 }
 
-interface StatusJson { state: string; step: number; backend: string }
+interface StatusJson {
+  state: string;
+  step: number;
+  backend: string;
+}
 
 /**
  * Pauses a training run at a step where `wanted(step, newest checkpoint's step)` holds, resuming and
  * pausing again until it does, and returns both steps. Everything before the pause is then committed to
  * the database.
  */
-async function pauseWhen(home: string, runId: string, dir: string, wanted: (step: number, checkpoint: number) => boolean): Promise<{ step: number; checkpoint: number }> {
+async function pauseWhen(
+  home: string,
+  runId: string,
+  dir: string,
+  wanted: (step: number, checkpoint: number) => boolean,
+): Promise<{ step: number; checkpoint: number }> {
   for (let attempt = 0; attempt < 40; attempt++) {
     expect(srgan(home, ['pause']).status).toBe(0);
-    const step = await waitFor('paused', () => {
-      const st = srganJson<StatusJson>(home, ['status']);
-      return st.state === 'paused' ? st.step : null;
-    }, 60_000, 50);
+    const step = await waitFor(
+      'paused',
+      () => {
+        const st = srganJson<StatusJson>(home, ['status']);
+        return st.state === 'paused' ? st.step : null;
+      },
+      60_000,
+      50,
+    );
     // The store commits in the order it is told: once the run's row says paused, the metrics, checkpoint
     // rows and retention's deletions that came before the pause are in the file too.
-    await waitFor('the pause in runs.db', () => query<{ status: string }>(home, 'SELECT status FROM runs WHERE id = ?', runId)[0]?.status === 'paused', 30_000, 50);
+    await waitFor(
+      'the pause in runs.db',
+      () => query<{ status: string }>(home, 'SELECT status FROM runs WHERE id = ?', runId)[0]?.status === 'paused',
+      30_000,
+      50,
+    );
     const checkpoint = Number(onDisk(dir).at(-1)!.slice(5));
     if (wanted(step, checkpoint)) return { step, checkpoint };
     expect(srgan(home, ['resume']).status).toBe(0);
@@ -199,7 +238,7 @@ describe('checkpoints and resume', () => {
     expect([...curve(home, first.runId, 'val_psnr').keys()]).toEqual([4, 8, 12]);
     expect([...curve(home, first.runId, 'val_psnr')]).toEqual([...curve(refHome, refRun, 'val_psnr')]);
     expect(repeated(home, first.runId)).toEqual([]);
-    expect(events(home, first.runId, 'resume_run')[0]!.message).toMatch(/from step-00000006 \(step 6\)/);
+    expect(events(home, first.runId, 'resume_run')[0].message).toMatch(/from step-00000006 \(step 6\)/);
 
     const runs = srganJson<{ runs: { id: string; status: string; last_step: number; backend: string }[] }>(home, ['runs']).runs;
     expect(runs).toHaveLength(1);
@@ -210,44 +249,66 @@ describe('checkpoints and resume', () => {
     const none = srgan(home, ['start', '--resume', first.runId, '--max-steps', '12']);
     expect(none.status).toBe(1);
     expect(none.stderr).toMatch(/continues from step 12 \(step-00000012\), so --max-steps 12 leaves nothing to train/);
-    expect(srganJson<{ runs: { status: string; last_step: number }[] }>(home, ['runs']).runs[0]).toMatchObject({ status: 'stopped', last_step: 12 });
+    expect(srganJson<{ runs: { status: string; last_step: number }[] }>(home, ['runs']).runs[0]).toMatchObject({
+      status: 'stopped',
+      last_step: 12,
+    });
     expect(metricRows(home, first.runId)).toEqual(rows);
     // One step: the daemon may be done before `srgan start` looks; start still reports it came up.
     const one = start(home, ['--resume', first.runId, '--max-steps', '13']);
     expect(one.runId).toBe(first.runId);
     await waitExit(one.pid);
-    expect(srganJson<{ runs: { status: string; last_step: number }[] }>(home, ['runs']).runs[0]).toMatchObject({ status: 'stopped', last_step: 13 });
+    expect(srganJson<{ runs: { status: string; last_step: number }[] }>(home, ['runs']).runs[0]).toMatchObject({
+      status: 'stopped',
+      last_step: 13,
+    });
     expect([...curve(home, first.runId, 'g_loss').keys()]).toEqual(Array.from({ length: 13 }, (_, i) => i + 1));
   }, 240_000);
 
   // The same on the native rung, which the ladder picks wherever the oneDNN addon is built.
-  const nativeSkip = native.ok || REQUIRE_NATIVE ? '' : ` [skipped: the wasm-native rung is unavailable here: ${native.reason}; SRGAN_REQUIRE_NATIVE=1 makes this a failure]`;
-  it.skipIf(nativeSkip !== '')(`on wasm-native too: stopped and resumed, the same values step for step as a run that never stopped${nativeSkip}`, async () => {
-    const config = path.join(tmp.dir, 'tiny-native.json');
-    fs.writeFileSync(config, JSON.stringify({ ...TINY, backend: 'wasm-native' }));
-    const refNative = path.join(tmp.dir, 'ref-native');
-    const r = start(refNative, ['--config', config, '--max-steps', '12']);
-    await waitExit(r.pid);
-    const home = path.join(tmp.dir, 'stopped-native');
-    const first = start(home, ['--config', config, '--max-steps', '6']);
-    await waitExit(first.pid);
-    const second = start(home, ['--resume', first.runId, '--max-steps', '12']);
-    await waitExit(second.pid);
-    for (const h of [refNative, home]) {
-      expect(srganJson<{ runs: { status: string; backend: string; last_step: number }[] }>(h, ['runs']).runs[0]).toMatchObject({ status: 'stopped', backend: 'wasm-native', last_step: 12 });
-    }
-    expect(events(home, first.runId, 'resume_run')[0]!.message).toMatch(/from step-00000006 \(step 6\)/);
-    expect(repeated(home, first.runId)).toEqual([]);
-    const want = metricRows(refNative, r.runId);
-    expect(new Set(want.map((x) => x.step)).size).toBe(12);
-    expect(metricRows(home, first.runId)).toEqual(want);
-  }, 240_000);
+  const nativeSkip =
+    native.ok || REQUIRE_NATIVE
+      ? ''
+      : ` [skipped: the wasm-native rung is unavailable here: ${native.reason}; SRGAN_REQUIRE_NATIVE=1 makes this a failure]`;
+  it.skipIf(nativeSkip !== '')(
+    `on wasm-native too: stopped and resumed, the same values step for step as a run that never stopped${nativeSkip}`,
+    async () => {
+      const config = path.join(tmp.dir, 'tiny-native.json');
+      fs.writeFileSync(config, JSON.stringify({ ...TINY, backend: 'wasm-native' }));
+      const refNative = path.join(tmp.dir, 'ref-native');
+      const r = start(refNative, ['--config', config, '--max-steps', '12']);
+      await waitExit(r.pid);
+      const home = path.join(tmp.dir, 'stopped-native');
+      const first = start(home, ['--config', config, '--max-steps', '6']);
+      await waitExit(first.pid);
+      const second = start(home, ['--resume', first.runId, '--max-steps', '12']);
+      await waitExit(second.pid);
+      for (const h of [refNative, home]) {
+        expect(srganJson<{ runs: { status: string; backend: string; last_step: number }[] }>(h, ['runs']).runs[0]).toMatchObject({
+          status: 'stopped',
+          backend: 'wasm-native',
+          last_step: 12,
+        });
+      }
+      expect(events(home, first.runId, 'resume_run')[0].message).toMatch(/from step-00000006 \(step 6\)/);
+      expect(repeated(home, first.runId)).toEqual([]);
+      const want = metricRows(refNative, r.runId);
+      expect(new Set(want.map((x) => x.step)).size).toBe(12);
+      expect(metricRows(home, first.runId)).toEqual(want);
+    },
+    240_000,
+  );
 
   it('after kill -9 it resumes from the last checkpoint, trains the steps after it again (each logged once), and the database is intact', async () => {
     const home = path.join(tmp.dir, 'killed');
     const info = start(home, ['--config', configFile, '--max-steps', '1000000']);
     const dir = path.join(home, 'checkpoints', info.runId);
-    await waitFor('a checkpoint past step 8', () => fs.existsSync(dir) && fs.readdirSync(dir).some((n) => /^step-\d+$/.test(n) && Number(n.slice(5)) >= 8), 120_000, 50);
+    await waitFor(
+      'a checkpoint past step 8',
+      () => fs.existsSync(dir) && fs.readdirSync(dir).some((n) => /^step-\d+$/.test(n) && Number(n.slice(5)) >= 8),
+      120_000,
+      50,
+    );
     // Paused at a validated step (valEvery 4), `srgan checkpoint` writes at once, at that step, in place
     // of the periodic checkpoint written there, and answers once it is on disk. It keeps that step's
     // validation: the checkpoint it replaces may be the run's best, which retention must still see.
@@ -280,10 +341,12 @@ describe('checkpoints and resume', () => {
     const end = paused - 1;
     const again = start(home, ['--resume', info.runId, '--max-steps', String(end)]);
     await waitExit(again.pid);
-    expect(events(home, info.runId, 'resume_run')[0]!.message).toContain(`from ${stepName(last)} (step ${last})`);
+    expect(events(home, info.runId, 'resume_run')[0].message).toContain(`from ${stepName(last)} (step ${last})`);
     expect(repeated(home, info.runId)).toEqual([]);
     const after = metricRows(home, info.runId);
-    expect(new Set(after.filter((r) => r.key === 'g_loss').map((r) => r.step))).toEqual(new Set(Array.from({ length: end }, (_, i) => i + 1)));
+    expect(new Set(after.filter((r) => r.key === 'g_loss').map((r) => r.step))).toEqual(
+      new Set(Array.from({ length: end }, (_, i) => i + 1)),
+    );
     // The steps trained again came out as the first time, every metric of them.
     expect(after.filter((r) => r.step > last).length).toBeGreaterThan(0);
     expect(after).toEqual(before.filter((r) => r.step <= end));
@@ -303,8 +366,8 @@ describe('checkpoints and resume', () => {
 
     const again = start(home, ['--resume', info.runId, '--max-steps', '10']);
     await waitExit(again.pid);
-    expect(events(home, info.runId, 'resume_run')[0]!.message).toMatch(/step-00000004 \(step 4\)/);
-    expect(events(home, info.runId, 'checkpoint_skipped')[0]!.message).toMatch(/never finished/);
+    expect(events(home, info.runId, 'resume_run')[0].message).toMatch(/step-00000004 \(step 4\)/);
+    expect(events(home, info.runId, 'checkpoint_skipped')[0].message).toMatch(/never finished/);
     const c = curve(home, info.runId, 'g_loss');
     expect([...c.keys()]).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
     for (let s = 1; s <= 10; s++) expect({ s, v: c.get(s) }).toEqual({ s, v: ref.get(s) });
@@ -316,7 +379,9 @@ describe('checkpoints and resume', () => {
     const home = path.join(tmp.dir, 'trainer-crash');
     const info = start(home, ['--config', configFile, '--max-steps', '12'], { SRGAN_FAULT_TRAINER_FAIL_AT_STEP: '10' });
     await waitExit(info.pid);
-    expect(events(home, info.runId, 'trainer_restart')[0]!.message).toMatch(/injected trainer fault at step 10.*continuing from step-00000008 \(step 8\)/);
+    expect(events(home, info.runId, 'trainer_restart')[0].message).toMatch(
+      /injected trainer fault at step 10.*continuing from step-00000008 \(step 8\)/,
+    );
     const c = curve(home, info.runId, 'g_loss');
     expect([...c.keys()]).toEqual([...ref.keys()]);
     for (const [step, v] of ref) expect({ step, v: c.get(step) }).toEqual({ step, v });
@@ -336,7 +401,11 @@ describe('checkpoints and resume', () => {
       expect.stringMatching(/injected trainer fault at step 10\b.*continuing from step-00000008 \(step 8\)/),
       expect.stringMatching(/injected trainer fault at step 14\b.*continuing from step-00000012 \(step 12\)/),
     ]);
-    expect(events(home, info.runId, 'error').map((e) => e.message).join('\n')).toMatch(/injected trainer fault at step 18\b/);
+    expect(
+      events(home, info.runId, 'error')
+        .map((e) => e.message)
+        .join('\n'),
+    ).toMatch(/injected trainer fault at step 18\b/);
     expect(srganJson<{ runs: { status: string }[] }>(home, ['runs']).runs[0]).toMatchObject({ status: 'failed' });
     expect(fs.existsSync(path.join(home, 'daemon.lock'))).toBe(false);
     // What the restarts trained is what an uninterrupted run trains.
@@ -355,10 +424,36 @@ describe('checkpoints and resume', () => {
     // retention reads): step 1 with the highest gain, step 2 with by far the highest PSNR but a
     // negative gain, step 3 not validated. The trained model's gains are nowhere near 9 dB.
     const db = openDb(path.join(home, 'runs.db'));
-    for (const [step, valPsnr, valGain] of [[1, 20, 9], [2, 60, -1], [3, null, null]] as const) {
-      const state = { runId: first.runId, step, time: step, kind: 'periodic', config: TINY, scheduler: {}, gan: {}, rng: { jpeg: 0, perceptual: null }, data: { seq: 0, patchesPerImage: 2, images: 8 }, valPsnr, valGain, metrics: [] };
+    for (const [step, valPsnr, valGain] of [
+      [1, 20, 9],
+      [2, 60, -1],
+      [3, null, null],
+    ] as const) {
+      const state = {
+        runId: first.runId,
+        step,
+        time: step,
+        kind: 'periodic',
+        config: TINY,
+        scheduler: {},
+        gan: {},
+        rng: { jpeg: 0, perceptual: null },
+        data: { seq: 0, patchesPerImage: 2, images: 8 },
+        valPsnr,
+        valGain,
+        metrics: [],
+      };
       const w = await writeCheckpoint(dir, state as unknown as Parameters<typeof writeCheckpoint>[1], {});
-      recordCheckpoint(db, { run_id: first.runId, step, time: step, path: w.dir, checksum: w.checksum, kind: 'periodic', psnr: valPsnr, gain: valGain });
+      recordCheckpoint(db, {
+        run_id: first.runId,
+        step,
+        time: step,
+        path: w.dir,
+        checksum: w.checksum,
+        kind: 'periodic',
+        psnr: valPsnr,
+        gain: valGain,
+      });
     }
     db.close();
 
@@ -367,10 +462,15 @@ describe('checkpoints and resume', () => {
     const noVal = path.join(tmp.dir, 'no-val.json');
     fs.writeFileSync(noVal, JSON.stringify({ valEvery: 1000 }));
     const again = start(home, ['--resume', first.runId, '--config', noVal, '--max-steps', '400']);
-    const s = await waitFor('training after the resume', () => {
-      const st = srganJson<{ step: number; validation: unknown }>(home, ['status']);
-      return st.step >= 9 ? st : null;
-    }, 120_000, 50);
+    const s = await waitFor(
+      'training after the resume',
+      () => {
+        const st = srganJson<{ step: number; validation: unknown }>(home, ['status']);
+        return st.step >= 9 ? st : null;
+      },
+      120_000,
+      50,
+    );
     expect(srgan(home, ['stop']).status).toBe(0);
     await waitExit(again.pid);
     const g4 = curve(home, first.runId, 'val_gain').get(4)!;
@@ -382,12 +482,24 @@ describe('checkpoints and resume', () => {
     read.close();
     const newest = rows.slice(-2).map((r) => r.path);
     expect(rows.at(-1)!.step).toBeGreaterThanOrEqual(8);
-    expect(fs.readdirSync(dir).map((n) => path.join(dir, n)).sort()).toEqual([name(1), ...newest]);
+    expect(
+      fs
+        .readdirSync(dir)
+        .map((n) => path.join(dir, n))
+        .sort(),
+    ).toEqual([name(1), ...newest]);
     expect(rows.filter((r) => !r.deleted).map((r) => r.path)).toEqual([name(1), ...newest]);
     // The highest PSNR (step 2) is not what is kept.
-    expect(rows.filter((r) => r.deleted).map((r) => r.path).slice(0, 3)).toEqual([name(2), name(3), name(4)]);
+    expect(
+      rows
+        .filter((r) => r.deleted)
+        .map((r) => r.path)
+        .slice(0, 3),
+    ).toEqual([name(2), name(3), name(4)]);
     // The daemon records each checkpoint's gain: step 4's is val_gain at step 4; the later ones were not validated.
-    expect(rows.filter((x) => x.step >= 4).map((r) => [r.step, r.gain])).toEqual(rows.filter((x) => x.step >= 4).map((r) => [r.step, r.step === 4 ? g4 : null]));
+    expect(rows.filter((x) => x.step >= 4).map((r) => [r.step, r.gain])).toEqual(
+      rows.filter((x) => x.step >= 4).map((r) => [r.step, r.step === 4 ? g4 : null]),
+    );
   }, 240_000);
 
   it('a damaged newest checkpoint is skipped for the one before it, with an event; no checkpoint at all is a clear error', async () => {
@@ -398,14 +510,18 @@ describe('checkpoints and resume', () => {
     // Flip bytes in the newest checkpoint's tensors; leave a half-written one beside it.
     const bin = path.join(dir, 'step-00000008', 'tensors.bin');
     const bytes = fs.readFileSync(bin);
-    bytes[100] = bytes[100]! ^ 0xff;
+    bytes[100] = bytes[100] ^ 0xff;
     fs.writeFileSync(bin, bytes);
     fs.mkdirSync(path.join(dir, 'step-00000009.tmp-12345'));
 
     const again = start(home, ['--resume', info.runId, '--max-steps', '12']);
     await waitExit(again.pid);
-    expect(events(home, info.runId, 'checkpoint_skipped').map((e) => e.message).join('\n')).toMatch(/step-00000008: tensors\.bin is damaged/);
-    expect(events(home, info.runId, 'resume_run')[0]!.message).toMatch(/step-00000004 \(step 4\)/);
+    expect(
+      events(home, info.runId, 'checkpoint_skipped')
+        .map((e) => e.message)
+        .join('\n'),
+    ).toMatch(/step-00000008: tensors\.bin is damaged/);
+    expect(events(home, info.runId, 'resume_run')[0].message).toMatch(/step-00000004 \(step 4\)/);
     const c = curve(home, info.runId, 'g_loss');
     expect([...c.keys()]).toEqual([...ref.keys()]);
     for (let s = 1; s <= 12; s++) expect({ s, v: c.get(s) }).toEqual({ s, v: ref.get(s) });
@@ -417,7 +533,10 @@ describe('checkpoints and resume', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/SRGAN_ERR_CHECKPOINT: run .* has no usable checkpoint/);
     // The failed resume did not take the run over: it stays stopped at step 12 with its metrics.
-    expect(srganJson<{ runs: { status: string; last_step: number }[] }>(home, ['runs']).runs[0]).toMatchObject({ status: 'stopped', last_step: 12 });
+    expect(srganJson<{ runs: { status: string; last_step: number }[] }>(home, ['runs']).runs[0]).toMatchObject({
+      status: 'stopped',
+      last_step: 12,
+    });
     expect([...curve(home, info.runId, 'g_loss').keys()]).toEqual([...ref.keys()]);
     expect(srgan(home, ['start', '--resume', 'no-such-run']).stderr).toMatch(/SRGAN_ERR_CONFIG/);
     expect(srgan(home, ['start', '--resume', info.runId, '--seed', '4']).stderr).toMatch(/--seed cannot be given with --resume/);

@@ -12,22 +12,40 @@ import { HEADER_BYTES, fnv1a, rawStream } from '../fixtures/ring-producer.mjs';
 const FIXTURE = new URL('../fixtures/ring-producer.mjs', import.meta.url);
 const SEED = 0x5eed;
 
-interface Final { type: 'done' | 'error'; id: number; code?: string; message?: string; sent: number }
-interface Producer { worker: Worker; ready: Promise<number[]>; final: Promise<Final>; finishedAt: () => number }
+interface Final {
+  type: 'done' | 'error';
+  id: number;
+  code?: string;
+  message?: string;
+  sent: number;
+}
+interface Producer {
+  worker: Worker;
+  ready: Promise<number[]>;
+  final: Promise<Final>;
+  finishedAt: () => number;
+}
 
 const workers: Worker[] = [];
-afterEach(async () => { await Promise.all(workers.splice(0).map((w) => w.terminate())); });
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.terminate()));
+});
 
 function spawn(data: Record<string, unknown>): Producer {
   const worker = new Worker(FIXTURE, { workerData: data });
   workers.push(worker);
   let finishedAt = NaN;
   let onReady!: (p: number[]) => void;
-  const ready = new Promise<number[]>((res) => { onReady = res; });
+  const ready = new Promise<number[]>((res) => {
+    onReady = res;
+  });
   const final = new Promise<Final>((resolve, reject) => {
     worker.on('message', (m: { type: string; prng?: number[] } & Final) => {
       if (m.type === 'ready') onReady(m.prng!);
-      else { finishedAt = performance.now(); resolve(m); }
+      else {
+        finishedAt = performance.now();
+        resolve(m);
+      }
     });
     worker.on('error', reject);
   });
@@ -55,7 +73,11 @@ const same = (a: Uint8Array | null, b: Uint8Array | undefined): boolean =>
   a !== null && b !== undefined && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), b) === 0;
 
 const codeOf = (fn: () => unknown): string | undefined => {
-  try { fn(); } catch (err) { return (err as { code?: string }).code ?? (err as Error).name; }
+  try {
+    fn();
+  } catch (err) {
+    return (err as { code?: string }).code ?? (err as Error).name;
+  }
   return undefined;
 };
 
@@ -90,11 +112,14 @@ describe('SharedRing, one thread', () => {
       for (;;) {
         const bytes = new Uint8Array(Math.floor(rand() * 600)).map(() => rand() * 256);
         if (bytes.length >= 4) new DataView(bytes.buffer).setUint32(0, seq);
-        try { ring.write(bytes, 0); } catch (err) {
+        try {
+          ring.write(bytes, 0);
+        } catch (err) {
           expect((err as { code: string }).code).toBe('SRGAN_ERR_RING_TIMEOUT');
           break;
         }
-        sent.push(bytes); seq++;
+        sent.push(bytes);
+        seq++;
       }
       const n = 1 + Math.floor(rand() * sent.length);
       const views = [];
@@ -106,7 +131,10 @@ describe('SharedRing, one thread', () => {
       consumer.release();
       sent.splice(0, n);
     }
-    while (sent.length > 0) { expect(same(consumer.tryRead(), sent.shift())).toBe(true); consumer.release(); }
+    while (sent.length > 0) {
+      expect(same(consumer.tryRead(), sent.shift())).toBe(true);
+      consumer.release();
+    }
     expect(consumer.tryRead()).toBeNull();
     const s = ring.stats();
     expect(s.framesWritten).toBe(seq);
@@ -122,7 +150,9 @@ describe('SharedRing, one thread', () => {
     expect(codeOf(() => ring.writeWith(1 << 20, () => {}))).toBe('SRGAN_ERR_FRAME_TOO_LARGE');
     ring.write(new Uint8Array(1500));
     ring.write(new Uint8Array(1000)); // records of 1512 + 1008 bytes: 1576 left before the end
-    ring.tryRead(); ring.tryRead(); ring.release();
+    ring.tryRead();
+    ring.tryRead();
+    ring.release();
     const big = new Uint8Array(2040).fill(7);
     ring.write(big, 0);
     expect(ring.tryRead()).toEqual(big);
@@ -133,7 +163,11 @@ describe('SharedRing, one thread', () => {
 
   it('publishes nothing when fill throws, and releases the write lock', () => {
     const ring = SharedRing.create(256);
-    expect(() => ring.writeWith(16, () => { throw new Error('encoder failed'); })).toThrow('encoder failed');
+    expect(() =>
+      ring.writeWith(16, () => {
+        throw new Error('encoder failed');
+      }),
+    ).toThrow('encoder failed');
     expect(ring.tryRead()).toBeNull();
     ring.write(Uint8Array.of(1, 2, 3), 0);
     expect(ring.tryRead()).toEqual(Uint8Array.of(1, 2, 3));
@@ -151,7 +185,9 @@ describe('SharedRing, one thread', () => {
 
     const empty = SharedRing.create(256);
     let ticks = 0;
-    const timer = setInterval(() => { ticks++; }, 10);
+    const timer = setInterval(() => {
+      ticks++;
+    }, 10);
     const t1 = performance.now();
     await expect(empty.readAsync(400)).resolves.toBeNull();
     clearInterval(timer);
@@ -190,8 +226,7 @@ describe('SharedRing across worker threads', () => {
     setPositions(ring, 2 ** 32 - 100_000); // cross 2^32 mid-run
     // Wait on the empty ring before anyone writes: a consumer wait, for sure.
     await expect(ring.readAsync(20)).resolves.toBeNull();
-    const producers = [0, 1, 2].map((id) =>
-      spawn({ sab: ring.buffer, mode: 'stress', id, seed: SEED, count: COUNT, timeoutMs: 20_000 }));
+    const producers = [0, 1, 2].map((id) => spawn({ sab: ring.buffer, mode: 'stress', id, seed: SEED, count: COUNT, timeoutMs: 20_000 }));
     // Don't read until the ring is full and producers queue on the lock: both kinds of producer wait.
     await until(() => ring.stats().producerWaits > 0 && ring.stats().lockContended > 0, 'a full ring');
 
@@ -216,13 +251,20 @@ describe('SharedRing across worker threads', () => {
       if (!same(frame, expected[id].next().bytes)) {
         throw new Error(`frame ${got}: producer ${id} seq ${seq} content differs`);
       }
-      nextSeq[id]!++;
+      nextSeq[id]++;
       // Release in random batches of 1..8 frames.
-      if (++batch >= 1 + Math.floor(rand() * 8)) { ring.release(); batch = 0; }
+      if (++batch >= 1 + Math.floor(rand() * 8)) {
+        ring.release();
+        batch = 0;
+      }
     }
     ring.release();
     const finals = await Promise.all(producers.map((p) => p.final));
-    expect(finals.map((f) => [f.type, f.sent])).toEqual([['done', COUNT], ['done', COUNT], ['done', COUNT]]);
+    expect(finals.map((f) => [f.type, f.sent])).toEqual([
+      ['done', COUNT],
+      ['done', COUNT],
+      ['done', COUNT],
+    ]);
     expect(ring.tryRead()).toBeNull();
     const s = ring.stats();
     expect(s.framesWritten).toBe(3 * COUNT);
@@ -244,11 +286,16 @@ describe('SharedRing across worker threads', () => {
     for (const [i, f] of finals.entries()) {
       expect(f).toMatchObject({ type: 'error', code: 'SRGAN_ERR_RING_CLOSED' });
       // Woken by the close, not by their 30 s timeout (which could also end in RING_CLOSED).
-      expect(producers[i]!.finishedAt() - closedAt).toBeLessThan(15_000);
+      expect(producers[i].finishedAt() - closedAt).toBeLessThan(15_000);
     }
-    expect(finals[0]!.sent + finals[1]!.sent).toBe(written);
+    expect(finals[0].sent + finals[1].sent).toBe(written);
     let drained = 0;
-    while (codeOf(() => { if (ring.tryRead() === null) throw new Error('null before closed'); }) === undefined) drained++;
+    while (
+      codeOf(() => {
+        if (ring.tryRead() === null) throw new Error('null before closed');
+      }) === undefined
+    )
+      drained++;
     expect(drained).toBe(written);
   });
 

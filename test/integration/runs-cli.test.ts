@@ -64,12 +64,20 @@ describe('srgan runs / show / metrics / compare', () => {
     store.send({
       type: 'metrics',
       runId: A,
-      points: gA.map((g, i) => ({ step: i + 1, wallTime: 1_700_000_000_000 + (i + 1) * 1000, values: { g_loss: g, psnr_train: pA[i] as number, lr_g: 1e-3 } })),
+      points: gA.map((g, i) => ({
+        step: i + 1,
+        wallTime: 1_700_000_000_000 + (i + 1) * 1000,
+        values: { g_loss: g, psnr_train: pA[i], lr_g: 1e-3 },
+      })),
     });
     store.send({
       type: 'metrics',
       runId: B,
-      points: [1, 2, 3, 4].map((step) => ({ step, wallTime: 1_700_000_100_000 + step * 1000, values: { g_loss: 1 / step, psnr_train: 18 + step } })),
+      points: [1, 2, 3, 4].map((step) => ({
+        step,
+        wallTime: 1_700_000_100_000 + step * 1000,
+        values: { g_loss: 1 / step, psnr_train: 18 + step },
+      })),
     });
     store.send({ type: 'updateRun', id: A, status: 'stopped', backend: 'cpu', backendReason: 'test', lastStep: 10, ended: true });
     store.send({ type: 'updateRun', id: B, status: 'failed', backend: 'wasm', lastStep: 4, ended: true });
@@ -84,8 +92,25 @@ describe('srgan runs / show / metrics / compare', () => {
     // Other writers (checkpoint and eval code) use the db.ts helpers on their own connection.
     const db = openDb(dbFile);
     recordCheckpoint(db, { run_id: A, step: 5, time: 1_700_000_005, path: '/ckpt/a-5.bin', checksum: 'sha256:05', kind: 'periodic' });
-    recordCheckpoint(db, { run_id: A, step: 9, time: 1_700_000_009, path: '/ckpt/a-9.bin', checksum: 'sha256:09', kind: 'best', psnr: 29.25 });
-    recordEval(db, { run_id: A, time: 1_700_000_011, data_dir: '/eval', model: 'model', psnr: 28.5, ssim: 0.81, images: 3, json: { images: ['a.png'] } });
+    recordCheckpoint(db, {
+      run_id: A,
+      step: 9,
+      time: 1_700_000_009,
+      path: '/ckpt/a-9.bin',
+      checksum: 'sha256:09',
+      kind: 'best',
+      psnr: 29.25,
+    });
+    recordEval(db, {
+      run_id: A,
+      time: 1_700_000_011,
+      data_dir: '/eval',
+      model: 'model',
+      psnr: 28.5,
+      ssim: 0.81,
+      images: 3,
+      json: { images: ['a.png'] },
+    });
     db.close();
   });
   afterAll(() => tmp.cleanup());
@@ -108,7 +133,9 @@ describe('srgan runs / show / metrics / compare', () => {
     expect(text.stdout).not.toContain(A);
     const bad = fail(['runs', '--status', 'stoped']);
     expect(bad.status).toBe(1);
-    expect(bad.stderr).toMatch(/SRGAN_ERR_CONFIG: --status: unknown status "stoped"; expected one or more of starting, training, paused, stopped, failed/);
+    expect(bad.stderr).toMatch(
+      /SRGAN_ERR_CONFIG: --status: unknown status "stoped"; expected one or more of starting, training, paused, stopped, failed/,
+    );
   });
 
   it('show: the run, its config, latest metrics, checkpoints, events and last error', () => {
@@ -121,8 +148,15 @@ describe('srgan runs / show / metrics / compare', () => {
       lastError: unknown;
     }>(home, ['show', 'alpha']);
     expect(a.run).toMatchObject({ id: A, status: 'stopped', config: { generator: { channels: 32 } } });
-    expect(a.latestMetrics.map((m) => [m.key, m.step, m.value])).toEqual([['g_loss', 10, 0.28], ['lr_g', 10, 1e-3], ['psnr_train', 10, 28]]);
-    expect(a.checkpoints.map((c) => [c.step, c.kind, c.psnr])).toEqual([[5, 'periodic', null], [9, 'best', 29.25]]);
+    expect(a.latestMetrics.map((m) => [m.key, m.step, m.value])).toEqual([
+      ['g_loss', 10, 0.28],
+      ['lr_g', 10, 1e-3],
+      ['psnr_train', 10, 28],
+    ]);
+    expect(a.checkpoints.map((c) => [c.step, c.kind, c.psnr])).toEqual([
+      [5, 'periodic', null],
+      [9, 'best', 29.25],
+    ]);
     expect(a.evals).toEqual([expect.objectContaining({ model: 'model', psnr: 28.5, json: { images: ['a.png'] } })]);
     expect(a.events).toEqual({ start: 1 });
     expect(a.lastError).toBeNull();
@@ -149,10 +183,28 @@ describe('srgan runs / show / metrics / compare', () => {
     expect(lines).toHaveLength(11);
     expect(lines[8]).toBe('8,g_loss,0.2,1700000008');
 
-    const json = srganJson<{ run: { id: string }; keys: string[]; points: Point[] }>(home, ['metrics', 'alpha', '--key', 'psnr_train', '--key', 'g_loss', '--every', '4']);
+    const json = srganJson<{ run: { id: string }; keys: string[]; points: Point[] }>(home, [
+      'metrics',
+      'alpha',
+      '--key',
+      'psnr_train',
+      '--key',
+      'g_loss',
+      '--every',
+      '4',
+    ]);
     expect(json.run.id).toBe(A);
     expect(json.keys).toEqual(['psnr_train', 'g_loss']);
-    expect(json.points.map((p) => `${p.step}:${p.key}`)).toEqual(['1:g_loss', '1:psnr_train', '5:g_loss', '5:psnr_train', '9:g_loss', '9:psnr_train', '10:g_loss', '10:psnr_train']);
+    expect(json.points.map((p) => `${p.step}:${p.key}`)).toEqual([
+      '1:g_loss',
+      '1:psnr_train',
+      '5:g_loss',
+      '5:psnr_train',
+      '9:g_loss',
+      '9:psnr_train',
+      '10:g_loss',
+      '10:psnr_train',
+    ]);
     expect(json.points[0]).toEqual({ step: 1, key: 'g_loss', value: 1, wall_time: 1_700_000_001 });
 
     const table = srgan(home, ['metrics', A]);
@@ -174,10 +226,17 @@ describe('srgan runs / show / metrics / compare', () => {
   it('compare: final and best values side by side, and the config keys that differ', () => {
     const r = srganJson<{
       runs: { id: string; status: string; steps: number; backend: string }[];
-      metrics: { key: string; direction: string | null; runs: { final: { step: number; value: number } | null; best: { step: number; value: number } | null }[] }[];
+      metrics: {
+        key: string;
+        direction: string | null;
+        runs: { final: { step: number; value: number } | null; best: { step: number; value: number } | null }[];
+      }[];
       config: { key: string; values: unknown[] }[];
     }>(home, ['compare', 'alpha', B]);
-    expect(r.runs.map((x) => [x.id, x.status, x.steps, x.backend])).toEqual([[A, 'stopped', 10, 'cpu'], [B, 'failed', 4, 'wasm']]);
+    expect(r.runs.map((x) => [x.id, x.status, x.steps, x.backend])).toEqual([
+      [A, 'stopped', 10, 'cpu'],
+      [B, 'failed', 4, 'wasm'],
+    ]);
     const byKey = Object.fromEntries(r.metrics.map((m) => [m.key, m]));
     expect(byKey.g_loss?.direction).toBe('min');
     expect(byKey.g_loss?.runs).toEqual([
@@ -186,7 +245,14 @@ describe('srgan runs / show / metrics / compare', () => {
     ]);
     expect(byKey.psnr_train?.direction).toBe('max');
     expect(byKey.psnr_train?.runs[0]?.best).toEqual({ step: 9, value: 29 });
-    expect(byKey.lr_g).toEqual({ key: 'lr_g', direction: null, runs: [{ final: { step: 10, value: 1e-3 }, best: null }, { final: null, best: null }] });
+    expect(byKey.lr_g).toEqual({
+      key: 'lr_g',
+      direction: null,
+      runs: [
+        { final: { step: 10, value: 1e-3 }, best: null },
+        { final: null, best: null },
+      ],
+    });
     expect(r.config).toEqual([
       { key: 'generator.channels', values: [32, 64] },
       { key: 'pixelLoss', values: [null, 'l1'] },
@@ -204,7 +270,11 @@ describe('srgan runs / show / metrics / compare', () => {
   });
 
   it('names the candidates of an ambiguous RUN, and the latest runs for an unknown one', () => {
-    for (const args of [['show', '20261129'], ['metrics', '20261129'], ['compare', '20261129', C]]) {
+    for (const args of [
+      ['show', '20261129'],
+      ['metrics', '20261129'],
+      ['compare', '20261129', C],
+    ]) {
       const r = fail(args);
       expect(r.status).toBe(1);
       expect(r.stderr).toContain('SRGAN_ERR_CONFIG: "20261129" matches 2 runs; use more of the id:');
@@ -265,7 +335,7 @@ describe('srgan runs / show / metrics / compare', () => {
     const file = path.join(oldHome, 'runs.db');
     const db = new Database(file);
     db.pragma('journal_mode = WAL');
-    db.exec(MIGRATIONS[0] as string);
+    db.exec(MIGRATIONS[0]);
     db.pragma('user_version = 1');
     const insert = db.prepare(
       `INSERT INTO runs (id, name, status, created_at, preset, config, host, pid, data_dir, last_step)
@@ -274,7 +344,12 @@ describe('srgan runs / show / metrics / compare', () => {
     insert.run('old-1', 'first', 1, JSON.stringify(config(16)));
     insert.run('old-2', 'second', 2, JSON.stringify(config(48)));
     const metric = db.prepare("INSERT INTO metrics (run_id, step, key, value, wall_time) VALUES (?, ?, 'g_loss', ?, 0)");
-    for (const [run, step, value] of [['old-1', 1, 0.5], ['old-1', 2, 0.4], ['old-2', 1, 0.3]] as const) metric.run(run, step, value);
+    for (const [run, step, value] of [
+      ['old-1', 1, 0.5],
+      ['old-1', 2, 0.4],
+      ['old-2', 1, 0.3],
+    ] as const)
+      metric.run(run, step, value);
     db.close();
 
     const shown = srganJson<{ latestMetrics: Point[]; checkpoints: unknown[] }>(oldHome, ['show', 'first']);
@@ -287,7 +362,7 @@ describe('srgan runs / show / metrics / compare', () => {
     after.close();
   });
 
-  it('show: the latest validation against bicubic, the best gain with its step, and each checkpoint\'s gain', () => {
+  it("show: the latest validation against bicubic, the best gain with its step, and each checkpoint's gain", () => {
     const valHome = path.join(tmp.dir, 'val-home');
     fs.mkdirSync(valHome);
     const db = openDb(path.join(valHome, 'runs.db'));
@@ -296,18 +371,43 @@ describe('srgan runs / show / metrics / compare', () => {
        VALUES ('val-run', 'validated', 'stopped', 1, 'espcn-x2-fast', ?, 'host', 1, '/d', 30)`,
     ).run(JSON.stringify(config(32)));
     const metric = db.prepare("INSERT INTO metrics (run_id, step, key, value, wall_time) VALUES ('val-run', ?, ?, ?, 0)");
-    for (const [step, psnr, bicubic] of [[10, 30.5, 31], [20, 31.75, 31], [30, 30.25, 31.125]] as const) {
+    for (const [step, psnr, bicubic] of [
+      [10, 30.5, 31],
+      [20, 31.75, 31],
+      [30, 30.25, 31.125],
+    ] as const) {
       metric.run(step, 'val_psnr', psnr);
       metric.run(step, 'val_bicubic', bicubic);
       metric.run(step, 'val_gain', psnr - bicubic);
     }
-    recordCheckpoint(db, { run_id: 'val-run', step: 20, time: 20, path: '/ckpt/val-20', checksum: 'x', kind: 'best', psnr: 31.75, gain: 0.75 });
-    recordCheckpoint(db, { run_id: 'val-run', step: 30, time: 30, path: '/ckpt/val-30', checksum: 'x', kind: 'stop', psnr: 30.25, gain: -0.875 });
+    recordCheckpoint(db, {
+      run_id: 'val-run',
+      step: 20,
+      time: 20,
+      path: '/ckpt/val-20',
+      checksum: 'x',
+      kind: 'best',
+      psnr: 31.75,
+      gain: 0.75,
+    });
+    recordCheckpoint(db, {
+      run_id: 'val-run',
+      step: 30,
+      time: 30,
+      path: '/ckpt/val-30',
+      checksum: 'x',
+      kind: 'stop',
+      psnr: 30.25,
+      gain: -0.875,
+    });
     db.close();
 
     const shown = srganJson<{ validation: unknown; checkpoints: { step: number; gain: number | null }[] }>(valHome, ['show', 'validated']);
     expect(shown.validation).toEqual({ latest: { step: 30, psnr: 30.25, bicubic: 31.125, gain: -0.875 }, best: { step: 20, gain: 0.75 } });
-    expect(shown.checkpoints.map((c) => [c.step, c.gain])).toEqual([[20, 0.75], [30, -0.875]]);
+    expect(shown.checkpoints.map((c) => [c.step, c.gain])).toEqual([
+      [20, 0.75],
+      [30, -0.875],
+    ]);
     const text = srgan(valHome, ['show', 'validated']);
     expect(text.status, text.stderr).toBe(0);
     expect(text.stdout).toContain('validation: 30.25 dB vs bicubic 31.13 dB: −0.88 dB (worse than bicubic) at step 30');
@@ -316,8 +416,16 @@ describe('srgan runs / show / metrics / compare', () => {
     expect(text.stdout).toMatch(/20\s+best\s+31\.75\s+\+0\.75\s+.*\/ckpt\/val-20/);
     expect(text.stdout).toMatch(/30\s+stop\s+30\.25\s+−0\.88\s+.*\/ckpt\/val-30/);
     // compare ranks gains like PSNRs: higher is better.
-    const cmp = srganJson<{ metrics: { key: string; direction: string | null; runs: { best: unknown }[] }[] }>(valHome, ['compare', 'validated', 'validated', '--key', 'val_gain']);
-    expect(cmp.metrics).toEqual([{ key: 'val_gain', direction: 'max', runs: [expect.objectContaining({ best: { step: 20, value: 0.75 } }), expect.anything()] }]);
+    const cmp = srganJson<{ metrics: { key: string; direction: string | null; runs: { best: unknown }[] }[] }>(valHome, [
+      'compare',
+      'validated',
+      'validated',
+      '--key',
+      'val_gain',
+    ]);
+    expect(cmp.metrics).toEqual([
+      { key: 'val_gain', direction: 'max', runs: [expect.objectContaining({ best: { step: 20, value: 0.75 } }), expect.anything()] },
+    ]);
 
     // Run A logged no validation.
     expect(srganJson<{ validation: unknown }>(home, ['show', A]).validation).toEqual({ latest: null, best: null });

@@ -23,9 +23,14 @@ const paths = homePaths(path.join(tmp.dir, 'home'));
 /** The CLI as a child process. Not spawnSync: the control server answering it runs in this process. */
 function srganAsync(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, SRGAN_HOME: paths.root }, timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ status: err ? ((err as { code?: unknown }).code as number) ?? 1 : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { env: { ...process.env, SRGAN_HOME: paths.root }, timeout: 60_000 },
+      (err, stdout, stderr) => {
+        resolve({ status: err ? (((err as { code?: unknown }).code as number) ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -64,7 +69,13 @@ const status = (): DaemonStatus => ({
 const history: MetricsPoint[] = [];
 for (let step = 1; step <= 1500; step++) {
   const values: Record<string, number> = { g_loss: 0.01, psnr_train: 25 };
-  if (step % 500 === 0) Object.assign(values, { val_psnr: 31, val_bicubic: 32, val_gain: step === 500 ? 0.125 : step === 1000 ? -0.5 : worse.gain, val_gain_mix: -1 });
+  if (step % 500 === 0)
+    Object.assign(values, {
+      val_psnr: 31,
+      val_bicubic: 32,
+      val_gain: step === 500 ? 0.125 : step === 1000 ? -0.5 : worse.gain,
+      val_gain_mix: -1,
+    });
   history.push({ step, wallTime: 1_765_000_000_000 + step, values });
 }
 
@@ -84,7 +95,14 @@ beforeAll(async () => {
   await server.start();
   // What `srgan status` looks for: a live daemon holding the lock and its daemon.json.
   acquireLock(paths);
-  writeDaemonInfo(paths, { pid: process.pid, port: server.port, url: server.url, runId: '20261205-120000-stat', startedAt: Date.now(), logFile: '' });
+  writeDaemonInfo(paths, {
+    pid: process.pid,
+    port: server.port,
+    url: server.url,
+    runId: '20261205-120000-stat',
+    startedAt: Date.now(),
+    logFile: '',
+  });
 });
 
 afterAll(async () => {
@@ -131,10 +149,14 @@ describe('the monitor page: validation gain', () => {
       page.on('pageerror', (e) => errors.push(e.message));
       await page.goto(server.url);
       // Three validations in the history: three points on the gain chart, among 1500 logged steps.
-      await page.waitForFunction(() => document.querySelector('#val-chart')?.getAttribute('data-points') === '3', null, { timeout: 30_000 });
+      await page.waitForFunction(() => document.querySelector('#val-chart')?.getAttribute('data-points') === '3', null, {
+        timeout: 30_000,
+      });
       expect(await page.locator('#loss-chart').getAttribute('data-points')).toBe('1500');
       expect(await page.locator('#val-chart canvas').count()).toBeGreaterThan(0);
-      await page.waitForFunction(() => document.querySelector('#val-gain')?.getAttribute('data-val') === 'below', null, { timeout: 30_000 });
+      await page.waitForFunction(() => document.querySelector('#val-gain')?.getAttribute('data-val') === 'below', null, {
+        timeout: 30_000,
+      });
       expect(await page.locator('#val-gain').textContent()).toBe('−0.90 dB · below bicubic');
       expect(await page.locator('#val-latest').getAttribute('data-val')).toBe('below');
       expect(await page.locator('#val-latest').textContent()).toBe(
@@ -145,9 +167,13 @@ describe('the monitor page: validation gain', () => {
       await page.screenshot({ path: path.join(tmp.dir, 'monitor-val.png') });
 
       validation = better; // the page polls status every 2 s
-      await page.waitForFunction(() => document.querySelector('#val-gain')?.getAttribute('data-val') === 'above', null, { timeout: 30_000 });
+      await page.waitForFunction(() => document.querySelector('#val-gain')?.getAttribute('data-val') === 'above', null, {
+        timeout: 30_000,
+      });
       expect(await page.locator('#val-gain').textContent()).toBe('+0.40 dB');
-      expect(await page.locator('#val-latest').textContent()).toMatch(/^latest \+0\.40 dB at step 2,000 \(32\.50 dB vs bicubic 32\.10 dB\): above bicubic/);
+      expect(await page.locator('#val-latest').textContent()).toMatch(
+        /^latest \+0\.40 dB at step 2,000 \(32\.50 dB vs bicubic 32\.10 dB\): above bicubic/,
+      );
       expect(errors).toEqual([]);
     } finally {
       await browser?.close();
@@ -157,7 +183,13 @@ describe('the monitor page: validation gain', () => {
 
 describe('srgan status: the training rate', () => {
   it('reads at any speed: steps per second, or time per step for a run on a CPU that takes minutes a step', async () => {
-    for (const [rate, text] of [[2, '(2.00 G steps/s)'], [37.21, '(37.2 G steps/s)'], [1 / 30, '(30 s per G step)'], [1 / 290, '(4.8 min per G step)'], [0, '(no G step finished yet)']] as const) {
+    for (const [rate, text] of [
+      [2, '(2.00 G steps/s)'],
+      [37.21, '(37.2 G steps/s)'],
+      [1 / 30, '(30 s per G step)'],
+      [1 / 290, '(4.8 min per G step)'],
+      [0, '(no G step finished yet)'],
+    ] as const) {
       stepsPerSec = rate;
       expect((await srganAsync(['status'])).stdout).toContain(`step:     1500 G, 1500 D  ${text}, epoch 1\n`);
     }

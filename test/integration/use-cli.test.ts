@@ -60,8 +60,26 @@ async function writeRunCheckpoint(step: number, seed: number, valPsnr: number | 
   if (run === RUN) gens.set(step, gen);
   // Only what loading a generator reads; the rest of a real state is the trainer's business. valGain
   // is absent, as in checkpoints from before it existed, unless given.
-  const state = { runId: run, step, time: 1_767_268_800 + step, kind: 'periodic', config: cfg, scheduler: {}, gan: {}, rng: { jpeg: 0, perceptual: null }, data: { seq: 0, patchesPerImage: 1, images: 1 }, valPsnr, ...(valGain === undefined ? {} : { valGain }), metrics: [] };
-  await writeCheckpoint(run === RUN ? ckptParent : path.join(home, 'checkpoints', run), state as unknown as Parameters<typeof writeCheckpoint>[1], {}, (dir) => saveGeneratorLayersModel(gen, cfg.generator, path.join(dir, 'generator')));
+  const state = {
+    runId: run,
+    step,
+    time: 1_767_268_800 + step,
+    kind: 'periodic',
+    config: cfg,
+    scheduler: {},
+    gan: {},
+    rng: { jpeg: 0, perceptual: null },
+    data: { seq: 0, patchesPerImage: 1, images: 1 },
+    valPsnr,
+    ...(valGain === undefined ? {} : { valGain }),
+    metrics: [],
+  };
+  await writeCheckpoint(
+    run === RUN ? ckptParent : path.join(home, 'checkpoints', run),
+    state as unknown as Parameters<typeof writeCheckpoint>[1],
+    {},
+    (dir) => saveGeneratorLayersModel(gen, cfg.generator, path.join(dir, 'generator')),
+  );
   if (run !== RUN) gen.dispose();
 }
 
@@ -73,7 +91,10 @@ function picture(w: number, h: number, channels: number, seed: number): Uint8Arr
     for (let x = 0; x < w; x++) {
       const v = 128 + 80 * Math.sin(x / (2 + seed)) * Math.cos(y / 4);
       const px = [v + 30 * rand(), 255 - v, (x * 7 + y * 5) % 256, Math.round((255 * x) / (w - 1))];
-      out.set(px.slice(0, channels).map((c) => Math.max(0, Math.min(255, Math.round(c)))), (y * w + x) * channels);
+      out.set(
+        px.slice(0, channels).map((c) => Math.max(0, Math.min(255, Math.round(c)))),
+        (y * w + x) * channels,
+      );
     }
   }
   return out;
@@ -113,7 +134,7 @@ function bytesIn(dir: string): Map<string, string> {
 function maxDiff(a: Uint8Array, aChannels: number, b: ArrayLike<number>, bChannels: number, channels: number[]): number {
   let worst = 0;
   const n = a.length / aChannels;
-  for (let i = 0; i < n; i++) for (const c of channels) worst = Math.max(worst, Math.abs(a[i * aChannels + c]! - b[i * bChannels + c]!));
+  for (let i = 0; i < n; i++) for (const c of channels) worst = Math.max(worst, Math.abs(a[i * aChannels + c] - b[i * bChannels + c]));
   return worst;
 }
 
@@ -124,9 +145,12 @@ beforeAll(async () => {
   await writeRunCheckpoint(30, 33, null);
   // Damage step 30's generator weights: one flipped byte.
   const gdir = path.join(ckpt(30), 'generator');
-  const shard = path.join(gdir, fs.readdirSync(gdir).find((f) => f.endsWith('.bin'))!);
+  const shard = path.join(
+    gdir,
+    fs.readdirSync(gdir).find((f) => f.endsWith('.bin'))!,
+  );
   const bytes = fs.readFileSync(shard);
-  bytes[100] = bytes[100]! ^ 0xff;
+  bytes[100] = bytes[100] ^ 0xff;
   fs.writeFileSync(shard, bytes);
 
   const db = openDb(homePaths(home).db);
@@ -180,11 +204,18 @@ beforeAll(async () => {
   // Evaluation HR images: the pictures of the independent reference (test/fixtures/eval_reference.py),
   // two with odd sides (cropped to a multiple of the scale).
   await writeReferencePictures(hrDir);
-  for (const [name, w, h, seed] of [['n1.png', 56, 48, 7], ['n2.png', 45, 41, 8]] as const) {
+  for (const [name, w, h, seed] of [
+    ['n1.png', 56, 48, 7],
+    ['n2.png', 45, 41, 8],
+  ] as const) {
     const rand = mulberry32(seed);
-    const px = Uint8Array.from({ length: w * h * 3 }, (_, i) => Math.round(128 + 70 * Math.sin(((i / 3) % w) / (3 + (i % 3)) + Math.floor(i / 3 / w) / 5) + 40 * (rand() - 0.5)));
+    const px = Uint8Array.from({ length: w * h * 3 }, (_, i) =>
+      Math.round(128 + 70 * Math.sin(((i / 3) % w) / (3 + (i % 3)) + Math.floor(i / 3 / w) / 5) + 40 * (rand() - 0.5)),
+    );
     fs.mkdirSync(noisyDir, { recursive: true });
-    await sharp(px, { raw: { width: w, height: h, channels: 3 } }).png().toFile(path.join(noisyDir, name));
+    await sharp(px, { raw: { width: w, height: h, channels: 3 } })
+      .png()
+      .toFile(path.join(noisyDir, name));
   }
 });
 
@@ -201,20 +232,33 @@ describe('choosing and loading a generator', () => {
     const paths = homePaths(home);
     const latest = checkpointForRun(paths, 'use-test', 'latest', { onWarning: (l) => warnings.push(l) });
     expect(latest.step).toBe(20);
-    expect(warnings.join('\n')).toMatch(/skipped damaged checkpoint: checkpoint .*step-00000030: generator\/group1-shard1of1-[0-9a-f]{12}\.bin is damaged/);
+    expect(warnings.join('\n')).toMatch(
+      /skipped damaged checkpoint: checkpoint .*step-00000030: generator\/group1-shard1of1-[0-9a-f]{12}\.bin is damaged/,
+    );
     // No gains in this run (checkpoints from before they were measured): best by PSNR, as before.
     const best = checkpointForRun(paths, RUN.slice(0, 12), 'best');
     expect([best.step, best.psnr, best.gain, best.picked, best.bestBy]).toEqual([10, 31, null, 'best', 'psnr']);
     // With gains: the highest gain (state.json, else the database), not the highest PSNR.
     const byGain = checkpointForRun(paths, 'gain-test', 'best');
-    expect([byGain.dir, byGain.step, byGain.gain, byGain.psnr, byGain.picked, byGain.bestBy]).toEqual([gainCkpt(20), 20, 1.5, 30, 'best', 'gain']);
+    expect([byGain.dir, byGain.step, byGain.gain, byGain.psnr, byGain.picked, byGain.bestBy]).toEqual([
+      gainCkpt(20),
+      20,
+      1.5,
+      30,
+      'best',
+      'gain',
+    ]);
     expect(checkpointForRun(paths, 'gain-test', 'latest').step).toBe(40);
 
     const fromParent = await loadGenerator(ckptParent);
     expect([fromParent.step, fromParent.source, fromParent.scale, fromParent.runId]).toEqual([20, ckpt(20), 2, RUN]);
     fromParent.gen.dispose();
-    await expect(loadGenerator(nearestX2)).rejects.toSatisfy((e: unknown) => hasCode(e, 'SRGAN_ERR_CHECKPOINT') && /is a tfjs model but not an srgan generator/.test((e as Error).message));
-    await expect(loadGenerator(tmp.dir)).rejects.toSatisfy((e: unknown) => hasCode(e, 'SRGAN_ERR_CHECKPOINT') && /not a model folder/.test((e as Error).message));
+    await expect(loadGenerator(nearestX2)).rejects.toSatisfy(
+      (e: unknown) => hasCode(e, 'SRGAN_ERR_CHECKPOINT') && /is a tfjs model but not an srgan generator/.test((e as Error).message),
+    );
+    await expect(loadGenerator(tmp.dir)).rejects.toSatisfy(
+      (e: unknown) => hasCode(e, 'SRGAN_ERR_CHECKPOINT') && /not a model folder/.test((e as Error).message),
+    );
   });
 });
 
@@ -240,7 +284,15 @@ describe('srgan upscale', () => {
     expect(maxDiff(rgba.data, 4, want.data, 3, [0, 1, 2])).toBeLessThanOrEqual(1);
     const src = await readForUpscale(path.join(inDir, 'rgba.png'));
     const alpha = upscaleAlpha(src.alpha!, 40, 28, 2);
-    expect(maxDiff(rgba.data.filter((_, i) => i % 4 === 3), 1, Uint8Array.from(alpha, (a) => Math.round(a * 255)), 1, [0])).toBeLessThanOrEqual(1);
+    expect(
+      maxDiff(
+        rgba.data.filter((_, i) => i % 4 === 3),
+        1,
+        Uint8Array.from(alpha, (a) => Math.round(a * 255)),
+        1,
+        [0],
+      ),
+    ).toBeLessThanOrEqual(1);
 
     const grey = await raw(path.join(out, 'sub', 'grey.png'));
     expect([grey.width, grey.height, grey.channels]).toEqual([60, 44, 1]);
@@ -260,7 +312,10 @@ describe('srgan upscale', () => {
       step: number;
       scale: number;
       tiling: { tile: number; overlap: number; blend: number };
-      files: ({ in: string; out: string; width: number; height: number; outWidth: number; outHeight: number; ms: number } | { in: string; error: string })[];
+      files: (
+        | { in: string; out: string; width: number; height: number; outWidth: number; outHeight: number; ms: number }
+        | { in: string; error: string }
+      )[];
     };
     expect([report.source, report.run.id, report.step, report.scale]).toEqual([ckpt(20), RUN, 20, 2]);
     // espcn-x2-fast's receptive radius is 8: covered, so no cross-fade is needed.
@@ -271,7 +326,10 @@ describe('srgan upscale', () => {
     expect(byName.get('photo.jpg')).toMatchObject({ out: path.join(out, 'photo.png'), width: 18, height: 26, outWidth: 36, outHeight: 52 });
 
     const gen = gens.get(20)!;
-    for (const [name, channels] of [['rgba.png', 4], [path.join('sub', 'grey.png'), 1]] as const) {
+    for (const [name, channels] of [
+      ['rgba.png', 4],
+      [path.join('sub', 'grey.png'), 1],
+    ] as const) {
       const tiled = await raw(path.join(out, name));
       const untiled = await raw(path.join(tmp.dir, 'out', name));
       expect(tiled.channels).toBe(channels);
@@ -284,9 +342,20 @@ describe('srgan upscale', () => {
   });
 
   it('a damaged checkpoint is a clear SRGAN_ERR_CHECKPOINT naming the file', () => {
-    const r = run(['upscale', path.join(inDir, 'rgba.png'), '--out', path.join(tmp.dir, 'out-bad'), '--checkpoint', ckpt(30), '--backend', 'cpu']);
+    const r = run([
+      'upscale',
+      path.join(inDir, 'rgba.png'),
+      '--out',
+      path.join(tmp.dir, 'out-bad'),
+      '--checkpoint',
+      ckpt(30),
+      '--backend',
+      'cpu',
+    ]);
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/^srgan: SRGAN_ERR_CHECKPOINT: checkpoint .*step-00000030: generator\/group1-shard1of1-[0-9a-f]{12}\.bin is damaged/m);
+    expect(r.stderr).toMatch(
+      /^srgan: SRGAN_ERR_CHECKPOINT: checkpoint .*step-00000030: generator\/group1-shard1of1-[0-9a-f]{12}\.bin is damaged/m,
+    );
     expect(fs.existsSync(path.join(tmp.dir, 'out-bad', 'rgba.png'))).toBe(false);
   });
 
@@ -296,7 +365,9 @@ describe('srgan upscale', () => {
     expect(r.status, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout) as { source: string; run: { id: string }; step: number };
     expect([report.source, report.run.id, report.step]).toEqual([gainCkpt(20), GAIN_RUN, 20]);
-    expect(r.stderr).toContain(`using the run ${GAIN_RUN} (gain-test), best checkpoint (val gain +1.50 dB over bicubic, PSNR 30.00 dB) at step 20: ${gainCkpt(20)}`);
+    expect(r.stderr).toContain(
+      `using the run ${GAIN_RUN} (gain-test), best checkpoint (val gain +1.50 dB over bicubic, PSNR 30.00 dB) at step 20: ${gainCkpt(20)}`,
+    );
     expect(fs.existsSync(path.join(out, 'rgba.png'))).toBe(true);
   });
 
@@ -305,7 +376,17 @@ describe('srgan upscale', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^usage: srgan upscale IN\.\.\. --out DIR/);
     expect(r.stdout).toMatch(/--best\s+take the checkpoint with the highest validation gain over bicubic/);
-    for (const flag of ['--run RUN', '--checkpoint PATH', '--best', '--tile N|auto', '--overlap N', '--format F', '--backend NAME', '--json']) expect(r.stdout).toContain(flag);
+    for (const flag of [
+      '--run RUN',
+      '--checkpoint PATH',
+      '--best',
+      '--tile N|auto',
+      '--overlap N',
+      '--format F',
+      '--backend NAME',
+      '--json',
+    ])
+      expect(r.stdout).toContain(flag);
   });
 });
 
@@ -328,7 +409,9 @@ describe('srgan upscale refuses to lose data, before any work', () => {
     ]) {
       const r = run(['upscale', ...args, ...noModel]);
       expect(r.status, args.join(' ')).toBe(1);
-      expect(r.stderr, args.join(' ')).toMatch(/^srgan: SRGAN_ERR_CONFIG: \S*x\.png would be overwritten by its own output; choose another --out folder$/m);
+      expect(r.stderr, args.join(' ')).toMatch(
+        /^srgan: SRGAN_ERR_CONFIG: \S*x\.png would be overwritten by its own output; choose another --out folder$/m,
+      );
     }
     // A link to the input under --out is the input too.
     const out = path.join(tmp.dir, 'overwrite-out');
@@ -344,7 +427,9 @@ describe('srgan upscale refuses to lose data, before any work', () => {
     const b = path.join(tmp.dir, 'clash-b');
     await writePng(path.join(a, 'p.png'), 20, 16, 3, 9);
     await writePng(path.join(b, 'p.png'), 20, 16, 3, 10);
-    await sharp(picture(20, 16, 3, 11), { raw: { width: 20, height: 16, channels: 3 } }).jpeg().toFile(path.join(a, 'p.jpg'));
+    await sharp(picture(20, 16, 3, 11), { raw: { width: 20, height: 16, channels: 3 } })
+      .jpeg()
+      .toFile(path.join(a, 'p.jpg'));
     const out = path.join(tmp.dir, 'clash-out');
     for (const [args, first, second] of [
       [[path.join(a, 'p.png'), path.join(b, 'p.png')], path.join(a, 'p.png'), path.join(b, 'p.png')],
@@ -352,7 +437,9 @@ describe('srgan upscale refuses to lose data, before any work', () => {
     ] as const) {
       const r = run(['upscale', ...args, '--out', out, ...noModel]);
       expect(r.status).toBe(1);
-      expect(r.stderr).toContain(`srgan: SRGAN_ERR_CONFIG: ${first} and ${second} would both be written to ${path.join(out, 'p.png')}; upscale them into separate --out folders`);
+      expect(r.stderr).toContain(
+        `srgan: SRGAN_ERR_CONFIG: ${first} and ${second} would both be written to ${path.join(out, 'p.png')}; upscale them into separate --out folders`,
+      );
       expect(fs.existsSync(out)).toBe(false);
     }
     // Without --format each keeps its extension: no clash, so the missing model is what stops it.
@@ -364,7 +451,23 @@ describe('srgan upscale refuses to lose data, before any work', () => {
 describe('srgan eval', () => {
   it('--best --compare: model, bicubic and compared rows; bicubic and nearest as the independent reference scores them; rows stored on the run', async () => {
     const ckptGen = path.join(ckpt(10), 'generator');
-    const r = run(['eval', '--run', RUN, '--best', '--data', hrDir, '--compare', otherX2, '--compare', ckptGen, '--compare', nearestX2, '--backend', 'cpu', '--json']);
+    const r = run([
+      'eval',
+      '--run',
+      RUN,
+      '--best',
+      '--data',
+      hrDir,
+      '--compare',
+      otherX2,
+      '--compare',
+      ckptGen,
+      '--compare',
+      nearestX2,
+      '--backend',
+      'cpu',
+      '--json',
+    ]);
     expect(r.status, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout) as {
       source: string;
@@ -373,36 +476,49 @@ describe('srgan eval', () => {
       border: number;
       images: number;
       results: { model: string; lr: string; psnr: number; ssim: number; gain: number; images: number }[];
-      filters: { lr: string; lrSynthesis: unknown; model: { psnr: number }; bicubic: { psnr: number }; gain: number; compare: { model: string; psnr: number; gain: number }[] }[];
+      filters: {
+        lr: string;
+        lrSynthesis: unknown;
+        model: { psnr: number };
+        bicubic: { psnr: number };
+        gain: number;
+        compare: { model: string; psnr: number; gain: number }[];
+      }[];
       saved: number;
     };
     expect([report.source, report.step, report.scale, report.border, report.images, report.saved]).toEqual([ckpt(10), 10, 2, 2, 3, 5]);
     expect(report.results.map((x) => x.model)).toEqual(['model', 'bicubic', otherX2, ckptGen, nearestX2]);
     // The default is the standard protocol alone: one entry in filters, the same numbers as results.
     expect(report.results.every((x) => x.lr === 'bicubic-aa')).toBe(true);
-    expect(report.filters.map((f) => [f.lr, f.lrSynthesis, f.compare.map((c) => c.model)])).toEqual([['bicubic-aa', { filter: 'bicubic-aa', blur: 0 }, [otherX2, ckptGen, nearestX2]]]);
-    const f0 = report.filters[0]!;
-    expect([f0.model.psnr, f0.bicubic.psnr, f0.compare[2]!.psnr]).toEqual([report.results[0]!.psnr, report.results[1]!.psnr, report.results[4]!.psnr]);
-    expect(f0.gain).toBeCloseTo(report.results[0]!.psnr - report.results[1]!.psnr, 12);
-    expect(report.results[0]!.gain).toBe(f0.gain);
-    expect(report.results[1]!.gain).toBe(0);
-    expect(f0.compare[2]!.gain).toBeCloseTo(report.results[4]!.psnr - report.results[1]!.psnr, 12);
+    expect(report.filters.map((f) => [f.lr, f.lrSynthesis, f.compare.map((c) => c.model)])).toEqual([
+      ['bicubic-aa', { filter: 'bicubic-aa', blur: 0 }, [otherX2, ckptGen, nearestX2]],
+    ]);
+    const f0 = report.filters[0];
+    expect([f0.model.psnr, f0.bicubic.psnr, f0.compare[2].psnr]).toEqual([
+      report.results[0].psnr,
+      report.results[1].psnr,
+      report.results[4].psnr,
+    ]);
+    expect(f0.gain).toBeCloseTo(report.results[0].psnr - report.results[1].psnr, 12);
+    expect(report.results[0].gain).toBe(f0.gain);
+    expect(report.results[1].gain).toBe(0);
+    expect(f0.compare[2].gain).toBeCloseTo(report.results[4].psnr - report.results[1].psnr, 12);
 
     // Bicubic and the nearest-neighbour compare model score what NumPy computed outside this code
     // (test/fixtures/eval_reference.py: MATLAB imresize LR, bicubic up, PSNR-Y / SSIM-Y, 2 px border).
     const want = referenceRows(2);
     const mean = (f: (w: (typeof want)[number]) => number): number => want.reduce((a, w) => a + f(w), 0) / want.length;
-    expect(Math.abs(report.results[1]!.psnr - mean((w) => w.bicubic.psnr))).toBeLessThanOrEqual(PSNR_TOL);
-    expect(Math.abs(report.results[1]!.ssim - mean((w) => w.bicubic.ssim))).toBeLessThanOrEqual(SSIM_TOL);
-    expect(Math.abs(report.results[4]!.psnr - mean((w) => w.nearest.psnr))).toBeLessThanOrEqual(PSNR_TOL);
-    expect(Math.abs(report.results[4]!.ssim - mean((w) => w.nearest.ssim))).toBeLessThanOrEqual(SSIM_TOL);
+    expect(Math.abs(report.results[1].psnr - mean((w) => w.bicubic.psnr))).toBeLessThanOrEqual(PSNR_TOL);
+    expect(Math.abs(report.results[1].ssim - mean((w) => w.bicubic.ssim))).toBeLessThanOrEqual(SSIM_TOL);
+    expect(Math.abs(report.results[4].psnr - mean((w) => w.nearest.psnr))).toBeLessThanOrEqual(PSNR_TOL);
+    expect(Math.abs(report.results[4].ssim - mean((w) => w.nearest.ssim))).toBeLessThanOrEqual(SSIM_TOL);
     // The model row is our generator; the same weights through tf.loadLayersModel score the same.
     const files = ['a.png', 'b.png', 'c.png'].map((f) => path.join(hrDir, f));
     const here = await evaluate(gens.get(10)!, files, { scale: 2, tile: 'auto', overlap: 4, blend: 0 });
-    expect(report.results[0]!.psnr).toBeCloseTo(here.model!.psnr, 6);
-    expect(report.results[0]!.ssim).toBeCloseTo(here.model!.ssim, 6);
-    expect(report.results[3]!.psnr).toBeCloseTo(report.results[0]!.psnr, 4);
-    expect(report.results[2]!.psnr).not.toBeCloseTo(report.results[0]!.psnr, 4);
+    expect(report.results[0].psnr).toBeCloseTo(here.model!.psnr, 6);
+    expect(report.results[0].ssim).toBeCloseTo(here.model!.ssim, 6);
+    expect(report.results[3].psnr).toBeCloseTo(report.results[0].psnr, 4);
+    expect(report.results[2].psnr).not.toBeCloseTo(report.results[0].psnr, 4);
 
     const db = openDb(homePaths(home).db, { readonly: true });
     const rows = db.prepare('SELECT * FROM evals WHERE run_id = ? ORDER BY id').all(RUN) as EvalRow[];
@@ -414,8 +530,8 @@ describe('srgan eval', () => {
       [ckptGen, 3, hrDir],
       [nearestX2, 3, hrDir],
     ]);
-    expect(rows[1]!.psnr).toBe(report.results[1]!.psnr);
-    expect(JSON.parse(rows[0]!.json!)).toMatchObject({
+    expect(rows[1].psnr).toBe(report.results[1].psnr);
+    expect(JSON.parse(rows[0].json!)).toMatchObject({
       source: ckpt(10),
       step: 10,
       border: 2,
@@ -448,15 +564,23 @@ describe('srgan eval', () => {
     const report = JSON.parse(r.stdout) as {
       results: { model: string; lr: string; psnr: number; gain: number }[];
       files: { file: string; compare: unknown[] }[];
-      filters: { lr: string; lrSynthesis: { filter: string; blur: number }; model: { psnr: number }; bicubic: { psnr: number }; gain: number; compare: { model: string; psnr: number; ssim: number; gain: number }[]; files: unknown[] }[];
+      filters: {
+        lr: string;
+        lrSynthesis: { filter: string; blur: number };
+        model: { psnr: number };
+        bicubic: { psnr: number };
+        gain: number;
+        compare: { model: string; psnr: number; ssim: number; gain: number }[];
+        files: unknown[];
+      }[];
       saved: number;
     };
     expect(report.filters.map((f) => f.lr)).toEqual([...EVAL_LR_SYNTHESES]);
-    expect(report.filters[4]!.lrSynthesis).toEqual({ filter: 'bicubic-aa', blur: 0.8 });
+    expect(report.filters[4].lrSynthesis).toEqual({ filter: 'bicubic-aa', blur: 0.8 });
     for (const f of report.filters) {
       // The copy of bicubic is bicubic: no gain (float32 vs float64 rounding at exact halves aside).
-      expect(Math.abs(f.compare[0]!.gain), f.lr).toBeLessThanOrEqual(0.01);
-      expect(f.compare[0]!.model).toBe(bicubicX2);
+      expect(Math.abs(f.compare[0].gain), f.lr).toBeLessThanOrEqual(0.01);
+      expect(f.compare[0].model).toBe(bicubicX2);
       expect(f.files).toHaveLength(2);
     }
     // Other LR syntheses give other bicubic baselines.
@@ -475,13 +599,33 @@ describe('srgan eval', () => {
     const area = rows.find((x) => x.model === 'model@area')!;
     const areaJson = JSON.parse(area.json!) as { lr: string; lrSynthesis: unknown; gain: number; files: unknown[] };
     expect([areaJson.lr, areaJson.lrSynthesis, areaJson.files.length]).toEqual(['area', { filter: 'area', blur: 0 }, 2]);
-    expect(areaJson.gain).toBeCloseTo(report.filters[2]!.gain, 9);
-    expect(JSON.parse(rows.find((x) => x.model === `${bicubicX2}@blur0.8+bicubic-aa`)!.json!)).toMatchObject({ lr: 'blur0.8+bicubic-aa', lrSynthesis: { filter: 'bicubic-aa', blur: 0.8 } });
-    expect(JSON.parse(rows[0]!.json!)).toMatchObject({ model: 'model', lr: 'bicubic-aa' });
+    expect(areaJson.gain).toBeCloseTo(report.filters[2].gain, 9);
+    expect(JSON.parse(rows.find((x) => x.model === `${bicubicX2}@blur0.8+bicubic-aa`)!.json!)).toMatchObject({
+      lr: 'blur0.8+bicubic-aa',
+      lrSynthesis: { filter: 'bicubic-aa', blur: 0.8 },
+    });
+    expect(JSON.parse(rows[0].json!)).toMatchObject({ model: 'model', lr: 'bicubic-aa' });
   });
 
   it('the table: one row per --lr-filter (each once), compared models as #1, #2 columns', () => {
-    const r = run(['eval', '--run', RUN, '--data', noisyDir, '--compare', bicubicX2, '--lr-filter', 'area', '--lr-filter', 'blur0.80+bicubic-aa', '--lr-filter', 'area', '--no-save', '--backend', 'cpu']);
+    const r = run([
+      'eval',
+      '--run',
+      RUN,
+      '--data',
+      noisyDir,
+      '--compare',
+      bicubicX2,
+      '--lr-filter',
+      'area',
+      '--lr-filter',
+      'blur0.80+bicubic-aa',
+      '--lr-filter',
+      'area',
+      '--no-save',
+      '--backend',
+      'cpu',
+    ]);
     expect(r.status, r.stderr).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines[0]).toMatch(/^LR FILTER\s+MODEL PSNR-Y\s+SSIM-Y\s+BICUBIC PSNR-Y\s+SSIM-Y\s+GAIN\s+#1 PSNR-Y\s+SSIM-Y\s+GAIN$/);
@@ -495,9 +639,21 @@ describe('srgan eval', () => {
   it('a bad --lr-filter is SRGAN_ERR_CONFIG naming the value and the accepted forms, before any model is loaded', () => {
     for (const bad of ['bicubic', 'blur9+area', 'blur0.5+box-gamma', 'ALL']) {
       // --checkpoint names no model at all: reaching the model would be SRGAN_ERR_CHECKPOINT.
-      const r = run(['eval', '--checkpoint', path.join(tmp.dir, 'no-such-model'), '--data', noisyDir, '--lr-filter', 'area', '--lr-filter', bad]);
+      const r = run([
+        'eval',
+        '--checkpoint',
+        path.join(tmp.dir, 'no-such-model'),
+        '--data',
+        noisyDir,
+        '--lr-filter',
+        'area',
+        '--lr-filter',
+        bad,
+      ]);
       expect(r.status).toBe(1);
-      expect(r.stderr).toContain(`srgan: SRGAN_ERR_CONFIG: --lr-filter: expected one of bicubic-aa, bilinear-aa, area, lanczos3, box-gamma`);
+      expect(r.stderr).toContain(
+        `srgan: SRGAN_ERR_CONFIG: --lr-filter: expected one of bicubic-aa, bilinear-aa, area, lanczos3, box-gamma`,
+      );
       expect(r.stderr).toContain(`got ${JSON.stringify(bad)}; or all, for bicubic-aa, bilinear-aa, area, lanczos3, blur0.8+bicubic-aa`);
       expect(r.stderr).toContain('blurSIGMA+FILTER');
     }
@@ -513,7 +669,9 @@ describe('srgan eval', () => {
     db.close();
     const r = run(['eval', '--run', RUN, '--data', data, '--backend', 'cpu']);
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(new RegExp(`^srgan: SRGAN_ERR_DATA: cannot decode image ${path.join(data, 'b2-junk.png').replace(/[.+]/g, '\\$&')}: `, 'm'));
+    expect(r.stderr).toMatch(
+      new RegExp(`^srgan: SRGAN_ERR_DATA: cannot decode image ${path.join(data, 'b2-junk.png').replace(/[.+]/g, '\\$&')}: `, 'm'),
+    );
     // No table for the images before it, no rows, the stored evaluations and the data as they were.
     expect(r.stdout).toBe('');
     const after = openDb(homePaths(home).db, { readonly: true });
@@ -534,7 +692,20 @@ describe('srgan eval', () => {
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/--best\s+take the checkpoint with the highest validation gain over bicubic/);
     expect(r.stdout).toMatch(/^usage: srgan eval --data DIR/);
-    for (const flag of ['--run RUN', '--checkpoint PATH', '--best', '--compare MODEL', '--lr-filter NAME', '--border N', '--limit N', '--json', '--no-save']) expect(r.stdout).toContain(flag);
-    expect(r.stdout).toMatch(/--lr-filter NAME .*bicubic-aa, bilinear-aa, area, lanczos3, box-gamma, or blurSIGMA\+FILTER .* or all \(bicubic-aa, bilinear-aa, area, lanczos3, blur0\.8\+bicubic-aa\)/);
+    for (const flag of [
+      '--run RUN',
+      '--checkpoint PATH',
+      '--best',
+      '--compare MODEL',
+      '--lr-filter NAME',
+      '--border N',
+      '--limit N',
+      '--json',
+      '--no-save',
+    ])
+      expect(r.stdout).toContain(flag);
+    expect(r.stdout).toMatch(
+      /--lr-filter NAME .*bicubic-aa, bilinear-aa, area, lanczos3, box-gamma, or blurSIGMA\+FILTER .* or all \(bicubic-aa, bilinear-aa, area, lanczos3, blur0\.8\+bicubic-aa\)/,
+    );
   });
 });

@@ -67,7 +67,9 @@ beforeAll(async () => {
     const w = 80 + i * 4;
     const data = Buffer.alloc(w * 72 * 3);
     for (let p = 0; p < data.length; p++) data[p] = (Math.sin(p * 0.01 * (i + 1)) * 120 + 128 + ((p / 240) | 0) * (i % 3)) & 255;
-    await sharp(data, { raw: { width: w, height: 72, channels: 3 } }).png().toFile(path.join(photos, `p${i}.png`));
+    await sharp(data, { raw: { width: w, height: 72, channels: 3 } })
+      .png()
+      .toFile(path.join(photos, `p${i}.png`));
   }
   await writeReferencePictures(hrDir);
   const config = path.join(tmp.dir, 'tiny.json');
@@ -97,7 +99,7 @@ async function viaLayers(step: number, file: string): Promise<{ width: number; h
   const [, height, width] = out.shape as number[];
   out.dispose();
   model.dispose();
-  return { width: width!, height: height!, data: bytes };
+  return { width: width, height: height, data: bytes };
 }
 
 describe('a checkpoint the trainer wrote', () => {
@@ -117,7 +119,13 @@ describe('a checkpoint the trainer wrote', () => {
     const out = path.join(tmp.dir, 'up');
     const r = srgan(home, ['upscale', input, '--out', out, '--backend', 'cpu', '--json'], 120_000);
     expect(r.status, r.stderr).toBe(0);
-    const report = JSON.parse(r.stdout) as { source: string; run: { id: string }; step: number; scale: number; files: { out: string; outWidth: number; outHeight: number }[] };
+    const report = JSON.parse(r.stdout) as {
+      source: string;
+      run: { id: string };
+      step: number;
+      scale: number;
+      files: { out: string; outWidth: number; outHeight: number }[];
+    };
     expect([report.source, report.run.id, report.step, report.scale]).toEqual([ckpt(8), runId, 8, 2]);
     expect(report.files).toMatchObject([{ out: path.join(out, 'a.png'), outWidth: 102, outHeight: 74 }]);
     const got = await sharp(path.join(out, 'a.png')).raw().toBuffer({ resolveWithObject: true });
@@ -125,7 +133,7 @@ describe('a checkpoint the trainer wrote', () => {
     expect([got.info.width, got.info.height, got.info.channels]).toEqual([want.width, want.height, 3]);
     // Tiled (overlap ≥ the receptive radius) against one untiled pass: at most a rounding tie apart.
     let worst = 0;
-    got.data.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - want.data[i]!))));
+    got.data.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - want.data[i]))));
     expect(worst).toBeLessThanOrEqual(1);
   });
 
@@ -136,16 +144,21 @@ describe('a checkpoint the trainer wrote', () => {
     // The same weights, compared through tf.loadLayersModel (how --compare loads models), score the same.
     const r = srgan(home, ['eval', '--run', runId, '--best', '--data', hrDir, '--compare', gen, '--backend', 'cpu', '--json'], 120_000);
     expect(r.status, r.stderr).toBe(0);
-    const report = JSON.parse(r.stdout) as { source: string; step: number; results: { model: string; psnr: number; ssim: number }[]; saved: number };
+    const report = JSON.parse(r.stdout) as {
+      source: string;
+      step: number;
+      results: { model: string; psnr: number; ssim: number }[];
+      saved: number;
+    };
     expect([report.source, report.step]).toEqual([ckpt(best), best]);
     expect(report.results.map((x) => x.model)).toEqual(['model', 'bicubic', gen]);
     const want = referenceRows(2);
     const mean = (f: (w: (typeof want)[number]) => number): number => want.reduce((a, w) => a + f(w), 0) / want.length;
-    expect(Math.abs(report.results[1]!.psnr - mean((w) => w.bicubic.psnr))).toBeLessThanOrEqual(PSNR_TOL);
-    expect(Math.abs(report.results[1]!.ssim - mean((w) => w.bicubic.ssim))).toBeLessThanOrEqual(SSIM_TOL);
-    expect(Number.isFinite(report.results[0]!.psnr)).toBe(true);
-    expect(report.results[2]!.psnr).toBeCloseTo(report.results[0]!.psnr, 3);
-    expect(report.results[2]!.ssim).toBeCloseTo(report.results[0]!.ssim, 4);
+    expect(Math.abs(report.results[1].psnr - mean((w) => w.bicubic.psnr))).toBeLessThanOrEqual(PSNR_TOL);
+    expect(Math.abs(report.results[1].ssim - mean((w) => w.bicubic.ssim))).toBeLessThanOrEqual(SSIM_TOL);
+    expect(Number.isFinite(report.results[0].psnr)).toBe(true);
+    expect(report.results[2].psnr).toBeCloseTo(report.results[0].psnr, 3);
+    expect(report.results[2].ssim).toBeCloseTo(report.results[0].ssim, 4);
 
     const db = openDb(homePaths(home).db, { readonly: true });
     const rows = db.prepare('SELECT * FROM evals WHERE run_id = ? ORDER BY id').all(runId) as EvalRow[];

@@ -40,7 +40,7 @@ function phaseKernel(s: number): Float32Array {
     for (let dx = 0; dx < 5; dx++) {
       for (let i = 0; i < s; i++) {
         for (let j = 0; j < s; j++) {
-          for (let c = 0; c < 3; c++) k[((dy * 5 + dx) * 3 + c) * cout + (i * s + j) * 3 + c] = w[i]![dy]! * w[j]![dx]!;
+          for (let c = 0; c < 3; c++) k[((dy * 5 + dx) * 3 + c) * cout + (i * s + j) * 3 + c] = w[i][dy] * w[j][dx];
         }
       }
     }
@@ -51,8 +51,18 @@ function phaseKernel(s: number): Float32Array {
 /** Edge replication by `r` pixels on every side, from slices (tf.pad has no 'edge' mode). */
 function replicate(x: tf.Tensor4D, r: number): tf.Tensor4D {
   const [, h, w] = x.shape;
-  const rows = tf.concat([...Array(r).fill(tf.slice(x, [0, 0, 0, 0], [-1, 1, -1, -1])), x, ...Array(r).fill(tf.slice(x, [0, h - 1, 0, 0], [-1, 1, -1, -1]))], 1);
-  return tf.concat([...Array(r).fill(tf.slice(rows, [0, 0, 0, 0], [-1, -1, 1, -1])), rows, ...Array(r).fill(tf.slice(rows, [0, 0, w - 1, 0], [-1, -1, 1, -1]))], 2);
+  const rows = tf.concat(
+    [...Array(r).fill(tf.slice(x, [0, 0, 0, 0], [-1, 1, -1, -1])), x, ...Array(r).fill(tf.slice(x, [0, h - 1, 0, 0], [-1, 1, -1, -1]))],
+    1,
+  );
+  return tf.concat(
+    [
+      ...Array(r).fill(tf.slice(rows, [0, 0, 0, 0], [-1, -1, 1, -1])),
+      rows,
+      ...Array(r).fill(tf.slice(rows, [0, 0, w - 1, 0], [-1, -1, 1, -1])),
+    ],
+    2,
+  );
 }
 
 /** A Generator (no trainable variables) whose output is the bicubic ×scale enlargement of its input. */
@@ -71,31 +81,98 @@ export function bicubicGenerator(scale: 2 | 4): Generator {
 type Sym = tfl.SymbolicTensor;
 type Pads = [[number, number], [number, number]];
 
-const call = (layer: tfl.layers.Layer, ...xs: Sym[]): Sym => layer.apply(xs.length === 1 ? xs[0]! : xs) as Sym;
+const call = (layer: tfl.layers.Layer, ...xs: Sym[]): Sym => layer.apply(xs.length === 1 ? xs[0] : xs) as Sym;
 
 /** Initial weights given to layers: the layers copy them into their own variables when built. */
 const initial: tf.Tensor[] = [];
 const own = <T extends tf.Tensor>(t: T): T => (initial.push(t), t);
 
 /** A non-trainable Conv2D with the given kernel [kh, kw, cin, cout] and bias. */
-function fixedConv(x: Sym, kh: number, kw: number, cin: number, cout: number, kernel: Float32Array, bias: number[] | null, padding: 'same' | 'valid'): Sym {
+function fixedConv(
+  x: Sym,
+  kh: number,
+  kw: number,
+  cin: number,
+  cout: number,
+  kernel: Float32Array,
+  bias: number[] | null,
+  padding: 'same' | 'valid',
+): Sym {
   const weights = [own(tf.tensor4d(kernel, [kh, kw, cin, cout])), ...(bias === null ? [] : [own(tf.tensor1d(bias))])];
   return call(tfl.layers.conv2d({ filters: cout, kernelSize: [kh, kw], padding, useBias: bias !== null, trainable: false, weights }), x);
 }
 
 /** Edge replication by one pixel from built-in layers (export-layers.ts's construction). */
 function replicate1(x: Sym): Sym {
-  const z = call(tfl.layers.zeroPadding2d({ padding: [[1, 1], [1, 1]] }), x);
+  const z = call(
+    tfl.layers.zeroPadding2d({
+      padding: [
+        [1, 1],
+        [1, 1],
+      ],
+    }),
+    x,
+  );
   const ones = fixedConv(z, 1, 1, 3, 1, new Float32Array(3), [1], 'valid');
   // 'same' zero padding: 1 − ones[i − 1] is 1 on the first row only, 1 − ones[i + 1] on the last; likewise columns.
-  const mask = (kh: number, kw: number, tap: number): Sym => fixedConv(ones, kh, kw, 1, 1, Float32Array.from([0, 1, 2], (t) => (t === tap ? -1 : 0)), [1], 'same');
+  const mask = (kh: number, kw: number, tap: number): Sym =>
+    fixedConv(
+      ones,
+      kh,
+      kw,
+      1,
+      1,
+      Float32Array.from([0, 1, 2], (t) => (t === tap ? -1 : 0)),
+      [1],
+      'same',
+    );
   // A move by one row or column: crop one side, zero-pad the other.
   const shift = (t: Sym, crop: Pads): Sym =>
-    call(tfl.layers.zeroPadding2d({ padding: [[crop[0][1], crop[0][0]], [crop[1][1], crop[1][0]]] }), call(tfl.layers.cropping2D({ cropping: crop }), t));
+    call(
+      tfl.layers.zeroPadding2d({
+        padding: [
+          [crop[0][1], crop[0][0]],
+          [crop[1][1], crop[1][0]],
+        ],
+      }),
+      call(tfl.layers.cropping2D({ cropping: crop }), t),
+    );
   const mul = (a: Sym, b: Sym): Sym => call(tfl.layers.multiply(), a, b);
   const add = (...xs: Sym[]): Sym => call(tfl.layers.add(), ...xs);
-  const rows = add(z, mul(mask(3, 1, 0), shift(z, [[1, 0], [0, 0]])), mul(mask(3, 1, 2), shift(z, [[0, 1], [0, 0]])));
-  return add(rows, mul(mask(1, 3, 0), shift(rows, [[0, 0], [1, 0]])), mul(mask(1, 3, 2), shift(rows, [[0, 0], [0, 1]])));
+  const rows = add(
+    z,
+    mul(
+      mask(3, 1, 0),
+      shift(z, [
+        [1, 0],
+        [0, 0],
+      ]),
+    ),
+    mul(
+      mask(3, 1, 2),
+      shift(z, [
+        [0, 1],
+        [0, 0],
+      ]),
+    ),
+  );
+  return add(
+    rows,
+    mul(
+      mask(1, 3, 0),
+      shift(rows, [
+        [0, 0],
+        [1, 0],
+      ]),
+    ),
+    mul(
+      mask(1, 3, 2),
+      shift(rows, [
+        [0, 0],
+        [0, 1],
+      ]),
+    ),
+  );
 }
 
 /** The same map as bicubicGenerator as a tfjs LayersModel of built-in layers (input [null, null, null, 3]). */
@@ -105,9 +182,18 @@ export function bicubicLayersModel(scale: 2 | 4): tfl.LayersModel {
   // Pixel shuffle: Conv2DTranspose s×s, strides s, K[i, j, c, (i·s + j)·3 + c] = 1 (tf.depthToSpace's order).
   const cin = 3 * scale * scale;
   const shuffle = new Float32Array(scale * scale * 3 * cin);
-  for (let i = 0; i < scale; i++) for (let j = 0; j < scale; j++) for (let c = 0; c < 3; c++) shuffle[((i * scale + j) * 3 + c) * cin + (i * scale + j) * 3 + c] = 1;
+  for (let i = 0; i < scale; i++)
+    for (let j = 0; j < scale; j++) for (let c = 0; c < 3; c++) shuffle[((i * scale + j) * 3 + c) * cin + (i * scale + j) * 3 + c] = 1;
   const out = call(
-    tfl.layers.conv2dTranspose({ filters: 3, kernelSize: scale, strides: scale, padding: 'valid', useBias: false, trainable: false, weights: [own(tf.tensor4d(shuffle, [scale, scale, 3, cin]))] }),
+    tfl.layers.conv2dTranspose({
+      filters: 3,
+      kernelSize: scale,
+      strides: scale,
+      padding: 'valid',
+      useBias: false,
+      trainable: false,
+      weights: [own(tf.tensor4d(shuffle, [scale, scale, 3, cin]))],
+    }),
     phases,
   );
   const model = tfl.model({ inputs: input, outputs: out, name: `bicubic_x${scale}` });

@@ -25,13 +25,13 @@ export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve
 /** Polls `fn` until it returns a truthy value or the time runs out. */
 export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 60_000, everyMs = 200): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
-  let last: unknown;
+  let last: Error | undefined;
   while (Date.now() < deadline) {
     try {
       const v = await fn();
-      if (v) return v as NonNullable<T>;
+      if (v) return v;
     } catch (err) {
-      last = err;
+      last = err as Error;
     }
     await sleep(everyMs);
   }

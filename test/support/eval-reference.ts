@@ -68,7 +68,9 @@ export async function writeReferencePictures(dir: string): Promise<string[]> {
   const files: string[] = [];
   for (const { name, width, height, k } of evalReference.images) {
     const file = path.join(dir, name);
-    await sharp(referencePicture(width, height, k).data, { raw: { width, height, channels: 3 } }).png().toFile(file);
+    await sharp(referencePicture(width, height, k).data, { raw: { width, height, channels: 3 } })
+      .png()
+      .toFile(file);
     files.push(file);
   }
   return files;
@@ -91,7 +93,8 @@ export function shaved(img: RgbImage, border: number): Uint8Array {
   const w = img.width - 2 * border;
   const h = img.height - 2 * border;
   const out = new Uint8Array(w * h * 3);
-  for (let y = 0; y < h; y++) out.set(img.data.subarray(((y + border) * img.width + border) * 3, ((y + border) * img.width + border + w) * 3), y * w * 3);
+  for (let y = 0; y < h; y++)
+    out.set(img.data.subarray(((y + border) * img.width + border) * 3, ((y + border) * img.width + border + w) * 3), y * w * 3);
   return out;
 }
 

@@ -9,8 +9,8 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let num = 0;
   let den = 0;
   for (let i = 0; i < a.length; i++) {
-    num = Math.max(num, Math.abs(a[i]! - b[i]!));
-    den = Math.max(den, Math.abs(b[i]!));
+    num = Math.max(num, Math.abs(a[i] - b[i]));
+    den = Math.max(den, Math.abs(b[i]));
   }
   return den === 0 ? num : num / den;
 }
@@ -21,14 +21,14 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
  */
 export function spaceToDepthRef(y: ArrayLike<number>, [n, h, w, c]: number[], r: number): Float32Array {
   const out = new Float32Array(y.length);
-  const H = h! * r;
-  const W = w! * r;
-  for (let b = 0; b < n!; b++)
+  const H = h * r;
+  const W = w * r;
+  for (let b = 0; b < n; b++)
     for (let yy = 0; yy < H; yy++)
       for (let xx = 0; xx < W; xx++)
-        for (let ch = 0; ch < c!; ch++) {
-          const src = ((b * H + yy) * W + xx) * c! + ch;
-          const dst = ((b * h! + Math.floor(yy / r)) * w! + Math.floor(xx / r)) * (c! * r * r) + ((yy % r) * r + (xx % r)) * c! + ch;
+        for (let ch = 0; ch < c; ch++) {
+          const src = ((b * H + yy) * W + xx) * c + ch;
+          const dst = ((b * h + Math.floor(yy / r)) * w + Math.floor(xx / r)) * (c * r * r) + ((yy % r) * r + (xx % r)) * c + ch;
           out[dst] = y[src]!;
         }
   return out;
@@ -50,8 +50,8 @@ export function normalisedConv(img: RgbImage, f: number, taps: readonly number[]
             const x = f * ox - lead + kx;
             const y = f * oy - lead + ky;
             if (x < 0 || y < 0 || x >= img.width || y >= img.height) continue;
-            const wgt = taps[kx]! * taps[ky]!;
-            num += wgt * img.data[(y * img.width + x) * 3 + c]!;
+            const wgt = taps[kx] * taps[ky];
+            num += wgt * img.data[(y * img.width + x) * 3 + c];
             den += wgt;
           }
         }
@@ -74,6 +74,6 @@ export function make(width: number, height: number, f: (x: number, y: number) =>
 /** One colour channel of an RGB image, as a plain array. */
 export function channel(img: RgbImage, c: number): number[] {
   const out: number[] = [];
-  for (let i = c; i < img.data.length; i += 3) out.push(img.data[i]!);
+  for (let i = c; i < img.data.length; i += 3) out.push(img.data[i]);
   return out;
 }

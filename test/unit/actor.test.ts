@@ -89,7 +89,12 @@ describe('Supervisor', () => {
   it('restarts a permanent child after the delay, on the injected clock', async () => {
     const clock = new SimulatedClock();
     const events: string[] = [];
-    const sup = new Supervisor({ clock, restartDelayMs: 100, onEscalate: () => events.push('escalate'), onEvent: (e) => events.push(`${e.kind}:${e.child}`) });
+    const sup = new Supervisor({
+      clock,
+      restartDelayMs: 100,
+      onEscalate: () => events.push('escalate'),
+      onEvent: (e) => events.push(`${e.kind}:${e.child}`),
+    });
     const a = new Recorder('worker');
     a.failOn = 1;
     await sup.startChild({ actor: a, restart: 'permanent' });

@@ -91,7 +91,7 @@ describe('replacing the checkpoint of a step', () => {
       if (partly) {
         // A recursive removal cut off half way: some files of the folder are already gone.
         if (!fs.existsSync(inCopy) || !fs.statSync(inCopy).isDirectory()) return;
-        fs.rmSync(path.join(inCopy, fs.readdirSync(inCopy).sort()[0]!), { recursive: true });
+        fs.rmSync(path.join(inCopy, fs.readdirSync(inCopy).sort()[0]), { recursive: true });
       }
       crashes.push({ at, dir });
     };
@@ -165,7 +165,10 @@ describe('replacing the checkpoint of a step', () => {
     expect(fs.readdirSync(parent).sort()).toEqual(['step-00000004', 'step-00000008.old-4321', 'step-00000012', 'step-00000016.tmp-4321']);
 
     fs.cpSync(path.join(parent, 'step-00000012'), path.join(parent, 'step-00000012.old-99'), { recursive: true });
-    expect(removeTemporaryCheckpoints(parent)).toEqual({ removed: ['step-00000012.old-99', 'step-00000016.tmp-4321'], restored: ['step-00000008.old-4321'] });
+    expect(removeTemporaryCheckpoints(parent)).toEqual({
+      removed: ['step-00000012.old-99', 'step-00000016.tmp-4321'],
+      restored: ['step-00000008.old-4321'],
+    });
     expect(fs.readdirSync(parent).sort()).toEqual(['step-00000004', 'step-00000008', 'step-00000012']);
     expect(newest(parent)).toEqual({ name: 'step-00000012', step: 12, kind: 'stop' });
     expect(removeTemporaryCheckpoints(path.join(tmp.dir, 'missing'))).toEqual({ removed: [], restored: [] });
@@ -188,7 +191,14 @@ describe('retention', () => {
   const steps = (dirs: string[]) => dirs.map((d) => Number(path.basename(d).slice(5)));
 
   it('keeps the newest N and the best by gain, not the best by PSNR, and removes the rest', async () => {
-    await make([[1, 20, 9], [2, 60, -1], [3, null, null], [4, 30, 0.5], [5, null, null], [6, 31, 0.25]]);
+    await make([
+      [1, 20, 9],
+      [2, 60, -1],
+      [3, null, null],
+      [4, 30, 0.5],
+      [5, null, null],
+      [6, 31, 0.25],
+    ]);
     const r = checkpointRetention(parent, 2);
     expect(steps(r.keep)).toEqual([1, 5, 6]);
     expect(steps(r.remove)).toEqual([2, 3, 4]);
@@ -199,21 +209,40 @@ describe('retention', () => {
   });
 
   it('on a tie keeps the newer; without gains ranks by PSNR; without either keeps the newest only', async () => {
-    await make([[1, 25, 2], [2, 20, 1], [3, 24, 2], [4, null, null], [5, null, null]]);
+    await make([
+      [1, 25, 2],
+      [2, 20, 1],
+      [3, 24, 2],
+      [4, null, null],
+      [5, null, null],
+    ]);
     expect(steps(checkpointRetention(parent, 1).keep)).toEqual([3, 5]);
 
     fs.rmSync(parent, { recursive: true });
-    await make([[1, 25, null], [2, 28, null], [3, 21, null], [4, null, null]]);
+    await make([
+      [1, 25, null],
+      [2, 28, null],
+      [3, 21, null],
+      [4, null, null],
+    ]);
     expect(steps(checkpointRetention(parent, 1).keep)).toEqual([2, 4]);
 
     fs.rmSync(parent, { recursive: true });
-    await make([[1, null, null], [2, null, null], [3, null, null]]);
+    await make([
+      [1, null, null],
+      [2, null, null],
+      [3, null, null],
+    ]);
     expect(steps(checkpointRetention(parent, 2).keep)).toEqual([2, 3]);
     expect(checkpointRetention(parent, 0).keep).toEqual([]);
   });
 
   it('counts a folder left aside by a crash as its step, and ignores temporary and foreign folders', async () => {
-    await make([[1, 20, 3], [2, 20, 1], [3, 20, 0]]);
+    await make([
+      [1, 20, 3],
+      [2, 20, 1],
+      [3, 20, 0],
+    ]);
     fs.renameSync(path.join(parent, checkpointName(1)), path.join(parent, `${checkpointName(1)}.old-77`));
     fs.mkdirSync(path.join(parent, `${checkpointName(9)}.tmp-77`));
     fs.mkdirSync(path.join(parent, 'notes'));

@@ -4,8 +4,17 @@
 import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CODEC_OPTIONS, decodeFrame, decodeRingFrame, encodedSize, encodeFrame, encodeFrameInto, encodeSkipInto, packr,
-  type PatchFrame } from '../../src/protocol/codec.js';
+import {
+  CODEC_OPTIONS,
+  decodeFrame,
+  decodeRingFrame,
+  encodedSize,
+  encodeFrame,
+  encodeFrameInto,
+  encodeSkipInto,
+  packr,
+  type PatchFrame,
+} from '../../src/protocol/codec.js';
 import { SharedRing } from '../../src/protocol/ring.js';
 // @ts-expect-error plain-JS fixture without type declarations
 import { patchStream } from '../fixtures/ring-producer.mjs';
@@ -13,7 +22,9 @@ import { patchStream } from '../fixtures/ring-producer.mjs';
 const SEED = 0xc0dec;
 const FIXTURE = new URL('../fixtures/ring-producer.mjs', import.meta.url);
 const workers: Worker[] = [];
-afterEach(async () => { await Promise.all(workers.splice(0).map((w) => w.terminate())); });
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.terminate()));
+});
 
 beforeAll(() => {
   if (!existsSync(new URL('../../dist/protocol/codec.js', import.meta.url))) {
@@ -24,8 +35,8 @@ beforeAll(() => {
 const bytesEqual = (a: Uint8Array, b: Uint8Array): boolean =>
   Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0;
 
-const meta = (f: PatchFrame): string => JSON.stringify([f.type, f.seq, f.epoch, f.index,
-  f.hr.width, f.hr.height, f.hr.channels, f.lr.width, f.lr.height, f.lr.channels]);
+const meta = (f: PatchFrame): string =>
+  JSON.stringify([f.type, f.seq, f.epoch, f.index, f.hr.width, f.hr.height, f.hr.channels, f.lr.width, f.lr.height, f.lr.channels]);
 
 /** Same frame: every field, pixels compared bytewise. */
 const sameFrame = (a: PatchFrame, b: PatchFrame): boolean =>
@@ -35,15 +46,24 @@ function assertSameFrame(a: PatchFrame, b: PatchFrame, where: string): void {
   if (!sameFrame(a, b)) throw new Error(`${where}: frames differ: ${meta(a)} vs ${meta(b)}`);
 }
 
-const plane = (w: number, h: number, c: number): PatchFrame['hr'] =>
-  ({ width: w, height: h, channels: c, data: new Uint8Array(w * h * c).map((_, i) => i) });
+const plane = (w: number, h: number, c: number): PatchFrame['hr'] => ({
+  width: w,
+  height: h,
+  channels: c,
+  data: new Uint8Array(w * h * c).map((_, i) => i),
+});
 const frame = (): PatchFrame => ({ type: 'patch', seq: 5, epoch: 1, index: 9, hr: plane(4, 4, 3), lr: plane(2, 2, 3) });
 
 describe('codec', () => {
   it('uses one frozen, explicit msgpackr configuration', () => {
     expect(Object.isFrozen(CODEC_OPTIONS)).toBe(true);
-    expect(CODEC_OPTIONS).toMatchObject({ useRecords: false, structuredClone: false, moreTypes: false,
-      bundleStrings: false, copyBuffers: false });
+    expect(CODEC_OPTIONS).toMatchObject({
+      useRecords: false,
+      structuredClone: false,
+      moreTypes: false,
+      bundleStrings: false,
+      copyBuffers: false,
+    });
   });
 
   it('round-trips seeded frames; encodeFrameInto writes exactly the bytes msgpackr packs', () => {
@@ -76,7 +96,11 @@ describe('codec', () => {
     ring.release();
     // Producers may now reuse that memory: overwrite it with other frames until we wrap onto it.
     const other = { ...frame(), hr: { ...plane(4, 4, 3), data: new Uint8Array(48).fill(0xee) } };
-    for (let i = 0; i < 8; i++) { encodeFrameInto(ring, other, 0); ring.tryRead(); ring.release(); }
+    for (let i = 0; i < 8; i++) {
+      encodeFrameInto(ring, other, 0);
+      ring.tryRead();
+      ring.release();
+    }
     expect(bytesEqual(got.hr.data, kept)).toBe(false);
     expect(got.hr.data[0]).toBe(0xee);
     expect(kept).toEqual(f.hr.data);
@@ -91,18 +115,19 @@ describe('codec', () => {
   it('checks frames on the producer side with RangeErrors naming the field', () => {
     expect(() => encodeFrame({ ...frame(), seq: -1 })).toThrow(/seq must be a non-negative safe integer, received -1/);
     expect(() => encodeFrame({ ...frame(), hr: { ...plane(4, 4, 3), width: 5 } })).toThrow(/hr\.data must be/);
-    expect(() => encodeFrameInto(SharedRing.create(1024), { ...frame(), lr: { ...plane(1, 1, 1), channels: 1.5 } }))
-      .toThrow(RangeError);
+    expect(() => encodeFrameInto(SharedRing.create(1024), { ...frame(), lr: { ...plane(1, 1, 1), channels: 1.5 } })).toThrow(RangeError);
     const ring = SharedRing.create(4096);
-    expect(() => encodeFrameInto(ring, { ...frame(), hr: plane(30, 30, 3) }))
-      .toThrow(expect.objectContaining({ code: 'SRGAN_ERR_FRAME_TOO_LARGE' }));
+    expect(() => encodeFrameInto(ring, { ...frame(), hr: plane(30, 30, 3) })).toThrow(
+      expect.objectContaining({ code: 'SRGAN_ERR_FRAME_TOO_LARGE' }),
+    );
   });
 
   const ok = (): Record<string, unknown> => {
     const f = frame();
     return { type: 'patch', seq: f.seq, epoch: f.epoch, index: f.index, hr: { ...f.hr }, lr: { ...f.lr } };
   };
-  const with_ = (patch: (o: Record<string, any>) => void): Uint8Array => { // eslint-disable-line @typescript-eslint/no-explicit-any
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const with_ = (patch: (o: Record<string, any>) => void): Uint8Array => {
     const o = ok();
     patch(o);
     return packr.pack(o);
@@ -116,28 +141,106 @@ describe('codec', () => {
     ['a string', packr.pack('patch'), /top level must be a map, got "patch"/],
     ['msgpack nil', Uint8Array.of(0xc0), /top level must be a map, got null/],
     ['reserved byte 0xc1', Uint8Array.of(0xc1), /type must be 'patch'/],
-    ['wrong type', with_((o) => { o.type = 'metrics'; }), /type must be 'patch', got "metrics"/],
-    ['missing seq', with_((o) => { delete o.seq; }), /seq must be a non-negative integer, got undefined/],
-    ['negative epoch', with_((o) => { o.epoch = -3; }), /epoch must be a non-negative integer, got -3/],
-    ['fractional index', with_((o) => { o.index = 1.5; }), /index must be a non-negative integer, got 1\.5/],
-    ['NaN seq', with_((o) => { o.seq = NaN; }), /seq must be .* got NaN/],
-    ['unsafe seq', with_((o) => { o.seq = 2 ** 60; }), /seq must be .* got 1152921504606847000/],
-    ['string seq', with_((o) => { o.seq = '5'; }), /seq must be .* got "5"/],
-    ['missing hr', with_((o) => { delete o.hr; }), /hr must be a map, got undefined/],
-    ['lr as binary', with_((o) => { o.lr = new Uint8Array(4); }), /lr must be a map, got binary\(4\)/],
-    ['negative width', with_((o) => { o.lr.width = -2; }), /lr\.width must be a non-negative integer, got -2/],
-    ['data as array', with_((o) => { o.hr.data = [1, 2, 3]; }), /hr\.data must be binary, got array/],
-    ['short data', with_((o) => { o.hr.data = new Uint8Array(5); }), /hr\.data has 5 bytes, expected 4x4x3 = 48/],
+    [
+      'wrong type',
+      with_((o) => {
+        o.type = 'metrics';
+      }),
+      /type must be 'patch', got "metrics"/,
+    ],
+    [
+      'missing seq',
+      with_((o) => {
+        delete o.seq;
+      }),
+      /seq must be a non-negative integer, got undefined/,
+    ],
+    [
+      'negative epoch',
+      with_((o) => {
+        o.epoch = -3;
+      }),
+      /epoch must be a non-negative integer, got -3/,
+    ],
+    [
+      'fractional index',
+      with_((o) => {
+        o.index = 1.5;
+      }),
+      /index must be a non-negative integer, got 1\.5/,
+    ],
+    [
+      'NaN seq',
+      with_((o) => {
+        o.seq = NaN;
+      }),
+      /seq must be .* got NaN/,
+    ],
+    [
+      'unsafe seq',
+      with_((o) => {
+        o.seq = 2 ** 60;
+      }),
+      /seq must be .* got 1152921504606847000/,
+    ],
+    [
+      'string seq',
+      with_((o) => {
+        o.seq = '5';
+      }),
+      /seq must be .* got "5"/,
+    ],
+    [
+      'missing hr',
+      with_((o) => {
+        delete o.hr;
+      }),
+      /hr must be a map, got undefined/,
+    ],
+    [
+      'lr as binary',
+      with_((o) => {
+        o.lr = new Uint8Array(4);
+      }),
+      /lr must be a map, got binary\(4\)/,
+    ],
+    [
+      'negative width',
+      with_((o) => {
+        o.lr.width = -2;
+      }),
+      /lr\.width must be a non-negative integer, got -2/,
+    ],
+    [
+      'data as array',
+      with_((o) => {
+        o.hr.data = [1, 2, 3];
+      }),
+      /hr\.data must be binary, got array/,
+    ],
+    [
+      'short data',
+      with_((o) => {
+        o.hr.data = new Uint8Array(5);
+      }),
+      /hr\.data has 5 bytes, expected 4x4x3 = 48/,
+    ],
   ];
   it.each(malformed)('rejects %s with SRGAN_ERR_BAD_FRAME', (_name, bytes, message) => {
     let err: unknown;
-    try { decodeFrame(bytes); } catch (e) { err = e; }
+    try {
+      decodeFrame(bytes);
+    } catch (e) {
+      err = e;
+    }
     expect(err).toMatchObject({ name: 'SrganError', code: 'SRGAN_ERR_BAD_FRAME' });
     expect((err as Error).message).toMatch(message);
   });
 
   it('keeps the msgpackr error as the cause of a parse failure', () => {
-    try { decodeFrame(good.subarray(0, 10)); } catch (err) {
+    try {
+      decodeFrame(good.subarray(0, 10));
+    } catch (err) {
       expect((err as Error).cause).toBeInstanceOf(Error);
       return;
     }
@@ -157,8 +260,14 @@ describe('the canonical fast path', () => {
       expect(bytesEqual(fast.hr.data, frame.hr.data) && bytesEqual(fast.lr.data, frame.lr.data)).toBe(true);
     }
     // Keys in another order: not the canonical layout, still a valid frame.
-    const shuffled = packr.pack({ lr: { width: 1, height: 1, channels: 3, data: new Uint8Array(3) }, seq: 4, type: 'patch', index: 2, epoch: 1,
-      hr: { data: new Uint8Array(12), channels: 3, width: 2, height: 2 } });
+    const shuffled = packr.pack({
+      lr: { width: 1, height: 1, channels: 3, data: new Uint8Array(3) },
+      seq: 4,
+      type: 'patch',
+      index: 2,
+      epoch: 1,
+      hr: { data: new Uint8Array(12), channels: 3, width: 2, height: 2 },
+    });
     expect(meta(decodeFrame(shuffled))).toBe(JSON.stringify(['patch', 4, 1, 2, 2, 2, 3, 1, 1, 3]));
     // A canonical frame cut short, or with a plane's size not matching its bytes, is refused with the same errors.
     const good = encodeFrame({ type: 'patch', seq: 1, epoch: 0, index: 0, hr: px(4, 1), lr: px(2, 1) });
@@ -177,7 +286,9 @@ describe('skip frames', () => {
     expect(patch.type === 'patch' && patch.seq === 32 && patch.hr.data[0] === 7).toBe(true);
     ring.release();
     expect(() => encodeSkipInto(ring, { type: 'skip', seq: -1, count: 8, index: 0 })).toThrow(/seq must be a non-negative/);
-    expect(() => decodeRingFrame(packr.pack({ type: 'skip', seq: 1, count: 'x', index: 0 }))).toThrow(/count must be a non-negative integer/);
+    expect(() => decodeRingFrame(packr.pack({ type: 'skip', seq: 1, count: 'x', index: 0 }))).toThrow(
+      /count must be a non-negative integer/,
+    );
     expect(() => decodeRingFrame(packr.pack({ type: 'nope' }))).toThrow(/type must be 'patch'/);
   });
 });
@@ -190,7 +301,9 @@ describe('codec across worker threads', () => {
       const worker = new Worker(FIXTURE, { workerData: { sab: ring.buffer, mode: 'patch', id, seed: SEED, count: COUNT } });
       workers.push(worker);
       return new Promise<{ type: string; sent: number; message?: string }>((resolve, reject) => {
-        worker.on('message', (m: { type: string; sent: number }) => { if (m.type !== 'ready') resolve(m); });
+        worker.on('message', (m: { type: string; sent: number }) => {
+          if (m.type !== 'ready') resolve(m);
+        });
         worker.on('error', reject);
       });
     });
@@ -204,9 +317,9 @@ describe('codec across worker threads', () => {
       const view = ring.tryRead() ?? (ring.release(), await ring.readAsync(10_000));
       if (view === null) throw new Error(`starved after ${got} frames`);
       const f = decodeFrame(view);
-      const id = heads.findIndex((h, i) => counts[i]! < COUNT && sameFrame(h, f));
+      const id = heads.findIndex((h, i) => counts[i] < COUNT && sameFrame(h, f));
       if (id < 0) throw new Error(`frame ${got} (${meta(f)}) matches no producer's next frame`);
-      counts[id]!++;
+      counts[id]++;
       heads[id] = expected[id].next();
       ring.release();
     }

@@ -8,15 +8,22 @@ describe('resolveConfig', () => {
   });
 
   it('merges overrides, including nested fields', () => {
-    const c = resolveConfig({ batchSize: 4, generator: { channels: 16 }, phases: [{ steps: 10, lrG: 1e-4, lrD: 1e-5 }, { steps: null, lrG: 1e-5, lrD: 1e-6 }] });
+    const c = resolveConfig({
+      batchSize: 4,
+      generator: { channels: 16 },
+      phases: [
+        { steps: 10, lrG: 1e-4, lrD: 1e-5 },
+        { steps: null, lrG: 1e-5, lrD: 1e-6 },
+      ],
+    });
     expect(c.batchSize).toBe(4);
-    expect(c.generator).toEqual({ ...PRESETS['espcn-x2-fast']!.generator, channels: 16 });
+    expect(c.generator).toEqual({ ...PRESETS['espcn-x2-fast'].generator, channels: 16 });
     expect(c.generator.kind).toBe('espcn');
     expect(c.phases).toHaveLength(2);
     expect(PRESETS['espcn-x2-fast']?.generator.channels).toBe(64); // the preset itself is untouched
   });
 
-  it('switching a network kind starts from that kind\'s defaults', () => {
+  it("switching a network kind starts from that kind's defaults", () => {
     const c = resolveConfig({ generator: { kind: 'final', blocks: 2 }, discriminator: { kind: 'unet' }, maxShift: 8 });
     expect(c.generator).toEqual({ kind: 'final', channels: 64, blocks: 2, dilatedBlocks: true });
     expect(c.discriminator).toEqual({ kind: 'unet', channels: 64 });
@@ -28,7 +35,15 @@ describe('resolveConfig', () => {
     const fast = resolveConfig({ preset: 'espcn-x2-fast' });
     const seed = resolveConfig({ preset: 'seed-final-x2' });
     const esrgan = resolveConfig({ preset: 'esrgan-x4' });
-    expect(seed).toMatchObject({ batchSize: 1, dStepsPerG: 10, advWeight: 3e-4, lrReferenceBatch: 8, resetOptimizers: true, jpeg: true, maxShift: 8 });
+    expect(seed).toMatchObject({
+      batchSize: 1,
+      dStepsPerG: 10,
+      advWeight: 3e-4,
+      lrReferenceBatch: 8,
+      resetOptimizers: true,
+      jpeg: true,
+      maxShift: 8,
+    });
     expect(seed.generator.kind).toBe('final');
     expect(seed.discriminator.kind).toBe('dilated');
     expect(seed.phases.reduce((n, p) => n + (p.steps ?? 0), 0)).toBe(360_100);
@@ -44,7 +59,15 @@ describe('resolveConfig', () => {
     [{ preset: 'nope' }, /"preset" must be one of espcn-x2-fast/],
     [{ patchSize: 60 }, /"patchSize" must be a multiple of 16/],
     [{ phases: [] }, /"phases"/],
-    [{ phases: [{ steps: null, lrG: 1, lrD: 1 }, { steps: 1, lrG: 1, lrD: 1 }] }, /"phases\[0\].steps"/],
+    [
+      {
+        phases: [
+          { steps: null, lrG: 1, lrD: 1 },
+          { steps: 1, lrG: 1, lrD: 1 },
+        ],
+      },
+      /"phases\[0\].steps"/,
+    ],
     [{ phases: [{ steps: 1, lrG: 1, lrD: 1, lrX: 2 }] }, /unknown config field "phases\[0\].lrX"/],
     [{ preset: 'seed-final-x2', scale: 4 }, /"scale" must be 2 for the final generator/],
     [{ perceptual: { kind: 'vgg16' } }, /"perceptual.path" must be the path of a VGG16/],

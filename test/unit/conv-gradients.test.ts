@@ -26,7 +26,6 @@ function randArray(rand: () => number, n: number): Float32Array {
   return a;
 }
 
-
 type Pad = 'same' | 'valid' | tf.backend_util.ExplicitPadding;
 
 interface ConvCase {
@@ -48,8 +47,34 @@ convCases.push(
   { id: 'same d2, 2×3 kernel, batch 3', x: [3, 8, 7, 3], k: [2, 3], cout: 2, stride: 1, dilation: 2, pad: 'same' },
   { id: 'same d3, 5×5 kernel', x: [1, 13, 11, 2], k: [5, 5], cout: 2, stride: 1, dilation: 3, pad: 'same' },
   // Pads beyond the dilated extent (4): dx must drop rows the forward pass never read.
-  { id: 'explicit pads d2, some beyond the extent', x: [1, 6, 7, 2], k: [3, 3], cout: 2, stride: 1, dilation: 2, pad: [[0, 0], [5, 1], [0, 6], [0, 0]] },
-  { id: 'explicit pads d3, batch 3', x: [3, 10, 9, 2], k: [3, 3], cout: 3, stride: 1, dilation: 3, pad: [[0, 0], [1, 5], [4, 0], [0, 0]] },
+  {
+    id: 'explicit pads d2, some beyond the extent',
+    x: [1, 6, 7, 2],
+    k: [3, 3],
+    cout: 2,
+    stride: 1,
+    dilation: 2,
+    pad: [
+      [0, 0],
+      [5, 1],
+      [0, 6],
+      [0, 0],
+    ],
+  },
+  {
+    id: 'explicit pads d3, batch 3',
+    x: [3, 10, 9, 2],
+    k: [3, 3],
+    cout: 3,
+    stride: 1,
+    dilation: 3,
+    pad: [
+      [0, 0],
+      [1, 5],
+      [4, 0],
+      [0, 0],
+    ],
+  },
   // Dilation 1 with stride 2 goes through upstream's gradient (and our wasm kernels).
   { id: 'stride 2 d1 (upstream path), batch 3', x: [3, 9, 8, 2], k: [3, 3], cout: 3, stride: 2, dilation: 1, pad: 'same' },
 );
@@ -96,10 +121,10 @@ function convGradReference(c: ConvCase, d: ConvData): { dx: Float64Array; dw: Fl
             for (let p = 0; p < ci; p++) {
               const xi = ((b * h + iy) * w + ix) * ci + p;
               for (let q = 0; q < co; q++) {
-                const r = d.rv[((b * oh + y) * ow + x) * co + q]!;
+                const r = d.rv[((b * oh + y) * ow + x) * co + q];
                 const wi = ((i * kw + j) * ci + p) * co + q;
-                dx[xi]! += r * d.wv[wi]!;
-                dw[wi]! += r * d.xv[xi]!;
+                dx[xi] += r * d.wv[wi];
+                dw[wi] += r * d.xv[xi];
               }
             }
           }
@@ -115,39 +140,50 @@ function convGrads(c: ConvCase, d: ConvData): { dx: Float32Array; dw: Float32Arr
     const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
       tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.pad, 'NHWC', c.dilation), r)),
     )([x, w]);
-    return { dx: dx!.dataSync() as Float32Array, dw: dw!.dataSync() as Float32Array };
+    return { dx: dx.dataSync() as Float32Array, dw: dw.dataSync() as Float32Array };
   });
 }
 
 describe('Conv2D gradient with dilation (gradients.ts)', () => {
   it.each(convCases.map((c, i) => [c.id, i] as const))('%s: equals the exact reference on cpu and wasm', async (_id, i) => {
-    const c = convCases[i]!;
+    const c = convCases[i];
     const data = convData(c, 1000 + i);
     const ref = convGradReference(c, data);
     const got: Record<string, { dx: Float32Array; dw: Float32Array }> = {};
     for (const backend of BACKENDS) {
       await initBackend(backend);
       got[backend] = convGrads(c, data);
-      expect(relErr(got[backend]!.dx, ref.dx), `${backend} dx`).toBeLessThanOrEqual(1e-4);
-      expect(relErr(got[backend]!.dw, ref.dw), `${backend} dw`).toBeLessThanOrEqual(1e-4);
+      expect(relErr(got[backend].dx, ref.dx), `${backend} dx`).toBeLessThanOrEqual(1e-4);
+      expect(relErr(got[backend].dw, ref.dw), `${backend} dw`).toBeLessThanOrEqual(1e-4);
     }
-    expect(relErr(got['wasm']!.dx, got['cpu']!.dx), 'wasm vs cpu dx').toBeLessThanOrEqual(1e-4);
-    expect(relErr(got['wasm']!.dw, got['cpu']!.dw), 'wasm vs cpu dw').toBeLessThanOrEqual(1e-4);
+    expect(relErr(got['wasm'].dx, got['cpu'].dx), 'wasm vs cpu dx').toBeLessThanOrEqual(1e-4);
+    expect(relErr(got['wasm'].dw, got['cpu'].dw), 'wasm vs cpu dw').toBeLessThanOrEqual(1e-4);
   });
 
   it('passes central finite differences through a nonlinear dilated chain (wasm)', async () => {
     await initBackend('wasm');
     const rand = mulberry32(77);
-    const shapes = [[2, 7, 6, 2], [3, 3, 2, 3], [3, 3, 3, 2]];
-    const values = shapes.map((s) => randArray(rand, s.reduce((a, d) => a * d, 1)));
+    const shapes = [
+      [2, 7, 6, 2],
+      [3, 3, 2, 3],
+      [3, 3, 3, 2],
+    ];
+    const values = shapes.map((s) =>
+      randArray(
+        rand,
+        s.reduce((a, d) => a * d, 1),
+      ),
+    );
     const r = tf.tensor(randArray(rand, 2 * 7 * 6 * 2), [2, 7, 6, 2]);
     const f = (x: tf.Tensor, w1: tf.Tensor, w2: tf.Tensor): tf.Scalar => {
       const h = tf.tanh(tf.conv2d(x as tf.Tensor4D, w1 as tf.Tensor4D, 1, 'same', 'NHWC', 2));
       return tf.sum(tf.mul(tf.conv2d(h, w2 as tf.Tensor4D, 1, 'same', 'NHWC', 3), r));
     };
     tf.tidy(() => {
-      const xs = values.map((v, i) => tf.tensor(v, shapes[i]!));
-      const analytic = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => f(a, b, c))(xs).map((g) => g.dataSync());
+      const xs = values.map((v, i) => tf.tensor(v, shapes[i]));
+      const analytic = tf
+        .grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => f(a, b, c))(xs)
+        .map((g) => g.dataSync());
       const eps = 1e-2;
       values.forEach((v, k) => {
         let worst = 0;
@@ -156,12 +192,12 @@ describe('Conv2D gradient with dilation (gradients.ts)', () => {
           const at = (delta: number) =>
             tf.tidy(() => {
               const p = Float32Array.from(v);
-              p[i]! += delta;
-              const args = xs.map((t, j) => (j === k ? tf.tensor(p, shapes[k]!) : t)) as [tf.Tensor, tf.Tensor, tf.Tensor];
-              return f(...args).dataSync()[0]!;
+              p[i] += delta;
+              const args = xs.map((t, j) => (j === k ? tf.tensor(p, shapes[k]) : t)) as [tf.Tensor, tf.Tensor, tf.Tensor];
+              return f(...args).dataSync()[0];
             });
           const numeric = (at(eps) - at(-eps)) / (2 * eps);
-          worst = Math.max(worst, Math.abs(numeric - analytic[k]![i]!));
+          worst = Math.max(worst, Math.abs(numeric - analytic[k][i]));
           scale = Math.max(scale, Math.abs(numeric));
         }
         expect(worst / Math.max(scale, 1e-3), `input ${k}`).toBeLessThan(5e-3);
@@ -172,7 +208,7 @@ describe('Conv2D gradient with dilation (gradients.ts)', () => {
 
   it('leaves no tensors behind on wasm', async () => {
     await initBackend('wasm');
-    const c = convCases[2]!;
+    const c = convCases[2];
     const data = convData(c, 5);
     convGrads(c, data);
     const before = tf.memory().numTensors;
@@ -180,7 +216,6 @@ describe('Conv2D gradient with dilation (gradients.ts)', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 });
-
 
 describe('DepthToSpace gradient (gradients.ts)', () => {
   const shapes: Array<[number[], number]> = [
@@ -191,10 +226,13 @@ describe('DepthToSpace gradient (gradients.ts)', () => {
   ];
 
   it.each(shapes)('is exactly spaceToDepth(dL/dy) for %j, r=%i, on cpu and wasm', async (shape, r) => {
-    const lr = [shape[0]!, shape[1]!, shape[2]!, shape[3]! / (r * r)];
-    const hr = [lr[0]!, lr[1]! * r, lr[2]! * r, lr[3]!];
+    const lr = [shape[0], shape[1], shape[2], shape[3] / (r * r)];
+    const hr = [lr[0], lr[1] * r, lr[2] * r, lr[3]];
     const rand = mulberry32(shape.reduce((a, d) => a * 31 + d, r));
-    const xv = randArray(rand, shape.reduce((a, d) => a * d, 1));
+    const xv = randArray(
+      rand,
+      shape.reduce((a, d) => a * d, 1),
+    );
     const rv = randArray(rand, xv.length);
     const want = spaceToDepthRef(rv, lr, r);
     for (const backend of BACKENDS) {
@@ -229,7 +267,7 @@ describe('DepthToSpace gradient (gradients.ts)', () => {
 
   it('a copy of our Conv2D gradient registered over ours does not make dilation 1 recurse', async () => {
     await initBackend('wasm');
-    const ours = tf.getGradient(tf.Conv2D)!;
+    const ours = tf.getGradient(tf.Conv2D);
     tf.unregisterGradient(tf.Conv2D);
     tf.registerGradient({ ...ours });
     registerBroadcastGradients();
@@ -252,25 +290,28 @@ const bilinearTaps: Taps = (o, n) => {
   const lo = Math.floor(src);
   const f = src - lo;
   const clamp = (i: number) => Math.min(Math.max(i, 0), n - 1);
-  return [[clamp(lo), 1 - f], [clamp(lo + 1), f]];
+  return [
+    [clamp(lo), 1 - f],
+    [clamp(lo + 1), f],
+  ];
 };
 
 /** Forward y and adjoint Aᵀ·R of a ×2 upsampling with per-axis `taps`, in float64. */
 function upsampleReference(xv: ArrayLike<number>, rv: ArrayLike<number>, [n, h, w, c]: number[], taps: Taps) {
-  const H = 2 * h!;
-  const W = 2 * w!;
-  const y = new Float64Array(n! * H * W * c!);
+  const H = 2 * h;
+  const W = 2 * w;
+  const y = new Float64Array(n * H * W * c);
   const dx = new Float64Array(xv.length);
-  for (let b = 0; b < n!; b++)
+  for (let b = 0; b < n; b++)
     for (let oy = 0; oy < H; oy++)
-      for (const [iy, wy] of taps(oy, h!))
+      for (const [iy, wy] of taps(oy, h))
         for (let ox = 0; ox < W; ox++)
-          for (const [ix, wx] of taps(ox, w!))
-            for (let ch = 0; ch < c!; ch++) {
-              const o = ((b * H + oy) * W + ox) * c! + ch;
-              const i = ((b * h! + iy) * w! + ix) * c! + ch;
-              y[o]! += wy * wx * xv[i]!;
-              dx[i]! += wy * wx * rv[o]!;
+          for (const [ix, wx] of taps(ox, w))
+            for (let ch = 0; ch < c; ch++) {
+              const o = ((b * H + oy) * W + ox) * c + ch;
+              const i = ((b * h + iy) * w + ix) * c + ch;
+              y[o] += wy * wx * xv[i];
+              dx[i] += wy * wx * rv[o];
             }
   return { y, dx };
 }
@@ -278,21 +319,33 @@ function upsampleReference(xv: ArrayLike<number>, rv: ArrayLike<number>, [n, h, 
 describe('×2 upsampling with gradients right on every backend (ops.ts)', () => {
   const ops: Array<[string, (x: tf.Tensor4D) => tf.Tensor4D, (x: tf.Tensor4D) => tf.Tensor4D, Taps]> = [
     ['upsampleNearest2x', upsampleNearest2x, (x) => tf.image.resizeNearestNeighbor(x, [2 * x.shape[1], 2 * x.shape[2]]), nearestTaps],
-    ['upsampleBilinear2x', upsampleBilinear2x, (x) => tf.image.resizeBilinear(x, [2 * x.shape[1], 2 * x.shape[2]], false, true), bilinearTaps],
+    [
+      'upsampleBilinear2x',
+      upsampleBilinear2x,
+      (x) => tf.image.resizeBilinear(x, [2 * x.shape[1], 2 * x.shape[2]], false, true),
+      bilinearTaps,
+    ],
   ];
-  const shapes = [[3, 5, 7, 2], [1, 1, 4, 3], [2, 4, 4, 1]];
+  const shapes = [
+    [3, 5, 7, 2],
+    [1, 1, 4, 3],
+    [2, 4, 4, 1],
+  ];
 
   it.each(ops)('%s equals tf.image forward, and its gradient the exact adjoint, on cpu and wasm', async (_name, op, upstream, taps) => {
     for (const shape of shapes) {
       const rand = mulberry32(shape.reduce((a, d) => a * 17 + d, 5));
-      const xv = randArray(rand, shape.reduce((a, d) => a * d, 1));
+      const xv = randArray(
+        rand,
+        shape.reduce((a, d) => a * d, 1),
+      );
       const rv = randArray(rand, xv.length * 4);
       const ref = upsampleReference(xv, rv, shape, taps);
       for (const backend of BACKENDS) {
         await initBackend(backend);
         tf.tidy(() => {
           const x = tf.tensor4d(xv, shape as [number, number, number, number]);
-          const R = tf.tensor(rv, [shape[0]!, 2 * shape[1]!, 2 * shape[2]!, shape[3]!]);
+          const R = tf.tensor(rv, [shape[0], 2 * shape[1], 2 * shape[2], shape[3]]);
           const y = op(x);
           expect(relErr(y.dataSync(), ref.y), `${backend} ${shape} forward`).toBeLessThanOrEqual(1e-6);
           expect(relErr(y.dataSync(), upstream(x).dataSync()), `${backend} ${shape} vs tf.image`).toBeLessThanOrEqual(1e-6);

@@ -34,12 +34,20 @@ const CONFIG = {
   pixelLoss: 'l1',
   generator: { kind: 'espcn', channels: 32, skip: false },
   perceptual: { kind: 'off', path: null, weight: 0 },
-  phases: [{ steps: 100, lrG: 0.001 }, { steps: 200, lrG: 0.0001 }],
+  phases: [
+    { steps: 100, lrG: 0.001 },
+    { steps: 200, lrG: 0.0001 },
+  ],
   tags: [],
   extra: {},
 };
 
-function insertRun(db: Database.Database, id: string, config: object, extra: { name?: string; status?: string; created_at?: number } = {}): void {
+function insertRun(
+  db: Database.Database,
+  id: string,
+  config: object,
+  extra: { name?: string; status?: string; created_at?: number } = {},
+): void {
   db.prepare(
     `INSERT INTO runs (id, name, status, created_at, preset, config, host, pid, data_dir)
      VALUES (?, ?, ?, ?, 'espcn-x2-fast', ?, 'host', 1, '/data')`,
@@ -55,14 +63,21 @@ function insertMetrics(db: Database.Database, runId: string, points: [step: numb
 function makeV1(file: string): void {
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
-  db.exec(MIGRATIONS[0] as string);
+  db.exec(MIGRATIONS[0]);
   db.pragma('user_version = 1');
   insertRun(db, 'old-run', CONFIG, { name: 'old run' });
   insertRun(db, 'bad-config', { batchSize: 4 });
   db.prepare("UPDATE runs SET config = 'not json' WHERE id = 'bad-config'").run();
-  insertMetrics(db, 'old-run', [[1, 'g_loss', 0.5], [2, 'g_loss', 0.25], [1, 'psnr_train', 20], [2, 'psnr_train', 22]]);
+  insertMetrics(db, 'old-run', [
+    [1, 'g_loss', 0.5],
+    [2, 'g_loss', 0.25],
+    [1, 'psnr_train', 20],
+    [2, 'psnr_train', 22],
+  ]);
   db.prepare("INSERT INTO events (run_id, time, kind, message) VALUES ('old-run', 1, 'start', 'hi')").run();
-  db.prepare("INSERT INTO previews (run_id, step, time, width, height, panels, png) VALUES ('old-run', 2, 1, 4, 2, '[]', x'89504e47')").run();
+  db.prepare(
+    "INSERT INTO previews (run_id, step, time, width, height, panels, png) VALUES ('old-run', 2, 1, 4, 2, '[]', x'89504e47')",
+  ).run();
   db.close();
 }
 
@@ -70,9 +85,11 @@ function makeV1(file: string): void {
 function makeV2(file: string): void {
   makeV1(file);
   const db = new Database(file);
-  db.exec(MIGRATIONS[1] as string);
+  db.exec(MIGRATIONS[1]);
   db.pragma('user_version = 2');
-  const ins = db.prepare("INSERT INTO checkpoints (run_id, step, time, path, checksum, psnr, kind) VALUES ('old-run', ?, ?, ?, 'sha256:x', ?, ?)");
+  const ins = db.prepare(
+    "INSERT INTO checkpoints (run_id, step, time, path, checksum, psnr, kind) VALUES ('old-run', ?, ?, ?, 'sha256:x', ?, ?)",
+  );
   ins.run(1, 10, '/c/step-1', 21.5, 'best');
   ins.run(2, 20, '/c/step-2', null, 'stop');
   db.close();
@@ -85,9 +102,13 @@ function makeV2(file: string): void {
 function makeV3(file: string): void {
   makeV2(file);
   const db = new Database(file);
-  db.exec(MIGRATIONS[2] as string);
+  db.exec(MIGRATIONS[2]);
   db.pragma('user_version = 3');
-  insertMetrics(db, 'old-run', [[2, 'g_loss', 0.2], [3, 'g_loss', 0.125], [2, 'g_loss', 0.3]]);
+  insertMetrics(db, 'old-run', [
+    [2, 'g_loss', 0.2],
+    [3, 'g_loss', 0.125],
+    [2, 'g_loss', 0.3],
+  ]);
   db.close();
 }
 
@@ -110,17 +131,36 @@ describe('runs database schema', () => {
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(names(db, 'table')).toEqual(['checkpoints', 'evals', 'events', 'metrics', 'params', 'previews', 'runs']);
     expect(names(db, 'view')).toEqual(['latest_metrics']);
-    expect(names(db, 'index')).toEqual(['checkpoints_run_step', 'evals_run_time', 'events_run_time', 'metrics_run_key_step', 'params_key_value', 'previews_run_step']);
-    expect(db.prepare("SELECT name, type FROM pragma_table_info('checkpoints') WHERE name IN ('psnr', 'gain') ORDER BY cid").all()).toEqual([
-      { name: 'psnr', type: 'REAL' },
-      { name: 'gain', type: 'REAL' },
+    expect(names(db, 'index')).toEqual([
+      'checkpoints_run_step',
+      'evals_run_time',
+      'events_run_time',
+      'metrics_run_key_step',
+      'params_key_value',
+      'previews_run_step',
     ]);
+    expect(db.prepare("SELECT name, type FROM pragma_table_info('checkpoints') WHERE name IN ('psnr', 'gain') ORDER BY cid").all()).toEqual(
+      [
+        { name: 'psnr', type: 'REAL' },
+        { name: 'gain', type: 'REAL' },
+      ],
+    );
     // One row per (run, key, step): the index is unique, and the store's upsert relies on it.
     expect(db.prepare("SELECT \"unique\" FROM pragma_index_list('metrics') WHERE name = 'metrics_run_key_step'").pluck().get()).toBe(1);
-    expect(db.prepare("SELECT name FROM pragma_index_info('metrics_run_key_step') ORDER BY seqno").pluck().all()).toEqual(['run_id', 'key', 'step']);
+    expect(db.prepare("SELECT name FROM pragma_index_info('metrics_run_key_step') ORDER BY seqno").pluck().all()).toEqual([
+      'run_id',
+      'key',
+      'step',
+    ]);
     insertRun(db, 'r', CONFIG);
-    insertMetrics(db, 'r', [[1, 'g_loss', 0.5], [1, 'd_loss', 0.5], [2, 'g_loss', 0.25]]);
-    expect(() => insertMetrics(db, 'r', [[1, 'g_loss', 0.4]])).toThrow(/UNIQUE constraint failed: metrics.run_id, metrics.key, metrics.step/);
+    insertMetrics(db, 'r', [
+      [1, 'g_loss', 0.5],
+      [1, 'd_loss', 0.5],
+      [2, 'g_loss', 0.25],
+    ]);
+    expect(() => insertMetrics(db, 'r', [[1, 'g_loss', 0.4]])).toThrow(
+      /UNIQUE constraint failed: metrics.run_id, metrics.key, metrics.step/,
+    );
     db.close();
     // Opening again is a no-op.
     openDb(file).close();
@@ -133,7 +173,11 @@ describe('runs database schema', () => {
     expect(db.prepare('SELECT count(*) FROM metrics').pluck().get()).toBe(4);
     expect(db.prepare('SELECT count(*) FROM events').pluck().get()).toBe(1);
     expect([...(db.prepare('SELECT png FROM previews').pluck().get() as Buffer)]).toEqual([0x89, 0x50, 0x4e, 0x47]);
-    expect(listRuns(db).map((r) => r.id).sort()).toEqual(['bad-config', 'old-run']);
+    expect(
+      listRuns(db)
+        .map((r) => r.id)
+        .sort(),
+    ).toEqual(['bad-config', 'old-run']);
 
     const backfilled = db.prepare("SELECT key, value, typeof(value) AS t FROM params WHERE run_id = 'old-run' ORDER BY key").all();
     expect(backfilled.length).toBeGreaterThan(10);
@@ -160,11 +204,30 @@ describe('runs database schema', () => {
     // Same file, same rows, one more column.
     expect(fs.readdirSync(tmp.dir).filter((n) => n.endsWith('.db'))).toEqual(['runs.db']);
     expect(db.prepare('SELECT * FROM checkpoints ORDER BY id').all()).toEqual(rowsBefore.map((r) => ({ ...(r as object), gain: null })));
-    expect(listCheckpoints(db, 'old-run').map((c) => [c.step, c.kind, c.psnr, c.gain])).toEqual([[1, 'best', 21.5, null], [2, 'stop', null, null]]);
+    expect(listCheckpoints(db, 'old-run').map((c) => [c.step, c.kind, c.psnr, c.gain])).toEqual([
+      [1, 'best', 21.5, null],
+      [2, 'stop', null, null],
+    ]);
     expect(db.prepare('SELECT count(*) FROM metrics').pluck().get()).toBe(4);
-    expect(latestMetrics(db, 'old-run').map((m) => [m.key, m.step])).toEqual([['g_loss', 2], ['psnr_train', 2]]);
-    recordCheckpoint(db, { run_id: 'old-run', step: 3, time: 30, path: '/c/step-3', checksum: 'sha256:y', kind: 'best', psnr: 24, gain: -0.75 });
-    expect(listCheckpoints(db, 'old-run').map((c) => [c.step, c.gain])).toEqual([[1, null], [2, null], [3, -0.75]]);
+    expect(latestMetrics(db, 'old-run').map((m) => [m.key, m.step])).toEqual([
+      ['g_loss', 2],
+      ['psnr_train', 2],
+    ]);
+    recordCheckpoint(db, {
+      run_id: 'old-run',
+      step: 3,
+      time: 30,
+      path: '/c/step-3',
+      checksum: 'sha256:y',
+      kind: 'best',
+      psnr: 24,
+      gain: -0.75,
+    });
+    expect(listCheckpoints(db, 'old-run').map((c) => [c.step, c.gain])).toEqual([
+      [1, null],
+      [2, null],
+      [3, -0.75],
+    ]);
     db.close();
     // Opening the upgraded file again changes nothing.
     const again = openDb(file);
@@ -272,18 +335,23 @@ describe('params', () => {
 
   it('answers filters by config value', () => {
     const byParam = (sql: string, ...args: unknown[]) =>
-      db.prepare(`SELECT run_id FROM params WHERE ${sql} ORDER BY run_id`).pluck().all(...args);
+      db
+        .prepare(`SELECT run_id FROM params WHERE ${sql} ORDER BY run_id`)
+        .pluck()
+        .all(...args);
     expect(byParam("key = 'generator.channels' AND value = 32")).toEqual(['a']);
     expect(byParam("key = 'generator.channels' AND value >= 32")).toEqual(['a', 'b']);
     expect(byParam("key = 'pixelLoss' AND value = 'mse'")).toEqual(['b']);
     expect(byParam("key = 'batchSize' AND value = 8.0")).toEqual(['a', 'b']);
     expect(byParam("key = 'resetOptimizers' AND value = 1")).toEqual(['a', 'b']);
     expect(byParam("key = 'emaDecay' AND value = ?", 0.999)).toEqual(['a', 'b']);
-    const plan = db.prepare("EXPLAIN QUERY PLAN SELECT run_id FROM params WHERE key = 'generator.channels' AND value = 32").all() as { detail: string }[];
+    const plan = db.prepare("EXPLAIN QUERY PLAN SELECT run_id FROM params WHERE key = 'generator.channels' AND value = 32").all() as {
+      detail: string;
+    }[];
     expect(plan.map((p) => p.detail).join(' ')).toMatch(/params_key_value/);
   });
 
-  it('replaces a run\'s params when written again, and rejects configs that are not JSON objects', () => {
+  it("replaces a run's params when written again, and rejects configs that are not JSON objects", () => {
     insertParams(db, 'a', { batchSize: 16 });
     expect([...getParams(db, 'a')]).toEqual([['batchSize', 16]]);
     expect(() => insertParams(db, 'a', 'not json')).toThrow(TypeError);
@@ -309,8 +377,17 @@ describe('metrics, checkpoints, evals and run lookup', () => {
   });
 
   it('latest_metrics holds the latest step of each key of each run, whatever the insert order', () => {
-    insertMetrics(db, '20261129-112959-aaaa', [[3, 'g_loss', 0.3], [1, 'g_loss', 0.9], [5, 'g_loss', 0.1], [4, 'g_loss', 0.2], [2, 'd_loss', 0.7]]);
-    insertMetrics(db, '20261129-113500-bbbb', [[6, 'g_loss', 0.05], [7, 'g_loss', 0.04]]);
+    insertMetrics(db, '20261129-112959-aaaa', [
+      [3, 'g_loss', 0.3],
+      [1, 'g_loss', 0.9],
+      [5, 'g_loss', 0.1],
+      [4, 'g_loss', 0.2],
+      [2, 'd_loss', 0.7],
+    ]);
+    insertMetrics(db, '20261129-113500-bbbb', [
+      [6, 'g_loss', 0.05],
+      [7, 'g_loss', 0.04],
+    ]);
     const all = db.prepare('SELECT run_id, key, step, value FROM latest_metrics ORDER BY run_id, key').all();
     expect(all).toEqual([
       { run_id: '20261129-112959-aaaa', key: 'd_loss', step: 2, value: 0.7 },
@@ -324,41 +401,93 @@ describe('metrics, checkpoints, evals and run lookup', () => {
   });
 
   it('thins curves with `every`, always keeping the last point', () => {
-    insertMetrics(db, 'empty', Array.from({ length: 10 }, (_, i) => [i + 1, 'g_loss', i] as [number, string, number]));
-    insertMetrics(db, 'empty', [[1, 'd_loss', 1], [2, 'd_loss', 2]]);
+    insertMetrics(
+      db,
+      'empty',
+      Array.from({ length: 10 }, (_, i) => [i + 1, 'g_loss', i] as [number, string, number]),
+    );
+    insertMetrics(db, 'empty', [
+      [1, 'd_loss', 1],
+      [2, 'd_loss', 2],
+    ]);
     expect(metricCurves(db, 'empty', ['g_loss'], 4).map((p) => p.step)).toEqual([1, 5, 9, 10]);
-    expect(metricCurves(db, 'empty', ['g_loss', 'd_loss'], 3).map((p) => `${p.step}:${p.key}`)).toEqual(['1:d_loss', '1:g_loss', '2:d_loss', '4:g_loss', '7:g_loss', '10:g_loss']);
+    expect(metricCurves(db, 'empty', ['g_loss', 'd_loss'], 3).map((p) => `${p.step}:${p.key}`)).toEqual([
+      '1:d_loss',
+      '1:g_loss',
+      '2:d_loss',
+      '4:g_loss',
+      '7:g_loss',
+      '10:g_loss',
+    ]);
     expect(() => metricCurves(db, 'empty', ['g_loss'], 0)).toThrow(RangeError);
   });
 
   it('records and lists checkpoints and evals', () => {
     const run = '20261129-112959-aaaa';
     const first = recordCheckpoint(db, { run_id: run, step: 100, time: 10, path: '/c/100.bin', checksum: 'sha256:aa', kind: 'periodic' });
-    recordCheckpoint(db, { run_id: run, step: 200, time: 20, path: '/c/200.bin', checksum: 'sha256:bb', kind: 'best', psnr: 28.5, gain: 0.625 });
+    recordCheckpoint(db, {
+      run_id: run,
+      step: 200,
+      time: 20,
+      path: '/c/200.bin',
+      checksum: 'sha256:bb',
+      kind: 'best',
+      psnr: 28.5,
+      gain: 0.625,
+    });
     markCheckpointDeleted(db, first);
     expect(listCheckpoints(db, run).map((c) => [c.step, c.kind, c.psnr, c.gain, c.deleted])).toEqual([[200, 'best', 28.5, 0.625, 0]]);
-    expect(listCheckpoints(db, run, { includeDeleted: true }).map((c) => [c.step, c.deleted])).toEqual([[100, 1], [200, 0]]);
-    expect(() => recordCheckpoint(db, { run_id: run, step: 1, time: 1, path: 'x', checksum: 'y', kind: 'nightly' as 'best' })).toThrow(/"kind" must be one of periodic, best/);
-    expect(() => db.prepare("INSERT INTO checkpoints (run_id, step, time, path, checksum, kind) VALUES (?, 1, 1, 'x', 'y', 'nightly')").run(run)).toThrow(/CHECK/);
-    expect(() => recordCheckpoint(db, { run_id: 'no-such-run', step: 1, time: 1, path: 'x', checksum: 'y', kind: 'manual' })).toThrow(/FOREIGN KEY/);
+    expect(listCheckpoints(db, run, { includeDeleted: true }).map((c) => [c.step, c.deleted])).toEqual([
+      [100, 1],
+      [200, 0],
+    ]);
+    expect(() => recordCheckpoint(db, { run_id: run, step: 1, time: 1, path: 'x', checksum: 'y', kind: 'nightly' as 'best' })).toThrow(
+      /"kind" must be one of periodic, best/,
+    );
+    expect(() =>
+      db.prepare("INSERT INTO checkpoints (run_id, step, time, path, checksum, kind) VALUES (?, 1, 1, 'x', 'y', 'nightly')").run(run),
+    ).toThrow(/CHECK/);
+    expect(() => recordCheckpoint(db, { run_id: 'no-such-run', step: 1, time: 1, path: 'x', checksum: 'y', kind: 'manual' })).toThrow(
+      /FOREIGN KEY/,
+    );
 
-    recordEval(db, { run_id: run, time: 30, data_dir: '/eval', model: 'model', psnr: 29.1, ssim: 0.85, images: 5, json: { perImage: [1, 2] } });
+    recordEval(db, {
+      run_id: run,
+      time: 30,
+      data_dir: '/eval',
+      model: 'model',
+      psnr: 29.1,
+      ssim: 0.85,
+      images: 5,
+      json: { perImage: [1, 2] },
+    });
     recordEval(db, { run_id: null, time: 31, data_dir: '/eval', model: 'bicubic', psnr: 27, ssim: null, images: 5 });
     expect(listEvals(db, run).map((e) => [e.model, e.psnr, e.json])).toEqual([['model', 29.1, '{"perImage":[1,2]}']]);
-    expect(db.prepare("SELECT model FROM evals ORDER BY psnr DESC").pluck().all()).toEqual(['model', 'bicubic']);
+    expect(db.prepare('SELECT model FROM evals ORDER BY psnr DESC').pluck().all()).toEqual(['model', 'bicubic']);
   });
 
   it('summarises validation: the latest gain with its PSNRs, and the first step of the best gain, up to a step', () => {
     const run = '20261129-112959-aaaa';
     insertMetrics(db, run, [
       [5, 'g_loss', 0.5],
-      [10, 'val_psnr', 30], [10, 'val_bicubic', 31], [10, 'val_gain', -1],
-      [20, 'val_psnr', 31.5], [20, 'val_bicubic', 31], [20, 'val_gain', 0.5],
-      [30, 'val_psnr', 31.5], [30, 'val_bicubic', 31], [30, 'val_gain', 0.5],
-      [40, 'val_psnr', 30.75], [40, 'val_bicubic', 31], [40, 'val_gain', -0.25],
+      [10, 'val_psnr', 30],
+      [10, 'val_bicubic', 31],
+      [10, 'val_gain', -1],
+      [20, 'val_psnr', 31.5],
+      [20, 'val_bicubic', 31],
+      [20, 'val_gain', 0.5],
+      [30, 'val_psnr', 31.5],
+      [30, 'val_bicubic', 31],
+      [30, 'val_gain', 0.5],
+      [40, 'val_psnr', 30.75],
+      [40, 'val_bicubic', 31],
+      [40, 'val_gain', -0.25],
       [41, 'g_loss', 0.4],
     ]);
-    expect(validationSummary(db, run)).toEqual({ latest: { step: 40, psnr: 30.75, bicubic: 31, gain: -0.25 }, best: { step: 20, gain: 0.5 } });
+    expect(validationSummary(db, run)).toEqual({
+      latest: { step: 40, psnr: 30.75, bicubic: 31, gain: -0.25 },
+      best: { step: 20, gain: 0.5 },
+    });
     expect(validationSummary(db, run, 15)).toEqual({ latest: { step: 10, psnr: 30, bicubic: 31, gain: -1 }, best: { step: 10, gain: -1 } });
     expect(validationSummary(db, run, 9)).toEqual({ latest: null, best: null });
     expect(validationSummary(db, 'empty')).toEqual({ latest: null, best: null });
@@ -368,7 +497,9 @@ describe('metrics, checkpoints, evals and run lookup', () => {
     expect(resolveRun(db, '20261129-113500-bbbb').name).toBe('beta');
     expect(resolveRun(db, '20261130').id).toBe('20261130-090000-cccc');
     expect(resolveRun(db, 'beta').id).toBe('20261129-113500-bbbb');
-    expect(() => resolveRun(db, '20261129')).toThrow(/"20261129" matches 2 runs.*\n.*20261129-113500-bbbb.*failed.*beta\n.*20261129-112959-aaaa/);
+    expect(() => resolveRun(db, '20261129')).toThrow(
+      /"20261129" matches 2 runs.*\n.*20261129-113500-bbbb.*failed.*beta\n.*20261129-112959-aaaa/,
+    );
     expect(() => resolveRun(db, 'alpha')).toThrow(/matches 2 runs/);
     expect(() => resolveRun(db, 'zzz')).toThrow(/no run matches "zzz".*latest runs are:\n.*20261130-090000-cccc/s);
     expect(listRuns(db, { status: ['failed', 'training'] }).map((r) => r.id)).toEqual(['20261130-090000-cccc', '20261129-113500-bbbb']);
@@ -384,7 +515,10 @@ describe('reading an older database read-only', () => {
       const db = openDb(file, { readonly: true });
       expect(db.pragma('user_version', { simple: true })).toBe(1);
       expect(getParams(db, 'old-run').get('generator.channels')).toBe(32);
-      expect(latestMetrics(db, 'old-run').map((m) => [m.key, m.step, m.value])).toEqual([['g_loss', 2, 0.25], ['psnr_train', 2, 22]]);
+      expect(latestMetrics(db, 'old-run').map((m) => [m.key, m.step, m.value])).toEqual([
+        ['g_loss', 2, 0.25],
+        ['psnr_train', 2, 22],
+      ]);
       expect(listCheckpoints(db, 'old-run')).toEqual([]);
       expect(listEvals(db, 'old-run')).toEqual([]);
       db.close();
@@ -393,14 +527,17 @@ describe('reading an older database read-only', () => {
     }
   });
 
-  it('lists a v2 file\'s checkpoints with a null gain without migrating it', () => {
+  it("lists a v2 file's checkpoints with a null gain without migrating it", () => {
     const tmp = tempDir();
     try {
       const file = path.join(tmp.dir, 'runs.db');
       makeV2(file);
       const db = openDb(file, { readonly: true });
       expect(db.pragma('user_version', { simple: true })).toBe(2);
-      expect(listCheckpoints(db, 'old-run').map((c) => [c.step, c.psnr, c.gain])).toEqual([[1, 21.5, null], [2, null, null]]);
+      expect(listCheckpoints(db, 'old-run').map((c) => [c.step, c.psnr, c.gain])).toEqual([
+        [1, 21.5, null],
+        [2, null, null],
+      ]);
       expect(validationSummary(db, 'old-run')).toEqual({ latest: null, best: null });
       db.close();
       const raw = new Database(file, { readonly: true });

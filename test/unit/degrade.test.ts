@@ -2,6 +2,7 @@
 
 import { describe, expect, it } from 'vitest';
 
+import { EVAL_LR_SYNTHESES } from '../../src/config/lr-synthesis.js';
 import {
   BILINEAR_AA_TAPS,
   JPEG_QUALITIES,
@@ -26,13 +27,12 @@ function random(width: number, height: number, seed: number): RgbImage {
 
 function psnr(a: RgbImage, b: RgbImage): number {
   let se = 0;
-  for (let i = 0; i < a.data.length; i++) se += (a.data[i]! - b.data[i]!) ** 2;
+  for (let i = 0; i < a.data.length; i++) se += (a.data[i] - b.data[i]) ** 2;
   return 10 * Math.log10((255 * 255) / (se / a.data.length));
 }
 
 const mean = (a: number[]): number => a.reduce((s, v) => s + v, 0) / a.length;
 const FILTERS: DownscaleFilter[] = ['bilinear-aa', 'box-gamma', 'bicubic-aa', 'area', 'lanczos3'];
-
 
 describe("downscale 'bilinear-aa'", () => {
   it('has the seed taps: ×2 [1,3,3,1]/8 and ×4 [1,3,5,7,7,5,3,1]/32, each summing to 1', () => {
@@ -42,7 +42,12 @@ describe("downscale 'bilinear-aa'", () => {
   });
 
   it('×2 is byte-identical to downscaleAA2', () => {
-    for (const [w, h, seed] of [[2, 2, 1], [10, 8, 2], [4, 14, 3], [64, 32, 4]] as const) {
+    for (const [w, h, seed] of [
+      [2, 2, 1],
+      [10, 8, 2],
+      [4, 14, 3],
+      [64, 32, 4],
+    ] as const) {
       const img = random(w, h, seed);
       expect(downscale(img, 2, 'bilinear-aa')).toEqual(downscaleAA2(img));
     }
@@ -71,12 +76,21 @@ describe("downscale 'bilinear-aa'", () => {
     // The border outputs are pulled inwards symmetrically, so the mean is unchanged.
     expect(Math.abs(mean(channel(out, 0)) - mean(channel(img, 0)))).toBeLessThan(0.5);
     // Along y too.
-    const col = downscale(make(4, 32, (_x, y) => [8 * y, 0, 0]), 4, 'bilinear-aa');
+    const col = downscale(
+      make(4, 32, (_x, y) => [8 * y, 0, 0]),
+      4,
+      'bilinear-aa',
+    );
     for (let o = 1; o < 7; o++) expect(col.data[o * 3]).toBe(8 * (4 * o + 1.5));
   });
 
   it('×4 equals the 2-D normalised convolution on random images', () => {
-    for (const [w, h, seed] of [[4, 4, 5], [12, 8, 6], [8, 20, 7], [36, 28, 8]] as const) {
+    for (const [w, h, seed] of [
+      [4, 4, 5],
+      [12, 8, 6],
+      [8, 20, 7],
+      [36, 28, 8],
+    ] as const) {
       const img = random(w, h, seed);
       expect(downscale(img, 4, 'bilinear-aa')).toEqual(normalisedConv(img, 4, [1, 3, 5, 7, 7, 5, 3, 1]));
     }
@@ -93,7 +107,7 @@ describe("downscale 'box-gamma'", () => {
       [40, 40, 40, 40],
     ];
     const img = make(6, 2, (x, y) => {
-      const v = blocks[Math.floor(x / 2)]![y * 2 + (x % 2)]!;
+      const v = blocks[Math.floor(x / 2)][y * 2 + (x % 2)];
       return [v, v, v];
     });
     expect(channel(downscale(img, 2, 'box-gamma'), 1)).toEqual([186, 136, 40]);
@@ -163,7 +177,7 @@ const PILLOW = {
   lanczos: [17, 133, 204, 36, 119, 189, 113, 68, 162, 95, 9, 69],
   bicubic: [22, 130, 199, 42, 123, 180, 114, 80, 151, 94, 16, 65],
 };
-const signalImage = (): RgbImage => make(24, 4, (x) => [SIGNAL[x]!, SIGNAL[x]!, SIGNAL[x]!]);
+const signalImage = (): RgbImage => make(24, 4, (x) => [SIGNAL[x], SIGNAL[x], SIGNAL[x]]);
 const firstRow = (img: RgbImage): number[] => channel(img, 0).slice(0, img.width);
 
 describe("downscale 'area'", () => {
@@ -173,7 +187,11 @@ describe("downscale 'area'", () => {
 
   it('×4 averages each 4×4 block (hand-computed)', () => {
     // Row values 0, 10, 20, …: block 0 averages 0,10,20,30 → 15; block 1 averages 40..70 → 55.
-    const out = downscale(make(8, 4, (x) => [10 * x, 10 * x, 10 * x]), 4, 'area');
+    const out = downscale(
+      make(8, 4, (x) => [10 * x, 10 * x, 10 * x]),
+      4,
+      'area',
+    );
     expect(channel(out, 0)).toEqual([15, 55]);
   });
 });
@@ -182,7 +200,7 @@ describe("downscale 'lanczos3'", () => {
   it('×2 agrees with Pillow LANCZOS in the interior (±1)', () => {
     const ours = firstRow(downscale(signalImage(), 2, 'lanczos3'));
     // Output o reads source 2o − 5 .. 2o + 6: o = 3..8 touch no border.
-    for (let o = 3; o <= 8; o++) expect(Math.abs(ours[o]! - PILLOW.lanczos[o]!)).toBeLessThanOrEqual(1);
+    for (let o = 3; o <= 8; o++) expect(Math.abs(ours[o] - PILLOW.lanczos[o])).toBeLessThanOrEqual(1);
     // A bilinear or bicubic stand-in would not: the kernels differ where the signal is rough.
     const cubicRow = firstRow(downscale(signalImage(), 2, 'bicubic-aa'));
     expect(cubicRow.slice(3, 9)).not.toEqual(ours.slice(3, 9));
@@ -190,7 +208,7 @@ describe("downscale 'lanczos3'", () => {
 
   it('×2 bicubic-aa agrees with Pillow BICUBIC (a = −0.5) in the interior (±1)', () => {
     const ours = firstRow(downscale(signalImage(), 2, 'bicubic-aa'));
-    for (let o = 2; o <= 9; o++) expect(Math.abs(ours[o]! - PILLOW.bicubic[o]!)).toBeLessThanOrEqual(1);
+    for (let o = 2; o <= 9; o++) expect(Math.abs(ours[o] - PILLOW.bicubic[o])).toBeLessThanOrEqual(1);
   });
 });
 
@@ -201,7 +219,7 @@ describe('downscale with a Gaussian blur first', () => {
       const once = downscale(img, 2, filter, 0.8);
       const blurred = resampleSeparable(img, gaussianTaps(32, 0.8), gaussianTaps(24, 0.8));
       const twice = downscale(blurred, 2, filter);
-      for (let i = 0; i < once.data.length; i++) expect(Math.abs(once.data[i]! - twice.data[i]!)).toBeLessThanOrEqual(1);
+      for (let i = 0; i < once.data.length; i++) expect(Math.abs(once.data[i] - twice.data[i])).toBeLessThanOrEqual(1);
     }
   });
 
@@ -253,8 +271,8 @@ describe('LR synthesis names and the training mix', () => {
       }
     }
     expect(counts.lanczos3).toBeUndefined();
-    expect(counts['bicubic-aa']! / n).toBeCloseTo(0.75, 1);
-    expect(counts.area! / n).toBeCloseTo(0.25, 1);
+    expect(counts['bicubic-aa'] / n).toBeCloseTo(0.75, 1);
+    expect(counts.area / n).toBeCloseTo(0.25, 1);
     expect(blurred / n).toBeCloseTo(0.25, 1);
   });
 
@@ -270,7 +288,9 @@ describe('LR synthesis names and the training mix', () => {
   it('is reproducible from the seed', () => {
     const draw = (seed: number) => {
       const r = mulberry32(seed);
-      return Array.from({ length: 20 }, () => drawLrSynthesis({ 'bicubic-aa': 1, 'bilinear-aa': 1, area: 1, lanczos3: 1 }, { probability: 0.3, sigmaMin: 0.2, sigmaMax: 1 }, r));
+      return Array.from({ length: 20 }, () =>
+        drawLrSynthesis({ 'bicubic-aa': 1, 'bilinear-aa': 1, area: 1, lanczos3: 1 }, { probability: 0.3, sigmaMin: 0.2, sigmaMax: 1 }, r),
+      );
     };
     expect(draw(9)).toEqual(draw(9));
     expect(draw(9)).not.toEqual(draw(10));
@@ -281,8 +301,16 @@ describe('downscale (all filters)', () => {
   it('keeps a constant image constant, borders included', () => {
     for (const filter of FILTERS) {
       for (const f of [2, 4] as const) {
-        for (const [w, h] of [[4, 4], [12, 8], [16, 36]] as const) {
-          const out = downscale(make(w, h, () => [17, 128, 254]), f, filter);
+        for (const [w, h] of [
+          [4, 4],
+          [12, 8],
+          [16, 36],
+        ] as const) {
+          const out = downscale(
+            make(w, h, () => [17, 128, 254]),
+            f,
+            filter,
+          );
           expect([out.width, out.height]).toEqual([w / f, h / f]);
           for (let i = 0; i < out.data.length; i += 3) {
             expect([out.data[i], out.data[i + 1], out.data[i + 2]], `${filter} ×${f} ${w}×${h}`).toEqual([17, 128, 254]);
@@ -300,10 +328,34 @@ describe('downscale (all filters)', () => {
   });
 
   it('rejects sizes that are not multiples of the factor, bad factors and unknown filters', () => {
-    expect(() => downscale(make(6, 8, () => [0, 0, 0]), 4, 'bilinear-aa')).toThrow(/multiples of factor 4/);
-    expect(() => downscale(make(5, 4, () => [0, 0, 0]), 2, 'box-gamma')).toThrow(RangeError);
-    expect(() => downscale(make(8, 8, () => [0, 0, 0]), 3 as 2, 'bicubic-aa')).toThrow(/factor/);
-    expect(() => downscale(make(8, 8, () => [0, 0, 0]), 2, 'lanczos' as DownscaleFilter)).toThrow(/filter/);
+    expect(() =>
+      downscale(
+        make(6, 8, () => [0, 0, 0]),
+        4,
+        'bilinear-aa',
+      ),
+    ).toThrow(/multiples of factor 4/);
+    expect(() =>
+      downscale(
+        make(5, 4, () => [0, 0, 0]),
+        2,
+        'box-gamma',
+      ),
+    ).toThrow(RangeError);
+    expect(() =>
+      downscale(
+        make(8, 8, () => [0, 0, 0]),
+        3 as 2,
+        'bicubic-aa',
+      ),
+    ).toThrow(/factor/);
+    expect(() =>
+      downscale(
+        make(8, 8, () => [0, 0, 0]),
+        2,
+        'lanczos' as DownscaleFilter,
+      ),
+    ).toThrow(/filter/);
   });
 });
 
@@ -328,7 +380,8 @@ describe('JPEG degradation', () => {
   it('loses less at higher quality: PSNR increases over the seed list', async () => {
     const scores: number[] = [];
     for (const q of JPEG_QUALITIES) scores.push(psnr(textured, await jpegDegrade(textured, q)));
-    for (let i = 1; i < scores.length; i++) expect(scores[i], `q ${JPEG_QUALITIES[i]} vs ${JPEG_QUALITIES[i - 1]}`).toBeGreaterThan(scores[i - 1]!);
+    for (let i = 1; i < scores.length; i++)
+      expect(scores[i], `q ${JPEG_QUALITIES[i]} vs ${JPEG_QUALITIES[i - 1]}`).toBeGreaterThan(scores[i - 1]);
     expect(scores[0]).toBeGreaterThan(20); // q 50 is degraded, not destroyed
   });
 
@@ -339,7 +392,8 @@ describe('JPEG degradation', () => {
   it('rejects quality 100 citing the article, and anything outside 1..99', async () => {
     await expect(jpegDegrade(textured, 100)).rejects.toThrow(RangeError);
     await expect(jpegDegrade(textured, 100)).rejects.toThrow(/article warns.*quality=100/);
-    for (const q of [0, 101, 50.5, Number.NaN]) await expect(jpegDegrade(textured, q)).rejects.toThrow(/quality: expected an integer in 1\.\.99/);
+    for (const q of [0, 101, 50.5, Number.NaN])
+      await expect(jpegDegrade(textured, q)).rejects.toThrow(/quality: expected an integer in 1\.\.99/);
   });
 
   it('draws qualities from the seed list, one rand() per draw', () => {

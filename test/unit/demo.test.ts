@@ -56,10 +56,10 @@ describe('generateDemoData', () => {
       let grad = 0;
       const n = info.width * info.height;
       for (let i = 0, p = 0; p < n; p++, i += 3) {
-        const y = 0.299 * data[i]! + 0.587 * data[i + 1]! + 0.114 * data[i + 2]!;
+        const y = 0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2];
         s += y;
         s2 += y * y;
-        if (p % info.width !== 0) grad += Math.abs(data[i]! - data[i - 3]!);
+        if (p % info.width !== 0) grad += Math.abs(data[i] - data[i - 3]);
       }
       const std = Math.sqrt(s2 / n - (s / n) ** 2);
       expect(std, `${f} luma std`).toBeGreaterThan(8);
@@ -83,7 +83,7 @@ describe('generateDemoData', () => {
     expect(doc).toBeDefined();
     const { data, info } = await sharp(path.join(dirA, doc!.file)).greyscale().raw().toBuffer({ resolveWithObject: true });
     let transitions = 0;
-    for (let i = 1; i < data.length; i++) if (i % info.width !== 0 && Math.abs(data[i]! - data[i - 1]!) > 60) transitions++;
+    for (let i = 1; i < data.length; i++) if (i % info.width !== 0 && Math.abs(data[i] - data[i - 1]) > 60) transitions++;
     expect(transitions).toBeGreaterThan(500);
   });
 
@@ -115,7 +115,7 @@ describe('generateDemoData', () => {
     expect(fs.readdirSync(dir).sort()).toEqual(['demo-0000.png', 'demo-0001.png', 'demo-0002.png', 'demo-manifest.json', 'mine.txt']);
 
     const good = hashes(fewer);
-    fs.truncateSync(fewer[1]!, 10);
+    fs.truncateSync(fewer[1], 10);
     const repaired = await generateDemoData(dir, { count: 3, seed: 3 });
     expect(hashes(repaired)).toEqual(good);
 

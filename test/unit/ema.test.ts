@@ -38,16 +38,16 @@ describe('createEma', () => {
   it('starts at the current weights and averages exactly (decay 0.5, binary-exact values)', () => {
     const v = tf.variable(tf.tensor1d([1, 2]));
     const ema = createEma({ v }, 0.5);
-    expect(values(ema.shadow.v!)).toEqual([1, 2]);
-    expect(ema.shadow.v!.trainable).toBe(false);
+    expect(values(ema.shadow.v)).toEqual([1, 2]);
+    expect(ema.shadow.v.trainable).toBe(false);
     v.assign(tf.tensor1d([3, 6]));
     ema.update(); // 0.5·[1, 2] + 0.5·[3, 6]
-    expect(values(ema.shadow.v!)).toEqual([2, 4]);
+    expect(values(ema.shadow.v)).toEqual([2, 4]);
     v.assign(tf.tensor1d([5, -2]));
     ema.update(); // 0.5·[2, 4] + 0.5·[5, −2]
-    expect(values(ema.shadow.v!)).toEqual([3.5, 1]);
+    expect(values(ema.shadow.v)).toEqual([3.5, 1]);
     ema.update(); // weights unchanged: halfway again
-    expect(values(ema.shadow.v!)).toEqual([4.25, -0.5]);
+    expect(values(ema.shadow.v)).toEqual([4.25, -0.5]);
     expect(values(v)).toEqual([5, -2]); // update never touches the weights
     ema.dispose();
     v.dispose();
@@ -66,8 +66,8 @@ describe('createEma', () => {
       const next = [r() * 4 - 2, r() * 4 - 2, r() * 4 - 2].map(f);
       v.assign(tf.tensor1d(next));
       ema.update();
-      expected = expected.map((s, i) => f(f(s * D) + f(next[i]! * E)));
-      expect(values(ema.shadow.v!)).toEqual(expected);
+      expected = expected.map((s, i) => f(f(s * D) + f(next[i] * E)));
+      expect(values(ema.shadow.v)).toEqual(expected);
     }
     ema.dispose();
     v.dispose();
@@ -85,8 +85,8 @@ describe('createEma', () => {
       ema.update(step);
       // step 1: 2/11 of the old shadow; step 500: 501/510 > 0.99, so the decay itself.
       const d = Math.min(0.99, (1 + step) / (10 + step));
-      expected = expected.map((s, i) => f(f(s * f(d)) + f(next[i]! * f(1 - d))));
-      expect(values(ema.shadow.v!), `step ${step}`).toEqual(expected);
+      expected = expected.map((s, i) => f(f(s * f(d)) + f(next[i] * f(1 - d))));
+      expect(values(ema.shadow.v), `step ${step}`).toEqual(expected);
     }
     expect(() => ema.update(0)).toThrow(RangeError);
     expect(() => ema.update(1.5)).toThrow(RangeError);
@@ -99,7 +99,7 @@ describe('createEma', () => {
     const ema = createEma(vars, 0);
     train(vars, mulberry32(2));
     ema.update();
-    for (const k of Object.keys(vars)) expect(values(ema.shadow[k]!)).toEqual(values(vars[k]!));
+    for (const k of Object.keys(vars)) expect(values(ema.shadow[k])).toEqual(values(vars[k]));
     ema.dispose();
     disposeAll(vars);
   });
@@ -117,8 +117,8 @@ describe('createEma', () => {
       else tf.tidy(() => ema.update()); // as the GAN step calls it
       ema.swapIn();
       ema.swapOut();
-      tf.tidy(() => ema.withAverage(() => tf.sum(vars['head.w']!))).dispose(); // swap inside a tidy, result kept by it
-      const out = ema.withAverage(() => tf.tidy(() => tf.mul(vars['conv1.b']!, 2)));
+      tf.tidy(() => ema.withAverage(() => tf.sum(vars['head.w']))).dispose(); // swap inside a tidy, result kept by it
+      const out = ema.withAverage(() => tf.tidy(() => tf.mul(vars['conv1.b'], 2)));
       out.dispose();
     }
     expect(tf.memory().numTensors).toBe(before);
@@ -143,13 +143,13 @@ describe('createEma', () => {
     expect(ema.swapped).toBe(true);
     for (const k of Object.keys(vars)) {
       expect(vars[k]).toBe(objects[k]); // same Variable objects: a network reading them sees the average
-      expect(values(vars[k]!)).toEqual(average[k]);
+      expect(values(vars[k])).toEqual(average[k]);
     }
     ema.swapOut();
     expect(ema.swapped).toBe(false);
     for (const k of Object.keys(vars)) {
-      expect(values(vars[k]!)).toEqual(training[k]);
-      expect(values(ema.shadow[k]!)).toEqual(average[k]); // the shadow is untouched by the swap
+      expect(values(vars[k])).toEqual(training[k]);
+      expect(values(ema.shadow[k])).toEqual(average[k]); // the shadow is untouched by the swap
     }
     ema.dispose();
     disposeAll(vars);
@@ -166,10 +166,10 @@ describe('createEma', () => {
         train(vars, r);
         ema.update();
         if (preview) {
-          const sum = (t: tf.Tensor) => tf.tidy(() => tf.sum(t).dataSync()[0]!);
-          const inPreview = ema.withAverage(() => sum(vars['conv1.w']!));
-          expect(inPreview).toBe(sum(ema.shadow['conv1.w']!)); // the preview saw the average…
-          expect(inPreview).not.toBe(sum(vars['conv1.w']!)); // …not the training weights
+          const sum = (t: tf.Tensor) => tf.tidy(() => tf.sum(t).dataSync()[0]);
+          const inPreview = ema.withAverage(() => sum(vars['conv1.w']));
+          expect(inPreview).toBe(sum(ema.shadow['conv1.w'])); // the preview saw the average…
+          expect(inPreview).not.toBe(sum(vars['conv1.w'])); // …not the training weights
           seen.push(inPreview);
         }
       }
@@ -248,7 +248,7 @@ describe('createEma', () => {
     v.assign(tf.tensor1d([3, 5]));
     ema.update();
     ema.reset();
-    expect(values(ema.shadow.v!)).toEqual([3, 5]);
+    expect(values(ema.shadow.v)).toEqual([3, 5]);
     ema.dispose();
     v.dispose();
   });

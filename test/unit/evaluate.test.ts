@@ -39,13 +39,15 @@ async function writeImage(name: string, w: number, h: number, seed: number): Pro
     }
   }
   const p = path.join(tmp.dir, name);
-  await sharp(data, { raw: { width: w, height: h, channels: 3 } }).png().toFile(p);
+  await sharp(data, { raw: { width: w, height: h, channels: 3 } })
+    .png()
+    .toFile(p);
   return p;
 }
 
 beforeAll(async () => {
   await initBackend('wasm');
-  gen = buildGenerator(PRESETS['espcn-x2-fast']!.generator, 2, 11);
+  gen = buildGenerator(PRESETS['espcn-x2-fast'].generator, 2, 11);
   // 51×37 is cropped to 50×36; 44×46 is already a multiple of 2.
   files.push(await writeImage('a.png', 51, 37, 1), await writeImage('b.png', 44, 46, 2));
 });
@@ -89,17 +91,29 @@ describe('evaluate', () => {
       expect(Number.isFinite(row.model!.psnr)).toBe(true);
     }
     const mean = (f: (i: number) => number): number => (f(0) + f(1)) / 2;
-    expect(res.bicubic.psnr).toBeCloseTo(mean((i) => res.rows[i]!.bicubic.psnr), 12);
-    expect(res.bicubic.ssim).toBeCloseTo(mean((i) => res.rows[i]!.bicubic.ssim), 12);
-    expect(res.model!.psnr).toBeCloseTo(mean((i) => res.rows[i]!.model!.psnr), 12);
-    expect(res.model!.ssim).toBeCloseTo(mean((i) => res.rows[i]!.model!.ssim), 12);
+    expect(res.bicubic.psnr).toBeCloseTo(
+      mean((i) => res.rows[i].bicubic.psnr),
+      12,
+    );
+    expect(res.bicubic.ssim).toBeCloseTo(
+      mean((i) => res.rows[i].bicubic.ssim),
+      12,
+    );
+    expect(res.model!.psnr).toBeCloseTo(
+      mean((i) => res.rows[i].model!.psnr),
+      12,
+    );
+    expect(res.model!.ssim).toBeCloseTo(
+      mean((i) => res.rows[i].model!.ssim),
+      12,
+    );
   });
 
   it('without a generator scores bicubic only; the border is configurable', async () => {
     const withModel = await evaluate(gen, files.slice(0, 1), { scale: 2 });
     const res = await evaluate(null, files.slice(0, 1), { scale: 2 });
     expect(res.model).toBeNull();
-    expect(res.rows[0]!.model).toBeNull();
+    expect(res.rows[0].model).toBeNull();
     expect(res.bicubic).toEqual(withModel.bicubic);
     const b0 = await evaluate(null, files.slice(0, 1), { scale: 2, border: 0 });
     expect(b0.border).toBe(0);
@@ -114,8 +128,8 @@ describe('evaluate', () => {
     expect(area.lr).toEqual({ filter: 'area', blur: 0 });
     expect(area.bicubic.psnr).not.toBeCloseTo(std.bicubic.psnr, 3);
     // The LR synthesis reaches the LR (the numbers: against the reference below).
-    const hr = await loadRgb(files[1]!);
-    expect(area.rows[1]!.bicubic.psnr).toBe(psnrY(upscaleBicubic(downscale(hr, 2, 'area'), 2), hr, 2));
+    const hr = await loadRgb(files[1]);
+    expect(area.rows[1].bicubic.psnr).toBe(psnrY(upscaleBicubic(downscale(hr, 2, 'area'), 2), hr, 2));
     expect((await evaluate(null, files, { scale: 2 })).gain).toBeNull();
   });
 
@@ -125,7 +139,10 @@ describe('evaluate', () => {
     // float64 can round an exact .5 differently, and the pictures above have a linear channel, whose
     // bicubic enlargement is full of exact halves (±0.005 dB from ties alone on images this small).
     const noisy: string[] = [];
-    for (const [name, w, h, seed] of [['n1.png', 60, 52, 7], ['n2.png', 49, 45, 8]] as const) {
+    for (const [name, w, h, seed] of [
+      ['n1.png', 60, 52, 7],
+      ['n2.png', 49, 45, 8],
+    ] as const) {
       const rand = mulberry32(seed);
       const data = new Uint8Array(w * h * 3);
       for (let i = 0; i < data.length; i++) {
@@ -134,7 +151,9 @@ describe('evaluate', () => {
         data[i] = Math.round(128 + 70 * Math.sin(x / (3 + (i % 3)) + y / 5) + 40 * (rand() - 0.5));
       }
       const p = path.join(tmp.dir, name);
-      await sharp(data, { raw: { width: w, height: h, channels: 3 } }).png().toFile(p);
+      await sharp(data, { raw: { width: w, height: h, channels: 3 } })
+        .png()
+        .toFile(p);
       noisy.push(p);
     }
     for (const scale of [2, 4] as const) {
@@ -143,13 +162,20 @@ describe('evaluate', () => {
         // Its output, before rounding, is within half a level of upscaleBicubic's bytes everywhere: the
         // same values up to float32 error. (Rounded, they may differ by 1 at exact halves, which these
         // pictures' linear channel makes common: Keys reproduces a ramp, 2·k + ¼·2 = …5.)
-        const full = await loadRgb(files[1]!);
+        const full = await loadRgb(files[1]);
         const lr = downscale(crop(full, 0, 0, 44, 44), scale, 'bicubic-aa');
-        const out = tf.tidy(() => tf.mul(tf.clipByValue(copy.apply(tf.div(tf.tensor4d(lr.data, [1, lr.height, lr.width, 3], 'float32'), 255) as tf.Tensor4D), 0, 1), 255).dataSync());
+        const out = tf.tidy(() =>
+          tf
+            .mul(
+              tf.clipByValue(copy.apply(tf.div(tf.tensor4d(lr.data, [1, lr.height, lr.width, 3], 'float32'), 255) as tf.Tensor4D), 0, 1),
+              255,
+            )
+            .dataSync(),
+        );
         const ref = upscaleBicubic(lr, scale).data;
         expect(out.length).toBe(ref.length);
         let worst = 0;
-        out.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - ref[i]!))));
+        out.forEach((v, i) => (worst = Math.max(worst, Math.abs(v - ref[i]))));
         expect(worst).toBeLessThanOrEqual(0.5 + 1e-3);
 
         const start = tf.memory().numTensors;
@@ -180,7 +206,10 @@ describe('evaluate', () => {
       const model = bicubicLayersModel(scale);
       const copy = bicubicGenerator(scale);
       const rand = mulberry32(scale);
-      const x = tf.tensor4d(Float32Array.from({ length: 2 * 9 * 13 * 3 }, () => rand()), [2, 9, 13, 3]);
+      const x = tf.tensor4d(
+        Float32Array.from({ length: 2 * 9 * 13 * 3 }, () => rand()),
+        [2, 9, 13, 3],
+      );
       const [a, b] = [model.predict(x) as tf.Tensor, copy.apply(x)];
       expect(a.shape).toEqual([2, 9 * scale, 13 * scale, 3]);
       expect(tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]).toBeLessThan(1e-5);
@@ -227,7 +256,7 @@ describe('evaluate against the independent reference (test/fixtures/eval_referen
       expect(res.border).toBe(scale);
       expect(res.rows.map((r) => [path.basename(r.file), r.width, r.height])).toEqual(want.map((w) => [w.image, w.width, w.height]));
       res.rows.forEach((row, i) => {
-        const w = want[i]!;
+        const w = want[i];
         expect(Math.abs(row.bicubic.psnr - w.bicubic.psnr), `${w.image} bicubic PSNR`).toBeLessThanOrEqual(PSNR_TOL);
         expect(Math.abs(row.bicubic.ssim - w.bicubic.ssim), `${w.image} bicubic SSIM`).toBeLessThanOrEqual(SSIM_TOL);
         // The model path: output clamped, ×255, rounded (nearest neighbour needs no rounding), scored alike.
@@ -241,15 +270,15 @@ describe('evaluate against the independent reference (test/fixtures/eval_referen
 
       // Where a mismatch would come from: the LR is MATLAB's imresize byte for byte.
       for (const [i, w] of want.entries()) {
-        const full = await loadRgb(refFiles[i]!);
+        const full = await loadRgb(refFiles[i]);
         expect(sha256(downscale(crop(full, 0, 0, w.width, w.height), scale, 'bicubic-aa').data), `${w.image} LR`).toBe(w.lrSha256);
       }
 
       // Another LR synthesis ('area', the block mean) with the same bicubic baseline.
       const area = await evaluate(null, refFiles, { scale, lr: parseLrSynthesis('area') });
       area.rows.forEach((row, i) => {
-        expect(Math.abs(row.bicubic.psnr - want[i]!.bicubicOfArea.psnr), `${want[i]!.image} area PSNR`).toBeLessThanOrEqual(PSNR_TOL);
-        expect(Math.abs(row.bicubic.ssim - want[i]!.bicubicOfArea.ssim), `${want[i]!.image} area SSIM`).toBeLessThanOrEqual(SSIM_TOL);
+        expect(Math.abs(row.bicubic.psnr - want[i].bicubicOfArea.psnr), `${want[i].image} area PSNR`).toBeLessThanOrEqual(PSNR_TOL);
+        expect(Math.abs(row.bicubic.ssim - want[i].bicubicOfArea.ssim), `${want[i].image} area SSIM`).toBeLessThanOrEqual(SSIM_TOL);
       });
     });
   }

@@ -21,7 +21,8 @@ function tiff(entries: Entry[], little: boolean, prefix = false): Uint8Array {
   const head = 8;
   const bytes: number[] = [];
   const u16 = (v: number) => (little ? [v & 255, v >>> 8] : [v >>> 8, v & 255]);
-  const u32 = (v: number) => (little ? [v & 255, (v >>> 8) & 255, (v >>> 16) & 255, v >>> 24] : [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255]);
+  const u32 = (v: number) =>
+    little ? [v & 255, (v >>> 8) & 255, (v >>> 16) & 255, v >>> 24] : [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255];
   bytes.push(...(little ? [0x49, 0x49] : [0x4d, 0x4d]), ...u16(42), ...u32(head));
   bytes.push(...u16(entries.length));
   for (const e of entries) {
@@ -71,7 +72,13 @@ describe('readExifIfd0', () => {
   });
 
   it('trims trailing spaces and padding NULs, and reads UTF-8', () => {
-    const bytes = tiff([{ tag: MAKE, type: 2, value: 'NIKON CORPORATION   ' }, { tag: MODEL, type: 129, value: 'Caméra Ü' }], true);
+    const bytes = tiff(
+      [
+        { tag: MAKE, type: 2, value: 'NIKON CORPORATION   ' },
+        { tag: MODEL, type: 129, value: 'Caméra Ü' },
+      ],
+      true,
+    );
     expect(readExifIfd0(bytes)).toEqual({ make: 'NIKON CORPORATION', model: 'Caméra Ü' });
   });
 
@@ -96,7 +103,13 @@ describe('readExifIfd0', () => {
   });
 
   it('keeps what it read from a truncated directory', () => {
-    const full = tiff([{ tag: ORIENT, type: 3, value: 3 }, { tag: MODEL, type: 2, value: 'Pixel 3' }], true);
+    const full = tiff(
+      [
+        { tag: ORIENT, type: 3, value: 3 },
+        { tag: MODEL, type: 2, value: 'Pixel 3' },
+      ],
+      true,
+    );
     expect(readExifIfd0(full.subarray(0, 8 + 2 + 12 + 5))).toEqual({ orientation: 3 });
   });
 

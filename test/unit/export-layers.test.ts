@@ -16,7 +16,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { hasCode } from '../../src/util/errors.js';
 import { initBackend } from '../../src/models/backend/backend.js';
-import { generatorTopology, loadGeneratorWeights, saveGeneratorLayersModel, type ExportOptions } from '../../src/models/io/export-layers.js';
+import {
+  generatorTopology,
+  loadGeneratorWeights,
+  saveGeneratorLayersModel,
+  type ExportOptions,
+} from '../../src/models/io/export-layers.js';
 import type { Generator } from '../../src/models/archs/network.js';
 import { seededUniform } from '../../src/models/archs/ops.js';
 import type { GeneratorConfig } from '../../src/config/presets.js';
@@ -55,8 +60,7 @@ afterAll(async () => {
   root.cleanup();
 });
 
-const lrImage = (seed: number): tf.Tensor4D =>
-  tf.tidy(() => tf.add(seededUniform([1, LR_H, LR_W, 3], 0.5, seed), 0.5) as tf.Tensor4D);
+const lrImage = (seed: number): tf.Tensor4D => tf.tidy(() => tf.add(seededUniform([1, LR_H, LR_W, 3], 0.5, seed), 0.5) as tf.Tensor4D);
 
 /** Max |a − b| over the whole image, over the outer `band` rows/columns, and over the rest. */
 function diffs(a: tf.Tensor4D, b: tf.Tensor4D, band: number): { all: number; border: number; interior: number } {
@@ -70,7 +74,7 @@ function diffs(a: tf.Tensor4D, b: tf.Tensor4D, band: number): { all: number; bor
       const edge = y < band || x < band || y >= h - band || x >= w - band;
       for (let k = 0; k < c; k++) {
         const i = (y * w + x) * c + k;
-        const d = Math.abs(da[i]! - db[i]!);
+        const d = Math.abs(da[i] - db[i]);
         if (edge) border = Math.max(border, d);
         else interior = Math.max(interior, d);
       }
@@ -94,7 +98,12 @@ const CASES: Array<[string, GeneratorConfig, 2 | 4, ExportOptions?]> = [
   ['espcn dilated ×4', { kind: 'espcn', channels: 8, layout: 'dilated', skip: false }, 4],
   ['final ×2 (dilated blocks)', { kind: 'final', channels: 8, blocks: 1, dilatedBlocks: true }, 2],
   ['final ×2 (no dilated blocks)', { kind: 'final', channels: 8, blocks: 1, dilatedBlocks: false }, 2],
-  ['final ×2, 2 blocks, 0.2 folded, 4 KiB shards', { kind: 'final', channels: 8, blocks: 2, dilatedBlocks: true }, 2, { residualScale: 'fold', shardBytes: 4096 }],
+  [
+    'final ×2, 2 blocks, 0.2 folded, 4 KiB shards',
+    { kind: 'final', channels: 8, blocks: 2, dilatedBlocks: true },
+    2,
+    { residualScale: 'fold', shardBytes: 4096 },
+  ],
   ['rrdbnet ×2', { kind: 'rrdbnet', channels: 8, growth: 4, blocks: 1 }, 2],
   ['rrdbnet ×4', { kind: 'rrdbnet', channels: 8, growth: 4, blocks: 1 }, 4],
   ['rrdbnet ×4, 0.2 folded', { kind: 'rrdbnet', channels: 8, growth: 4, blocks: 1 }, 4, { residualScale: 'fold' }],
@@ -132,7 +141,9 @@ async function exportCase(backend: Backend, label: string, cfg: GeneratorConfig,
     const ours = gen.apply(x);
     expect(theirs.shape).toEqual([1, LR_H * scale, LR_W * scale, 3]);
     const d = diffs(ours, theirs, scale);
-    measured.push(`${backend} ${label}: max |Δ| ${d.all.toExponential(2)} (border ${d.border.toExponential(2)}, interior ${d.interior.toExponential(2)})`);
+    measured.push(
+      `${backend} ${label}: max |Δ| ${d.all.toExponential(2)} (border ${d.border.toExponential(2)}, interior ${d.interior.toExponential(2)})`,
+    );
     expect(d.all).toBeLessThanOrEqual(exactness(backend, cfg, opts));
 
     // Back into our own graph: the default keeps our weights bit for bit; 'fold' divides by 0.2.
@@ -143,7 +154,7 @@ async function exportCase(backend: Backend, label: string, cfg: GeneratorConfig,
     } else {
       expect(Array.from(again.dataSync())).toEqual(Array.from(ours.dataSync()));
       for (const [k, v] of Object.entries(gen.variables)) {
-        expect(Array.from(fresh.variables[k]!.dataSync()), k).toEqual(Array.from(v.dataSync()));
+        expect(Array.from(fresh.variables[k].dataSync()), k).toEqual(Array.from(v.dataSync()));
       }
     }
     tf.dispose([theirs, ours, again]);
@@ -174,7 +185,9 @@ async function skipCase(backend: Backend, scale: 2 | 4, h: number, w: number): P
   const theirs = model.predict(x) as tf.Tensor4D;
   const want = tf.image.resizeBilinear(x, [h * scale, w * scale], false, true);
   const d = diffs(want, theirs, scale);
-  measured.push(`${backend} skip only ×${scale} ${h}×${w}: max |Δ| ${d.all.toExponential(2)} (border ${d.border.toExponential(2)}, interior ${d.interior.toExponential(2)})`);
+  measured.push(
+    `${backend} skip only ×${scale} ${h}×${w}: max |Δ| ${d.all.toExponential(2)} (border ${d.border.toExponential(2)}, interior ${d.interior.toExponential(2)})`,
+  );
   expect(d.all).toBeLessThanOrEqual(skipExactness(backend));
   tf.dispose([x, theirs, want]);
   model.dispose();
@@ -184,8 +197,9 @@ async function skipCase(backend: Backend, scale: 2 | 4, h: number, w: number): P
 describe('generator → LayersModel, loaded over http with plain tf.loadLayersModel', () => {
   it.each(CASES)('%s', (label, cfg, scale, opts) => exportCase('wasm', label, cfg, scale, opts));
 
-  it.each(SKIP_CASES)('bilinear skip alone (G zeroed), ×%i on %i×%i, batch 2, equals tf.image.resizeBilinear at the borders too', (scale, h, w) =>
-    skipCase('wasm', scale, h, w),
+  it.each(SKIP_CASES)(
+    'bilinear skip alone (G zeroed), ×%i on %i×%i, batch 2, equals tf.image.resizeBilinear at the borders too',
+    (scale, h, w) => skipCase('wasm', scale, h, w),
   );
 
   it('uses only layer classes tfjs-layers registers by default, and is plain JSON', () => {
@@ -198,7 +212,7 @@ describe('generator → LayersModel, loaded over http with plain tf.loadLayersMo
       for (const layer of topo.modelTopology.config.layers) classes.add(layer.class_name);
     }
     for (const c of classes) expect(registered[c], c).toBeDefined();
-    expect(topo0().modelTopology.config.layers[0]!.config['batch_input_shape']).toEqual([null, null, null, 3]);
+    expect(topo0().modelTopology.config.layers[0].config['batch_input_shape']).toEqual([null, null, null, 3]);
   });
 
   it('maps our variables to Keras weight names in order, constants after their layer', () => {
@@ -246,17 +260,20 @@ describe('loadGeneratorWeights rejects what does not fit, naming the weight', ()
   });
 
   /** A copy of the export with model.json edited by `edit`. */
-  async function tampered(name: string, edit: (json: { weightsManifest: Array<{ weights: Array<{ name: string; shape: number[] }> }> }) => void): Promise<string> {
+  async function tampered(
+    name: string,
+    edit: (json: { weightsManifest: Array<{ weights: Array<{ name: string; shape: number[] }> }> }) => void,
+  ): Promise<string> {
     const out = path.join(root.dir, name);
     await fsp.cp(dir, out, { recursive: true });
-    const json = JSON.parse(await fsp.readFile(path.join(out, 'model.json'), 'utf8'));
+    const json = JSON.parse(await fsp.readFile(path.join(out, 'model.json'), 'utf8')) as Parameters<typeof edit>[0];
     edit(json);
     await fsp.writeFile(path.join(out, 'model.json'), JSON.stringify(json));
     return out;
   }
 
   async function rejection(gen: Generator, from: string, probe = 'conv1.w'): Promise<Error> {
-    const before = gen.variables[probe]!.dataSync().slice();
+    const before = gen.variables[probe].dataSync().slice();
     const err = await loadGeneratorWeights(gen, from).then(
       () => null,
       (e: unknown) => e as Error,
@@ -264,13 +281,13 @@ describe('loadGeneratorWeights rejects what does not fit, naming the weight', ()
     expect(err).not.toBeNull();
     expect(hasCode(err, 'SRGAN_ERR_CHECKPOINT')).toBe(true);
     // All or nothing: a rejected folder leaves the generator as it was.
-    expect(Array.from(gen.variables[probe]!.dataSync())).toEqual(Array.from(before));
+    expect(Array.from(gen.variables[probe].dataSync())).toEqual(Array.from(before));
     return err!;
   }
 
   it('a wrong shape in model.json (same byte count)', async () => {
     const bad = await tampered('tampered-shape', (json) => {
-      const w = json.weightsManifest[0]!.weights.find((s) => s.name === 'conv1/kernel')!;
+      const w = json.weightsManifest[0].weights.find((s) => s.name === 'conv1/kernel')!;
       w.shape = [5, 5, 8, 3];
     });
     const gen = buildGenerator(cfg, 2, 4);
@@ -283,7 +300,7 @@ describe('loadGeneratorWeights rejects what does not fit, naming the weight', ()
 
   it('a wrong shape whose byte count no longer matches the shards', async () => {
     const bad = await tampered('tampered-size', (json) => {
-      json.weightsManifest[0]!.weights.find((s) => s.name === 'conv2/bias')!.shape = [9];
+      json.weightsManifest[0].weights.find((s) => s.name === 'conv2/bias')!.shape = [9];
     });
     const gen = buildGenerator(cfg, 2, 4);
     const err = await rejection(gen, bad);
@@ -293,7 +310,7 @@ describe('loadGeneratorWeights rejects what does not fit, naming the weight', ()
 
   it('a renamed weight', async () => {
     const bad = await tampered('tampered-name', (json) => {
-      json.weightsManifest[0]!.weights.find((s) => s.name === 'conv3/bias')!.name = 'conv9/bias';
+      json.weightsManifest[0].weights.find((s) => s.name === 'conv3/bias')!.name = 'conv9/bias';
     });
     const gen = buildGenerator(cfg, 2, 4);
     expect((await rejection(gen, bad)).message).toMatch(/weight 'conv9\/bias' is not part of a espcn ×2 generator/);
@@ -302,10 +319,14 @@ describe('loadGeneratorWeights rejects what does not fit, naming the weight', ()
 
   it('a generator of another size or kind', async () => {
     const wider = buildGenerator({ ...cfg, channels: 16 }, 2, 4);
-    expect((await rejection(wider, dir)).message).toMatch(/weight 'conv1\/kernel' has shape \[5,5,3,8\], this generator's 'conv1.w' has \[5,5,3,16\]/);
+    expect((await rejection(wider, dir)).message).toMatch(
+      /weight 'conv1\/kernel' has shape \[5,5,3,8\], this generator's 'conv1.w' has \[5,5,3,16\]/,
+    );
     wider.dispose();
     const rrdb = buildGenerator({ kind: 'rrdbnet', channels: 8, growth: 4, blocks: 1 }, 2, 4);
-    expect((await rejection(rrdb, dir, 'conv_first.w')).message).toMatch(/weight 'conv1\/kernel' has no variable 'conv1.w' in this generator/);
+    expect((await rejection(rrdb, dir, 'conv_first.w')).message).toMatch(
+      /weight 'conv1\/kernel' has no variable 'conv1.w' in this generator/,
+    );
     rrdb.dispose();
   });
 
@@ -337,10 +358,12 @@ describe('loadGeneratorWeights rejects what does not fit, naming the weight', ()
 describe('saveGeneratorLayersModel checks that the config describes the generator', () => {
   it('throws RangeError naming the variable', async () => {
     const gen = buildGenerator({ kind: 'espcn', channels: 8, layout: 'plain', skip: false }, 2, 1);
-    await expect(saveGeneratorLayersModel(gen, { kind: 'espcn', channels: 16, layout: 'plain', skip: false }, path.join(root.dir, 'x'))).rejects.toThrow(
-      /variable 'conv1.w' has shape \[5,5,3,8\]/,
-    );
-    await expect(saveGeneratorLayersModel(gen, { kind: 'rrdbnet', channels: 8, growth: 4, blocks: 1 }, path.join(root.dir, 'x'))).rejects.toThrow(RangeError);
+    await expect(
+      saveGeneratorLayersModel(gen, { kind: 'espcn', channels: 16, layout: 'plain', skip: false }, path.join(root.dir, 'x')),
+    ).rejects.toThrow(/variable 'conv1.w' has shape \[5,5,3,8\]/);
+    await expect(
+      saveGeneratorLayersModel(gen, { kind: 'rrdbnet', channels: 8, growth: 4, blocks: 1 }, path.join(root.dir, 'x')),
+    ).rejects.toThrow(RangeError);
     gen.dispose();
   });
 });
@@ -360,7 +383,6 @@ describe('the same on the cpu backend', () => {
   it.each(SKIP_CASES)('bilinear skip alone, ×%i on %i×%i', (scale, h, w) => skipCase('cpu', scale, h, w));
 
   it('measured max |Δ| per case (printed; each case asserts its bound)', () => {
-    // eslint-disable-next-line no-console
     console.log(measured.join('\n'));
     expect(measured.length).toBe(2 * (CASES.length + SKIP_CASES.length));
   });

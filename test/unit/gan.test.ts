@@ -8,13 +8,24 @@ import { mulberry32 } from '../../src/util/prng.js';
 import { createPerceptualLoss } from '../../src/models/losses/perceptual.js';
 
 const small = (overrides: Record<string, unknown> = {}) =>
-  resolveConfig({ patchSize: 32, batchSize: 2, generator: { channels: 8, skip: false, depth: 0 }, discriminator: { mid: 4 }, maxShift: 4, advWeight: 1e-4, ...overrides });
+  resolveConfig({
+    patchSize: 32,
+    batchSize: 2,
+    generator: { channels: 8, skip: false, depth: 0 },
+    discriminator: { mid: 4 },
+    maxShift: 4,
+    advWeight: 1e-4,
+    ...overrides,
+  });
 
 function batch(cfg: ReturnType<typeof small>, seed: number): [tf.Tensor4D, tf.Tensor4D] {
   const r = mulberry32(seed);
   const P = cfg.patchSize;
   const L = P / cfg.scale;
-  const hr = tf.tensor4d(Float32Array.from({ length: cfg.batchSize * P * P * 3 }, () => r()), [cfg.batchSize, P, P, 3]);
+  const hr = tf.tensor4d(
+    Float32Array.from({ length: cfg.batchSize * P * P * 3 }, () => r()),
+    [cfg.batchSize, P, P, 3],
+  );
   // A blurry LR version, so there is something to learn.
   const lr = tf.tidy(() => tf.avgPool(hr, cfg.scale, cfg.scale, 'valid') as tf.Tensor4D);
   expect(lr.shape).toEqual([cfg.batchSize, L, L, 3]);
@@ -23,7 +34,7 @@ function batch(cfg: ReturnType<typeof small>, seed: number): [tf.Tensor4D, tf.Te
 
 const snapshot = (vars: Record<string, tf.Variable>) => Object.fromEntries(Object.entries(vars).map(([k, v]) => [k, v.dataSync().slice()]));
 const changed = (before: Record<string, Float32Array | Int32Array | Uint8Array>, vars: Record<string, tf.Variable>) =>
-  Object.keys(vars).filter((k) => vars[k]!.dataSync().some((x, i) => x !== before[k]![i]));
+  Object.keys(vars).filter((k) => vars[k].dataSync().some((x, i) => x !== before[k][i]));
 
 describe('Gan', () => {
   beforeAll(async () => {
@@ -54,8 +65,8 @@ describe('Gan', () => {
     const [hr, lr] = batch(small(), 2);
     const v = gan.step(hr, lr, { lrG: 1e-3, lrD: 1e-4, dSteps: 3 });
     expect(Object.keys(v).sort()).toEqual(['d_loss', 'd_steps', 'g_adv', 'g_loss', 'g_pix', 'lr_d', 'lr_g', 'psnr_train'].sort());
-    expect(v.g_loss).toBeCloseTo(v.g_pix! + v.g_adv!, 5);
-    expect(v.psnr_train).toBeCloseTo(10 * Math.log10(1 / v.g_pix!), 4);
+    expect(v.g_loss).toBeCloseTo(v.g_pix + v.g_adv, 5);
+    expect(v.psnr_train).toBeCloseTo(10 * Math.log10(1 / v.g_pix), 4);
     expect(v.d_steps).toBe(3);
     gan.dispose();
     const noGan = new Gan(small({ advWeight: 0, pixelLoss: 'l1', pixelWeight: 0.5 }));
@@ -63,7 +74,7 @@ describe('Gan', () => {
     expect(w.d_loss).toBeUndefined();
     expect(w.g_adv).toBeUndefined();
     expect(w.d_steps).toBe(0);
-    expect(w.g_loss).toBeCloseTo(w.g_pix!, 6); // 0.5 × L1
+    expect(w.g_loss).toBeCloseTo(w.g_pix, 6); // 0.5 × L1
     tf.dispose([hr, lr]);
     noGan.dispose();
   });
@@ -77,7 +88,7 @@ describe('Gan', () => {
     let last = first;
     for (let i = 0; i < 40; i++) last = gan.step(hr, lr, { lrG: 3e-3, lrD: 1e-4, dSteps: 1 });
     expect(tf.memory().numTensors).toBe(tensors);
-    expect(last.g_pix!).toBeLessThan(first.g_pix! * 0.5);
+    expect(last.g_pix).toBeLessThan(first.g_pix * 0.5);
     // generate() runs the EMA weights and leaves the training weights in place.
     const before = snapshot(gan.G.variables);
     const withEma = gan.generate(lr);
@@ -106,10 +117,25 @@ describe('Gan', () => {
     b.dispose();
   });
 
-  it('builds every preset\'s networks (shrunk) and runs a step of each at ×2 and ×4', () => {
+  it("builds every preset's networks (shrunk) and runs a step of each at ×2 and ×4", () => {
     for (const overrides of [
-      { preset: 'seed-final-x2', generator: { blocks: 1, channels: 8 }, discriminator: { mid: 4 }, patchSize: 64, perceptual: { kind: 'off' }, jpeg: false },
-      { preset: 'esrgan-x4', generator: { blocks: 1, channels: 8, growth: 4 }, discriminator: { channels: 4 }, patchSize: 64, batchSize: 1, accumulate: 1, perceptual: { kind: 'off' } },
+      {
+        preset: 'seed-final-x2',
+        generator: { blocks: 1, channels: 8 },
+        discriminator: { mid: 4 },
+        patchSize: 64,
+        perceptual: { kind: 'off' },
+        jpeg: false,
+      },
+      {
+        preset: 'esrgan-x4',
+        generator: { blocks: 1, channels: 8, growth: 4 },
+        discriminator: { channels: 4 },
+        patchSize: 64,
+        batchSize: 1,
+        accumulate: 1,
+        perceptual: { kind: 'off' },
+      },
     ]) {
       const cfg = resolveConfig(overrides);
       const gan = new Gan(cfg);
@@ -131,7 +157,9 @@ describe('the bilinear skip of espcn-x2-fast', () => {
     for (const v of Object.values(gan.G.variables)) v.assign(tf.zerosLike(v));
     const lr = tf.tile(tf.tensor4d([0, 1, 1, 0], [1, 2, 2, 1]), [1, 1, 1, 3]) as tf.Tensor4D;
     const out = gan.generate(lr, { ema: false });
-    const row0 = Array.from(out.dataSync()).filter((_, i) => i % 3 === 0).slice(0, 4);
+    const row0 = Array.from(out.dataSync())
+      .filter((_, i) => i % 3 === 0)
+      .slice(0, 4);
     // Centre-aligned bilinear ×2 of [0, 1]: 0, 0.25, 0.75, 1 (clamped at the edges).
     expect(row0.map((v) => Number(v.toFixed(4)))).toEqual([0, 0.25, 0.75, 1]);
     tf.dispose([lr, out]);
@@ -146,7 +174,15 @@ describe('accumulate: a step in equal parts is the whole-batch step', () => {
 
   // esrgan-x4 shrunk: RRDBNet, the U-Net D with spectral norm, the bundled perceptual net, L1, shift crops.
   const config = (accumulate: number, batchSize = 4) =>
-    resolveConfig({ preset: 'esrgan-x4', generator: { blocks: 1, channels: 8, growth: 4 }, discriminator: { channels: 4 }, patchSize: 32, maxShift: 8, batchSize, accumulate });
+    resolveConfig({
+      preset: 'esrgan-x4',
+      generator: { blocks: 1, channels: 8, growth: 4 },
+      discriminator: { channels: 4 },
+      patchSize: 32,
+      maxShift: 8,
+      batchSize,
+      accumulate,
+    });
 
   async function train(accumulate: number, opts: { replay?: boolean; steps?: number } = {}) {
     const cfg = config(accumulate);
@@ -170,7 +206,7 @@ describe('accumulate: a step in equal parts is the whole-batch step', () => {
   const maxDiff = (a: Record<string, Float32Array>, b: Record<string, Float32Array>) => {
     expect(Object.keys(a).sort()).toEqual(Object.keys(b).sort());
     let m = 0;
-    for (const k of Object.keys(a)) a[k]!.forEach((x, i) => (m = Math.max(m, Math.abs(x - b[k]![i]!))));
+    for (const k of Object.keys(a)) a[k].forEach((x, i) => (m = Math.max(m, Math.abs(x - b[k][i]))));
     return m;
   };
   /** The tensor with the largest max |a − b| / max |b|, and that ratio. */
@@ -178,8 +214,8 @@ describe('accumulate: a step in equal parts is the whole-batch step', () => {
     expect(Object.keys(a).sort()).toEqual(Object.keys(b).sort());
     let out = { name: '', rel: 0 };
     for (const k of Object.keys(b)) {
-      const scale = b[k]!.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
-      const diff = b[k]!.reduce((m, x, i) => Math.max(m, Math.abs(x - a[k]![i]!)), 0);
+      const scale = b[k].reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+      const diff = b[k].reduce((m, x, i) => Math.max(m, Math.abs(x - a[k][i])), 0);
       if (scale > 0 && diff / scale > out.rel) out = { name: k, rel: diff / scale };
     }
     return out;
@@ -195,7 +231,13 @@ describe('accumulate: a step in equal parts is the whole-batch step', () => {
       expect(parts.perceptualRng).toBe(whole.perceptualRng);
       for (const [i, row] of whole.logged.entries()) {
         // float32 sums in another order: equal to ~1e-6 relative (a wrong draw or vector differs by far more).
-        for (const [key, v] of Object.entries(row)) expect({ k, step: i + 1, key, rel: Math.abs(parts.logged[i]![key]! - v) / Math.max(Math.abs(v), 1e-3) }).toEqual({ k, step: i + 1, key, rel: expect.closeTo(0, 5) });
+        for (const [key, v] of Object.entries(row))
+          expect({ k, step: i + 1, key, rel: Math.abs(parts.logged[i][key] - v) / Math.max(Math.abs(v), 1e-3) }).toEqual({
+            k,
+            step: i + 1,
+            key,
+            rel: expect.closeTo(0, 5),
+          });
       }
       // Per tensor, relative to its largest value. Rounding moves Adam's first steps where a gradient is
       // near its eps (1e-8): up to ~2e-4 here, as much as reordering the batch does; a part left out, a
@@ -208,13 +250,15 @@ describe('accumulate: a step in equal parts is the whole-batch step', () => {
     const whole = await train(1, { steps: 1 });
     const parts = await train(2, { steps: 1, replay: false });
     expect(parts.perceptualRng).not.toBe(whole.perceptualRng);
-    expect(Math.abs(parts.logged[0]!.g_perc! - whole.logged[0]!.g_perc!)).toBeGreaterThan(1e-6);
+    expect(Math.abs(parts.logged[0].g_perc - whole.logged[0].g_perc)).toBeGreaterThan(1e-6);
   }, 60_000);
 
   it('the config must split the batch evenly, and BatchNorm discriminators take the whole batch', () => {
     expect(() => config(3)).toThrow(/accumulate.*a divisor of batchSize \(4\)/);
     expect(() => resolveConfig({ preset: 'seed-final-x2', accumulate: 1 })).not.toThrow();
-    expect(() => resolveConfig({ preset: 'seed-final-x2', batchSize: 2, accumulate: 2 })).toThrow(/accumulate.*1 with the dilated discriminator \(its BatchNorm/);
+    expect(() => resolveConfig({ preset: 'seed-final-x2', batchSize: 2, accumulate: 2 })).toThrow(
+      /accumulate.*1 with the dilated discriminator \(its BatchNorm/,
+    );
     // Without the adversarial term there is no D, so nothing normalises over the batch.
     expect(resolveConfig({ batchSize: 8, accumulate: 4 }).accumulate).toBe(4);
     expect(resolveConfig({ preset: 'esrgan-x4' }).accumulate).toBe(4);

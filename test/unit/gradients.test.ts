@@ -44,43 +44,134 @@ interface GradCase {
 
 const cases: GradCase[] = [
   // Our overrides, through both reduction paths: leading axes (one matMul) and any other (Sum).
-  { name: 'Add: per-channel bias [C]', shapes: [[2, 2, 3, 4], [4]], f: (a, b) => tf.add(a!, b!) },
-  { name: 'Add: [1, 1, 1, C]', shapes: [[2, 2, 3, 4], [1, 1, 1, 4]], f: (a, b) => tf.add(a!, b!) },
-  { name: 'Add: scalar', shapes: [[3, 4], []], f: (a, b) => tf.add(a!, b!) },
-  { name: 'Add: same shape', shapes: [[3, 4], [3, 4]], f: (a, b) => tf.add(a!, b!) },
-  { name: 'Add: middle axis (Sum path)', shapes: [[2, 3, 4], [2, 1, 4]], f: (a, b) => tf.add(a!, b!) },
-  { name: 'Add: both operands broadcast', shapes: [[3, 1], [1, 4]], f: (a, b) => tf.add(a!, b!) },
-  { name: 'Sub: [1, 1, 1, C] (moments)', shapes: [[2, 2, 3, 4], [1, 1, 1, 4]], f: (a, b) => tf.sub(a!, b!) },
-  { name: 'Sub: per-channel [C]', shapes: [[2, 3, 4], [4]], f: (a, b) => tf.sub(a!, b!) },
-  { name: 'Sub: same shape', shapes: [[3, 4], [3, 4]], f: (a, b) => tf.sub(a!, b!) },
-  { name: 'Sub: both operands broadcast', shapes: [[3, 1], [1, 4]], f: (a, b) => tf.sub(a!, b!) },
-  { name: 'Multiply: per-channel scale [C]', shapes: [[2, 2, 3, 4], [4]], f: (a, b) => tf.mul(a!, b!) },
-  { name: 'Multiply: same shape', shapes: [[3, 4], [3, 4]], f: (a, b) => tf.mul(a!, b!) },
-  { name: 'Multiply: scalar', shapes: [[3, 4], []], f: (a, b) => tf.mul(a!, b!) },
-  { name: 'Multiply: outer axes (Sum path)', shapes: [[2, 3, 4], [1, 3, 1]], f: (a, b) => tf.mul(a!, b!) },
+  { name: 'Add: per-channel bias [C]', shapes: [[2, 2, 3, 4], [4]], f: (a, b) => tf.add(a, b) },
+  {
+    name: 'Add: [1, 1, 1, C]',
+    shapes: [
+      [2, 2, 3, 4],
+      [1, 1, 1, 4],
+    ],
+    f: (a, b) => tf.add(a, b),
+  },
+  { name: 'Add: scalar', shapes: [[3, 4], []], f: (a, b) => tf.add(a, b) },
+  {
+    name: 'Add: same shape',
+    shapes: [
+      [3, 4],
+      [3, 4],
+    ],
+    f: (a, b) => tf.add(a, b),
+  },
+  {
+    name: 'Add: middle axis (Sum path)',
+    shapes: [
+      [2, 3, 4],
+      [2, 1, 4],
+    ],
+    f: (a, b) => tf.add(a, b),
+  },
+  {
+    name: 'Add: both operands broadcast',
+    shapes: [
+      [3, 1],
+      [1, 4],
+    ],
+    f: (a, b) => tf.add(a, b),
+  },
+  {
+    name: 'Sub: [1, 1, 1, C] (moments)',
+    shapes: [
+      [2, 2, 3, 4],
+      [1, 1, 1, 4],
+    ],
+    f: (a, b) => tf.sub(a, b),
+  },
+  { name: 'Sub: per-channel [C]', shapes: [[2, 3, 4], [4]], f: (a, b) => tf.sub(a, b) },
+  {
+    name: 'Sub: same shape',
+    shapes: [
+      [3, 4],
+      [3, 4],
+    ],
+    f: (a, b) => tf.sub(a, b),
+  },
+  {
+    name: 'Sub: both operands broadcast',
+    shapes: [
+      [3, 1],
+      [1, 4],
+    ],
+    f: (a, b) => tf.sub(a, b),
+  },
+  { name: 'Multiply: per-channel scale [C]', shapes: [[2, 2, 3, 4], [4]], f: (a, b) => tf.mul(a, b) },
+  {
+    name: 'Multiply: same shape',
+    shapes: [
+      [3, 4],
+      [3, 4],
+    ],
+    f: (a, b) => tf.mul(a, b),
+  },
+  { name: 'Multiply: scalar', shapes: [[3, 4], []], f: (a, b) => tf.mul(a, b) },
+  {
+    name: 'Multiply: outer axes (Sum path)',
+    shapes: [
+      [2, 3, 4],
+      [1, 3, 1],
+    ],
+    f: (a, b) => tf.mul(a, b),
+  },
   // Upstream's, as our networks and losses use them.
-  { name: 'SquaredDifference (mse)', shapes: [[2, 3, 4], [2, 3, 4]], f: (a, b) => tf.squaredDifference(a!, b!) },
-  { name: 'Mean: all axes', shapes: [[2, 3, 4]], f: (a) => tf.mean(a!) },
-  { name: 'Mean: keepDims over N, H, W', shapes: [[2, 2, 3, 4]], f: (a) => tf.mean(a!, [0, 1, 2], true) },
-  { name: 'Square', shapes: [[3, 4]], f: (a) => tf.square(a!) },
-  { name: 'Rsqrt', shapes: [[3, 4]], f: (a) => tf.rsqrt(a!), positive: true },
-  { name: 'Softplus', shapes: [[3, 4]], f: (a) => tf.softplus(a!) },
-  { name: 'LeakyRelu', shapes: [[3, 4]], f: (a) => tf.leakyRelu(a!, 0.1) },
-  { name: 'MaxPool', shapes: [[1, 4, 5, 2]], f: (a) => tf.maxPool(a! as tf.Tensor4D, 2, 2, 'valid') },
-  { name: 'Cast', shapes: [[3, 4]], f: (a) => tf.cast(a!, 'float32') },
-  { name: 'Slice (shift crop)', shapes: [[1, 5, 5, 2]], f: (a) => tf.slice(a!, [0, 1, 2, 0], [-1, 3, 2, -1]) },
-  { name: 'Reshape + Transpose (pixel shuffle)', shapes: [[2, 2, 3, 8]], f: (a) => pixelShuffle(a! as tf.Tensor4D, 2) },
-  { name: 'Conv2D 3×3 same', shapes: [[2, 5, 5, 2], [3, 3, 2, 3]], f: (a, b) => tf.conv2d(a! as tf.Tensor4D, b! as tf.Tensor4D, 1, 'same') },
-  { name: 'Conv2D 5×5 same', shapes: [[1, 6, 6, 3], [5, 5, 3, 2]], f: (a, b) => tf.conv2d(a! as tf.Tensor4D, b! as tf.Tensor4D, 1, 'same') },
-  { name: 'Conv2D 1×1', shapes: [[2, 3, 3, 4], [1, 1, 4, 2]], f: (a, b) => tf.conv2d(a! as tf.Tensor4D, b! as tf.Tensor4D, 1, 'same') },
+  {
+    name: 'SquaredDifference (mse)',
+    shapes: [
+      [2, 3, 4],
+      [2, 3, 4],
+    ],
+    f: (a, b) => tf.squaredDifference(a, b),
+  },
+  { name: 'Mean: all axes', shapes: [[2, 3, 4]], f: (a) => tf.mean(a) },
+  { name: 'Mean: keepDims over N, H, W', shapes: [[2, 2, 3, 4]], f: (a) => tf.mean(a, [0, 1, 2], true) },
+  { name: 'Square', shapes: [[3, 4]], f: (a) => tf.square(a) },
+  { name: 'Rsqrt', shapes: [[3, 4]], f: (a) => tf.rsqrt(a), positive: true },
+  { name: 'Softplus', shapes: [[3, 4]], f: (a) => tf.softplus(a) },
+  { name: 'LeakyRelu', shapes: [[3, 4]], f: (a) => tf.leakyRelu(a, 0.1) },
+  { name: 'MaxPool', shapes: [[1, 4, 5, 2]], f: (a) => tf.maxPool(a as tf.Tensor4D, 2, 2, 'valid') },
+  { name: 'Cast', shapes: [[3, 4]], f: (a) => tf.cast(a, 'float32') },
+  { name: 'Slice (shift crop)', shapes: [[1, 5, 5, 2]], f: (a) => tf.slice(a, [0, 1, 2, 0], [-1, 3, 2, -1]) },
+  { name: 'Reshape + Transpose (pixel shuffle)', shapes: [[2, 2, 3, 8]], f: (a) => pixelShuffle(a as tf.Tensor4D, 2) },
+  {
+    name: 'Conv2D 3×3 same',
+    shapes: [
+      [2, 5, 5, 2],
+      [3, 3, 2, 3],
+    ],
+    f: (a, b) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'),
+  },
+  {
+    name: 'Conv2D 5×5 same',
+    shapes: [
+      [1, 6, 6, 3],
+      [5, 5, 3, 2],
+    ],
+    f: (a, b) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'),
+  },
+  {
+    name: 'Conv2D 1×1',
+    shapes: [
+      [2, 3, 3, 4],
+      [1, 1, 4, 2],
+    ],
+    f: (a, b) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'same'),
+  },
   // The discriminator's BatchNorm in training mode, end to end (moments, then scale and shift).
   {
     name: 'BatchNorm: Cast Mean Sub Square Rsqrt Multiply Add',
     shapes: [[2, 3, 3, 4], [4], [4]],
     f: (x, gamma, beta) => {
-      const { mean, variance } = tf.moments(x!, [0, 1, 2]);
-      const scale = tf.mul(gamma!, tf.rsqrt(tf.add(variance, 1e-5)));
-      return tf.add(tf.mul(x!, scale), tf.sub(beta!, tf.mul(mean, scale)));
+      const { mean, variance } = tf.moments(x, [0, 1, 2]);
+      const scale = tf.mul(gamma, tf.rsqrt(tf.add(variance, 1e-5)));
+      return tf.add(tf.mul(x, scale), tf.sub(beta, tf.mul(mean, scale)));
     },
   },
 ];
@@ -101,11 +192,13 @@ describe('gradients vs finite differences (wasm)', () => {
     const rand = mulberry32(c.name.length * 7919 + c.shapes.length);
     const inputs = c.shapes.map((s) => values(rand, s, c.positive ?? false));
     tf.tidy(() => {
-      const xs = inputs.map((v, i) => tf.tensor(v, c.shapes[i]!));
+      const xs = inputs.map((v, i) => tf.tensor(v, c.shapes[i]));
       const outShape = c.f(...xs).shape;
       const r = tf.tensor(values(rand, outShape, false), outShape);
       const loss = (...ts: tf.Tensor[]) => tf.sum(tf.mul(c.f(...ts), r));
-      const analytic = tf.grads(loss)(xs).map((g) => g.dataSync());
+      const analytic = tf
+        .grads(loss)(xs)
+        .map((g) => g.dataSync());
       const eps = 1e-2;
       inputs.forEach((v, k) => {
         let worst = 0;
@@ -114,12 +207,12 @@ describe('gradients vs finite differences (wasm)', () => {
           const at = (delta: number) =>
             tf.tidy(() => {
               const p = Float32Array.from(v);
-              p[i]! += delta;
-              const args = xs.map((x, j) => (j === k ? tf.tensor(p, c.shapes[k]!) : x));
-              return loss(...args).dataSync()[0]!;
+              p[i] += delta;
+              const args = xs.map((x, j) => (j === k ? tf.tensor(p, c.shapes[k]) : x));
+              return loss(...args).dataSync()[0];
             });
           const numeric = (at(eps) - at(-eps)) / (2 * eps);
-          worst = Math.max(worst, Math.abs(numeric - analytic[k]![i]!));
+          worst = Math.max(worst, Math.abs(numeric - analytic[k][i]));
           scale = Math.max(scale, Math.abs(numeric));
         }
         expect(worst / Math.max(scale, 1e-3), `input ${k}`).toBeLessThan(5e-3);
@@ -200,12 +293,12 @@ describe('coverage', () => {
         tf.variableGrads(() => {
           y = tf.keep(G.apply(lr));
           const [cy, cl] = shiftCrop([y, hr], 2, rand);
-          const adv = generatorAdvLoss(D.apply(cy!, { training: true }), D.apply(cl!, { training: true }));
+          const adv = generatorAdvLoss(D.apply(cy, { training: true }), D.apply(cl, { training: true }));
           return tf.add(mse(y, hr), tf.mul(adv, 1e-3)) as tf.Scalar;
         }, Object.values(G.variables));
         tf.variableGrads(() => {
           const [cy, cl] = shiftCrop([y, hr], 2, rand);
-          return discriminatorLoss(D.apply(cy!, { training: true }), D.apply(cl!, { training: true }));
+          return discriminatorLoss(D.apply(cy, { training: true }), D.apply(cl, { training: true }));
         }, Object.values(D.variables));
         y.dispose();
       });
@@ -257,11 +350,11 @@ describe('our broadcast gradients', () => {
     const ours = OVERRIDDEN_GRADIENTS.map((k) => tf.getGradient(k));
     registerBroadcastGradients();
     expect(OVERRIDDEN_GRADIENTS.map((k) => tf.getGradient(k))).toEqual(ours);
-    ours.forEach((g, i) => expect(tf.getGradient(OVERRIDDEN_GRADIENTS[i]!)).toBe(g));
+    ours.forEach((g, i) => expect(tf.getGradient(OVERRIDDEN_GRADIENTS[i])).toBe(g));
 
     // As if something registered upstream's again (importing the @tensorflow/tfjs union package does).
     tf.unregisterGradient(tf.Add);
-    tf.registerGradient({ ...ours[0]! });
+    tf.registerGradient({ ...ours[0] });
     expect(tf.getGradient(tf.Add)).not.toBe(ours[0]);
     registerBroadcastGradients();
     expect(tf.getGradient(tf.Add)).toBe(ours[0]);

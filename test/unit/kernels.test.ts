@@ -68,18 +68,23 @@ function makeCases(): Case[] {
   add([1, 8, 8, 4], [3, 3], 6, 2, 'same');
   add([3, 7, 7, 3], [3, 3], 4, 2, 'same');
   add([3, 9, 9, 2], [3, 3], 3, 2, 'valid');
-  add([1, 6, 6, 2], [3, 3], 2, 1, [[0, 0], [4, 3], [0, 5], [0, 0]]);
+  add([1, 6, 6, 2], [3, 3], 2, 1, [
+    [0, 0],
+    [4, 3],
+    [0, 5],
+    [0, 0],
+  ]);
   // Seeded random geometry.
   const pads = ['same', 'valid', 'num', 'explicit'] as const;
   for (const batch of [1, 3]) {
     for (const stride of [1, 2]) {
       for (const padKind of pads) {
-        const kh = [1, 3, 5][int(0, 2)]!;
+        const kh = [1, 3, 5][int(0, 2)];
         // tfjs sizes the output of a numeric pad with the filter height and the row stride for both
         // axes (conv_util.computeOutputShape2D), so a non-square filter or stride there is wrong on
         // every backend, and on wasm XNNPACK then writes past the output buffer. Numeric pads get
         // square filters and strides.
-        const kw = padKind === 'num' ? kh : [1, 2, 3][int(0, 2)]!;
+        const kw = padKind === 'num' ? kh : [1, 2, 3][int(0, 2)];
         const h = int(Math.max(kh, 3), 11);
         const w = int(Math.max(kw, 3), 10);
         const cin = int(1, 4);
@@ -87,7 +92,13 @@ function makeCases(): Case[] {
         let pad: Pad;
         if (padKind === 'same' || padKind === 'valid') pad = padKind;
         else if (padKind === 'num') pad = int(0, 2);
-        else pad = [[0, 0], [int(0, 3), int(0, 3)], [int(0, 3), int(0, 3)], [0, 0]];
+        else
+          pad = [
+            [0, 0],
+            [int(0, 3), int(0, 3)],
+            [int(0, 3), int(0, 3)],
+            [0, 0],
+          ];
         const s: number | [number, number] = stride === 2 && padKind !== 'num' && rand() < 0.5 ? [2, 1] : stride;
         add([batch, h, w, cin], [kh, kw], cout, s, pad);
       }
@@ -113,17 +124,16 @@ function runCase(c: Case): Result {
       ...attrs,
       filterShape: w.shape,
     } as unknown as tf.NamedAttrMap) as tf.Tensor;
-    const transposed = tf.conv2dTranspose(r as tf.Tensor4D, w, c.x, c.stride, c.pad as 'same' | 'valid' | number);
+    const transposed = tf.conv2dTranspose(r as tf.Tensor4D, w, c.x, c.stride, c.pad);
     return {
-      dx: dx!.dataSync() as Float32Array,
-      dw: dw!.dataSync() as Float32Array,
+      dx: dx.dataSync() as Float32Array,
+      dw: dw.dataSync() as Float32Array,
       kIn: kIn.dataSync() as Float32Array,
       kFilter: kFilter.dataSync() as Float32Array,
       transposed: transposed.dataSync() as Float32Array,
     };
   });
 }
-
 
 const cases = makeCases();
 const reference: Result[] = [];
@@ -145,8 +155,8 @@ describe('wasm conv-gradient kernels vs the cpu backend', () => {
   });
 
   it.each(cases.map((c, i) => [c.id, i] as const))('%s', (_id, i) => {
-    const ref = reference[i]!;
-    const got = wasm[i]!;
+    const ref = reference[i];
+    const got = wasm[i];
     for (const key of ['dx', 'dw', 'kIn', 'kFilter', 'transposed'] as const) {
       expect(relErr(got[key], ref[key]), key).toBeLessThanOrEqual(1e-4);
     }
@@ -165,9 +175,9 @@ describe('kernel registration', () => {
 
   it('leaves no tensors behind', async () => {
     await initBackend('wasm');
-    runCase(cases[5]!);
+    runCase(cases[5]);
     const before = tf.memory().numTensors;
-    runCase(cases[5]!);
+    runCase(cases[5]);
     expect(tf.memory().numTensors).toBe(before);
   });
 
@@ -177,12 +187,16 @@ describe('kernel registration', () => {
     const dy = tf.zeros([1, 4, 4, 3]);
     let err: unknown;
     try {
-      tf.engine().runKernel(tf.Conv2DBackpropFilter, { x, dy }, {
-        strides: 1,
-        pad: 'same',
-        dataFormat: 'NCHW',
-        filterShape: [3, 3, 2, 3],
-      } as unknown as tf.NamedAttrMap);
+      tf.engine().runKernel(
+        tf.Conv2DBackpropFilter,
+        { x, dy },
+        {
+          strides: 1,
+          pad: 'same',
+          dataFormat: 'NCHW',
+          filterShape: [3, 3, 2, 3],
+        },
+      );
     } catch (e) {
       err = e;
     }

@@ -20,7 +20,8 @@ describe('selectBackend', () => {
       (sel) => ({ ok: true as const, sel }),
       (err: Error) => ({ ok: false as const, err }),
     );
-    if (r.ok) expect(r.sel.tfBackend).toBe('webgpu'); // a machine with a Vulkan GPU
+    if (r.ok)
+      expect(r.sel.tfBackend).toBe('webgpu'); // a machine with a Vulkan GPU
     else expect(r.err.message).toMatch(/backend "webgpu" cannot be used: (no GPU adapter|the webgpu package)/);
     await selectBackend('wasm'); // leave a CPU backend in force for the tests below
   });
@@ -41,7 +42,7 @@ describe('selectBackend', () => {
     const x = tf.randomUniform([1, 6, 6, 2]);
     const w = tf.variable(tf.randomUniform([3, 3, 2, 2]));
     const { grads } = tf.variableGrads(() => tf.sum(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'same')) as tf.Scalar, [w]);
-    expect(grads[w.name]!.shape).toEqual([3, 3, 2, 2]);
+    expect(grads[w.name].shape).toEqual([3, 3, 2, 2]);
   });
 
   it('cpu is there when asked for', async () => {

@@ -46,8 +46,8 @@ describe('discriminatorLoss', () => {
       const d = [0.5, -1, 2];
       const [gy, gl] = tf.grads((a: tf.Tensor, b: tf.Tensor) => discriminatorLoss(a, b))([map(d), map([0, 0, 0])]);
       d.forEach((v, i) => {
-        expect(gy!.dataSync()[i]).toBeCloseTo(sigmoid(v) / 3, 6);
-        expect(gl!.dataSync()[i]).toBeCloseTo(-sigmoid(v) / 3, 6);
+        expect(gy.dataSync()[i]).toBeCloseTo(sigmoid(v) / 3, 6);
+        expect(gl.dataSync()[i]).toBeCloseTo(-sigmoid(v) / 3, 6);
       });
     });
   });
@@ -57,7 +57,7 @@ describe('generatorAdvLoss', () => {
   // d = Dy − Dl = [1, −1, 0, −3, 1e4]: pixels 0 and 4 have d > 0 (masked), pixel 2 (d = 0) is not.
   const dyV = [1.5, -1, 0.25, -2, 1e4];
   const dlV = [0.5, 0, 0.25, 1, 0];
-  const d = dyV.map((v, i) => v - dlV[i]!);
+  const d = dyV.map((v, i) => v - dlV[i]);
 
   it('is the mean over ALL pixels of (d > 0 ? 0 : softplus(−d))', () => {
     tf.tidy(() => {
@@ -69,12 +69,12 @@ describe('generatorAdvLoss', () => {
   it('passes exactly zero gradient where Dy > Dl, and −σ(−d)/n elsewhere', () => {
     tf.tidy(() => {
       const [gy, gl] = tf.grads((a: tf.Tensor, b: tf.Tensor) => generatorAdvLoss(a, b))([map(dyV), map(dlV)]);
-      const gyv = gy!.dataSync();
-      const glv = gl!.dataSync();
+      const gyv = gy.dataSync();
+      const glv = gl.dataSync();
       d.forEach((v, i) => {
         if (v > 0) {
           expect(gyv[i]).toBe(0);
-          expect(Math.abs(glv[i]!)).toBe(0);
+          expect(Math.abs(glv[i])).toBe(0);
         } else {
           expect(gyv[i]).toBeCloseTo(-sigmoid(-v) / 5, 6);
           expect(glv[i]).toBeCloseTo(sigmoid(-v) / 5, 6);
@@ -102,7 +102,7 @@ describe('shiftCrop', () => {
   /** A scripted rand(): returns the listed values in turn, and counts the draws. */
   function scripted(values: number[]) {
     let i = 0;
-    const rand = () => values[i++ % values.length]!;
+    const rand = () => values[i++ % values.length];
     return { rand, draws: () => i };
   }
 
@@ -114,11 +114,11 @@ describe('shiftCrop', () => {
       const { rand, draws } = scripted([0.99, 0.3]); // rx = 7, ry = 2 for maxShift 8
       const [ca, cb] = shiftCrop([a, b], 8, rand);
       expect(draws()).toBe(2);
-      expect(ca!.shape).toEqual([2, 2, 2, 3]);
-      expect(cb!.shape).toEqual([2, 2, 2, 3]);
+      expect(ca.shape).toEqual([2, 2, 2, 3]);
+      expect(cb.shape).toEqual([2, 2, 2, 3]);
       const want = tf.slice(a, [0, 2, 7, 0], [-1, 2, 2, -1]).dataSync();
-      expect(Array.from(ca!.dataSync())).toEqual(Array.from(want));
-      expect(Array.from(cb!.dataSync())).toEqual(Array.from(want).map((v) => -v));
+      expect(Array.from(ca.dataSync())).toEqual(Array.from(want));
+      expect(Array.from(cb.dataSync())).toEqual(Array.from(want).map((v) => -v));
     });
   });
 
@@ -130,16 +130,16 @@ describe('shiftCrop', () => {
       const [second] = shiftCrop([x], 4, rand); // rx 3, ry 1
       expect(draws()).toBe(4);
       // Top-left value = ry·6 + rx.
-      expect(first!.dataSync()[0]).toBe(2 * 6 + 0);
-      expect(second!.dataSync()[0]).toBe(1 * 6 + 3);
-      expect(first!.shape).toEqual([1, 2, 2, 1]);
+      expect(first.dataSync()[0]).toBe(2 * 6 + 0);
+      expect(second.dataSync()[0]).toBe(1 * 6 + 3);
+      expect(first.shape).toEqual([1, 2, 2, 1]);
     });
   });
 
   it('has a gradient that puts dy back in place (zeros elsewhere)', () => {
     tf.tidy(() => {
       const x = tf.ones([1, 4, 4, 1]) as tf.Tensor4D;
-      const g = tf.grad((t: tf.Tensor) => tf.sum(shiftCrop([t as tf.Tensor4D], 2, () => 0.75)[0]!))(x);
+      const g = tf.grad((t: tf.Tensor) => tf.sum(shiftCrop([t as tf.Tensor4D], 2, () => 0.75)[0]))(x);
       // rx = ry = 1, crop 2×2.
       expect(Array.from(g.dataSync())).toEqual([0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0]);
     });

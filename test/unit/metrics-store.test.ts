@@ -59,7 +59,10 @@ describe('MetricsStore', () => {
     await store.whenIdle();
     expect(count()).toBe(100);
     expect(store.rowsWritten).toBe(100);
-    const curve = reader.prepare("SELECT step, value FROM metrics WHERE run_id = 'run-1' AND key = 'g_loss' ORDER BY step").all() as { step: number; value: number }[];
+    const curve = reader.prepare("SELECT step, value FROM metrics WHERE run_id = 'run-1' AND key = 'g_loss' ORDER BY step").all() as {
+      step: number;
+      value: number;
+    }[];
     expect(curve).toHaveLength(50);
     expect(curve[9]).toEqual({ step: 10, value: 0.1 });
     reader.close();
@@ -71,7 +74,8 @@ describe('MetricsStore', () => {
     const store = new MetricsStore({ file, clock, flushMs: 60_000, maxQueued: 10 });
     await store.start();
     store.send({ type: 'createRun', run });
-    for (let step = 1; step <= 25; step++) store.send({ type: 'metrics', runId: 'run-1', points: [{ step, wallTime: 0, values: { x: step } }] });
+    for (let step = 1; step <= 25; step++)
+      store.send({ type: 'metrics', runId: 'run-1', points: [{ step, wallTime: 0, values: { x: step } }] });
     await store.whenIdle();
     expect(store.rowsWritten).toBe(20);
     store.send({ type: 'event', runId: 'run-1', kind: 'pause', message: 'paused at step 25' });
@@ -80,7 +84,11 @@ describe('MetricsStore', () => {
     const db = new Database(file, { readonly: true });
     expect(db.prepare('SELECT count(*) FROM metrics').pluck().get()).toBe(25);
     expect(db.prepare('SELECT kind, message FROM events').get()).toEqual({ kind: 'pause', message: 'paused at step 25' });
-    expect(db.prepare('SELECT status, last_step, ended_at IS NOT NULL AS ended FROM runs').get()).toEqual({ status: 'stopped', last_step: 25, ended: 1 });
+    expect(db.prepare('SELECT status, last_step, ended_at IS NOT NULL AS ended FROM runs').get()).toEqual({
+      status: 'stopped',
+      last_step: 25,
+      ended: 1,
+    });
     db.close();
   });
 
@@ -89,7 +97,15 @@ describe('MetricsStore', () => {
     await store.start();
     store.send({ type: 'createRun', run });
     store.send({ type: 'metrics', runId: 'run-1', points: [{ step: 1, wallTime: 0, values: { a: Number.NaN, b: Infinity, c: 2 } }] });
-    store.send({ type: 'preview', runId: 'run-1', step: 1, width: 4, height: 2, panels: ['a', 'b'], png: new Uint8Array([137, 80, 78, 71]) });
+    store.send({
+      type: 'preview',
+      runId: 'run-1',
+      step: 1,
+      width: 4,
+      height: 2,
+      panels: ['a', 'b'],
+      png: new Uint8Array([137, 80, 78, 71]),
+    });
     await store.stop();
     const db = new Database(file, { readonly: true });
     expect(db.prepare('SELECT key FROM metrics').pluck().all()).toEqual(['c']);
@@ -104,12 +120,16 @@ describe('MetricsStore', () => {
     const store = new MetricsStore({ file });
     await store.start();
     store.send({ type: 'createRun', run });
-    store.send({ type: 'metrics', runId: 'run-1', points: [1, 2, 3].map((step) => ({ step, wallTime: 1000 * step, values: { g_loss: step, d_loss: 1 } })) });
+    store.send({
+      type: 'metrics',
+      runId: 'run-1',
+      points: [1, 2, 3].map((step) => ({ step, wallTime: 1000 * step, values: { g_loss: step, d_loss: 1 } })),
+    });
     store.send({ type: 'flush' });
     store.send({ type: 'metrics', runId: 'run-1', points: [{ step: 2, wallTime: 9000, values: { g_loss: 20 } }] });
     await store.stop();
     const db = new Database(file, { readonly: true });
-    expect(db.prepare("SELECT step, key, value, wall_time FROM metrics ORDER BY key, step").all()).toEqual([
+    expect(db.prepare('SELECT step, key, value, wall_time FROM metrics ORDER BY key, step').all()).toEqual([
       { step: 1, key: 'd_loss', value: 1, wall_time: 1 },
       { step: 2, key: 'd_loss', value: 1, wall_time: 2 },
       { step: 3, key: 'd_loss', value: 1, wall_time: 3 },
@@ -120,7 +140,7 @@ describe('MetricsStore', () => {
     db.close();
   });
 
-  it('resumeRun drops what was logged after the checkpoint and writes back the checkpoint\'s own copy', async () => {
+  it("resumeRun drops what was logged after the checkpoint and writes back the checkpoint's own copy", async () => {
     const store = new MetricsStore({ file });
     await store.start();
     store.send({ type: 'createRun', run });
@@ -133,9 +153,16 @@ describe('MetricsStore', () => {
     store.send({ type: 'resumeRun', id: 'run-1', fromStep: 5, pid: 456, points: [point(3, 3), point(4, 4), point(5, 5)] });
     await store.whenIdle();
     const db = new Database(file, { readonly: true });
-    expect(db.prepare("SELECT step, value FROM metrics WHERE key = 'g_loss' ORDER BY step").all()).toEqual([1, 2, 3, 4, 5].map((s) => ({ step: s, value: s })));
+    expect(db.prepare("SELECT step, value FROM metrics WHERE key = 'g_loss' ORDER BY step").all()).toEqual(
+      [1, 2, 3, 4, 5].map((s) => ({ step: s, value: s })),
+    );
     expect(db.prepare('SELECT step FROM previews').pluck().all()).toEqual([5]);
-    expect(db.prepare('SELECT status, pid, last_step, ended_at FROM runs').get()).toEqual({ status: 'starting', pid: 456, last_step: 5, ended_at: null });
+    expect(db.prepare('SELECT status, pid, last_step, ended_at FROM runs').get()).toEqual({
+      status: 'starting',
+      pid: 456,
+      last_step: 5,
+      ended_at: null,
+    });
     // The steps trained again are logged once each.
     store.send({ type: 'metrics', runId: 'run-1', points: [6, 7].map((s) => point(s, s + 0.5)) });
     await store.stop();

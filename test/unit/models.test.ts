@@ -18,7 +18,7 @@ beforeAll(async () => {
 function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   expect(a.length).toBe(b.length);
   let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
 }
 
@@ -45,11 +45,11 @@ describe('ESPCN', () => {
     const b = createEspcn({ channels: 16, scale: 2, seed: 7 });
     const c = createEspcn({ channels: 16, scale: 2, seed: 8 });
     for (const name of Object.keys(a.variables)) {
-      expect(Array.from(a.variables[name]!.dataSync())).toEqual(Array.from(b.variables[name]!.dataSync()));
+      expect(Array.from(a.variables[name].dataSync())).toEqual(Array.from(b.variables[name].dataSync()));
     }
-    expect(maxAbsDiff(a.variables['conv2.w']!.dataSync(), c.variables['conv2.w']!.dataSync())).toBeGreaterThan(0);
+    expect(maxAbsDiff(a.variables['conv2.w'].dataSync(), c.variables['conv2.w'].dataSync())).toBeGreaterThan(0);
     const bound = 1 / Math.sqrt(3 * 3 * 16);
-    const w = a.variables['conv2.w']!.dataSync();
+    const w = a.variables['conv2.w'].dataSync();
     const maxAbs = Array.from(w).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
     expect(maxAbs).toBeLessThanOrEqual(bound);
     expect(maxAbs).toBeGreaterThan(0.95 * bound);
@@ -79,11 +79,10 @@ describe('pixelShuffle', () => {
     });
   });
 
-
   it.each(shapes)('has the exact gradient spaceToDepth(dL/dy) for %j, r=%i, on wasm and cpu', async (shape, r) => {
     // d/dx Σ pixelShuffle(x)·R = spaceToDepth(R): the shuffle is a permutation.
-    const lrShape = [shape[0]!, shape[1]!, shape[2]!, shape[3]! / (r * r)];
-    const outShape = [lrShape[0]!, lrShape[1]! * r, lrShape[2]! * r, lrShape[3]!];
+    const lrShape = [shape[0], shape[1], shape[2], shape[3] / (r * r)];
+    const outShape = [lrShape[0], lrShape[1] * r, lrShape[2] * r, lrShape[3]];
     for (const backend of ['cpu', 'wasm'] as const) {
       await initBackend(backend);
       tf.tidy(() => {
@@ -142,7 +141,7 @@ describe('patch discriminator (§5.1 shallow)', () => {
     const x = seededUniform([2, 8, 8, 3], 1, 5) as tf.Tensor4D;
     d.apply(x, { training: true }).dispose();
     // Nothing is assigned until the commit.
-    expect(Array.from(d.stats['b1.bn.mean']!.dataSync())).toEqual([0, 0, 0, 0]);
+    expect(Array.from(d.stats['b1.bn.mean'].dataSync())).toEqual([0, 0, 0, 0]);
     d.commitStats();
     const { mean, variance } = tf.tidy(() => {
       const h = conv2d(x, d.variables['b1.conv.w'] as tf.Variable<tf.Rank.R4>, null);
@@ -150,11 +149,11 @@ describe('patch discriminator (§5.1 shallow)', () => {
       const n = 2 * 8 * 8;
       return { mean: m.mean.dataSync(), variance: tf.mul(m.variance, n / (n - 1)).dataSync() };
     });
-    const rm = d.stats['b1.bn.mean']!.dataSync();
-    const rv = d.stats['b1.bn.var']!.dataSync();
+    const rm = d.stats['b1.bn.mean'].dataSync();
+    const rv = d.stats['b1.bn.var'].dataSync();
     for (let c = 0; c < 4; c++) {
-      expect(rm[c]).toBeCloseTo(0.1 * mean[c]!, 6);
-      expect(rv[c]).toBeCloseTo(0.9 + 0.1 * variance[c]!, 6);
+      expect(rm[c]).toBeCloseTo(0.1 * mean[c], 6);
+      expect(rv[c]).toBeCloseTo(0.9 + 0.1 * variance[c], 6);
     }
     x.dispose();
     d.dispose();
@@ -183,7 +182,7 @@ describe('patch discriminator (§5.1 shallow)', () => {
     const step = () => {
       const { value, grads } = tf.variableGrads(() => tf.mean(d.apply(x, { training: true })) as tf.Scalar, vars);
       expect(Object.keys(grads).length).toBe(vars.length);
-      for (const v of vars) expect(grads[v.name]!.shape).toEqual(v.shape);
+      for (const v of vars) expect(grads[v.name].shape).toEqual(v.shape);
       tf.dispose([value, ...Object.values(grads)]);
     };
     step();
@@ -192,7 +191,7 @@ describe('patch discriminator (§5.1 shallow)', () => {
     // One call's moments may wait (2 tensors per block); the next apply commits them.
     expect(tf.memory().numTensors).toBe(before);
     d.commitStats();
-    expect(d.stats['b1.bn.mean']!.dataSync()[0]).not.toBe(0);
+    expect(d.stats['b1.bn.mean'].dataSync()[0]).not.toBe(0);
     x.dispose();
     d.dispose();
   });
@@ -214,11 +213,11 @@ describe('training on wasm', () => {
     const counts: number[] = [];
     for (let i = 0; i < 30; i++) {
       const loss = opt.minimize(() => mse(g.apply(lr), hr), true, vars)!;
-      losses.push(loss.dataSync()[0]!);
+      losses.push(loss.dataSync()[0]);
       loss.dispose();
       counts.push(tf.memory().numTensors);
     }
-    expect(losses[29]!).toBeLessThan(0.5 * losses[0]!);
+    expect(losses[29]).toBeLessThan(0.5 * losses[0]);
     // Adam creates its moment slots on the first step; from then on nothing may accumulate.
     expect(new Set(counts.slice(1)).size).toBe(1);
     opt.dispose();

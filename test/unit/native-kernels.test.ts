@@ -91,14 +91,28 @@ function makeCases(): Case[] {
   const rand = mulberry32(20250117);
   const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
   const cases: Case[] = [];
-  const add = (x: Shape4, k: [number, number], cout: number, stride: number | [number, number], dilation: number, pad: Pad, rounding?: 'ceil') => {
+  const add = (
+    x: Shape4,
+    k: [number, number],
+    cout: number,
+    stride: number | [number, number],
+    dilation: number,
+    pad: Pad,
+    rounding?: 'ceil',
+  ) => {
     const yShape = tf.backend_util.computeConv2DInfo(x, [k[0], k[1], x[3], cout], stride, dilation, pad, rounding).outShape;
     const i = cases.length;
     cases.push({
       id: `x=${x.join('x')} k=${k.join('x')} cout=${cout} s=${String(stride)} d=${dilation} pad=${JSON.stringify(pad)}${rounding ? ' ceil' : ''}`,
-      x, k, cout, stride, dilation, pad, rounding,
-      fusedAct: FUSED_ACTS[i % FUSED_ACTS.length]!,
-      biasAct: BIAS_ACTS[i % BIAS_ACTS.length]!,
+      x,
+      k,
+      cout,
+      stride,
+      dilation,
+      pad,
+      rounding,
+      fusedAct: FUSED_ACTS[i % FUSED_ACTS.length],
+      biasAct: BIAS_ACTS[i % BIAS_ACTS.length],
       xv: randArray(rand, size(x)),
       wv: randArray(rand, k[0] * k[1] * x[3] * cout),
       bv: randArray(rand, cout),
@@ -111,23 +125,39 @@ function makeCases(): Case[] {
   add([1, 8, 8, 4], [3, 3], 6, 2, 1, 'same');
   add([3, 7, 7, 3], [3, 3], 4, 2, 1, 'same');
   add([3, 9, 9, 2], [3, 3], 3, 2, 1, 'valid');
-  add([1, 6, 6, 2], [3, 3], 2, 1, 1, [[0, 0], [4, 3], [0, 5], [0, 0]]);
+  add([1, 6, 6, 2], [3, 3], 2, 1, 1, [
+    [0, 0],
+    [4, 3],
+    [0, 5],
+    [0, 0],
+  ]);
   add([1, 11, 9, 3], [3, 3], 5, 1, 2, 'same');
   add([3, 13, 11, 2], [3, 3], 4, 1, 4, 'valid');
-  add([1, 9, 10, 3], [3, 2], 3, 1, 4, [[0, 0], [1, 5], [2, 0], [0, 0]]);
+  add([1, 9, 10, 3], [3, 2], 3, 1, 4, [
+    [0, 0],
+    [1, 5],
+    [2, 0],
+    [0, 0],
+  ]);
   // Seeded random geometry over every dilation and padding kind, batch 1 and 3.
   for (const batch of [1, 3]) {
     for (const dilation of [1, 2, 3, 4]) {
       for (const padKind of ['same', 'valid', 'num', 'explicit'] as const) {
-        const kh = [1, 3, 5][int(0, 2)]!;
+        const kh = [1, 3, 5][int(0, 2)];
         // Numeric pads: tfjs sizes both axes from the filter height and row stride, so keep them square.
-        const kw = padKind === 'num' ? kh : [1, 2, 3][int(0, 2)]!;
+        const kw = padKind === 'num' ? kh : [1, 2, 3][int(0, 2)];
         const h = int((kh - 1) * dilation + 1, (kh - 1) * dilation + 9);
         const w = int((kw - 1) * dilation + 1, (kw - 1) * dilation + 8);
         let pad: Pad;
         if (padKind === 'same' || padKind === 'valid') pad = padKind;
         else if (padKind === 'num') pad = int(0, 2);
-        else pad = [[0, 0], [int(0, 3), int(0, 3)], [int(0, 3), int(0, 3)], [0, 0]];
+        else
+          pad = [
+            [0, 0],
+            [int(0, 3), int(0, 3)],
+            [int(0, 3), int(0, 3)],
+            [0, 0],
+          ];
         // tfjs allows strides > 1 only with dilation 1.
         let stride: number | [number, number] = 1;
         if (dilation === 1) stride = padKind !== 'num' && rand() < 0.5 ? [2, 1] : int(1, 2);
@@ -176,31 +206,42 @@ function runCase(c: Case, reference: boolean): Result {
     const w = tf.tensor4d(c.wv, wShape);
     const b = tf.tensor1d(c.bv);
     const r = tf.tensor4d(c.rv, c.yShape);
-    const exp: { values: Float32Array; shape: Shape4 } = reference ? expandFilter(c.wv, wShape, c.dilation) : { values: c.wv, shape: wShape };
+    const exp: { values: Float32Array; shape: Shape4 } = reference
+      ? expandFilter(c.wv, wShape, c.dilation)
+      : { values: c.wv, shape: wShape };
     const wUsed = tf.tensor4d(exp.values, exp.shape);
     const d = reference ? 1 : c.dilation;
     const pad = c.pad as 'same';
     const conv = (a: tf.Tensor4D, f: tf.Tensor4D) => tf.conv2d(a, f, c.stride, pad, 'NHWC', d, c.rounding);
-    const dwOf = (g: tf.Tensor) => (reference ? contractFilter(g.dataSync() as Float32Array, wShape, c.dilation) : (g.dataSync() as Float32Array));
+    const dwOf = (g: tf.Tensor) =>
+      reference ? contractFilter(g.dataSync() as Float32Array, wShape, c.dilation) : (g.dataSync() as Float32Array);
     const y = conv(x, wUsed);
     const fused = tf.fused.conv2d({
-      x, filter: wUsed, strides: c.stride, pad, dataFormat: 'NHWC', dilations: d, dimRoundingMode: c.rounding,
-      bias: b, activation: c.fusedAct, leakyreluAlpha: 0.1,
+      x,
+      filter: wUsed,
+      strides: c.stride,
+      pad,
+      dataFormat: 'NHWC',
+      dilations: d,
+      dimRoundingMode: c.rounding,
+      bias: b,
+      activation: c.fusedAct,
+      leakyreluAlpha: 0.1,
     });
     const result: Partial<Result> = { y: y.dataSync() as Float32Array, fused: fused.dataSync() as Float32Array };
     if (c.rounding !== undefined) return result as Result; // forward only, see makeCases
     const [dx, dw] = tf.grads((a: tf.Tensor, f: tf.Tensor) => tf.sum(tf.mul(conv(a as tf.Tensor4D, f as tf.Tensor4D), r)))([x, wUsed]);
-    result.dx = dx!.dataSync() as Float32Array;
-    result.dw = dwOf(dw!);
+    result.dx = dx.dataSync() as Float32Array;
+    result.dw = dwOf(dw);
     const ba = (a: tf.Tensor4D, f: tf.Tensor4D, bias: tf.Tensor1D) =>
       conv2dBiasAct(a, f, bias, { strides: c.stride, pad: c.pad, dilations: d, activation: c.biasAct, alpha: 0.1 });
     result.baY = ba(x, wUsed, b).dataSync() as Float32Array;
     const [bdx, bdw, bdb] = tf.grads((a: tf.Tensor, f: tf.Tensor, bias: tf.Tensor) =>
       tf.sum(tf.mul(ba(a as tf.Tensor4D, f as tf.Tensor4D, bias as tf.Tensor1D), r)),
     )([x, wUsed, b]);
-    result.baDx = bdx!.dataSync() as Float32Array;
-    result.baDw = dwOf(bdw!);
-    result.baDb = bdb!.dataSync() as Float32Array;
+    result.baDx = bdx.dataSync() as Float32Array;
+    result.baDw = dwOf(bdw);
+    result.baDb = bdb.dataSync() as Float32Array;
     if (reference) {
       // dx and dW of sum(conv · r) are exactly the backprop kernels applied to dy = r.
       result.kIn = result.dx;
@@ -218,7 +259,6 @@ function runCase(c: Case, reference: boolean): Result {
     return result as Result;
   });
 }
-
 
 const cases = makeCases();
 const reference: Result[] = [];
@@ -247,12 +287,12 @@ describe(`native oneDNN kernels vs the cpu backend (${native.ok ? native.version
 
   describe.each(cases.map((c, i) => [c.id, i] as const))('%s', (_id, i) => {
     nit('forward, FusedConv2D and conv2dBiasAct forward, both conv gradients, conv2dBiasAct gradients', () => {
-      const ref = reference[i]!;
-      const res = got[i]!;
+      const ref = reference[i];
+      const res = got[i];
       const keys = ['y', 'fused', 'dx', 'dw', 'kIn', 'kFilter', 'baY', 'baDx', 'baDw', 'baDb', 'transposed'] as const;
       for (const key of keys) {
         if (ref[key] === undefined) continue;
-        expect(relErr(res[key]!, ref[key]!), `${key} (fused ${cases[i]!.fusedAct}, biasAct ${cases[i]!.biasAct})`).toBeLessThanOrEqual(1e-4);
+        expect(relErr(res[key]!, ref[key]), `${key} (fused ${cases[i].fusedAct}, biasAct ${cases[i].biasAct})`).toBeLessThanOrEqual(1e-4);
       }
     });
   });
@@ -279,44 +319,52 @@ describe('native kernels: memory', () => {
     for (let k = 0; k < 2000; k++) {
       const p = Math.floor(rand() * 256 * 256);
       const o = Math.floor(rand() * c);
-      const want = xv[p * 2]! * wv[o]! + xv[p * 2 + 1]! * wv[c + o]!;
-      expect(Math.abs(yv[p * c + o]! - want)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(want)));
+      const want = xv[p * 2] * wv[o] + xv[p * 2 + 1] * wv[c + o];
+      expect(Math.abs(yv[p * c + o] - want)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(want)));
     }
     tf.dispose([x, w, y]);
   });
 
-  nit('tensor count, plan cache and RSS stay flat over 300 small training steps', async () => {
-    await initBackend('wasm');
-    registerNativeKernels();
-    const g = createEspcn({ channels: 8, scale: 2, seed: 3 });
-    const extra = { w: tf.variable(seededUniform([3, 3, 3, 4], 0.3, 8)), b: tf.variable(seededUniform([4], 0.3, 9)) };
-    const lr = tf.add(seededUniform([2, 10, 10, 3], 0.5, 10), 0.5) as tf.Tensor4D;
-    const hr = tf.image.resizeBilinear(lr, [20, 20], true);
-    const opt = tf.train.adam(1e-3);
-    const step = () => {
-      const loss = opt.minimize(() => {
-        // The plain model (Conv2D and both gradients) plus a dilated conv2dBiasAct branch whose bias
-        // is trained too (dW and db from one backward-weights call).
-        const side = conv2dBiasAct(lr, extra.w as tf.Tensor4D, extra.b as tf.Tensor1D, { dilations: 2, activation: 'leakyrelu', alpha: 0.1 });
-        return tf.add(mse(g.apply(lr), hr), tf.mul(1e-3, tf.mean(tf.square(side))));
-      }, true)!;
-      loss.dataSync();
-      loss.dispose();
-    };
-    for (let i = 0; i < 30; i++) step();
-    await new Promise((r) => setImmediate(r));
-    const tensors = tf.memory().numTensors;
-    const plans = nativeStats().plans;
-    const rss = process.memoryUsage().rss;
-    for (let i = 0; i < 300; i++) step();
-    await new Promise((r) => setImmediate(r));
-    expect(tf.memory().numTensors).toBe(tensors);
-    expect(nativeStats().plans).toBe(plans);
-    expect(process.memoryUsage().rss - rss).toBeLessThan(48 << 20);
-    opt.dispose();
-    tf.dispose([lr, hr, extra.w, extra.b]);
-    g.dispose();
-  }, 120_000);
+  nit(
+    'tensor count, plan cache and RSS stay flat over 300 small training steps',
+    async () => {
+      await initBackend('wasm');
+      registerNativeKernels();
+      const g = createEspcn({ channels: 8, scale: 2, seed: 3 });
+      const extra = { w: tf.variable(seededUniform([3, 3, 3, 4], 0.3, 8)), b: tf.variable(seededUniform([4], 0.3, 9)) };
+      const lr = tf.add(seededUniform([2, 10, 10, 3], 0.5, 10), 0.5) as tf.Tensor4D;
+      const hr = tf.image.resizeBilinear(lr, [20, 20], true);
+      const opt = tf.train.adam(1e-3);
+      const step = () => {
+        const loss = opt.minimize(() => {
+          // The plain model (Conv2D and both gradients) plus a dilated conv2dBiasAct branch whose bias
+          // is trained too (dW and db from one backward-weights call).
+          const side = conv2dBiasAct(lr, extra.w as tf.Tensor4D, extra.b as tf.Tensor1D, {
+            dilations: 2,
+            activation: 'leakyrelu',
+            alpha: 0.1,
+          });
+          return tf.add(mse(g.apply(lr), hr), tf.mul(1e-3, tf.mean(tf.square(side))));
+        }, true)!;
+        loss.dataSync();
+        loss.dispose();
+      };
+      for (let i = 0; i < 30; i++) step();
+      await new Promise((r) => setImmediate(r));
+      const tensors = tf.memory().numTensors;
+      const plans = nativeStats().plans;
+      const rss = process.memoryUsage().rss;
+      for (let i = 0; i < 300; i++) step();
+      await new Promise((r) => setImmediate(r));
+      expect(tf.memory().numTensors).toBe(tensors);
+      expect(nativeStats().plans).toBe(plans);
+      expect(process.memoryUsage().rss - rss).toBeLessThan(48 << 20);
+      opt.dispose();
+      tf.dispose([lr, hr, extra.w, extra.b]);
+      g.dispose();
+    },
+    120_000,
+  );
 });
 
 describe('native kernels: training', () => {
@@ -329,7 +377,7 @@ describe('native kernels: training', () => {
     const losses: number[] = [];
     for (let i = 0; i < 30; i++) {
       const loss = opt.minimize(() => mse(g.apply(lr), hr), true, Object.values(g.variables))!;
-      losses.push(loss.dataSync()[0]!);
+      losses.push(loss.dataSync()[0]);
       loss.dispose();
     }
     opt.dispose();
@@ -346,8 +394,8 @@ describe('native kernels: training', () => {
     registerNativeKernels();
     expect(nativeKernelsActive()).toBe(true);
     const nat = train();
-    expect(nat[29]!).toBeLessThan(0.5 * nat[0]!);
-    for (let i = 0; i < 30; i++) expect(Math.abs(nat[i]! - js[i]!) / js[i]!).toBeLessThan(1e-3);
+    expect(nat[29]).toBeLessThan(0.5 * nat[0]);
+    for (let i = 0; i < 30; i++) expect(Math.abs(nat[i] - js[i]) / js[i]).toBeLessThan(1e-3);
   });
 });
 
@@ -372,7 +420,7 @@ describe('native kernels: registration', () => {
     await initBackend('wasm');
     unregisterNativeKernels();
     // A sentinel stands in for whatever Conv2D gradient was registered before ours.
-    const original = tf.getGradient(tf.Conv2D)!;
+    const original = tf.getGradient(tf.Conv2D);
     const calls: number[] = [];
     const sentinel: tf.GradConfig = {
       kernelName: tf.Conv2D,
@@ -432,9 +480,16 @@ describe('native kernels: registration', () => {
     const w = seededUniform([3, 3, 2, 3], 1, 13) as tf.Tensor4D;
     const y = tf.conv2d(empty, w, 1, 'same');
     expect(y.shape).toEqual([0, 5, 5, 3]);
-    const dw = tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: empty, dy: y }, {
-      strides: 1, pad: 'same', dataFormat: 'NHWC', filterShape: [3, 3, 2, 3],
-    } as unknown as tf.NamedAttrMap) as tf.Tensor;
+    const dw = tf.engine().runKernel(
+      tf.Conv2DBackpropFilter,
+      { x: empty, dy: y },
+      {
+        strides: 1,
+        pad: 'same',
+        dataFormat: 'NHWC',
+        filterShape: [3, 3, 2, 3],
+      },
+    ) as tf.Tensor;
     expect(Array.from(dw.dataSync())).toEqual(new Array(18 * 3).fill(0));
     const x = seededUniform([2, 6, 6, 2], 1, 14) as tf.Tensor4D;
     const slope = tf.fill([3], 0.25);
@@ -491,7 +546,16 @@ describe('native kernels: worker threads', () => {
     await Promise.all(workers.map((w) => w.terminate()));
   });
 
-  type Done = { type: 'done'; version: string; active: boolean; plans: number; y: Float32Array; dx: Float32Array; dw: Float32Array; bn: Float32Array };
+  type Done = {
+    type: 'done';
+    version: string;
+    active: boolean;
+    plans: number;
+    y: Float32Array;
+    dx: Float32Array;
+    dw: Float32Array;
+    bn: Float32Array;
+  };
 
   function runWorker(data: object): Promise<Done> {
     const worker = new Worker(fixture, { workerData: data });
@@ -528,14 +592,21 @@ describe('native kernels: worker threads', () => {
       const [dx, dw] = tf.grads((a: tf.Tensor, f: tf.Tensor) =>
         tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, f as tf.Tensor4D, 1, 'same'), tf.tensor(r, [2, 9, 8, 4]))),
       )([x, w]);
-      return { y: tf.conv2d(x, w, 1, 'same').dataSync(), dx: dx!.dataSync(), dw: contractFilter(dw!.dataSync() as Float32Array, wShape, 2) };
+      return { y: tf.conv2d(x, w, 1, 'same').dataSync(), dx: dx.dataSync(), dw: contractFilter(dw.dataSync() as Float32Array, wShape, 2) };
     });
     await initBackend('wasm');
     registerNativeKernels();
-    const bnRef = tf.tidy(() =>
-      tf.grad((a: tf.Tensor) =>
-        tf.sum(tf.square(batchNormActTraining(a as tf.Tensor4D, tf.ones([8]), tf.zeros([8]), { eps: 1e-5, activation: 'leakyrelu', alpha: 0.1 })!.y)),
-      )(tf.tensor4d(bnv, bnShape)).dataSync() as Float32Array,
+    const bnRef = tf.tidy(
+      () =>
+        tf
+          .grad((a: tf.Tensor) =>
+            tf.sum(
+              tf.square(
+                batchNormActTraining(a as tf.Tensor4D, tf.ones([8]), tf.zeros([8]), { eps: 1e-5, activation: 'leakyrelu', alpha: 0.1 })!.y,
+              ),
+            ),
+          )(tf.tensor4d(bnv, bnShape))
+          .dataSync() as Float32Array,
     );
 
     const check = (m: Done) => {
@@ -581,14 +652,18 @@ async function bothBackends(fn: () => Record<string, tf.Tensor>): Promise<[Recor
 
 function expectClose(got: Record<string, Float32Array>, want: Record<string, Float32Array>, what: string, tol = 1e-4): void {
   expect(Object.keys(got).sort()).toEqual(Object.keys(want).sort());
-  for (const key of Object.keys(want)) expect(relErr(got[key]!, want[key]!), `${what}: ${key}`).toBeLessThanOrEqual(tol);
+  for (const key of Object.keys(want)) expect(relErr(got[key], want[key]), `${what}: ${key}`).toBeLessThanOrEqual(tol);
 }
 
 /** Seeded NHWC shapes: odd sizes, batch 1 and > 1, channel counts from 1 to 37. */
 function normShapes(): Shape4[] {
   const rand = mulberry32(4242);
   const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
-  const shapes: Shape4[] = [[1, 1, 1, 3], [1, 7, 5, 1], [4, 16, 16, 32]];
+  const shapes: Shape4[] = [
+    [1, 1, 1, 3],
+    [1, 7, 5, 1],
+    [4, 16, 16, 32],
+  ];
   for (let i = 0; i < 6; i++) shapes.push([i % 2 === 0 ? 1 : int(2, 4), int(1, 13) | 1, int(1, 12), int(1, 37)]);
   return shapes;
 }
@@ -625,7 +700,7 @@ describe('native training ops vs the cpu backend', () => {
           const [dx, dg, db] = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
             tf.sum(tf.mul(apply(a as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D), r)),
           )([x, gamma, beta]);
-          return { y: apply(x, gamma, beta), mean: stats.mean, variance: stats.variance, dx: dx!, dgamma: dg!, dbeta: db! };
+          return { y: apply(x, gamma, beta), mean: stats.mean, variance: stats.variance, dx: dx, dgamma: dg, dbeta: db };
         };
         const [ref, got] = await bothBackends(fn);
         expectClose(got, ref, `batch norm ${activation} ${shape.join('x')}`);
@@ -647,7 +722,13 @@ describe('native training ops vs the cpu backend', () => {
       const out: Record<string, tf.Tensor> = {};
       xs.forEach((xv, i) => {
         const x = tf.tensor4d(xv, shape);
-        const f = () => tf.sum(tf.mul(fused ? batchNormLeakyRelu(x, bn, true, updates, 0.1) : tf.leakyRelu(batchNorm(x, bn, true, updates), 0.1), tf.tensor4d(rv, shape)));
+        const f = () =>
+          tf.sum(
+            tf.mul(
+              fused ? batchNormLeakyRelu(x, bn, true, updates, 0.1) : tf.leakyRelu(batchNorm(x, bn, true, updates), 0.1),
+              tf.tensor4d(rv, shape),
+            ),
+          );
         const { value, grads } = tf.variableGrads(f, [bn.gamma, bn.beta]);
         out[`loss${i}`] = value;
         out[`dgamma${i}`] = grads[bn.gamma.name]!;
@@ -657,7 +738,7 @@ describe('native training ops vs the cpu backend', () => {
       updates.commit();
       out['runningMean'] = tf.clone(bn.mean);
       out['runningVar'] = tf.clone(bn.variance);
-      out['inference'] = batchNormLeakyRelu(tf.tensor4d(xs[0]!, shape), bn, false, updates, 0.1);
+      out['inference'] = batchNormLeakyRelu(tf.tensor4d(xs[0], shape), bn, false, updates, 0.1);
       expect(updates.size).toBe(0);
       Object.values(variables).forEach((v) => v.dispose());
       Object.values(stats).forEach((v) => v.dispose());
@@ -697,21 +778,24 @@ describe('native training ops vs the cpu backend', () => {
     { x: [3, 5, 5, 7], k: 2, s: 1, pad: 1 },
   ];
   for (const { x: shape, k, s, pad } of pools) {
-    nit(`MaxPoolGrad x=${shape.join('x')} k=${String(k)} s=${String(s)} pad=${pad}: random data and ties (first maximum wins)`, async () => {
-      const rand = mulberry32(size(shape));
-      const smooth = randArray(rand, size(shape));
-      // Small integers: many equal values per window, so the tie rule matters.
-      const ties = smooth.map((v) => Math.round(2 * v));
-      for (const xv of [smooth, ties]) {
-        const [ref, got] = await bothBackends(() => {
-          const x = tf.tensor4d(xv, shape);
-          const y = tf.maxPool(x, k, s, pad);
-          const d = tf.tensor(randArray(mulberry32(3), y.size), y.shape);
-          return { y, dx: tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, k, s, pad), d)))(x) };
-        });
-        expectClose(got, ref, 'maxPool');
-      }
-    });
+    nit(
+      `MaxPoolGrad x=${shape.join('x')} k=${String(k)} s=${String(s)} pad=${pad}: random data and ties (first maximum wins)`,
+      async () => {
+        const rand = mulberry32(size(shape));
+        const smooth = randArray(rand, size(shape));
+        // Small integers: many equal values per window, so the tie rule matters.
+        const ties = smooth.map((v) => Math.round(2 * v));
+        for (const xv of [smooth, ties]) {
+          const [ref, got] = await bothBackends(() => {
+            const x = tf.tensor4d(xv, shape);
+            const y = tf.maxPool(x, k, s, pad);
+            const d = tf.tensor(randArray(mulberry32(3), y.size), y.shape);
+            return { y, dx: tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, k, s, pad), d)))(x) };
+          });
+          expectClose(got, ref, 'maxPool');
+        }
+      },
+    );
   }
 
   nit('Transpose: random permutations of ranks 1–6, float32 and int32; the pixel shuffle and its gradient', async () => {
@@ -723,7 +807,7 @@ describe('native training ops vs the cpu backend', () => {
         const perm = Array.from({ length: rank }, (_, j) => j);
         for (let j = rank - 1; j > 0; j--) {
           const t = Math.floor(rand() * (j + 1));
-          [perm[j], perm[t]] = [perm[t]!, perm[j]!];
+          [perm[j], perm[t]] = [perm[t], perm[j]];
         }
         cases.push({ shape, perm });
       }
@@ -754,9 +838,9 @@ describe('native training ops vs the cpu backend', () => {
       for (let i = 0; i < 3; i++) {
         const shape = Array.from({ length: rank }, () => int(1, rank > 4 ? 4 : 7));
         const begin = shape.map((d) => int(0, d - 1));
-        const size = shape.map((d, k) => (rand() < 0.2 ? -1 : int(1, d - begin[k]!)));
+        const size = shape.map((d, k) => (rand() < 0.2 ? -1 : int(1, d - begin[k])));
         const axis = int(0, rank - 1);
-        const d = shape[axis]!;
+        const d = shape[axis];
         const first = int(0, d);
         cases.push({ shape, begin, size, axis, splits: [first, d - first] });
       }
@@ -771,7 +855,11 @@ describe('native training ops vs the cpu backend', () => {
         out[`sliceInt${i}`] = tf.cast(tf.slice(xi, begin, sz), 'float32');
         tf.split(x, splits, axis).forEach((t, j) => (out[`split${i}.${j}`] = t));
         // x, the tail of x along the axis, and an empty part.
-        const tail = tf.slice(x, begin.map((v, k) => (k === axis ? v : 0)), shape.map((d, k) => (k === axis ? d - begin[k]! : -1)));
+        const tail = tf.slice(
+          x,
+          begin.map((v, k) => (k === axis ? v : 0)),
+          shape.map((d, k) => (k === axis ? d - begin[k] : -1)),
+        );
         const empty = tf.zeros(shape.map((d, k) => (k === axis ? 0 : d)));
         out[`concat${i} axis ${axis}`] = tf.concat([x, tail, empty], axis);
         out[`concatInt${i}`] = tf.cast(tf.concat([xi, xi], axis), 'float32');
@@ -784,7 +872,9 @@ describe('native training ops vs the cpu backend', () => {
       // The generator's pattern: concatenations along channels, differentiated (Concat → SplitV).
       const a = tf.tensor4d(xv.subarray(0, 2 * 4 * 4 * 5), [2, 4, 4, 5]);
       const w = tf.tensor4d(randArray(mulberry32(5), 2 * 4 * 4 * 12), [2, 4, 4, 12]);
-      out['concatGrad'] = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.concat([t, tf.mul(t, 2), tf.slice(tf.relu(t), [0, 0, 0, 0], [-1, -1, -1, 2])], 3), w)))(a);
+      out['concatGrad'] = tf.grad((t: tf.Tensor) =>
+        tf.sum(tf.mul(tf.concat([t, tf.mul(t, 2), tf.slice(tf.relu(t), [0, 0, 0, 0], [-1, -1, -1, 2])], 3), w)),
+      )(a);
       return out;
     });
     expectClose(got, ref, 'data movement', 0);
@@ -807,22 +897,22 @@ describe('native training ops vs the cpu backend', () => {
     });
   });
 
-  nit('Adam: the native update equals tfjs\' own over 6 steps (values, moments, names; map and array gradients)', async () => {
+  nit("Adam: the native update equals tfjs' own over 6 steps (values, moments, names; map and array gradients)", async () => {
     const rand = mulberry32(31);
     const shapes = [[3, 3, 5, 7], [7], [1], [2, 70000]];
     const init = shapes.map((shape) => randArray(rand, size(shape)));
     const grads = Array.from({ length: 6 }, () => shapes.map((shape) => randArray(rand, size(shape)).map((v) => v * 0.01)));
     const run = () => {
-      const vars = init.map((v, i) => tf.variable(tf.tensor(v, shapes[i]!), true));
+      const vars = init.map((v, i) => tf.variable(tf.tensor(v, shapes[i]), true));
       const opt = tf.train.adam(0.01, 0.9, 0.999, 1e-8);
       grads.forEach((step, t) => {
-        const g = step.map((v, i) => tf.tensor(v, shapes[i]!));
-        if (t % 2 === 0) opt.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, g[i]!])));
-        else opt.applyGradients(vars.map((v, i) => ({ name: v.name, tensor: g[i]! })));
+        const g = step.map((v, i) => tf.tensor(v, shapes[i]));
+        if (t % 2 === 0) opt.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, g[i]])));
+        else opt.applyGradients(vars.map((v, i) => ({ name: v.name, tensor: g[i] })));
         if (t === 2) (opt as unknown as { learningRate: number }).learningRate = 0.003; // as gan.ts changes it
       });
       const out: Record<string, tf.Tensor> = {};
-      vars.forEach((v, i) => (out[`delta${i}`] = tf.sub(v, tf.tensor(init[i]!, shapes[i]!))));
+      vars.forEach((v, i) => (out[`delta${i}`] = tf.sub(v, tf.tensor(init[i], shapes[i]))));
       return { vars, opt, out };
     };
     const read = async (backend: 'cpu' | 'wasm') => {
@@ -840,9 +930,11 @@ describe('native training ops vs the cpu backend', () => {
       const weights = await opt.getWeights();
       // Variable names are global counters and differ between runs: compare what each weight is.
       const names = weights.map((w, i) => (i === 0 ? w.name : w.name.slice(w.name.lastIndexOf('/'))));
-      const values: Record<string, Float32Array> = Object.fromEntries(Object.entries(out).map(([k, t]) => [k, t.dataSync() as Float32Array]));
+      const values: Record<string, Float32Array> = Object.fromEntries(
+        Object.entries(out).map(([k, t]) => [k, t.dataSync() as Float32Array]),
+      );
       weights.slice(1).forEach((w, i) => (values[`moment${i}`] = w.tensor.dataSync() as Float32Array));
-      values['iterations'] = new Float32Array(weights[0]!.tensor.dataSync());
+      values['iterations'] = new Float32Array(weights[0].tensor.dataSync());
       tf.dispose([...Object.values(out), ...vars]);
       opt.dispose();
       return { values, names };
@@ -853,40 +945,46 @@ describe('native training ops vs the cpu backend', () => {
     expectClose(got.values, ref.values, 'adam', 1e-5);
   });
 
-  nit('the final discriminator\'s D step (two applies, softplus, BN running stats) and its input gradient equal the cpu backend', async () => {
-    const rand = mulberry32(1234);
-    const fake = randArray(rand, 2 * 32 * 32 * 3);
-    const real = randArray(rand, 2 * 32 * 32 * 3);
-    const step = () => {
-      const D = createDilatedDiscriminator({ mid: 4, seed: 5 });
-      const f = tf.tensor4d(fake, [2, 32, 32, 3]);
-      const r = tf.tensor4d(real, [2, 32, 32, 3]);
-      const loss = () => tf.mean(tf.softplus(tf.sub(D.apply(f, { training: true }), D.apply(r, { training: true })))) as tf.Scalar;
-      const { value, grads } = tf.variableGrads(loss, Object.values(D.variables));
-      D.commitStats!();
-      // The G step's path: the gradient reaching D's input (fake) through every block.
-      const dFake = tf.grad((a: tf.Tensor) => tf.mean(tf.softplus(tf.sub(D.apply(a as tf.Tensor4D, { training: true }), D.apply(r, { training: true })))))(f);
-      D.commitStats!();
-      const out: Record<string, Float32Array> = { loss: value.dataSync() as Float32Array, dFake: dFake.dataSync() as Float32Array };
-      for (const [name, v] of Object.entries(D.variables)) out[`d ${name}`] = grads[v.name]!.dataSync() as Float32Array;
-      for (const [name, v] of Object.entries(D.stats)) out[`stat ${name}`] = v.dataSync() as Float32Array;
-      out['eval'] = D.apply(f, { training: false }).dataSync() as Float32Array;
-      D.dispose();
-      return out;
-    };
-    const ref = await on('cpu', step);
-    let got: Record<string, Float32Array> = {};
-    const profile = await tf.profile(async () => {
-      got = await on('wasm', step);
-    });
-    // Training-mode batch norm + LeakyReLU ran as one kernel each way: none of the tf-ops path's
-    // kernels for the batch statistics (Square) or the LeakyReLU gradient (Greater, Select) ran.
-    // (The inference-mode apply at the end runs batchNorm's tf ops and LeakyRelu, as it should.)
-    const kernels = new Set(profile.kernelNames);
-    for (const name of [BATCH_NORM_ACT, BATCH_NORM_ACT_GRAD, tf.MaxPoolGrad]) expect(kernels.has(name), name).toBe(true);
-    for (const name of [tf.Square, tf.Select, tf.Greater]) expect(kernels.has(name), name).toBe(false);
-    expectClose(got, ref, 'D step');
-  }, 120_000);
+  nit(
+    "the final discriminator's D step (two applies, softplus, BN running stats) and its input gradient equal the cpu backend",
+    async () => {
+      const rand = mulberry32(1234);
+      const fake = randArray(rand, 2 * 32 * 32 * 3);
+      const real = randArray(rand, 2 * 32 * 32 * 3);
+      const step = () => {
+        const D = createDilatedDiscriminator({ mid: 4, seed: 5 });
+        const f = tf.tensor4d(fake, [2, 32, 32, 3]);
+        const r = tf.tensor4d(real, [2, 32, 32, 3]);
+        const loss = () => tf.mean(tf.softplus(tf.sub(D.apply(f, { training: true }), D.apply(r, { training: true })))) as tf.Scalar;
+        const { value, grads } = tf.variableGrads(loss, Object.values(D.variables));
+        D.commitStats();
+        // The G step's path: the gradient reaching D's input (fake) through every block.
+        const dFake = tf.grad((a: tf.Tensor) =>
+          tf.mean(tf.softplus(tf.sub(D.apply(a as tf.Tensor4D, { training: true }), D.apply(r, { training: true })))),
+        )(f);
+        D.commitStats();
+        const out: Record<string, Float32Array> = { loss: value.dataSync() as Float32Array, dFake: dFake.dataSync() as Float32Array };
+        for (const [name, v] of Object.entries(D.variables)) out[`d ${name}`] = grads[v.name].dataSync() as Float32Array;
+        for (const [name, v] of Object.entries(D.stats)) out[`stat ${name}`] = v.dataSync() as Float32Array;
+        out['eval'] = D.apply(f, { training: false }).dataSync() as Float32Array;
+        D.dispose();
+        return out;
+      };
+      const ref = await on('cpu', step);
+      let got: Record<string, Float32Array> = {};
+      const profile = await tf.profile(async () => {
+        got = await on('wasm', step);
+      });
+      // Training-mode batch norm + LeakyReLU ran as one kernel each way: none of the tf-ops path's
+      // kernels for the batch statistics (Square) or the LeakyReLU gradient (Greater, Select) ran.
+      // (The inference-mode apply at the end runs batchNorm's tf ops and LeakyRelu, as it should.)
+      const kernels = new Set(profile.kernelNames);
+      for (const name of [BATCH_NORM_ACT, BATCH_NORM_ACT_GRAD, tf.MaxPoolGrad]) expect(kernels.has(name), name).toBe(true);
+      for (const name of [tf.Square, tf.Select, tf.Greater]) expect(kernels.has(name), name).toBe(false);
+      expectClose(got, ref, 'D step');
+    },
+    120_000,
+  );
 
   nit('results do not depend on the thread count (chunks are fixed by size; sums are made per chunk, in order)', async () => {
     const shape: Shape4 = [4, 32, 32, 24];
@@ -901,7 +999,11 @@ describe('native training ops vs the cpu backend', () => {
         const f = (a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
           batchNormActTraining(a as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, { eps: 1e-5, activation: 'leakyrelu', alpha: 0.1 })!;
         const out = f(x, gamma, beta);
-        const grads = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(f(a, g, b).y, tf.tensor4d(rv, shape))))([x, gamma, beta]);
+        const grads = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(f(a, g, b).y, tf.tensor4d(rv, shape))))([
+          x,
+          gamma,
+          beta,
+        ]);
         const pooled = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, 2, 2, 'valid'), 2)))(x);
         return [out.y, out.mean, out.variance, ...grads, pooled, tf.transpose(x, [0, 2, 1, 3])].map((t) => Array.from(t.dataSync()));
       });
@@ -921,7 +1023,7 @@ describe('native training ops vs the cpu backend', () => {
     }
   });
 
-  nit('unregisterNativeKernels restores upstream\'s Adam update and Relu / LeakyRelu gradients', async () => {
+  nit("unregisterNativeKernels restores upstream's Adam update and Relu / LeakyRelu gradients", async () => {
     await initBackend('wasm');
     registerNativeKernels();
     const apply = tf.AdamOptimizer.prototype.applyGradients;

@@ -15,8 +15,8 @@ import {
   randomCrop,
   upscaleBicubic,
   upscaleNearest,
-  type RgbImage,
 } from '../../src/data/image/patches.js';
+import type { RgbImage } from '../../src/data/image/rgb-image.js';
 import { mulberry32 } from '../../src/util/prng.js';
 import { SrganError } from '../../src/util/errors.js';
 import { tempDir } from '../support/tmp.js';
@@ -24,11 +24,16 @@ import { channel, make, normalisedConv } from '../support/reference.js';
 
 function px(img: RgbImage, x: number, y: number): number[] {
   const i = (y * img.width + x) * 3;
-  return [img.data[i]!, img.data[i + 1]!, img.data[i + 2]!];
+  return [img.data[i], img.data[i + 1], img.data[i + 2]];
 }
 
 /** Independent reference for docs/seed.md §2.5: 2-D conv(zero-padded x) / conv(zero-padded ones), stride 2. */
-const referenceAA2 = (img: RgbImage): RgbImage => normalisedConv(img, 2, [1, 3, 3, 1].map((t) => t / 8));
+const referenceAA2 = (img: RgbImage): RgbImage =>
+  normalisedConv(
+    img,
+    2,
+    [1, 3, 3, 1].map((t) => t / 8),
+  );
 
 describe('downscaleAA2', () => {
   it('matches hand-computed values, with renormalised border taps', () => {
@@ -38,7 +43,7 @@ describe('downscaleAA2', () => {
       [0, 70, 140, 210],
       [8, 8, 8, 8],
     ];
-    const img = make(4, 2, (x, y) => [rows[y]![x]!, 100, 255 - rows[y]![x]!]);
+    const img = make(4, 2, (x, y) => [rows[y][x], 100, 255 - rows[y][x]]);
     const out = downscaleAA2(img);
     expect(out.width).toBe(2);
     expect(out.height).toBe(1);
@@ -107,17 +112,25 @@ describe('upscaleBicubic', () => {
     const out = upscaleBicubic(img, 3);
     for (let i = 6; i < out.height - 6; i++) {
       const expected = 20 + 25 * ((i + 0.5) / 3 - 0.5);
-      expect(Math.abs(px(out, 4, i)[0]! - expected)).toBeLessThanOrEqual(0.5);
+      expect(Math.abs(px(out, 4, i)[0] - expected)).toBeLessThanOrEqual(0.5);
     }
   });
 
   it('keeps a constant image constant', () => {
-    const out = upscaleBicubic(make(5, 4, () => [3, 77, 250]), 4);
+    const out = upscaleBicubic(
+      make(5, 4, () => [3, 77, 250]),
+      4,
+    );
     for (let i = 0; i < out.data.length; i += 3) expect([out.data[i], out.data[i + 1], out.data[i + 2]]).toEqual([3, 77, 250]);
   });
 
   it('rejects non-integer scales', () => {
-    expect(() => upscaleBicubic(make(2, 2, () => [0, 0, 0]), 1.5)).toThrow(RangeError);
+    expect(() =>
+      upscaleBicubic(
+        make(2, 2, () => [0, 0, 0]),
+        1.5,
+      ),
+    ).toThrow(RangeError);
   });
 
   // Pinned against values computed independently of resample.ts with NumPy (python3 + numpy 1.x):
@@ -170,10 +183,13 @@ describe('upscaleBicubic', () => {
     const img = make(8, 2, (x) => [4 * x * x, 4 * x * x, 4 * x * x]);
     const x2 = upscaleBicubic(img, 2);
     expect([x2.width, x2.height]).toEqual([16, 4]);
-    for (let y = 0; y < 4; y++) expect(channel(x2, 1).slice(y * 16, y * 16 + 16)).toEqual([0, 1, 2, 6, 12, 20, 30, 42, 56, 72, 90, 110, 132, 158, 186, 200]);
+    for (let y = 0; y < 4; y++)
+      expect(channel(x2, 1).slice(y * 16, y * 16 + 16)).toEqual([0, 1, 2, 6, 12, 20, 30, 42, 56, 72, 90, 110, 132, 158, 186, 200]);
     const x4 = upscaleBicubic(img, 4);
     expect([x4.width, x4.height]).toEqual([32, 8]);
-    const row4 = [0, 0, 0, 1, 2, 3, 5, 8, 11, 14, 18, 23, 28, 33, 39, 46, 53, 60, 68, 77, 86, 95, 105, 116, 127, 138, 150, 165, 180, 192, 198, 200];
+    const row4 = [
+      0, 0, 0, 1, 2, 3, 5, 8, 11, 14, 18, 23, 28, 33, 39, 46, 53, 60, 68, 77, 86, 95, 105, 116, 127, 138, 150, 165, 180, 192, 198, 200,
+    ];
     for (let y = 0; y < 8; y++) expect(channel(x4, 0).slice(y * 32, y * 32 + 32)).toEqual(row4);
   });
 });
@@ -296,7 +312,9 @@ describe('loadRgb', () => {
     const rgba = new Uint8Array(4 * 3 * 4);
     for (let i = 0; i < 12; i++) rgba.set([i * 20, 255 - i * 20, 9, i * 21], i * 4);
     const file = path.join(dir, 'rgba.png');
-    await sharp(rgba, { raw: { width: 4, height: 3, channels: 4 } }).png().toFile(file);
+    await sharp(rgba, { raw: { width: 4, height: 3, channels: 4 } })
+      .png()
+      .toFile(file);
     expect((await sharp(file).metadata()).channels).toBe(4);
     const img = await loadRgb(file);
     expect([img.width, img.height, img.data.length]).toEqual([4, 3, 36]);
@@ -306,7 +324,10 @@ describe('loadRgb', () => {
   it('replicates a greyscale PNG to three channels', async () => {
     const grey = Uint8Array.from({ length: 6 * 2 }, (_, i) => i * 20);
     const file = path.join(dir, 'grey.png');
-    await sharp(grey, { raw: { width: 6, height: 2, channels: 1 } }).toColourspace('b-w').png().toFile(file);
+    await sharp(grey, { raw: { width: 6, height: 2, channels: 1 } })
+      .toColourspace('b-w')
+      .png()
+      .toFile(file);
     expect((await sharp(file).metadata()).channels).toBe(1);
     const img = await loadRgb(file);
     for (let i = 0; i < 12; i++) expect(px(img, i % 6, Math.floor(i / 6))).toEqual([i * 20, i * 20, i * 20]);
@@ -322,7 +343,7 @@ describe('loadRgb', () => {
     const img = await loadRgb(file);
     expect(img.data.length).toBe(18);
     for (const v of [px(img, 0, 0), px(img, 2, 1)]) {
-      v.forEach((c, k) => expect(Math.abs(c - [200, 100, 50][k]!)).toBeLessThanOrEqual(1));
+      v.forEach((c, k) => expect(Math.abs(c - [200, 100, 50][k])).toBeLessThanOrEqual(1));
     }
   });
 
@@ -340,8 +361,8 @@ describe('loadRgb', () => {
     expect([img.width, img.height]).toEqual([16, 32]);
     const top = px(img, 8, 4);
     const bottom = px(img, 8, 27);
-    expect(top[0]! - top[2]!).toBeGreaterThan(150);
-    expect(bottom[2]! - bottom[0]!).toBeGreaterThan(150);
+    expect(top[0] - top[2]).toBeGreaterThan(150);
+    expect(bottom[2] - bottom[0]).toBeGreaterThan(150);
   });
 
   it('reports a corrupt or missing file as SRGAN_ERR_DATA naming the file', async () => {

@@ -76,8 +76,8 @@ function referenceFeatures(x: tf.Tensor4D, spec: Spec, weights: tf.Tensor[][], c
   for (const item of spec) {
     if (item === 'pool') h = tf.maxPool(h, 2, 2, 'valid');
     if (typeof item !== 'number') continue;
-    const [w, b] = weights[k++]!;
-    const lin = tf.add(tf.conv2d(h, w as tf.Tensor4D, 1, 'same'), b!) as tf.Tensor4D;
+    const [w, b] = weights[k++];
+    const lin = tf.add(tf.conv2d(h, w as tf.Tensor4D, 1, 'same'), b) as tf.Tensor4D;
     feats.push(k < 7 ? tf.relu(lin) : lin);
     if (k === 7) break;
     h = tf.relu(lin);
@@ -89,17 +89,17 @@ const referenceDistance = (a: tf.Tensor4D, b: tf.Tensor4D, spec: Spec, weights: 
   tf.tidy(() => {
     const fa = referenceFeatures(a, spec, weights, caffe);
     const fb = referenceFeatures(b, spec, weights, caffe);
-    return fa.reduce((s, f, i) => s + tf.mean(tf.squaredDifference(f, fb[i]!)).dataSync()[0]!, 0);
+    return fa.reduce((s, f, i) => s + tf.mean(tf.squaredDifference(f, fb[i])).dataSync()[0], 0);
   });
 
 /** A rand that replays `values` (cycling) and counts its calls. */
 function replay(values: number[]): (() => number) & { calls: number } {
-  const f = Object.assign(() => values[f.calls++ % values.length]!, { calls: 0 });
+  const f = Object.assign(() => values[f.calls++ % values.length], { calls: 0 });
   return f;
 }
 
 const crop = (x: tf.Tensor4D, off: number, size: number): tf.Tensor4D => tf.slice(x, [0, off, off, 0], [-1, size, size, -1]);
-const num = (t: tf.Tensor): number => t.dataSync()[0]!;
+const num = (t: tf.Tensor): number => t.dataSync()[0];
 
 async function configError(opts: PerceptualOptions): Promise<SrganError> {
   const err = await createPerceptualLoss(opts, Math.random).then(
@@ -115,18 +115,18 @@ describe('fileModelIO', () => {
   it('saves model.json plus content-named shards and loads the same weights back', async () => {
     const dir = path.join(tmp.dir, 'roundtrip');
     const m = tfl.sequential({ layers: [tfl.layers.dense({ units: 3, inputShape: [2] })] });
-    m.layers[0]!.setWeights([tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]), tf.tensor1d([7, 8, 9])]);
+    m.layers[0].setWeights([tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3]), tf.tensor1d([7, 8, 9])]);
     await m.save(fileModelIO(dir, { shardBytes: 1024 }));
     const shards1 = fs.readdirSync(dir).filter((f) => f.endsWith('.bin'));
     expect(shards1).toHaveLength(1);
     expect(shards1[0]).toMatch(/^group1-shard1of1-[0-9a-f]{12}\.bin$/);
 
     const back = await tfl.loadLayersModel(fileModelIO(path.join(dir, 'model.json')));
-    expect(Array.from(back.layers[0]!.getWeights()[0]!.dataSync())).toEqual([1, 2, 3, 4, 5, 6]);
-    expect(Array.from(back.layers[0]!.getWeights()[1]!.dataSync())).toEqual([7, 8, 9]);
+    expect(Array.from(back.layers[0].getWeights()[0].dataSync())).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(Array.from(back.layers[0].getWeights()[1].dataSync())).toEqual([7, 8, 9]);
 
     // Re-saving other weights replaces the shards; the old ones are removed, no temp files stay.
-    m.layers[0]!.setWeights([tf.zeros([2, 3]), tf.ones([3])]);
+    m.layers[0].setWeights([tf.zeros([2, 3]), tf.ones([3])]);
     await m.save(fileModelIO(dir));
     const files = fs.readdirSync(dir);
     expect(files.filter((f) => f.endsWith('.bin'))).toHaveLength(1);
@@ -169,7 +169,9 @@ describe('depthwiseConv2dFrozen', () => {
       const want = tf.depthwiseConv2d(x, w, [...strides], pad, 'NHWC', [...dilation]);
       expect(num(tf.max(tf.abs(tf.sub(y, want))))).toBeLessThan(1e-5);
       const dy = seededUniform(y.shape, 1, 3);
-      const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(depthwiseConv2dFrozen(t as tf.Tensor4D, w, [...strides], pad, [...dilation]), dy)))(x);
+      const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(depthwiseConv2dFrozen(t as tf.Tensor4D, w, [...strides], pad, [...dilation]), dy)))(
+        x,
+      );
       expect(g.shape).toEqual(x.shape);
       expect(num(tf.sum(tf.mul(x, g)))).toBeCloseTo(num(tf.sum(tf.mul(y, dy))), 3);
     });
@@ -226,7 +228,8 @@ describe('perceptual kind "vgg16"', () => {
       const fullWant = 2e-4 * referenceDistance(crop(y, 2, 16), crop(label, 2, 16), VGG_SPEC, vgg.weights);
       expect(num(full) / fullWant).toBeCloseTo(1, 4);
       const hc = (t: tf.Tensor4D) => tf.slice(t, [0, 3, 0, 0], [-1, 16, 16, -1]);
-      const g = (t: tf.Tensor4D) => tf.pow(tf.avgPool(tf.pow(tf.clipByValue(t, 1e-6, 1), 2.2) as tf.Tensor4D, 2, 2, 'valid'), 1 / 2.2) as tf.Tensor4D;
+      const g = (t: tf.Tensor4D) =>
+        tf.pow(tf.avgPool(tf.pow(tf.clipByValue(t, 1e-6, 1), 2.2) as tf.Tensor4D, 2, 2, 'valid'), 1 / 2.2) as tf.Tensor4D;
       const halfWant = 3e-4 * referenceDistance(g(hc(y)), g(hc(label)), VGG_SPEC, vgg.weights);
       expect(num(half) / halfWant).toBeCloseTo(1, 4);
     });
@@ -260,7 +263,7 @@ describe('perceptual kind "vgg16"', () => {
     const y = tf.variable(tf.add(seededUniform([1, 24, 24, 3], 0.8, 11), 0.5), true, 'perceptual_test_y');
     const label = tf.tidy(() => tf.add(seededUniform([1, 24, 24, 3], 0.5, 12), 0.5) as tf.Tensor4D);
     const probe = tf.tidy(() => [tf.add(seededUniform([1, 16, 16, 3], 0.5, 13), 0.5), tf.fill([1, 16, 16, 3], 0.5)] as tf.Tensor4D[]);
-    const before = num(tf.tidy(() => loss.distance(probe[0]!, probe[1]!)));
+    const before = num(tf.tidy(() => loss.distance(probe[0], probe[1])));
     const y0 = y.dataSync().slice();
     const sgd = tf.train.sgd(100); // holds a tensor of its own: made before counting
     const tensors = tf.memory().numTensors;
@@ -271,25 +274,30 @@ describe('perceptual kind "vgg16"', () => {
         return tf.add(full, half) as tf.Scalar;
       });
       expect(Object.keys(grads)).toEqual(['perceptual_test_y']);
-      const g = grads.perceptual_test_y!;
+      const g = grads.perceptual_test_y;
       expect(num(tf.sum(tf.cast(tf.isFinite(g), 'float32')))).toBe(g.size);
       expect(num(tf.sum(tf.abs(g)))).toBeGreaterThan(0);
       sgd.applyGradients(grads);
     });
     expect(tf.memory().numTensors).toBe(tensors); // tidy-safe: nothing leaks from apply or its gradient
-    expect(num(tf.tidy(() => loss.distance(probe[0]!, probe[1]!)))).toBe(before);
+    expect(num(tf.tidy(() => loss.distance(probe[0], probe[1])))).toBe(before);
     expect(y.dataSync().some((v, i) => v !== y0[i])).toBe(true); // the step did move y
     tf.dispose([y, label, ...probe]);
     sgd.dispose();
   });
 
   it('rejects files that are missing, not LayersModels, too shallow, or not RGB, naming the problem', async () => {
-    expect((await configError({ kind: 'vgg16', path: path.join(tmp.dir, 'missing', 'model.json') })).message).toMatch(/missing.*no such file/);
+    expect((await configError({ kind: 'vgg16', path: path.join(tmp.dir, 'missing', 'model.json') })).message).toMatch(
+      /missing.*no such file/,
+    );
     expect((await configError({ kind: 'vgg16', path: null })).message).toMatch(/perceptual\.path/);
 
     const graphDir = path.join(tmp.dir, 'graph');
     fs.mkdirSync(graphDir, { recursive: true });
-    fs.writeFileSync(path.join(graphDir, 'model.json'), JSON.stringify({ format: 'graph-model', modelTopology: { node: [] }, weightsManifest: [] }));
+    fs.writeFileSync(
+      path.join(graphDir, 'model.json'),
+      JSON.stringify({ format: 'graph-model', modelTopology: { node: [] }, weightsManifest: [] }),
+    );
     expect((await configError({ kind: 'vgg16', path: graphDir })).message).toMatch(/graph model, not a LayersModel/);
 
     const notModel = path.join(tmp.dir, 'notmodel.json');
@@ -307,7 +315,9 @@ describe('perceptual kind "vgg16"', () => {
   });
 
   it('refuses unknown options and bad values by name', async () => {
-    await expect(createPerceptualLoss({ kind: 'vgg16', path: vgg.dir, wieght: 1 } as never, Math.random)).rejects.toThrow(/perceptual\.wieght: unknown option/);
+    await expect(createPerceptualLoss({ kind: 'vgg16', path: vgg.dir, wieght: 1 } as never, Math.random)).rejects.toThrow(
+      /perceptual\.wieght: unknown option/,
+    );
     await expect(createPerceptualLoss({ kind: 'bundled', weight: -1 }, Math.random)).rejects.toThrow(RangeError);
     await expect(createPerceptualLoss({ kind: 'vgg' } as never, Math.random)).rejects.toThrow(/perceptual\.kind/);
   });
@@ -339,16 +349,25 @@ describe('perceptual kind "bundled" (nsfwjs MobileNetV2, no download)', () => {
     expect(loss.describe).toMatch(/MobileNetV2/);
   });
 
-  it('the calibration is the seed\'s VGG-to-pixel ratio over the bundled net\'s measured one, as docs/perceptual.md derives it', () => {
+  it("the calibration is the seed's VGG-to-pixel ratio over the bundled net's measured one, as docs/perceptual.md derives it", () => {
     // docs/seed.md §7, end of the final run: weighted pixel MSE 0.0012, VGG full 0.0035, VGG half 0.0016.
     const target = { full: 0.0035 / 0.0012, half: 0.0016 / 0.0012 };
     // docs/perceptual.md, "Calibration": r = 1e-4 · D / MSE of the bundled net on two demo sets (seeds 7
     // and 11), for the bicubic and the blur + noise degradations; c = target / geometric mean of r.
-    const r = { full: [[0.122, 0.156], [0.136, 0.171]], half: [[0.035, 0.048], [0.035, 0.045]] };
+    const r = {
+      full: [
+        [0.122, 0.156],
+        [0.136, 0.171],
+      ],
+      half: [
+        [0.035, 0.048],
+        [0.035, 0.045],
+      ],
+    };
     for (const k of ['full', 'half'] as const) {
-      const perSet = r[k].map(([a, b]) => target[k] / Math.sqrt(a! * b!));
+      const perSet = r[k].map(([a, b]) => target[k] / Math.sqrt(a * b));
       // The two sets give 21.1 / 19.1 (full) and 32.5 / 33.6 (half); the constant is their mean, rounded.
-      expect(BUNDLED_CALIBRATION[k], k).toBe(Math.round((perSet[0]! + perSet[1]!) / 2));
+      expect(BUNDLED_CALIBRATION[k], k).toBe(Math.round((perSet[0] + perSet[1]) / 2));
     }
   });
 

@@ -11,7 +11,17 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 import { previewPair } from '../../src/daemon/training-data.js';
 import { downscale } from '../../src/data/image/degrade.js';
-import { crop, encodePng, loadRgb, PREVIEW_FILL, PREVIEW_GAP, PREVIEW_PANELS, previewStrip, upscaleBicubic, upscaleNearest } from '../../src/data/image/patches.js';
+import {
+  crop,
+  encodePng,
+  loadRgb,
+  PREVIEW_FILL,
+  PREVIEW_GAP,
+  PREVIEW_PANELS,
+  previewStrip,
+  upscaleBicubic,
+  upscaleNearest,
+} from '../../src/data/image/patches.js';
 import type { RgbImage } from '../../src/data/image/rgb-image.js';
 import { mulberry32 } from '../../src/util/prng.js';
 import { psnrY } from '../../src/data/image/quality.js';
@@ -34,7 +44,9 @@ async function writePicture(name: string, w: number, h: number, seed: number): P
     data[i] = Math.round(128 + 70 * Math.sin(x / (4 + (i % 3)) - y / 7) + 30 * (rand() - 0.5));
   }
   const file = path.join(tmp.dir, name);
-  await sharp(data, { raw: { width: w, height: h, channels: 3 } }).png().toFile(file);
+  await sharp(data, { raw: { width: w, height: h, channels: 3 } })
+    .png()
+    .toFile(file);
   return file;
 }
 
@@ -72,7 +84,7 @@ describe('previewStrip', () => {
       const hrFile = path.join(tmp.dir, `preview-hr-x${scale}.png`);
       fs.writeFileSync(hrFile, await encodePng(pair.hr));
       const res = await evaluate(null, [hrFile], { scale });
-      expect(res.rows[0]!.bicubic.psnr).toBe(psnrY(bicubic, pair.hr, scale));
+      expect(res.rows[0].bicubic.psnr).toBe(psnrY(bicubic, pair.hr, scale));
     });
   }
 
@@ -104,7 +116,13 @@ describe('previewStrip', () => {
   it('rejects a model output or HR of the wrong size', () => {
     const lr = make(8, 8, () => [1, 2, 3]);
     const hr = make(16, 16, () => [1, 2, 3]);
-    expect(() => previewStrip({ hr, lr }, make(16, 14, () => [0, 0, 0]), 2)).toThrow(/model: expected 16×16 .* got 16×14/);
+    expect(() =>
+      previewStrip(
+        { hr, lr },
+        make(16, 14, () => [0, 0, 0]),
+        2,
+      ),
+    ).toThrow(/model: expected 16×16 .* got 16×14/);
     expect(() => previewStrip({ hr: make(32, 32, () => [0, 0, 0]), lr }, hr, 2)).toThrow(/pair\.hr: expected 16×16/);
   });
 });

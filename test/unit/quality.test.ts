@@ -38,23 +38,27 @@ function ssimReference(a: RgbImage, b: RgbImage): number {
   const yb = toY(b);
   const g = Array.from({ length: 11 }, (_, i) => Math.exp(-((i - 5) ** 2) / (2 * 1.5 * 1.5)));
   const gs = g.reduce((s, v) => s + v, 0);
-  const win = (i: number, j: number): number => (g[i]! / gs) * (g[j]! / gs);
+  const win = (i: number, j: number): number => (g[i] / gs) * (g[j] / gs);
   const c1 = (0.01 * 255) ** 2;
   const c2 = (0.03 * 255) ** 2;
   let total = 0;
   let count = 0;
   for (let y = 0; y + 11 <= a.height; y++) {
     for (let x = 0; x + 11 <= a.width; x++) {
-      let m1 = 0, m2 = 0, e11 = 0, e22 = 0, e12 = 0;
+      let m1 = 0,
+        m2 = 0,
+        e11 = 0,
+        e22 = 0,
+        e12 = 0;
       for (let i = 0; i < 11; i++) {
         for (let j = 0; j < 11; j++) {
           const k = (y + i) * a.width + x + j;
           const w = win(i, j);
-          m1 += w * ya[k]!;
-          m2 += w * yb[k]!;
-          e11 += w * ya[k]! * ya[k]!;
-          e22 += w * yb[k]! * yb[k]!;
-          e12 += w * ya[k]! * yb[k]!;
+          m1 += w * ya[k];
+          m2 += w * yb[k];
+          e11 += w * ya[k] * ya[k];
+          e22 += w * yb[k] * yb[k];
+          e12 += w * ya[k] * yb[k];
         }
       }
       const s1 = e11 - m1 * m1;
@@ -69,7 +73,17 @@ function ssimReference(a: RgbImage, b: RgbImage): number {
 
 describe('toY', () => {
   it('is BT.601 studio-swing luma of 8-bit RGB, as a float in [16, 235]', () => {
-    const img = make(4, 1, (x) => [[0, 0, 0], [255, 255, 255], [255, 0, 0], [10, 20, 30]][x]!);
+    const img = make(
+      4,
+      1,
+      (x) =>
+        [
+          [0, 0, 0],
+          [255, 255, 255],
+          [255, 0, 0],
+          [10, 20, 30],
+        ][x],
+    );
     const y = toY(img);
     expect(y[0]).toBeCloseTo(16, 12);
     expect(y[1]).toBeCloseTo(235, 12); // 16 + (65.481 + 128.553 + 24.966) = 16 + 219
@@ -165,7 +179,9 @@ describe('ssimY', () => {
     const s1 = ssimY(t, ring, 1);
     expect(s1).toBeLessThan(0.999);
     const crop = (img: RgbImage, b: number): RgbImage =>
-      make(img.width - 2 * b, img.height - 2 * b, (x, y) => Array.from(img.data.subarray(((y + b) * img.width + x + b) * 3, ((y + b) * img.width + x + b) * 3 + 3)));
+      make(img.width - 2 * b, img.height - 2 * b, (x, y) =>
+        Array.from(img.data.subarray(((y + b) * img.width + x + b) * 3, ((y + b) * img.width + x + b) * 3 + 3)),
+      );
     expect(s1).toBeCloseTo(ssimReference(crop(t, 1), crop(ring, 1)), 10);
   });
 

@@ -35,10 +35,10 @@ function step(g: Generator, lr: tf.Tensor4D, hr: tf.Tensor4D) {
   }, Object.values(g.variables));
   const srTensor = tf.tidy(() => g.apply(lr));
   const out = {
-    loss: value.dataSync()[0]!,
+    loss: value.dataSync()[0],
     sr: srTensor.dataSync() as Float32Array,
     // By the network's own names (the engine names variables by a global counter).
-    grads: Object.fromEntries(Object.entries(g.variables).map(([k, v]) => [k, grads[v.name]!.dataSync() as Float32Array])),
+    grads: Object.fromEntries(Object.entries(g.variables).map(([k, v]) => [k, grads[v.name].dataSync() as Float32Array])),
     heldBytes,
   };
   tf.dispose([value, srTensor, ...Object.values(grads)]);
@@ -49,8 +49,8 @@ function maxRelDiff(a: Float32Array, b: Float32Array): number {
   let scale = 0;
   let diff = 0;
   for (let i = 0; i < a.length; i++) {
-    scale = Math.max(scale, Math.abs(a[i]!));
-    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+    scale = Math.max(scale, Math.abs(a[i]));
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
   }
   return diff / Math.max(scale, 1e-12);
 }
@@ -79,15 +79,18 @@ describe.each([
   it.skipIf(!available).each(Object.keys(nets))('%s: same output and gradients, a fraction of the memory, no leak', (name) => {
     if (native) registerNativeKernels();
     try {
-      const { plain, checkpointed, leaked } = compare(nets[name]!);
+      const { plain, checkpointed, leaked } = compare(nets[name]);
       expect(checkpointed.sr).toEqual(plain.sr);
       expect(checkpointed.loss).toBe(plain.loss);
       expect(Object.keys(checkpointed.grads).sort()).toEqual(Object.keys(plain.grads).sort());
       for (const [k, g] of Object.entries(plain.grads)) {
-        expect(g.some((v) => v !== 0), `${k} has a gradient`).toBe(true);
+        expect(
+          g.some((v) => v !== 0),
+          `${k} has a gradient`,
+        ).toBe(true);
         // The same kernels on the same inputs; only the order in which a block input's two gradient
         // contributions (residual and body) are summed may differ.
-        expect(maxRelDiff(checkpointed.grads[k]!, g), k).toBeLessThan(1e-5);
+        expect(maxRelDiff(checkpointed.grads[k], g), k).toBeLessThan(1e-5);
       }
       // Plain keeps every block's intermediates; recompute keeps one input per block.
       expect(checkpointed.heldBytes).toBeLessThan(plain.heldBytes / 3);
@@ -111,7 +114,7 @@ describe('recomputed', () => {
     const ok = recomputed(block, [used]);
     const a = tf.variableGrads(() => tf.sum(ok(x)) as tf.Scalar, [used]);
     const b = tf.variableGrads(() => tf.sum(block(x)) as tf.Scalar, [used]);
-    expect(a.grads['rc_used']!.dataSync()).toEqual(b.grads['rc_used']!.dataSync());
+    expect(a.grads['rc_used'].dataSync()).toEqual(b.grads['rc_used'].dataSync());
     tf.dispose([used, unused, x, a.value, b.value, ...Object.values(a.grads), ...Object.values(b.grads)]);
   });
 });

@@ -8,7 +8,13 @@ import {
 } from '../../src/models/train/scheduler.js';
 import { mulberry32 } from '../../src/util/prng.js';
 
-const base: SchedulerConfig = { dStepsPerG: 3, phases: [{ steps: null, lrG: 1e-3, lrD: 1e-4 }], logEvery: 5, previewEvery: 10, maxSteps: null };
+const base: SchedulerConfig = {
+  dStepsPerG: 3,
+  phases: [{ steps: null, lrG: 1e-3, lrD: 1e-4 }],
+  logEvery: 5,
+  previewEvery: 10,
+  maxSteps: null,
+};
 
 describe('Scheduler', () => {
   it('plans k D steps per G step and counts both', () => {
@@ -38,14 +44,30 @@ describe('Scheduler', () => {
   });
 
   it('walks learning-rate phases and keeps the last one', () => {
-    const s = new Scheduler({ ...base, phases: [{ steps: 2, lrG: 1, lrD: 2 }, { steps: 3, lrG: 3, lrD: 4 }, { steps: 1, lrG: 5, lrD: 6 }] });
+    const s = new Scheduler({
+      ...base,
+      phases: [
+        { steps: 2, lrG: 1, lrD: 2 },
+        { steps: 3, lrG: 3, lrD: 4 },
+        { steps: 1, lrG: 5, lrD: 6 },
+      ],
+    });
     const seen: [number, number, number][] = [];
     for (let i = 0; i < 8; i++) {
       const p = s.plan();
       seen.push([p.step, p.phase, p.lrG]);
       s.complete(p);
     }
-    expect(seen).toEqual([[1, 0, 1], [2, 0, 1], [3, 1, 3], [4, 1, 3], [5, 1, 3], [6, 2, 5], [7, 2, 5], [8, 2, 5]]);
+    expect(seen).toEqual([
+      [1, 0, 1],
+      [2, 0, 1],
+      [3, 1, 3],
+      [4, 1, 3],
+      [5, 1, 3],
+      [6, 2, 5],
+      [7, 2, 5],
+      [8, 2, 5],
+    ]);
   });
 
   it('pause and stop take effect only at a step boundary', () => {
@@ -90,7 +112,16 @@ describe('Scheduler', () => {
   it('rejects bad configs naming the field', () => {
     expect(() => new Scheduler({ ...base, dStepsPerG: -1 })).toThrow(/dStepsPerG/);
     expect(() => new Scheduler({ ...base, phases: [] })).toThrow(/phases/);
-    expect(() => new Scheduler({ ...base, phases: [{ steps: null, lrG: 1, lrD: 1 }, { steps: 1, lrG: 1, lrD: 1 }] })).toThrow(/phases\[0\].steps/);
+    expect(
+      () =>
+        new Scheduler({
+          ...base,
+          phases: [
+            { steps: null, lrG: 1, lrD: 1 },
+            { steps: 1, lrG: 1, lrD: 1 },
+          ],
+        }),
+    ).toThrow(/phases\[0\].steps/);
     expect(() => new Scheduler({ ...base, phases: [{ steps: 5, lrG: Number.NaN, lrD: 1 }] })).toThrow(/phases\[0\].lrG/);
     expect(() => new Scheduler({ ...base, logEvery: 0 })).toThrow(/logEvery/);
   });
@@ -101,7 +132,10 @@ describe('Scheduler: batch-scaled learning rates', () => {
     expect(lrBatchScale(1)).toBe(0.125);
     expect(lrBatchScale(16)).toBe(2);
     expect(lrBatchScale(6, 12)).toBe(0.5);
-    const phases = [{ steps: 1, lrG: 1e-4, lrD: 3e-5 }, { steps: null, lrG: 1e-5, lrD: 1e-5 }];
+    const phases = [
+      { steps: 1, lrG: 1e-4, lrD: 3e-5 },
+      { steps: null, lrG: 1e-5, lrD: 1e-5 },
+    ];
     const s = new Scheduler({ ...base, phases, batchScale: lrBatchScale(1) });
     const p1 = s.plan();
     expect([p1.lrG, p1.lrD]).toEqual([1.25e-5, 3e-5 / 8]);
@@ -128,7 +162,11 @@ describe('Scheduler: batch-scaled learning rates', () => {
 });
 
 describe('Scheduler: optimizer reset at phase changes', () => {
-  const phases = [{ steps: 2, lrG: 1, lrD: 1 }, { steps: 3, lrG: 2, lrD: 2 }, { steps: null, lrG: 3, lrD: 3 }];
+  const phases = [
+    { steps: 2, lrG: 1, lrD: 1 },
+    { steps: 3, lrG: 2, lrD: 2 },
+    { steps: null, lrG: 3, lrD: 3 },
+  ];
 
   const resets = (s: Scheduler, n: number): number[] => {
     const out: number[] = [];
@@ -224,7 +262,13 @@ describe('Scheduler: adaptive D', () => {
   });
 
   it('never skips in a D-only phase (lrG 0): G could not catch up', () => {
-    const s = new Scheduler({ ...cfg, phases: [{ steps: 6, lrG: 1, lrD: 1 }, { steps: null, lrG: 0, lrD: 1 }] });
+    const s = new Scheduler({
+      ...cfg,
+      phases: [
+        { steps: 6, lrG: 1, lrD: 1 },
+        { steps: null, lrG: 0, lrD: 1 },
+      ],
+    });
     expect(drive(s, [1, 1, 1, 1, 2, 2, 2, 2])).toEqual([3, 3, 3, 3, 3, 0, 3, 3]);
   });
 
@@ -276,7 +320,7 @@ describe('Scheduler: adaptive D', () => {
   });
 
   it('validates its options, catching misspellings', () => {
-    const bad = (o: object) => () => new Scheduler({ ...cfg, adaptiveD: o as SchedulerConfig['adaptiveD'] });
+    const bad = (o: object) => () => new Scheduler({ ...cfg, adaptiveD: o });
     expect(bad({ fastdecay: 0.5 })).toThrow(/adaptiveD\.fastdecay is not an option; did you mean fastDecay/);
     expect(bad({ speed: 1 })).toThrow(/adaptiveD\.speed is not an option \(options: fastDecay/);
     expect(bad({ fastDecay: 0.95, slowDecay: 0.9 })).toThrow(/adaptiveD\.slowDecay/);
@@ -315,7 +359,7 @@ describe('Scheduler: snapshot and restore', () => {
     expect(snap.step).toBe(37);
     expect(snap.adaptive.observations).toBe(37);
     expect(snap.dSkips).toBeGreaterThan(0); // the sine has rising stretches: the state is not trivial
-    const b = Scheduler.restore(cfg, JSON.parse(JSON.stringify(snap)));
+    const b = Scheduler.restore(cfg, JSON.parse(JSON.stringify(snap)) as SchedulerSnapshot);
     expect(b.snapshot()).toEqual(snap);
     const more = series(2, 50);
     expect(run(b, more)).toEqual(run(a, more));
@@ -335,12 +379,17 @@ describe('Scheduler: snapshot and restore', () => {
 
   it('old-style positions still work; fresh state when omitted', () => {
     const s = new Scheduler(cfg, { step: 5, dSteps: 7 });
-    expect(s.snapshot()).toEqual({ step: 5, dSteps: 7, dSkips: 0, adaptive: { fast: null, slow: null, observations: 0, rising: false, sinceSwitch: 0 } });
+    expect(s.snapshot()).toEqual({
+      step: 5,
+      dSteps: 7,
+      dSkips: 0,
+      adaptive: { fast: null, slow: null, observations: 0, rising: false, sinceSwitch: 0 },
+    });
   });
 
   it('rejects malformed snapshots naming the field', () => {
     const good = new Scheduler(cfg).snapshot();
-    const bad = (patch: object) => () => Scheduler.restore(cfg, { ...good, ...patch } as SchedulerSnapshot);
+    const bad = (patch: object) => () => Scheduler.restore(cfg, { ...good, ...patch });
     expect(bad({ step: -1 })).toThrow(/state\.step/);
     expect(bad({ dSteps: 1.5 })).toThrow(/state\.dSteps/);
     expect(bad({ dSkips: '3' })).toThrow(/state\.dSkips/);

@@ -4,7 +4,14 @@ import type { PatchFrame, SkipFrame } from '../../src/protocol/codec.js';
 
 const patch = (seq: number): PatchFrame => {
   const data = new Uint8Array([seq & 255, 1, 2]);
-  return { type: 'patch', seq, epoch: 0, index: 0, hr: { width: 1, height: 1, channels: 3, data }, lr: { width: 1, height: 1, channels: 3, data } };
+  return {
+    type: 'patch',
+    seq,
+    epoch: 0,
+    index: 0,
+    hr: { width: 1, height: 1, channels: 3, data },
+    lr: { width: 1, height: 1, channels: 3, data },
+  };
 };
 const skip = (seq: number, count: number): SkipFrame => ({ type: 'skip', seq, count, index: 0 });
 

@@ -21,7 +21,7 @@ import {
   upscaleTiled,
 } from '../../src/models/infer/tiling.js';
 
-const FAST = PRESETS['espcn-x2-fast']!.generator;
+const FAST = PRESETS['espcn-x2-fast'].generator;
 // The final generator shrunk to one block of 8 channels; without the dilated blocks its radius (13)
 // fits a tile small enough for the test, with them it is 34.
 const FINAL_SMALL: GeneratorConfig = { kind: 'final', channels: 8, blocks: 1, dilatedBlocks: false };
@@ -68,7 +68,7 @@ function untiled(gen: Generator, img: FloatImage): Float32Array {
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   expect(a.length).toBe(b.length);
   let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
 }
 
@@ -85,8 +85,8 @@ describe('layout', () => {
       expect(s[0]).toBe(0);
       expect(s.at(-1)).toBe(n - tile);
       for (let k = 1; k < s.length; k++) {
-        expect(s[k]! - s[k - 1]!).toBeGreaterThan(0);
-        expect(s[k - 1]! + tile - s[k]!).toBeGreaterThanOrEqual(2 * overlap + blend);
+        expect(s[k] - s[k - 1]).toBeGreaterThan(0);
+        expect(s[k - 1] + tile - s[k]).toBeGreaterThanOrEqual(2 * overlap + blend);
       }
     }
     expect(tileStarts(24, 24, 8, 4)).toEqual([0]);
@@ -105,8 +105,8 @@ describe('layout', () => {
     const w = axisWeights(starts, tile, overlap, scale);
     const sum = new Float64Array(n * scale);
     starts.forEach((p, k) => {
-      w[k]!.forEach((v, i) => {
-        sum[p * scale + i] = sum[p * scale + i]! + v;
+      w[k].forEach((v, i) => {
+        sum[p * scale + i] = sum[p * scale + i] + v;
         const lr = Math.floor(i / scale);
         if (k > 0 && lr < overlap) expect(v).toBe(0);
         if (k < starts.length - 1 && lr >= tile - overlap) expect(v).toBe(0);
@@ -114,7 +114,7 @@ describe('layout', () => {
     });
     sum.forEach((v) => expect(v).toBeCloseTo(1, 12));
     // The flush ends keep full weight at the image border.
-    expect(w[0]![0]).toBe(1);
+    expect(w[0][0]).toBe(1);
     expect(w.at(-1)!.at(-1)).toBe(1);
   });
 
@@ -176,8 +176,8 @@ describe('receptiveRadius', () => {
   });
 
   it('knows the presets', () => {
-    expect(receptiveRadius(PRESETS['seed-final-x2']!.generator, 2)).toBe(4 + 16 * 30);
-    expect(receptiveRadius(PRESETS['esrgan-x4']!.generator, 4)).toBe(4 + 23 * 15);
+    expect(receptiveRadius(PRESETS['seed-final-x2'].generator, 2)).toBe(4 + 16 * 30);
+    expect(receptiveRadius(PRESETS['esrgan-x4'].generator, 4)).toBe(4 + 23 * 15);
   });
 });
 
@@ -275,7 +275,13 @@ describe('upscaleTiled', () => {
     const img = randomImage(70, 53, 6);
     const ac = new AbortController();
     const start = tf.memory().numTensors;
-    const run = upscaleTiled(fast, img, { tile: 24, overlap: 8, blend: 4, signal: ac.signal, onTile: (d) => d === 2 && ac.abort(new Error('stop')) });
+    const run = upscaleTiled(fast, img, {
+      tile: 24,
+      overlap: 8,
+      blend: 4,
+      signal: ac.signal,
+      onTile: (d) => d === 2 && ac.abort(new Error('stop')),
+    });
     await expect(run).rejects.toThrow('stop');
     expect(tf.memory().numTensors).toBe(start);
   });

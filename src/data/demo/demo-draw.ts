@@ -54,7 +54,9 @@ class Svg {
         `<linearGradient id="${id}" x1="${fmt(r.float())}" y1="${fmt(r.float())}" x2="${fmt(r.float())}" y2="${fmt(r.float())}">${stops}</linearGradient>`,
       );
     } else {
-      this.defs.push(`<radialGradient id="${id}" cx="${fmt(r.float(0.2, 0.8))}" cy="${fmt(r.float(0.2, 0.8))}" r="${fmt(r.float(0.4, 0.9))}">${stops}</radialGradient>`);
+      this.defs.push(
+        `<radialGradient id="${id}" cx="${fmt(r.float(0.2, 0.8))}" cy="${fmt(r.float(0.2, 0.8))}" r="${fmt(r.float(0.4, 0.9))}">${stops}</radialGradient>`,
+      );
     }
     return `url(#${id})`;
   }
@@ -74,7 +76,8 @@ class Svg {
       case 'ellipse': {
         const rx = fmt(size);
         const ry = fmt(size * r.float(0.25, 0.9));
-        return (p) => `<ellipse cx="${fmt(cx)}" cy="${fmt(cy)}" rx="${rx}" ry="${ry}" transform="rotate(${rot} ${fmt(cx)} ${fmt(cy)})" ${p}/>`;
+        return (p) =>
+          `<ellipse cx="${fmt(cx)}" cy="${fmt(cy)}" rx="${rx}" ry="${ry}" transform="rotate(${rot} ${fmt(cx)} ${fmt(cy)})" ${p}/>`;
       }
       case 'rect': {
         const w = size * r.float(0.8, 2);
@@ -105,12 +108,12 @@ class Svg {
           return [cx + rad * Math.cos(a), cy + rad * Math.sin(a)] as const;
         });
         // Closed Catmull-Rom spline through the points, as cubic Béziers.
-        let d = `M${fmt(pts[0]![0])} ${fmt(pts[0]![1])}`;
+        let d = `M${fmt(pts[0][0])} ${fmt(pts[0][1])}`;
         for (let i = 0; i < k; i++) {
-          const p0 = pts[(i + k - 1) % k]!;
-          const p1 = pts[i]!;
-          const p2 = pts[(i + 1) % k]!;
-          const p3 = pts[(i + 2) % k]!;
+          const p0 = pts[(i + k - 1) % k];
+          const p1 = pts[i];
+          const p2 = pts[(i + 1) % k];
+          const p3 = pts[(i + 2) % k];
           d += `C${fmt(p1[0] + (p2[0] - p0[0]) / 6)} ${fmt(p1[1] + (p2[1] - p0[1]) / 6)} ${fmt(p2[0] - (p3[0] - p1[0]) / 6)} ${fmt(
             p2[1] - (p3[1] - p1[1]) / 6,
           )} ${fmt(p2[0])} ${fmt(p2[1])}`;
@@ -192,7 +195,12 @@ class Svg {
   addText(x: number, y: number, size: number, text: string, opts: { rotate?: number; colour?: string; anchor?: string } = {}): void {
     const r = this.r;
     this.kinds.add('text');
-    const family = r.pick(['DejaVu Sans, sans-serif', 'DejaVu Serif, serif', 'DejaVu Sans Mono, monospace', 'DejaVu Sans Condensed, sans-serif']);
+    const family = r.pick([
+      'DejaVu Sans, sans-serif',
+      'DejaVu Serif, serif',
+      'DejaVu Sans Mono, monospace',
+      'DejaVu Sans Condensed, sans-serif',
+    ]);
     const weight = r.chance(0.3) ? ' font-weight="bold"' : '';
     const style = r.chance(0.15) ? ' font-style="italic"' : '';
     const anchor = opts.anchor ? ` text-anchor="${opts.anchor}"` : '';
@@ -214,7 +222,9 @@ class Svg {
     const rot = r.chance(0.5) ? r.float(-25, 25) : 0;
     const plate = r.pick(this.pal);
     const ink = luma(plate) > 128 ? hex(mix(plate, [0, 0, 0], r.float(0.6, 0.95))) : hex(mix(plate, [255, 255, 255], r.float(0.6, 0.95)));
-    this.shadows.push(`<rect x="${fmt(x + size * 0.15)}" y="${fmt(y + size * 0.15)}" width="${fmt(w)}" height="${fmt(h)}" transform="rotate(${fmt(rot)} ${fmt(x)} ${fmt(y)})" fill="#000"/>`);
+    this.shadows.push(
+      `<rect x="${fmt(x + size * 0.15)}" y="${fmt(y + size * 0.15)}" width="${fmt(w)}" height="${fmt(h)}" transform="rotate(${fmt(rot)} ${fmt(x)} ${fmt(y)})" fill="#000"/>`,
+    );
     this.body.push(
       `<rect x="${fmt(x)}" y="${fmt(y)}" width="${fmt(w)}" height="${fmt(h)}" rx="${fmt(size * r.float(0, 0.4))}" transform="rotate(${fmt(rot)} ${fmt(x)} ${fmt(y)})" fill="${hex(plate)}"${
         r.chance(0.5) ? ` stroke="${ink}" stroke-width="${fmt(size * 0.08)}"` : ''
@@ -241,7 +251,9 @@ class Svg {
       this.addText(m, y, size, line, { colour: r.chance(0.85) ? ink : this.colour() });
       if (r.chance(0.12)) {
         y += size * 0.6;
-        this.body.push(`<line x1="${fmt(m)}" y1="${fmt(y)}" x2="${fmt(this.w - m)}" y2="${fmt(y)}" stroke="${ink}" stroke-width="${fmt(r.float(0.5, 2))}"/>`);
+        this.body.push(
+          `<line x1="${fmt(m)}" y1="${fmt(y)}" x2="${fmt(this.w - m)}" y2="${fmt(y)}" stroke="${ink}" stroke-width="${fmt(r.float(0.5, 2))}"/>`,
+        );
       }
     }
     this.kinds.add('document');
@@ -280,7 +292,7 @@ class Svg {
     for (let i = 0; i <= n; i++) {
       const x = (i / n) * this.w;
       let v = 0;
-      for (let o = 0; o < 4; o++) v += Math.sin(x * 0.01 * 2 ** o + phases[o]!) / 2 ** o;
+      for (let o = 0; o < 4; o++) v += Math.sin(x * 0.01 * 2 ** o + phases[o]) / 2 ** o;
       v += r.float(-0.15, 0.15) * roughness;
       d += `L${fmt(x)} ${fmt(baseY - v * roughness * this.h * 0.12)}`;
     }
@@ -296,8 +308,12 @@ class Svg {
       const y = groundY + r.float(-0.05, 0.25) * this.h;
       const s = r.logFloat(6, 60);
       const col = hex(hsl(r.float(80, 160), r.float(0.2, 0.7), r.float(0.1, 0.4)));
-      this.body.push(`<line x1="${fmt(x)}" y1="${fmt(y)}" x2="${fmt(x)}" y2="${fmt(y - s)}" stroke="#4a3520" stroke-width="${fmt(s * 0.12)}"/>`);
-      this.body.push(`<polygon points="${fmt(x - s * 0.4)},${fmt(y - s * 0.3)} ${fmt(x + s * 0.4)},${fmt(y - s * 0.3)} ${fmt(x)},${fmt(y - s * 1.6)}" fill="${col}"/>`);
+      this.body.push(
+        `<line x1="${fmt(x)}" y1="${fmt(y)}" x2="${fmt(x)}" y2="${fmt(y - s)}" stroke="#4a3520" stroke-width="${fmt(s * 0.12)}"/>`,
+      );
+      this.body.push(
+        `<polygon points="${fmt(x - s * 0.4)},${fmt(y - s * 0.3)} ${fmt(x + s * 0.4)},${fmt(y - s * 0.3)} ${fmt(x)},${fmt(y - s * 1.6)}" fill="${col}"/>`,
+      );
     }
   }
 
@@ -312,11 +328,71 @@ class Svg {
 }
 
 const WORDS = [
-  'the', 'quick', 'brown', 'fox', 'jumps', 'over', 'lazy', 'dog', 'station', 'platform', 'exit', 'open', 'closed',
-  'coffee', 'bakery', 'street', 'avenue', 'north', 'south', 'river', 'bridge', 'museum', 'hotel', 'garden', 'market',
-  'ticket', 'price', 'sale', 'menu', 'daily', 'fresh', 'bread', 'milk', 'photo', 'camera', 'light', 'shadow', 'window',
-  'Monday', 'Friday', 'March', 'October', 'Café', 'Größe', 'naïve', 'Улица', 'Мост', 'ξένος', '№7', '42', '1984',
-  '3.14', '€12,50', '$9.99', '24/7', 'km', 'AM', 'PM', 'Tel.', 'e-mail', 'www', 'Ölweg', 'Zürich', '#5', '(c)',
+  'the',
+  'quick',
+  'brown',
+  'fox',
+  'jumps',
+  'over',
+  'lazy',
+  'dog',
+  'station',
+  'platform',
+  'exit',
+  'open',
+  'closed',
+  'coffee',
+  'bakery',
+  'street',
+  'avenue',
+  'north',
+  'south',
+  'river',
+  'bridge',
+  'museum',
+  'hotel',
+  'garden',
+  'market',
+  'ticket',
+  'price',
+  'sale',
+  'menu',
+  'daily',
+  'fresh',
+  'bread',
+  'milk',
+  'photo',
+  'camera',
+  'light',
+  'shadow',
+  'window',
+  'Monday',
+  'Friday',
+  'March',
+  'October',
+  'Café',
+  'Größe',
+  'naïve',
+  'Улица',
+  'Мост',
+  'ξένος',
+  '№7',
+  '42',
+  '1984',
+  '3.14',
+  '€12,50',
+  '$9.99',
+  '24/7',
+  'km',
+  'AM',
+  'PM',
+  'Tel.',
+  'e-mail',
+  'www',
+  'Ölweg',
+  'Zürich',
+  '#5',
+  '(c)',
 ] as const;
 
 function phrase(r: Rng, words: number): string {
@@ -336,7 +412,7 @@ const SCENES = ['shapes', 'document', 'texture', 'lines', 'landscape', 'mixed'] 
 export async function renderImage(seed: number, index: number): Promise<{ png: Buffer; width: number; height: number; kinds: string[] }> {
   const r = new Rng(seed);
   // Scenes rotate with the index so every set, however small, mixes kinds; sizes are even.
-  const scene = SCENES[index % SCENES.length]!;
+  const scene = SCENES[index % SCENES.length];
   const w = 2 * r.int(96, 256);
   const h = 2 * r.int(96, 256);
   // Supersampling of the SVG layer: 4× for images up to about 270×270 px (canvas under 1.2 Mpx), else 2×.
@@ -383,8 +459,12 @@ export async function renderImage(seed: number, index: number): Promise<{ png: B
       s.body.push(`<rect width="${w}" height="${h}" fill="${hex(sky)}" fill-opacity="${fmt(r.float(0.5, 0.9))}"/>`);
       if (r.chance(0.6)) {
         const sun = s.id('g');
-        s.defs.push(`<radialGradient id="${sun}"><stop offset="0.6" stop-color="#fff8e0"/><stop offset="1" stop-color="#fff8e0" stop-opacity="0"/></radialGradient>`);
-        s.body.push(`<circle cx="${fmt(r.float(0, w))}" cy="${fmt(r.float(0, h * 0.4))}" r="${fmt(span * r.float(0.05, 0.15))}" fill="url(#${sun})"/>`);
+        s.defs.push(
+          `<radialGradient id="${sun}"><stop offset="0.6" stop-color="#fff8e0"/><stop offset="1" stop-color="#fff8e0" stop-opacity="0"/></radialGradient>`,
+        );
+        s.body.push(
+          `<circle cx="${fmt(r.float(0, w))}" cy="${fmt(r.float(0, h * 0.4))}" r="${fmt(span * r.float(0.05, 0.15))}" fill="url(#${sun})"/>`,
+        );
       }
       const ground = h * r.float(0.45, 0.75);
       const layers = r.int(2, 4);
@@ -404,7 +484,10 @@ export async function renderImage(seed: number, index: number): Promise<{ png: B
       for (let i = r.int(2, 8); i > 0; i--) s.addShape(r.float(0, w), r.float(0, h), r.logFloat(span * 0.03, span * 0.3));
       s.addLines(r.int(3, 20));
       s.addSign();
-      for (let i = r.int(1, 4); i > 0; i--) s.addText(r.float(0, w * 0.7), r.float(0.1, 1) * h, r.logFloat(7, 40), phrase(r, r.int(1, 4)), { rotate: r.chance(0.3) ? r.float(-90, 90) : 0 });
+      for (let i = r.int(1, 4); i > 0; i--)
+        s.addText(r.float(0, w * 0.7), r.float(0.1, 1) * h, r.logFloat(7, 40), phrase(r, r.int(1, 4)), {
+          rotate: r.chance(0.3) ? r.float(-90, 90) : 0,
+        });
       break;
     }
   }
@@ -424,7 +507,11 @@ export async function renderImage(seed: number, index: number): Promise<{ png: B
     layers.push({ input: shadow.data, raw: { width: shadow.info.width, height: shadow.info.height, channels: 4 } });
   }
   const kernel = r.pick(['lanczos3', 'mitchell', 'cubic'] as const);
-  const body = await sharp(s.svg(cw, ch, s.body, s.defs)).ensureAlpha().resize(w, h, { kernel }).raw().toBuffer({ resolveWithObject: true });
+  const body = await sharp(s.svg(cw, ch, s.body, s.defs))
+    .ensureAlpha()
+    .resize(w, h, { kernel })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   layers.push({ input: body.data, raw: { width: body.info.width, height: body.info.height, channels: 4 } });
   const png = await sharp(Buffer.from(base.buffer, base.byteOffset, base.byteLength), { raw: { width: w, height: h, channels: 3 } })
     .composite(layers)

@@ -22,7 +22,7 @@ export class Rng {
     return this.#next() < p;
   }
   pick<T>(items: readonly T[]): T {
-    return items[Math.floor(this.#next() * items.length)]!;
+    return items[Math.floor(this.#next() * items.length)];
   }
   /** Log-uniform in [a, b]: as many small values as large ones, for sizes and periods. */
   logFloat(a: number, b: number): number {
@@ -40,8 +40,15 @@ export function hsl(h: number, s: number, l: number): Rgb {
 }
 
 export const hex = (c: Rgb): string =>
-  '#' + c.map((v) => Math.max(0, Math.min(255, Math.round(v))).toString(16).padStart(2, '0')).join('');
-export const mix = (a: Rgb, b: Rgb, t: number): Rgb => [0, 1, 2].map((k) => a[k]! + (b[k]! - a[k]!) * t) as Rgb;
+  '#' +
+  c
+    .map((v) =>
+      Math.max(0, Math.min(255, Math.round(v)))
+        .toString(16)
+        .padStart(2, '0'),
+    )
+    .join('');
+export const mix = (a: Rgb, b: Rgb, t: number): Rgb => [0, 1, 2].map((k) => a[k] + (b[k] - a[k]) * t) as Rgb;
 export const fmt = (v: number): string => (Math.round(v * 100) / 100).toString();
 
 export function luma(c: Rgb): number {
@@ -75,7 +82,7 @@ export function valueNoise(r: Rng, w: number, h: number, cell: number): Float32A
   for (let x = 0; x < w; x++) {
     const fx = x / cell + ox;
     xi[x] = Math.floor(fx);
-    const t = fx - xi[x]!;
+    const t = fx - xi[x];
     xt[x] = t * t * (3 - 2 * t);
   }
   for (let y = 0; y < h; y++) {
@@ -86,10 +93,10 @@ export function valueNoise(r: Rng, w: number, h: number, cell: number): Float32A
     const r0 = iy * gw;
     const r1 = r0 + gw;
     for (let x = 0; x < w; x++) {
-      const i = xi[x]!;
-      const t = xt[x]!;
-      const a = grid[r0 + i]! + (grid[r0 + i + 1]! - grid[r0 + i]!) * t;
-      const b = grid[r1 + i]! + (grid[r1 + i + 1]! - grid[r1 + i]!) * t;
+      const i = xi[x];
+      const t = xt[x];
+      const a = grid[r0 + i] + (grid[r0 + i + 1] - grid[r0 + i]) * t;
+      const b = grid[r1 + i] + (grid[r1 + i + 1] - grid[r1 + i]) * t;
       out[y * w + x] = a + (b - a) * ty;
     }
   }
@@ -103,11 +110,11 @@ function fractalNoise(r: Rng, w: number, h: number, cell: number, octaves: numbe
   let total = 0;
   for (let o = 0; o < octaves && cell >= 1; o++, cell /= 2, amp *= gain) {
     const n = valueNoise(r, w, h, cell);
-    for (let i = 0; i < out.length; i++) out[i] = out[i]! + amp * n[i]!;
+    for (let i = 0; i < out.length; i++) out[i] = out[i] + amp * n[i];
     total += amp;
   }
   // Stretch the contrast: averages of octaves crowd around 0.5.
-  for (let i = 0; i < out.length; i++) out[i] = Math.min(1, Math.max(0, (out[i]! / total - 0.5) * 1.8 + 0.5));
+  for (let i = 0; i < out.length; i++) out[i] = Math.min(1, Math.max(0, (out[i] / total - 0.5) * 1.8 + 0.5));
   return out;
 }
 
@@ -156,7 +163,7 @@ export function drawBackground(r: Rng, kind: Background, w: number, h: number, s
       const f = fractalNoise(r, w, h, r.logFloat(4, 80), r.int(3, 6), r.float(0.4, 0.65));
       const light: Rgb = paper ? hsl(r.float(20, 60), r.float(0, 0.3), r.float(0.82, 0.96)) : c0;
       const stops: Rgb[] = paper ? [mix(light, [0, 0, 0], 0.08), light] : [c0, r.pick(pal), c1];
-      for (let i = 0, o = 0; i < n; i++, o += 3) rampShaded(stops, f[i]!, 1, out, o);
+      for (let i = 0, o = 0; i < n; i++, o += 3) rampShaded(stops, f[i], 1, out, o);
       break;
     }
     case 'blurred-noise':
@@ -168,12 +175,12 @@ export function drawBackground(r: Rng, kind: Background, w: number, h: number, s
       const channel = (): Float32Array => {
         if (!fine) return valueNoise(r, w, h, r.logFloat(1.5, 8));
         const a = valueNoise(r, w, h, 2);
-        for (let i = 0; i < n; i++) a[i] = 0.5 * a[i]! + 0.5 * r.float();
+        for (let i = 0; i < n; i++) a[i] = 0.5 * a[i] + 0.5 * r.float();
         return a;
       };
       const chans = mono ? [channel()] : [channel(), channel(), channel()];
       for (let i = 0, o = 0; i < n; i++, o += 3) {
-        for (let k = 0; k < 3; k++) out[o + k] = clampByte(c0[k]! + amp * (chans[mono ? 0 : k]![i]! - 0.5) * (fine ? 1.6 : 1));
+        for (let k = 0; k < 3; k++) out[o + k] = clampByte(c0[k] + amp * (chans[mono ? 0 : k][i] - 0.5) * (fine ? 1.6 : 1));
       }
       break;
     }
@@ -204,9 +211,9 @@ function rampShaded(stops: readonly Rgb[], t: number, shade: number, out: Uint8A
   const f = t * (stops.length - 1);
   const i = Math.min(stops.length - 2, Math.floor(f));
   const u = f - i;
-  const a = stops[i]!;
-  const b = stops[i + 1]!;
-  for (let k = 0; k < 3; k++) out[o + k] = clampByte((a[k]! + (b[k]! - a[k]!) * u) * shade);
+  const a = stops[i];
+  const b = stops[i + 1];
+  for (let k = 0; k < 3; k++) out[o + k] = clampByte((a[k] + (b[k] - a[k]) * u) * shade);
 }
 
 function clampByte(v: number): number {
@@ -217,7 +224,16 @@ function clampByte(v: number): number {
  * One path covering the disc of radius R around (cx, cy) with stripes (duty = filled fraction), a
  * checkerboard or dots of the given period, rotated by `angle` degrees.
  */
-export function stripePath(cx: number, cy: number, R: number, period: number, kind: 'stripes' | 'checker' | 'dots', angle: number, colour: string, duty: number): string {
+export function stripePath(
+  cx: number,
+  cy: number,
+  R: number,
+  period: number,
+  kind: 'stripes' | 'checker' | 'dots',
+  angle: number,
+  colour: string,
+  duty: number,
+): string {
   if (kind === 'dots') period = Math.max(period, (2 * R) / 60); // at most 60×60 dots
   const n = Math.min(400, Math.ceil((2 * R) / period));
   const x0 = cx - (n * period) / 2;

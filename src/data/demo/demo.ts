@@ -93,7 +93,7 @@ export async function generateDemoData(dir: string, opts: DemoOptions = {}): Pro
   }
 
   const fonts = await canRenderText();
-  const images: ManifestImage[] = new Array(count);
+  const images = new Array<ManifestImage>(count);
   let done = 0;
   let next = 0;
   let failed = false;
@@ -154,7 +154,7 @@ export function canRenderText(): Promise<boolean> {
       let narrow = 0;
       let wide = 0;
       for (let p = 0; p < info.width * info.height; p++) {
-        if (data[p * info.channels]! < 128) {
+        if (data[p * info.channels] < 128) {
           if (p % info.width < 80) narrow++;
           else wide++;
         }
@@ -187,17 +187,29 @@ async function readManifest(root: string): Promise<Manifest | null> {
   const m = raw as Partial<Manifest> | null;
   const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
   if (
-    !m || typeof m !== 'object' || m.format !== 'srgan-demo' || !m.params || typeof m.params !== 'object' ||
-    !isInt(m.params.generator) || !isInt(m.params.count) || !isInt(m.params.seed) ||
-    !Array.isArray(m.images) || m.images.length !== m.params.count
+    !m ||
+    typeof m !== 'object' ||
+    m.format !== 'srgan-demo' ||
+    !m.params ||
+    typeof m.params !== 'object' ||
+    !isInt(m.params.generator) ||
+    !isInt(m.params.count) ||
+    !isInt(m.params.seed) ||
+    !Array.isArray(m.images) ||
+    m.images.length !== m.params.count
   ) {
     return null;
   }
   for (const im of m.images as unknown[]) {
     const e = im as Partial<ManifestImage> | null;
     if (
-      !e || typeof e.file !== 'string' || !FILE_RE.test(e.file) || !isInt(e.width) || !isInt(e.height) ||
-      !isInt(e.bytes) || !Array.isArray(e.kinds)
+      !e ||
+      typeof e.file !== 'string' ||
+      !FILE_RE.test(e.file) ||
+      !isInt(e.width) ||
+      !isInt(e.height) ||
+      !isInt(e.bytes) ||
+      !Array.isArray(e.kinds)
     ) {
       return null;
     }

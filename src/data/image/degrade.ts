@@ -7,7 +7,16 @@ import sharp from 'sharp';
 import { SrganError } from '../../util/errors.js';
 import { DOWNSCALE_FILTERS, MAX_BLUR, type DownscaleFilter, type LrBlurSetting, type LrFilterSetting } from '../../config/lr-synthesis.js';
 import { checkImage, type RgbImage } from './rgb-image.js';
-import { composeTaps, cubicDownTaps, gaussianTaps, lanczos3DownTaps, renormalisedTaps, resampleSeparable, toByte, type AxisTaps } from './resample.js';
+import {
+  composeTaps,
+  cubicDownTaps,
+  gaussianTaps,
+  lanczos3DownTaps,
+  renormalisedTaps,
+  resampleSeparable,
+  toByte,
+  type AxisTaps,
+} from './resample.js';
 
 export type DownscaleFactor = 2 | 4;
 
@@ -90,7 +99,6 @@ export function parseLrSynthesis(name: string): LrSynthesis {
   return { filter, blur };
 }
 
-
 /**
  * Draws one patch's LR synthesis. Always draws rand() three times (filter, blur or not, σ), so the
  * stream after it does not depend on the outcome; with a single filter and no blur it is that filter.
@@ -103,11 +111,12 @@ export function drawLrSynthesis(filter: LrFilterSetting, blur: LrBlurSetting | n
   if (typeof filter === 'string') {
     chosen = filter;
   } else {
-    const entries = Object.entries(filter).filter(([, w]) => (w as number) > 0) as [DownscaleFilter, number][];
+    const entries = Object.entries(filter).filter(([, w]) => w > 0) as [DownscaleFilter, number][];
     const total = entries.reduce((a, [, w]) => a + w, 0);
-    if (entries.length === 0 || !(total > 0)) throw new RangeError(`lrFilter: a mix needs at least one positive weight, got ${JSON.stringify(filter)}`);
+    if (entries.length === 0 || !(total > 0))
+      throw new RangeError(`lrFilter: a mix needs at least one positive weight, got ${JSON.stringify(filter)}`);
     let x = u * total;
-    chosen = entries[entries.length - 1]![0];
+    chosen = entries[entries.length - 1][0];
     for (const [f, w] of entries) {
       if (x < w) {
         chosen = f;
@@ -116,7 +125,10 @@ export function drawLrSynthesis(filter: LrFilterSetting, blur: LrBlurSetting | n
       x -= w;
     }
   }
-  const sigma = blur && blur.probability > 0 && b < blur.probability && chosen !== 'box-gamma' ? blur.sigmaMin + s * (blur.sigmaMax - blur.sigmaMin) : 0;
+  const sigma =
+    blur && blur.probability > 0 && b < blur.probability && chosen !== 'box-gamma'
+      ? blur.sigmaMin + s * (blur.sigmaMax - blur.sigmaMin)
+      : 0;
   // Two decimals: the value a user could type back (lrSynthesisName), and no false precision.
   return { filter: chosen, blur: Math.round(sigma * 100) / 100 };
 }
@@ -138,9 +150,9 @@ function boxGamma(img: RgbImage, f: number): RgbImage {
       for (let dy = 0; dy < f; dy++) {
         let s = ((oy * f + dy) * w + ox * f) * 3;
         for (let dx = 0; dx < f; dx++, s += 3) {
-          r += DECODE[data[s]!]!;
-          g += DECODE[data[s + 1]!]!;
-          b += DECODE[data[s + 2]!]!;
+          r += DECODE[data[s]];
+          g += DECODE[data[s + 1]];
+          b += DECODE[data[s + 2]];
         }
       }
       const t = (oy * ow + ox) * 3;
@@ -162,7 +174,7 @@ export const JPEG_QUALITIES: readonly number[] = Object.freeze([50, 70, 80, 90, 
 /** One quality from JPEG_QUALITIES, uniformly; draws rand() once. Call once per batch. */
 export function drawJpegQuality(rand: () => number): number {
   const i = Math.min(JPEG_QUALITIES.length - 1, Math.floor(rand() * JPEG_QUALITIES.length));
-  return JPEG_QUALITIES[i]!;
+  return JPEG_QUALITIES[i];
 }
 
 /**
@@ -190,7 +202,8 @@ export async function jpegDegrade(img: RgbImage, quality: number): Promise<RgbIm
   const { data, info } = await sharp(jpeg)
     .toColourspace('srgb')
     .removeAlpha()
-    .raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
   if (info.channels !== 3 || info.width !== width || info.height !== height) {
     // toColourspace('srgb') + removeAlpha() should always give the input's size in 3 channels.
     throw new SrganError(

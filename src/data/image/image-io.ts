@@ -66,7 +66,7 @@ export function checkFloatImage(img: FloatImage, name = 'img'): void {
 export function toFloatImage(img: RgbImage): FloatImage {
   checkImage(img);
   const data = new Float32Array(img.data.length);
-  for (let i = 0; i < data.length; i++) data[i] = img.data[i]! / 255;
+  for (let i = 0; i < data.length; i++) data[i] = img.data[i] / 255;
   return { width: img.width, height: img.height, data };
 }
 
@@ -74,7 +74,7 @@ export function toFloatImage(img: RgbImage): FloatImage {
 export function toRgbImage(img: FloatImage): RgbImage {
   checkFloatImage(img);
   const data = new Uint8Array(img.data.length);
-  for (let i = 0; i < data.length; i++) data[i] = quantise(img.data[i]!, 255);
+  for (let i = 0; i < data.length; i++) data[i] = quantise(img.data[i], 255);
   return { width: img.width, height: img.height, data };
 }
 
@@ -136,8 +136,7 @@ export async function readForUpscale(path: string): Promise<UpscaleImage> {
     return fail(err);
   }
   const { width, height, channels } = info;
-  const samples: ArrayLike<number> =
-    bitDepth === 16 ? new Uint16Array(data.buffer, data.byteOffset, data.length / 2) : data;
+  const samples: ArrayLike<number> = bitDepth === 16 ? new Uint16Array(data.buffer, data.byteOffset, data.length / 2) : data;
   if ((channels !== 3 && channels !== 4) || samples.length !== width * height * channels) {
     // rgb16 / srgb output always has 3 channels plus alpha; say so loudly if sharp ever disagrees.
     return fail(new Error(`expected 3 or 4 channels, got ${channels} channels and ${samples.length} samples for ${width}×${height}`));
@@ -146,10 +145,10 @@ export async function readForUpscale(path: string): Promise<UpscaleImage> {
   const rgb = new Float32Array(width * height * 3);
   const alpha = channels === 4 ? new Float32Array(width * height) : null;
   for (let i = 0, s = 0; i < width * height; i++, s += channels) {
-    rgb[3 * i] = samples[s]! / max;
-    rgb[3 * i + 1] = samples[s + 1]! / max;
-    rgb[3 * i + 2] = samples[s + 2]! / max;
-    if (alpha !== null) alpha[i] = samples[s + 3]! / max;
+    rgb[3 * i] = samples[s] / max;
+    rgb[3 * i + 1] = samples[s + 1] / max;
+    rgb[3 * i + 2] = samples[s + 2] / max;
+    if (alpha !== null) alpha[i] = samples[s + 3] / max;
   }
   return { rgb: { width, height, data: rgb }, alpha, grey, bitDepth };
 }
@@ -178,7 +177,9 @@ export async function writeUpscaled(path: string, img: UpscaleImage, opts: Write
   const n = width * height;
   let alpha = img.alpha;
   if (alpha !== null && (!(alpha instanceof Float32Array) || alpha.length !== n)) {
-    throw new RangeError(`alpha: expected a Float32Array of ${n} values (${width}×${height}) or null, got ${alpha instanceof Float32Array ? alpha.length : typeof alpha}`);
+    throw new RangeError(
+      `alpha: expected a Float32Array of ${n} values (${width}×${height}) or null, got ${alpha instanceof Float32Array ? alpha.length : typeof alpha}`,
+    );
   }
   if (bitDepth !== 8 && bitDepth !== 16) throw new RangeError(`bitDepth: expected 8 or 16, got ${JSON.stringify(bitDepth)}`);
   if (typeof grey !== 'boolean') throw new RangeError(`grey: expected a boolean, got ${JSON.stringify(grey)}`);
@@ -191,8 +192,8 @@ export async function writeUpscaled(path: string, img: UpscaleImage, opts: Write
   if (format === 'jpeg' && alpha !== null) {
     src = new Float32Array(src.length);
     for (let i = 0; i < n; i++) {
-      const a = Math.min(1, Math.max(0, alpha[i]!));
-      for (let c = 0; c < 3; c++) src[3 * i + c] = rgb.data[3 * i + c]! * a + (1 - a);
+      const a = Math.min(1, Math.max(0, alpha[i]));
+      for (let c = 0; c < 3; c++) src[3 * i + c] = rgb.data[3 * i + c] * a + (1 - a);
     }
     alpha = null;
   }
@@ -204,13 +205,13 @@ export async function writeUpscaled(path: string, img: UpscaleImage, opts: Write
   const out = deep ? new Uint16Array(n * channels) : new Uint8Array(n * channels);
   for (let i = 0, o = 0; i < n; i++) {
     if (asGrey) {
-      out[o++] = quantise((src[3 * i]! + src[3 * i + 1]! + src[3 * i + 2]!) / 3, max);
+      out[o++] = quantise((src[3 * i] + src[3 * i + 1] + src[3 * i + 2]) / 3, max);
     } else {
-      out[o++] = quantise(src[3 * i]!, max);
-      out[o++] = quantise(src[3 * i + 1]!, max);
-      out[o++] = quantise(src[3 * i + 2]!, max);
+      out[o++] = quantise(src[3 * i], max);
+      out[o++] = quantise(src[3 * i + 1], max);
+      out[o++] = quantise(src[3 * i + 2], max);
     }
-    if (alpha !== null) out[o++] = quantise(alpha[i]!, max);
+    if (alpha !== null) out[o++] = quantise(alpha[i], max);
   }
 
   // sharp infers 8 or 16 bits from the typed array; the interpretation picks grey vs RGB output.
@@ -246,7 +247,9 @@ export function upscaleAlpha(alpha: Float32Array, width: number, height: number,
     throw new RangeError(`upscaleAlpha: width and height must be positive integers, got ${width}×${height}`);
   }
   if (!(alpha instanceof Float32Array) || alpha.length !== width * height) {
-    throw new RangeError(`alpha: expected a Float32Array of ${width * height} values (${width}×${height}), got ${alpha instanceof Float32Array ? alpha.length : typeof alpha}`);
+    throw new RangeError(
+      `alpha: expected a Float32Array of ${width * height} values (${width}×${height}), got ${alpha instanceof Float32Array ? alpha.length : typeof alpha}`,
+    );
   }
   if (!Number.isInteger(scale) || scale < 1) throw new RangeError(`scale: expected a positive integer, got ${JSON.stringify(scale)}`);
   const xt = cubicUpTaps(width, scale);
@@ -258,7 +261,7 @@ export function upscaleAlpha(alpha: Float32Array, width: number, height: number,
   for (let y = 0; y < height; y++) {
     for (let j = 0; j < ow; j++) {
       let s = 0;
-      for (let k = 0; k < xt.taps; k++) s += xt.wt[j * xt.taps + k]! * alpha[y * width + xt.idx[j * xt.taps + k]!]!;
+      for (let k = 0; k < xt.taps; k++) s += xt.wt[j * xt.taps + k] * alpha[y * width + xt.idx[j * xt.taps + k]];
       tmp[y * ow + j] = s;
     }
   }
@@ -266,7 +269,7 @@ export function upscaleAlpha(alpha: Float32Array, width: number, height: number,
   for (let i = 0; i < oh; i++) {
     for (let x = 0; x < ow; x++) {
       let s = 0;
-      for (let k = 0; k < yt.taps; k++) s += yt.wt[i * yt.taps + k]! * tmp[yt.idx[i * yt.taps + k]! * ow + x]!;
+      for (let k = 0; k < yt.taps; k++) s += yt.wt[i * yt.taps + k] * tmp[yt.idx[i * yt.taps + k] * ow + x];
       out[i * ow + x] = s < 0 ? 0 : s > 1 ? 1 : s;
     }
   }

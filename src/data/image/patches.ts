@@ -37,12 +37,7 @@ function checkScale(scale: number, name = 'scale'): void {
 export async function loadRgb(path: string): Promise<RgbImage> {
   let out: { data: Buffer; info: OutputInfo };
   try {
-    out = await sharp(path)
-      .rotate()
-      .toColourspace('srgb')
-      .removeAlpha()
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
+    out = await sharp(path).rotate().toColourspace('srgb').removeAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     throw new SrganError('SRGAN_ERR_DATA', `cannot decode image ${path}: ${msg}`, { cause: err });
@@ -62,8 +57,16 @@ export async function loadRgb(path: string): Promise<RgbImage> {
 export function crop(img: RgbImage, x: number, y: number, width: number, height: number): RgbImage {
   checkImage(img);
   if (
-    !Number.isInteger(x) || !Number.isInteger(y) || !Number.isInteger(width) || !Number.isInteger(height) ||
-    x < 0 || y < 0 || width <= 0 || height <= 0 || x + width > img.width || y + height > img.height
+    !Number.isInteger(x) ||
+    !Number.isInteger(y) ||
+    !Number.isInteger(width) ||
+    !Number.isInteger(height) ||
+    x < 0 ||
+    y < 0 ||
+    width <= 0 ||
+    height <= 0 ||
+    x + width > img.width ||
+    y + height > img.height
   ) {
     throw new RangeError(`crop: rectangle ${width}×${height} at (${x}, ${y}) is outside the ${img.width}×${img.height} image`);
   }
@@ -236,9 +239,14 @@ export function previewStrip(pair: { hr: RgbImage; lr: RgbImage }, model: RgbIma
   checkScale(scale);
   const w = pair.lr.width * scale;
   const h = pair.lr.height * scale;
-  for (const [name, im] of [['pair.hr', pair.hr], ['model', model]] as const) {
+  for (const [name, im] of [
+    ['pair.hr', pair.hr],
+    ['model', model],
+  ] as const) {
     if (im.width !== w || im.height !== h) {
-      throw new RangeError(`${name}: expected ${w}×${h} (pair.lr ${pair.lr.width}×${pair.lr.height} ×${scale}), got ${im.width}×${im.height}`);
+      throw new RangeError(
+        `${name}: expected ${w}×${h} (pair.lr ${pair.lr.width}×${pair.lr.height} ×${scale}), got ${im.width}×${im.height}`,
+      );
     }
   }
   return hstack([upscaleNearest(pair.lr, scale), upscaleBicubic(pair.lr, scale), model, pair.hr], PREVIEW_GAP, PREVIEW_FILL);
@@ -248,5 +256,7 @@ export function previewStrip(pair: { hr: RgbImage; lr: RgbImage }, model: RgbIma
 export async function encodePng(img: RgbImage): Promise<Buffer> {
   checkImage(img);
   const input = Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength);
-  return sharp(input, { raw: { width: img.width, height: img.height, channels: 3 } }).png().toBuffer();
+  return sharp(input, { raw: { width: img.width, height: img.height, channels: 3 } })
+    .png()
+    .toBuffer();
 }

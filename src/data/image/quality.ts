@@ -46,7 +46,7 @@ export function toY(img: RgbImage): Float64Array {
   const { data } = img;
   const out = new Float64Array(img.width * img.height);
   for (let i = 0, s = 0; i < out.length; i++, s += 3) {
-    out[i] = 16 + (Y_WEIGHTS[0] * data[s]! + Y_WEIGHTS[1] * data[s + 1]! + Y_WEIGHTS[2] * data[s + 2]!) / 255;
+    out[i] = 16 + (Y_WEIGHTS[0] * data[s] + Y_WEIGHTS[1] * data[s + 1] + Y_WEIGHTS[2] * data[s + 2]) / 255;
   }
   return out;
 }
@@ -96,7 +96,7 @@ export function psnrY(a: RgbImage, b: RgbImage, border = 0): number {
   const [ya, yb] = croppedY('psnrY', a, b, border, 1);
   let sse = 0;
   for (let i = 0; i < ya.data.length; i++) {
-    const d = ya.data[i]! - yb.data[i]!;
+    const d = ya.data[i] - yb.data[i];
     sse += d * d;
   }
   const mse = sse / ya.data.length;
@@ -115,8 +115,8 @@ export function ssimY(a: RgbImage, b: RgbImage, border = 0): number {
   const bb = new Float64Array(n);
   const ab = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    const p = ya.data[i]!;
-    const q = yb.data[i]!;
+    const p = ya.data[i];
+    const q = yb.data[i];
     aa[i] = p * p;
     bb[i] = q * q;
     ab[i] = p * q;
@@ -129,11 +129,11 @@ export function ssimY(a: RgbImage, b: RgbImage, border = 0): number {
   const e12 = gaussValid(ab, width, height);
   let sum = 0;
   for (let i = 0; i < mu1.length; i++) {
-    const m1 = mu1[i]!;
-    const m2 = mu2[i]!;
-    const s11 = e11[i]! - m1 * m1;
-    const s22 = e22[i]! - m2 * m2;
-    const s12 = e12[i]! - m1 * m2;
+    const m1 = mu1[i];
+    const m2 = mu2[i];
+    const s11 = e11[i] - m1 * m1;
+    const s22 = e22[i] - m2 * m2;
+    const s12 = e12[i] - m1 * m2;
     sum += ((2 * m1 * m2 + C1) * (2 * s12 + C2)) / ((m1 * m1 + m2 * m2 + C1) * (s11 + s22 + C2));
   }
   return sum / mu1.length;
@@ -149,7 +149,7 @@ function gaussValid(src: Float64Array, w: number, h: number): Float64Array {
     for (let x = 0; x < ow; x++) {
       let s = 0;
       const base = y * w + x;
-      for (let k = 0; k < K; k++) s += GAUSS[k]! * src[base + k]!;
+      for (let k = 0; k < K; k++) s += GAUSS[k] * src[base + k];
       rows[y * ow + x] = s;
     }
   }
@@ -157,7 +157,7 @@ function gaussValid(src: Float64Array, w: number, h: number): Float64Array {
   for (let y = 0; y < oh; y++) {
     for (let x = 0; x < ow; x++) {
       let s = 0;
-      for (let k = 0; k < K; k++) s += GAUSS[k]! * rows[(y + k) * ow + x]!;
+      for (let k = 0; k < K; k++) s += GAUSS[k] * rows[(y + k) * ow + x];
       out[y * ow + x] = s;
     }
   }

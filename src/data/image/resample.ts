@@ -35,11 +35,11 @@ export function resampleSeparable(img: RgbImage, xt: AxisTaps, yt: AxisTaps): Rg
       let g = 0;
       let b = 0;
       for (let k = 0; k < XT; k++) {
-        const c = xt.wt[j * XT + k]!;
-        const s = (row + xt.idx[j * XT + k]!) * 3;
-        r += c * data[s]!;
-        g += c * data[s + 1]!;
-        b += c * data[s + 2]!;
+        const c = xt.wt[j * XT + k];
+        const s = (row + xt.idx[j * XT + k]) * 3;
+        r += c * data[s];
+        g += c * data[s + 1];
+        b += c * data[s + 2];
       }
       const t = (y * ow + j) * 3;
       tmp[t] = r;
@@ -56,11 +56,11 @@ export function resampleSeparable(img: RgbImage, xt: AxisTaps, yt: AxisTaps): Rg
       let g = 0;
       let b = 0;
       for (let k = 0; k < YT; k++) {
-        const c = yt.wt[i * YT + k]!;
-        const s = (yt.idx[i * YT + k]! * ow + x) * 3;
-        r += c * tmp[s]!;
-        g += c * tmp[s + 1]!;
-        b += c * tmp[s + 2]!;
+        const c = yt.wt[i * YT + k];
+        const s = (yt.idx[i * YT + k] * ow + x) * 3;
+        r += c * tmp[s];
+        g += c * tmp[s + 1];
+        b += c * tmp[s + 2];
       }
       const t = (i * ow + x) * 3;
       out[t] = toByte(r);
@@ -98,10 +98,10 @@ export function renormalisedTaps(n: number, factor: number, kernel: readonly num
       const i = factor * o - lead + k;
       const inside = i >= 0 && i < n;
       idx[o * taps + k] = i < 0 ? 0 : i >= n ? n - 1 : i;
-      wt[o * taps + k] = inside ? kernel[k]! : 0;
-      if (inside) sum += kernel[k]!;
+      wt[o * taps + k] = inside ? kernel[k] : 0;
+      if (inside) sum += kernel[k];
     }
-    for (let k = 0; k < taps; k++) wt[o * taps + k] = wt[o * taps + k]! / sum;
+    for (let k = 0; k < taps; k++) wt[o * taps + k] = wt[o * taps + k] / sum;
   }
   return { taps, idx, wt };
 }
@@ -168,7 +168,7 @@ export function kernelDownTaps(n: number, factor: number, kernel: (x: number) =>
       wt[o * taps + k] = c;
       sum += c;
     }
-    for (let k = 0; k < taps; k++) wt[o * taps + k] = wt[o * taps + k]! / sum;
+    for (let k = 0; k < taps; k++) wt[o * taps + k] = wt[o * taps + k] / sum;
   }
   return { taps, idx, wt };
 }
@@ -206,7 +206,7 @@ export function gaussianTaps(n: number, sigma: number): AxisTaps {
   for (let o = 0; o < n; o++) {
     for (let k = 0; k < taps; k++) {
       idx[o * taps + k] = reflect(o - r + k, n);
-      wt[o * taps + k] = kernel[k]! / total;
+      wt[o * taps + k] = kernel[k] / total;
     }
   }
   return { taps, idx, wt };
@@ -223,12 +223,12 @@ export function composeTaps(outer: AxisTaps, inner: AxisTaps): AxisTaps {
   for (let o = 0; o < on; o++) {
     const acc = new Map<number, number>();
     for (let k = 0; k < outer.taps; k++) {
-      const c = outer.wt[o * outer.taps + k]!;
+      const c = outer.wt[o * outer.taps + k];
       if (c === 0) continue;
-      const m = outer.idx[o * outer.taps + k]!;
+      const m = outer.idx[o * outer.taps + k];
       for (let q = 0; q < inner.taps; q++) {
-        const i = inner.idx[m * inner.taps + q]!;
-        acc.set(i, (acc.get(i) ?? 0) + c * inner.wt[m * inner.taps + q]!);
+        const i = inner.idx[m * inner.taps + q];
+        acc.set(i, (acc.get(i) ?? 0) + c * inner.wt[m * inner.taps + q]);
       }
     }
     rows.push(acc);

@@ -173,7 +173,10 @@ export function readPatchParams(dataDir: string): PatchParams | null {
 
 function openExisting(file: string, readonly: boolean): Database.Database {
   if (readonly && !fs.existsSync(file)) {
-    throw new SrganError('SRGAN_ERR_MANIFEST', `no patch manifest at ${file} (make one with \`srgan prepare PHOTOS_DIR --out ${path.dirname(file)}\`)`);
+    throw new SrganError(
+      'SRGAN_ERR_MANIFEST',
+      `no patch manifest at ${file} (make one with \`srgan prepare PHOTOS_DIR --out ${path.dirname(file)}\`)`,
+    );
   }
   let db: Database.Database;
   try {
@@ -182,7 +185,10 @@ function openExisting(file: string, readonly: boolean): Database.Database {
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > MANIFEST_VERSION) {
       db.close();
-      throw new SrganError('SRGAN_ERR_MANIFEST', `${file} has manifest schema ${version}, newer than this srgan understands (${MANIFEST_VERSION}); update srgan`);
+      throw new SrganError(
+        'SRGAN_ERR_MANIFEST',
+        `${file} has manifest schema ${version}, newer than this srgan understands (${MANIFEST_VERSION}); update srgan`,
+      );
     }
   } catch (err) {
     if (err instanceof SrganError) throw err;
@@ -297,7 +303,13 @@ export class Manifest {
 
       // The latest row of each path says whether it is done; ids grow, so later rows win.
       for (const r of db.prepare('SELECT id, path, size, mtime_ms, status, reason, hash FROM sources ORDER BY id').iterate() as Iterable<{
-        id: number; path: string; size: number; mtime_ms: number; status: SourceStatus; reason: SkipReason | null; hash: string | null;
+        id: number;
+        path: string;
+        size: number;
+        mtime_ms: number;
+        status: SourceStatus;
+        reason: SkipReason | null;
+        hash: string | null;
       }>) {
         this.#committed.set(r.path, { id: r.id, size: r.size, mtimeMs: r.mtime_ms, status: r.status, reason: r.reason });
         if (r.status === 'done' && r.hash) this.#noteDone(r.hash, r.id, r.path, r.size);
@@ -362,7 +374,9 @@ export class Manifest {
   /** True when `file` with this size and mtime has been committed and needs no retry. */
   isDone(file: string, size: number, mtimeMs: number): boolean {
     const c = this.#committed.get(file);
-    return c !== undefined && c.size === size && c.mtimeMs === mtimeMs && !(c.status === 'skipped' && c.reason !== null && RETRIED.has(c.reason));
+    return (
+      c !== undefined && c.size === size && c.mtimeMs === mtimeMs && !(c.status === 'skipped' && c.reason !== null && RETRIED.has(c.reason))
+    );
   }
 
   /** The first done source with this content hash, if any. */

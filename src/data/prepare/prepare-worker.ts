@@ -154,7 +154,8 @@ async function processSource(
     const message = (err as Error).message;
     if (/exceeds pixel limit/i.test(message)) return skip('too-large', `over the limit of ${maxPixels} pixels (--max-pixels): ${message}`);
     // The prebuilt libvips reads AVIF (AV1) but not HEVC-coded HEIF (iPhone .heic saved as .avif, say).
-    if (meta.format === 'heif' && meta.compression !== 'av1') return skip('unsupported', `HEIF with ${meta.compression ?? 'unknown'} compression cannot be decoded: ${message}`);
+    if (meta.format === 'heif' && meta.compression !== 'av1')
+      return skip('unsupported', `HEIF with ${meta.compression ?? 'unknown'} compression cannot be decoded: ${message}`);
     return skip('corrupt', `cannot decode: ${message}`);
   }
   base.width = img.width;
@@ -169,8 +170,10 @@ async function processSource(
     times.resize += seconds(t);
     base.predownscaled = true;
   }
-  if (Math.floor(img.width / params.levels[0]!) < P || Math.floor(img.height / params.levels[0]!) < P) {
-    const what = base.predownscaled ? `${base.width}×${base.height} (${img.width}×${img.height} after the ×2 pre-downscale)` : `${img.width}×${img.height}`;
+  if (Math.floor(img.width / params.levels[0]) < P || Math.floor(img.height / params.levels[0]) < P) {
+    const what = base.predownscaled
+      ? `${base.width}×${base.height} (${img.width}×${img.height} after the ×2 pre-downscale)`
+      : `${img.width}×${img.height}`;
     return skip('too-small', `${what} is smaller than one ${P} px patch at level ${params.levels[0]}`);
   }
 
@@ -205,9 +208,9 @@ async function processSource(
   // One fresh ArrayBuffer for all of them: sharp's output buffers are external memory that cannot be
   // transferred, and one memcpy here is cheaper than a structured clone of each.
   const packed = new Uint8Array(offset);
-  for (let i = 0; i < pngs.length; i++) packed.set(pngs[i]!, patches[i]!.offset);
+  for (let i = 0; i < pngs.length; i++) packed.set(pngs[i], patches[i].offset);
   const result: PrepareDone = { ...base, status: 'done', patches, png: packed.buffer };
-  return move({ [transferableSymbol]: [packed.buffer], [valueSymbol]: result } as never) as unknown as PrepareResult;
+  return move({ [transferableSymbol]: [packed.buffer], [valueSymbol]: result }) as unknown as PrepareResult;
 }
 
 /**
@@ -243,7 +246,9 @@ async function decode(buf: Buffer, alpha: 'drop' | 'flatten', maxPixels: number)
   s = alpha === 'flatten' ? s.flatten({ background: { r: 255, g: 255, b: 255 } }) : s.removeAlpha();
   const { data, info } = await s.toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   if (info.channels !== 3 || data.length !== info.width * info.height * 3) {
-    throw new Error(`decoded to ${info.channels} channels, ${data.length} bytes for ${info.width}×${info.height}; expected 3 channels of 8 bits`);
+    throw new Error(
+      `decoded to ${info.channels} channels, ${data.length} bytes for ${info.width}×${info.height}; expected 3 channels of 8 bits`,
+    );
   }
   return { data, width: info.width, height: info.height };
 }

@@ -83,20 +83,35 @@ export interface PrepareOptions {
 
 export const PREPARE_DEFAULTS = Object.freeze({
   patch: 256,
-  levels: Object.freeze([1, 2, 4, 8]) as readonly number[],
+  levels: Object.freeze<number[]>([1, 2, 4, 8]),
   perLevel: 8,
   seed: 1,
-  alpha: 'drop' as AlphaMode,
+  alpha: 'drop',
   linear: false,
   predownscale: false,
-  predownscaleModels: Object.freeze([]) as readonly string[],
+  predownscaleModels: Object.freeze([]),
   maxPixels: 178_956_970,
   pngLevel: 4,
 });
 
 const KNOWN_OPTIONS = new Set([
-  'sources', 'out', 'patch', 'levels', 'perLevel', 'seed', 'alpha', 'linear', 'predownscale', 'predownscaleModels',
-  'maxPixels', 'pngLevel', 'workers', 'onProgress', 'signal', 'now', 'workerFile',
+  'sources',
+  'out',
+  'patch',
+  'levels',
+  'perLevel',
+  'seed',
+  'alpha',
+  'linear',
+  'predownscale',
+  'predownscaleModels',
+  'maxPixels',
+  'pngLevel',
+  'workers',
+  'onProgress',
+  'signal',
+  'now',
+  'workerFile',
 ]);
 
 export interface PrepareProgress {
@@ -191,7 +206,12 @@ export async function prepare(options: PrepareOptions): Promise<PrepareSummary> 
   let manifest: Manifest | null = null;
   let pool: Piscina | null = null;
   try {
-    manifest = Manifest.open(o.out, o.params, { pngLevel: o.pngLevel, maxPixels: o.maxPixels, sources: o.sources, libvips: sharp.versions.vips ?? 'unknown' });
+    manifest = Manifest.open(o.out, o.params, {
+      pngLevel: o.pngLevel,
+      maxPixels: o.maxPixels,
+      sources: o.sources,
+      libvips: sharp.versions.vips ?? 'unknown',
+    });
     let straysRemoved: number;
     try {
       straysRemoved = removeStrays(o.out, manifest.nextPatchId);
@@ -228,7 +248,8 @@ export async function prepare(options: PrepareOptions): Promise<PrepareSummary> 
 
     if (todo.length > 0) {
       const workerFile = options.workerFile ?? WORKER_FILE;
-      if (!fs.existsSync(workerFile)) throw new SrganError('SRGAN_ERR_DATA', `prepare worker entry ${workerFile} does not exist (is the project built?)`);
+      if (!fs.existsSync(workerFile))
+        throw new SrganError('SRGAN_ERR_DATA', `prepare worker entry ${workerFile} does not exist (is the project built?)`);
       const workerData: PrepareWorkerData = { params: o.params, maxPixels: o.maxPixels, pngLevel: o.pngLevel };
       // No more threads than sources: each costs a sharp load, and a resume often has few left.
       const threads = Math.min(o.workers, todo.length);
@@ -297,7 +318,7 @@ function runPipeline(
         const i = nextCommit;
         const result = ready.get(i) as PrepareResult;
         ready.delete(i);
-        committer.commit(todo[i] as SourceFile, result).then(
+        committer.commit(todo[i], result).then(
           () => {
             committing = false;
             nextCommit++;
@@ -315,7 +336,7 @@ function runPipeline(
       }
     };
     const submit = (i: number): void => {
-      const file = todo[i] as SourceFile;
+      const file = todo[i];
       const task: PrepareTask = { path: file.path, knownHashes: manifest.doneHashesOfSize(file.size) };
       (pool.run(task) as Promise<PrepareResult>).then(
         (r) => {
@@ -420,7 +441,10 @@ class Committer {
 }
 
 /** Image files under the sources (folders walked recursively, symlinked folders not followed), sorted, without DATA_DIR. */
-export function listSources(sources: readonly string[], out: string): { files: SourceFile[]; walkErrors: { path: string; message: string }[] } {
+export function listSources(
+  sources: readonly string[],
+  out: string,
+): { files: SourceFile[]; walkErrors: { path: string; message: string }[] } {
   const found = new Map<string, SourceFile>();
   const walkErrors: { path: string; message: string }[] = [];
   const add = (p: string, st: fs.Stats) => found.set(p, { path: p, size: st.size, mtimeMs: st.mtimeMs });
@@ -522,7 +546,8 @@ function resolveOptions(o: PrepareOptions): Resolved {
   const d = PREPARE_DEFAULTS;
   const patch = int('patch', o.patch ?? d.patch, 8, 8192);
   const levels = o.levels ?? [...d.levels];
-  if (!Array.isArray(levels) || levels.length === 0) throw new RangeError(`levels: expected a non-empty array of downscale factors, got ${JSON.stringify(levels)}`);
+  if (!Array.isArray(levels) || levels.length === 0)
+    throw new RangeError(`levels: expected a non-empty array of downscale factors, got ${JSON.stringify(levels)}`);
   levels.forEach((f, i) => int(`levels[${i}]`, f, 1, 64));
   if (new Set(levels).size !== levels.length) throw new RangeError(`levels: each factor once, got ${levels.join(',')}`);
   const perLevel = int('perLevel', o.perLevel ?? d.perLevel, 1, 10_000);

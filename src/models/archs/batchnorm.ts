@@ -73,7 +73,13 @@ function queueRunningStats(x: tf.Tensor4D, bn: BatchNormLayer, mean: tf.Tensor, 
  * training mode, where the native batch-norm kernel is registered, it runs as that one kernel (and
  * its gradient as one kernel); otherwise as batchNorm's tf ops and tf.leakyRelu.
  */
-export function batchNormLeakyRelu(x: tf.Tensor4D, bn: BatchNormLayer, training: boolean, updates: StatUpdates, alpha: number): tf.Tensor4D {
+export function batchNormLeakyRelu(
+  x: tf.Tensor4D,
+  bn: BatchNormLayer,
+  training: boolean,
+  updates: StatUpdates,
+  alpha: number,
+): tf.Tensor4D {
   if (training) {
     const fused = batchNormActTraining(x, bn.gamma as tf.Tensor1D, bn.beta as tf.Tensor1D, { eps: BN_EPS, activation: 'leakyrelu', alpha });
     if (fused !== null) {

@@ -99,10 +99,15 @@ function buildConvBnDiscriminator(what: string, blocks: Block[], cfg: PatchDiscr
   // Seeds by block index (deriveSeed(seed, i)), as the §5.1 network always had.
   const layers: Array<{ blk: Block; conv: ConvLayer; bn: BatchNormLayer }> = blocks.map((blk, i) => ({
     blk,
-    conv: createConv(variables, `${blk.name}.conv`, { k: blk.k, cin: blk.cin, cout: blk.cout, bias: false, dilation: blk.dilation }, deriveSeed(seed, i)),
+    conv: createConv(
+      variables,
+      `${blk.name}.conv`,
+      { k: blk.k, cin: blk.cin, cout: blk.cout, bias: false, dilation: blk.dilation },
+      deriveSeed(seed, i),
+    ),
     bn: createBatchNorm(variables, stats, `${blk.name}.bn`, blk.cout),
   }));
-  const last = blocks[blocks.length - 1]!.cout;
+  const last = blocks[blocks.length - 1].cout;
   const out = createConv(variables, 'out', { k: 1, cin: last, cout: 1 }, deriveSeed(seed, blocks.length));
   const updates = new StatUpdates();
 

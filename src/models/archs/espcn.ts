@@ -29,7 +29,6 @@ import { ESPCN_LAYOUTS, type EspcnLayout } from '../../config/presets.js';
 
 export type { Generator } from './network.js';
 
-
 export interface EspcnConfig {
   /** Hidden channels C (the author used 128, the paper 64). */
   channels: number;
@@ -61,18 +60,19 @@ function plan(cfg: EspcnConfig): Step[] {
     throw new RangeError(`espcn.layout must be one of ${ESPCN_LAYOUTS.join(', ')}, got ${JSON.stringify(cfg.layout)}`);
   }
   const dilations = cfg.dilations ?? (layout === 'dilated' ? [2, 4, 8] : []);
-  if (!Array.isArray(dilations)) throw new RangeError(`espcn.dilations must be an array, got ${JSON.stringify(cfg.dilations)}`);
+  if (!Array.isArray(dilations)) throw new RangeError(`espcn.dilations must be an array, got ${JSON.stringify(cfg.dilations)}`); // narrows to any[]: cast back below
   dilations.forEach((d, i) => positiveInt(`espcn.dilations[${i}]`, d));
   const t = positiveInt('espcn.tailChannels', cfg.tailChannels ?? 64);
   const s = positiveInt('espcn.shuffleChannels', cfg.shuffleChannels ?? 16);
 
   const conv = (k: number, cin: number, cout: number, act = true, dilation = 1): Step => ({ conv: { k, cin, cout, dilation }, act });
   const depth = cfg.depth ?? 0;
-  if (!Number.isInteger(depth) || depth < 0) throw new RangeError(`espcn.depth must be a non-negative integer, got ${JSON.stringify(cfg.depth)}`);
+  if (!Number.isInteger(depth) || depth < 0)
+    throw new RangeError(`espcn.depth must be a non-negative integer, got ${JSON.stringify(cfg.depth)}`);
   const steps: Step[] = [conv(5, 3, c), conv(3, c, c)];
   for (let i = 0; i < depth; i++) steps.push(conv(3, c, c));
   if (dilations.length > 0) {
-    for (const d of dilations) steps.push(conv(3, c, c, true, d));
+    for (const d of dilations as readonly number[]) steps.push(conv(3, c, c, true, d));
     steps.push(conv(3, c, c));
   }
   switch (layout) {

@@ -14,9 +14,13 @@ export function countFlops(model: FlopCounted, inputShape: readonly number[]): n
   let h: number;
   let w: number;
   if (inputShape.length === 4) [n, h, w] = inputShape as [number, number, number, number];
-  else if (inputShape.length === 2) [h, w, n] = [inputShape[0]!, inputShape[1]!, 1];
+  else if (inputShape.length === 2) [h, w, n] = [inputShape[0], inputShape[1], 1];
   else throw new RangeError(`countFlops: inputShape must be [n, h, w, c] or [h, w], got [${inputShape.join(', ')}]`);
-  for (const [field, v] of [['n', n], ['h', h], ['w', w]] as const) {
+  for (const [field, v] of [
+    ['n', n],
+    ['h', h],
+    ['w', w],
+  ] as const) {
     if (!Number.isInteger(v) || v < 1) throw new RangeError(`countFlops: inputShape ${field} must be a positive integer, got ${v}`);
   }
   return n * model.flopsPerForward(h, w);

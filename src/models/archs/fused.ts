@@ -100,10 +100,14 @@ export function batchNormActTraining(
   if (!(alpha >= 0 && alpha < 1)) throw new RangeError(`batchNormActTraining: alpha must be in [0, 1), got ${alpha}`);
   if (!(eps >= 0)) throw new RangeError(`batchNormActTraining: eps must be ≥ 0, got ${eps}`);
   if (!hasKernel(BATCH_NORM_ACT) || x.dtype !== 'float32') return null;
-  const [y, mean, variance] = tf.engine().runKernel(BATCH_NORM_ACT, { x, gamma, beta }, {
-    eps,
-    activation,
-    alpha: activation === 'leakyrelu' ? alpha : 0,
-  } as unknown as tf.NamedAttrMap) as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D];
+  const [y, mean, variance] = tf.engine().runKernel<[tf.Tensor4D, tf.Tensor1D, tf.Tensor1D]>(
+    BATCH_NORM_ACT,
+    { x, gamma, beta },
+    {
+      eps,
+      activation,
+      alpha: activation === 'leakyrelu' ? alpha : 0,
+    },
+  );
   return { y, mean, variance };
 }

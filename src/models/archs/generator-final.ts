@@ -112,7 +112,8 @@ export function createFinalGenerator(cfg: FinalGeneratorConfig): Generator {
   const up2 = conv('up.conv2', { k: 3, cin: nf, cout: 3 });
 
   const recompute = cfg.recompute ?? false;
-  if (typeof recompute !== 'boolean') throw new RangeError(`finalGenerator.recompute must be a boolean, got ${JSON.stringify(cfg.recompute)}`);
+  if (typeof recompute !== 'boolean')
+    throw new RangeError(`finalGenerator.recompute must be a boolean, got ${JSON.stringify(cfg.recompute)}`);
   const myRrdbs = blocks.map((parts) => {
     const f = (h: tf.Tensor4D): tf.Tensor4D => {
       let b = h;

@@ -20,9 +20,7 @@ export function pixelShuffle(x: tf.Tensor4D, r: number): tf.Tensor4D {
   }
   if (r === 1) return x;
   const c = cr2 / (r * r);
-  return tf.tidy(() =>
-    tf.reshape(tf.transpose(tf.reshape(x, [n, h, w, r, r, c]), [0, 1, 3, 2, 4, 5]), [n, h * r, w * r, c]),
-  );
+  return tf.tidy(() => tf.reshape(tf.transpose(tf.reshape(x, [n, h, w, r, r, c]), [0, 1, 3, 2, 4, 5]), [n, h * r, w * r, c]));
 }
 
 export interface Conv2dOptions {
@@ -71,13 +69,7 @@ export function seededUniform(shape: number[], bound: number, seed: number): tf.
  * PyTorch's default Conv2d init (docs/seed.md §1): weight and bias ~ U(±1/√fan_in), fan_in = k·k·C_in.
  * Returns an HWIO weight and a [cout] bias (null when `bias` is false), seeded from `seed`.
  */
-export function initConv(
-  k: number,
-  cin: number,
-  cout: number,
-  seed: number,
-  bias: boolean,
-): { w: tf.Tensor4D; b: tf.Tensor1D | null } {
+export function initConv(k: number, cin: number, cout: number, seed: number, bias: boolean): { w: tf.Tensor4D; b: tf.Tensor1D | null } {
   const bound = 1 / Math.sqrt(k * k * cin);
   // Separate derived streams per tensor: changing one layer's shape leaves the others' values alone.
   const w = seededUniform([k, k, cin, cout], bound, deriveSeed(seed, 0)) as tf.Tensor4D;

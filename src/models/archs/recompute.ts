@@ -20,10 +20,7 @@ import type { ConvLayer } from './ops.js';
  * must hold every variable `block` reads, and only those (tf.grads throws for a weight the block does
  * not read; one read but not listed would get no gradient, which the tests of each generator rule out).
  */
-export function recomputed(
-  block: (x: tf.Tensor4D) => tf.Tensor4D,
-  weights: readonly tf.Variable[],
-): (x: tf.Tensor4D) => tf.Tensor4D {
+export function recomputed(block: (x: tf.Tensor4D) => tf.Tensor4D, weights: readonly tf.Variable[]): (x: tf.Tensor4D) => tf.Tensor4D {
   if (weights.length === 0) throw new RangeError('recomputed: a block with no weights needs no recomputing');
   const op = tf.customGrad((...args: unknown[]) => {
     const x = args[0] as tf.Tensor4D;
@@ -40,14 +37,14 @@ export function recomputed(
         try {
           // The weights are the tensors block reads, so their gradients come with x's (tf.grads throws
           // for one the block does not read).
-          return tf.grads((input: tf.Tensor) => block(input as tf.Tensor4D))([saved[0]!, ...weights], dy as tf.Tensor);
+          return tf.grads((input: tf.Tensor) => block(input as tf.Tensor4D))([saved[0], ...weights], dy as tf.Tensor);
         } finally {
           state.activeTape = outerTape;
         }
       },
     };
   });
-  return (x) => op(x, ...weights) as tf.Tensor4D;
+  return (x) => op(x, ...weights);
 }
 
 /** The variables of `layers` (weights, and biases where they have them), for `recomputed`. */

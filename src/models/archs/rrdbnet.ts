@@ -67,8 +67,8 @@ export function createRrdbNet(cfg: RrdbNetConfig): Generator {
 
   const rdb = (x: tf.Tensor4D, convs: ConvLayer[]): tf.Tensor4D => {
     const feats: tf.Tensor4D[] = [x];
-    for (let k = 0; k < 4; k++) feats.push(tf.leakyRelu(applyConv(convs[k]!, tf.concat(feats, 3)), LRELU));
-    return tf.add(x, tf.mul(applyConv(convs[4]!, tf.concat(feats, 3)), RES_SCALE));
+    for (let k = 0; k < 4; k++) feats.push(tf.leakyRelu(applyConv(convs[k], tf.concat(feats, 3)), LRELU));
+    return tf.add(x, tf.mul(applyConv(convs[4], tf.concat(feats, 3)), RES_SCALE));
   };
 
   const recompute = cfg.recompute ?? false;

@@ -31,10 +31,10 @@ function seededUnitNormal(n: number, seed: number): tf.Tensor1D {
   for (let i = 0; i < n; i++) {
     const r = Math.sqrt(-2 * Math.log(1 - rand()));
     values[i] = r * Math.cos(2 * Math.PI * rand());
-    norm += values[i]! * values[i]!;
+    norm += values[i] * values[i];
   }
   norm = Math.max(Math.sqrt(norm), EPS);
-  for (let i = 0; i < n; i++) values[i]! /= norm;
+  for (let i = 0; i < n; i++) values[i] /= norm;
   return tf.tensor1d(values);
 }
 
@@ -48,8 +48,8 @@ export function createSpectralNorm(
   shape: readonly number[],
   seed: number,
 ): SpectralNormState {
-  const cout = shape[3]!;
-  const rows = shape[0]! * shape[1]! * shape[2]!;
+  const cout = shape[3];
+  const rows = shape[0] * shape[1] * shape[2];
   const u0 = seededUnitNormal(cout, seed);
   const v0 = seededUnitNormal(rows, seed ^ 0x5bd1e995);
   const state: SpectralNormState = { u: tf.variable(u0, false), v: tf.variable(v0, false) };

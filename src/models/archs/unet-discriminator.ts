@@ -99,8 +99,16 @@ export function createUNetDiscriminator(cfg: UNetDiscriminatorConfig): Discrimin
   const flopsPerForward = (h: number, w: number): number => {
     const f = (l: Layer, s: number) => convFlops(l.conv, h / s, w / s);
     return (
-      f(conv0, 1) + f(conv1, 1) + f(conv2, 2) + f(conv3, 4) + f(conv4, 4) + f(conv5, 2) +
-      f(conv6, 1) + f(conv7, 1) + f(conv8, 1) + f(conv9, 1)
+      f(conv0, 1) +
+      f(conv1, 1) +
+      f(conv2, 2) +
+      f(conv3, 4) +
+      f(conv4, 4) +
+      f(conv5, 2) +
+      f(conv6, 1) +
+      f(conv7, 1) +
+      f(conv8, 1) +
+      f(conv9, 1)
     );
   };
 

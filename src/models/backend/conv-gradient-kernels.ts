@@ -78,7 +78,7 @@ function forwardGeometry(
  */
 function asTensor(info: tf.TensorInfo | undefined, name: string, kernelName: string, owned: tf.Tensor[]): tf.Tensor {
   if (info == null) throw new SrganError('SRGAN_ERR_BACKEND', `${kernelName}: missing input '${name}'`);
-  if (info instanceof tf.Tensor) return info;
+  if (info instanceof tf.Tensor) return info as tf.Tensor; // instanceof narrows to Tensor<any>
   const backend = tf.backend() as unknown as { incRef(dataId: tf.DataId): void };
   backend.incRef(info.dataId);
   const t = tf.engine().makeTensorFromTensorInfo(info);

@@ -50,7 +50,7 @@ function binaryGradient(
     kernelName,
     inputsToSave: ['a', 'b'],
     // The engine calls only the closures of inputs that need a gradient, so each one stays lazy.
-    gradFunc: (dy, saved) => grad(dy as tf.Tensor, saved[0]!, saved[1]!),
+    gradFunc: (dy, saved) => grad(dy as tf.Tensor, saved[0], saved[1]),
   };
 }
 
@@ -73,7 +73,7 @@ const BROADCAST: readonly tf.GradConfig[] = [
 
 type Pair = [number, number];
 
-const pair = (v: number | readonly number[]): Pair => (typeof v === 'number' ? [v, v] : [v[0]!, v[1]!]);
+const pair = (v: number | readonly number[]): Pair => (typeof v === 'number' ? [v, v] : [v[0], v[1]]);
 
 interface Conv2DAttrs {
   strides: number | Pair;
@@ -123,23 +123,19 @@ function convPadded(x: tf.Tensor4D, filter: tf.Tensor4D, strides: Pair, dilation
  *    input pad(x) as [Cin, Hp, Wp, N], filter dy as [OH, OW, N, Cout], stride d, giving
  *    [Cin, KH, KW, Cout], transposed to HWIO.
  */
-function dilatedConvGrads(x: tf.Tensor4D, filter: tf.Tensor4D, dy: tf.Tensor4D, attrs: Conv2DAttrs): { x: () => tf.Tensor; filter: () => tf.Tensor } {
+function dilatedConvGrads(
+  x: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  attrs: Conv2DAttrs,
+): { x: () => tf.Tensor; filter: () => tf.Tensor } {
   const dil = pair(attrs.dilations);
   const strides = pair(attrs.strides);
   if (strides[0] !== 1 || strides[1] !== 1) {
     // tf.conv2d itself refuses this combination, so it cannot reach us from a forward pass.
     throw new RangeError(`Conv2D gradient: dilation > 1 needs stride 1, got strides ${String(attrs.strides)}`);
   }
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape,
-    filter.shape,
-    1,
-    dil,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    false,
-    'channelsLast',
-  );
+  const info = tf.backend_util.computeConv2DInfo(x.shape, filter.shape, 1, dil, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast');
   const { top, bottom, left, right } = info.padInfo;
   const [kH, kW] = filter.shape;
   return {

@@ -89,7 +89,10 @@ async function loadWebgpu(): Promise<{ tfBackend: string; detail: string }> {
     new Promise<null>((resolve) => setTimeout(resolve, ADAPTER_TIMEOUT_MS, null).unref()),
   ]);
   if (!adapter) {
-    throw new SrganError('SRGAN_ERR_BACKEND', 'no GPU adapter: Dawn found no usable Vulkan driver (an NVIDIA or AMD Vulkan ICD is needed; CPU drivers are refused)');
+    throw new SrganError(
+      'SRGAN_ERR_BACKEND',
+      'no GPU adapter: Dawn found no usable Vulkan driver (an NVIDIA or AMD Vulkan ICD is needed; CPU drivers are refused)',
+    );
   }
   // tfjs-backend-webgpu looks for navigator.gpu, which Node 20 lacks.
   const nav = ((globalThis as { navigator?: Record<string, unknown> }).navigator ??= {});
@@ -99,7 +102,9 @@ async function loadWebgpu(): Promise<{ tfBackend: string; detail: string }> {
     if (!(await tf.setBackend('webgpu'))) throw new Error('setBackend("webgpu") returned false');
     await tf.ready();
   } catch (cause) {
-    throw new SrganError('SRGAN_ERR_BACKEND', `the GPU adapter was found but tfjs-backend-webgpu did not start: ${firstLine(cause)}`, { cause });
+    throw new SrganError('SRGAN_ERR_BACKEND', `the GPU adapter was found but tfjs-backend-webgpu did not start: ${firstLine(cause)}`, {
+      cause,
+    });
   }
   registerBroadcastGradients();
   const info = (adapter as { info?: { vendor?: string; architecture?: string; description?: string } }).info;

@@ -64,12 +64,14 @@ export interface EvaluateResult {
 export async function evaluate(gen: Generator | null, files: readonly string[], opts: EvaluateOptions): Promise<EvaluateResult> {
   const { scale, border = opts.scale, lr: how = { filter: 'bicubic-aa', blur: 0 }, ...tiling } = opts;
   if (scale !== 2 && scale !== 4) throw new RangeError(`scale: expected 2 or 4, got ${JSON.stringify(scale)}`);
-  if (!Number.isInteger(border) || border < 0) throw new RangeError(`border: expected a non-negative integer, got ${JSON.stringify(border)}`);
+  if (!Number.isInteger(border) || border < 0)
+    throw new RangeError(`border: expected a non-negative integer, got ${JSON.stringify(border)}`);
   if (gen !== null && gen.scale !== scale) throw new RangeError(`scale: ${scale} does not match the generator's scale ${gen.scale}`);
   if (!Array.isArray(files) || files.length === 0) throw new RangeError('files: expected at least one image file, got none');
 
   const rows: EvaluateRow[] = [];
-  for (const file of files) {
+  for (const file of files as readonly string[]) {
+    // Array.isArray narrowed it to any[]
     const full = await loadRgb(file);
     const width = full.width - (full.width % scale);
     const height = full.height - (full.height % scale);
@@ -93,5 +95,13 @@ export async function evaluate(gen: Generator | null, files: readonly string[], 
   });
   const model = gen === null ? null : mean((r) => r.model!);
   const bicubic = mean((r) => r.bicubic);
-  return { scale, border, lr: { filter: how.filter, blur: how.blur }, model, bicubic, gain: model === null ? null : model.psnr - bicubic.psnr, rows };
+  return {
+    scale,
+    border,
+    lr: { filter: how.filter, blur: how.blur },
+    model,
+    bicubic,
+    gain: model === null ? null : model.psnr - bicubic.psnr,
+    rows,
+  };
 }

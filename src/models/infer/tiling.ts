@@ -105,8 +105,8 @@ export function axisWeights(starts: readonly number[], len: number, overlap: num
     for (let i = 0; i < w.length; i++) {
       const c = p * scale + i + 0.5;
       // Rising edge: the band from this tile's kept start to the previous tile's kept end.
-      const up = k === 0 ? 1 : ramp(c, (p + overlap) * scale, (starts[k - 1]! + len - overlap) * scale);
-      const down = k === starts.length - 1 ? 1 : 1 - ramp(c, (starts[k + 1]! + overlap) * scale, (p + len - overlap) * scale);
+      const up = k === 0 ? 1 : ramp(c, (p + overlap) * scale, (starts[k - 1] + len - overlap) * scale);
+      const down = k === starts.length - 1 ? 1 : 1 - ramp(c, (starts[k + 1] + overlap) * scale, (p + len - overlap) * scale);
       w[i] = up * down;
     }
     return w;
@@ -125,7 +125,8 @@ const KNOWN_OPTIONS = new Set(['tile', 'overlap', 'blend', 'memoryMiB', 'onTile'
 /** Merges `opts` over DEFAULT_TILE_OPTIONS and validates every field (unknown fields are errors). */
 export function resolveTileOptions(opts: Partial<TileOptions> = {}): TileOptions {
   for (const key of Object.keys(opts)) {
-    if (!KNOWN_OPTIONS.has(key)) throw new RangeError(`tiling: unknown option ${JSON.stringify(key)}; expected one of ${[...KNOWN_OPTIONS].join(', ')}`);
+    if (!KNOWN_OPTIONS.has(key))
+      throw new RangeError(`tiling: unknown option ${JSON.stringify(key)}; expected one of ${[...KNOWN_OPTIONS].join(', ')}`);
   }
   const o: TileOptions = { ...DEFAULT_TILE_OPTIONS, ...stripUndefined(opts) };
   nonNegativeInt('overlap', o.overlap);
@@ -206,8 +207,8 @@ export async function upscaleTiled(gen: Generator, img: FloatImage | RgbImage, o
   for (let j = 0; j < ys.length; j++) {
     for (let i = 0; i < xs.length; i++) {
       o.signal?.throwIfAborted();
-      const x0 = xs[i]!;
-      const y0 = ys[j]!;
+      const x0 = xs[i];
+      const y0 = ys[j];
       // A fresh buffer per tile: the cpu backend keeps the array it is given instead of copying it.
       const input = new Float32Array(tw * th * 3);
       for (let r = 0; r < th; r++) {
@@ -219,27 +220,29 @@ export async function upscaleTiled(gen: Generator, img: FloatImage | RgbImage, o
       try {
         const [n, oh, ow, c] = y.shape;
         if (n !== 1 || oh !== th * s || ow !== tw * s || c !== 3) {
-          throw new TypeError(`gen.apply: returned shape [${y.shape.join(', ')}] for a ${tw}×${th} tile, expected [1, ${th * s}, ${tw * s}, 3]`);
+          throw new TypeError(
+            `gen.apply: returned shape [${y.shape.join(', ')}] for a ${tw}×${th} tile, expected [1, ${th * s}, ${tw * s}, 3]`,
+          );
         }
         out = (await y.data()) as Float32Array;
       } finally {
         y.dispose();
       }
-      const wxi = wx[i]!;
-      const wyj = wy[j]!;
+      const wxi = wx[i];
+      const wyj = wy[j];
       const ox0 = x0 * s;
       const oy0 = y0 * s;
       for (let r = 0; r < th * s; r++) {
-        const a = wyj[r]!;
+        const a = wyj[r];
         if (a === 0) continue;
         let d = ((oy0 + r) * OW + ox0) * 3;
         let t = r * tw * s * 3;
         for (let q = 0; q < tw * s; q++, d += 3, t += 3) {
-          const wgt = a * wxi[q]!;
+          const wgt = a * wxi[q];
           if (wgt === 0) continue;
-          acc[d] = acc[d]! + wgt * out[t]!;
-          acc[d + 1] = acc[d + 1]! + wgt * out[t + 1]!;
-          acc[d + 2] = acc[d + 2]! + wgt * out[t + 2]!;
+          acc[d] = acc[d] + wgt * out[t];
+          acc[d + 1] = acc[d + 1] + wgt * out[t + 1];
+          acc[d + 2] = acc[d + 2] + wgt * out[t + 2];
         }
       }
       done++;
@@ -253,11 +256,11 @@ export async function upscaleTiled(gen: Generator, img: FloatImage | RgbImage, o
   const sy = axisSums(ys, wy, OH, s);
   for (let Y = 0; Y < OH; Y++) {
     for (let X = 0; X < OW; X++) {
-      const inv = 1 / (sy[Y]! * sx[X]!);
+      const inv = 1 / (sy[Y] * sx[X]);
       const d = (Y * OW + X) * 3;
-      acc[d] = acc[d]! * inv;
-      acc[d + 1] = acc[d + 1]! * inv;
-      acc[d + 2] = acc[d + 2]! * inv;
+      acc[d] = acc[d] * inv;
+      acc[d + 1] = acc[d + 1] * inv;
+      acc[d + 2] = acc[d + 2] * inv;
     }
   }
   return { width: OW, height: OH, data: acc };
@@ -266,8 +269,8 @@ export async function upscaleTiled(gen: Generator, img: FloatImage | RgbImage, o
 function axisSums(starts: readonly number[], weights: readonly Float64Array[], outLen: number, scale: number): Float64Array {
   const sum = new Float64Array(outLen);
   starts.forEach((p, k) => {
-    const w = weights[k]!;
-    for (let i = 0; i < w.length; i++) sum[p * scale + i] = sum[p * scale + i]! + w[i]!;
+    const w = weights[k];
+    for (let i = 0; i < w.length; i++) sum[p * scale + i] = sum[p * scale + i] + w[i];
   });
   const zero = sum.findIndex((v) => !(v > 0));
   if (zero >= 0) throw new Error(`tiling: internal error, no tile covers output position ${zero} (starts ${starts.join(', ')})`);

@@ -29,14 +29,19 @@ export interface UpscaleFileResult {
  * extension is checked before any work. Throws SrganError SRGAN_ERR_DATA for unreadable or unwritable
  * files.
  */
-export async function upscaleFile(gen: Generator, inPath: string, outPath: string, opts: UpscaleFileOptions = {}): Promise<UpscaleFileResult> {
+export async function upscaleFile(
+  gen: Generator,
+  inPath: string,
+  outPath: string,
+  opts: UpscaleFileOptions = {},
+): Promise<UpscaleFileResult> {
   const { now = () => performance.now(), quality, ...tiling } = opts;
   const t0 = now();
   outputFormat(outPath);
   const input = await readForUpscale(inPath);
   const sr = await upscaleTiled(gen, input.rgb, tiling);
   for (let i = 0; i < sr.data.length; i++) {
-    const v = sr.data[i]!;
+    const v = sr.data[i];
     sr.data[i] = v > 0 ? (v < 1 ? v : 1) : 0;
   }
   const { width, height } = input.rgb;

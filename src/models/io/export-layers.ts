@@ -171,7 +171,16 @@ class Graph {
 
   /** Our conv layer `name` (variables `${name}.w`, `${name}.b`), square k, weights × factor. */
   ourConv(x: Sym, name: string, k: number, cout: number, dilation = 1, factor = 1): Sym {
-    return this.conv(x, name, k, k, cout, dilation, { kind: 'variable', variable: `${name}.w`, factor }, { kind: 'variable', variable: `${name}.b`, factor });
+    return this.conv(
+      x,
+      name,
+      k,
+      k,
+      cout,
+      dilation,
+      { kind: 'variable', variable: `${name}.w`, factor },
+      { kind: 'variable', variable: `${name}.b`, factor },
+    );
   }
 
   /** Conv2DTranspose with a fixed kernel [k, k, cout, x.ch], strides s, 'valid', no bias. */
@@ -215,8 +224,14 @@ class Graph {
   }
 
   concat(xs: Sym[]): Sym {
-    if (xs.length === 1) return xs[0]!;
-    return this.layer('Concatenate', this.auto('concat'), { axis: -1 }, xs, xs.reduce((a, s) => a + s.ch, 0));
+    if (xs.length === 1) return xs[0];
+    return this.layer(
+      'Concatenate',
+      this.auto('concat'),
+      { axis: -1 },
+      xs,
+      xs.reduce((a, s) => a + s.ch, 0),
+    );
   }
 
   pad(x: Sym, padding: Pads, prefix = 'pad'): Sym {
@@ -228,7 +243,13 @@ class Graph {
   }
 
   upNearest(x: Sym): Sym {
-    return this.layer('UpSampling2D', this.auto('upsample'), { size: [2, 2], interpolation: 'nearest', data_format: 'channels_last' }, [x], x.ch);
+    return this.layer(
+      'UpSampling2D',
+      this.auto('upsample'),
+      { size: [2, 2], interpolation: 'nearest', data_format: 'channels_last' },
+      [x],
+      x.ch,
+    );
   }
 
   /** x + 0.2·conv(input): Rescaling after the conv, or 0.2 folded into its weights. */
@@ -247,7 +268,14 @@ class Graph {
   /** tf.image.resizeBilinear(x, [r·h, r·w], false, true) of a 3-channel x, edge-clamped (see the header). */
   bilinear(x: Sym, r: number): Sym {
     const fixed = (values: number[]): WeightSource => ({ kind: 'fixed', values: Float32Array.from(values) });
-    const z = this.pad(x, [[1, 1], [1, 1]], 'skip_pad');
+    const z = this.pad(
+      x,
+      [
+        [1, 1],
+        [1, 1],
+      ],
+      'skip_pad',
+    );
     const ones = this.conv(z, this.auto('skip_ones'), 1, 1, 1, 1, fixed([0, 0, 0]), fixed([1]));
     // 1 − ones[i−1] (tap 0 of a 3-tap 'same' conv reads i−1): 1 on the first row only, and so on.
     const mask = (prefix: string, kh: number, kw: number, tap: number): Sym =>
@@ -266,11 +294,50 @@ class Graph {
         ],
         'skip_shift_pad',
       );
-    const rows = this.add([z, this.mul(top, shift(z, [[1, 0], [0, 0]])), this.mul(bottom, shift(z, [[0, 1], [0, 0]]))]);
-    const p = this.add([rows, this.mul(left, shift(rows, [[0, 0], [1, 0]])), this.mul(right, shift(rows, [[0, 0], [0, 1]]))]);
+    const rows = this.add([
+      z,
+      this.mul(
+        top,
+        shift(z, [
+          [1, 0],
+          [0, 0],
+        ]),
+      ),
+      this.mul(
+        bottom,
+        shift(z, [
+          [0, 1],
+          [0, 0],
+        ]),
+      ),
+    ]);
+    const p = this.add([
+      rows,
+      this.mul(
+        left,
+        shift(rows, [
+          [0, 0],
+          [1, 0],
+        ]),
+      ),
+      this.mul(
+        right,
+        shift(rows, [
+          [0, 0],
+          [0, 1],
+        ]),
+      ),
+    ]);
     const up = this.fixedTransposed(p, 'skip_bilinear', 2 * r, r, 3, bilinearKernel(r, 3));
     const c = (3 * r) / 2;
-    return this.crop(up, [[c, c], [c, c]], 'skip_crop');
+    return this.crop(
+      up,
+      [
+        [c, c],
+        [c, c],
+      ],
+      'skip_crop',
+    );
   }
 }
 
@@ -292,7 +359,7 @@ function bilinearKernel(r: number, ch: number): Float32Array {
   const k = new Float32Array(4 * r * r * ch * ch);
   for (let y = 0; y < 2 * r; y++) {
     for (let x = 0; x < 2 * r; x++) {
-      for (let c = 0; c < ch; c++) k[((y * 2 * r + x) * ch + c) * ch + c] = w[y]! * w[x]!;
+      for (let c = 0; c < ch; c++) k[((y * 2 * r + x) * ch + c) * ch + c] = w[y] * w[x];
     }
   }
   return k;
@@ -430,12 +497,19 @@ export function generatorTopology(config: GeneratorConfig, scale: 2 | 4, opts: E
       out = rrdbGraph(g, x, config, scale);
       break;
     default:
-      throw new RangeError(`generator.kind must be espcn, final or rrdbnet, got ${JSON.stringify((config as { kind?: unknown } | undefined)?.kind)}`);
+      throw new RangeError(
+        `generator.kind must be espcn, final or rrdbnet, got ${JSON.stringify((config as { kind?: unknown } | undefined)?.kind)}`,
+      );
   }
   return {
     modelTopology: {
       class_name: 'Model',
-      config: { name: `srgan_${config.kind}_x${scale}`, layers: g.layers, input_layers: [[x.name, 0, 0]], output_layers: [[out.name, 0, 0]] },
+      config: {
+        name: `srgan_${config.kind}_x${scale}`,
+        layers: g.layers,
+        input_layers: [[x.name, 0, 0]],
+        output_layers: [[out.name, 0, 0]],
+      },
       keras_version: 'tfjs-layers 4.22.0',
       backend: 'tensor_flow.js',
     },
@@ -448,7 +522,12 @@ export function generatorTopology(config: GeneratorConfig, scale: 2 | 4, opts: E
  * our config in userDefinedMetadata.srganGenerator) and weight shards of ≤ 4 MiB, through layers-io's
  * crash-safe handler. Throws RangeError when `config` does not describe `gen`.
  */
-export async function saveGeneratorLayersModel(gen: Generator, config: GeneratorConfig, dir: string, opts: ExportOptions = {}): Promise<void> {
+export async function saveGeneratorLayersModel(
+  gen: Generator,
+  config: GeneratorConfig,
+  dir: string,
+  opts: ExportOptions = {},
+): Promise<void> {
   const scale = gen.scale;
   if (scale !== 2 && scale !== 4) throw new RangeError(`gen.scale must be 2 or 4, got ${scale}`);
   const topo = generatorTopology(config, scale, opts);
@@ -458,7 +537,9 @@ export async function saveGeneratorLayersModel(gen: Generator, config: Generator
     const v = gen.variables[w.source.variable];
     if (v === undefined) throw new RangeError(`config does not describe gen: it has no variable '${w.source.variable}' (for ${w.name})`);
     if (!sameShape(v.shape, w.shape)) {
-      throw new RangeError(`config does not describe gen: variable '${w.source.variable}' has shape [${v.shape}], the config's ${w.name} has [${w.shape}]`);
+      throw new RangeError(
+        `config does not describe gen: variable '${w.source.variable}' has shape [${v.shape}], the config's ${w.name} has [${w.shape}]`,
+      );
     }
     used.add(w.source.variable);
   }
@@ -472,7 +553,7 @@ export async function saveGeneratorLayersModel(gen: Generator, config: Generator
       owned.push(t);
       return { name: w.name, tensor: t };
     }
-    const v = gen.variables[w.source.variable]!;
+    const v = gen.variables[w.source.variable];
     if (w.source.factor === 1) return { name: w.name, tensor: v };
     const t = tf.mul(v, w.source.factor);
     owned.push(t);
@@ -481,7 +562,10 @@ export async function saveGeneratorLayersModel(gen: Generator, config: Generator
   try {
     const { data, specs } = await tf.io.encodeWeights(named);
     const metadata: ExportMetadata = { version: 1, config, scale, residualScale: opts.residualScale ?? 'rescaling' };
-    const io = fileModelIO(dir, { errorCode: 'SRGAN_ERR_CHECKPOINT', ...(opts.shardBytes === undefined ? {} : { shardBytes: opts.shardBytes }) });
+    const io = fileModelIO(dir, {
+      errorCode: 'SRGAN_ERR_CHECKPOINT',
+      ...(opts.shardBytes === undefined ? {} : { shardBytes: opts.shardBytes }),
+    });
     await io.save!({
       modelTopology: topo.modelTopology,
       weightSpecs: specs,
@@ -535,7 +619,8 @@ export async function loadGeneratorWeights(gen: Generator, dir: string): Promise
     if (!sameShape(spec.shape, w.shape)) throw fail(`weight '${w.name}' has shape [${spec.shape}], its layer needs [${w.shape}]`);
     if (w.source.kind !== 'variable') continue;
     const v = gen.variables[w.source.variable];
-    if (v === undefined) throw fail(`weight '${w.name}' has no variable '${w.source.variable}' in this generator (another kind or layout?)`);
+    if (v === undefined)
+      throw fail(`weight '${w.name}' has no variable '${w.source.variable}' in this generator (another kind or layout?)`);
     if (!sameShape(v.shape, w.shape)) {
       throw fail(`weight '${w.name}' has shape [${w.shape}], this generator's '${w.source.variable}' has [${v.shape}]`);
     }
@@ -554,7 +639,7 @@ export async function loadGeneratorWeights(gen: Generator, dir: string): Promise
   }
   try {
     for (const p of plan) {
-      const t = tensors[p.name]!;
+      const t = tensors[p.name];
       if (p.factor === 1) p.variable.assign(t);
       else tf.tidy(() => p.variable.assign(tf.div(t, p.factor)));
     }

@@ -105,7 +105,7 @@ async function loadModel(jsonPath: string, code: ErrorCode): Promise<tf.io.Model
     if (want !== null && want !== data.length) {
       throw fail(`weight shards hold ${data.length} bytes, the manifest's ${specs.length} weights need ${want}`);
     }
-    const weightData = data.buffer.slice(data.byteOffset, data.byteOffset + data.length) as ArrayBuffer;
+    const weightData = data.buffer.slice(data.byteOffset, data.byteOffset + data.length);
     return [specs, weightData];
   });
 }
@@ -147,12 +147,13 @@ async function saveModel(
 ): Promise<tf.io.SaveResult> {
   const topology = artifacts.modelTopology;
   if (topology === undefined || topology instanceof ArrayBuffer) {
-    throw new SrganError(code, `${jsonPath}: only a JSON model topology can be saved, got ${topology === undefined ? 'none' : 'a binary one'}`);
+    throw new SrganError(
+      code,
+      `${jsonPath}: only a JSON model topology can be saved, got ${topology === undefined ? 'none' : 'a binary one'}`,
+    );
   }
   const dir = path.dirname(jsonPath);
-  const data = Buffer.from(
-    artifacts.weightData === undefined ? new ArrayBuffer(0) : tf.io.CompositeArrayBuffer.join(artifacts.weightData),
-  );
+  const data = Buffer.from(artifacts.weightData === undefined ? new ArrayBuffer(0) : tf.io.CompositeArrayBuffer.join(artifacts.weightData));
   const hash = createHash('sha256').update(data).digest('hex').slice(0, 12);
   const count = Math.max(1, Math.ceil(data.length / shardBytes));
   const names = Array.from({ length: count }, (_, i) => `group1-shard${i + 1}of${count}-${hash}.bin`);
@@ -174,7 +175,7 @@ async function saveModel(
     await fsp.mkdir(dir, { recursive: true });
     // Same content gives the same names, so rewriting an unchanged model replaces files in place.
     for (let i = 0; i < count; i++) {
-      await writeAtomic(path.join(dir, names[i]!), data.subarray(i * shardBytes, (i + 1) * shardBytes), tmps);
+      await writeAtomic(path.join(dir, names[i]), data.subarray(i * shardBytes, (i + 1) * shardBytes), tmps);
     }
     await writeAtomic(jsonPath, JSON.stringify(modelJson), tmps);
     const keep = new Set(names);

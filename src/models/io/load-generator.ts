@@ -15,7 +15,15 @@ import type Database from 'better-sqlite3';
 import { listCheckpoints as listRunCheckpointRows, listRuns, openDb, resolveRun, type RunRow } from '../../store/db.js';
 import type { HomePaths } from '../../store/home.js';
 import { SrganError } from '../../util/errors.js';
-import { latestValidCheckpoint, checkpointFolders, rankByValidation, readCheckpointState, stateScores, verifyCheckpoint, type CheckpointState } from '../train/checkpoint.js';
+import {
+  latestValidCheckpoint,
+  checkpointFolders,
+  rankByValidation,
+  readCheckpointState,
+  stateScores,
+  verifyCheckpoint,
+  type CheckpointState,
+} from '../train/checkpoint.js';
 import { generatorTopology, loadGeneratorWeights, type ExportMetadata } from './export-layers.js';
 import { fileModelIO } from './layers-io.js';
 import type { Generator } from '../archs/network.js';
@@ -47,10 +55,7 @@ const fail = (where: string, what: string, cause?: unknown): SrganError =>
   new SrganError('SRGAN_ERR_CHECKPOINT', `${where}: ${what}`, cause === undefined ? undefined : { cause });
 
 /** What a path the user gave is, decided from the files in it. */
-type ModelLocation =
-  | { kind: 'model'; modelDir: string }
-  | { kind: 'checkpoint'; dir: string }
-  | { kind: 'run'; dir: string };
+type ModelLocation = { kind: 'model'; modelDir: string } | { kind: 'checkpoint'; dir: string } | { kind: 'run'; dir: string };
 
 function locate(p: string): ModelLocation {
   let stat: fs.Stats;
@@ -137,7 +142,10 @@ async function checkGeneratorModel(modelDir: string): Promise<{ config: Generato
   const artifacts = await fileModelIO(modelDir, { errorCode: 'SRGAN_ERR_CHECKPOINT' }).load!();
   const raw = artifacts.userDefinedMetadata?.['srganGenerator'];
   if (typeof raw !== 'object' || raw === null) {
-    throw fail(where, 'is a tfjs model but not an srgan generator (no userDefinedMetadata.srganGenerator); `srgan eval --compare` scores other models');
+    throw fail(
+      where,
+      'is a tfjs model but not an srgan generator (no userDefinedMetadata.srganGenerator); `srgan eval --compare` scores other models',
+    );
   }
   const meta = raw as Partial<Record<keyof ExportMetadata, unknown>>;
   if (meta.scale !== 2 && meta.scale !== 4) throw fail(where, `srganGenerator.scale must be 2 or 4, got ${JSON.stringify(meta.scale)}`);
@@ -147,7 +155,11 @@ async function checkGeneratorModel(modelDir: string): Promise<{ config: Generato
   // generatorTopology allocates the fixed kernels (pixel shuffle, skip) from these sizes, so bound them
   // first: by the limits a run config may have (config/resolve.ts), and every block has weights, so more
   // blocks than weights is a lie.
-  for (const [field, max] of [['channels', 1024], ['growth', 1024], ['blocks', 64]] as const) {
+  for (const [field, max] of [
+    ['channels', 1024],
+    ['growth', 1024],
+    ['blocks', 64],
+  ] as const) {
     const v = (config as unknown as Record<string, unknown>)[field];
     if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= max)) {
       throw fail(where, `srganGenerator.config.${field} must be an integer in 1..${max}, got ${JSON.stringify(v)}`);
@@ -167,7 +179,8 @@ async function checkGeneratorModel(modelDir: string): Promise<{ config: Generato
   const byName = new Map(specs.map((s) => [s.name, s.shape]));
   for (const w of weights) {
     const shape = byName.get(w.name);
-    if (shape === undefined) throw fail(where, `weight '${w.name}' of a ${config.kind} ×${meta.scale} generator is missing from the manifest`);
+    if (shape === undefined)
+      throw fail(where, `weight '${w.name}' of a ${config.kind} ×${meta.scale} generator is missing from the manifest`);
     if (shape.length !== w.shape.length || shape.some((d, i) => d !== w.shape[i])) {
       throw fail(where, `weight '${w.name}' has shape [${shape}], its layer needs [${w.shape}]`);
     }
@@ -209,18 +222,23 @@ export function checkpointForRun(
 ): ChosenCheckpoint {
   if (which !== 'latest' && which !== 'best') throw new RangeError(`which: expected 'latest' or 'best', got ${JSON.stringify(which)}`);
   if (!fs.existsSync(paths.db)) {
-    throw new SrganError('SRGAN_ERR_CONFIG', `no runs database at ${paths.db}: no run has trained in ${paths.root} yet; give a model with --checkpoint PATH`);
+    throw new SrganError(
+      'SRGAN_ERR_CONFIG',
+      `no runs database at ${paths.db}: no run has trained in ${paths.root} yet; give a model with --checkpoint PATH`,
+    );
   }
   const db = openDb(paths.db, { readonly: true });
   try {
     if (runRef !== null) {
       const run = resolveRun(db, runRef);
       const chosen = chooseFor(db, paths.checkpoints, run, which, opts);
-      if (chosen === null) throw new SrganError('SRGAN_ERR_CHECKPOINT', `run ${run.id} has no usable checkpoint in ${path.join(paths.checkpoints, run.id)}`);
+      if (chosen === null)
+        throw new SrganError('SRGAN_ERR_CHECKPOINT', `run ${run.id} has no usable checkpoint in ${path.join(paths.checkpoints, run.id)}`);
       return chosen;
     }
     const runs = listRuns(db);
-    if (runs.length === 0) throw new SrganError('SRGAN_ERR_CONFIG', `the runs database ${paths.db} has no runs; give a model with --checkpoint PATH`);
+    if (runs.length === 0)
+      throw new SrganError('SRGAN_ERR_CONFIG', `the runs database ${paths.db} has no runs; give a model with --checkpoint PATH`);
     for (const run of runs) {
       const chosen = chooseFor(db, paths.checkpoints, run, which, opts);
       if (chosen !== null) return chosen;
@@ -231,7 +249,13 @@ export function checkpointForRun(
   }
 }
 
-function chooseFor(db: Database.Database, checkpointsRoot: string, run: RunRow, which: 'latest' | 'best', opts: LoadOptions): ChosenCheckpoint | null {
+function chooseFor(
+  db: Database.Database,
+  checkpointsRoot: string,
+  run: RunRow,
+  which: 'latest' | 'best',
+  opts: LoadOptions,
+): ChosenCheckpoint | null {
   const folders = checkpointFolders(path.join(checkpointsRoot, run.id)).reverse(); // newest first
   if (folders.length === 0) return null;
   const bad = new Set<string>();
@@ -256,8 +280,11 @@ function chooseFor(db: Database.Database, checkpointsRoot: string, run: RunRow, 
   });
   if (which === 'best') {
     const { by, ranked } = rankByValidation(scored);
-    for (const f of ranked) if (usable(f.dir)) return { dir: f.dir, step: f.step, run, psnr: f.psnr, gain: f.gain, picked: 'best', bestBy: by ?? 'gain' };
-    opts.onWarning?.(`run ${run.id} has no usable checkpoint with a validation ${by === 'psnr' ? 'PSNR' : 'gain over bicubic'}; taking its latest`);
+    for (const f of ranked)
+      if (usable(f.dir)) return { dir: f.dir, step: f.step, run, psnr: f.psnr, gain: f.gain, picked: 'best', bestBy: by ?? 'gain' };
+    opts.onWarning?.(
+      `run ${run.id} has no usable checkpoint with a validation ${by === 'psnr' ? 'PSNR' : 'gain over bicubic'}; taking its latest`,
+    );
   }
   for (const f of scored) {
     if (usable(f.dir)) return { dir: f.dir, step: f.step, run, psnr: f.psnr, gain: f.gain, picked: 'latest' };

@@ -62,7 +62,7 @@ export function freezeFeatureNet(model: LayersModel, taps: readonly FeatureTap[]
   if (taps.length === 0) throw new RangeError('taps: expected at least one layer');
   // model.inputs, not model.inputLayers: a Sequential leaves the latter empty.
   if (model.inputs.length !== 1) throw fail(`expected a model with one input, found ${model.inputs.length}`);
-  const inputLayer = model.inputs[0]!.sourceLayer as Layer;
+  const inputLayer = model.inputs[0].sourceLayer;
   const byName = new Map(model.layers.map((l) => [l.name, l]));
 
   // Keep only the ancestors of the tapped layers, in the model's (topological) layer order.
@@ -110,14 +110,14 @@ export function freezeFeatureNet(model: LayersModel, taps: readonly FeatureTap[]
       const values: tf.Tensor4D[] = [x];
       const linears = new Map<number, tf.Tensor4D>();
       steps.forEach((s, i) => {
-        const lin = s.linear(s.inputs.map((j) => values[j]!));
+        const lin = s.linear(s.inputs.map((j) => values[j]));
         if (linearNeeded.has(i + 1)) linears.set(i + 1, lin);
         values.push(s.activation ? s.activation(lin) : lin);
       });
       return tapIdx.map((i, k) => {
         const at = tapAt[k];
-        if (at === 'output') return values[i]!;
-        const lin = linears.get(i) ?? values[i]!;
+        if (at === 'output') return values[i];
+        const lin = linears.get(i) ?? values[i];
         return at === 'relu' ? tf.relu(lin) : lin;
       });
     },
@@ -133,22 +133,18 @@ function inboundLayers(l: Layer, fail: (what: string) => SrganError): Layer[] {
   if (l.inboundNodes.length !== 1) {
     throw fail(`layer "${l.name}" is used ${l.inboundNodes.length} times (shared layers and nested models are not supported)`);
   }
-  return l.inboundNodes[0]!.inboundLayers;
+  return l.inboundNodes[0].inboundLayers;
 }
 
 type Config = Record<string, unknown>;
 
 /** Turns one layer into its linear part and activation, copying its weights into `owned`. */
-function compileLayer(
-  l: Layer,
-  owned: tf.Tensor[],
-  fail: (what: string) => SrganError,
-): { linear: Step['linear']; activation: Act } {
+function compileLayer(l: Layer, owned: tf.Tensor[], fail: (what: string) => SrganError): { linear: Step['linear']; activation: Act } {
   const cls = l.getClassName();
   const cfg = l.getConfig() as Config;
   const what = `layer "${l.name}" (${cls})`;
   if (cfg.dataFormat !== undefined && cfg.dataFormat !== 'channelsLast') {
-    throw fail(`${what} is ${String(cfg.dataFormat)}; only channels-last models are supported`);
+    throw fail(`${what} is ${cfg.dataFormat as string}; only channels-last models are supported`);
   }
   // Copies, not the variables themselves: the model can be disposed, and nothing here is trainable.
   const weights = l.getWeights().map((w) => {
@@ -158,7 +154,7 @@ function compileLayer(
   });
   const single = (xs: tf.Tensor4D[]): tf.Tensor4D => {
     if (xs.length !== 1) throw fail(`${what} expects one input, got ${xs.length}`);
-    return xs[0]!;
+    return xs[0];
   };
   switch (cls) {
     case 'Conv2D': {
@@ -194,8 +190,8 @@ function compileLayer(
       const axis = Array.isArray(cfg.axis) ? cfg.axis : [cfg.axis];
       if (axis.length !== 1 || (axis[0] !== -1 && axis[0] !== 3)) throw fail(`${what} normalises axis ${String(cfg.axis)}, not channels`);
       let k = 0;
-      const gamma = cfg.scale === false ? null : weights[k++]!;
-      const beta = cfg.center === false ? null : weights[k++]!;
+      const gamma = cfg.scale === false ? null : weights[k++];
+      const beta = cfg.center === false ? null : weights[k++];
       const mean = weights[k++];
       const variance = weights[k++];
       if (mean === undefined || variance === undefined) throw fail(`${what} lacks its moving statistics`);
@@ -234,7 +230,7 @@ function compileLayer(
       return { linear: (xs) => pool(single(xs), size, strides, pad), activation: null };
     }
     case 'Add':
-      return { linear: (xs) => (xs.length === 1 ? xs[0]! : (tf.addN(xs) as tf.Tensor4D)), activation: null };
+      return { linear: (xs) => (xs.length === 1 ? xs[0] : (tf.addN(xs) as tf.Tensor4D)), activation: null };
     default:
       throw fail(`${what} is not supported by the frozen feature extractor`);
   }
@@ -284,7 +280,7 @@ export function depthwiseConv2dFrozen(
       gradFunc: (dy: tf.Tensor4D) => depthwiseInputGrad(dy, filter, input.shape, strides, pad, dilation),
     };
   });
-  return f(x) as tf.Tensor4D;
+  return f(x);
 }
 
 /** ∂L/∂x of y = depthwiseConv2d(x, filter), given dy = ∂L/∂y. */
@@ -307,12 +303,24 @@ function depthwiseInputGrad(
     // dy onto the stride grid: g[o·s] = dy[o], zeros between.
     let g: tf.Tensor4D = dy;
     if (sh > 1 || sw > 1) {
-      const spread = tf.pad(tf.reshape(dy, [n, ho, 1, wo, 1, c]), [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]]);
+      const spread = tf.pad(tf.reshape(dy, [n, ho, 1, wo, 1, c]), [
+        [0, 0],
+        [0, 0],
+        [0, sh - 1],
+        [0, 0],
+        [0, sw - 1],
+        [0, 0],
+      ]);
       g = tf.slice(tf.reshape(spread, [n, ho * sh, wo * sw, c]) as tf.Tensor4D, 0, [n, (ho - 1) * sh + 1, (wo - 1) * sw + 1, c]);
     }
     // Full correlation with the flipped filter gives ∂L/∂(padded input) at rows 0 … (ho−1)·s + ekh − 1.
     const full = tf.depthwiseConv2d(
-      tf.pad(g, [[0, 0], [ekh - 1, ekh - 1], [ekw - 1, ekw - 1], [0, 0]]),
+      tf.pad(g, [
+        [0, 0],
+        [ekh - 1, ekh - 1],
+        [ekw - 1, ekw - 1],
+        [0, 0],
+      ]),
       tf.reverse(filter, [0, 1]),
       1,
       'valid',
@@ -322,7 +330,15 @@ function depthwiseInputGrad(
     // Rows the forward pass never read (past the last window) get zero gradient.
     const padB = Math.max(0, top + h - full.shape[1]);
     const padR = Math.max(0, left + w - full.shape[2]);
-    const covered = padB > 0 || padR > 0 ? tf.pad(full, [[0, 0], [0, padB], [0, padR], [0, 0]]) : full;
+    const covered =
+      padB > 0 || padR > 0
+        ? tf.pad(full, [
+            [0, 0],
+            [0, padB],
+            [0, padR],
+            [0, 0],
+          ])
+        : full;
     return tf.slice(covered, [0, top, left, 0], [n, h, w, c]);
   });
 }

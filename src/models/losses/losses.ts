@@ -45,16 +45,12 @@ export function generatorAdvLoss(dy: tf.Tensor, dl: tf.Tensor): tf.Scalar {
       value,
       gradFunc: (g: tf.Scalar, saved: tf.Tensor[]) => {
         const [sd, sKeep] = saved as [tf.Tensor, tf.Tensor];
-        const dd = tf.where(
-          sKeep,
-          tf.mul(tf.neg(tf.sigmoid(tf.neg(sd))), tf.div(g, sd.size)),
-          tf.zerosLike(sd),
-        );
+        const dd = tf.where(sKeep, tf.mul(tf.neg(tf.sigmoid(tf.neg(sd))), tf.div(g, sd.size)), tf.zerosLike(sd));
         return [dd, tf.neg(dd)];
       },
     };
   });
-  return f(dy, dl) as tf.Scalar;
+  return f(dy, dl);
 }
 
 /**
@@ -65,7 +61,7 @@ export function generatorAdvLoss(dy: tf.Tensor, dl: tf.Tensor): tf.Scalar {
  */
 export function shiftCrop<T extends tf.Tensor4D>(tensors: readonly T[], maxShift: number, rand: () => number): T[] {
   if (tensors.length === 0) return [];
-  const [, h, w] = tensors[0]!.shape;
+  const [, h, w] = tensors[0].shape;
   if (!Number.isInteger(maxShift) || maxShift < 0 || maxShift >= Math.min(h, w)) {
     throw new RangeError(`shiftCrop: maxShift must be an integer in [0, ${Math.min(h, w) - 1}], got ${maxShift}`);
   }

@@ -120,8 +120,17 @@ export async function createPerceptualLoss(opts: PerceptualOptions, rand: () => 
     const net = await loadVgg16(file);
     const norm = o.preprocess === 'caffe' ? caffeNormalise() : torchNormalise();
     const layers = net.tapNames;
-    const normText = o.preprocess === 'caffe' ? "Keras 'caffe' normalisation (BGR, 0–255, mean subtracted)" : 'torchvision ImageNet normalisation';
-    return featureLoss('vgg16', net, norm, UNCALIBRATED, o, rand, `vgg16 ${file}: ${layers.length} features (${layers[0]} … ${layers[layers.length - 1]}), ${normText}`);
+    const normText =
+      o.preprocess === 'caffe' ? "Keras 'caffe' normalisation (BGR, 0–255, mean subtracted)" : 'torchvision ImageNet normalisation';
+    return featureLoss(
+      'vgg16',
+      net,
+      norm,
+      UNCALIBRATED,
+      o,
+      rand,
+      `vgg16 ${file}: ${layers.length} features (${layers[0]} … ${layers[layers.length - 1]}), ${normText}`,
+    );
   }
   const net = await loadBundled();
   const identity: Normaliser = { apply: (x) => x, dispose: () => undefined };
@@ -167,18 +176,23 @@ function validate(opts: PerceptualOptions, rand: () => number): Resolved {
   if (typeof rand !== 'function') throw new TypeError(`rand: expected a function, got ${typeof rand}`);
   const weightOf = (field: 'weight' | 'halfWeight'): number => {
     const v = opts[field] ?? 1e-4;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new RangeError(`perceptual.${field}: expected a number ≥ 0, got ${String(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0)
+      throw new RangeError(`perceptual.${field}: expected a number ≥ 0, got ${String(v)}`);
     return v;
   };
   const maxShift = opts.maxShift ?? 8;
-  if (!Number.isInteger(maxShift) || maxShift < 0) throw new RangeError(`perceptual.maxShift: expected an integer ≥ 0, got ${String(maxShift)}`);
+  if (!Number.isInteger(maxShift) || maxShift < 0)
+    throw new RangeError(`perceptual.maxShift: expected an integer ≥ 0, got ${String(maxShift)}`);
   const preprocess = opts.preprocess ?? 'torch';
   if (preprocess !== 'torch' && preprocess !== 'caffe') {
     throw new TypeError(`perceptual.preprocess: expected "torch" or "caffe", got ${JSON.stringify(preprocess)}`);
   }
   const path = opts.path ?? null;
   if (opts.kind === 'vgg16' && (typeof path !== 'string' || path.length === 0)) {
-    throw new SrganError('SRGAN_ERR_CONFIG', `perceptual.path: the VGG16 model.json is required when perceptual.kind is "vgg16", got ${JSON.stringify(path)}`);
+    throw new SrganError(
+      'SRGAN_ERR_CONFIG',
+      `perceptual.path: the VGG16 model.json is required when perceptual.kind is "vgg16", got ${JSON.stringify(path)}`,
+    );
   }
   return { kind: opts.kind, path, weight: weightOf('weight'), halfWeight: weightOf('halfWeight'), maxShift, preprocess };
 }
@@ -232,7 +246,7 @@ function featureLoss(
     tf.tidy(() => {
       const fa = net.forward(norm.apply(a));
       const fb = net.forward(norm.apply(b));
-      return tf.addN(fa.map((f, i) => tf.mean(tf.squaredDifference(f, fb[i]!)))) as tf.Scalar;
+      return tf.addN(fa.map((f, i) => tf.mean(tf.squaredDifference(f, fb[i])))) as tf.Scalar;
     });
   const term = (y: tf.Tensor4D, label: tf.Tensor4D, half: boolean): tf.Scalar => {
     let [a, b] = shiftCrop([y, label], o.maxShift, rand) as [tf.Tensor4D, tf.Tensor4D];
@@ -272,7 +286,9 @@ function featureLoss(
 
 function checkPair(y: tf.Tensor, label: tf.Tensor): void {
   if (y.rank !== 4 || y.shape[3] !== 3 || !tf.util.arraysEqual(y.shape, label.shape)) {
-    throw new RangeError(`perceptual: expected two [n, h, w, 3] tensors of the same shape, got [${y.shape.join(', ')}] and [${label.shape.join(', ')}]`);
+    throw new RangeError(
+      `perceptual: expected two [n, h, w, 3] tensors of the same shape, got [${y.shape.join(', ')}] and [${label.shape.join(', ')}]`,
+    );
   }
 }
 
@@ -282,7 +298,10 @@ async function loadLayersFile(file: string): Promise<LayersModel> {
   const topo = artifacts.modelTopology as Record<string, unknown> | undefined;
   const cfg = (topo?.model_config ?? topo) as Record<string, unknown> | undefined;
   if (artifacts.format === 'graph-model' || Array.isArray(topo?.node)) {
-    throw new SrganError('SRGAN_ERR_CONFIG', `${file}: is a tfjs graph model, not a LayersModel (see docs/perceptual.md for producing one)`);
+    throw new SrganError(
+      'SRGAN_ERR_CONFIG',
+      `${file}: is a tfjs graph model, not a LayersModel (see docs/perceptual.md for producing one)`,
+    );
   }
   if (typeof cfg?.class_name !== 'string' || typeof cfg.config !== 'object') {
     throw new SrganError('SRGAN_ERR_CONFIG', `${file}: is not a tfjs LayersModel (its modelTopology has no Keras class_name/config)`);
@@ -307,7 +326,7 @@ async function loadVgg16(file: string): Promise<FrozenFeatureNet> {
     }
     const inShape = model.inputs[0]?.shape ?? [];
     const inChannels = inShape[inShape.length - 1];
-    const kernel = convs[0]!.getWeights()[0];
+    const kernel = convs[0].getWeights()[0];
     if (inChannels !== 3 || kernel?.shape[2] !== 3) {
       throw new SrganError(
         'SRGAN_ERR_CONFIG',
@@ -350,17 +369,19 @@ async function loadBundled(): Promise<FrozenFeatureNet> {
     throw fail('the nsfwjs package does not hold the expected model.json and base64 weight shards');
   }
   // nsfwjs names its bundles group1-shard{i}of{n}, the manifest's paths, in order.
-  const byPath = new Map(shards.map((s, i) => [`group1-shard${i + 1}of${shards.length}`, s as string]));
-  const buffers = manifest.flatMap((g) => g.paths).map((p) => {
-    const b64 = byPath.get(p);
-    if (b64 === undefined) throw fail(`the nsfwjs package lacks weight shard ${p}`);
-    return Buffer.from(b64, 'base64');
-  });
+  const byPath = new Map(shards.map((s, i) => [`group1-shard${i + 1}of${shards.length}`, s]));
+  const buffers = manifest
+    .flatMap((g) => g.paths)
+    .map((p) => {
+      const b64 = byPath.get(p);
+      if (b64 === undefined) throw fail(`the nsfwjs package lacks weight shard ${p}`);
+      return Buffer.from(b64, 'base64');
+    });
   const data = Buffer.concat(buffers);
   const artifacts: tf.io.ModelArtifacts = {
     modelTopology: json.modelTopology as object,
     weightSpecs: manifest.flatMap((g) => g.weights),
-    weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.length) as ArrayBuffer,
+    weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.length),
   };
   let model: LayersModel;
   try {
@@ -369,7 +390,11 @@ async function loadBundled(): Promise<FrozenFeatureNet> {
     throw fail(`tfjs cannot build the nsfwjs MobileNetV2: ${(cause as Error).message}`, cause);
   }
   try {
-    return freezeFeatureNet(model, BUNDLED_LAYERS.map((layer) => ({ layer })), source);
+    return freezeFeatureNet(
+      model,
+      BUNDLED_LAYERS.map((layer) => ({ layer })),
+      source,
+    );
   } finally {
     model.dispose();
   }

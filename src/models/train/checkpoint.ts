@@ -160,14 +160,14 @@ export async function writeCheckpoint(
     const names = Object.keys(tensors).sort();
     let size = 0;
     for (const name of names) {
-      const t = tensors[name] as SavedTensor;
+      const t = tensors[name];
       if (t.dtype !== 'float32') throw new TypeError(`tensor ${name}: only float32 is saved, got ${t.dtype}`);
       entries.push({ name, shape: [...t.shape], offset: size });
       size += t.size * 4;
     }
     const bin = new Uint8Array(size);
     const f32 = new Float32Array(bin.buffer);
-    names.forEach((name, i) => f32.set((tensors[name] as SavedTensor).dataSync(), (entries[i] as TensorEntry).offset / 4));
+    names.forEach((name, i) => f32.set(tensors[name].dataSync(), entries[i].offset / 4));
     writeFileSynced(path.join(tmp, 'tensors.bin'), bin);
     const full: CheckpointState = { format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, ...state, tensors: entries };
     writeFileSynced(path.join(tmp, 'state.json'), JSON.stringify(full, null, 1));
@@ -252,7 +252,8 @@ export function readCheckpointState(dir: string, opts: { verified?: boolean } = 
   } catch (err) {
     throw corrupt(dir, `state.json is not valid JSON (${(err as Error).message})`, err);
   }
-  if (state.format !== CHECKPOINT_FORMAT) throw corrupt(dir, `state.json is not an srgan checkpoint (format ${JSON.stringify(state.format)})`);
+  if (state.format !== CHECKPOINT_FORMAT)
+    throw corrupt(dir, `state.json is not an srgan checkpoint (format ${JSON.stringify(state.format)})`);
   if (state.version !== CHECKPOINT_VERSION) {
     throw corrupt(dir, `state.json has version ${state.version}; this srgan reads version ${CHECKPOINT_VERSION}`);
   }
@@ -264,7 +265,11 @@ export function readCheckpointState(dir: string, opts: { verified?: boolean } = 
  * Reads tensors.bin of a checkpoint folder whose `state` readCheckpointState returned, and hands `each`
  * every tensor of the table in turn: its name, a new Float32Array of its values, and its shape.
  */
-export function forEachSavedTensor(dir: string, state: CheckpointState, each: (name: string, data: Float32Array, shape: number[]) => void): void {
+export function forEachSavedTensor(
+  dir: string,
+  state: CheckpointState,
+  each: (name: string, data: Float32Array, shape: number[]) => void,
+): void {
   const bin = fs.readFileSync(path.join(dir, 'tensors.bin'));
   for (const e of state.tensors) {
     const n = e.shape.reduce((a, b) => a * b, 1);
@@ -294,7 +299,7 @@ export function checkpointFolders(parent: string): { dir: string; step: number }
   }
   for (const n of names) {
     const m = ASIDE_DIR.exec(n);
-    const step = m ? Number((m[1] as string).slice(5)) : NaN;
+    const step = m ? Number(m[1].slice(5)) : NaN;
     if (m && !byStep.has(step)) byStep.set(step, n);
   }
   return [...byStep].map(([step, n]) => ({ dir: path.join(parent, n), step })).sort((a, b) => a.step - b.step);

@@ -48,7 +48,7 @@ export function createEma(variables: Record<string, tf.Variable>, decay = 0.999)
   if (!(Number.isFinite(decay) && decay >= 0 && decay < 1)) throw new RangeError(`decay must be in [0, 1), got ${decay}`);
   const names = Object.keys(variables);
   for (const k of names) {
-    const v = variables[k]!;
+    const v = variables[k];
     if (v.dtype !== 'float32') throw new TypeError(`variables.${k}: expected a float32 variable, got ${v.dtype}`);
   }
   return new WeightEma(variables, names, decay);
@@ -68,7 +68,7 @@ class WeightEma implements Ema {
     this.#names = names;
     const shadow: Record<string, tf.Variable> = {};
     // A new variable shares the value's (immutable) data until either side is assigned.
-    for (const k of names) shadow[k] = tf.variable(vars[k]!, false);
+    for (const k of names) shadow[k] = tf.variable(vars[k], false);
     this.shadow = Object.freeze(shadow);
   }
 
@@ -78,15 +78,16 @@ class WeightEma implements Ema {
 
   update(step?: number): void {
     this.#check('update');
-    if (step !== undefined && !(Number.isInteger(step) && step >= 1)) throw new RangeError(`Ema.update: step must be an integer ≥ 1, got ${step}`);
+    if (step !== undefined && !(Number.isInteger(step) && step >= 1))
+      throw new RangeError(`Ema.update: step must be an integer ≥ 1, got ${step}`);
     if (this.#saved) throw new SrganError('SRGAN_ERR_BAD_STATE', 'Ema.update: the averaged weights are swapped in; call swapOut() first');
     const d = step === undefined ? this.decay : Math.min(this.decay, (1 + step) / (10 + step));
     tf.tidy(() => {
       const a = tf.scalar(d);
       const b = tf.scalar(1 - d);
       for (const k of this.#names) {
-        const s = this.shadow[k]!;
-        s.assign(tf.add(tf.mul(s, a), tf.mul(this.#vars[k]!, b)));
+        const s = this.shadow[k];
+        s.assign(tf.add(tf.mul(s, a), tf.mul(this.#vars[k], b)));
       }
     });
   }
@@ -96,10 +97,10 @@ class WeightEma implements Ema {
     if (this.#saved) throw new SrganError('SRGAN_ERR_BAD_STATE', 'Ema.swapIn: already swapped in');
     const saved: Record<string, tf.Tensor> = {};
     for (const k of this.#names) {
-      const v = this.#vars[k]!;
+      const v = this.#vars[k];
       // keep(): a swap may start inside a tidy (a preview) and end outside it.
       saved[k] = tf.keep(tf.clone(v));
-      v.assign(this.shadow[k]!);
+      v.assign(this.shadow[k]);
     }
     this.#saved = saved;
   }
@@ -109,8 +110,8 @@ class WeightEma implements Ema {
     const saved = this.#saved;
     if (!saved) throw new SrganError('SRGAN_ERR_BAD_STATE', 'Ema.swapOut: not swapped in');
     for (const k of this.#names) {
-      this.#vars[k]!.assign(saved[k]!);
-      saved[k]!.dispose();
+      this.#vars[k].assign(saved[k]);
+      saved[k].dispose();
     }
     this.#saved = null;
   }
@@ -143,13 +144,13 @@ class WeightEma implements Ema {
   reset(): void {
     this.#check('reset');
     if (this.#saved) throw new SrganError('SRGAN_ERR_BAD_STATE', 'Ema.reset: the averaged weights are swapped in; call swapOut() first');
-    for (const k of this.#names) this.shadow[k]!.assign(this.#vars[k]!);
+    for (const k of this.#names) this.shadow[k].assign(this.#vars[k]);
   }
 
   dispose(): void {
     if (this.#disposed) return;
     if (this.#saved) this.swapOut();
-    for (const k of this.#names) this.shadow[k]!.dispose();
+    for (const k of this.#names) this.shadow[k].dispose();
     this.#disposed = true;
   }
 

@@ -118,22 +118,22 @@ export class Gan {
         if (i > 0) again();
         const part: Record<string, tf.Scalar> = {};
         const { value, grads } = tf.variableGrads(() => {
-          const y = tf.keep(this.G.apply(lrs[i]!));
+          const y = tf.keep(this.G.apply(lrs[i]));
           ys.push(y);
-          const diff = tf.sub(y, hrs[i]!);
+          const diff = tf.sub(y, hrs[i]);
           const pix = cfg.pixelLoss === 'l1' ? tf.mean(tf.abs(diff)) : tf.mean(tf.square(diff));
           part.g_pix = tf.keep(tf.mul(pix, cfg.pixelWeight) as tf.Scalar);
-          part.mse = tf.keep(cfg.pixelLoss === 'mse' ? (pix as tf.Scalar) : mse(y, hrs[i]!));
+          part.mse = tf.keep(cfg.pixelLoss === 'mse' ? (pix as tf.Scalar) : mse(y, hrs[i]));
           let total: tf.Tensor = part.g_pix;
           if (this.#perceptual) {
-            const { full, half } = this.#perceptual.apply(y, hrs[i]!);
+            const { full, half } = this.#perceptual.apply(y, hrs[i]);
             part.g_perc = tf.keep(full);
             part.g_perc_half = tf.keep(half);
             total = tf.add(total, tf.add(full, half));
           }
           if (adversarial) {
-            const [cy, cl] = shiftCrop([y, hrs[i]!], cfg.maxShift, this.#shift);
-            const adv = generatorAdvLoss(this.D.apply(cy!, { training: true }), this.D.apply(cl!, { training: true }));
+            const [cy, cl] = shiftCrop([y, hrs[i]], cfg.maxShift, this.#shift);
+            const adv = generatorAdvLoss(this.D.apply(cy, { training: true }), this.D.apply(cl, { training: true }));
             part.g_adv = tf.keep(tf.mul(adv, cfg.advWeight) as tf.Scalar);
             total = tf.add(total, part.g_adv);
           }
@@ -169,8 +169,8 @@ export class Gan {
         for (let i = 0; i < k; i++) {
           if (i > 0) againD();
           const { value, grads } = tf.variableGrads(() => {
-            const [cy, cl] = shiftCrop([ys[i]!, hrs[i]!], cfg.maxShift, this.#shift);
-            return discriminatorLoss(this.D.apply(cy!, { training: true }), this.D.apply(cl!, { training: true }));
+            const [cy, cl] = shiftCrop([ys[i], hrs[i]], cfg.maxShift, this.#shift);
+            return discriminatorLoss(this.D.apply(cy, { training: true }), this.D.apply(cl, { training: true }));
           }, this.#dVars);
           cost = k === 1 ? value : tf.add(cost, value);
           dGrads = k === 1 ? grads : addInto(dGrads, grads);
@@ -183,10 +183,10 @@ export class Gan {
         this.D.commitStats();
         dSum = tf.add(dSum, cost);
       }
-      const mseV = scalarOf(terms.mse!);
+      const mseV = scalarOf(terms.mse);
       const out: Record<string, number> = {
         g_loss: scalarOf(gTotal),
-        g_pix: scalarOf(terms.g_pix!),
+        g_pix: scalarOf(terms.g_pix),
         psnr_train: 10 * Math.log10(1 / Math.max(mseV, 1e-12)),
         lr_g: spec.lrG,
         lr_d: spec.lrD,
@@ -215,7 +215,7 @@ export class Gan {
     return () => {
       rngs.forEach((r, i) => (r.state = states[i]!));
       this.D.commitStats(); // drop nothing: a part's pending update is the same as the first part's
-      for (const [name, t] of stats) this.D.stats[name]!.assign(t);
+      for (const [name, t] of stats) this.D.stats[name].assign(t);
     };
   }
 
@@ -265,7 +265,10 @@ export class Gan {
         const t = tensors[`${prefix}/${k}`];
         if (!t) throw new SrganError('SRGAN_ERR_CHECKPOINT', `checkpoint has no tensor ${prefix}/${k}`);
         if (!tf.util.arraysEqual(t.shape, v.shape)) {
-          throw new SrganError('SRGAN_ERR_CHECKPOINT', `checkpoint tensor ${prefix}/${k} has shape [${t.shape}], the model's is [${v.shape}] (a different config?)`);
+          throw new SrganError(
+            'SRGAN_ERR_CHECKPOINT',
+            `checkpoint tensor ${prefix}/${k} has shape [${t.shape}], the model's is [${v.shape}] (a different config?)`,
+          );
         }
         plan.push([v, t]);
       }
@@ -276,7 +279,9 @@ export class Gan {
     if (this.#ema) take('EMA', this.#ema.shadow);
     const moments = (prefix: string, vars: Record<string, tf.Variable>) => {
       const pick = (kind: 'm' | 'v') =>
-        Object.fromEntries(Object.keys(vars).flatMap((k) => (tensors[`${prefix}/${kind}/${k}`] ? [[k, tensors[`${prefix}/${kind}/${k}`]!]] : [])));
+        Object.fromEntries(
+          Object.keys(vars).flatMap((k) => (tensors[`${prefix}/${kind}/${k}`] ? [[k, tensors[`${prefix}/${kind}/${k}`]]] : [])),
+        );
       return { m: pick('m'), v: pick('v') };
     };
     const g = moments('optG', this.G.variables);
@@ -298,7 +303,6 @@ export class Gan {
   }
 }
 
-
 /** Adam with the seed's eps (tfjs' default differs). */
 function adam(lr: number): tf.AdamOptimizer {
   return tf.train.adam(lr, 0.9, 0.999, 1e-8);
@@ -309,7 +313,7 @@ function setLearningRate(opt: tf.AdamOptimizer, lr: number): void {
 }
 
 function scalarOf(t: tf.Tensor): number {
-  return t.dataSync()[0] as number;
+  return t.dataSync()[0];
 }
 
 /** acc + more, name by name, freeing both (gradients of one part added to the sum so far). */

@@ -38,15 +38,16 @@ export function adamSnapshot(opt: tf.AdamOptimizer, variables: Record<string, tf
       if (!acc) continue;
       const engineName = acc.originalName.slice(0, -suffix.length);
       const name = byEngineName.get(engineName);
-      if (name === undefined) throw new SrganError('SRGAN_ERR_CHECKPOINT', `optimizer moment ${acc.originalName} belongs to no variable of this network`);
+      if (name === undefined)
+        throw new SrganError('SRGAN_ERR_CHECKPOINT', `optimizer moment ${acc.originalName} belongs to no variable of this network`);
       out[name] = acc.variable;
     }
     return out;
   };
   return {
     iterations: a.iterations_ ?? 0,
-    accBeta1: a.accBeta1.dataSync()[0] as number,
-    accBeta2: a.accBeta2.dataSync()[0] as number,
+    accBeta1: a.accBeta1.dataSync()[0],
+    accBeta2: a.accBeta2.dataSync()[0],
     m: collect(a.accumulatedFirstMoment, '/m'),
     v: collect(a.accumulatedSecondMoment, '/v'),
   };
@@ -64,11 +65,14 @@ export function restoreAdam(opt: tf.AdamOptimizer, variables: Record<string, tf.
   const names = Object.keys(variables);
   const moments = (src: Record<string, tf.Tensor>, suffix: string) =>
     names.map((name) => {
-      const value = variables[name] as tf.Variable;
+      const value = variables[name];
       const t = src[name];
       if (!t) throw new SrganError('SRGAN_ERR_CHECKPOINT', `optimizer state has no ${suffix.slice(1)} moment for ${name}`);
       if (!tf.util.arraysEqual(t.shape, value.shape)) {
-        throw new SrganError('SRGAN_ERR_CHECKPOINT', `optimizer moment ${name}${suffix} has shape [${t.shape}], the variable [${value.shape}]`);
+        throw new SrganError(
+          'SRGAN_ERR_CHECKPOINT',
+          `optimizer moment ${name}${suffix} has shape [${t.shape}], the variable [${value.shape}]`,
+        );
       }
       return { originalName: `${value.name}${suffix}`, variable: tf.variable(t, false) };
     });

@@ -131,7 +131,13 @@ export interface SchedulerSnapshot {
 /** A position to start from: a SchedulerSnapshot, or just the two counters of older callers. */
 export type SchedulerState = Pick<SchedulerSnapshot, 'step' | 'dSteps'> & Partial<Omit<SchedulerSnapshot, 'step' | 'dSteps'>>;
 
-const INITIAL_ADAPTIVE: Readonly<AdaptiveDState> = Object.freeze({ fast: null, slow: null, observations: 0, rising: false, sinceSwitch: 0 });
+const INITIAL_ADAPTIVE: Readonly<AdaptiveDState> = Object.freeze({
+  fast: null,
+  slow: null,
+  observations: 0,
+  rising: false,
+  sinceSwitch: 0,
+});
 
 export class Scheduler {
   readonly config: Readonly<ResolvedSchedulerConfig>;
@@ -185,12 +191,12 @@ export class Scheduler {
     let end = 0;
     const phases = this.config.phases;
     for (let i = 0; i < phases.length; i++) {
-      const p = phases[i] as Phase;
+      const p = phases[i];
       if (p.steps === null) return { index: i, phase: p };
       end += p.steps;
       if (step <= end) return { index: i, phase: p };
     }
-    return { index: phases.length - 1, phase: phases[phases.length - 1] as Phase };
+    return { index: phases.length - 1, phase: phases[phases.length - 1] };
   }
 
   /** Effective rates for generator step `step` (1-based): its phase's rates × batchScale. */
@@ -341,7 +347,9 @@ function resolveAdaptive(over: Partial<AdaptiveDOptions>): Readonly<AdaptiveDOpt
   for (const k of Object.keys(over)) {
     if (!(ADAPTIVE_KEYS as string[]).includes(k)) {
       const near = ADAPTIVE_KEYS.find((c) => c.toLowerCase() === k.toLowerCase());
-      throw new RangeError(`adaptiveD.${k} is not an option${near ? `; did you mean ${near}?` : ` (options: ${ADAPTIVE_KEYS.join(', ')})`}`);
+      throw new RangeError(
+        `adaptiveD.${k} is not an option${near ? `; did you mean ${near}?` : ` (options: ${ADAPTIVE_KEYS.join(', ')})`}`,
+      );
     }
   }
   const o: AdaptiveDOptions = { ...ADAPTIVE_D_DEFAULTS, ...over };
@@ -361,7 +369,8 @@ function resolveAdaptive(over: Partial<AdaptiveDOptions>): Readonly<AdaptiveDOpt
 /** Validates a saved position (it may come from a checkpoint file), naming the field. */
 function checkState(state: SchedulerState): void {
   const count = (name: string, v: unknown): void => {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new RangeError(`${name} must be a non-negative integer, got ${String(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0)
+      throw new RangeError(`${name} must be a non-negative integer, got ${String(v)}`);
   };
   count('state.step', state.step);
   count('state.dSteps', state.dSteps);

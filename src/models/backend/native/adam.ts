@@ -35,8 +35,14 @@ const adamUpdate: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   if (n > 0) {
     // tfjs multiplies by the float32 scalars 1 − beta (computed in double) and −lr.
     const floats: Array<[number, number]> = [
-      [1, a.lr], [2, a.beta1], [3, a.beta2], [4, a.epsilon], [5, a.oneMinusAccBeta1], [6, a.oneMinusAccBeta2],
-      [7, 1 - a.beta1], [8, 1 - a.beta2],
+      [1, a.lr],
+      [2, a.beta1],
+      [3, a.beta2],
+      [4, a.epsilon],
+      [5, a.oneMinusAccBeta1],
+      [6, a.oneMinusAccBeta2],
+      [7, 1 - a.beta1],
+      [8, 1 - a.beta2],
     ];
     callOp(b, 'adam', [n], floats, 9, [x, m, v, g, ...outs]);
   }
@@ -77,8 +83,8 @@ const nativeApplyGradients: ApplyGradients = function (this: tf.AdamOptimizer, g
   if (!usable) return upstream!.call(this, grads);
   const self = this as unknown as AdamState;
   // tfjs divides by sub(1, accBeta): a float32 subtraction of the float32 accBeta, which fround reproduces.
-  const oneMinusAccBeta1 = Math.fround(1 - self.accBeta1.dataSync()[0]!);
-  const oneMinusAccBeta2 = Math.fround(1 - self.accBeta2.dataSync()[0]!);
+  const oneMinusAccBeta1 = Math.fround(1 - self.accBeta1.dataSync()[0]);
+  const oneMinusAccBeta2 = Math.fround(1 - self.accBeta2.dataSync()[0]);
   const attrs = {
     lr: self.learningRate,
     beta1: self.beta1,
@@ -89,17 +95,17 @@ const nativeApplyGradients: ApplyGradients = function (this: tf.AdamOptimizer, g
   };
   tf.tidy(() => {
     pairs.forEach(([name, gradient], i) => {
-      const value = variables[name]!;
+      const value = variables[name];
       // Moments are created on first use, named and untrainable as upstream creates them.
       self.accumulatedFirstMoment[i] ??= { originalName: `${name}/m`, variable: tf.tidy(() => tf.variable(tf.zerosLike(value), false)) };
       self.accumulatedSecondMoment[i] ??= { originalName: `${name}/v`, variable: tf.tidy(() => tf.variable(tf.zerosLike(value), false)) };
       if (gradient == null) return;
-      const m = self.accumulatedFirstMoment[i]!.variable;
-      const v = self.accumulatedSecondMoment[i]!.variable;
-      const [x1, m1, v1] = tf.engine().runKernel(ADAM_UPDATE, { x: value, m, v, g: gradient }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
-      m.assign(m1!);
-      v.assign(v1!);
-      value.assign(x1!);
+      const m = self.accumulatedFirstMoment[i].variable;
+      const v = self.accumulatedSecondMoment[i].variable;
+      const [x1, m1, v1] = tf.engine().runKernel(ADAM_UPDATE, { x: value, m, v, g: gradient }, attrs) as tf.Tensor[];
+      m.assign(m1);
+      v.assign(v1);
+      value.assign(x1);
     });
     self.accBeta1.assign(tf.mul(self.accBeta1, self.beta1));
     self.accBeta2.assign(tf.mul(self.accBeta2, self.beta2));

@@ -190,20 +190,32 @@ export function fillGeometry(info: tf.backend_util.Conv2DInfo): boolean {
   ) {
     return false;
   }
-  params.set([
-    info.batchSize, info.inHeight, info.inWidth, info.inChannels,
-    info.outHeight, info.outWidth, info.outChannels,
-    info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth,
-    info.dilationHeight, info.dilationWidth, top, left, bottom, right,
-  ], P.geometry);
+  params.set(
+    [
+      info.batchSize,
+      info.inHeight,
+      info.inWidth,
+      info.inChannels,
+      info.outHeight,
+      info.outWidth,
+      info.outChannels,
+      info.filterHeight,
+      info.filterWidth,
+      info.strideHeight,
+      info.strideWidth,
+      info.dilationHeight,
+      info.dilationWidth,
+      top,
+      left,
+      bottom,
+      right,
+    ],
+    P.geometry,
+  );
   return true;
 }
 
-export function convInfo(
-  xShape: number[],
-  filterShape: number[],
-  attrs: ConvAttrs,
-): tf.backend_util.Conv2DInfo {
+export function convInfo(xShape: number[], filterShape: number[], attrs: ConvAttrs): tf.backend_util.Conv2DInfo {
   return tf.backend_util.computeConv2DInfo(
     xShape as [number, number, number, number],
     filterShape as [number, number, number, number],

@@ -20,7 +20,8 @@ import { fallback } from './replaced-kernels.js';
 
 const MAX_RANK = 8;
 
-const copyable = (t: tf.TensorInfo): boolean => (t.dtype === 'float32' || t.dtype === 'int32') && t.shape.length >= 1 && t.shape.length <= MAX_RANK;
+const copyable = (t: tf.TensorInfo): boolean =>
+  (t.dtype === 'float32' || t.dtype === 'int32') && t.shape.length >= 1 && t.shape.length <= MAX_RANK;
 
 /** Row-major strides of `shape`, in elements. */
 function stridesOf(shape: readonly number[]): number[] {
@@ -28,7 +29,7 @@ function stridesOf(shape: readonly number[]): number[] {
   let s = 1;
   for (let k = shape.length - 1; k >= 0; k--) {
     strides[k] = s;
-    s *= shape[k]!;
+    s *= shape[k];
   }
   return strides;
 }
@@ -67,10 +68,19 @@ const transpose: tf.KernelFunc = (args) => {
   const x = args.inputs['x']!;
   const { perm } = args.attrs as unknown as { perm: number[] };
   if (!copyable(x)) return fallback(tf.Transpose, args);
-  const dims = perm.map((p) => x.shape[p]!);
+  const dims = perm.map((p) => x.shape[p]);
   const out = b.makeOutput(dims, x.dtype);
   const xStrides = stridesOf(x.shape);
-  stridedCopy(b, x, 0, perm.map((p) => xStrides[p]!), out, 0, stridesOf(dims), dims);
+  stridedCopy(
+    b,
+    x,
+    0,
+    perm.map((p) => xStrides[p]),
+    out,
+    0,
+    stridesOf(dims),
+    dims,
+  );
   return out;
 };
 
@@ -78,7 +88,7 @@ const transpose: tf.KernelFunc = (args) => {
 function sliceOf(b: WasmBackend, x: tf.TensorInfo, begin: readonly number[], dims: number[]): tf.TensorInfo {
   const out = b.makeOutput(dims, x.dtype);
   const xStrides = stridesOf(x.shape);
-  const start = begin.reduce((acc, v, k) => acc + v * xStrides[k]!, 0);
+  const start = begin.reduce((acc, v, k) => acc + v * xStrides[k], 0);
   stridedCopy(b, x, start, xStrides, out, 0, stridesOf(dims), dims);
   return out;
 }
@@ -89,7 +99,7 @@ const slice: tf.KernelFunc = (args) => {
   if (!copyable(x)) return fallback(tf.Slice, args);
   const { begin, size: sizes } = args.attrs as unknown as { begin: number | number[]; size?: number | number[] };
   const [begin_, size_] = tf.slice_util.parseSliceParams(x, begin, sizes);
-  return sliceOf(b, x, begin_!, size_!);
+  return sliceOf(b, x, begin_, size_);
 };
 
 const splitV: tf.KernelFunc = (args) => {
@@ -97,14 +107,14 @@ const splitV: tf.KernelFunc = (args) => {
   const x = args.inputs['x']!;
   if (!copyable(x)) return fallback(tf.SplitV, args);
   const { numOrSizeSplits, axis } = args.attrs as unknown as { numOrSizeSplits: number | number[]; axis: number };
-  const ax = tf.util.parseAxisParam(axis, x.shape)[0]!;
-  const sizes = tf.backend_util.prepareSplitSize(x as unknown as tf.Tensor, numOrSizeSplits, ax);
+  const ax = tf.util.parseAxisParam(axis, x.shape)[0];
+  const sizes = tf.backend_util.prepareSplitSize(x, numOrSizeSplits, ax);
   const begin = new Array<number>(x.shape.length).fill(0);
   return sizes.map((s) => {
     const dims = [...x.shape];
     dims[ax] = s;
     const part = sliceOf(b, x, begin, dims);
-    begin[ax]! += s;
+    begin[ax] += s;
     return part;
   });
 };
@@ -112,22 +122,22 @@ const splitV: tf.KernelFunc = (args) => {
 const concat: tf.KernelFunc = (args) => {
   const b = args.backend as unknown as SharingBackend;
   const inputs = args.inputs as unknown as tf.TensorInfo[];
-  const first = inputs[0]!;
+  const first = inputs[0];
   if (!inputs.every((t) => copyable(t) && t.dtype === first.dtype && t.shape.length === first.shape.length)) {
     return fallback(tf.Concat, args);
   }
-  const ax = tf.util.parseAxisParam((args.attrs as unknown as { axis: number | number[] }).axis, first.shape)[0]!;
+  const ax = tf.util.parseAxisParam((args.attrs as unknown as { axis: number | number[] }).axis, first.shape)[0];
   const shapes = inputs.map((t) => t.shape);
   tf.backend_util.assertParamsConsistent(shapes, ax);
   const outShape = tf.backend_util.computeOutShape(shapes, ax);
   const parts = inputs.filter((t) => size(t.shape) > 0);
-  if (parts.length === 1) return share(b, parts[0]!, first.dtype);
+  if (parts.length === 1) return share(b, parts[0], first.dtype);
   const out = b.makeOutput(outShape, first.dtype);
   const outStrides = stridesOf(outShape);
   let at = 0;
   for (const t of inputs) {
-    stridedCopy(b, t, 0, stridesOf(t.shape), out, at * outStrides[ax]!, outStrides, t.shape);
-    at += t.shape[ax]!;
+    stridedCopy(b, t, 0, stridesOf(t.shape), out, at * outStrides[ax], outStrides, t.shape);
+    at += t.shape[ax];
   }
   return out;
 };

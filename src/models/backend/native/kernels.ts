@@ -166,8 +166,7 @@ function checkShape(kernelName: string, what: string, got: number[], want: numbe
 
 type FusedAttrs = ConvAttrs & { activation: string; leakyreluAlpha?: number };
 
-const fusedConv2d: tf.KernelFunc = (args) =>
-  fusedConv2dOrNull(args, args.attrs as unknown as FusedAttrs) ?? fallback(tf.FusedConv2D, args);
+const fusedConv2d: tf.KernelFunc = (args) => fusedConv2dOrNull(args, args.attrs as unknown as FusedAttrs) ?? fallback(tf.FusedConv2D, args);
 
 /** FusedConv2D on oneDNN (bias and activation as post-ops); null when oneDNN cannot do it. */
 function fusedConv2dOrNull(args: Parameters<tf.KernelFunc>[0], attrs: FusedAttrs): tf.TensorInfo | null {
@@ -322,9 +321,9 @@ const conv2dBiasActGrad: tf.GradConfig = {
       x: () => run(tf.Conv2DBackpropInput, { dy: g, filter }, { inputShape: x.shape }) as tf.Tensor,
       filter: () => {
         const [dw, db] = run(CONV2D_BACKPROP_FILTER_BIAS, { x, dy: g }, { filterShape: filter.shape }) as tf.Tensor[];
-        pendingBiasGrad = tf.keep(db!);
+        pendingBiasGrad = tf.keep(db);
         queueMicrotask(dropPendingBiasGrad);
-        return dw!;
+        return dw;
       },
       bias: () => {
         if (pendingBiasGrad === null) return tf.sum(g, [0, 1, 2]);

@@ -39,7 +39,13 @@ function normBlock(x: tf.TensorInfo, attrs: NormAttrs, kernelName: string): { in
   }
   const c = x.shape[x.shape.length - 1] ?? 1;
   const rows = c === 0 ? 0 : size(x.shape) / c;
-  return { ints: [rows, c, attrs.activation === 'leakyrelu' ? 1 : 0], floats: [[3, attrs.alpha], [4, attrs.eps]] };
+  return {
+    ints: [rows, c, attrs.activation === 'leakyrelu' ? 1 : 0],
+    floats: [
+      [3, attrs.alpha],
+      [4, attrs.eps],
+    ],
+  };
 }
 
 function checkNormInputs(kernelName: string, x: tf.TensorInfo, perChannel: Array<[string, tf.TensorInfo]>): void {
@@ -58,9 +64,12 @@ function checkNormInputs(kernelName: string, x: tf.TensorInfo, perChannel: Array
 const batchNormAct: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const b = backend as unknown as WasmBackend;
   const { x, gamma, beta } = inputs as Record<'x' | 'gamma' | 'beta', tf.TensorInfo>;
-  checkNormInputs(BATCH_NORM_ACT, x, [['gamma', gamma], ['beta', beta]]);
+  checkNormInputs(BATCH_NORM_ACT, x, [
+    ['gamma', gamma],
+    ['beta', beta],
+  ]);
   const { ints, floats } = normBlock(x, attrs as unknown as NormAttrs, BATCH_NORM_ACT);
-  const c = ints[1]!;
+  const c = ints[1];
   const y = b.makeOutput([...x.shape], 'float32');
   const mean = b.makeOutput([c], 'float32');
   const variance = b.makeOutput([c], 'float32');
@@ -77,12 +86,17 @@ const batchNormAct: tf.KernelFunc = ({ inputs, backend, attrs }) => {
 const batchNormActGradKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const b = backend as unknown as WasmBackend;
   const { dy, x, gamma, beta, mean, variance } = inputs as Record<'dy' | 'x' | 'gamma' | 'beta' | 'mean' | 'variance', tf.TensorInfo>;
-  checkNormInputs(BATCH_NORM_ACT_GRAD, x, [['gamma', gamma], ['beta', beta], ['mean', mean], ['variance', variance]]);
+  checkNormInputs(BATCH_NORM_ACT_GRAD, x, [
+    ['gamma', gamma],
+    ['beta', beta],
+    ['mean', mean],
+    ['variance', variance],
+  ]);
   if (!tf.util.arraysEqual(dy.shape, x.shape) || dy.dtype !== 'float32') {
     throw new SrganError('SRGAN_ERR_BACKEND', `${BATCH_NORM_ACT_GRAD}: dy must be float32 of x's shape [${x.shape}], got [${dy.shape}]`);
   }
   const { ints, floats } = normBlock(x, attrs as unknown as NormAttrs, BATCH_NORM_ACT_GRAD);
-  const c = ints[1]!;
+  const c = ints[1];
   const dx = b.makeOutput([...x.shape], 'float32');
   const dgamma = b.makeOutput([c], 'float32');
   const dbeta = b.makeOutput([c], 'float32');
@@ -107,10 +121,12 @@ const batchNormActGrad: tf.GradConfig = {
   gradFunc: (dys, saved, attrs) => {
     // dys[1] and dys[2] (the statistics') are zeros unless a caller differentiated through them,
     // which fused.ts rules out.
-    const dy = Array.isArray(dys) ? dys[0]! : dys;
-    const [x, gamma, beta, mean, variance] = saved as tf.Tensor[];
-    const [dx, dgamma, dbeta] = tf.engine().runKernel(BATCH_NORM_ACT_GRAD, { dy, x: x!, gamma: gamma!, beta: beta!, mean: mean!, variance: variance! }, attrs) as tf.Tensor[];
-    return { x: () => dx!, gamma: () => dgamma!, beta: () => dbeta! };
+    const dy = Array.isArray(dys) ? dys[0] : dys;
+    const [x, gamma, beta, mean, variance] = saved;
+    const [dx, dgamma, dbeta] = tf
+      .engine()
+      .runKernel(BATCH_NORM_ACT_GRAD, { dy, x: x, gamma: gamma, beta: beta, mean: mean, variance: variance }, attrs) as tf.Tensor[];
+    return { x: () => dx, gamma: () => dgamma, beta: () => dbeta };
   },
 };
 
@@ -137,7 +153,10 @@ const leakyReluGradKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const b = backend as unknown as WasmBackend;
   const { dy, x } = inputs as Record<'dy' | 'x', tf.TensorInfo>;
   if (!tf.util.arraysEqual(dy.shape, x.shape) || dy.dtype !== 'float32' || x.dtype !== 'float32') {
-    throw new SrganError('SRGAN_ERR_BACKEND', `${LEAKY_RELU_GRAD}: dy and x must be float32 of one shape, got [${dy.shape}] and [${x.shape}]`);
+    throw new SrganError(
+      'SRGAN_ERR_BACKEND',
+      `${LEAKY_RELU_GRAD}: dy and x must be float32 of one shape, got [${dy.shape}] and [${x.shape}]`,
+    );
   }
   const dx = b.makeOutput([...x.shape], 'float32');
   if (size(x.shape) > 0) callOp(b, 'leakyReluGrad', [size(x.shape)], [[1, (attrs as unknown as { alpha: number }).alpha]], 5, [x, dy, dx]);
@@ -185,7 +204,14 @@ const maxPoolGrad: tf.KernelFunc = (args) => {
   const { dy, input } = args.inputs as Record<'dy' | 'input', tf.TensorInfo>;
   if (dy.dtype !== 'float32' || input.dtype !== 'float32' || input.shape.length !== 4) return fallback(tf.MaxPoolGrad, args);
   const a = args.attrs as unknown as PoolAttrs;
-  const info = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], a.filterSize, a.strides, 1, a.pad, a.dimRoundingMode);
+  const info = tf.backend_util.computePool2DInfo(
+    input.shape as [number, number, number, number],
+    a.filterSize,
+    a.strides,
+    1,
+    a.pad,
+    a.dimRoundingMode,
+  );
   if (!tf.util.arraysEqual(dy.shape, info.outShape)) {
     throw new SrganError('SRGAN_ERR_BACKEND', `${tf.MaxPoolGrad} (wasm, native): dy has shape [${dy.shape}], expected [${info.outShape}]`);
   }
@@ -195,10 +221,27 @@ const maxPoolGrad: tf.KernelFunc = (args) => {
     b.typedArrayFromHeap(dx).fill(0);
     return dx;
   }
-  callOp(b, 'maxPoolGrad', [
-    info.batchSize, info.inHeight, info.inWidth, info.inChannels, info.outHeight, info.outWidth,
-    info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left,
-  ], [], 12, [input, dy, dx]);
+  callOp(
+    b,
+    'maxPoolGrad',
+    [
+      info.batchSize,
+      info.inHeight,
+      info.inWidth,
+      info.inChannels,
+      info.outHeight,
+      info.outWidth,
+      info.filterHeight,
+      info.filterWidth,
+      info.strideHeight,
+      info.strideWidth,
+      info.padInfo.top,
+      info.padInfo.left,
+    ],
+    [],
+    12,
+    [input, dy, dx],
+  );
   return dx;
 };
 
