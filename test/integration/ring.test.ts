@@ -6,7 +6,6 @@ import { Worker } from 'node:worker_threads';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RingWord, SharedRing } from '../../src/protocol/ring.js';
 import { mulberry32 } from '../../src/util/prng.js';
-// @ts-expect-error plain-JS fixture without type declarations
 import { HEADER_BYTES, fnv1a, rawStream } from '../fixtures/ring-producer.mjs';
 
 const FIXTURE = new URL('../fixtures/ring-producer.mjs', import.meta.url);
@@ -40,8 +39,8 @@ function spawn(data: Record<string, unknown>): Producer {
     onReady = res;
   });
   const final = new Promise<Final>((resolve, reject) => {
-    worker.on('message', (m: { type: string; prng?: number[] } & Final) => {
-      if (m.type === 'ready') onReady(m.prng!);
+    worker.on('message', (m: ({ type: 'ready'; prng: number[] } | Final) & { prng?: number[] }) => {
+      if (m.type === 'ready') onReady(m.prng);
       else {
         finishedAt = performance.now();
         resolve(m);

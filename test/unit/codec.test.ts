@@ -16,7 +16,6 @@ import {
   type PatchFrame,
 } from '../../src/protocol/codec.js';
 import { SharedRing } from '../../src/protocol/ring.js';
-// @ts-expect-error plain-JS fixture without type declarations
 import { patchStream } from '../fixtures/ring-producer.mjs';
 
 const SEED = 0xc0dec;
@@ -70,7 +69,7 @@ describe('codec', () => {
     const stream = patchStream(0, SEED);
     const ring = SharedRing.create(1 << 16);
     for (let i = 0; i < 500; i++) {
-      const f: PatchFrame = stream.next();
+      const f = stream.next() as PatchFrame;
       const packed = encodeFrame(f);
       expect(packed.length).toBe(encodedSize(f));
       assertSameFrame(decodeFrame(packed), f, `frame ${i} via pack`);
@@ -311,7 +310,7 @@ describe('codec across worker threads', () => {
     // per-producer order holds iff every frame matches some head. (Two identical heads would be
     // interchangeable, so picking the first is still sound.)
     const expected = [0, 1, 2].map((id) => patchStream(id, SEED));
-    const heads: PatchFrame[] = expected.map((s) => s.next());
+    const heads = expected.map((s) => s.next() as PatchFrame);
     const counts = [0, 0, 0];
     for (let got = 0; got < 3 * COUNT; got++) {
       const view = ring.tryRead() ?? (ring.release(), await ring.readAsync(10_000));
@@ -320,7 +319,7 @@ describe('codec across worker threads', () => {
       const id = heads.findIndex((h, i) => counts[i] < COUNT && sameFrame(h, f));
       if (id < 0) throw new Error(`frame ${got} (${meta(f)}) matches no producer's next frame`);
       counts[id]++;
-      heads[id] = expected[id].next();
+      heads[id] = expected[id].next() as PatchFrame;
       ring.release();
     }
     expect(counts).toEqual([COUNT, COUNT, COUNT]);

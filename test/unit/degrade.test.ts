@@ -2,7 +2,6 @@
 
 import { describe, expect, it } from 'vitest';
 
-import { EVAL_LR_SYNTHESES } from '../../src/config/lr-synthesis.js';
 import {
   BILINEAR_AA_TAPS,
   JPEG_QUALITIES,

@@ -86,16 +86,16 @@ function diffs(a: tf.Tensor4D, b: tf.Tensor4D, band: number): { all: number; bor
 const measured: string[] = [];
 
 const CASES: Array<[string, GeneratorConfig, 2 | 4, ExportOptions?]> = [
-  ['espcn plain ×2', { kind: 'espcn', channels: 8, layout: 'plain', skip: false }, 2],
-  ['espcn plain ×2 + skip', { kind: 'espcn', channels: 8, layout: 'plain', skip: true }, 2],
-  ['espcn plain ×4', { kind: 'espcn', channels: 8, layout: 'plain', skip: false }, 4],
-  ['espcn plain ×4 + skip', { kind: 'espcn', channels: 8, layout: 'plain', skip: true }, 4],
-  ['espcn x2x2 ×4', { kind: 'espcn', channels: 8, layout: 'x2x2', skip: false }, 4],
-  ['espcn x2x2 ×4 + skip', { kind: 'espcn', channels: 8, layout: 'x2x2', skip: true }, 4],
-  ['espcn conv-after-upsample ×2', { kind: 'espcn', channels: 8, layout: 'conv-after-upsample', skip: false }, 2],
-  ['espcn conv-after-upsample ×4 + skip', { kind: 'espcn', channels: 8, layout: 'conv-after-upsample', skip: true }, 4],
-  ['espcn dilated ×2 + skip', { kind: 'espcn', channels: 8, layout: 'dilated', skip: true }, 2],
-  ['espcn dilated ×4', { kind: 'espcn', channels: 8, layout: 'dilated', skip: false }, 4],
+  ['espcn plain ×2', { kind: 'espcn', channels: 8, layout: 'plain', skip: false, depth: 0 }, 2],
+  ['espcn plain ×2 + skip', { kind: 'espcn', channels: 8, layout: 'plain', skip: true, depth: 0 }, 2],
+  ['espcn plain ×4', { kind: 'espcn', channels: 8, layout: 'plain', skip: false, depth: 0 }, 4],
+  ['espcn plain ×4 + skip', { kind: 'espcn', channels: 8, layout: 'plain', skip: true, depth: 0 }, 4],
+  ['espcn x2x2 ×4', { kind: 'espcn', channels: 8, layout: 'x2x2', skip: false, depth: 0 }, 4],
+  ['espcn x2x2 ×4 + skip', { kind: 'espcn', channels: 8, layout: 'x2x2', skip: true, depth: 0 }, 4],
+  ['espcn conv-after-upsample ×2', { kind: 'espcn', channels: 8, layout: 'conv-after-upsample', skip: false, depth: 0 }, 2],
+  ['espcn conv-after-upsample ×4 + skip', { kind: 'espcn', channels: 8, layout: 'conv-after-upsample', skip: true, depth: 0 }, 4],
+  ['espcn dilated ×2 + skip', { kind: 'espcn', channels: 8, layout: 'dilated', skip: true, depth: 0 }, 2],
+  ['espcn dilated ×4', { kind: 'espcn', channels: 8, layout: 'dilated', skip: false, depth: 0 }, 4],
   ['final ×2 (dilated blocks)', { kind: 'final', channels: 8, blocks: 1, dilatedBlocks: true }, 2],
   ['final ×2 (no dilated blocks)', { kind: 'final', channels: 8, blocks: 1, dilatedBlocks: false }, 2],
   [
@@ -175,7 +175,7 @@ const SKIP_CASES = [
 ] as const;
 
 async function skipCase(backend: Backend, scale: 2 | 4, h: number, w: number): Promise<void> {
-  const cfg: GeneratorConfig = { kind: 'espcn', channels: 4, layout: 'plain', skip: true };
+  const cfg: GeneratorConfig = { kind: 'espcn', channels: 4, layout: 'plain', skip: true, depth: 0 };
   const gen = buildGenerator(cfg, scale, 5);
   for (const v of Object.values(gen.variables)) v.assign(tf.zerosLike(v));
   const folder = `${backend}-skip-only-${scale}-${h}x${w}`;
@@ -216,7 +216,7 @@ describe('generator → LayersModel, loaded over http with plain tf.loadLayersMo
   });
 
   it('maps our variables to Keras weight names in order, constants after their layer', () => {
-    const topo = generatorTopology({ kind: 'espcn', channels: 8, layout: 'plain', skip: false }, 2);
+    const topo = generatorTopology({ kind: 'espcn', channels: 8, layout: 'plain', skip: false, depth: 0 }, 2);
     expect(topo.weights.map((w) => [w.name, w.source.kind === 'variable' ? w.source.variable : 'fixed', w.shape])).toEqual([
       ['conv1/kernel', 'conv1.w', [5, 5, 3, 8]],
       ['conv1/bias', 'conv1.b', [8]],
@@ -229,7 +229,7 @@ describe('generator → LayersModel, loaded over http with plain tf.loadLayersMo
   });
 
   it('writes format, generatedBy, convertedBy and our config into model.json', async () => {
-    const cfg: GeneratorConfig = { kind: 'espcn', channels: 4, layout: 'plain', skip: true };
+    const cfg: GeneratorConfig = { kind: 'espcn', channels: 4, layout: 'plain', skip: true, depth: 0 };
     const gen = buildGenerator(cfg, 2, 1);
     const dir = path.join(root.dir, 'meta');
     await saveGeneratorLayersModel(gen, cfg, dir);
@@ -245,11 +245,11 @@ describe('generator → LayersModel, loaded over http with plain tf.loadLayersMo
 });
 
 function topo0(): ReturnType<typeof generatorTopology> {
-  return generatorTopology({ kind: 'espcn', channels: 8, layout: 'plain', skip: true }, 2);
+  return generatorTopology({ kind: 'espcn', channels: 8, layout: 'plain', skip: true, depth: 0 }, 2);
 }
 
 describe('loadGeneratorWeights rejects what does not fit, naming the weight', () => {
-  const cfg: GeneratorConfig = { kind: 'espcn', channels: 8, layout: 'plain', skip: false };
+  const cfg: GeneratorConfig = { kind: 'espcn', channels: 8, layout: 'plain', skip: false, depth: 0 };
   let dir: string;
 
   beforeAll(async () => {
@@ -357,9 +357,9 @@ describe('loadGeneratorWeights rejects what does not fit, naming the weight', ()
 
 describe('saveGeneratorLayersModel checks that the config describes the generator', () => {
   it('throws RangeError naming the variable', async () => {
-    const gen = buildGenerator({ kind: 'espcn', channels: 8, layout: 'plain', skip: false }, 2, 1);
+    const gen = buildGenerator({ kind: 'espcn', channels: 8, layout: 'plain', skip: false, depth: 0 }, 2, 1);
     await expect(
-      saveGeneratorLayersModel(gen, { kind: 'espcn', channels: 16, layout: 'plain', skip: false }, path.join(root.dir, 'x')),
+      saveGeneratorLayersModel(gen, { kind: 'espcn', channels: 16, layout: 'plain', skip: false, depth: 0 }, path.join(root.dir, 'x')),
     ).rejects.toThrow(/variable 'conv1.w' has shape \[5,5,3,8\]/);
     await expect(
       saveGeneratorLayersModel(gen, { kind: 'rrdbnet', channels: 8, growth: 4, blocks: 1 }, path.join(root.dir, 'x')),

@@ -21,7 +21,7 @@ import { mulberry32 } from '../../src/util/prng.js';
 // gradients only. Taken before anything installs ours (initBackend, in beforeAll); vitest runs each
 // test file in a fresh process, so no other file has either. tfjs-core exports every kernel name.
 const UPSTREAM = new Map(
-  Object.values(tf)
+  (Object.values(tf) as unknown[])
     .filter((v): v is string => typeof v === 'string')
     .map((k) => [k, tf.getGradient(k)] as const)
     .filter((e): e is readonly [string, tf.GradConfig] => e[1] != null),

@@ -631,7 +631,7 @@ describe('native kernels: worker threads', () => {
 // The small training ops
 
 /** Runs fn on `backend` ('wasm' = wasm + native kernels), with the engine's leak check on for wasm. */
-async function on<T>(backend: 'cpu' | 'wasm', fn: () => T): Promise<T> {
+async function on<T extends tf.TensorContainer>(backend: 'cpu' | 'wasm', fn: () => T): Promise<T> {
   await initBackend(backend);
   if (backend === 'wasm') {
     registerNativeKernels();
@@ -722,7 +722,7 @@ describe('native training ops vs the cpu backend', () => {
       const out: Record<string, tf.Tensor> = {};
       xs.forEach((xv, i) => {
         const x = tf.tensor4d(xv, shape);
-        const f = () =>
+        const f = (): tf.Scalar =>
           tf.sum(
             tf.mul(
               fused ? batchNormLeakyRelu(x, bn, true, updates, 0.1) : tf.leakyRelu(batchNorm(x, bn, true, updates), 0.1),
@@ -907,7 +907,8 @@ describe('native training ops vs the cpu backend', () => {
       const opt = tf.train.adam(0.01, 0.9, 0.999, 1e-8);
       grads.forEach((step, t) => {
         const g = step.map((v, i) => tf.tensor(v, shapes[i]));
-        if (t % 2 === 0) opt.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, g[i]])));
+        if (t % 2 === 0)
+          opt.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, g[i]])) as Parameters<typeof opt.applyGradients>[0]);
         else opt.applyGradients(vars.map((v, i) => ({ name: v.name, tensor: g[i] })));
         if (t === 2) (opt as unknown as { learningRate: number }).learningRate = 0.003; // as gan.ts changes it
       });

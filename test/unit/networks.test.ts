@@ -255,7 +255,7 @@ describe('training steps', () => {
     const x = seededUniform([1, 8, 8, 3], 1, 32) as tf.Tensor4D;
     const opt = tf.train.adam(1e-3);
     const step = () => {
-      tf.dispose(opt.minimize(() => tf.mean(D.apply(x, { training: true })) as tf.Scalar, true, Object.values(D.variables)));
+      tf.dispose(opt.minimize(() => tf.mean(D.apply(x, { training: true })) as tf.Scalar, true, Object.values(D.variables)) ?? undefined);
       D.commitStats();
     };
     step();

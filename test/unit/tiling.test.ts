@@ -27,7 +27,7 @@ const FAST = PRESETS['espcn-x2-fast'].generator;
 const FINAL_SMALL: GeneratorConfig = { kind: 'final', channels: 8, blocks: 1, dilatedBlocks: false };
 
 // A shallow net with a wide field: six convs, radius 19, whose far influence stays measurable.
-const DILATED: GeneratorConfig = { kind: 'espcn', channels: 8, layout: 'dilated', skip: false };
+const DILATED: GeneratorConfig = { kind: 'espcn', channels: 8, layout: 'dilated', skip: false, depth: 0 };
 
 let fast: Generator;
 let finalSmall: Generator;
@@ -154,8 +154,8 @@ describe('receptiveRadius', () => {
     ['espcn-x2-fast (plain + skip, depth 4)', FAST, 2, 8],
     ['espcn plain ×2, depth 0', { kind: 'espcn', channels: 8, layout: 'plain', skip: true, depth: 0 }, 2, 4],
     ['espcn dilated ×2 with depth 2', { kind: 'espcn', channels: 8, layout: 'dilated', skip: false, depth: 2 }, 2, 21],
-    ['espcn conv-after-upsample ×2', { kind: 'espcn', channels: 8, layout: 'conv-after-upsample', skip: false }, 2, 5],
-    ['espcn x2x2 ×4', { kind: 'espcn', channels: 8, layout: 'x2x2', skip: false }, 4, 6],
+    ['espcn conv-after-upsample ×2', { kind: 'espcn', channels: 8, layout: 'conv-after-upsample', skip: false, depth: 0 }, 2, 5],
+    ['espcn x2x2 ×4', { kind: 'espcn', channels: 8, layout: 'x2x2', skip: false, depth: 0 }, 4, 6],
     ['espcn dilated ×2', DILATED, 2, 19],
     ['final 1 block, no dilation', FINAL_SMALL, 2, 13],
     ['rrdbnet 1 block ×4', { kind: 'rrdbnet', channels: 8, growth: 4, blocks: 1 }, 4, 19],

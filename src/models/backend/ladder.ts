@@ -95,7 +95,7 @@ async function loadWebgpu(): Promise<{ tfBackend: string; detail: string }> {
     );
   }
   // tfjs-backend-webgpu looks for navigator.gpu, which Node 20 lacks.
-  const nav = ((globalThis as { navigator?: Record<string, unknown> }).navigator ??= {});
+  const nav = ((globalThis as unknown as { navigator?: Record<string, unknown> }).navigator ??= {});
   Object.defineProperty(nav, 'gpu', { value: gpu, configurable: true });
   try {
     await import('@tensorflow/tfjs-backend-webgpu');
