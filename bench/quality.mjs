@@ -100,7 +100,9 @@ while (status.state !== 'training' && status.state !== 'stopped' && status.state
 }
 const t0 = Date.now() / 1000 - 0.1;
 const runId = status.runId ?? status.run?.id;
-console.log(`${config.preset} on ${status.backend ?? '?'}: training for ${MINUTES} min, a checkpoint every ${EVERY} steps (run ${runId})`);
+// Kept now: once the run has stopped (--max-steps), status is the stopped stub, without a backend.
+const trainedOn = status.backend;
+console.log(`${config.preset} on ${trainedOn ?? '?'}: training for ${MINUTES} min, a checkpoint every ${EVERY} steps (run ${runId})`);
 const deadline = Date.now() + MINUTES * 60_000;
 while (Date.now() < deadline) {
   await sleep(Math.min(5000, Math.max(0, deadline - Date.now())));
@@ -177,7 +179,7 @@ console.log(
     minutes: MINUTES,
     train: TRAIN,
     test: TEST,
-    backend: status.backend,
+    backend: trainedOn,
     rows,
   }),
 );
