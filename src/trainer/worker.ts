@@ -20,6 +20,7 @@ import { Gan, type FeatureLoss } from '../models/train/gan.js';
 import { createEma } from '../models/train/ema.js';
 import { deriveSeed, mulberry32, type Rng } from '../util/prng.js';
 import { readCheckpoint } from '../models/train/checkpoint-tensors.js';
+import type { CheckpointState } from '../models/train/checkpoint.js';
 import { previewStrip } from '../data/image/patches.js';
 
 const port = parentPort;
@@ -43,12 +44,7 @@ async function main(): Promise<void> {
   let scheduler = new Scheduler(schedulerConfig(config));
   const jpegRand = mulberry32(deriveSeed(config.seed, 4));
   let startSeq = 0; // the seq of the first patch to train on: a resumed run takes its checkpoint's
-  // Patches are taken in sequence order whatever order the loader threads finish in (see sequencer.ts).
-  let batch: Batch | null = null;
-  const checkpoints = new Checkpoints(
-    { config, runId, dir: checkpointDir, data, post },
-    { gan, scheduler: () => scheduler, jpegRand, perceptualRand: perceptual ? perceptualRand : null, dataSeq: () => batch!.nextSeq },
-  );
+  let resumed: CheckpointState | null = null;
   if (resume) {
     // Everything training changes comes back from the checkpoint; what the config fixes is rebuilt.
     const ckpt = readCheckpoint(resume);
@@ -61,8 +57,15 @@ async function main(): Promise<void> {
     jpegRand.state = ckpt.state.rng.jpeg;
     if (ckpt.state.rng.perceptual !== null) perceptualRand.state = ckpt.state.rng.perceptual;
     startSeq = ckpt.state.data.seq;
-    checkpoints.resumeFrom(ckpt.state);
+    resumed = ckpt.state;
   }
+  // Patches are taken in sequence order whatever order the loader threads finish in (see sequencer.ts).
+  const batch = new Batch(config, ring, new Sequencer(startSeq), post);
+  const checkpoints = new Checkpoints(
+    { config, runId, dir: checkpointDir, data, post },
+    { gan, scheduler: () => scheduler, jpegRand, perceptualRand: perceptual ? perceptualRand : null, dataSeq: () => batch.nextSeq },
+  );
+  if (resumed) checkpoints.resumeFrom(resumed);
 
   let checkpointRequested: 'manual' | 'error' | null = null;
   port!.on('message', (m: ToTrainer) => {
@@ -79,8 +82,6 @@ async function main(): Promise<void> {
     params: { generator: gan.G.paramCount, discriminator: gan.D.paramCount },
   });
 
-  const sequencer = new Sequencer(startSeq);
-  batch = new Batch(config, ring, sequencer, post);
   const B = batch.size;
   let state: DaemonState = 'starting';
   const setState = (s: DaemonState) => {

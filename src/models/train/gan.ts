@@ -111,51 +111,38 @@ export class Gan {
       const lrs = k === 1 ? [lr] : (tf.split(lr, k) as tf.Tensor4D[]);
       const terms: Record<string, tf.Scalar> = {};
       const ys: tf.Tensor4D[] = [];
-      let gTotal: tf.Tensor = tf.scalar(0);
-      let gGrads: tf.NamedTensorMap = {};
-      const again = this.#rewinder([this.#shift, ...this.#replay]);
-      for (let i = 0; i < k; i++) {
-        if (i > 0) again();
+      const parts: Record<string, tf.Scalar>[] = [];
+      const g = this.#overParts(this.#gVars, [this.#shift, ...this.#replay], (i) => {
         const part: Record<string, tf.Scalar> = {};
-        const { value, grads } = tf.variableGrads(() => {
-          const y = tf.keep(this.G.apply(lrs[i]));
-          ys.push(y);
-          const diff = tf.sub(y, hrs[i]);
-          const pix = cfg.pixelLoss === 'l1' ? tf.mean(tf.abs(diff)) : tf.mean(tf.square(diff));
-          part.g_pix = tf.keep(tf.mul(pix, cfg.pixelWeight) as tf.Scalar);
-          part.mse = tf.keep(cfg.pixelLoss === 'mse' ? (pix as tf.Scalar) : mse(y, hrs[i]));
-          let total: tf.Tensor = part.g_pix;
-          if (this.#perceptual) {
-            const { full, half } = this.#perceptual.apply(y, hrs[i]);
-            part.g_perc = tf.keep(full);
-            part.g_perc_half = tf.keep(half);
-            total = tf.add(total, tf.add(full, half));
-          }
-          if (adversarial) {
-            const [cy, cl] = shiftCrop([y, hrs[i]], cfg.maxShift, this.#shift);
-            const adv = generatorAdvLoss(this.D.apply(cy, { training: true }), this.D.apply(cl, { training: true }));
-            part.g_adv = tf.keep(tf.mul(adv, cfg.advWeight) as tf.Scalar);
-            total = tf.add(total, part.g_adv);
-          }
-          return total as tf.Scalar;
-        }, this.#gVars);
-        gTotal = k === 1 ? value : tf.add(gTotal, value);
-        gGrads = k === 1 ? grads : addInto(gGrads, grads);
-        for (const [name, t] of Object.entries(part)) {
-          const before = terms[name];
-          terms[name] = before ? tf.keep(tf.add(before, t)) : t;
-          if (before) tf.dispose([before, t]);
+        parts.push(part);
+        const y = tf.keep(this.G.apply(lrs[i]));
+        ys.push(y);
+        const diff = tf.sub(y, hrs[i]);
+        const pix = cfg.pixelLoss === 'l1' ? tf.mean(tf.abs(diff)) : tf.mean(tf.square(diff));
+        part.g_pix = tf.keep(tf.mul(pix, cfg.pixelWeight) as tf.Scalar);
+        part.mse = tf.keep(cfg.pixelLoss === 'mse' ? (pix as tf.Scalar) : mse(y, hrs[i]));
+        let total: tf.Tensor = part.g_pix;
+        if (this.#perceptual) {
+          const { full, half } = this.#perceptual.apply(y, hrs[i]);
+          part.g_perc = tf.keep(full);
+          part.g_perc_half = tf.keep(half);
+          total = tf.add(total, tf.add(full, half));
         }
-      }
-      if (k > 1) {
-        gTotal = tf.div(gTotal, k);
-        gGrads = scaled(gGrads, 1 / k);
-        for (const [name, sum] of Object.entries(terms)) {
-          terms[name] = tf.keep(tf.div(sum, k));
-          sum.dispose();
+        if (adversarial) {
+          const [cy, cl] = shiftCrop([y, hrs[i]], cfg.maxShift, this.#shift);
+          const adv = generatorAdvLoss(this.D.apply(cy, { training: true }), this.D.apply(cl, { training: true }));
+          part.g_adv = tf.keep(tf.mul(adv, cfg.advWeight) as tf.Scalar);
+          total = tf.add(total, part.g_adv);
         }
+        return total as tf.Scalar;
+      });
+      // Each logged term is the mean of the parts' (a part's terms were kept past its tape).
+      for (const name of Object.keys(parts[0])) {
+        const each = parts.map((p) => p[name]);
+        terms[name] = k === 1 ? each[0] : tf.keep(tf.div(tf.addN(each), k) as tf.Scalar);
+        if (k > 1) tf.dispose(each);
       }
-      if (spec.lrG > 0) this.#optG.applyGradients(gGrads as never);
+      if (spec.lrG > 0) this.#optG.applyGradients(g.grads as never);
       this.D.commitStats(); // BatchNorm statistics move in the G step too (docs/seed.md §6.1)
       this.#ema?.update(spec.step);
 
@@ -163,29 +150,17 @@ export class Gan {
       let dSum: tf.Tensor = tf.scalar(0);
       const dSteps = adversarial ? spec.dSteps : 0;
       for (let d = 0; d < dSteps; d++) {
-        const againD = this.#rewinder([this.#shift]);
-        let cost: tf.Tensor = tf.scalar(0);
-        let dGrads: tf.NamedTensorMap = {};
-        for (let i = 0; i < k; i++) {
-          if (i > 0) againD();
-          const { value, grads } = tf.variableGrads(() => {
-            const [cy, cl] = shiftCrop([ys[i], hrs[i]], cfg.maxShift, this.#shift);
-            return discriminatorLoss(this.D.apply(cy, { training: true }), this.D.apply(cl, { training: true }));
-          }, this.#dVars);
-          cost = k === 1 ? value : tf.add(cost, value);
-          dGrads = k === 1 ? grads : addInto(dGrads, grads);
-        }
-        if (k > 1) {
-          cost = tf.div(cost, k);
-          dGrads = scaled(dGrads, 1 / k);
-        }
+        const { value: cost, grads: dGrads } = this.#overParts(this.#dVars, [this.#shift], (i) => {
+          const [cy, cl] = shiftCrop([ys[i], hrs[i]], cfg.maxShift, this.#shift);
+          return discriminatorLoss(this.D.apply(cy, { training: true }), this.D.apply(cl, { training: true }));
+        });
         this.#optD.applyGradients(dGrads as never);
         this.D.commitStats();
         dSum = tf.add(dSum, cost);
       }
       const mseV = scalarOf(terms.mse);
       const out: Record<string, number> = {
-        g_loss: scalarOf(gTotal),
+        g_loss: scalarOf(g.value),
         g_pix: scalarOf(terms.g_pix),
         psnr_train: 10 * Math.log10(1 / Math.max(mseV, 1e-12)),
         lr_g: spec.lrG,
@@ -199,6 +174,25 @@ export class Gan {
       tf.dispose([...ys, ...Object.values(terms)]); // kept past variableGrads' scope above
       return out;
     });
+  }
+
+  /**
+   * The mean over the step's `config.accumulate` parts of `loss(i)` and of its gradients w.r.t. `vars`,
+   * each part taken under its own tape, with `rngs` and D's vectors rewound between parts (#rewinder).
+   * One part: the loss and gradients as they come.
+   */
+  #overParts(vars: tf.Variable[], rngs: readonly Rng[], loss: (part: number) => tf.Scalar): { value: tf.Scalar; grads: tf.NamedTensorMap } {
+    const k = this.config.accumulate;
+    const again = this.#rewinder(rngs);
+    let value: tf.Scalar | null = null;
+    let grads: tf.NamedTensorMap = {};
+    for (let i = 0; i < k; i++) {
+      if (i > 0) again();
+      const r = tf.variableGrads(() => loss(i), vars);
+      value = value === null ? r.value : tf.add<tf.Scalar>(value, r.value);
+      grads = i === 0 ? r.grads : addInto(grads, r.grads);
+    }
+    return k === 1 ? { value: value!, grads } : { value: tf.div<tf.Scalar>(value!, k), grads: scaled(grads, 1 / k) };
   }
 
   /**
