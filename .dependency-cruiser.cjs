@@ -5,23 +5,27 @@
 // store/ and data/ share a level and do not import each other. Type-only imports count: a type that
 // names a higher layer ties the two together just the same.
 const LAYERS = [['util'], ['config'], ['store', 'data'], ['models'], ['protocol'], ['trainer'], ['actors'], ['daemon'], ['cli']];
+// Inside models/, the same rule between its sub-folders: networks, then the backend ladder and model
+// files, losses, training, inference.
+const MODEL_LAYERS = [['archs'], ['backend', 'io'], ['losses'], ['train'], ['infer']];
 
-const folder = (names) => `^src/(${names.join('|')})/`;
+const folder = (names, root = 'src') => `^${root}/(${names.join('|')})/`;
 
-/** One rule per level: nothing in it imports a folder of a higher level, or a peer at its own. */
-const upward = LAYERS.slice(0, -1).flatMap((level, i) => {
-  const above = LAYERS.slice(i + 1).flat();
-  return level.map((name) => {
-    const peers = level.filter((n) => n !== name);
-    return {
-      name: `layer-${name}`,
-      comment: `src/${name}/ imports only lower layers (${LAYERS.slice(0, i).flat().join(', ') || 'none'})${peers.length ? `, not its peer ${peers.join(', ')}` : ''}`,
-      severity: 'error',
-      from: { path: folder([name]) },
-      to: { path: folder([...above, ...peers]) },
-    };
+/** One rule per level of `layers` under `root`: nothing in it imports a folder of a higher level, or a peer at its own. */
+const upward = (layers, root) =>
+  layers.slice(0, -1).flatMap((level, i) => {
+    const above = layers.slice(i + 1).flat();
+    return level.map((name) => {
+      const peers = level.filter((n) => n !== name);
+      return {
+        name: `layer-${root.replace(/^src\/?/, '').replace(/\//g, '-')}${root === 'src' ? '' : '-'}${name}`,
+        comment: `${root}/${name}/ imports only lower layers (${layers.slice(0, i).flat().join(', ') || 'none'})${peers.length ? `, not its peer ${peers.join(', ')}` : ''}`,
+        severity: 'error',
+        from: { path: folder([name], root) },
+        to: { path: folder([...above, ...peers], root) },
+      };
+    });
   });
-});
 
 // The threads that must never load tfjs (docs/architecture.md, "Threads"): the daemon's main thread
 // (daemon/, actors/, store/, config/, util/, and protocol/, which every thread shares) and the loader
@@ -38,7 +42,15 @@ module.exports = {
       from: {},
       to: { circular: true },
     },
-    ...upward,
+    ...upward(LAYERS, 'src'),
+    ...upward(MODEL_LAYERS, 'src/models'),
+    {
+      name: 'models-folders',
+      comment: `Every module under src/models/ lives in one of its sub-folders (${MODEL_LAYERS.flat().join(', ')}).`,
+      severity: 'error',
+      from: { path: '^src/models/', pathNot: folder(MODEL_LAYERS.flat(), 'src/models') },
+      to: {},
+    },
     {
       name: 'layer-folders',
       comment: `Every module under src/ lives in a layer folder (${LAYERS.flat().join(', ')}).`,

@@ -19,7 +19,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { selectBackend } from '../dist/models/backend/ladder.js';
-import { loadGenerator } from '../dist/models/io/load-generator.js';
+import { loadGenerator } from '../dist/models/infer/load-generator.js';
 import { evaluate } from '../dist/models/infer/evaluate.js';
 import { rankByValidation } from '../dist/models/train/checkpoint.js';
 import { parseLrSynthesis } from '../dist/data/image/degrade.js';

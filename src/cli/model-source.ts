@@ -19,7 +19,7 @@ import { str, type Values } from './flags.js';
 import { verifyCheckpoint } from '../models/train/checkpoint.js';
 import { BACKEND_NAMES, selectBackend, type BackendRequest, type BackendSelection } from '../models/backend/ladder.js';
 import { fileModelIO } from '../models/io/layers-io.js';
-import { checkpointForRun, loadGenerator, type ChosenCheckpoint, type LoadedGenerator } from '../models/io/load-generator.js';
+import { checkpointForRun, loadGenerator, type ChosenCheckpoint, type LoadedGenerator } from '../models/infer/load-generator.js';
 import type { Generator } from '../models/archs/network.js';
 import type { GeneratorConfig } from '../config/presets.js';
 

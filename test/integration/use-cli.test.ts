@@ -22,7 +22,7 @@ import { evaluate } from '../../src/models/infer/evaluate.js';
 import { saveGeneratorLayersModel } from '../../src/models/io/export-layers.js';
 import { fileModelIO } from '../../src/models/io/layers-io.js';
 import { selectBackend } from '../../src/models/backend/ladder.js';
-import { checkpointForRun, loadGenerator } from '../../src/models/io/load-generator.js';
+import { checkpointForRun, loadGenerator } from '../../src/models/infer/load-generator.js';
 import type { Generator } from '../../src/models/archs/network.js';
 import { PRESETS, type RunConfig } from '../../src/config/presets.js';
 import { buildGenerator } from '../../src/models/archs/build.js';

@@ -24,8 +24,8 @@ import {
   verifyCheckpoint,
   type CheckpointState,
 } from '../train/checkpoint.js';
-import { generatorTopology, loadGeneratorWeights, type ExportMetadata } from './export-layers.js';
-import { fileModelIO } from './layers-io.js';
+import { generatorTopology, loadGeneratorWeights, type ExportMetadata } from '../io/export-layers.js';
+import { fileModelIO } from '../io/layers-io.js';
 import type { Generator } from '../archs/network.js';
 import type { GeneratorConfig } from '../../config/presets.js';
 import { buildGenerator } from '../archs/build.js';
