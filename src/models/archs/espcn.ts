@@ -17,14 +17,15 @@
 // The article's conclusions: for ×4 two ×2 steps with convs between beat one ×4 shuffle, convs
 // after upsampling help, and a dilated stack widens the receptive field cheaply.
 //
+// `skip` adds a centre-aligned bilinear enlargement of the input to the output (the network learns
+// the residual over it); no gradient flows through the resize, which depends on the input only.
+//
 // Pixel shuffle is block-major like tf.depthToSpace (docs/seed.md §1); variables are conv1, conv2, …
-// in forward order, each seeded by its index (deriveSeed(seed, i)), so `plain` keeps its old init.
+// in forward order, each seeded by its index (graph.ts 'index' seeding), so `plain` keeps its old init.
 
-import * as tf from '@tensorflow/tfjs-core';
-import { deriveSeed } from '../../util/prng.js';
 import type { Generator } from './network.js';
 import { integerSeed, positiveInt } from './network.js';
-import { applyConv, convFlops, countParams, createConv, pixelShuffle, type ConvLayer, type ConvSpec } from './ops.js';
+import { generatorFromGraph, type GeneratorGraph, type GraphOps } from './graph.js';
 import { ESPCN_LAYOUTS, type EspcnLayout } from '../../config/presets.js';
 
 export type { Generator } from './network.js';
@@ -46,13 +47,14 @@ export interface EspcnConfig {
   tailChannels?: number;
   /** S: channels right after the shuffle in conv-after-upsample. Default 16. */
   shuffleChannels?: number;
+  /** Add a bilinear enlargement of the input to the output. Default false. */
+  skip?: boolean;
 }
 
 const LRELU = 0.1;
 
-type Step = { conv: ConvSpec; act: boolean } | { shuffle: number };
-
-function plan(cfg: EspcnConfig): Step[] {
+/** The ESPCN-family network `cfg` describes (its seed aside). Throws RangeError naming a bad field. */
+export function espcnGraph(cfg: Omit<EspcnConfig, 'seed'>): GeneratorGraph {
   const c = positiveInt('espcn.channels', cfg.channels);
   const r = positiveInt('espcn.scale', cfg.scale);
   const layout = cfg.layout ?? 'plain';
@@ -60,87 +62,69 @@ function plan(cfg: EspcnConfig): Step[] {
     throw new RangeError(`espcn.layout must be one of ${ESPCN_LAYOUTS.join(', ')}, got ${JSON.stringify(cfg.layout)}`);
   }
   const dilations = cfg.dilations ?? (layout === 'dilated' ? [2, 4, 8] : []);
-  if (!Array.isArray(dilations)) throw new RangeError(`espcn.dilations must be an array, got ${JSON.stringify(cfg.dilations)}`); // narrows to any[]: cast back below
-  dilations.forEach((d, i) => positiveInt(`espcn.dilations[${i}]`, d));
+  if (!Array.isArray(dilations)) throw new RangeError(`espcn.dilations must be an array, got ${JSON.stringify(cfg.dilations)}`);
+  (dilations as readonly unknown[]).forEach((d, i) => positiveInt(`espcn.dilations[${i}]`, d));
   const t = positiveInt('espcn.tailChannels', cfg.tailChannels ?? 64);
   const s = positiveInt('espcn.shuffleChannels', cfg.shuffleChannels ?? 16);
-
-  const conv = (k: number, cin: number, cout: number, act = true, dilation = 1): Step => ({ conv: { k, cin, cout, dilation }, act });
   const depth = cfg.depth ?? 0;
-  if (!Number.isInteger(depth) || depth < 0)
+  if (!Number.isInteger(depth) || depth < 0) {
     throw new RangeError(`espcn.depth must be a non-negative integer, got ${JSON.stringify(cfg.depth)}`);
-  const steps: Step[] = [conv(5, 3, c), conv(3, c, c)];
-  for (let i = 0; i < depth; i++) steps.push(conv(3, c, c));
-  if (dilations.length > 0) {
-    for (const d of dilations as readonly number[]) steps.push(conv(3, c, c, true, d));
-    steps.push(conv(3, c, c));
   }
-  switch (layout) {
-    case 'plain':
-    case 'dilated':
-      steps.push(conv(3, c, 3 * r * r, false), { shuffle: r });
-      break;
-    case 'conv-after-upsample':
-      steps.push(conv(3, c, s * r * r), { shuffle: r }, conv(3, s, t), conv(3, t, 3, false));
-      break;
-    case 'x2x2':
-      if (r !== 4) throw new RangeError(`espcn.scale must be 4 for layout 'x2x2', got ${r}`);
-      if (c % 4 !== 0) throw new RangeError(`espcn.channels must be divisible by 4 for layout 'x2x2', got ${c}`);
-      if (t % 4 !== 0) throw new RangeError(`espcn.tailChannels must be divisible by 4 for layout 'x2x2', got ${t}`);
-      steps.push(conv(3, c, c), { shuffle: 2 }, conv(3, c / 4, t), conv(3, t, t), { shuffle: 2 }, conv(3, t / 4, t), conv(3, t, 3, false));
-      break;
+  const skip = cfg.skip ?? false;
+  if (typeof skip !== 'boolean') throw new RangeError(`espcn.skip must be a boolean, got ${JSON.stringify(cfg.skip)}`);
+  if (layout === 'x2x2') {
+    if (r !== 4) throw new RangeError(`espcn.scale must be 4 for layout 'x2x2', got ${r}`);
+    if (c % 4 !== 0) throw new RangeError(`espcn.channels must be divisible by 4 for layout 'x2x2', got ${c}`);
+    if (t % 4 !== 0) throw new RangeError(`espcn.tailChannels must be divisible by 4 for layout 'x2x2', got ${t}`);
   }
-  return steps;
+
+  return {
+    scale: r,
+    seeding: 'index',
+    forward<T>(o: GraphOps<T>, x: T): T {
+      let n = 0;
+      let h = x;
+      const conv = (k: number, cout: number, act = true, dilation = 1): void => {
+        n++;
+        h = o.conv(`conv${n}`, h, k, cout, dilation);
+        if (act) h = o.leaky(h, LRELU);
+      };
+      conv(5, c);
+      conv(3, c);
+      for (let i = 0; i < depth; i++) conv(3, c);
+      if (dilations.length > 0) {
+        for (const d of dilations as readonly number[]) conv(3, c, true, d);
+        conv(3, c);
+      }
+      switch (layout) {
+        case 'plain':
+        case 'dilated':
+          conv(3, 3 * r * r, false);
+          h = o.pixelShuffle(h, r);
+          break;
+        case 'conv-after-upsample':
+          conv(3, s * r * r);
+          h = o.pixelShuffle(h, r);
+          conv(3, t);
+          conv(3, 3, false);
+          break;
+        case 'x2x2':
+          conv(3, c);
+          h = o.pixelShuffle(h, 2);
+          conv(3, t);
+          conv(3, t);
+          h = o.pixelShuffle(h, 2);
+          conv(3, t);
+          conv(3, 3, false);
+          break;
+      }
+      return skip ? o.add(h, o.resizeBilinear(x, r)) : h;
+    },
+  };
 }
 
 /** Builds an ESPCN-family generator with PyTorch-default init (U(±1/√fan_in)) drawn from `cfg.seed`. */
 export function createEspcn(cfg: EspcnConfig): Generator {
-  const steps = plan(cfg);
   const seed = integerSeed('espcn.seed', cfg.seed);
-  const variables: Record<string, tf.Variable> = {};
-  let n = 0;
-  const built: Array<{ layer: ConvLayer; act: boolean } | { shuffle: number }> = steps.map((step) => {
-    if ('shuffle' in step) return step;
-    const layer = createConv(variables, `conv${n + 1}`, step.conv, deriveSeed(seed, n));
-    n++;
-    return { layer, act: step.act };
-  });
-
-  const apply = (x: tf.Tensor4D): tf.Tensor4D =>
-    tf.tidy(() => {
-      let h = x;
-      for (const step of built) {
-        if ('shuffle' in step) {
-          h = pixelShuffle(h, step.shuffle);
-        } else {
-          h = applyConv(step.layer, h);
-          if (step.act) h = tf.leakyRelu(h, LRELU);
-        }
-      }
-      return h;
-    });
-
-  const flopsPerForward = (h: number, w: number): number => {
-    let total = 0;
-    let ch = h;
-    let cw = w;
-    for (const step of built) {
-      if ('shuffle' in step) {
-        ch *= step.shuffle;
-        cw *= step.shuffle;
-      } else {
-        total += convFlops(step.layer, ch, cw);
-      }
-    }
-    return total;
-  };
-
-  return {
-    variables,
-    apply,
-    scale: cfg.scale,
-    paramCount: countParams(variables),
-    flopsPerForward,
-    dispose: () => Object.values(variables).forEach((t) => t.dispose()),
-  };
+  return generatorFromGraph(espcnGraph(cfg), seed);
 }

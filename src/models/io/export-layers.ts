@@ -2,20 +2,22 @@
 // loads with `tf.loadLayersModel(url)` and no custom layers, and reads such a folder back into our own
 // Generator. docs/checkpoints.md describes the format.
 //
-// Our generators are hand-written graphs over tf.Variables, so the Keras topology is written here from
-// the GeneratorConfig (a pure function, like the networks themselves). It must mirror espcn.ts,
-// generator-final.ts, rrdbnet.ts and archs/build.ts's skip; test/unit/export-layers.test.ts pins each
-// kind and layout to gen.apply. Only layer classes tfjs-layers 4.22 registers by default are used.
+// Our generators are hand-written graphs over tf.Variables. Their Keras topology is not written here:
+// it is read from the same description the generator is built from (archs/graph.ts), by running that
+// description on Keras layers instead of tensors. test/unit/export-layers.test.ts checks each kind and
+// layout against gen.apply. Only layer classes tfjs-layers 4.22 registers by default are used.
 // Ops without a layer of their own:
 //
 //  pixel shuffle r   Conv2DTranspose r×r, strides r, no bias, fixed 0/1 kernel
 //                    K[i, j, c, (i·r + j)·C + c] = 1: out[r·h+i, r·w+j, c] = in[h, w, (i·r+j)·C + c],
 //                    tf.depthToSpace's order. Exact (one 1·x term plus 0·x terms per output).
-//  residual ×0.2     Rescaling(0.2) after the conv (default): the same float ops as ours, and the shards
-//                    hold our weights unchanged, so loading them back is bit-exact. `residualScale:
-//                    'fold'` folds 0.2 into the conv's kernel and bias instead (one op fewer; loading
-//                    back divides by 0.2, exact to ~1 ulp). A block-level ×0.2 (MyRRDB, RRDB) scales a
-//                    sum, not a conv output, so it is always a Rescaling layer.
+//  residual ×s       Rescaling(s) then Add (default): the same float ops as ours, and the shards hold
+//                    our weights unchanged, so loading them back is bit-exact. `residualScale: 'fold'`
+//                    folds s into the kernel and bias of the conv whose output is scaled, where there
+//                    is one (one op fewer; loading back divides by s, exact to ~1 ulp). A block-level
+//                    ×0.2 (MyRRDB, RRDB) scales a sum, not a conv output, so it is always a Rescaling.
+//                    Folding assumes that conv's output feeds only the residual, true of every
+//                    generator here (the round-trip tests would see otherwise).
 //  bilinear skip     tf.image.resizeBilinear(x, [r·h, r·w], false, true) clamps its source coordinate
 //                    to the image, which equals the interior formula applied to x edge-replicated by
 //                    one pixel. Replication from standard layers: Z = ZeroPadding2D(1)(x); a ones map
@@ -28,13 +30,16 @@
 //                    to float rounding order (tfjs computes a + (b − a)·f, we sum w·a + w·b).
 //  nearest ×2        UpSampling2D(2, 'nearest'): resizeNearestNeighbor without half-pixel centres,
 //                    out[i] = in[⌊i/2⌋], our upsampleNearest2x exactly.
+//  block             nothing: recomputing is a training matter.
 
 import * as tf from '@tensorflow/tfjs-core';
 
 import { SrganError } from '../../util/errors.js';
 import { fileModelIO } from './layers-io.js';
-import { positiveInt, type Generator } from '../archs/network.js';
-import { ESPCN_LAYOUTS, type GeneratorConfig } from '../../config/presets.js';
+import type { Generator } from '../archs/network.js';
+import type { GraphOps } from '../archs/graph.js';
+import { generatorGraph } from '../archs/build.js';
+import type { GeneratorConfig } from '../../config/presets.js';
 
 /** Where the value of one exported weight comes from. */
 export type WeightSource =
@@ -87,11 +92,6 @@ export interface KerasModelJson {
   backend: string;
 }
 
-const RES_SCALE = 0.2;
-// espcn.ts's defaults, which GeneratorConfig does not override (archs/build.ts passes none).
-const ESPCN_DILATIONS = [2, 4, 8];
-const ESPCN_TAIL = 64;
-const ESPCN_SHUFFLE = 16;
 const ZEROS = { class_name: 'Zeros', config: {} };
 /** The Keras conv fields our exports never use (initializers only matter before weights are loaded). */
 const CONV_FIXED_FIELDS = {
@@ -104,10 +104,11 @@ const CONV_FIXED_FIELDS = {
   bias_constraint: null,
 } as const;
 
-/** A symbolic tensor: the layer producing it and its channel count. */
+/** A symbolic tensor: the layer producing it and its channel count; `conv` when that layer is our conv. */
 interface Sym {
   name: string;
   ch: number;
+  conv?: true;
 }
 
 type Pads = [[number, number], [number, number]];
@@ -169,18 +170,19 @@ class Graph {
     return out;
   }
 
-  /** Our conv layer `name` (variables `${name}.w`, `${name}.b`), square k, weights × factor. */
-  ourConv(x: Sym, name: string, k: number, cout: number, dilation = 1, factor = 1): Sym {
-    return this.conv(
+  /** Our conv layer `name` (variables `${name}.w`, `${name}.b`), square k. */
+  ourConv(x: Sym, name: string, k: number, cout: number, dilation = 1): Sym {
+    const out = this.conv(
       x,
       name,
       k,
       k,
       cout,
       dilation,
-      { kind: 'variable', variable: `${name}.w`, factor },
-      { kind: 'variable', variable: `${name}.b`, factor },
+      { kind: 'variable', variable: `${name}.w`, factor: 1 },
+      { kind: 'variable', variable: `${name}.b`, factor: 1 },
     );
+    return { ...out, conv: true };
   }
 
   /** Conv2DTranspose with a fixed kernel [k, k, cout, x.ch], strides s, 'valid', no bias. */
@@ -252,10 +254,32 @@ class Graph {
     );
   }
 
-  /** x + 0.2·conv(input): Rescaling after the conv, or 0.2 folded into its weights. */
-  residual(x: Sym, input: Sym, convName: string, k: number, cout: number): Sym {
-    if (this.residualScale === 'fold') return this.add([x, this.ourConv(input, convName, k, cout, 1, RES_SCALE)]);
-    return this.add([x, this.rescale(this.ourConv(input, convName, k, cout), RES_SCALE)]);
+  /** x + s·y: Rescaling(s) then Add, or s folded into the weights of y's conv (see the header). */
+  residual(x: Sym, y: Sym, s: number): Sym {
+    if (this.residualScale === 'fold' && y.conv === true) {
+      for (const w of this.weights) {
+        if ((w.name === `${y.name}/kernel` || w.name === `${y.name}/bias`) && w.source.kind === 'variable') {
+          w.source = { ...w.source, factor: w.source.factor * s };
+        }
+      }
+      return this.add([x, y]);
+    }
+    return this.add([x, this.rescale(y, s)]);
+  }
+
+  /** The generator description's ops on Keras layers. */
+  ops(): GraphOps<Sym> {
+    return {
+      conv: (name, x, k, cout, dilation) => this.ourConv(x, name, k, cout, dilation),
+      leaky: (x, alpha) => this.leaky(x, alpha),
+      add: (a, b) => this.add([a, b]),
+      residual: (x, y, s) => this.residual(x, y, s),
+      concat: (xs) => this.concat([...xs]),
+      pixelShuffle: (x, r) => this.pixelShuffle(x, r),
+      upsampleNearest2x: (x) => this.upNearest(x),
+      resizeBilinear: (x, r) => this.bilinear(x, r),
+      block: (_name, x, f) => f(x),
+    };
   }
 
   /** tf.depthToSpace(x, r) as a fixed Conv2DTranspose. */
@@ -365,113 +389,6 @@ function bilinearKernel(r: number, ch: number): Float32Array {
   return k;
 }
 
-/** espcn.ts's plan, on the graph. */
-function espcnGraph(g: Graph, x: Sym, cfg: Extract<GeneratorConfig, { kind: 'espcn' }>, r: number): Sym {
-  const c = positiveInt('generator.channels', cfg.channels);
-  if (!ESPCN_LAYOUTS.includes(cfg.layout)) {
-    throw new RangeError(`generator.layout must be one of ${ESPCN_LAYOUTS.join(', ')}, got ${JSON.stringify(cfg.layout)}`);
-  }
-  if (typeof cfg.skip !== 'boolean') throw new RangeError(`generator.skip must be a boolean, got ${JSON.stringify(cfg.skip)}`);
-  let n = 0;
-  let h = x;
-  const conv = (k: number, cout: number, act = true, dilation = 1): void => {
-    n++;
-    h = g.ourConv(h, `conv${n}`, k, cout, dilation);
-    if (act) h = g.leaky(h, 0.1);
-  };
-  conv(5, c);
-  conv(3, c);
-  // depth: absent in configs written before it existed, which had none.
-  for (let i = 0; i < (cfg.depth ?? 0); i++) conv(3, c);
-  if (cfg.layout === 'dilated') {
-    for (const d of ESPCN_DILATIONS) conv(3, c, true, d);
-    conv(3, c);
-  }
-  switch (cfg.layout) {
-    case 'plain':
-    case 'dilated':
-      conv(3, 3 * r * r, false);
-      h = g.pixelShuffle(h, r);
-      break;
-    case 'conv-after-upsample':
-      conv(3, ESPCN_SHUFFLE * r * r);
-      h = g.pixelShuffle(h, r);
-      conv(3, ESPCN_TAIL);
-      conv(3, 3, false);
-      break;
-    case 'x2x2':
-      if (r !== 4) throw new RangeError(`generator.layout 'x2x2' needs scale 4, got ${r}`);
-      if (c % 4 !== 0) throw new RangeError(`generator.channels must be divisible by 4 for layout 'x2x2', got ${c}`);
-      conv(3, c);
-      h = g.pixelShuffle(h, 2);
-      conv(3, ESPCN_TAIL);
-      conv(3, ESPCN_TAIL);
-      h = g.pixelShuffle(h, 2);
-      conv(3, ESPCN_TAIL);
-      conv(3, 3, false);
-      break;
-  }
-  return cfg.skip ? g.add([h, g.bilinear(x, r)]) : h;
-}
-
-/** generator-final.ts on the graph (×2 only). */
-function finalGraph(g: Graph, x: Sym, cfg: Extract<GeneratorConfig, { kind: 'final' }>, r: number): Sym {
-  if (r !== 2) throw new RangeError(`the final generator upscales ×2 only, got scale ${r}`);
-  const nf = positiveInt('generator.channels', cfg.channels);
-  const nBlocks = positiveInt('generator.blocks', cfg.blocks);
-  if (typeof cfg.dilatedBlocks !== 'boolean') {
-    throw new RangeError(`generator.dilatedBlocks must be a boolean, got ${JSON.stringify(cfg.dilatedBlocks)}`);
-  }
-  const lrelu = (s: Sym): Sym => g.leaky(s, 0.1);
-  let h = g.ourConv(x, 'head', 5, nf);
-  for (let i = 1; i <= nBlocks; i++) {
-    let b = h;
-    for (let j = 1; j <= 3; j++) {
-      if (cfg.dilatedBlocks) {
-        const p = `rrdb${i}.dil${j}`;
-        let d = lrelu(g.ourConv(b, `${p}.conv1`, 3, nf, 1));
-        d = lrelu(g.ourConv(d, `${p}.conv2`, 3, nf, 2));
-        d = lrelu(g.ourConv(d, `${p}.conv3`, 3, nf, 4));
-        b = g.residual(b, d, `${p}.proj`, 1, nf);
-      }
-      const p = `rrdb${i}.drb${j}`;
-      const f1 = lrelu(g.ourConv(b, `${p}.conv1`, 3, nf));
-      const f2 = lrelu(g.ourConv(g.concat([b, f1]), `${p}.conv2`, 3, nf));
-      b = g.residual(b, g.concat([b, f1, f2]), `${p}.conv3`, 3, nf);
-    }
-    h = g.add([h, g.rescale(b, RES_SCALE)]);
-  }
-  h = lrelu(g.ourConv(h, 'tail.conv1', 3, 2 * nf));
-  h = lrelu(g.ourConv(h, 'tail.conv2', 1, 4 * nf));
-  h = g.pixelShuffle(h, 2);
-  h = lrelu(g.ourConv(h, 'up.conv1', 3, nf));
-  return g.ourConv(h, 'up.conv2', 3, 3);
-}
-
-/** rrdbnet.ts on the graph. */
-function rrdbGraph(g: Graph, x: Sym, cfg: Extract<GeneratorConfig, { kind: 'rrdbnet' }>, r: number): Sym {
-  const nf = positiveInt('generator.channels', cfg.channels);
-  const gc = positiveInt('generator.growth', cfg.growth);
-  const nBlocks = positiveInt('generator.blocks', cfg.blocks);
-  const lrelu = (s: Sym): Sym => g.leaky(s, 0.2);
-  const fea = g.ourConv(x, 'conv_first', 3, nf);
-  let h = fea;
-  for (let i = 1; i <= nBlocks; i++) {
-    let b = h;
-    for (let j = 1; j <= 3; j++) {
-      const p = `rrdb${i}.rdb${j}`;
-      const feats = [b];
-      for (let k = 1; k <= 4; k++) feats.push(lrelu(g.ourConv(g.concat(feats), `${p}.conv${k}`, 3, gc)));
-      b = g.residual(b, g.concat(feats), `${p}.conv5`, 3, nf);
-    }
-    h = g.add([h, g.rescale(b, RES_SCALE)]);
-  }
-  h = g.add([fea, g.ourConv(h, 'trunk_conv', 3, nf)]);
-  for (let s = 1; s <= (r === 4 ? 2 : 1); s++) h = lrelu(g.ourConv(g.upNearest(h), `upconv${s}`, 3, nf));
-  h = lrelu(g.ourConv(h, 'HRconv', 3, nf));
-  return g.ourConv(h, 'conv_last', 3, 3);
-}
-
 /**
  * The Keras functional topology of the generator `config` at `scale`, input [null, null, null, 3] (any
  * image size), built from layer classes tfjs-layers registers by default, plus its weights in manifest
@@ -483,24 +400,10 @@ export function generatorTopology(config: GeneratorConfig, scale: 2 | 4, opts: E
   if (residualScale !== 'rescaling' && residualScale !== 'fold') {
     throw new RangeError(`residualScale must be 'rescaling' or 'fold', got ${JSON.stringify(residualScale)}`);
   }
+  const graph = generatorGraph(config, scale);
   const g = new Graph(residualScale);
   const x = g.input('lr');
-  let out: Sym;
-  switch (config?.kind) {
-    case 'espcn':
-      out = espcnGraph(g, x, config, scale);
-      break;
-    case 'final':
-      out = finalGraph(g, x, config, scale);
-      break;
-    case 'rrdbnet':
-      out = rrdbGraph(g, x, config, scale);
-      break;
-    default:
-      throw new RangeError(
-        `generator.kind must be espcn, final or rrdbnet, got ${JSON.stringify((config as { kind?: unknown } | undefined)?.kind)}`,
-      );
-  }
+  const out = graph.forward(g.ops(), x);
   return {
     modelTopology: {
       class_name: 'Model',
