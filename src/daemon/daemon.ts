@@ -1,5 +1,6 @@
 // The daemon: builds the actor tree (metrics store, loader pool, trainer, control server) under one
-// supervisor, routes the trainer's output to SQLite and to monitor clients, and shuts down in order.
+// supervisor, starts or resumes the run, restarts a failed trainer from its newest checkpoint
+// (restart-budget.ts), hands the trainer's reports to trainer-output.ts, and shuts down in order.
 
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,7 +13,6 @@ import { ControlServer, type DaemonControl } from '../actors/control-server.js';
 import { SharedRing } from '../protocol/ring.js';
 import type { CheckpointWritten, DaemonState, DaemonStatus, FromTrainer, MetricsPoint, ServerMessage } from '../protocol/messages.js';
 import {
-  checkpointRetention,
   latestValidCheckpoint,
   readCheckpointState,
   removeTemporaryCheckpoints,
@@ -23,12 +23,11 @@ import type { RgbImage } from '../data/image/rgb-image.js';
 import { resolveConfig } from '../config/resolve.js';
 import type { RunConfig } from '../config/presets.js';
 import { acquireLock, ensureToken, homePaths, releaseLock, writeDaemonInfo, type DaemonInfo, type HomePaths } from '../store/home.js';
-import { encodePng, PREVIEW_PANELS } from '../data/image/patches.js';
 import { SrganError } from '../util/errors.js';
 import { runToResume } from './resume.js';
-import { validationUpTo, withValidation } from './validation-status.js';
-
-const HISTORY_LIMIT = 20_000;
+import { validationUpTo } from './validation-status.js';
+import { TrainerOutput } from './trainer-output.js';
+import { RestartBudget } from './restart-budget.js';
 
 /** Trainer thread failures within an hour that are answered by continuing from the newest checkpoint. */
 const TRAINER_RESTARTS = 3;
@@ -59,8 +58,6 @@ export class Daemon implements DaemonControl {
   readonly #resuming: boolean = false;
   /** A resumed run has taken over its run (dropped what came after its checkpoint). */
   #continued = false;
-  /** Callers of checkpoint() waiting for the trainer's next checkpoint. */
-  #checkpointWaiters: { resolve: (c: CheckpointWritten) => void; reject: (e: Error) => void }[] = [];
   readonly #log: (line: string) => void;
   #supervisor: Supervisor;
   #store: MetricsStore | null = null;
@@ -68,14 +65,14 @@ export class Daemon implements DaemonControl {
   #trainer: Trainer | null = null;
   #ring: SharedRing | null = null;
   #status: DaemonStatus;
-  #history: MetricsPoint[] = [];
-  #latestPreview: ServerMessage | null = null;
+  /** Where the trainer's reports go (metrics, previews, stats, checkpoints). */
+  #output: TrainerOutput;
   #shutdown: Promise<number> | null = null;
   #failing = false;
   #restarting = false;
   /** Set once start() has succeeded. */
   #started = false;
-  #trainerRestarts: number[] = [];
+  #restarts = new RestartBudget(TRAINER_RESTARTS, 3_600_000);
   #data: TrainingData | null = null;
   #preview: { hr: RgbImage; lr: RgbImage } | null = null;
   #loader: LoaderPool | null = null;
@@ -128,6 +125,18 @@ export class Daemon implements DaemonControl {
       preset: this.config.preset,
       config: this.config as unknown as Record<string, unknown>,
     };
+    this.#output = new TrainerOutput({
+      runId: this.runId,
+      checkpointDir: this.checkpointDir,
+      checkpointKeep: this.config.checkpointKeep,
+      status: this.#status,
+      snapshot: () => this.status(),
+      store: () => this.#store,
+      server: () => this.#server,
+      data: () => this.#data!, // set before any trainer starts
+      event: (kind, message, data) => this.#event(kind, message, data),
+      log: this.#log,
+    });
   }
 
   /** Starts every actor; resolves once the monitor URL is live and written to daemon.json. */
@@ -233,9 +242,7 @@ export class Daemon implements DaemonControl {
     this.#continued = true;
     this.#status.step = state.step;
     this.#store!.send({ type: 'resumeRun', id: this.runId, fromStep: state.step, pid: process.pid, points: state.metrics ?? [] });
-    this.#history = this.#history.filter((p) => p.step <= state.step);
-    for (const p of state.metrics ?? []) if (!this.#history.some((h) => h.step === p.step)) this.#history.push(p);
-    this.#history.sort((a, b) => a.step - b.step);
+    this.#output.rewind(state.step, state.metrics ?? []);
     this.#status.lastCheckpoint = { step: state.step, dir };
     this.#status.validation = validationUpTo(this.#store!.db, this.runId, state.step, state.metrics ?? []);
     const d = state.data;
@@ -299,14 +306,11 @@ export class Daemon implements DaemonControl {
       this.#fatal(error); // failing to start is the start's error, not something to retry
       return;
     }
-    const now = Date.now();
-    this.#trainerRestarts = this.#trainerRestarts.filter((t) => now - t < 3_600_000);
     const found = this.#data ? latestValidCheckpoint(this.checkpointDir) : null;
-    if (!found || this.#trainerRestarts.length >= TRAINER_RESTARTS) {
+    if (!found || !this.#restarts.take()) {
       this.#fatal(error);
       return;
     }
-    this.#trainerRestarts.push(now);
     this.#restarting = true;
     const message = error instanceof Error ? error.message : String(error);
     this.#event('trainer_restart', `trainer failed (${message}); continuing from ${path.basename(found.dir)} (step ${found.step})`, {
@@ -331,103 +335,16 @@ export class Daemon implements DaemonControl {
   }
 
   #fromTrainer(m: FromTrainer): void {
-    const store = this.#store;
     switch (m.type) {
-      case 'ready':
-        this.#status.backend = m.backend;
-        this.#status.backendReason = m.backendReason;
-        store?.send({ type: 'updateRun', id: this.runId, backend: m.backend, backendReason: m.backendReason });
-        this.#event('backend', `${m.backend}: ${m.backendReason}`, m.params);
-        this.#log(`trainer ready on ${m.backend} (${m.backendReason}); G ${m.params.generator} params, D ${m.params.discriminator}`);
-        break;
-      case 'metrics': {
-        if (m.points.length === 0) break;
-        store?.send({ type: 'metrics', runId: this.runId, points: m.points });
-        for (const p of m.points) {
-          this.#history.push(p);
-          this.#server?.send({ type: 'broadcast', topic: 'metrics', message: { type: 'metrics', ...p } });
-        }
-        if (this.#history.length > HISTORY_LIMIT) this.#history.splice(0, this.#history.length - HISTORY_LIMIT);
-        const last = m.points[m.points.length - 1];
-        // Validation points are rare and the next point's losses replace them: status keeps them apart.
-        for (const p of m.points) this.#status.validation = withValidation(this.#status.validation, p);
-        this.#status.losses = last.values;
-        this.#status.step = Math.max(this.#status.step, last.step);
-        store?.send({ type: 'updateRun', id: this.runId, lastStep: last.step });
-        break;
-      }
-      case 'preview':
-        void encodePng({ width: m.width, height: m.height, data: m.rgb }).then((png) => {
-          const panels = [...PREVIEW_PANELS];
-          this.#store?.send({ type: 'preview', runId: this.runId, step: m.step, width: m.width, height: m.height, panels, png });
-          this.#latestPreview = { type: 'preview', step: m.step, width: m.width, height: m.height, panels, png: png.toString('base64') };
-          this.#server?.send({ type: 'broadcast', topic: 'previews', message: this.#latestPreview });
-        });
-        break;
       case 'state':
         this.#setState(m.state === 'stopped' ? this.#status.state : m.state, m.step);
         break;
-      case 'stats':
-        Object.assign(this.#status, {
-          step: Math.max(this.#status.step, m.step),
-          dSteps: m.dSteps,
-          stepsPerSec: m.stepsPerSec,
-          patchesPerSec: m.patchesPerSec,
-          dataWaitFraction: m.dataWaitFraction,
-          ringFrames: m.ringFrames,
-          tensors: m.tensors,
-        });
-        {
-          // Epochs as the trainer consumes them (the loader runs ahead by a ring's worth).
-          const data = this.#data!; // set before any trainer starts
-          const epoch = Math.floor(m.dataSeq / data.patchesPerImage / data.files.length);
-          if (epoch > this.#status.epoch) this.#event('epoch', `epoch ${epoch} started at step ${m.step}`, { epoch, step: m.step });
-          this.#status.epoch = Math.max(this.#status.epoch, epoch);
-        }
-        this.#server?.send({ type: 'broadcast', topic: 'status', message: { type: 'status', status: this.status() } });
-        break;
-      case 'error':
-        this.#event('error', `${m.code}: ${m.message}`, m.stack ? { stack: m.stack } : undefined);
-        this.#log(`trainer error ${m.code}: ${m.message}`);
-        break;
-      case 'warning':
-        this.#event('warning', `${m.code}: ${m.message}`);
-        this.#log(`trainer warning ${m.code}: ${m.message}`);
-        if (m.code === 'SRGAN_ERR_CHECKPOINT') {
-          for (const w of this.#checkpointWaiters.splice(0)) w.reject(new SrganError('SRGAN_ERR_CHECKPOINT', m.message));
-        }
-        break;
-      case 'checkpoint': {
-        const { type: _type, ...written } = m;
-        store?.send({
-          type: 'checkpoint',
-          row: {
-            run_id: this.runId,
-            step: m.step,
-            time: Date.now() / 1000,
-            path: m.dir,
-            checksum: m.checksum,
-            kind: m.kind,
-            psnr: m.valPsnr,
-            gain: m.valGain,
-          },
-        });
-        this.#event(
-          'checkpoint',
-          `${m.kind} checkpoint at step ${m.step}: ${m.dir} (${(m.bytes / 2 ** 20).toFixed(1)} MiB, ${Math.round(m.ms)} ms)`,
-          { dir: m.dir, step: m.step, kind: m.kind },
-        );
-        this.#log(`checkpoint ${m.dir}`);
-        this.#status.lastCheckpoint = { step: m.step, dir: m.dir };
-        this.#pruneCheckpoints();
-        // Waiters asked for a checkpoint of their own; a periodic one written meanwhile is not it.
-        if (m.kind === 'manual' || m.kind === 'error') for (const w of this.#checkpointWaiters.splice(0)) w.resolve(written);
-        break;
-      }
       case 'stopped':
         this.#status.step = Math.max(this.#status.step, m.step);
         void this.#shutdownNow();
         break;
+      default:
+        this.#output.handle(m);
     }
   }
 
@@ -479,27 +396,17 @@ export class Daemon implements DaemonControl {
     if (!this.#trainer || this.#trainer.status !== 'Running') {
       return Promise.reject(new SrganError('SRGAN_ERR_BAD_STATE', 'cannot checkpoint: the trainer is not running'));
     }
-    const done = new Promise<CheckpointWritten>((resolve, reject) => this.#checkpointWaiters.push({ resolve, reject }));
+    const done = this.#output.waitForCheckpoint();
     this.#trainer.send({ type: 'checkpoint', kind: 'manual' });
     return done;
   }
 
-  /**
-   * Keeps the newest `checkpointKeep` checkpoints and the best by validation gain over bicubic (by PSNR
-   * for checkpoints from before gains were measured); removes the rest.
-   */
-  #pruneCheckpoints(): void {
-    const { remove } = checkpointRetention(this.checkpointDir, this.config.checkpointKeep);
-    for (const dir of remove) fs.rmSync(dir, { recursive: true, force: true });
-    if (remove.length) this.#store?.send({ type: 'checkpointsDeleted', runId: this.runId, paths: remove });
-  }
-
   history(limit: number): MetricsPoint[] {
-    return this.#history.slice(-limit);
+    return this.#output.history(limit);
   }
 
   latestPreview(): ServerMessage | null {
-    return this.#latestPreview;
+    return this.#output.latestPreview();
   }
 
   #requireRunning(command: string): void {
@@ -534,7 +441,10 @@ export class Daemon implements DaemonControl {
     // Something other than the trainer failed: save what it has learned before going down.
     if (this.#trainer && this.#trainer.status === 'Running' && this.#status.step > 0) {
       const saved = new Promise<void>((resolve) => {
-        this.#checkpointWaiters.push({ resolve: () => resolve(), reject: () => resolve() });
+        this.#output.waitForCheckpoint().then(
+          () => resolve(),
+          () => resolve(),
+        );
         setTimeout(resolve, 60_000).unref();
       });
       this.#trainer.send({ type: 'checkpoint', kind: 'error' });
