@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { LoaderPool } from '../dist/actors/loader-pool.js';
 import { listImages } from '../dist/data/image/files.js';
 import { SharedRing } from '../dist/protocol/ring.js';
-import { generateDemoData } from '../dist/data/demo/demo.js';
+import { generateDemoData } from '../dist/data/demo/generate.js';
 import { resolveConfig } from '../dist/config/resolve.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));

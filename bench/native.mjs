@@ -18,9 +18,9 @@
 
 import { availableParallelism } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../dist/models/backend/backend.js';
+import { initBackend } from '../dist/models/backend/init.js';
 import { conv2d, initConv, pixelShuffle, seededUniform } from '../dist/models/archs/ops.js';
-import { mse } from '../dist/models/losses/losses.js';
+import { mse } from '../dist/models/losses/pixel-adversarial.js';
 import {
   conv2dBiasAct,
   loadNativeKernels,

@@ -24,8 +24,8 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import sharp from 'sharp';
 
-import { generateDemoData } from '../dist/data/demo/demo.js';
-import { prepare } from '../dist/data/prepare/prepare.js';
+import { generateDemoData } from '../dist/data/demo/generate.js';
+import { prepare } from '../dist/data/prepare/pipeline.js';
 import { mulberry32 } from '../dist/util/prng.js';
 
 const args = process.argv.slice(2);

@@ -37,7 +37,7 @@ async function child(rung, model, steps) {
   const tf = await import('@tensorflow/tfjs-core');
   const { selectBackend } = await import('../dist/models/backend/ladder.js');
   const { conv2d, initConv, pixelShuffle, seededUniform } = await import('../dist/models/archs/ops.js');
-  const { mse } = await import('../dist/models/losses/losses.js');
+  const { mse } = await import('../dist/models/losses/pixel-adversarial.js');
   const sel = await selectBackend(rung);
   const rand = (shape, seed) => tf.add(seededUniform(shape, 0.5, seed), 0.5);
   let step;

@@ -20,7 +20,7 @@ export interface PresetSummary {
 
 /** Builds each preset's networks once (on the cpu backend) to count parameters and FLOPs. */
 export async function summarizePresets(): Promise<PresetSummary[]> {
-  const { initBackend } = await import('../models/backend/backend.js');
+  const { initBackend } = await import('../models/backend/init.js');
   const { buildDiscriminator, buildGenerator } = await import('../models/archs/build.js');
   await initBackend('cpu');
   const out: PresetSummary[] = [];

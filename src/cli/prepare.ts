@@ -1,5 +1,5 @@
 // `srgan prepare SRC_DIR... --out DATA_DIR`: argument parsing, the progress display and the summary.
-// The work itself is src/data/prepare/prepare.ts, loaded only when the command runs (it brings sharp, piscina
+// The work itself is src/data/prepare/pipeline.ts, loaded only when the command runs (it brings sharp, piscina
 // and better-sqlite3 along).
 
 import { availableParallelism } from 'node:os';
@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { SrganError } from '../util/errors.js';
 import { intFlag, type Values } from './flags.js';
 import { clock } from './format.js';
-import type { PrepareOptions, PrepareProgress, PrepareSummary } from '../data/prepare/prepare.js';
+import type { PrepareOptions, PrepareProgress, PrepareSummary } from '../data/prepare/pipeline.js';
 
 const USAGE =
   'srgan prepare SRC_DIR... --out DATA_DIR [--patch N] [--levels 1,2,4,8] [--per-level N] [--seed N] [--alpha drop|flatten] ' +
@@ -83,7 +83,7 @@ export const prepareCommand = {
       return 2;
     }
     const options = toOptions(v, positionals);
-    const { prepare, checkPrepareOptions } = await import('../data/prepare/prepare.js');
+    const { prepare, checkPrepareOptions } = await import('../data/prepare/pipeline.js');
     try {
       checkPrepareOptions(options);
     } catch (err) {

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { listImages } from '../data/image/files.js';
 import { listPatchesBySource, listPatchFiles, MANIFEST_FILE } from '../data/prepare/manifest.js';
-import { generateDemoData } from '../data/demo/demo.js';
+import { generateDemoData } from '../data/demo/generate.js';
 import { crop, loadRgb } from '../data/image/patches.js';
 import type { RgbImage } from '../data/image/rgb-image.js';
 import { downscale } from '../data/image/degrade.js';

@@ -1,6 +1,6 @@
 // Pid lock files: a file that holds its owner's pid, created exclusively. A lock whose owner is gone
 // (killed, crashed) is taken over. Used for one daemon per home (store/home.ts) and one
-// `srgan prepare` per data folder (data/prepare/prepare.ts).
+// `srgan prepare` per data folder (data/prepare/pipeline.ts).
 
 import fs from 'node:fs';
 import { SrganError } from './errors.js';

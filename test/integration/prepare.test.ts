@@ -13,11 +13,11 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { listPatchFiles, patchPath, readPatchParams } from '../../src/data/prepare/manifest.js';
-import { prepare, type PrepareOptions, type PrepareSummary } from '../../src/data/prepare/prepare.js';
+import { prepare, type PrepareOptions, type PrepareSummary } from '../../src/data/prepare/pipeline.js';
 import { SrganError } from '../../src/util/errors.js';
 import { DIST, tempDir } from '../support/tmp.js';
 
-const WORKER = path.join(DIST, 'data/prepare/prepare-worker.js');
+const WORKER = path.join(DIST, 'data/prepare/worker.js');
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../bin/srgan.js');
 const IS_ROOT = process.getuid?.() === 0;
 

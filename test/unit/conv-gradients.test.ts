@@ -8,7 +8,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 
-import { initBackend, type BackendName } from '../../src/models/backend/backend.js';
+import { initBackend, type BackendName } from '../../src/models/backend/init.js';
 import { CONV_GRADIENTS, REGISTERED_GRADIENTS, registerBroadcastGradients, spaceToDepth } from '../../src/models/backend/gradients.js';
 import { upsampleBilinear2x, upsampleNearest2x } from '../../src/models/archs/ops.js';
 import { mulberry32 } from '../../src/util/prng.js';

@@ -5,7 +5,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { canRenderText, generateDemoData, readDemoManifest } from '../../src/data/demo/demo.js';
+import { canRenderText, generateDemoData, readDemoManifest } from '../../src/data/demo/generate.js';
 import { tempDir } from '../support/tmp.js';
 
 const dirs: Array<() => void> = [];

@@ -16,7 +16,7 @@ import type { RgbImage } from '../../src/data/image/rgb-image.js';
 import { mulberry32 } from '../../src/util/prng.js';
 import { psnrY, ssimY } from '../../src/data/image/quality.js';
 import { hasCode } from '../../src/util/errors.js';
-import { initBackend } from '../../src/models/backend/backend.js';
+import { initBackend } from '../../src/models/backend/init.js';
 import { evaluate } from '../../src/models/infer/evaluate.js';
 import type { Generator } from '../../src/models/archs/network.js';
 import { PRESETS } from '../../src/config/presets.js';

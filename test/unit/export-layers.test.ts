@@ -15,7 +15,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { hasCode } from '../../src/util/errors.js';
-import { initBackend } from '../../src/models/backend/backend.js';
+import { initBackend } from '../../src/models/backend/init.js';
 import {
   generatorTopology,
   loadGeneratorWeights,

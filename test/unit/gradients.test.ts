@@ -9,11 +9,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 
-import { initBackend } from '../../src/models/backend/backend.js';
+import { initBackend } from '../../src/models/backend/init.js';
 import { OVERRIDDEN_GRADIENTS, REGISTERED_GRADIENTS, registerBroadcastGradients } from '../../src/models/backend/gradients.js';
 import { createEspcn } from '../../src/models/archs/espcn.js';
 import { createPatchDiscriminator } from '../../src/models/archs/discriminator.js';
-import { discriminatorLoss, generatorAdvLoss, mse, shiftCrop } from '../../src/models/losses/losses.js';
+import { discriminatorLoss, generatorAdvLoss, mse, shiftCrop } from '../../src/models/losses/pixel-adversarial.js';
 import { pixelShuffle } from '../../src/models/archs/ops.js';
 import { mulberry32 } from '../../src/util/prng.js';
 

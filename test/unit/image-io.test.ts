@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { readForUpscale, toFloatImage, upscaleAlpha, writeUpscaled, type FloatImage } from '../../src/data/image/image-io.js';
 import { SrganError } from '../../src/util/errors.js';
-import { initBackend } from '../../src/models/backend/backend.js';
+import { initBackend } from '../../src/models/backend/init.js';
 import type { Generator } from '../../src/models/archs/network.js';
 import { PRESETS } from '../../src/config/presets.js';
 import { buildGenerator } from '../../src/models/archs/build.js';

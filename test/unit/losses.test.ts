@@ -3,8 +3,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 
-import { initBackend } from '../../src/models/backend/backend.js';
-import { discriminatorLoss, generatorAdvLoss, mse, shiftCrop } from '../../src/models/losses/losses.js';
+import { initBackend } from '../../src/models/backend/init.js';
+import { discriminatorLoss, generatorAdvLoss, mse, shiftCrop } from '../../src/models/losses/pixel-adversarial.js';
 
 beforeAll(async () => {
   await initBackend('wasm');

@@ -18,14 +18,14 @@ import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 
-import { initBackend } from '../../src/models/backend/backend.js';
+import { initBackend } from '../../src/models/backend/init.js';
 import { batchNorm, batchNormLeakyRelu, createBatchNorm } from '../../src/models/archs/batchnorm.js';
 import { createDilatedDiscriminator } from '../../src/models/archs/discriminator.js';
 import { BATCH_NORM_ACT, batchNormActTraining } from '../../src/models/archs/fused.js';
 import { StatUpdates } from '../../src/models/archs/stat-updates.js';
 import { registerWasmKernels, WASM_KERNELS } from '../../src/models/backend/conv-gradient-kernels.js';
 import { createEspcn } from '../../src/models/archs/espcn.js';
-import { mse } from '../../src/models/losses/losses.js';
+import { mse } from '../../src/models/losses/pixel-adversarial.js';
 import { pixelShuffle, seededUniform } from '../../src/models/archs/ops.js';
 import {
   ADAM_UPDATE,
@@ -368,7 +368,7 @@ describe('native kernels: memory', () => {
 });
 
 describe('native kernels: training', () => {
-  /** ESPCN C=16, r=2, Adam(1e-3), 30 steps on a fixed smooth batch (as models.test.ts on wasm + JS). */
+  /** ESPCN C=16, r=2, Adam(1e-3), 30 steps on a fixed smooth batch (as archs.test.ts on wasm + JS). */
   function train(): number[] {
     const g = createEspcn({ channels: 16, scale: 2, seed: 21 });
     const hr = tf.tidy(() => tf.image.resizeBilinear(tf.add(seededUniform([4, 12, 12, 3], 0.5, 22), 0.5) as tf.Tensor4D, [24, 24], true));

@@ -6,7 +6,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 
-import { initBackend } from '../../src/models/backend/backend.js';
+import { initBackend } from '../../src/models/backend/init.js';
 import { createEspcn, type EspcnConfig } from '../../src/models/archs/espcn.js';
 import { createFinalGenerator } from '../../src/models/archs/generator-final.js';
 import { createRrdbNet } from '../../src/models/archs/rrdbnet.js';
@@ -15,7 +15,7 @@ import { createUNetDiscriminator } from '../../src/models/archs/unet-discriminat
 import { createSpectralNorm, spectralNormalise } from '../../src/models/archs/spectral-norm.js';
 import { StatUpdates } from '../../src/models/archs/stat-updates.js';
 import { countFlops } from '../../src/models/archs/flops.js';
-import { discriminatorLoss, generatorAdvLoss, mse } from '../../src/models/losses/losses.js';
+import { discriminatorLoss, generatorAdvLoss, mse } from '../../src/models/losses/pixel-adversarial.js';
 import { seededUniform } from '../../src/models/archs/ops.js';
 import type { Discriminator, Generator } from '../../src/models/archs/network.js';
 

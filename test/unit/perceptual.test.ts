@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
 import { SrganError } from '../../src/util/errors.js';
-import { initBackend } from '../../src/models/backend/backend.js';
+import { initBackend } from '../../src/models/backend/init.js';
 import { depthwiseConv2dFrozen } from '../../src/models/losses/feature-graph.js';
 import { fileModelIO } from '../../src/models/io/layers-io.js';
 import {

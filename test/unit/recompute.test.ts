@@ -5,11 +5,11 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 
-import { initBackend } from '../../src/models/backend/backend.js';
+import { initBackend } from '../../src/models/backend/init.js';
 import { createFinalGenerator } from '../../src/models/archs/generator-final.js';
 import { createRrdbNet } from '../../src/models/archs/rrdbnet.js';
 import { loadNativeKernels, registerNativeKernels, unregisterNativeKernels } from '../../src/models/backend/native/kernels.js';
-import { mse } from '../../src/models/losses/losses.js';
+import { mse } from '../../src/models/losses/pixel-adversarial.js';
 import { seededUniform } from '../../src/models/archs/ops.js';
 import { recomputed } from '../../src/models/archs/recompute.js';
 import type { Generator } from '../../src/models/archs/network.js';

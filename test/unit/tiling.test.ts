@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import type { FloatImage } from '../../src/data/image/image-io.js';
 import { mulberry32 } from '../../src/util/prng.js';
-import { initBackend } from '../../src/models/backend/backend.js';
+import { initBackend } from '../../src/models/backend/init.js';
 import type { Generator } from '../../src/models/archs/network.js';
 import { PRESETS, type GeneratorConfig } from '../../src/config/presets.js';
 import { buildGenerator } from '../../src/models/archs/build.js';

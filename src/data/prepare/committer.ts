@@ -4,7 +4,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { SrganError } from '../../util/errors.js';
 import { Manifest, PATCHES_PER_FOLDER, patchPath, type NewPatch } from './manifest.js';
-import type { PrepareResult } from './prepare-worker.js';
+import type { PrepareResult } from './worker.js';
 import type { PrepareSummary, SkipCode } from './options.js';
 import type { SourceFile } from './sources.js';
 

@@ -3,7 +3,7 @@
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import type { ManifestTotals, PatchParams, SkipReason } from './manifest.js';
-import type { StageTimes } from './prepare-worker.js';
+import type { StageTimes } from './worker.js';
 
 /** Bump when the same parameters would give different patches (stored in the manifest, checked on resume). */
 export const PIPELINE_VERSION = 1;
@@ -43,7 +43,7 @@ export interface PrepareOptions {
   signal?: AbortSignal;
   /** Milliseconds clock for rates and elapsed time. Default performance.now. */
   now?: () => number;
-  /** The worker entry; default prepare-worker.js beside this file (tests point at dist/). */
+  /** The worker entry; default worker.js beside this file (tests point at dist/). */
   workerFile?: string;
 }
 

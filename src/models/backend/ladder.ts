@@ -13,7 +13,7 @@
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
 import { SrganError } from '../../util/errors.js';
-import { initBackend } from './backend.js';
+import { initBackend } from './init.js';
 import { registerBroadcastGradients } from './gradients.js';
 import { loadNativeKernels, registerNativeKernels } from './native/kernels.js';
 

@@ -21,7 +21,7 @@ import { loadLayersModel, type LayersModel } from '@tensorflow/tfjs-layers';
 import { SrganError } from '../../util/errors.js';
 import { type FeatureTap, type FrozenFeatureNet, freezeFeatureNet } from './feature-graph.js';
 import { fileModelIO } from '../io/layers-io.js';
-import { shiftCrop } from './losses.js';
+import { shiftCrop } from './pixel-adversarial.js';
 
 export type PerceptualKind = 'vgg16' | 'bundled' | 'off';
 

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { RunConfig } from '../../config/presets.js';
 import type { Discriminator, Generator } from '../archs/network.js';
 import { buildDiscriminator, buildGenerator } from '../archs/build.js';
-import { discriminatorLoss, generatorAdvLoss, mse, shiftCrop } from '../losses/losses.js';
+import { discriminatorLoss, generatorAdvLoss, mse, shiftCrop } from '../losses/pixel-adversarial.js';
 import { deriveSeed, mulberry32, type Rng } from '../../util/prng.js';
 import { adamSnapshot, restoreAdam, type AdamSnapshot } from './optimizer-state.js';
 import { SrganError } from '../../util/errors.js';

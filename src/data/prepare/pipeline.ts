@@ -1,7 +1,7 @@
 // `srgan prepare`: turns folders of photos into the patch dataset the trainer reads (docs/seed.md §2.4),
 // resumably. Documented in docs/prepare.md.
 //
-// Threads: a piscina pool decodes one source per task and answers with PNG bytes (prepare-worker.ts);
+// Threads: a piscina pool decodes one source per task and answers with PNG bytes (worker.ts);
 // this thread, the only owner of the manifest, gives patch ids and commits. Sources are committed in
 // their sorted order through a small reorder window, so the ids (and so the dataset) are the same
 // whatever the number of workers.
@@ -23,7 +23,7 @@ import sharp from 'sharp';
 import { SrganError } from '../../util/errors.js';
 import { acquireLockFile, releaseLockFile } from '../../util/lock-file.js';
 import { MANIFEST_FILE, Manifest, PATCHES_PER_FOLDER } from './manifest.js';
-import type { PrepareResult, PrepareTask, PrepareWorkerData } from './prepare-worker.js';
+import type { PrepareResult, PrepareTask, PrepareWorkerData } from './worker.js';
 import { resolveOptions, type PrepareOptions, type PrepareSummary } from './options.js';
 import { listSources, type SourceFile } from './sources.js';
 import { Committer } from './committer.js';
@@ -33,7 +33,7 @@ export { checkPrepareOptions, PIPELINE_VERSION, PREPARE_DEFAULTS } from './optio
 export type { AlphaMode, PrepareOptions, PrepareProgress, PrepareSummary, SkipCode } from './options.js';
 export { listSources } from './sources.js';
 
-const WORKER_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'prepare-worker.js');
+const WORKER_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'worker.js');
 const LOCK_FILE = '.prepare.lock';
 
 /**

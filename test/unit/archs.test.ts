@@ -4,10 +4,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 
-import { initBackend } from '../../src/models/backend/backend.js';
+import { initBackend } from '../../src/models/backend/init.js';
 import { createEspcn } from '../../src/models/archs/espcn.js';
 import { createPatchDiscriminator } from '../../src/models/archs/discriminator.js';
-import { mse } from '../../src/models/losses/losses.js';
+import { mse } from '../../src/models/losses/pixel-adversarial.js';
 import { conv2d, pixelShuffle, seededUniform } from '../../src/models/archs/ops.js';
 import { spaceToDepthRef } from '../support/reference.js';
 

@@ -1,23 +1,10 @@
-// Demo data set, scene drawing: one image is a JS-computed background (demo-textures.ts), blurred
+// Demo data set, scene drawing: one image is a JS-computed background (textures.ts), blurred
 // shadows and an SVG layer of shapes, lines and text, rendered supersampled by sharp/librsvg and
 // downscaled. renderImage is the entry point used by demo.ts.
 
 import sharp, { type OverlayOptions } from 'sharp';
 
-import {
-  BACKGROUNDS,
-  type Background,
-  drawBackground,
-  fmt,
-  hex,
-  hsl,
-  luma,
-  mix,
-  palette,
-  type Rgb,
-  Rng,
-  stripePath,
-} from './demo-textures.js';
+import { BACKGROUNDS, type Background, drawBackground, fmt, hex, hsl, luma, mix, palette, type Rgb, Rng, stripePath } from './textures.js';
 
 /** Builds one SVG layer in final-pixel coordinates; the viewBox renders it at ss×. */
 class Svg {

@@ -11,7 +11,7 @@
 // complete; anything else is regenerated.
 //
 // This file holds the public API, the manifest and the file writing; the drawing of one image is in
-// demo-draw.ts (scenes, SVG layer) and demo-textures.ts (PRNG, colours, noise, backgrounds, stripe paths).
+// draw.ts (scenes, SVG layer) and textures.ts (PRNG, colours, noise, backgrounds, stripe paths).
 
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
@@ -21,7 +21,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 
 import { SrganError } from '../../util/errors.js';
-import { renderImage } from './demo-draw.js';
+import { renderImage } from './draw.js';
 import { deriveSeed } from '../../util/prng.js';
 
 export interface DemoOptions {

@@ -4,7 +4,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 
-import { initBackend } from '../../src/models/backend/backend.js';
+import { initBackend } from '../../src/models/backend/init.js';
 import { WASM_KERNELS } from '../../src/models/backend/conv-gradient-kernels.js';
 import { mulberry32 } from '../../src/util/prng.js';
 import { SrganError } from '../../src/util/errors.js';

@@ -1,6 +1,6 @@
 // Demo data set, low-level drawing: the per-image PRNG, colour helpers, value noise, the JS-computed
 // backgrounds and the stripe/checker/dot paths used both as backgrounds and as shape textures.
-// Used by demo-draw.ts; every random draw goes through the image's own Rng, so the order of calls is
+// Used by draw.ts; every random draw goes through the image's own Rng, so the order of calls is
 // part of the output: changing it changes the demo bytes (bump GENERATOR_VERSION in demo.ts).
 
 import { mulberry32 } from '../../util/prng.js';
