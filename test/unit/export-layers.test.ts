@@ -344,7 +344,16 @@ describe('loadGeneratorWeights rejects what does not fit, naming the weight', ()
         dilatedBlocks: true,
       };
     });
-    expect((await rejection(gen, huge)).message).toMatch(/blocks \(1000000000\) exceeds the manifest's 7 weights/);
+    expect((await rejection(gen, huge)).message).toMatch(/srganGenerator.config.blocks must be an integer in 1..64, got 1000000000/);
+    const lying = await tampered('tampered-blocks-60', (json) => {
+      (json as unknown as { userDefinedMetadata: { srganGenerator: { config: unknown } } }).userDefinedMetadata.srganGenerator.config = {
+        kind: 'final',
+        channels: 8,
+        blocks: 60,
+        dilatedBlocks: true,
+      };
+    });
+    expect((await rejection(gen, lying)).message).toMatch(/blocks \(60\) exceeds the manifest's 7 weights/);
     gen.dispose();
   });
 

@@ -24,8 +24,7 @@ import {
   verifyCheckpoint,
   type CheckpointState,
 } from '../train/checkpoint.js';
-import { generatorTopology, loadGeneratorWeights, type ExportMetadata } from '../io/export-layers.js';
-import { fileModelIO } from '../io/layers-io.js';
+import { loadGeneratorWeights, readGeneratorExport } from '../io/export-layers.js';
 import type { Generator } from '../archs/network.js';
 import type { GeneratorConfig } from '../../config/presets.js';
 import { buildGenerator } from '../archs/build.js';
@@ -118,10 +117,11 @@ export async function loadGenerator(p: string, opts: LoadOptions = {}): Promise<
       throw fail(`checkpoint ${checkpoint}`, `has no ${GENERATOR_DIR}/${MODEL_JSON} (written by an srgan without generator export?)`);
     }
   }
-  const { config, scale } = await checkGeneratorModel(modelDir);
+  const found = await readGeneratorExport(modelDir);
+  const { config, scale } = found.meta;
   const gen = buildGenerator(config, scale, 0);
   try {
-    await loadGeneratorWeights(gen, modelDir);
+    await loadGeneratorWeights(gen, found);
   } catch (err) {
     gen.dispose();
     throw err;
@@ -130,62 +130,6 @@ export async function loadGenerator(p: string, opts: LoadOptions = {}): Promise<
   if (state !== null && Number.isInteger(state.step)) out.step = state.step;
   if (state !== null && typeof state.runId === 'string') out.runId = state.runId;
   return out;
-}
-
-/**
- * Reads model.json (and its shards, through layers-io, which checks they hold the bytes the manifest
- * asks for) and checks that its srganGenerator metadata describes the manifest weight for weight. Only
- * then may a generator be built from the config: its variables are then no larger than the files.
- */
-async function checkGeneratorModel(modelDir: string): Promise<{ config: GeneratorConfig; scale: 2 | 4 }> {
-  const where = path.join(modelDir, MODEL_JSON);
-  const artifacts = await fileModelIO(modelDir, { errorCode: 'SRGAN_ERR_CHECKPOINT' }).load!();
-  const raw = artifacts.userDefinedMetadata?.['srganGenerator'];
-  if (typeof raw !== 'object' || raw === null) {
-    throw fail(
-      where,
-      'is a tfjs model but not an srgan generator (no userDefinedMetadata.srganGenerator); `srgan eval --compare` scores other models',
-    );
-  }
-  const meta = raw as Partial<Record<keyof ExportMetadata, unknown>>;
-  if (meta.scale !== 2 && meta.scale !== 4) throw fail(where, `srganGenerator.scale must be 2 or 4, got ${JSON.stringify(meta.scale)}`);
-  if (typeof meta.config !== 'object' || meta.config === null) throw fail(where, 'srganGenerator.config must be an object');
-  const config = meta.config as GeneratorConfig;
-  const specs = artifacts.weightSpecs ?? [];
-  // generatorTopology allocates the fixed kernels (pixel shuffle, skip) from these sizes, so bound them
-  // first: by the limits a run config may have (config/resolve.ts), and every block has weights, so more
-  // blocks than weights is a lie.
-  for (const [field, max] of [
-    ['channels', 1024],
-    ['growth', 1024],
-    ['blocks', 64],
-  ] as const) {
-    const v = (config as unknown as Record<string, unknown>)[field];
-    if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= max)) {
-      throw fail(where, `srganGenerator.config.${field} must be an integer in 1..${max}, got ${JSON.stringify(v)}`);
-    }
-  }
-  const blocks = (config as { blocks?: unknown }).blocks;
-  if (typeof blocks === 'number' && blocks > specs.length) {
-    throw fail(where, `srganGenerator.config.blocks (${blocks}) exceeds the manifest's ${specs.length} weights`);
-  }
-  let weights: { name: string; shape: number[] }[];
-  try {
-    const residualScale = meta.residualScale === 'fold' ? 'fold' : 'rescaling';
-    weights = generatorTopology(config, meta.scale, { residualScale }).weights;
-  } catch (err) {
-    throw fail(where, `its srganGenerator metadata does not describe a generator (${(err as Error).message})`, err);
-  }
-  const byName = new Map(specs.map((s) => [s.name, s.shape]));
-  for (const w of weights) {
-    const shape = byName.get(w.name);
-    if (shape === undefined)
-      throw fail(where, `weight '${w.name}' of a ${config.kind} ×${meta.scale} generator is missing from the manifest`);
-    if (shape.length !== w.shape.length || shape.some((d, i) => d !== w.shape[i])) {
-      throw fail(where, `weight '${w.name}' has shape [${shape}], its layer needs [${w.shape}]`);
-    }
-  }
-  return { config, scale: meta.scale };
 }
 
 // ---- choosing a run's checkpoint -----------------------------------------------------------------

@@ -483,43 +483,82 @@ export async function saveGeneratorLayersModel(
   }
 }
 
+/** A folder written by saveGeneratorLayersModel, read and checked (readGeneratorExport). */
+export interface GeneratorExport {
+  dir: string;
+  meta: ExportMetadata;
+  topology: GeneratorTopology;
+  artifacts: tf.io.ModelArtifacts;
+}
+
+/** Bounds on an untrusted srganGenerator.config, those a run config may have (config/resolve.ts). */
+const CONFIG_BOUNDS = [
+  ['channels', 1024],
+  ['growth', 1024],
+  ['blocks', 64],
+] as const;
+
 /**
- * Reads a folder written by saveGeneratorLayersModel into `gen`'s variables (all or nothing). Every
- * variable of `gen` must be in the manifest with its shape; problems are SrganError
- * SRGAN_ERR_CHECKPOINT naming the model.json and the weight.
+ * Reads model.json and its shards (layers-io checks the shards hold the bytes the manifest asks for)
+ * and checks that the srganGenerator metadata describes the manifest weight for weight: every weight
+ * of its topology present, unquantised float32, with its shape, and nothing else. Only then may a
+ * generator be built from the config (its variables are then no larger than the files). Problems are
+ * SrganError SRGAN_ERR_CHECKPOINT naming the model.json and what is wrong.
  */
-export async function loadGeneratorWeights(gen: Generator, dir: string): Promise<void> {
+export async function readGeneratorExport(dir: string): Promise<GeneratorExport> {
   const artifacts = await fileModelIO(dir, { errorCode: 'SRGAN_ERR_CHECKPOINT' }).load!();
   const where = `${dir}: model.json`;
   const fail = (what: string, cause?: unknown): SrganError =>
     new SrganError('SRGAN_ERR_CHECKPOINT', `${where}: ${what}`, cause === undefined ? undefined : { cause });
   const meta = parseMetadata(artifacts.userDefinedMetadata?.['srganGenerator'], fail);
-  // Untrusted sizes: every block has weights, so more blocks than weights is a lie (and could make
-  // generatorTopology loop for a very long time).
+  const specs = artifacts.weightSpecs ?? [];
+  // Untrusted sizes: generatorTopology allocates the fixed kernels from them, so bound them first; and
+  // every block has weights, so more blocks than weights is a lie.
+  for (const [field, max] of CONFIG_BOUNDS) {
+    const v = (meta.config as unknown as Record<string, unknown>)[field];
+    if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= max)) {
+      throw fail(`srganGenerator.config.${field} must be an integer in 1..${max}, got ${JSON.stringify(v)}`);
+    }
+  }
   const blocks = (meta.config as { blocks?: unknown }).blocks;
-  if (typeof blocks === 'number' && blocks > (artifacts.weightSpecs ?? []).length) {
-    throw fail(`srganGenerator.config.blocks (${blocks}) exceeds the manifest's ${(artifacts.weightSpecs ?? []).length} weights`);
+  if (typeof blocks === 'number' && blocks > specs.length) {
+    throw fail(`srganGenerator.config.blocks (${blocks}) exceeds the manifest's ${specs.length} weights`);
   }
 
-  let topo: GeneratorTopology;
+  let topology: GeneratorTopology;
   try {
-    topo = generatorTopology(meta.config, meta.scale, { residualScale: meta.residualScale });
+    topology = generatorTopology(meta.config, meta.scale, { residualScale: meta.residualScale });
   } catch (err) {
     throw fail(`its srganGenerator metadata does not describe a generator (${(err as Error).message})`, err);
   }
-  const specs = new Map((artifacts.weightSpecs ?? []).map((s) => [s.name, s]));
-  const expected = new Set(topo.weights.map((w) => w.name));
-  for (const name of specs.keys()) {
+  const byName = new Map(specs.map((spec) => [spec.name, spec]));
+  const expected = new Set(topology.weights.map((w) => w.name));
+  for (const name of byName.keys()) {
     if (!expected.has(name)) throw fail(`weight '${name}' is not part of a ${meta.config.kind} ×${meta.scale} generator`);
   }
-  const plan: Array<{ variable: tf.Variable; name: string; factor: number }> = [];
-  for (const w of topo.weights) {
-    const spec = specs.get(w.name);
-    if (spec === undefined) throw fail(`weight '${w.name}' is missing from the manifest`);
+  for (const w of topology.weights) {
+    const spec = byName.get(w.name);
+    if (spec === undefined) throw fail(`weight '${w.name}' of a ${meta.config.kind} ×${meta.scale} generator is missing from the manifest`);
     if (spec.dtype !== 'float32' || spec.quantization !== undefined) {
       throw fail(`weight '${w.name}' is stored as ${spec.quantization?.dtype ?? spec.dtype}, expected unquantised float32`);
     }
     if (!sameShape(spec.shape, w.shape)) throw fail(`weight '${w.name}' has shape [${spec.shape}], its layer needs [${w.shape}]`);
+  }
+  if (artifacts.weightData === undefined) throw fail('has no weight data');
+  return { dir, meta, topology, artifacts };
+}
+
+/**
+ * Reads a folder written by saveGeneratorLayersModel (or one readGeneratorExport has read) into
+ * `gen`'s variables, all or nothing. Every variable of `gen` must be in the manifest with its shape;
+ * problems are SrganError SRGAN_ERR_CHECKPOINT naming the model.json and the weight.
+ */
+export async function loadGeneratorWeights(gen: Generator, from: string | GeneratorExport): Promise<void> {
+  const { dir, topology, artifacts } = typeof from === 'string' ? await readGeneratorExport(from) : from;
+  const fail = (what: string, cause?: unknown): SrganError =>
+    new SrganError('SRGAN_ERR_CHECKPOINT', `${dir}: model.json: ${what}`, cause === undefined ? undefined : { cause });
+  const plan: Array<{ variable: tf.Variable; name: string; factor: number }> = [];
+  for (const w of topology.weights) {
     if (w.source.kind !== 'variable') continue;
     const v = gen.variables[w.source.variable];
     if (v === undefined)
@@ -532,11 +571,10 @@ export async function loadGeneratorWeights(gen: Generator, dir: string): Promise
   const covered = new Set(plan.map((p) => p.variable));
   const missing = Object.entries(gen.variables).filter(([, v]) => !covered.has(v));
   if (missing.length > 0) throw fail(`has no weight for this generator's ${missing.map(([k]) => `'${k}'`).join(', ')}`);
-  if (artifacts.weightData === undefined) throw fail('has no weight data');
 
   let tensors: tf.NamedTensorMap;
   try {
-    tensors = tf.io.decodeWeights(artifacts.weightData, artifacts.weightSpecs ?? []);
+    tensors = tf.io.decodeWeights(artifacts.weightData!, artifacts.weightSpecs ?? []);
   } catch (err) {
     throw fail('weight data cannot be decoded', err);
   }
@@ -553,7 +591,9 @@ export async function loadGeneratorWeights(gen: Generator, dir: string): Promise
 
 function parseMetadata(raw: unknown, fail: (what: string) => SrganError): ExportMetadata {
   if (typeof raw !== 'object' || raw === null) {
-    throw fail('has no userDefinedMetadata.srganGenerator (not written by saveGeneratorLayersModel)');
+    throw fail(
+      'is a tfjs model but not an srgan generator (it has no userDefinedMetadata.srganGenerator); `srgan eval --compare` scores other models',
+    );
   }
   const m = raw as Partial<Record<keyof ExportMetadata, unknown>>;
   if (m.version !== 1) throw fail(`srganGenerator.version must be 1, got ${JSON.stringify(m.version)}`);
