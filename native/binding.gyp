@@ -1,4 +1,4 @@
-# The optional "wasm + native oneDNN kernels" rung (DESIGN.md, compute backend ladder). Built by
+# The optional "wasm + native oneDNN kernels" rung (docs/backends.md, the backend ladder). Built by
 # scripts/build-native.mjs only when Debian's libdnnl-dev (oneDNN 2.x headers and libdnnl.so) is present.
 #
 # Two products in build/Release/ (src/core_api.h explains the split):
