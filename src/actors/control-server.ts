@@ -49,14 +49,27 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const WEB_ROOT = path.resolve(here, '../../web-monitor');
 const require = createRequire(import.meta.url);
 const UPLOT_DIST = path.dirname(require.resolve('uplot/dist/uPlot.iife.min.js'));
-const STATIC: Record<string, { file: string; type: string }> = {
-  '/': { file: path.join(WEB_ROOT, 'index.html'), type: 'text/html; charset=utf-8' },
-  '/index.html': { file: path.join(WEB_ROOT, 'index.html'), type: 'text/html; charset=utf-8' },
-  '/monitor.js': { file: path.join(WEB_ROOT, 'monitor.js'), type: 'text/javascript; charset=utf-8' },
-  '/style.css': { file: path.join(WEB_ROOT, 'style.css'), type: 'text/css; charset=utf-8' },
-  '/vendor/uPlot.iife.min.js': { file: path.join(UPLOT_DIST, 'uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },
-  '/vendor/uPlot.min.css': { file: path.join(UPLOT_DIST, 'uPlot.min.css'), type: 'text/css; charset=utf-8' },
+/** Content types of the files the monitor is made of (web-monitor/, served as they are: no build step). */
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
 };
+const VENDOR: Record<string, string> = {
+  '/vendor/uPlot.iife.min.js': path.join(UPLOT_DIST, 'uPlot.iife.min.js'),
+  '/vendor/uPlot.min.css': path.join(UPLOT_DIST, 'uPlot.min.css'),
+};
+
+/** The file a GET of `pathname` serves: web-monitor/'s own files (no sub-folders, no dot files) and uPlot. */
+function staticFile(pathname: string): { file: string; type: string } | null {
+  if (pathname in VENDOR) return { file: VENDOR[pathname], type: TYPES[path.extname(pathname)] };
+  const name = pathname === '/' ? 'index.html' : pathname.slice(1);
+  if (!/^[a-z0-9][a-z0-9._-]*$/i.test(name)) return null;
+  const type = TYPES[path.extname(name)];
+  return type === undefined ? null : { file: path.join(WEB_ROOT, name), type };
+}
 
 interface Client {
   socket: WebSocket;
@@ -141,14 +154,17 @@ export class ControlServer extends Actor<ControlServerMessage> {
 
   #serve(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://x');
-    const entry = STATIC[url.pathname];
+    const entry = staticFile(url.pathname);
     if (req.method !== 'GET' || !entry) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       return;
     }
     fs.readFile(entry.file, (err, body) => {
       if (err) {
-        res.writeHead(500, { 'content-type': 'text/plain' }).end(`cannot read ${path.basename(entry.file)}\n`);
+        const missing = (err).code === 'ENOENT';
+        res
+          .writeHead(missing ? 404 : 500, { 'content-type': 'text/plain' })
+          .end(missing ? 'not found\n' : `cannot read ${path.basename(entry.file)}\n`);
         return;
       }
       res.writeHead(200, { 'content-type': entry.type, 'cache-control': 'no-store' }).end(body);
