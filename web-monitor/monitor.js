@@ -430,10 +430,18 @@ function showLr(values) {
   el.lr.textContent = `${fmtSig(g)} / ${fmtSig(d)}`;
 }
 
-function showPreview(msg) {
-  if (typeof msg.png !== 'string' || msg.png.length === 0) return;
+let previewUrl = null;
+
+/** A stored preview strip, fetched by id (GET /api/previews/ID.png) with the token in a header. */
+async function showPreview(msg) {
+  if (!Number.isInteger(msg.id)) return;
+  const res = await fetch(`/api/previews/${msg.id}.png`, { headers: { authorization: `Bearer ${token}` } });
+  if (!res.ok) return;
+  const url = URL.createObjectURL(await res.blob());
+  if (previewUrl) URL.revokeObjectURL(previewUrl);
+  previewUrl = url;
   const panels = Array.isArray(msg.panels) ? msg.panels.map(String) : [];
-  el.previewImg.src = `data:image/png;base64,${msg.png}`;
+  el.previewImg.src = url;
   if (Number.isFinite(msg.width) && Number.isFinite(msg.height)) {
     el.previewImg.width = msg.width;
     el.previewImg.height = msg.height;
@@ -560,7 +568,7 @@ function handleMessage(msg) {
       break;
     }
     case 'preview':
-      showPreview(msg);
+      void showPreview(msg);
       break;
     case 'ok':
       onReply(msg);
