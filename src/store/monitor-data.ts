@@ -61,7 +61,7 @@ export interface EventEntry {
 }
 
 export interface PreviewIndex {
-  previews: { id: number[]; step: number[]; time: number[] };
+  previews: { id: number[]; step: number[] };
   width: number | null;
   height: number | null;
   panels: string[];
@@ -147,18 +147,14 @@ export class MonitorData {
     });
   }
 
-  /** Every preview strip of the run, by step (columnar), and the newest's size and captions. */
+  /** Every preview strip of the run, by step (columnar: ids and steps), and the newest's size and captions. */
   previews(runId: string): PreviewIndex | null {
     if (!this.#row(runId)) return null;
-    const rows = this.db.prepare('SELECT id, step, time FROM previews WHERE run_id = ? ORDER BY step, id').raw().all(runId) as [
-      number,
-      number,
-      number,
-    ][];
+    const rows = this.db.prepare('SELECT id, step FROM previews WHERE run_id = ? ORDER BY step, id').raw().all(runId) as [number, number][];
     const newest = this.db.prepare('SELECT width, height, panels FROM previews WHERE run_id = ? ORDER BY id DESC LIMIT 1').get(runId) as
       { width: number; height: number; panels: string } | undefined;
     return {
-      previews: { id: rows.map((r) => r[0]), step: rows.map((r) => r[1]), time: rows.map((r) => ms(r[2])) },
+      previews: { id: rows.map((r) => r[0]), step: rows.map((r) => r[1]) },
       width: newest?.width ?? null,
       height: newest?.height ?? null,
       panels: newest ? ((parseJson(newest.panels) as string[] | null) ?? []) : [],
@@ -221,14 +217,24 @@ export class MonitorData {
    * the envelope counts exactly the points in range; a bucket goes to the column of its last point.
    */
   #curve(runId: string, key: string, from: number, to: number, width: number, shift: number | undefined): SeriesColumns {
-    const cols = new ColumnBuilder(from, (to - from + 1) / width, width);
-    const points = this.db.prepare(
-      'SELECT step, wall_time, value FROM metrics WHERE run_id = ? AND key = ? AND step BETWEEN ? AND ? ORDER BY step',
-    );
+    const colWidth = (to - from + 1) / width;
+    const cols = new ColumnBuilder(from, colWidth, width);
+    // Points are summarised per column by SQLite (one row per column, its last point joined back by the
+    // unique index), so a range of many points per column costs one pass in C, not one JS call each.
+    const columns = this.db
+      .prepare(
+        `SELECT g.last_step, m.wall_time, g.lo, g.hi, g.sum, g.n, m.value FROM (
+           SELECT CAST((step - @from) / @colWidth AS INTEGER) AS col, max(step) AS last_step, min(value) AS lo,
+                  max(value) AS hi, total(value) AS sum, count(*) AS n
+           FROM metrics WHERE run_id = @runId AND key = @key AND step BETWEEN @a AND @b GROUP BY col
+         ) g JOIN metrics m ON m.run_id = @runId AND m.key = @key AND m.step = g.last_step
+         ORDER BY g.last_step`,
+      )
+      .raw();
     const addPoints = (a: number, b: number): void => {
       if (b < a) return;
-      for (const [step, time, value] of points.raw().iterate(runId, key, a, b) as Iterable<[number, number, number]>) {
-        cols.add(step, time, value, value, value, 1, value);
+      for (const [step, time, lo, hi, sum, n, last] of columns.iterate({ from, colWidth, runId, key, a, b }) as Iterable<number[]>) {
+        cols.add(step, time, lo, hi, sum, n, last);
       }
     };
     if (shift === undefined) {
