@@ -361,6 +361,27 @@ describe('checkpoints and resume', () => {
     const c = curve(home, info.runId, 'g_loss');
     for (let s = 1; s <= Math.min(12, end); s++) expect({ s, v: c.get(s) }).toEqual({ s, v: ref.get(s) });
     expect(onDisk(dir)).toEqual(retained(home, info.runId, 2));
+    // The monitor's rollups followed the resume: no stale bucket, and each equals its points.
+    const rollups = query<{
+      key: string;
+      n: number;
+      lo: number;
+      hi: number;
+      last_step: number;
+      want_n: number;
+      want_lo: number;
+      want_hi: number;
+      want_last: number;
+    }>(
+      home,
+      `SELECT r.key, r.n, r.lo, r.hi, r.last_step, count(*) AS want_n, min(m.value) AS want_lo, max(m.value) AS want_hi, max(m.step) AS want_last
+       FROM metric_rollups r JOIN metrics m ON m.run_id = r.run_id AND m.key = r.key AND (m.step >> r.shift) = r.bucket
+       WHERE r.run_id = ? AND r.stale = 0 GROUP BY r.key, r.shift, r.bucket`,
+      info.runId,
+    );
+    expect(rollups.length).toBeGreaterThan(0);
+    for (const r of rollups) expect([r.key, r.n, r.lo, r.hi, r.last_step]).toEqual([r.key, r.want_n, r.want_lo, r.want_hi, r.want_last]);
+    expect(query(home, 'SELECT * FROM metric_rollups WHERE run_id = ? AND stale = 1', info.runId)).toEqual([]);
   }, 240_000);
 
   it('kill -9 in the middle of writing a checkpoint: the half-written folder is ignored and removed', async () => {
