@@ -15,7 +15,7 @@ export const useCommands = {
       RUN: 'a run (id, id prefix or name; default the newest run with a checkpoint): its latest checkpoint, or its best with --best',
       CHECKPOINT: 'or a checkpoint folder, its generator/ folder, or an exported tfjs model folder',
       '--format F':
-        "safetensors (default): every kind; rrdbnet with ESRGAN's tensor names (conv_first, RRDB_trunk.N.RDBn.convn, …), which spandrel-based tools (chaiNNer, ComfyUI) load; espcn and final with our own names, described in the file's metadata. tfjs: a LayersModel folder for tf.loadLayersModel, every kind",
+        "safetensors (default): every kind; rrdbnet with ESRGAN's tensor names (conv_first, RRDB_trunk.N.RDBn.convn, …) and compact with Real-ESRGAN's (body.N), which spandrel-based tools (chaiNNer, ComfyUI) load; espcn and final with our own names, described in the file's metadata. tfjs: a LayersModel folder for tf.loadLayersModel, every kind",
       '--out PATH': 'the file (safetensors) or folder (tfjs) to write (default srgan-KIND-xSCALE-RUN-stepN[.safetensors] here)',
       '--best': 'the checkpoint with the highest validation gain over bicubic instead of the latest',
       '--json': 'print {out, format, arch, scale, run, step, bytes, params} as one JSON object',

@@ -19,7 +19,9 @@ export type GeneratorConfig =
   /** docs/seed.md §3.3, the article's final network (×2 only). */
   | { kind: 'final'; channels: number; blocks: number; dilatedBlocks: boolean }
   /** ESRGAN's RRDBNet, docs/seed.md §10.1. */
-  | { kind: 'rrdbnet'; channels: number; growth: number; blocks: number };
+  | { kind: 'rrdbnet'; channels: number; growth: number; blocks: number }
+  /** Real-ESRGAN's SRVGGNetCompact (docs/export.md): `convs` conv+PReLU layers `channels` wide at LR. */
+  | { kind: 'compact'; channels: number; convs: number };
 
 /** Which discriminator, and its size. */
 export type DiscriminatorConfig =
@@ -120,6 +122,7 @@ export const GENERATOR_DEFAULTS: Readonly<Record<GeneratorConfig['kind'], Genera
   espcn: { kind: 'espcn', channels: 64, layout: 'plain', skip: false, depth: 0 },
   final: { kind: 'final', channels: 64, blocks: 16, dilatedBlocks: true },
   rrdbnet: { kind: 'rrdbnet', channels: 64, growth: 32, blocks: 23 },
+  compact: { kind: 'compact', channels: 64, convs: 16 },
 });
 
 /** Defaults of each discriminator kind, used when an override switches kind. */
@@ -278,8 +281,24 @@ const ESRGAN_X4: RunConfig = {
   ringMiB: 64,
 };
 
+/**
+ * `compact-x2`, `compact-x4`: Real-ESRGAN's SRVGGNetCompact (64 wide, 16 convs), the small network many
+ * published upscalers use, trained with the seed's losses and schedule (as seed-final-x2: perceptual
+ * terms, capped relativistic adversarial term, dilated D, 10 D steps per G step, its phases). No
+ * gradient checkpointing: the network keeps few activations.
+ */
+const compact = (scale: 2 | 4): RunConfig => ({
+  ...SEED_FINAL_X2,
+  preset: `compact-x${scale}`,
+  scale,
+  generator: { kind: 'compact', channels: 64, convs: 16 },
+  recompute: false,
+});
+
 export const PRESETS: Readonly<Record<string, Readonly<RunConfig>>> = Object.freeze({
   'espcn-x2-fast': Object.freeze(ESPCN_X2_FAST),
   'seed-final-x2': Object.freeze(SEED_FINAL_X2),
   'esrgan-x4': Object.freeze(ESRGAN_X4),
+  'compact-x2': Object.freeze(compact(2)),
+  'compact-x4': Object.freeze(compact(4)),
 });

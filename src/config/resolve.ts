@@ -88,6 +88,7 @@ const KIND_FIELDS: Record<string, Record<string, Check>> = {
   espcn: { channels: int(1, 1024), layout: oneOf('plain', 'x2x2', 'conv-after-upsample', 'dilated'), skip: bool, depth: int(0, 64) },
   final: { channels: int(1, 1024), blocks: int(1, 64), dilatedBlocks: bool },
   rrdbnet: { channels: int(1, 1024), growth: int(1, 1024), blocks: int(1, 64) },
+  compact: { channels: int(1, 1024), convs: int(1, 128) },
   patch: { mid: int(1, 512) },
   dilated: { mid: int(1, 512) },
   unet: { channels: int(1, 1024) },

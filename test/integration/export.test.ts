@@ -29,8 +29,9 @@ const REF = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'esrgan_reference.jso
     string,
     {
       nf: number;
-      nb: number;
-      gc: number;
+      nb?: number;
+      gc?: number;
+      convs?: number;
       scale: number;
       params: number;
       names: string[];
@@ -52,23 +53,31 @@ beforeAll(async () => {
 });
 afterAll(() => tmp.cleanup());
 
-describe("ESRGAN's own state dicts", () => {
-  for (const file of ['esrgan-tiny-x2.safetensors', 'esrgan-tiny-x4.safetensors']) {
-    it(`${file}: loads into our rrdbnet, computes PyTorch's output, and exports back the same tensors`, () => {
+describe("ESRGAN's and Real-ESRGAN Compact's own state dicts", () => {
+  for (const file of [
+    'esrgan-tiny-x2.safetensors',
+    'esrgan-tiny-x4.safetensors',
+    'compact-tiny-x2.safetensors',
+    'compact-tiny-x4.safetensors',
+  ]) {
+    it(`${file}: loads into our generator, computes PyTorch's output, and exports back the same tensors`, () => {
       const ref = REF.models[file];
       const where = path.join(FIXTURES, file);
       const sd = readSafetensors(where);
       expect(sd.tensors.map((t) => t.name)).toEqual(ref.names);
       const { config, scale } = describeStateDict(sd, where);
-      expect([config, scale]).toEqual([{ kind: 'rrdbnet', channels: ref.nf, growth: ref.gc, blocks: ref.nb }, ref.scale]);
+      const want: GeneratorConfig = file.startsWith('compact')
+        ? { kind: 'compact', channels: ref.nf, convs: ref.convs! }
+        : { kind: 'rrdbnet', channels: ref.nf, growth: ref.gc!, blocks: ref.nb! };
+      expect([config, scale]).toEqual([want, ref.scale]);
       const gen = buildGenerator(config, scale, 1);
       expect(gen.paramCount).toBe(ref.params);
-      loadStateDict(gen, config.kind, sd.tensors, where);
+      loadStateDict(gen, config, sd.tensors, where);
       const x = nhwc(REF.input.nchw, REF.input.shape_nchw);
       const y = gen.apply(x);
-      const want = nhwc(ref.output_nchw, ref.output_shape_nchw);
-      expect(y.shape).toEqual(want.shape);
-      const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(y, want))).dataSync()[0]);
+      const expected = nhwc(ref.output_nchw, ref.output_shape_nchw);
+      expect(y.shape).toEqual(expected.shape);
+      const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(y, expected))).dataSync()[0]);
       expect(diff).toBeLessThan(1e-4);
 
       // Back out: the same names, shapes and float values as the file PyTorch's side wrote.
@@ -79,7 +88,7 @@ describe("ESRGAN's own state dicts", () => {
         expect(t.shape, t.name).toEqual(byName.get(t.name)!.shape);
         expect(Buffer.from(t.data.buffer).equals(Buffer.from(byName.get(t.name)!.data.buffer)), t.name).toBe(true);
       }
-      tf.dispose([x, y, want]);
+      tf.dispose([x, y, expected]);
       gen.dispose();
     });
   }
@@ -89,11 +98,11 @@ describe("ESRGAN's own state dicts", () => {
     const sd = readSafetensors(where);
     const gen = buildGenerator({ kind: 'rrdbnet', channels: 8, growth: 4, blocks: 2 }, 4, 1);
     const renamed = sd.tensors.map((t) => (t.name === 'trunk_conv.weight' ? { ...t, name: 'trunk.weight' } : t));
-    expect(() => loadStateDict(gen, 'rrdbnet', renamed, where)).toThrow(
+    expect(() => loadStateDict(gen, { kind: 'rrdbnet', channels: 8, growth: 4, blocks: 2 }, renamed, where)).toThrow(
       /missing trunk_conv\.weight; not part of a rrdbnet generator: trunk\.weight/,
     );
     const wider = buildGenerator({ kind: 'rrdbnet', channels: 16, growth: 4, blocks: 2 }, 4, 1);
-    expect(() => loadStateDict(wider, 'rrdbnet', sd.tensors, where)).toThrow(
+    expect(() => loadStateDict(wider, { kind: 'rrdbnet', channels: 16, growth: 4, blocks: 2 }, sd.tensors, where)).toThrow(
       /tensor conv_first\.weight has shape \[8,3,3,3\], the generator needs \[16,3,3,3\]/,
     );
     const foreign = { tensors: [{ name: 'body.0.weight', shape: [1], data: new Float32Array(1) }], metadata: {} };
@@ -160,6 +169,7 @@ describe('srgan export', () => {
     ['espcn (skip, depth)', { kind: 'espcn', channels: 8, layout: 'plain', skip: true, depth: 1 }, 2],
     ['final', { kind: 'final', channels: 4, blocks: 1, dilatedBlocks: true }, 2],
     ['rrdbnet ×4', { kind: 'rrdbnet', channels: 8, growth: 4, blocks: 1 }, 4],
+    ['compact ×4', { kind: 'compact', channels: 8, convs: 2 }, 4],
   ];
   for (const [name, config, scale] of cases) {
     it(`${name}: the safetensors it writes loads back into the same generator; --format tfjs writes a LayersModel`, async () => {
@@ -183,7 +193,7 @@ describe('srgan export', () => {
       const back = describeStateDict(sd, out);
       expect(back).toEqual({ config, scale });
       const fresh = buildGenerator(back.config, back.scale, 99);
-      loadStateDict(fresh, back.config.kind, sd.tensors, out);
+      loadStateDict(fresh, back.config, sd.tensors, out);
       const x = tf.tidy(() => tf.add(seededUniform([1, 7, 5, 3], 0.5, 3), 0.5) as tf.Tensor4D);
       const [a, b] = [gen.apply(x), fresh.apply(x)];
       expect(tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0])).toBe(0);

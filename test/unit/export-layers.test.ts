@@ -107,6 +107,8 @@ const CASES: Array<[string, GeneratorConfig, 2 | 4, ExportOptions?]> = [
   ['rrdbnet ×2', { kind: 'rrdbnet', channels: 8, growth: 4, blocks: 1 }, 2],
   ['rrdbnet ×4', { kind: 'rrdbnet', channels: 8, growth: 4, blocks: 1 }, 4],
   ['rrdbnet ×4, 0.2 folded', { kind: 'rrdbnet', channels: 8, growth: 4, blocks: 1 }, 4, { residualScale: 'fold' }],
+  ['compact ×2', { kind: 'compact', channels: 8, convs: 2 }, 2],
+  ['compact ×4', { kind: 'compact', channels: 8, convs: 2 }, 4],
 ];
 
 type Backend = 'wasm' | 'cpu';

@@ -136,6 +136,14 @@ describe('Gan', () => {
         accumulate: 1,
         perceptual: { kind: 'off' },
       },
+      ...(['compact-x2', 'compact-x4'] as const).map((preset) => ({
+        preset,
+        generator: { channels: 8, convs: 2 },
+        discriminator: { mid: 4 },
+        patchSize: 64,
+        perceptual: { kind: 'off' },
+        jpeg: false,
+      })),
     ]) {
       const cfg = resolveConfig(overrides);
       const gan = new Gan(cfg);

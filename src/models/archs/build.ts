@@ -3,6 +3,7 @@
 import { espcnGraph } from './espcn.js';
 import { finalGeneratorGraph } from './generator-final.js';
 import { rrdbNetGraph } from './rrdbnet.js';
+import { compactGraph } from './compact.js';
 import { createDilatedDiscriminator, createPatchDiscriminator } from './discriminator.js';
 import { createUNetDiscriminator } from './unet-discriminator.js';
 import { generatorFromGraph, type GeneratorGraph } from './graph.js';
@@ -24,9 +25,11 @@ export function generatorGraph(cfg: GeneratorConfig, scale: 2 | 4): GeneratorGra
       return finalGeneratorGraph({ channels: cfg.channels, blocks: cfg.blocks, dilatedBlocks: cfg.dilatedBlocks });
     case 'rrdbnet':
       return rrdbNetGraph({ channels: cfg.channels, growth: cfg.growth, blocks: cfg.blocks, scale });
+    case 'compact':
+      return compactGraph({ channels: cfg.channels, convs: cfg.convs, scale });
     default:
       throw new RangeError(
-        `generator.kind must be espcn, final or rrdbnet, got ${JSON.stringify((cfg as { kind?: unknown } | undefined)?.kind)}`,
+        `generator.kind must be espcn, final, rrdbnet or compact, got ${JSON.stringify((cfg as { kind?: unknown } | undefined)?.kind)}`,
       );
   }
 }

@@ -31,6 +31,8 @@ export interface GraphOps<T> {
   /** Our conv layer `name`: k×k, 'same' padding, stride 1, bias; input channels are x's. */
   conv(name: string, x: T, k: number, cout: number, dilation?: number): T;
   leaky(x: T, alpha: number): T;
+  /** PReLU `name`: a learned slope per channel (variable `${name}.alpha`, [channels], PyTorch's init 0.25). */
+  prelu(name: string, x: T): T;
   add(a: T, b: T): T;
   /** x + s·y: a residual scale. */
   residual(x: T, y: T, s: number): T;
@@ -46,6 +48,9 @@ export interface GraphOps<T> {
   block(name: string, x: T, f: (x: T) => T): T;
 }
 
+/** PyTorch's nn.PReLU initial slope. */
+const PRELU_INIT = 0.25;
+
 /** A generator described once. */
 export interface GeneratorGraph {
   /** Upscaling factor: forward maps [h, w, 3] to [h·scale, w·scale, 3]. */
@@ -58,64 +63,86 @@ export interface GeneratorGraph {
   forward<T>(o: GraphOps<T>, x: T): T;
 }
 
-/** A symbolic NHWC tensor of one image. */
+/** A symbolic NHWC tensor of one image: its size, and how far it reaches into the input. */
 interface Shape {
   h: number;
   w: number;
   ch: number;
+  /** Its pixels per input pixel (1 at the input; the shuffles and upsamplings multiply it). */
+  s: number;
+  /** Receptive radius in input pixels: a pixel depends on input pixels at most this far away. */
+  r: number;
 }
 
+/** A layer with variables. */
+export type GraphLayer = { kind: 'conv'; name: string; spec: ConvSpec } | { kind: 'prelu'; name: string; channels: number };
+
 export interface GraphTrace {
-  /** Every conv layer, in forward order. */
-  convs: Array<{ name: string; spec: ConvSpec }>;
+  /** Every layer with variables, in forward order. */
+  layers: GraphLayer[];
   /** Each block's conv layers, in forward order. */
   blocks: Map<string, string[]>;
   /** FLOPs (2 × conv multiply-adds) of one forward pass at the traced size. */
   flops: number;
+  /**
+   * Receptive radius of the output in input pixels (convs use 'same' zero padding): output block x
+   * depends on input pixels x − radius … x + radius. A conv of radius k at s× adds k/s.
+   */
+  radius: number;
 }
 
 /** Runs `graph` on the shape of one h×w RGB image. Throws RangeError where the shapes do not fit. */
 export function traceGraph(graph: GeneratorGraph, h: number, w: number): GraphTrace {
-  const convs: GraphTrace['convs'] = [];
+  const layers: GraphLayer[] = [];
   const blocks = new Map<string, string[]>();
   const names = new Set<string>();
   let current: string[] | null = null;
   let flops = 0;
   const sameSize = (op: string, xs: readonly Shape[]): void => {
-    if (xs.some((s) => s.h !== xs[0].h || s.w !== xs[0].w)) throw new RangeError(`${op}: inputs of different sizes`);
+    if (xs.some((s) => s.h !== xs[0].h || s.w !== xs[0].w || s.s !== xs[0].s)) throw new RangeError(`${op}: inputs of different sizes`);
+  };
+  const named = (name: string): void => {
+    if (names.has(name)) throw new RangeError(`duplicate layer name '${name}'`);
+    names.add(name);
+    current?.push(name);
   };
   const o: GraphOps<Shape> = {
     conv(name, x, k, cout, dilation = 1) {
-      if (names.has(name)) throw new RangeError(`duplicate layer name '${name}'`);
-      names.add(name);
+      named(name);
       const spec: ConvSpec = { k, cin: x.ch, cout, dilation };
-      convs.push({ name, spec });
-      current?.push(name);
+      layers.push({ kind: 'conv', name, spec });
       flops += convFlops(spec, x.h, x.w);
       const [oh, ow] = convOutSize(spec, x.h, x.w);
-      return { h: oh, w: ow, ch: cout };
+      return { h: oh, w: ow, ch: cout, s: x.s, r: x.r + (dilation * (k - 1)) / 2 / x.s };
     },
     leaky: (x) => x,
+    prelu(name, x) {
+      named(name);
+      layers.push({ kind: 'prelu', name, channels: x.ch });
+      return x;
+    },
     add(a, b) {
       sameSize('add', [a, b]);
       if (a.ch !== b.ch) throw new RangeError(`add: ${a.ch} vs ${b.ch} channels`);
-      return a;
+      return { ...a, r: Math.max(a.r, b.r) };
     },
     residual(x, y) {
       return o.add(x, y);
     },
     concat(xs) {
       sameSize('concat', xs);
-      return { ...xs[0], ch: xs.reduce((a, s) => a + s.ch, 0) };
+      return { ...xs[0], ch: xs.reduce((a, s) => a + s.ch, 0), r: Math.max(...xs.map((s) => s.r)) };
     },
     pixelShuffle(x, r) {
       if (x.ch % (r * r) !== 0) throw new RangeError(`pixel shuffle: ${x.ch} channels cannot be shuffled by ${r}`);
-      return { h: x.h * r, w: x.w * r, ch: x.ch / (r * r) };
+      return { h: x.h * r, w: x.w * r, ch: x.ch / (r * r), s: x.s * r, r: x.r };
     },
-    upsampleNearest2x: (x) => ({ h: 2 * x.h, w: 2 * x.w, ch: x.ch }),
+    // out[i] = in[⌊i/2⌋]: no wider reach.
+    upsampleNearest2x: (x) => ({ ...x, h: 2 * x.h, w: 2 * x.w, s: 2 * x.s }),
     resizeBilinear(x, r) {
       if (x.ch !== 3) throw new RangeError(`resizeBilinear: the skip takes the 3-channel input, got ${x.ch} channels`);
-      return { h: r * x.h, w: r * x.w, ch: x.ch };
+      // Interpolates between an input pixel and its neighbour.
+      return { h: r * x.h, w: r * x.w, ch: x.ch, s: r * x.s, r: x.r + 1 / x.s };
     },
     block(name, x, f) {
       if (current !== null) throw new RangeError(`block '${name}' inside another block`);
@@ -129,11 +156,11 @@ export function traceGraph(graph: GeneratorGraph, h: number, w: number): GraphTr
       }
     },
   };
-  const out = graph.forward(o, { h, w, ch: 3 });
+  const out = graph.forward(o, { h, w, ch: 3, s: 1, r: 0 });
   if (out.ch !== 3 || out.h !== h * graph.scale || out.w !== w * graph.scale) {
     throw new RangeError(`the network maps ${h}×${w}×3 to ${out.h}×${out.w}×${out.ch}, not ×${graph.scale} RGB`);
   }
-  return { convs, blocks, flops };
+  return { layers, blocks, flops, radius: out.r };
 }
 
 /**
@@ -146,15 +173,32 @@ export function generatorFromGraph(graph: GeneratorGraph, seed: number, recomput
   if (typeof recompute !== 'boolean') throw new RangeError(`recompute must be a boolean, got ${JSON.stringify(recompute)}`);
   const trace = traceGraph(graph, 1, 1);
   const variables: Record<string, tf.Variable> = {};
-  const layers = new Map<string, ConvLayer>();
-  trace.convs.forEach(({ name, spec }, i) => {
-    layers.set(name, createConv(variables, name, spec, graph.seeding === 'index' ? deriveSeed(seed, i) : nameSeed(seed, name)));
-  });
-  const blockWeights = new Map([...trace.blocks].map(([block, convs]) => [block, layerWeights(convs.map((c) => layers.get(c)!))]));
+  const convs = new Map<string, ConvLayer>();
+  const slopes = new Map<string, tf.Variable>();
+  let index = 0; // convs only: ESPCN's 'index' seeding predates other layers
+  for (const l of trace.layers) {
+    if (l.kind === 'conv') {
+      const layerSeed = graph.seeding === 'index' ? deriveSeed(seed, index++) : nameSeed(seed, l.name);
+      convs.set(l.name, createConv(variables, l.name, l.spec, layerSeed));
+    } else {
+      const init = tf.fill([l.channels], PRELU_INIT);
+      const alpha = tf.variable(init, true);
+      init.dispose();
+      variables[`${l.name}.alpha`] = alpha;
+      slopes.set(l.name, alpha);
+    }
+  }
+  const blockWeights = new Map(
+    [...trace.blocks].map(([block, names]) => [
+      block,
+      names.flatMap((n) => (convs.has(n) ? layerWeights([convs.get(n)!]) : [slopes.get(n)!])),
+    ]),
+  );
 
   const o: GraphOps<tf.Tensor4D> = {
-    conv: (name, x) => applyConv(layers.get(name)!, x),
+    conv: (name, x) => applyConv(convs.get(name)!, x),
     leaky: (x, alpha) => tf.leakyRelu(x, alpha),
+    prelu: (name, x) => tf.prelu(x, slopes.get(name)! as unknown as tf.Tensor4D),
     add: (a, b) => tf.add(a, b),
     residual: (x, y, s) => tf.add(x, tf.mul(y, s)),
     concat: (xs) => (xs.length === 1 ? xs[0] : tf.concat(xs as tf.Tensor4D[], 3)),

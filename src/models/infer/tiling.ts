@@ -27,6 +27,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { FloatImage } from '../../data/image/image-io.js';
 import type { RgbImage } from '../../data/image/rgb-image.js';
 import type { Generator } from '../archs/network.js';
+import { generatorGraph } from '../archs/build.js';
+import { traceGraph } from '../archs/graph.js';
 import type { GeneratorConfig } from '../../config/presets.js';
 
 export interface TileOptions {
@@ -295,33 +297,10 @@ function toFloat(img: FloatImage | RgbImage): FloatImage {
 
 /**
  * Receptive-field radius in LR pixels of the generator `cfg` builds (convs use 'same' zero padding):
- * LR output block x depends on LR input pixels x − R … x + R only. The LR-stage conv radii add up; a
- * conv of radius k after upsampling to s× adds k/s, and those fractions are rounded up once. Exact
- * for ESPCN 'plain' (4 + depth); an upper bound by at most one pixel elsewhere.
+ * LR output block x depends on LR input pixels x − R … x + R only. Read from the network's own
+ * description (archs/graph.ts): a conv of radius k at s× adds k/s; the total is rounded up. Exact for
+ * ESPCN 'plain' (4 + depth); an upper bound by less than one pixel elsewhere.
  */
 export function receptiveRadius(cfg: GeneratorConfig, scale: 2 | 4): number {
-  switch (cfg.kind) {
-    case 'espcn': {
-      const dilations = cfg.layout === 'dilated' ? [2, 4, 8] : [];
-      // conv5, conv3, `depth` more conv3 (absent in configs from before it existed), the dilated stack
-      // and its closing conv3, then the last conv before the (first) shuffle, which every layout has.
-      const lr = 2 + 1 + (cfg.depth ?? 0) + (dilations.length > 0 ? dilations.reduce((a, d) => a + d, 0) + 1 : 0) + 1;
-      // Two conv3 after the ×r shuffle, or two after each ×2 shuffle of x2x2.
-      const hr = cfg.layout === 'conv-after-upsample' ? 2 / scale : cfg.layout === 'x2x2' ? 2 / 2 + 2 / 4 : 0;
-      // The bilinear skip reads the neighbouring LR pixel: radius 1, already inside.
-      return lr + Math.ceil(hr);
-    }
-    case 'final': {
-      // head conv5; per MyRRDB 3 × (Dil: d1 + d2 + d4 = 7) + 3 × (DRB3: a chain of three conv3 = 3);
-      // tail conv3 (the 1×1 adds nothing); two conv3 at 2×.
-      const perBlock = cfg.dilatedBlocks ? 3 * 7 + 3 * 3 : 3 * 3;
-      return 2 + cfg.blocks * perBlock + 1 + Math.ceil(2 / 2);
-    }
-    case 'rrdbnet': {
-      // conv_first; per RRDB three RDBs of five chained conv3; trunk_conv; one conv3 after each ×2
-      // nearest step, then HRconv and conv_last at the final scale.
-      const ups = scale === 4 ? 1 / 2 + 1 / 4 : 1 / 2;
-      return 1 + cfg.blocks * 15 + 1 + Math.ceil(ups + 2 / scale);
-    }
-  }
+  return Math.ceil(traceGraph(generatorGraph(cfg, scale), 1, 1).radius - 1e-9);
 }

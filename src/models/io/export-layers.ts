@@ -44,7 +44,13 @@ import type { GeneratorConfig } from '../../config/presets.js';
 /** Where the value of one exported weight comes from. */
 export type WeightSource =
   /** Our variable `variable`, multiplied by `factor` (1, or 0.2 where a residual scale is folded). */
-  | { kind: 'variable'; variable: string; factor: number }
+  | {
+      kind: 'variable';
+      variable: string;
+      factor: number;
+      /** The variable holds the weight's values in another shape of the same size (PReLU: [C] for Keras' [1, 1, C]). */
+      reshaped?: true;
+    }
   /** A constant of the formulation (pixel shuffle, bilinear skip); not trainable. */
   | { kind: 'fixed'; values: Float32Array };
 
@@ -209,6 +215,23 @@ class Graph {
     return out;
   }
 
+  /** PReLU `name` with one slope per channel (variable `${name}.alpha`, [C]; Keras' alpha is [1, 1, C]). */
+  prelu(x: Sym, name: string): Sym {
+    const out = this.layer(
+      'PReLU',
+      name,
+      { alpha_initializer: ZEROS, alpha_regularizer: null, alpha_constraint: null, shared_axes: [1, 2] },
+      [x],
+      x.ch,
+    );
+    this.weights.push({
+      name: `${name}/alpha`,
+      shape: [1, 1, x.ch],
+      source: { kind: 'variable', variable: `${name}.alpha`, factor: 1, reshaped: true },
+    });
+    return out;
+  }
+
   leaky(x: Sym, alpha: number): Sym {
     return this.layer('LeakyReLU', this.auto('lrelu'), { alpha }, [x], x.ch);
   }
@@ -272,6 +295,7 @@ class Graph {
     return {
       conv: (name, x, k, cout, dilation) => this.ourConv(x, name, k, cout, dilation),
       leaky: (x, alpha) => this.leaky(x, alpha),
+      prelu: (name, x) => this.prelu(x, name),
       add: (a, b) => this.add([a, b]),
       residual: (x, y, s) => this.residual(x, y, s),
       concat: (xs) => this.concat([...xs]),
@@ -439,7 +463,7 @@ export async function saveGeneratorLayersModel(
     if (w.source.kind !== 'variable') continue;
     const v = gen.variables[w.source.variable];
     if (v === undefined) throw new RangeError(`config does not describe gen: it has no variable '${w.source.variable}' (for ${w.name})`);
-    if (!sameShape(v.shape, w.shape)) {
+    if (!fits(v, w)) {
       throw new RangeError(
         `config does not describe gen: variable '${w.source.variable}' has shape [${v.shape}], the config's ${w.name} has [${w.shape}]`,
       );
@@ -457,8 +481,8 @@ export async function saveGeneratorLayersModel(
       return { name: w.name, tensor: t };
     }
     const v = gen.variables[w.source.variable];
-    if (w.source.factor === 1) return { name: w.name, tensor: v };
-    const t = tf.mul(v, w.source.factor);
+    if (w.source.factor === 1 && !w.source.reshaped) return { name: w.name, tensor: v };
+    const t = tf.tidy(() => tf.mul(tf.reshape(v, w.shape), w.source.kind === 'variable' ? w.source.factor : 1));
     owned.push(t);
     return { name: w.name, tensor: t };
   });
@@ -563,7 +587,7 @@ export async function loadGeneratorWeights(gen: Generator, from: string | Genera
     const v = gen.variables[w.source.variable];
     if (v === undefined)
       throw fail(`weight '${w.name}' has no variable '${w.source.variable}' in this generator (another kind or layout?)`);
-    if (!sameShape(v.shape, w.shape)) {
+    if (!fits(v, w)) {
       throw fail(`weight '${w.name}' has shape [${w.shape}], this generator's '${w.source.variable}' has [${v.shape}]`);
     }
     plan.push({ variable: v, name: w.name, factor: w.source.factor });
@@ -581,8 +605,8 @@ export async function loadGeneratorWeights(gen: Generator, from: string | Genera
   try {
     for (const p of plan) {
       const t = tensors[p.name];
-      if (p.factor === 1) p.variable.assign(t);
-      else tf.tidy(() => p.variable.assign(tf.div(t, p.factor)));
+      if (p.factor === 1 && sameShape(t.shape, p.variable.shape)) p.variable.assign(t);
+      else tf.tidy(() => p.variable.assign(tf.reshape(tf.div(t, p.factor), p.variable.shape)));
     }
   } finally {
     tf.dispose(Object.values(tensors));
@@ -603,6 +627,12 @@ function parseMetadata(raw: unknown, fail: (what: string) => SrganError): Export
   }
   if (typeof m.config !== 'object' || m.config === null) throw fail('srganGenerator.config must be an object');
   return { version: 1, config: m.config as GeneratorConfig, scale: m.scale, residualScale: m.residualScale };
+}
+
+/** Whether variable `v` holds exported weight `w`: the same shape, or the same size where the weight says it is reshaped. */
+function fits(v: tf.Variable, w: ExportedWeight): boolean {
+  if (w.source.kind === 'variable' && w.source.reshaped) return v.size === w.shape.reduce((a, d) => a * d, 1);
+  return sameShape(v.shape, w.shape);
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {

@@ -5,6 +5,10 @@
 //  rrdbnet   ESRGAN's own naming (the reference RRDBNet): conv_first, RRDB_trunk.{i}.RDB{1..3}.conv{1..5}
 //            (i from 0), trunk_conv, upconv{1,2}, HRconv, conv_last; readers infer the scale from the
 //            number of upconv layers. Our variables carry the same names (rrdb{i+1}.rdb{j}.conv{k}).
+//  compact   Real-ESRGAN's SRVGGNetCompact naming: body.{k}.weight/.bias for the convs (k even),
+//            body.{k}.weight [F] for the PReLU slopes (k odd). Readers infer the scale from the last
+//            conv's 3·s² outputs. PyTorch's pixel shuffle reads channel c·s² + i·s + j where ours
+//            (tf.depthToSpace) reads (i·s + j)·3 + c, so the last conv's outputs are permuted.
 //  espcn,    our own names (conv1 … / head, rrdb{i}.dil{j}.conv{k} …), with the architecture, scale and
 //  final     config in the metadata; no other tool knows these networks.
 //
@@ -23,16 +27,18 @@ const tfTensor = (data: Float32Array, shape: readonly number[]): tf.Tensor => tf
 /** The `arch` metadata value per generator kind (ESRGAN's is the name spandrel gives that network). */
 export const STATE_DICT_ARCH: Readonly<Record<GeneratorConfig['kind'], string>> = Object.freeze({
   rrdbnet: 'ESRGAN',
+  compact: 'SRVGGNetCompact',
   espcn: 'srgan-espcn',
   final: 'srgan-final',
 });
 
 /** The exported name of our variable `variable` in a generator of `kind`. */
 export function stateDictName(kind: GeneratorConfig['kind'], variable: string): string {
-  const m = /^(.*)\.(w|b)$/.exec(variable);
-  if (!m) throw new RangeError(`state dict: variable "${variable}" is neither a weight (.w) nor a bias (.b)`);
+  const m = /^(.*)\.(w|b|alpha)$/.exec(variable);
+  if (!m) throw new RangeError(`state dict: variable "${variable}" is not a weight (.w), a bias (.b) or a slope (.alpha)`);
   const [, layer, wb] = m;
-  const suffix = wb === 'w' ? 'weight' : 'bias';
+  // A PReLU's slopes are its `weight` in PyTorch.
+  const suffix = wb === 'b' ? 'bias' : 'weight';
   if (kind === 'rrdbnet') {
     const r = /^rrdb(\d+)\.rdb([123])\.conv([1-5])$/.exec(layer);
     if (r) return `RRDB_trunk.${Number(r[1]) - 1}.RDB${r[2]}.conv${r[3]}.${suffix}`;
@@ -69,16 +75,46 @@ export function oihwToHwio(data: Float32Array, [cout, cin, kh, kw]: readonly num
   return out;
 }
 
+/**
+ * For the conv whose outputs feed a pixel shuffle by s in a network PyTorch runs: perm[k] is our
+ * output channel that PyTorch's channel k must hold (PyTorch c·s² + i·s + j = ours (i·s + j)·3 + c).
+ * Null for other variables.
+ */
+function shufflePermutation(config: GeneratorConfig, scale: number, variable: string): number[] | null {
+  if (config.kind !== 'compact' || !variable.startsWith(`body.${2 * config.convs + 2}.`)) return null;
+  const perm: number[] = [];
+  for (let c = 0; c < 3; c++) for (let i = 0; i < scale; i++) for (let j = 0; j < scale; j++) perm.push((i * scale + j) * 3 + c);
+  return perm;
+}
+
+/** `data` (a conv weight in OIHW, or a bias) with its output channels (the first axis) reordered: out[k] = data[perm[k]]. */
+function permuteOutputs(data: Float32Array, perm: readonly number[]): Float32Array {
+  const per = data.length / perm.length;
+  const out = new Float32Array(data.length);
+  perm.forEach((from, k) => out.set(data.subarray(from * per, (from + 1) * per), k * per));
+  return out;
+}
+
+/** The inverse of permuteOutputs: out[perm[k]] = data[k]. */
+function unpermuteOutputs(data: Float32Array, perm: readonly number[]): Float32Array {
+  const per = data.length / perm.length;
+  const out = new Float32Array(data.length);
+  perm.forEach((to, k) => out.set(data.subarray(k * per, (k + 1) * per), to * per));
+  return out;
+}
+
 /** `gen`'s weights as a PyTorch state dict, in its variables' order. */
 export function generatorStateDict(gen: Generator, config: GeneratorConfig): NamedTensor[] {
   return Object.entries(gen.variables).map(([variable, v]: [string, tf.Variable]) => {
     const data = v.dataSync() as Float32Array;
     const name = stateDictName(config.kind, variable);
+    const perm = shufflePermutation(config, gen.scale, variable);
+    const permuted = (d: Float32Array): Float32Array => (perm ? permuteOutputs(d, perm) : d);
     if (v.shape.length === 4) {
       const [kh, kw, cin, cout] = v.shape;
-      return { name, shape: [cout, cin, kh, kw], data: hwioToOihw(data, v.shape) };
+      return { name, shape: [cout, cin, kh, kw], data: permuted(hwioToOihw(data, v.shape)) };
     }
-    return { name, shape: [...v.shape], data: Float32Array.from(data) };
+    return { name, shape: [...v.shape], data: permuted(Float32Array.from(data)) };
   });
 }
 
@@ -100,9 +136,21 @@ export function describeStateDict(file: SafetensorsFile, where: string): { confi
       throw fail(`an ESRGAN state dict with ${ups} upconv layers (scale ${2 ** ups}); only ×2 and ×4 are supported`);
     return { config: { kind: 'rrdbnet', channels: nf, growth: gc, blocks }, scale: ups === 1 ? 2 : 4 };
   }
+  const first = byName.get('body.0.weight');
+  if (first && first.shape.length === 4 && byName.get('body.1.weight')?.shape.length === 1) {
+    // SRVGGNetCompact: convs at even indices, PReLU slopes at odd ones, the last conv to 3·s².
+    let convs = 0;
+    while (byName.has(`body.${2 * convs}.weight`)) convs++;
+    const last = byName.get(`body.${2 * (convs - 1)}.weight`)!;
+    const s = Math.sqrt(last.shape[0] / 3);
+    if (convs < 3) throw fail(`a Compact state dict with ${convs} convs; it needs at least 3`);
+    if (s !== 2 && s !== 4)
+      throw fail(`a Compact state dict whose last conv has ${last.shape[0]} outputs (scale ${s}); only ×2 and ×4 are supported`);
+    return { config: { kind: 'compact', channels: first.shape[0], convs: convs - 2 }, scale: s };
+  }
   const meta = file.metadata;
   const kinds = Object.entries(STATE_DICT_ARCH).filter(([, arch]) => arch === meta.arch);
-  if (kinds.length === 1 && kinds[0][0] !== 'rrdbnet') {
+  if (kinds.length === 1 && kinds[0][0] !== 'rrdbnet' && kinds[0][0] !== 'compact') {
     let config: unknown;
     try {
       config = JSON.parse(meta.config ?? '');
@@ -116,13 +164,9 @@ export function describeStateDict(file: SafetensorsFile, where: string): { confi
   }
   const names = file.tensors.slice(0, 4).map((t) => t.name);
   throw fail(
-    `not a generator srgan can load: expected ESRGAN's tensor names (conv_first, RRDB_trunk.0.RDB1.conv1, …) or an srgan export (metadata arch ${Object.values(
-      STATE_DICT_ARCH,
-    )
-      .filter((a) => a !== 'ESRGAN')
-      .join(
-        ' or ',
-      )}); it has ${names.join(', ')}${file.tensors.length > 4 ? ', …' : ''}${meta.arch ? ` (metadata arch ${meta.arch})` : ''}`,
+    `not a generator srgan can load: expected ESRGAN's tensor names (conv_first, RRDB_trunk.0.RDB1.conv1, …), ` +
+      `SRVGGNetCompact's (body.0, body.1, …) or an srgan export (metadata arch srgan-espcn or srgan-final); ` +
+      `it has ${names.join(', ')}${file.tensors.length > 4 ? ', …' : ''}${meta.arch ? ` (metadata arch ${meta.arch})` : ''}`,
   );
 }
 
@@ -131,7 +175,8 @@ export function describeStateDict(file: SafetensorsFile, where: string): { confi
  * tensor with its shape, and every tensor a variable. Throws SrganError SRGAN_ERR_CHECKPOINT naming the
  * first tensors that differ.
  */
-export function loadStateDict(gen: Generator, kind: GeneratorConfig['kind'], tensors: readonly NamedTensor[], where: string): void {
+export function loadStateDict(gen: Generator, config: GeneratorConfig, tensors: readonly NamedTensor[], where: string): void {
+  const kind = config.kind;
   const fail = (what: string): SrganError => new SrganError('SRGAN_ERR_CHECKPOINT', `${where}: ${what}`);
   const byName = new Map(tensors.map((t) => [t.name, t]));
   const plan: { v: tf.Variable; data: Float32Array }[] = [];
@@ -149,7 +194,10 @@ export function loadStateDict(gen: Generator, kind: GeneratorConfig['kind'], ten
     if (t.shape.length !== want.length || t.shape.some((d, i) => d !== want[i])) {
       throw fail(`tensor ${name} has shape [${t.shape}], the generator needs [${want}]`);
     }
-    plan.push({ v, data: v.shape.length === 4 ? oihwToHwio(t.data, t.shape) : t.data });
+    // Undo the export's permutation of a shuffle's inputs.
+    const perm = shufflePermutation(config, gen.scale, variable);
+    const data = perm ? unpermuteOutputs(t.data, perm) : t.data;
+    plan.push({ v, data: v.shape.length === 4 ? oihwToHwio(data, t.shape) : data });
   }
   const extra = tensors.filter((t) => !used.has(t.name)).map((t) => t.name);
   if (missing.length > 0 || extra.length > 0) {
