@@ -24,6 +24,12 @@ export interface SafetensorsFile {
   metadata: Record<string, string>;
 }
 
+/** What a file's header says: its tensors' names, shapes and types (no data), and its metadata. */
+export interface SafetensorsHeader {
+  tensors: { name: string; shape: number[]; dtype: 'F32' | 'F16' | 'BF16' }[];
+  metadata: Record<string, string>;
+}
+
 /** Largest header we read (100 MB, the reference implementation's limit). */
 const HEADER_MAX = 100_000_000;
 const BYTES = { F32: 4, F16: 2, BF16: 2 } as const;
@@ -88,23 +94,66 @@ export function readSafetensors(file: string): SafetensorsFile {
   return decodeSafetensors(bytes, file);
 }
 
+/** Reads only the header of a safetensors file (checked against the file's size), not its data. */
+export function readSafetensorsHeader(file: string): SafetensorsHeader {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (err) {
+    throw new SrganError('SRGAN_ERR_CHECKPOINT', `cannot read ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    const head = Buffer.alloc(Math.min(size, 8));
+    fs.readSync(fd, head, 0, head.length, 0);
+    const n = headerLength(head, size, file);
+    const json = Buffer.alloc(n);
+    fs.readSync(fd, json, 0, n, 8);
+    const { entries, metadata } = parseHeader(json, size - 8 - n, file);
+    return { tensors: entries.map((e) => ({ name: e.name, shape: e.shape, dtype: e.dtype })), metadata };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export function decodeSafetensors(bytes: Buffer, where = 'safetensors'): SafetensorsFile {
-  const fail = (what: string): SrganError => new SrganError('SRGAN_ERR_CHECKPOINT', `${where}: not a usable safetensors file: ${what}`);
-  if (bytes.length < 8) throw fail(`${bytes.length} bytes, shorter than the 8-byte header length`);
-  const n = bytes.readBigUInt64LE(0);
-  if (n > BigInt(Math.min(HEADER_MAX, bytes.length - 8)))
-    throw fail(`its header length (${n}) runs past the end of the file (${bytes.length} bytes)`);
+  const n = headerLength(bytes, bytes.length, where);
+  const dataStart = 8 + n;
+  const { entries, metadata } = parseHeader(bytes.subarray(8, dataStart), bytes.length - dataStart, where);
+  const tensors = entries.map((e) => ({
+    name: e.name,
+    shape: e.shape,
+    data: toFloat32(bytes, dataStart + e.begin, e.end - e.begin, e.dtype),
+  }));
+  return { tensors, metadata };
+}
+
+const unusable = (where: string, what: string): SrganError =>
+  new SrganError('SRGAN_ERR_CHECKPOINT', `${where}: not a usable safetensors file: ${what}`);
+
+/** The header length from the first 8 bytes of a file of `size` bytes. */
+function headerLength(first8: Buffer, size: number, where: string): number {
+  if (size < 8 || first8.length < 8) throw unusable(where, `${size} bytes, shorter than the 8-byte header length`);
+  const n = first8.readBigUInt64LE(0);
+  if (n > BigInt(Math.min(HEADER_MAX, size - 8)))
+    throw unusable(where, `its header length (${n}) runs past the end of the file (${size} bytes)`);
+  return Number(n);
+}
+
+type Entry = { name: string; dtype: keyof typeof BYTES; shape: number[]; begin: number; end: number };
+
+/** Parses and checks a header whose data part has `dataLength` bytes. */
+function parseHeader(json: Buffer, dataLength: number, where: string): { entries: Entry[]; metadata: Record<string, string> } {
+  const fail = (what: string): SrganError => unusable(where, what);
   let header: unknown;
   try {
-    header = JSON.parse(bytes.toString('utf8', 8, 8 + Number(n)));
+    header = JSON.parse(json.toString('utf8'));
   } catch (err) {
     throw fail(`its header is not JSON (${(err as Error).message})`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) throw fail('its header is not a JSON object');
-  const dataStart = 8 + Number(n);
-  const dataLength = bytes.length - dataStart;
   let metadata: Record<string, string> = {};
-  const entries: { name: string; dtype: keyof typeof BYTES; shape: number[]; begin: number; end: number }[] = [];
+  const entries: Entry[] = [];
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
       if (typeof raw !== 'object' || raw === null || Object.values(raw).some((v) => typeof v !== 'string')) {
@@ -142,12 +191,7 @@ export function decodeSafetensors(bytes: Buffer, where = 'safetensors'): Safeten
     at = e.end;
   }
   if (at !== dataLength) throw fail(`the tensors cover ${at} of the ${dataLength} data bytes`);
-  const tensors = entries.map((e) => ({
-    name: e.name,
-    shape: e.shape,
-    data: toFloat32(bytes, dataStart + e.begin, e.end - e.begin, e.dtype),
-  }));
-  return { tensors, metadata };
+  return { entries, metadata };
 }
 
 function toFloat32(bytes: Buffer, start: number, length: number, dtype: keyof typeof BYTES): Float32Array {
