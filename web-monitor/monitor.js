@@ -491,8 +491,16 @@ async function refreshRuns() {
   fillRunB();
   if (app.readOnly || !app.live || !app.live.connected) {
     const row = app.runs.find((r) => r.id === app.mainId);
-    if (row) showRunRow(row);
+    if (row) showRow(row);
   }
+}
+
+/** With no daemon to ask, the header describes the shown run from its row; the badge is its status. */
+function showRow(row) {
+  showRunRow(row);
+  if (!app.readOnly) return;
+  el.badge.textContent = row.status;
+  el.badge.dataset.state = row.status;
 }
 
 function renderRunsPanel() {
@@ -546,7 +554,7 @@ async function openRun(id) {
   if (gen !== app.loadGen) return;
   el.body.dataset.loaded = 'true';
   const row = app.runs.find((r) => r.id === id);
-  if (row && (app.readOnly || !app.live || !app.live.connected)) showRunRow(row);
+  if (row && (app.readOnly || !app.live || !app.live.connected)) showRow(row);
   resetPreviews();
   scheduleRender();
   refreshCheckpoints();
@@ -1069,7 +1077,8 @@ el.tokenForm.addEventListener('submit', (ev) => {
   if (!value) return;
   el.tokenInput.value = '';
   storeToken(value);
-  start(value);
+  // A fresh start with the token from sessionStorage: nothing of the rejected attempt lingers.
+  location.reload();
 });
 showValidation(null);
 

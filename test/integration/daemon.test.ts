@@ -192,11 +192,12 @@ describe('srgan daemon end to end', () => {
       await page.waitForFunction(() => Number(document.querySelector('#loss-chart')?.getAttribute('data-points') ?? 0) > 0, null, {
         timeout: 60_000,
       });
-      await page.waitForFunction(() => document.querySelector<HTMLImageElement>('#preview-img')?.src.startsWith('data:image/png'), null, {
+      // A live preview: its strip fetched by id (GET /api/previews/ID.png) and drawn on the compare canvas.
+      await page.waitForFunction(() => Number(document.querySelector('#compare-canvas')?.getAttribute('data-step') ?? 0) > 0, null, {
         timeout: 60_000,
       });
       expect(await page.locator('#loss-chart canvas').count()).toBeGreaterThan(0);
-      const previewWidth = await page.locator('#preview-img').evaluate((img) => (img as HTMLImageElement).naturalWidth);
+      const previewWidth = Number(await page.locator('#compare-canvas').getAttribute('data-strip-width'));
       expect(previewWidth).toBeGreaterThan(4 * 64);
       // The validation gain: on its chart, and in words in the header, flagged when below bicubic.
       await page.waitForFunction(() => Number(document.querySelector('#val-chart')?.getAttribute('data-points') ?? 0) > 0, null, {
@@ -220,6 +221,22 @@ describe('srgan daemon end to end', () => {
       await page.waitForFunction(() => document.querySelector('#checkpoint')?.textContent?.startsWith('step '), null, { timeout: 60_000 });
       const ckptDir = await page.locator('#checkpoint').getAttribute('title');
       expect(fs.existsSync(path.join(ckptDir!, 'generator', 'model.json'))).toBe(true);
+      // The checkpoints panel lists it; its Pin button pins it through the API and shows it pinned, and
+      // unpins it again (what retention does with a pin is tested below).
+      const ckptStep = (await page.locator('#checkpoint').textContent())!.replace(/^step /, '');
+      const row = page.locator(`#checkpoints-table tr[data-step="${ckptStep}"]`).first();
+      await row.waitFor({ timeout: 30_000 });
+      await row.locator('.pin-btn').click();
+      await page.waitForFunction(
+        (s) => document.querySelector(`#checkpoints-table tr[data-step="${s}"]`)?.getAttribute('data-pinned') === 'true',
+        ckptStep,
+      );
+      expect(await row.locator('.pin-btn').getAttribute('aria-pressed')).toBe('true');
+      await row.locator('.pin-btn').click();
+      await page.waitForFunction(
+        (s) => document.querySelector(`#checkpoints-table tr[data-step="${s}"]`)?.getAttribute('data-pinned') === 'false',
+        ckptStep,
+      );
       await page.click('#resume-btn');
       await page.waitForFunction(() => document.body.dataset.state === 'training', null, { timeout: 30_000 });
       expect(errors).toEqual([]);
