@@ -16,7 +16,6 @@ export const PANES = [
     id: 'loss-chart',
     group: 'losses',
     title: 'Losses',
-    note: 'x = generator step',
     log: true,
     match: (k) => /^g_/.test(k) || /^d_loss/.test(k),
   },
@@ -175,11 +174,13 @@ export class ChartPane {
     this.container.dataset.series = String(model.series.length);
     this.container.dataset.log = String(log);
     this.container.dataset.zoomed = String(model.zoom != null);
+    this.container.dataset.previewX = model.previewX == null ? '' : String(model.previewX);
   }
 
   /** Redraws overlays only (the preview line moved); data and scales stay. */
   redraw() {
     if (!this.chart || !this.model) return;
+    this.container.dataset.previewX = this.model.previewX == null ? '' : String(this.model.previewX);
     this.chart.redraw(false, false);
   }
 

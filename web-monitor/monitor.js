@@ -10,7 +10,7 @@
 //   #loss-chart, #psnr-chart, #val-chart, #lr-chart, #rate-chart, #wait-chart, #memory-chart,
 //   #other-chart [data-points]             columns of the shown run in that chart
 //               [data-series]              curves drawn (one per key per run)
-//               [data-log] [data-zoomed]
+//               [data-log] [data-zoomed] [data-preview-x]   (x of the shown preview's line)
 //   #compare-canvas [data-step] [data-preview-id] [data-strip-width]   the preview drawn (set once drawn)
 //                   [data-step-b] [data-run-b]   what side B shows
 //                   [data-mode] [data-zoom] [data-scale] [data-u] [data-v] [data-divider]
@@ -710,7 +710,8 @@ function drawPreview() {
         view.sourceB = null;
         delete el.canvas.dataset.stepB;
       }
-      view.allSources = names.slice(0, count).map((name, k) => ({ bitmap: bmA, panels: count, panel: k, label: `${name} · ${at}` }));
+      // The step is in the card's title: each of the four panels is named only.
+      view.allSources = names.slice(0, count).map((name, k) => ({ bitmap: bmA, panels: count, panel: k, label: name }));
       el.compareEmpty.hidden = true;
       view.render();
       el.canvas.dataset.step = String(step);

@@ -170,6 +170,11 @@ function startMonitor(home: string): Promise<{ child: ChildProcess; url: string 
   });
 }
 
+/** Scrolls `selector` to the middle of the viewport, clear of the sticky header, for the mouse to reach it. */
+async function centre(page: Page, selector: string): Promise<void> {
+  await page.locator(selector).evaluate((e) => e.scrollIntoView({ block: 'center' }));
+}
+
 /** RGBA of canvas pixel (x, y), in canvas (device) pixels. */
 function pixel(page: Page, x: number, y: number): Promise<number[]> {
   return page.evaluate(
@@ -299,11 +304,14 @@ describe('the monitor page', () => {
     await page.keyboard.press('ArrowRight');
     await page.waitForFunction(() => document.querySelector('#compare-canvas')?.getAttribute('data-step') === '600');
     expect((await pixel(page, left, y))[1]).toBe(ALPHA_GREEN(2));
+    // The shown step is marked on every chart.
+    for (const id of ['loss-chart', 'psnr-chart', 'memory-chart'])
+      expect(await page.locator(`#${id}`).getAttribute('data-preview-x')).toBe('600');
     expect(await page.locator('#latest-btn').getAttribute('aria-pressed')).toBe('false');
 
     // A click at about step 1,900 of the loss chart shows the preview nearest to it.
     const over = page.locator('#loss-chart .u-over');
-    await over.scrollIntoViewIfNeeded();
+    await centre(page, '#loss-chart .u-over');
     const box = (await over.boundingBox())!;
     await page.mouse.click(box.x + box.width * (1900 / ALPHA.steps), box.y + box.height / 2);
     await page.waitForFunction(() => Number(document.querySelector('#compare-canvas')?.getAttribute('data-step')) >= 1800);
@@ -312,7 +320,7 @@ describe('the monitor page', () => {
   });
 
   it('the wipe divider decides which panel a pixel comes from', async () => {
-    await page.locator('#compare-canvas').scrollIntoViewIfNeeded();
+    await centre(page, '#compare-canvas');
     let c = await canvasState(page);
     expect(c.mode).toBe('wipe');
     const y = Math.round(c.height / 2) - 20;
@@ -374,6 +382,7 @@ describe('the monitor page', () => {
       expect(r.slice(1, -1).every((n) => n === 8)).toBe(true);
     }
     // Pan by dragging: the centre moves; the same view is kept on another step.
+    await centre(page, '#compare-canvas');
     const box = (await page.locator('#compare-canvas').boundingBox())!;
     await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.3);
     await page.mouse.down();
@@ -444,7 +453,7 @@ describe('the monitor page', () => {
     const curves = await chartCurves(page, 'loss-chart');
     expect(Object.keys(curves)).toEqual(expect.arrayContaining(['alpha · g_loss', 'beta · g_loss', 'alpha · d_loss', 'beta · d_loss']));
     const over = page.locator('#loss-chart .u-over');
-    await over.scrollIntoViewIfNeeded();
+    await centre(page, '#loss-chart .u-over');
     await shot('runs-overlay', { fullPage: false });
 
     // Drag over steps ~1,000 to ~1,200: the range is asked again, at about one column per pixel.
