@@ -108,7 +108,7 @@ class RunData {
     this.previews = null;
     /** Columns asked of the server; local merging keeps each key within GROWTH times it. */
     this.width = 1000;
-    /** Live points that arrived while the history was loading, replayed on top of it. */
+    /** Pushes (metrics, previews, events) that arrived while the history was loading, replayed on top of it. */
     this.pending = [];
     this.loaded = false;
   }
@@ -447,8 +447,13 @@ async function loadRun(id, { previews }) {
   rd.events = Array.isArray(events && events.events) ? events.events : [];
   if (list) rd.previews = PreviewList.from(id, list);
   rd.loaded = true;
-  // Live points that came in meanwhile go on top of the history (those it already has are skipped).
-  for (const p of rd.pending) addPoint(rd, p);
+  // Pushes that came in meanwhile go on top of the history (points it already has are skipped).
+  const now = Date.now() / 1000;
+  for (const msg of rd.pending) {
+    if (msg.type === 'metrics') addPoint(rd, msg);
+    else if (msg.type === 'preview' && rd.previews) rd.previews.append(msg, now);
+    else if (msg.type === 'event' && !rd.events.some((e) => e.time === msg.time && e.kind === msg.kind)) rd.events.push(msg);
+  }
   rd.pending = [];
   return rd;
 }
@@ -862,10 +867,11 @@ function onMessage(msg) {
       break;
     case 'event': {
       const rd = app.data.get(msg.runId);
+      const ev = { type: 'event', time: msg.time, step: msg.step, kind: msg.kind, message: msg.message };
       if (rd && rd.loaded) {
-        rd.events.push({ time: msg.time, step: msg.step, kind: msg.kind, message: msg.message });
+        rd.events.push(ev);
         scheduleRender();
-      }
+      } else if (rd) rd.pending.push(ev);
       if (msg.kind === 'checkpoint' && msg.runId === app.mainId) refreshCheckpointsSoon();
       break;
     }
@@ -911,6 +917,7 @@ function onPreview(msg) {
   const now = Date.now() / 1000;
   if (pv.listB && pv.listB.runId === runId) pv.listB.append(msg, now);
   const rd = app.data.get(runId);
+  if (rd && !rd.loaded) rd.pending.push(msg);
   if (!rd || !rd.loaded || !rd.previews) return;
   rd.previews.append(msg, now);
   if (runId !== app.mainId) return;

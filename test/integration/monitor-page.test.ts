@@ -231,7 +231,11 @@ describe('the monitor page', () => {
   const shot = async (name: string, opts: { fullPage?: boolean; selector?: string } = {}) => {
     const file = path.join(shots, `${name}.png`);
     if (opts.selector) await page.locator(opts.selector).screenshot({ path: file });
-    else await page.screenshot({ path: file, fullPage: opts.fullPage ?? false });
+    else {
+      // From the top: the sticky header would otherwise be drawn where the page was scrolled to.
+      if (opts.fullPage) await page.evaluate(() => window.scrollTo(0, 0));
+      await page.screenshot({ path: file, fullPage: opts.fullPage ?? false });
+    }
     fs.mkdirSync(SHOTS_OUT, { recursive: true });
     fs.copyFileSync(file, path.join(SHOTS_OUT, `${name}.png`));
   };
