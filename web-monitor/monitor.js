@@ -995,7 +995,10 @@ async function resync() {
   if (app.mainId) openRun(app.mainId);
 }
 
+let bannerTimer = null;
+
 function onConn(conn, retryMs) {
+  if (conn !== 'disconnected') clearInterval(bannerTimer);
   if (conn === 'connected') {
     setConn('connected', 'connected');
     el.banner.hidden = true;
@@ -1013,11 +1016,18 @@ function onConn(conn, retryMs) {
     setConn('disconnected', 'disconnected');
     return;
   }
-  const secs = Math.max(1, Math.round(retryMs / 1000));
-  setConn('disconnected', `disconnected — retrying in ${secs} s`);
-  el.bannerText.textContent = app.connectedOnce
-    ? `The daemon is gone: the connection closed. What is shown is from before; reconnecting in ${secs} s…`
-    : `Cannot reach the daemon; retrying in ${secs} s…`;
+  // The banner counts down to the next attempt, so a page left open says when it will look again.
+  const retryAt = Date.now() + retryMs;
+  const tick = () => {
+    const secs = Math.max(0, Math.ceil((retryAt - Date.now()) / 1000));
+    setConn('disconnected', `disconnected — retrying in ${secs} s`);
+    el.bannerText.textContent = app.connectedOnce
+      ? `The daemon is gone: the connection closed. What is shown is from before; reconnecting in ${secs} s…`
+      : `Cannot reach the daemon; retrying in ${secs} s…`;
+  };
+  clearInterval(bannerTimer);
+  bannerTimer = setInterval(() => (Date.now() < retryAt ? tick() : clearInterval(bannerTimer)), 1000);
+  tick();
   el.banner.hidden = false;
 }
 
