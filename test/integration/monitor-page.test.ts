@@ -288,6 +288,9 @@ describe('the monitor page', () => {
     for (const id of ['loss-chart', 'psnr-chart', 'val-chart', 'lr-chart', 'rate-chart', 'wait-chart', 'memory-chart']) {
       expect(Number(await page.locator(`#${id}`).getAttribute('data-points')), id).toBeGreaterThan(0);
     }
+    // Events are marks on the x axis with their text on hover.
+    const mark = page.locator('#loss-chart .event-mark[data-kind="pause"]');
+    expect(await mark.getAttribute('title')).toContain('paused from the monitor');
     await shot('charts', { fullPage: true });
   });
 
@@ -402,6 +405,16 @@ describe('the monitor page', () => {
     c = await canvasState(page);
     expect({ u: c.u, v: c.v, zoom: c.zoom }).toEqual(view);
     await shot('compare-zoomed', { selector: '.compare-card' });
+    // The wheel zooms about the cursor: one step in (16×), and the pixel under it stays the same source pixel.
+    await centre(page, '#compare-canvas');
+    const wbox = (await page.locator('#compare-canvas').boundingBox())!;
+    const cx = Math.round(wbox.width * 0.4);
+    const cy = Math.round(wbox.height * 0.4);
+    const under = await pixel(page, cx, cy);
+    await page.mouse.move(wbox.x + cx, wbox.y + cy);
+    await page.mouse.wheel(0, -100);
+    await page.waitForFunction(() => document.querySelector('#compare-canvas')?.getAttribute('data-zoom') === '16');
+    expect(await pixel(page, cx, cy)).toEqual(under);
     await page.click('.zooms button[data-zoom="fit"]');
   });
 
