@@ -1,8 +1,8 @@
 // Browser monitor for srgan-daemon: plain ES modules, no build step. This module wires the page: it loads
 // runs, series, events, previews and checkpoints over the HTTP API (docs/protocol.md, "HTTP API"),
-// follows the daemon's pushes over the WebSocket, and hands them to the charts (charts.js), the compare
-// view (compare.js), the header (header.js) and the runs and checkpoints panels (panels.js). How the page
-// is used: docs/monitor.md.
+// follows the daemon's pushes over the WebSocket, and hands them to the charts (charts.js), the preview
+// card (preview-panel.js, around the compare view of compare.js), the header (header.js) and the runs and
+// checkpoints panels (panels.js). How the page is used: docs/monitor.md.
 //
 // DOM hooks the integration tests read (test/integration/monitor-page.test.ts, daemon.test.ts):
 //   <body data-state data-conn data-auth data-readonly data-run data-smoothing data-x-mode data-overlays
@@ -26,17 +26,16 @@
 
 import { Api, ApiError, Live, forgetToken, storeToken, takeToken } from './api.js';
 import { ChartPane, DASHES, PANES, RUN_COLORS, keyColor, paneOf } from './charts.js';
-import { CompareView } from './compare.js';
 import { fmtInt } from './format.js';
 import { showLr, showRunRow, showStatus, showValidation } from './header.js';
 import { renderCheckpoints, renderRuns } from './panels.js';
+import { PreviewPanel } from './preview-panel.js';
 import { ImageCache, PreviewList } from './previews.js';
 import { appendPoint, columnsFrom, decimate, emptyColumns, smooth, stepRange } from './series.js';
 
 const STATES = new Set(['starting', 'training', 'paused', 'stopping', 'stopped']);
 const STATUS_POLL_MS = 2000;
 const RUNS_REFRESH_MS = 30_000;
-const PLAY_MS = 400;
 const COMMAND_TIMEOUT_MS = 10_000;
 /** The server answers at most this many columns (docs/protocol.md, "Series"). */
 const MAX_WIDTH = 4000;
@@ -302,11 +301,7 @@ function shownRuns() {
 }
 
 function previewX() {
-  const list = mainPreviews();
-  const i = pv.index;
-  if (!list || i < 0 || i >= list.length) return null;
-  const x = app.xMode === 'step' ? list.step[i] : list.time[i];
-  return Number.isFinite(x) ? x : null;
+  return previews.shownX(app.xMode);
 }
 
 function renderCharts() {
@@ -401,10 +396,7 @@ function resetZoom() {
 
 /** A click on a chart at x: the nearest preview is shown. */
 function pickAt(x) {
-  const list = mainPreviews();
-  if (!list || !list.length || !Number.isFinite(x)) return;
-  const i = app.xMode === 'step' ? list.nearestStep(x) : list.nearestTime(x);
-  if (i >= 0) setPreviewIndex(i, true);
+  previews.pick(x, app.xMode);
 }
 
 // ---- data loading ------------------------------------------------------------------------------------
@@ -493,7 +485,7 @@ async function refreshRuns() {
     return;
   }
   renderRunsPanel();
-  fillRunB();
+  previews.setRuns(app.runs);
   if (app.readOnly || !app.live || !app.live.connected) {
     const row = app.runs.find((r) => r.id === app.mainId);
     if (row) showRow(row);
@@ -549,7 +541,7 @@ async function openRun(id) {
   el.body.dataset.loaded = 'false';
   resetZoom();
   renderRunsPanel();
-  fillRunB();
+  previews.setRuns(app.runs);
   try {
     await loadRun(id, { previews: true });
   } catch (err) {
@@ -560,7 +552,7 @@ async function openRun(id) {
   el.body.dataset.loaded = 'true';
   const row = app.runs.find((r) => r.id === id);
   if (row && (app.readOnly || !app.live || !app.live.connected)) showRow(row);
-  resetPreviews();
+  previews.reset();
   scheduleRender();
   refreshCheckpoints();
 }
@@ -598,243 +590,20 @@ async function pin(step, pinned, button) {
 
 // ---- previews and the compare view -----------------------------------------------------------------------
 
-const pv = {
-  /** Index into the shown run's preview list; -1 when there is none. */
-  index: -1,
-  /** Show each new preview as it arrives (the scrubber sits at the newest). */
-  follow: true,
-  playTimer: null,
-  a: 1,
-  b: 2,
-  /** The run whose previews side B shows ('' = the shown run) and its list. */
-  runB: '',
-  listB: null,
-  gen: 0,
-};
-
-const view = new CompareView(el.canvas, el.compareLabels, { onChange: syncCompareControls });
-
 function mainPreviews() {
   const rd = app.data.get(app.mainId);
   return rd ? rd.previews : null;
 }
 
-function panelNames(list) {
-  if (list && list.panels.length) return list.panels;
-  return ['LR (nearest)', 'bicubic', 'model', 'original'];
-}
-
-function fillPanelSelects() {
-  const names = panelNames(mainPreviews());
-  for (const [select, value] of [
-    [el.panelA, pv.a],
-    [el.panelB, pv.b],
-  ]) {
-    const current = [...select.options].map((o) => o.textContent).join('\n');
-    if (current !== names.join('\n')) {
-      select.replaceChildren(...names.map((n, i) => Object.assign(document.createElement('option'), { value: String(i), textContent: n })));
-    }
-    select.value = String(Math.min(value, names.length - 1));
-  }
-}
-
-function fillRunB() {
-  const options = [Object.assign(document.createElement('option'), { value: '', textContent: 'this run' })];
-  for (const run of app.runs) {
-    if (run.id === app.mainId) continue;
-    options.push(Object.assign(document.createElement('option'), { value: run.id, textContent: `${run.name} (${run.id.slice(0, 8)})` }));
-  }
-  el.runB.replaceChildren(...options);
-  if (pv.runB === app.mainId) pv.runB = '';
-  el.runB.value = pv.runB;
-  if (el.runB.value !== pv.runB) pv.runB = '';
-}
-
-function resetPreviews() {
-  const list = mainPreviews();
-  pv.follow = true;
-  fillPanelSelects();
-  setPreviewIndex(list && list.length ? list.length - 1 : -1, false);
-}
-
-/** Shows preview `i` of the shown run; `byUser`: moved by the user, who leaves (or rejoins) the newest. */
-function setPreviewIndex(i, byUser) {
-  const list = mainPreviews();
-  const n = list ? list.length : 0;
-  pv.index = n === 0 ? -1 : Math.max(0, Math.min(n - 1, i));
-  if (byUser) pv.follow = pv.index === n - 1;
-  el.latestBtn.setAttribute('aria-pressed', String(pv.follow));
-  el.scrubber.max = String(Math.max(0, n - 1));
-  el.scrubber.value = String(Math.max(0, pv.index));
-  el.scrubber.dataset.count = String(n);
-  el.scrubber.disabled = n === 0;
-  if (pv.index < 0) {
-    el.scrubLabel.textContent = '—';
-    el.previewStep.textContent = 'no preview yet';
-    el.compareEmpty.hidden = false;
-    return;
-  }
-  const step = list.step[pv.index];
-  el.scrubLabel.textContent = `step ${fmtInt(step)} · ${pv.index + 1} of ${fmtInt(n)}`;
-  el.scrubber.setAttribute('aria-valuetext', `step ${step}`);
-  el.previewStep.textContent = `step ${fmtInt(step)}`;
-  redrawPreviewLines();
-  drawPreview();
-}
-
-/** Fetches (or takes from the cache) the strips shown and draws them; a later call wins over an earlier. */
-function drawPreview() {
-  const list = mainPreviews();
-  if (!list || pv.index < 0) return;
-  const gen = ++pv.gen;
-  const i = pv.index;
-  const id = list.id[i];
-  const step = list.step[i];
-  const listB = pv.runB ? pv.listB : list;
-  const iB = pv.runB ? (listB ? listB.nearestStep(step) : -1) : i;
-  const idB = iB >= 0 ? listB.id[iB] : null;
-  Promise.all([app.cache.get(id), idB == null ? null : app.cache.get(idB)])
-    .then(([bmA, bmB]) => {
-      if (gen !== pv.gen) return;
-      const names = panelNames(list);
-      const count = list.panels.length || Math.max(1, Math.round(bmA.width / bmA.height));
-      const at = `step ${fmtInt(step)}`;
-      view.sourceA = { bitmap: bmA, panels: count, panel: Math.min(pv.a, count - 1), label: `${names[pv.a] ?? pv.a} · ${at}` };
-      if (bmB) {
-        const namesB = panelNames(listB);
-        const countB = listB.panels.length || Math.max(1, Math.round(bmB.width / bmB.height));
-        const runName = pv.runB ? `${(app.runs.find((r) => r.id === pv.runB) || { name: pv.runB.slice(0, 8) }).name} · ` : '';
-        view.sourceB = {
-          bitmap: bmB,
-          panels: countB,
-          panel: Math.min(pv.b, countB - 1),
-          label: `${runName}${namesB[pv.b] ?? pv.b} · step ${fmtInt(listB.step[iB])}`,
-        };
-        el.canvas.dataset.stepB = String(listB.step[iB]);
-      } else {
-        view.sourceB = null;
-        delete el.canvas.dataset.stepB;
-      }
-      // The step is in the card's title: each of the four panels is named only.
-      view.allSources = names.slice(0, count).map((name, k) => ({ bitmap: bmA, panels: count, panel: k, label: name }));
-      el.compareEmpty.hidden = true;
-      view.render();
-      el.canvas.dataset.step = String(step);
-      el.canvas.dataset.previewId = String(id);
-      el.canvas.dataset.stripWidth = String(bmA.width);
-      el.canvas.dataset.runB = pv.runB || app.mainId;
-      syncCompareControls();
-      // Playing: the next ones are fetched while this one shows.
-      if (pv.playTimer != null) for (let k = 1; k <= 3 && i + k < list.length; k++) app.cache.get(list.id[i + k]).catch(() => {});
-    })
-    .catch((err) => {
-      if (gen === pv.gen) failed(`preview ${id}`, err);
-    });
-}
-
-function syncCompareControls() {
-  for (const b of document.querySelectorAll('.zooms button')) b.setAttribute('aria-pressed', String(b.dataset.zoom === String(view.zoom)));
-  for (const r of document.querySelectorAll('input[name="compare-mode"]')) r.checked = r.value === view.mode;
-  el.dividerField.hidden = view.mode !== 'wipe';
-  el.dividerInput.value = String(Math.round(view.divider * 100));
-  el.panelB.disabled = view.mode === 'all';
-  el.panelA.disabled = view.mode === 'all';
-}
-
-function togglePlay(on = pv.playTimer == null) {
-  clearInterval(pv.playTimer);
-  pv.playTimer = null;
-  if (on) {
-    const list = mainPreviews();
-    if (!list || list.length < 2) return;
-    // From the start when at the end, as a video player does.
-    if (pv.index >= list.length - 1) setPreviewIndex(0, true);
-    pv.playTimer = setInterval(() => {
-      const l = mainPreviews();
-      if (!l || pv.index >= l.length - 1) {
-        togglePlay(false);
-        return;
-      }
-      setPreviewIndex(pv.index + 1, true);
-    }, PLAY_MS);
-  }
-  el.playBtn.setAttribute('aria-pressed', String(pv.playTimer != null));
-  el.playBtn.textContent = pv.playTimer != null ? 'Pause' : 'Play';
-}
-
-async function setRunB(id) {
-  pv.runB = id;
-  pv.listB = null;
-  if (id) {
-    try {
-      const answer = await app.api.get(`/api/runs/${encodeURIComponent(id)}/previews`);
-      if (pv.runB !== id) return;
-      pv.listB = PreviewList.from(id, answer);
-    } catch (err) {
-      failed(`previews of ${id}`, err);
-    }
-  }
-  drawPreview();
-}
-
-function bindCompare() {
-  el.scrubber.addEventListener('input', () => setPreviewIndex(Number(el.scrubber.value), true));
-  el.prevBtn.addEventListener('click', () => setPreviewIndex(pv.index - 1, true));
-  el.nextBtn.addEventListener('click', () => setPreviewIndex(pv.index + 1, true));
-  el.playBtn.addEventListener('click', () => togglePlay());
-  el.latestBtn.addEventListener('click', () => {
-    const list = mainPreviews();
-    if (list && list.length) setPreviewIndex(list.length - 1, true);
-  });
-  el.panelA.addEventListener('change', () => {
-    pv.a = Number(el.panelA.value);
-    drawPreview();
-  });
-  el.panelB.addEventListener('change', () => {
-    pv.b = Number(el.panelB.value);
-    drawPreview();
-  });
-  el.runB.addEventListener('change', () => setRunB(el.runB.value));
-  for (const r of document.querySelectorAll('input[name="compare-mode"]')) {
-    r.addEventListener('change', () => {
-      if (!r.checked) return;
-      view.mode = r.value;
-      view.render();
-      syncCompareControls();
-    });
-  }
-  for (const b of document.querySelectorAll('.zooms button')) {
-    b.addEventListener('click', () => {
-      view.setZoom(b.dataset.zoom === 'fit' ? 'fit' : Number(b.dataset.zoom));
-      view.render();
-      syncCompareControls();
-    });
-  }
-  el.dividerInput.addEventListener('input', () => {
-    view.divider = Number(el.dividerInput.value) / 100;
-    view.render();
-  });
-  el.canvas.addEventListener('keydown', (e) => {
-    const keys = {
-      ArrowLeft: () => setPreviewIndex(pv.index - 1, true),
-      ArrowRight: () => setPreviewIndex(pv.index + 1, true),
-      Home: () => setPreviewIndex(0, true),
-      End: () => setPreviewIndex(Number.MAX_SAFE_INTEGER, true),
-      ' ': () => togglePlay(),
-      '+': () => view.stepZoom(1),
-      '=': () => view.stepZoom(1),
-      '-': () => view.stepZoom(-1),
-      0: () => view.setZoom('fit'),
-    };
-    const act = keys[e.key];
-    if (!act) return;
-    e.preventDefault();
-    act();
-    view.render();
-    syncCompareControls();
-  });
-  syncCompareControls();
-}
+const previews = new PreviewPanel(el, {
+  previews: mainPreviews,
+  mainId: () => app.mainId,
+  cache: () => app.cache,
+  api: () => app.api,
+  runName: (id) => (app.runs.find((r) => r.id === id) || { name: id.slice(0, 8) }).name,
+  onStep: redrawPreviewLines,
+  onError: failed,
+});
 
 // ---- the daemon: WebSocket pushes and commands ---------------------------------------------------------
 
@@ -915,16 +684,10 @@ function onPreview(msg) {
   if (msg.id == null || !Number.isFinite(msg.step)) return;
   const runId = msg.runId || app.liveRunId;
   const now = Date.now() / 1000;
-  if (pv.listB && pv.listB.runId === runId) pv.listB.append(msg, now);
   const rd = app.data.get(runId);
   if (rd && !rd.loaded) rd.pending.push(msg);
-  if (!rd || !rd.loaded || !rd.previews) return;
-  rd.previews.append(msg, now);
-  if (runId !== app.mainId) return;
-  fillPanelSelects();
-  const n = rd.previews.length;
-  if (pv.follow || pv.index < 0) setPreviewIndex(n - 1, false);
-  else setPreviewIndex(Math.min(pv.index, n - 1), false);
+  else if (rd && rd.previews) rd.previews.append(msg, now);
+  previews.pushed(msg, runId, now);
 }
 
 function onError(msg) {
@@ -1083,7 +846,6 @@ async function start(token) {
 
 buildCharts();
 bindCharts();
-bindCompare();
 el.pauseBtn.addEventListener('click', () => sendCommand('pause'));
 el.resumeBtn.addEventListener('click', () => sendCommand('resume'));
 // A big model's checkpoint takes a while to write: wait up to 2 minutes for the reply.
