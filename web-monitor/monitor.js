@@ -401,17 +401,29 @@ function pickAt(x) {
 
 // ---- data loading ------------------------------------------------------------------------------------
 
+/** Keys per /series request: the server takes at most 64 in one. */
+const KEYS_PER_REQUEST = 64;
+
 async function fetchSeries(id, keys, range, width) {
   const out = new Map();
-  if (!keys.length) return out;
-  const q = new URLSearchParams({ keys: keys.join(','), width: String(width) });
-  if (range) {
-    q.set('from', String(range.from));
-    q.set('to', String(range.to));
-  }
-  const answer = await app.api.get(`/api/runs/${encodeURIComponent(id)}/series?${q}`);
-  const series = (answer && answer.series) || {};
-  for (const k of keys) out.set(k, columnsFrom(series[k]));
+  const chunks = [];
+  for (let i = 0; i < keys.length; i += KEYS_PER_REQUEST) chunks.push(keys.slice(i, i + KEYS_PER_REQUEST));
+  const answers = await Promise.all(
+    chunks.map((chunk) => {
+      const q = new URLSearchParams({ keys: chunk.join(','), width: String(width) });
+      if (range) {
+        // Steps are integers >= 0 (a drag may start left of step 0).
+        const from = Math.max(0, Math.floor(range.from));
+        q.set('from', String(from));
+        q.set('to', String(Math.max(from, Math.ceil(range.to))));
+      }
+      return app.api.get(`/api/runs/${encodeURIComponent(id)}/series?${q}`);
+    }),
+  );
+  chunks.forEach((chunk, i) => {
+    const series = (answers[i] && answers[i].series) || {};
+    for (const k of chunk) out.set(k, columnsFrom(series[k]));
+  });
   return out;
 }
 
