@@ -9,6 +9,8 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer, WebSocket } from 'ws';
 import { Actor } from './actor.js';
+import { serveMonitorApi, type MonitorApiOptions } from './monitor-api.js';
+import { SrganError } from '../util/errors.js';
 import { parseClientMessage, MAX_CLIENT_MESSAGE_BYTES } from '../protocol/validate.js';
 import type {
   CheckpointWritten,
@@ -40,7 +42,10 @@ export interface ControlServerOptions {
   /** 0 picks a free port. */
   port: number;
   token: string;
-  control: DaemonControl;
+  /** The daemon; null for `srgan monitor`, which shows runs.db and controls nothing. */
+  control: DaemonControl | null;
+  /** The monitor's HTTP API over runs.db (monitor-api.ts); without it /api/ answers 404. */
+  monitor?: Omit<MonitorApiOptions, 'token'>;
   /** Frames are dropped for a client with more than this many bytes unsent. Default 4 MiB. */
   maxBufferedBytes?: number;
 }
@@ -77,7 +82,7 @@ interface Client {
 }
 
 export class ControlServer extends Actor<ControlServerMessage> {
-  readonly #options: Required<Omit<ControlServerOptions, 'host'>> & { host: string };
+  readonly #options: Required<Omit<ControlServerOptions, 'host' | 'monitor'>> & Pick<ControlServerOptions, 'monitor'> & { host: string };
   #http: http.Server | null = null;
   #wss: WebSocketServer | null = null;
   #clients = new Set<Client>();
@@ -154,6 +159,7 @@ export class ControlServer extends Actor<ControlServerMessage> {
 
   #serve(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://x');
+    if (this.#options.monitor && serveMonitorApi(req, res, url, { token: this.#options.token, ...this.#options.monitor })) return;
     const entry = staticFile(url.pathname);
     if (req.method !== 'GET' || !entry) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
@@ -161,7 +167,7 @@ export class ControlServer extends Actor<ControlServerMessage> {
     }
     fs.readFile(entry.file, (err, body) => {
       if (err) {
-        const missing = (err).code === 'ENOENT';
+        const missing = err.code === 'ENOENT';
         res
           .writeHead(missing ? 404 : 500, { 'content-type': 'text/plain' })
           .end(missing ? 'not found\n' : `cannot read ${path.basename(entry.file)}\n`);
@@ -216,6 +222,15 @@ export class ControlServer extends Actor<ControlServerMessage> {
   #handle(client: Client, msg: ClientMessage): ServerMessage | Promise<ServerMessage> {
     const id = msg.id !== undefined ? { id: msg.id } : {};
     const control = this.#options.control;
+    if (!control) {
+      // srgan monitor: nothing trains here; pushes never come, so subscribing is harmless.
+      if (msg.type === 'subscribe' || msg.type === 'unsubscribe') return { type: 'ok', command: msg.type, state: 'stopped', ...id };
+      if (msg.type === 'history') return { type: 'history', points: [], ...id };
+      throw new SrganError(
+        'SRGAN_ERR_NOT_RUNNING',
+        `cannot ${msg.type}: no daemon is running; this is srgan monitor, which only shows past runs`,
+      );
+    }
     switch (msg.type) {
       case 'status':
         return { type: 'status', status: control.status(), ...id };

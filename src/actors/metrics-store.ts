@@ -4,7 +4,17 @@
 import os from 'node:os';
 import type Database from 'better-sqlite3';
 import { Actor, type Clock, systemClock } from './actor.js';
-import { insertParams, openDb, recordCheckpoint, type NewCheckpoint, type RunRow } from '../store/db.js';
+import {
+  insertParams,
+  openDb,
+  pinCheckpoint,
+  pinnedSteps,
+  recordCheckpoint,
+  refreshRollups,
+  type CheckpointRow,
+  type NewCheckpoint,
+  type RunRow,
+} from '../store/db.js';
 import type { MetricsPoint } from '../protocol/messages.js';
 
 export type NewRun = Omit<RunRow, 'host' | 'ended_at' | 'last_step'>;
@@ -25,8 +35,20 @@ export type MetricsStoreMessage =
   | { type: 'checkpointsDeleted'; runId: string; paths: string[] }
   | { type: 'flush' };
 
+/** A preview strip once it is in the database: what clients need to fetch it (GET /api/previews/ID.png). */
+export interface StoredPreview {
+  id: number;
+  runId: string;
+  step: number;
+  width: number;
+  height: number;
+  panels: string[];
+}
+
 export interface MetricsStoreOptions {
   file: string;
+  /** Called after the commit that stored a preview. */
+  onPreviewStored?: (preview: StoredPreview) => void;
   /** Default 500 ms. */
   flushMs?: number;
   /** Flush as soon as this many writes are queued. Default 5000. */
@@ -39,6 +61,7 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
   readonly #flushMs: number;
   readonly #maxQueued: number;
   readonly #clock: Clock;
+  readonly #onPreviewStored: (preview: StoredPreview) => void;
   #db: Database.Database | null = null;
   #queue: Exclude<MetricsStoreMessage, { type: 'flush' }>[] = [];
   #cancelTimer: (() => void) | null = null;
@@ -50,6 +73,7 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
     this.#flushMs = options.flushMs ?? 500;
     this.#maxQueued = options.maxQueued ?? 5000;
     this.#clock = options.clock ?? systemClock;
+    this.#onPreviewStored = options.onPreviewStored ?? (() => {});
   }
 
   /** Metric rows committed so far. */
@@ -99,6 +123,20 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
     }
   }
 
+  /**
+   * Pins (or unpins) the run's checkpoints at `step` at once (after committing what is queued); returns
+   * them as they are now, empty when the run has none at that step.
+   */
+  pinCheckpoint(runId: string, step: number, pinned: boolean): CheckpointRow[] {
+    this.flushNow();
+    return pinCheckpoint(this.db, runId, step, pinned);
+  }
+
+  /** The steps of the run whose checkpoints are pinned (retention keeps them). */
+  pinnedSteps(runId: string): Set<number> {
+    return pinnedSteps(this.db, runId);
+  }
+
   /** Commits everything queued, in one transaction. */
   flushNow(): void {
     const db = this.#db;
@@ -113,6 +151,7 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
     const insertEvent = db.prepare('INSERT INTO events (run_id, time, kind, message, data) VALUES (?, ?, ?, ?, ?)');
     const insertPreview = db.prepare('INSERT INTO previews (run_id, step, time, width, height, panels, png) VALUES (?, ?, ?, ?, ?, ?, ?)');
     const now = () => this.#clock.now() / 1000;
+    const stored: StoredPreview[] = [];
     const insertPoints = (runId: string, points: readonly MetricsPoint[]) => {
       for (const p of points) {
         for (const [key, value] of Object.entries(p.values)) {
@@ -164,9 +203,18 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
           case 'event':
             insertEvent.run(m.runId, now(), m.kind, m.message ?? '', m.data === undefined ? null : JSON.stringify(m.data));
             break;
-          case 'preview':
-            insertPreview.run(m.runId, m.step, now(), m.width, m.height, JSON.stringify(m.panels), Buffer.from(m.png));
+          case 'preview': {
+            const info = insertPreview.run(m.runId, m.step, now(), m.width, m.height, JSON.stringify(m.panels), Buffer.from(m.png));
+            stored.push({
+              id: Number(info.lastInsertRowid),
+              runId: m.runId,
+              step: m.step,
+              width: m.width,
+              height: m.height,
+              panels: m.panels,
+            });
             break;
+          }
           case 'resumeRun': {
             // The checkpoint's own copy of its last metrics replaces whatever of them reached the file.
             const from = Math.min(m.fromStep + 1, ...m.points.map((p) => p.step));
@@ -191,6 +239,10 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
             break;
         }
       }
+      // Points replaced or removed (a resume) left their rollup buckets stale: recompute them before
+      // the commit, so no reader sees one.
+      refreshRollups(db);
     })();
+    for (const p of stored) this.#onPreviewStored(p);
   }
 }

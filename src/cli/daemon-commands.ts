@@ -1,4 +1,4 @@
-// The commands that start, watch and steer the daemon: start, status, pause, checkpoint, resume, stop.
+// The commands that start, watch and steer the daemon: start, status, pause, checkpoint, resume, monitor, stop.
 
 import fs from 'node:fs';
 import { homePaths, readDaemonInfo } from '../store/home.js';
@@ -10,6 +10,7 @@ import { BACKEND_NAMES } from '../config/backend-names.js';
 import type { DaemonStatus } from '../protocol/messages.js';
 import { describeGain, duration, formatNumber, signedDb, stepRate } from './format.js';
 import { intFlag, json, type Command } from './flags.js';
+import { monitorCommand, pinFromCli, pinRequest } from './monitor.js';
 
 export const daemonCommands = {
   start: {
@@ -105,11 +106,18 @@ export const daemonCommands = {
   },
   pause: control('pause', 'pause training at the next step boundary (model and data stay in memory)'),
   checkpoint: {
-    summary: 'write a checkpoint now (at the next step boundary) and print where it is',
-    usage: 'srgan checkpoint [--json]',
-    options: { json },
-    help: { '--json': 'print {step, dir, checksum, bytes, kind, ms} as JSON' },
+    summary: 'write a checkpoint now (at the next step boundary) and print where it is; or pin one so retention keeps it',
+    usage: 'srgan checkpoint [--json] | srgan checkpoint --keep STEP|--unkeep STEP [--run RUN] [--json]',
+    options: { json, keep: { type: 'string' }, unkeep: { type: 'string' }, run: { type: 'string' } },
+    help: {
+      '--keep STEP': "pin the run's checkpoint at STEP: retention never removes it (no daemon needed)",
+      '--unkeep STEP': 'unpin it again',
+      '--run RUN': "the run (id, id prefix or name); default the daemon's, else the newest",
+      '--json': 'print {step, dir, checksum, bytes, kind, ms} (or {runId, step, pinned, path}) as JSON',
+    },
     async run(v) {
+      const pin = pinRequest(v);
+      if (pin) return pinFromCli(homePaths(), pin.step, pin.pinned, pin.run, Boolean(v.json));
       const reply = await sendCommand(homePaths(), 'checkpoint', 600_000);
       if (reply.type !== 'checkpoint') throw new SrganError('SRGAN_ERR_BAD_MESSAGE', `unexpected reply ${reply.type}`);
       const c = reply.checkpoint;
@@ -119,6 +127,7 @@ export const daemonCommands = {
     },
   },
   resume: control('resume', 'resume paused training from the same step'),
+  monitor: monitorCommand,
   stop: {
     summary: 'stop the daemon cleanly (at a step boundary) and wait until it has exited',
     usage: 'srgan stop [--json]',

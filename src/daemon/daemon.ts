@@ -24,6 +24,9 @@ import { resolveConfig } from '../config/resolve.js';
 import type { RunConfig } from '../config/presets.js';
 import { acquireLock, ensureToken, homePaths, releaseLock, writeDaemonInfo, type DaemonInfo, type HomePaths } from '../store/home.js';
 import { SrganError } from '../util/errors.js';
+import { openDb } from '../store/db.js';
+import { MonitorData } from '../store/monitor-data.js';
+import type Database from 'better-sqlite3';
 import { runToResume } from './resume.js';
 import { validationUpTo } from './validation-status.js';
 import { TrainerOutput } from './trainer-output.js';
@@ -62,6 +65,8 @@ export class Daemon implements DaemonControl {
   #supervisor: Supervisor;
   #store: MetricsStore | null = null;
   #server: ControlServer | null = null;
+  /** The monitor's read-only connection to runs.db. */
+  #reader: Database.Database | null = null;
   #trainer: Trainer | null = null;
   #ring: SharedRing | null = null;
   #status: DaemonStatus;
@@ -155,7 +160,7 @@ export class Daemon implements DaemonControl {
   async #start(): Promise<string> {
     const token = ensureToken(this.paths);
     const cfg = this.config;
-    this.#store = new MetricsStore({ file: this.paths.db });
+    this.#store = new MetricsStore({ file: this.paths.db, onPreviewStored: (p) => this.#output.previewStored(p) });
     await this.#supervisor.startChild({ actor: this.#store, restart: 'permanent' });
 
     const data = await trainingData(this.config, this.paths.demoData, this.#log);
@@ -215,7 +220,18 @@ export class Daemon implements DaemonControl {
     // `srgan start` returns only once training can begin: a backend that cannot load fails the start.
     await this.#trainer!.ready;
 
-    this.#server = new ControlServer({ port: cfg.port, token, control: this });
+    // The monitor reads runs.db on its own connection (WAL: a snapshot, never blocked by the writer).
+    this.#reader = openDb(this.paths.db, { readonly: true });
+    this.#server = new ControlServer({
+      port: cfg.port,
+      token,
+      control: this,
+      monitor: {
+        data: new MonitorData(this.#reader),
+        liveRunId: () => this.runId,
+        pin: (runId, step, pinned) => this.#store!.pinCheckpoint(runId, step, pinned),
+      },
+    });
     await this.#supervisor.startChild({ actor: this.#server, restart: 'permanent' });
     this.#status.url = this.#server.url;
     this.info = {
@@ -365,6 +381,13 @@ export class Daemon implements DaemonControl {
 
   #event(kind: string, message: string, data?: unknown): void {
     this.#store?.send({ type: 'event', runId: this.runId, kind, message, data });
+    const at = (data as { step?: unknown } | undefined)?.step;
+    const step = typeof at === 'number' ? at : this.#status.step;
+    this.#server?.send({
+      type: 'broadcast',
+      topic: 'events',
+      message: { type: 'event', runId: this.runId, time: Date.now() / 1000, step, kind, message },
+    });
   }
 
   // ---- DaemonControl -------------------------------------------------------------------------------
@@ -467,6 +490,8 @@ export class Daemon implements DaemonControl {
         store?.send({ type: 'updateRun', id: this.runId, status: finalStatus, lastStep: this.#status.step, ended: true });
       }
       await this.#supervisor.stopAll();
+      this.#reader?.close();
+      this.#reader = null;
       this.#status.state = 'stopped';
       try {
         fs.rmSync(this.paths.daemonInfo, { force: true });

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 
 import type { ControlServer } from '../actors/control-server.js';
-import type { MetricsStore } from '../actors/metrics-store.js';
+import type { MetricsStore, StoredPreview } from '../actors/metrics-store.js';
 import type { CheckpointWritten, DaemonStatus, FromTrainer, MetricsPoint, ServerMessage } from '../protocol/messages.js';
 import { checkpointRetention } from '../models/train/checkpoint.js';
 import { encodePng, PREVIEW_PANELS } from '../data/image/patches.js';
@@ -16,6 +16,12 @@ import { withValidation } from './validation-status.js';
 
 /** Metrics points kept in memory for monitor clients that connect late (the database has them all). */
 const HISTORY_LIMIT = 20_000;
+
+/**
+ * The series the daemon logs of the machine (not of the model): measurements, so a resumed run does
+ * not repeat them value for value as it repeats the trainer's.
+ */
+export const DAEMON_SERIES_KEYS = Object.freeze(['steps_per_sec', 'patches_per_sec', 'data_wait', 'tensors', 'rss_mib'] as const);
 
 /** The trainer messages TrainerOutput handles. */
 export type TrainerReport = Exclude<FromTrainer, { type: 'state' } | { type: 'stopped' }>;
@@ -42,6 +48,8 @@ export class TrainerOutput {
   readonly #o: TrainerOutputOptions;
   #history: MetricsPoint[] = [];
   #latestPreview: ServerMessage | null = null;
+  /** The step of the last daemon-series point (a resumed run starts again from its checkpoint). */
+  #lastSeriesStep = -1;
   /** Callers of waitForCheckpoint(), answered by the next manual or error checkpoint (or its failure). */
   #waiters: { resolve: (c: CheckpointWritten) => void; reject: (e: Error) => void }[] = [];
 
@@ -60,9 +68,16 @@ export class TrainerOutput {
 
   /** The run continues from a checkpoint at `step`: history drops what came after it and takes the checkpoint's own points. */
   rewind(step: number, points: readonly MetricsPoint[]): void {
+    this.#lastSeriesStep = Math.min(this.#lastSeriesStep, step);
     this.#history = this.#history.filter((p) => p.step <= step);
     for (const p of points) if (!this.#history.some((h) => h.step === p.step)) this.#history.push(p);
     this.#history.sort((a, b) => a.step - b.step);
+  }
+
+  /** A preview strip is in the database: monitor clients may fetch it now. */
+  previewStored(p: StoredPreview): void {
+    this.#latestPreview = { type: 'preview', ...p };
+    this.#o.server()?.send({ type: 'broadcast', topic: 'previews', message: this.#latestPreview });
   }
 
   /** Resolves with the next manual or error checkpoint; rejects if the trainer reports that writing one failed. */
@@ -98,11 +113,11 @@ export class TrainerOutput {
         break;
       }
       case 'preview':
+        // Clients hear of it once it is stored (previewStored), with the id they fetch it by.
         void encodePng({ width: m.width, height: m.height, data: m.rgb }).then((png) => {
-          const panels = [...PREVIEW_PANELS];
-          this.#o.store()?.send({ type: 'preview', runId, step: m.step, width: m.width, height: m.height, panels, png });
-          this.#latestPreview = { type: 'preview', step: m.step, width: m.width, height: m.height, panels, png: png.toString('base64') };
-          this.#o.server()?.send({ type: 'broadcast', topic: 'previews', message: this.#latestPreview });
+          this.#o
+            .store()
+            ?.send({ type: 'preview', runId, step: m.step, width: m.width, height: m.height, panels: [...PREVIEW_PANELS], png });
         });
         break;
       case 'stats': {
@@ -121,6 +136,7 @@ export class TrainerOutput {
         if (epoch > status.epoch) this.#o.event('epoch', `epoch ${epoch} started at step ${m.step}`, { epoch, step: m.step });
         status.epoch = Math.max(status.epoch, epoch);
         this.#o.server()?.send({ type: 'broadcast', topic: 'status', message: { type: 'status', status: this.#o.snapshot() } });
+        this.#daemonSeries(m);
         break;
       }
       case 'error':
@@ -165,12 +181,37 @@ export class TrainerOutput {
   }
 
   /**
-   * Keeps the newest `checkpointKeep` checkpoints and the best by validation gain over bicubic (by PSNR
-   * for checkpoints from before gains were measured); removes the rest.
+   * The daemon's own series, logged like the trainer's metrics so the monitor can chart them: rates,
+   * data wait, live tensors and the process's resident memory. One point per status report, at the
+   * step the trainer had reached; none while the step stands still (paused), so a step has one value.
+   */
+  #daemonSeries(m: Extract<TrainerReport, { type: 'stats' }>): void {
+    if (m.step <= this.#lastSeriesStep) return;
+    this.#lastSeriesStep = m.step;
+    const point: MetricsPoint = {
+      step: m.step,
+      wallTime: Date.now(),
+      values: {
+        steps_per_sec: m.stepsPerSec,
+        patches_per_sec: m.patchesPerSec,
+        data_wait: m.dataWaitFraction,
+        tensors: m.tensors,
+        rss_mib: process.memoryUsage.rss() / 2 ** 20,
+      },
+    };
+    this.#o.store()?.send({ type: 'metrics', runId: this.#o.runId, points: [point] });
+    this.#o.server()?.send({ type: 'broadcast', topic: 'metrics', message: { type: 'metrics', ...point } });
+  }
+
+  /**
+   * Keeps the newest `checkpointKeep` checkpoints, the best by validation gain over bicubic (by PSNR
+   * for checkpoints from before gains were measured) and the pinned ones; removes the rest.
    */
   #prune(): void {
-    const { remove } = checkpointRetention(this.#o.checkpointDir, this.#o.checkpointKeep);
+    const store = this.#o.store();
+    const pinned = store?.pinnedSteps(this.#o.runId) ?? new Set<number>();
+    const { remove } = checkpointRetention(this.#o.checkpointDir, this.#o.checkpointKeep, pinned);
     for (const dir of remove) fs.rmSync(dir, { recursive: true, force: true });
-    if (remove.length) this.#o.store()?.send({ type: 'checkpointsDeleted', runId: this.#o.runId, paths: remove });
+    if (remove.length) store?.send({ type: 'checkpointsDeleted', runId: this.#o.runId, paths: remove });
   }
 }

@@ -8,8 +8,8 @@ import type { CheckpointKind } from '../store/db.js';
 export type DaemonState = 'starting' | 'training' | 'paused' | 'stopping' | 'stopped';
 
 /** Topics a WebSocket client may subscribe to. */
-export type Topic = 'metrics' | 'previews' | 'status';
-export const TOPICS: readonly Topic[] = Object.freeze(['metrics', 'previews', 'status']);
+export type Topic = 'metrics' | 'previews' | 'status' | 'events';
+export const TOPICS: readonly Topic[] = Object.freeze(['metrics', 'previews', 'status', 'events']);
 
 /** What `srgan status` and the monitor show. */
 export interface DaemonStatus {
@@ -104,10 +104,12 @@ export type ServerMessage =
   /** Recent metrics for a client that just subscribed (oldest first). */
   | { type: 'history'; id?: string | number; points: MetricsPoint[] }
   /**
-   * Preview strip: low-res input (nearest-enlarged) | bicubic | model output | original, side by side,
-   * as a base64 PNG.
+   * A preview strip was stored: low-res input (nearest-enlarged) | bicubic | model output | original,
+   * side by side. Its PNG is GET /api/previews/ID.png (docs/protocol.md); no image bytes on the socket.
    */
-  | { type: 'preview'; step: number; width: number; height: number; panels: string[]; png: string }
+  | { type: 'preview'; id: number; runId: string; step: number; width: number; height: number; panels: string[] }
+  /** An event of the run, as stored in the events table (`step` where known). */
+  | { type: 'event'; runId: string; time: number; step: number | null; kind: string; message: string }
   | { type: 'state'; state: DaemonState; step: number }
   | { type: 'checkpoint'; id?: string | number; checkpoint: CheckpointWritten };
 

@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { SrganError } from '../util/errors.js';
 import { configureWriter, waitForLocks } from '../util/sqlite.js';
 
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 /** Exported for tests, which build old databases from the old SQL. */
 export const MIGRATIONS: readonly string[] = [
@@ -132,7 +132,102 @@ export const MIGRATIONS: readonly string[] = [
   DROP INDEX metrics_run_key_step;
   CREATE UNIQUE INDEX metrics_run_key_step ON metrics (run_id, key, step);
   `,
+  // v5: rollups of every metric curve and checkpoint pins. A rollup row summarises the points of one
+  // key in a bucket of 2^shift steps (shift 6, 10, 14: 64, 1024, 16384 steps), so the monitor draws a
+  // curve of a million points from a few thousand rows (docs/sqlite.md, "metric_rollups"). Triggers
+  // keep them: an insert folds its point in; an update or delete cannot take a point out of a min or
+  // max, so it marks the bucket stale, and the writer recomputes stale buckets from the points before
+  // it commits (refreshRollups). Existing points are rolled up here.
+  `
+  CREATE TABLE metric_rollups (
+    run_id     TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    shift      INTEGER NOT NULL,            -- bucket = step >> shift
+    bucket     INTEGER NOT NULL,
+    n          INTEGER NOT NULL,            -- points in the bucket
+    lo         REAL NOT NULL,               -- their min
+    hi         REAL NOT NULL,               -- their max
+    sum        REAL NOT NULL,
+    last_step  INTEGER NOT NULL,            -- the bucket's last point
+    last_value REAL NOT NULL,
+    last_time  REAL NOT NULL,               -- unix seconds
+    stale      INTEGER NOT NULL DEFAULT 0,  -- 1: a point was changed or removed; recompute from metrics
+    PRIMARY KEY (run_id, key, shift, bucket)
+  ) WITHOUT ROWID;
+  CREATE INDEX metric_rollups_stale ON metric_rollups (stale) WHERE stale = 1;
+  INSERT INTO metric_rollups (run_id, key, shift, bucket, n, lo, hi, sum, last_step, last_value, last_time)
+    SELECT m.run_id, m.key, s.shift, m.step >> s.shift, count(*), min(m.value), max(m.value), total(m.value), max(m.step), 0, 0
+    FROM metrics m, (SELECT 6 AS shift UNION ALL SELECT 10 UNION ALL SELECT 14) s
+    GROUP BY m.run_id, m.key, s.shift, m.step >> s.shift;
+  UPDATE metric_rollups SET (last_value, last_time) = (
+    SELECT value, wall_time FROM metrics m
+    WHERE m.run_id = metric_rollups.run_id AND m.key = metric_rollups.key AND m.step = metric_rollups.last_step
+  );
+  CREATE TRIGGER metrics_rollup_insert AFTER INSERT ON metrics BEGIN
+    INSERT INTO metric_rollups (run_id, key, shift, bucket, n, lo, hi, sum, last_step, last_value, last_time)
+      SELECT NEW.run_id, NEW.key, s.shift, NEW.step >> s.shift, 1, NEW.value, NEW.value, NEW.value, NEW.step, NEW.value, NEW.wall_time
+      FROM (SELECT 6 AS shift UNION ALL SELECT 10 UNION ALL SELECT 14) s WHERE true
+    ON CONFLICT (run_id, key, shift, bucket) DO UPDATE SET
+      n = n + 1, lo = min(lo, excluded.lo), hi = max(hi, excluded.hi), sum = sum + excluded.sum,
+      last_value = CASE WHEN excluded.last_step >= last_step THEN excluded.last_value ELSE last_value END,
+      last_time = CASE WHEN excluded.last_step >= last_step THEN excluded.last_time ELSE last_time END,
+      last_step = max(last_step, excluded.last_step);
+  END;
+  CREATE TRIGGER metrics_rollup_update AFTER UPDATE ON metrics BEGIN
+    UPDATE metric_rollups SET stale = 1
+    WHERE (run_id = OLD.run_id AND key = OLD.key AND shift IN (6, 10, 14) AND bucket = OLD.step >> shift)
+       OR (run_id = NEW.run_id AND key = NEW.key AND shift IN (6, 10, 14) AND bucket = NEW.step >> shift);
+  END;
+  CREATE TRIGGER metrics_rollup_delete AFTER DELETE ON metrics BEGIN
+    UPDATE metric_rollups SET stale = 1 WHERE run_id = OLD.run_id AND key = OLD.key AND shift IN (6, 10, 14) AND bucket = OLD.step >> shift;
+  END;
+
+  -- A pinned checkpoint is never removed by retention (srgan checkpoint --keep, the monitor's pin).
+  ALTER TABLE checkpoints ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
+
+/** The bucket widths of metric_rollups, as shifts (bucket = step >> shift), finest first. */
+export const ROLLUP_SHIFTS = [6, 10, 14] as const;
+
+/**
+ * Recomputes every stale rollup bucket from the points it covers (removing buckets left empty). The
+ * writer calls it in the transaction that changed or removed points, so readers never see a stale
+ * bucket it wrote; readers that meet one anyway (a file another tool changed) read its points instead.
+ */
+export function refreshRollups(db: Database.Database): number {
+  if (schemaVersion(db) < 5) return 0;
+  const stale = db.prepare('SELECT run_id, key, shift, bucket FROM metric_rollups WHERE stale = 1').all() as {
+    run_id: string;
+    key: string;
+    shift: number;
+    bucket: number;
+  }[];
+  if (stale.length === 0) return 0;
+  const aggregate = db.prepare(
+    'SELECT count(*) AS n, min(value) AS lo, max(value) AS hi, total(value) AS sum FROM metrics WHERE run_id = ? AND key = ? AND step BETWEEN ? AND ?',
+  );
+  const last = db.prepare(
+    'SELECT step, value, wall_time FROM metrics WHERE run_id = ? AND key = ? AND step BETWEEN ? AND ? ORDER BY step DESC LIMIT 1',
+  );
+  const update = db.prepare(
+    `UPDATE metric_rollups SET n = ?, lo = ?, hi = ?, sum = ?, last_step = ?, last_value = ?, last_time = ?, stale = 0
+     WHERE run_id = ? AND key = ? AND shift = ? AND bucket = ?`,
+  );
+  const remove = db.prepare('DELETE FROM metric_rollups WHERE run_id = ? AND key = ? AND shift = ? AND bucket = ?');
+  for (const b of stale) {
+    const first = b.bucket * 2 ** b.shift;
+    const range = [b.run_id, b.key, first, first + 2 ** b.shift - 1] as const;
+    const a = aggregate.get(...range) as { n: number; lo: number | null; hi: number | null; sum: number };
+    if (a.n === 0) {
+      remove.run(b.run_id, b.key, b.shift, b.bucket);
+      continue;
+    }
+    const l = last.get(...range) as { step: number; value: number; wall_time: number };
+    update.run(a.n, a.lo, a.hi, a.sum, l.step, l.value, l.wall_time, b.run_id, b.key, b.shift, b.bucket);
+  }
+  return stale.length;
+}
 
 /** Opens (creating and migrating) the runs database. `readonly` opens without migrating. */
 export function openDb(file: string, opts: { readonly?: boolean } = {}): Database.Database {
@@ -449,9 +544,11 @@ export interface CheckpointRow {
   kind: CheckpointKind;
   /** 1 once the file has been removed. */
   deleted: number;
+  /** 1: retention never removes it (always 0 before v5). */
+  pinned: number;
 }
 
-export type NewCheckpoint = Omit<CheckpointRow, 'id' | 'psnr' | 'gain' | 'deleted'> & {
+export type NewCheckpoint = Omit<CheckpointRow, 'id' | 'psnr' | 'gain' | 'deleted' | 'pinned'> & {
   psnr?: number | null;
   gain?: number | null;
   deleted?: boolean;
@@ -480,10 +577,31 @@ export function markCheckpointDeleted(db: Database.Database, id: number): void {
 export function listCheckpoints(db: Database.Database, runId: string, opts: { includeDeleted?: boolean } = {}): CheckpointRow[] {
   const version = schemaVersion(db);
   if (version < 2) return [];
-  const columns = 'id, run_id, step, time, path, checksum, psnr, ' + (version >= 3 ? 'gain' : 'NULL AS gain') + ', kind, deleted';
+  const columns =
+    'id, run_id, step, time, path, checksum, psnr, ' +
+    (version >= 3 ? 'gain' : 'NULL AS gain') +
+    ', kind, deleted, ' +
+    (version >= 5 ? 'pinned' : '0 AS pinned');
   return db
     .prepare(`SELECT ${columns} FROM checkpoints WHERE run_id = ? ${opts.includeDeleted ? '' : 'AND deleted = 0'} ORDER BY step, id`)
     .all(runId) as CheckpointRow[];
+}
+
+/**
+ * Pins (or unpins) run `runId`'s checkpoints at `step`, those whose files still exist; returns them as
+ * they are now (empty when there is none). A pinned checkpoint is never removed by retention.
+ */
+export function pinCheckpoint(db: Database.Database, runId: string, step: number, pinned: boolean): CheckpointRow[] {
+  db.prepare('UPDATE checkpoints SET pinned = ? WHERE run_id = ? AND step = ? AND deleted = 0').run(pinned ? 1 : 0, runId, step);
+  return listCheckpoints(db, runId).filter((c) => c.step === step);
+}
+
+/** The steps of run `runId` whose checkpoints are pinned. */
+export function pinnedSteps(db: Database.Database, runId: string): Set<number> {
+  if (schemaVersion(db) < 5) return new Set();
+  return new Set(
+    db.prepare('SELECT DISTINCT step FROM checkpoints WHERE run_id = ? AND pinned = 1 AND deleted = 0').pluck().all(runId) as number[],
+  );
 }
 
 // ---- evals ---------------------------------------------------------------------------------------

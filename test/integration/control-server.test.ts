@@ -27,7 +27,7 @@ const control: DaemonControl = {
     { step: 7, dir: '/c/step-00000007', checksum: 'x', bytes: 1, kind: 'manual', valPsnr: null, valGain: null, ms: 1 }
   ),
   history: (limit) => (count('history'), [{ step: 7, wallTime: 0, values: { g_loss: 1 } }].slice(-limit)),
-  latestPreview: () => (count('latestPreview'), { type: 'preview', step: 7, width: 1, height: 1, panels: [], png: '' }),
+  latestPreview: () => (count('latestPreview'), { type: 'preview', id: 1, runId: 'r', step: 7, width: 1, height: 1, panels: [] }),
 };
 
 const server = new ControlServer({ port: 0, token: TOKEN, control });

@@ -33,6 +33,8 @@ describe('srgan daemon end to end', () => {
   const db = path.join(home, 'runs.db');
   let info: { pid: number; url: string; runId: string; port: number };
   let token: string;
+  /** The checkpoint pinned through the monitor API: retention must keep it. */
+  let pinnedPath = '';
 
   const maxStep = () => {
     const d = new Database(db, { readonly: true });
@@ -48,7 +50,10 @@ describe('srgan daemon end to end', () => {
     const config = path.join(tmp.dir, 'run.json');
     // Small and quick: previews often so the monitor gets one early; validation against bicubic early
     // and often, so status and the monitor show a gain and 'best' checkpoints are written.
-    fs.writeFileSync(config, JSON.stringify({ batchSize: 4, previewEvery: 5, seed: 7, valEvery: 10, advWeight: 1e-4 }));
+    fs.writeFileSync(
+      config,
+      JSON.stringify({ batchSize: 4, previewEvery: 5, seed: 7, valEvery: 10, advWeight: 1e-4, checkpointEvery: 25 }),
+    );
     const r = srgan(home, ['start', '--config', config, '--json']);
     expect(r.status, r.stderr).toBe(0);
     info = JSON.parse(r.stdout);
@@ -245,6 +250,54 @@ describe('srgan daemon end to end', () => {
     }
   });
 
+  it("serves the monitor's data over HTTP while it trains, and a checkpoint pinned there outlives retention", async () => {
+    const api = async <T>(p: string, init: RequestInit = {}): Promise<T> => {
+      const res = await fetch(`http://127.0.0.1:${info.port}${p}`, {
+        ...init,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      });
+      expect(res.status, `${p}: ${res.status}`).toBe(200);
+      return (await res.json()) as T;
+    };
+    expect(await api('/api/info')).toEqual({ readOnly: false, liveRunId: info.runId });
+    const series = await api<{ series: Record<string, { step: number[]; n: number[] }> }>(
+      `/api/runs/${info.runId}/series?keys=g_loss,steps_per_sec,rss_mib&width=200`,
+    );
+    expect(series.series.g_loss.step.length).toBeGreaterThan(0);
+    // The daemon's own series, charted like the trainer's.
+    await waitFor('the daemon series', async () => {
+      const s = await api<{ series: Record<string, { step: number[] }> }>(`/api/runs/${info.runId}/series?keys=steps_per_sec,rss_mib`);
+      return s.series.steps_per_sec.step.length > 0 && s.series.rss_mib.step.length > 0;
+    });
+    const previews = await api<{ previews: { id: number[]; step: number[] } }>(`/api/runs/${info.runId}/previews`);
+    expect(previews.previews.id.length).toBeGreaterThan(0);
+    const png = await fetch(`http://127.0.0.1:${info.port}/api/previews/${previews.previews.id[0]}.png`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect([png.status, png.headers.get('content-type')]).toEqual([200, 'image/png']);
+
+    // Pin the oldest checkpoint left, then let retention (checkpointKeep 3) run a few more times.
+    const first = await waitFor('a checkpoint', async () => {
+      const c = await api<{ checkpoints: { step: number; deleted: number; path: string }[] }>(`/api/runs/${info.runId}/checkpoints`);
+      return c.checkpoints.find((x) => !x.deleted);
+    });
+    const pinned = await api<{ checkpoint: { step: number; pinned: number } }>(`/api/runs/${info.runId}/checkpoints/${first.step}/pin`, {
+      method: 'POST',
+      body: JSON.stringify({ pinned: true }),
+    });
+    expect(pinned.checkpoint).toMatchObject({ step: first.step, pinned: 1 });
+    await waitFor(
+      'four more checkpoints',
+      async () => {
+        const c = await api<{ checkpoints: { step: number }[] }>(`/api/runs/${info.runId}/checkpoints`);
+        return c.checkpoints.filter((x) => x.step > first.step).length >= 4;
+      },
+      120_000,
+    );
+    expect(fs.existsSync(first.path)).toBe(true);
+    pinnedPath = first.path;
+  });
+
   it('stops cleanly; the run is listed as stopped and its metrics are plain SQL', async () => {
     const s0 = status();
     const stepBefore = s0.step;
@@ -298,7 +351,7 @@ describe('srgan daemon end to end', () => {
     // been checkpointed) holds the later write, so the later row speaks for it.
     const folders = [...new Map(ckpts.map((c) => [c.path, c])).values()].sort((a, b) => a.step - b.step);
     const top = folders.filter((c) => c.gain !== null).sort((a, b) => b.gain! - a.gain! || b.step - a.step)[0];
-    const expected = new Set([...folders.slice(-3).map((c) => c.path), top.path]);
+    const expected = new Set([...folders.slice(-3).map((c) => c.path), top.path, pinnedPath]);
     expect(new Set(ckpts.filter((c) => !c.deleted).map((c) => c.path))).toEqual(expected);
     const dir = path.join(home, 'checkpoints', info.runId);
     expect(new Set(fs.readdirSync(dir).map((n) => path.join(dir, n)))).toEqual(expected);

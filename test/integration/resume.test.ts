@@ -10,6 +10,7 @@ import Database from 'better-sqlite3';
 import sharp from 'sharp';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { srgan, srganJson, waitFor } from '../support/cli.js';
+import { DAEMON_SERIES_KEYS } from '../../src/daemon/trainer-output.js';
 import { tempDir } from '../support/tmp.js';
 import { isAlive } from '../../src/util/lock-file.js';
 import { listCheckpoints, openDb, recordCheckpoint, type CheckpointRow } from '../../src/store/db.js';
@@ -117,9 +118,16 @@ function repeated(home: string, runId: string): { key: string; step: number; n: 
   );
 }
 
-/** All of a run's metric rows, by key then step (repeats included, in the order written). */
+/**
+ * All of a run's training metric rows, by key then step (repeats included, in the order written); not
+ * the daemon's measurements of the machine (rates, memory), which no two runs share.
+ */
 function metricRows(home: string, runId: string): { key: string; step: number; value: number }[] {
-  return query(home, 'SELECT key, step, value FROM metrics WHERE run_id = ? ORDER BY key, step, rowid', runId);
+  return query<{ key: string; step: number; value: number }>(
+    home,
+    'SELECT key, step, value FROM metrics WHERE run_id = ? ORDER BY key, step, rowid',
+    runId,
+  ).filter((r) => !(DAEMON_SERIES_KEYS as readonly string[]).includes(r.key));
 }
 
 const stepName = (step: number) => `step-${String(step).padStart(8, '0')}`;

@@ -206,6 +206,10 @@ describe('retention', () => {
     expect(steps(checkpointRetention(parent, 6).keep)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(steps(checkpointRetention(parent, 0).keep)).toEqual([1]);
     expect(steps(checkpointRetention(parent, 0).remove)).toEqual([2, 3, 4, 5, 6]);
+    // Pinned steps stay whatever their scores; a pin of a step with no folder changes nothing.
+    const pinned = checkpointRetention(parent, 2, new Set([2, 3, 99]));
+    expect(steps(pinned.keep)).toEqual([1, 2, 3, 5, 6]);
+    expect(steps(pinned.remove)).toEqual([4]);
   });
 
   it('on a tie keeps the newer; without gains ranks by PSNR; without either keeps the newest only', async () => {

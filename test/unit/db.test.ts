@@ -124,17 +124,18 @@ describe('runs database schema', () => {
   });
   afterEach(() => tmp.cleanup());
 
-  it('creates v4 from an empty file (v0 → v1 → v2 → v3 → v4)', () => {
+  it('creates v5 from an empty file (v0 → v1 → v2 → v3 → v4 → v5)', () => {
     const db = openDb(file);
-    expect(SCHEMA_VERSION).toBe(4);
-    expect(db.pragma('user_version', { simple: true })).toBe(4);
+    expect(SCHEMA_VERSION).toBe(5);
+    expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(names(db, 'table')).toEqual(['checkpoints', 'evals', 'events', 'metrics', 'params', 'previews', 'runs']);
+    expect(names(db, 'table')).toEqual(['checkpoints', 'evals', 'events', 'metric_rollups', 'metrics', 'params', 'previews', 'runs']);
     expect(names(db, 'view')).toEqual(['latest_metrics']);
     expect(names(db, 'index')).toEqual([
       'checkpoints_run_step',
       'evals_run_time',
       'events_run_time',
+      'metric_rollups_stale',
       'metrics_run_key_step',
       'params_key_value',
       'previews_run_step',
@@ -169,7 +170,7 @@ describe('runs database schema', () => {
   it('upgrades a v1 file in place, keeping its data and backfilling params from runs.config', () => {
     makeV1(file);
     const db = openDb(file);
-    expect(db.pragma('user_version', { simple: true })).toBe(4);
+    expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     expect(db.prepare('SELECT count(*) FROM metrics').pluck().get()).toBe(4);
     expect(db.prepare('SELECT count(*) FROM events').pluck().get()).toBe(1);
     expect([...(db.prepare('SELECT png FROM previews').pluck().get() as Buffer)]).toEqual([0x89, 0x50, 0x4e, 0x47]);
@@ -200,10 +201,12 @@ describe('runs database schema', () => {
     const rowsBefore = before.prepare('SELECT * FROM checkpoints ORDER BY id').all();
     before.close();
     const db = openDb(file);
-    expect(db.pragma('user_version', { simple: true })).toBe(4);
-    // Same file, same rows, one more column.
+    expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    // Same file, same rows, two more columns (gain in v3, pinned in v5).
     expect(fs.readdirSync(tmp.dir).filter((n) => n.endsWith('.db'))).toEqual(['runs.db']);
-    expect(db.prepare('SELECT * FROM checkpoints ORDER BY id').all()).toEqual(rowsBefore.map((r) => ({ ...(r as object), gain: null })));
+    expect(db.prepare('SELECT * FROM checkpoints ORDER BY id').all()).toEqual(
+      rowsBefore.map((r) => ({ ...(r as object), gain: null, pinned: 0 })),
+    );
     expect(listCheckpoints(db, 'old-run').map((c) => [c.step, c.kind, c.psnr, c.gain])).toEqual([
       [1, 'best', 21.5, null],
       [2, 'stop', null, null],
@@ -231,7 +234,7 @@ describe('runs database schema', () => {
     db.close();
     // Opening the upgraded file again changes nothing.
     const again = openDb(file);
-    expect(again.pragma('user_version', { simple: true })).toBe(4);
+    expect(again.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     expect(listCheckpoints(again, 'old-run')).toHaveLength(3);
     again.close();
   });
@@ -244,7 +247,7 @@ describe('runs database schema', () => {
     expect(before.prepare("SELECT count(*) FROM metrics WHERE key = 'g_loss' AND step = 2").pluck().get()).toBe(3);
     before.close();
     const db = openDb(file);
-    expect(db.pragma('user_version', { simple: true })).toBe(4);
+    expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     expect(db.prepare("SELECT value FROM metrics WHERE key = 'g_loss' AND step = 2").pluck().all()).toEqual([0.3]);
     expect(db.prepare('SELECT rowid, * FROM metrics WHERE NOT (key = ? AND step = 2) ORDER BY rowid').all('g_loss')).toEqual(keptBefore);
     expect(db.prepare('SELECT count(*) FROM (SELECT 1 FROM metrics GROUP BY run_id, key, step HAVING count(*) > 1)').pluck().get()).toBe(0);

@@ -337,12 +337,18 @@ export function stateScores(dir: string): { gain: number | null; psnr: number | 
 }
 
 /**
- * Retention: which checkpoint folders under `parent` stay (the newest `keepNewest`, plus the best by
- * rankByValidation over all of them) and which go. Reads state.json only; removes nothing.
+ * Retention: which checkpoint folders under `parent` stay (the newest `keepNewest`, the best by
+ * rankByValidation over all of them, and those at the `pinned` steps) and which go. Reads state.json
+ * only; removes nothing.
  */
-export function checkpointRetention(parent: string, keepNewest: number): { keep: string[]; remove: string[] } {
+export function checkpointRetention(
+  parent: string,
+  keepNewest: number,
+  pinned: ReadonlySet<number> = new Set(),
+): { keep: string[]; remove: string[] } {
   const all = checkpointFolders(parent);
   const keep = new Set(keepNewest > 0 ? all.slice(-keepNewest).map((c) => c.dir) : []);
+  for (const c of all) if (pinned.has(c.step)) keep.add(c.dir);
   const best = rankByValidation(all.map((c) => ({ ...c, ...stateScores(c.dir) }))).ranked[0];
   if (best) keep.add(best.dir);
   return { keep: all.filter((c) => keep.has(c.dir)).map((c) => c.dir), remove: all.filter((c) => !keep.has(c.dir)).map((c) => c.dir) };
