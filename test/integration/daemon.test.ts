@@ -4,6 +4,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import WebSocket from 'ws';
 import type { Browser } from 'playwright-core';
@@ -14,6 +15,7 @@ import { tempDir } from '../support/tmp.js';
 import { isAlive } from '../../src/util/lock-file.js';
 
 const REQUIRE_NATIVE = process.env['SRGAN_REQUIRE_NATIVE'] === '1';
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 interface Status {
   state: string;
@@ -217,7 +219,10 @@ describe('srgan daemon end to end', () => {
         /^latest [+−]\d+\.\d\d dB at step [\d,]+ \(\d+\.\d\d dB vs bicubic \d+\.\d\d dB\): (worse than|above|same as) bicubic · best [+−]\d+\.\d\d dB at step [\d,]+$/,
       );
       await page.waitForFunction(() => document.body.dataset.state === 'training', null, { timeout: 30_000 });
-      await page.screenshot({ path: path.join(tmp.dir, 'monitor.png') });
+      // Kept for a reviewer beside the read-only page's (monitor-page.test.ts).
+      await page.screenshot({ path: path.join(tmp.dir, 'monitor.png'), fullPage: true });
+      fs.mkdirSync(path.join(ROOT, 'test-output/monitor'), { recursive: true });
+      fs.copyFileSync(path.join(tmp.dir, 'monitor.png'), path.join(ROOT, 'test-output/monitor/daemon-live.png'));
       await page.click('#pause-btn');
       await page.waitForFunction(() => document.body.dataset.state === 'paused', null, { timeout: 30_000 });
       expect(status().state).toBe('paused');

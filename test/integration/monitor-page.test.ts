@@ -58,11 +58,13 @@ interface RunSpec {
   level: number;
 }
 
+// Runs of a few hours ago, one step a second; beta is the newer.
+const NOW = Math.floor(Date.now() / 1000);
 const ALPHA: RunSpec = {
   id: 'a1fa0000-run',
   name: 'alpha',
   steps: 2400,
-  createdAt: 1_700_000_000,
+  createdAt: NOW - 4 * 3600,
   previewEvery: 200,
   green: ALPHA_GREEN,
   level: 1,
@@ -71,7 +73,7 @@ const BETA: RunSpec = {
   id: 'be7a0000-run',
   name: 'beta',
   steps: 1200,
-  createdAt: 1_700_100_000,
+  createdAt: NOW - 2 * 3600,
   previewEvery: 300,
   green: BETA_GREEN,
   level: 2,
@@ -142,6 +144,7 @@ async function writeRuns(file: string): Promise<void> {
       });
     }
     store.send({ type: 'event', runId: spec.id, kind: 'pause', message: 'paused from the monitor', data: { step: 700 } });
+    store.send({ type: 'updateRun', id: spec.id, status: 'stopped', lastStep: spec.steps, ended: true });
   }
   store.flushNow();
   await store.stop();
