@@ -140,6 +140,8 @@ const app = {
   latest: {},
   connectedOnce: false,
   loadGen: 0,
+  /** The status line shows a failed fetch (cleared when the daemon is back). */
+  networkNote: false,
 };
 
 // ---- status line, state, buttons ------------------------------------------------------------------
@@ -199,7 +201,10 @@ function failed(what, err) {
     note('error', 'access token rejected (SRGAN_ERR_UNAUTHORIZED)');
     return;
   }
+  // While the daemon is away the banner says so; a fetch that fails meanwhile is no news.
+  if (err instanceof ApiError && err.status === 0 && app.live && !app.live.connected) return;
   note('error', `${what}: ${err.message}`);
+  app.networkNote = err instanceof ApiError && err.status === 0;
 }
 
 // ---- charts -----------------------------------------------------------------------------------------
@@ -742,6 +747,9 @@ let pollTimer = null;
 
 function onOpen() {
   el.banner.hidden = true;
+  // A fetch that failed while the daemon was going away is stale once it is back.
+  if (app.networkNote) note('info', '');
+  app.networkNote = false;
   // Two subscriptions: a daemon that does not know a topic refuses the whole message.
   app.live.send({ type: 'subscribe', topics: ['metrics', 'previews', 'status'] });
   app.live.send({ type: 'subscribe', topics: ['events'] });
