@@ -31,7 +31,7 @@ import { showLr, showRunRow, showStatus, showValidation } from './header.js';
 import { renderCheckpoints, renderRuns } from './panels.js';
 import { PreviewPanel } from './preview-panel.js';
 import { ImageCache, PreviewList } from './previews.js';
-import { appendPoint, columnsFrom, decimate, emptyColumns, smooth, stepRange } from './series.js';
+import { appendPoint, columnsFrom, decimate, emptyColumns, nearestIndex, smooth, stepRange } from './series.js';
 
 const STATES = new Set(['starting', 'training', 'paused', 'stopping', 'stopped']);
 const STATUS_POLL_MS = 2000;
@@ -305,8 +305,27 @@ function shownRuns() {
   return out;
 }
 
+/**
+ * The shown preview's place on the x axis. By wall time it is where the run's curves are at its step
+ * (a preview's own time is when it was stored, which is not always when its step ran).
+ */
 function previewX() {
-  return previews.shownX(app.xMode);
+  const step = previews.shownStep();
+  if (step == null || app.xMode === 'step') return step;
+  const rd = app.data.get(app.mainId);
+  return rd ? timeAtStep(longestColumns(rd), step) : null;
+}
+
+/** The wall time of the column nearest to `step` (null when the run has none). */
+function timeAtStep(cols, step) {
+  const i = nearestIndex(cols.step, step);
+  return i < 0 || !Number.isFinite(cols.time[i]) ? null : cols.time[i];
+}
+
+/** The step of the column nearest in wall time to `t`; times increase with steps within a run. */
+function stepAtTime(cols, t) {
+  const i = nearestIndex(cols.time, t);
+  return i < 0 ? null : cols.step[i];
 }
 
 function renderCharts() {
@@ -401,7 +420,9 @@ function resetZoom() {
 
 /** A click on a chart at x: the nearest preview is shown. */
 function pickAt(x) {
-  previews.pick(x, app.xMode);
+  const rd = app.data.get(app.mainId);
+  if (!rd) return;
+  previews.pick(app.xMode === 'step' ? x : stepAtTime(longestColumns(rd), x));
 }
 
 // ---- data loading ------------------------------------------------------------------------------------

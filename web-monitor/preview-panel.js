@@ -43,20 +43,18 @@ export class PreviewPanel {
     this.#bind();
   }
 
-  /** The shown preview's x on the charts (its step, or its unix time), or null. */
-  shownX(xMode) {
+  /** The shown preview's step, or null. */
+  shownStep() {
     const list = this.deps.previews();
     const i = this.index;
-    if (!list || i < 0 || i >= list.length) return null;
-    const x = xMode === 'step' ? list.step[i] : list.time[i];
-    return Number.isFinite(x) ? x : null;
+    return list && i >= 0 && i < list.length ? list.step[i] : null;
   }
 
-  /** A click on a chart at x: the nearest preview is shown. */
-  pick(x, xMode) {
+  /** Shows the preview nearest to `step` (a click on a chart). */
+  pick(step) {
     const list = this.deps.previews();
-    if (!list || !list.length || !Number.isFinite(x)) return;
-    const i = xMode === 'step' ? list.nearestStep(x) : list.nearestTime(x);
+    if (!list || !list.length || !Number.isFinite(step)) return;
+    const i = list.nearestStep(step);
     if (i >= 0) this.show(i, true);
   }
 

@@ -64,11 +64,6 @@ export class PreviewList {
   nearestStep(step) {
     return nearestIndex(this.step, step);
   }
-
-  /** Index of the preview nearest to the unix time `t`. */
-  nearestTime(t) {
-    return nearestIndex(this.time, t);
-  }
 }
 
 /**

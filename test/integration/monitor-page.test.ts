@@ -494,6 +494,25 @@ describe('the monitor page', () => {
     await shot('charts-zoomed', { fullPage: false });
     await over.dblclick({ position: { x: box.width / 2, y: box.height / 2 } });
     await page.waitForFunction(() => document.querySelector('#loss-chart')?.getAttribute('data-zoomed') === 'false');
+  });
+
+  it('x by wall time: the curves are placed by their unix times, and a click shows the preview of the step there', async () => {
+    await page.selectOption('#x-mode', 'time');
+    await page.waitForFunction(() => document.body.dataset.xMode === 'time');
+    await waitFor('time on x', async () => {
+      const x = (await chartCurves(page, 'loss-chart'))['time'] ?? [];
+      return x.length > 0 && (x[0] ?? 0) >= ALPHA.createdAt && (x[x.length - 1] ?? 0) <= BETA.createdAt + BETA.steps;
+    });
+    await centre(page, '#loss-chart .u-over');
+    const box = (await page.locator('#loss-chart .u-over').boundingBox())!;
+    // Alpha's steps are one second apart from its start, beta's from two hours later: the left part of the
+    // axis is alpha's run.
+    const x = (await chartCurves(page, 'loss-chart'))['time'] as number[];
+    const [t0, t1] = [x[0], x[x.length - 1]];
+    const at = ALPHA.createdAt + 1000; // alpha's step 1,000
+    await page.mouse.click(box.x + (box.width * (at - t0)) / (t1 - t0), box.y + box.height / 2);
+    await page.waitForFunction(() => document.querySelector('#compare-canvas')?.getAttribute('data-step') === '1000');
+    await page.selectOption('#x-mode', 'step');
     expect(errors).toEqual([]);
   });
 });

@@ -27,29 +27,40 @@ describe('smooth (TensorBoard debiased EMA)', () => {
   });
 });
 
+/** What series.js's columns are (it is plain JS: its functions take and return them untyped). */
+interface Columns {
+  step: number[];
+  time: number[];
+  last: number[];
+  min: number[];
+  max: number[];
+  mean: number[];
+  n: number[];
+}
+
 describe('series columns', () => {
-  const ramp = (n: number) => {
-    const cols = emptyColumns();
+  const ramp = (n: number): Columns => {
+    const cols = emptyColumns() as Columns;
     for (let s = 1; s <= n; s++) appendPoint(cols, s, 1000 + s, s % 7);
     return cols;
   };
 
   it('decimate merges into at most `width` columns with an exact envelope, point counts and mean', () => {
     const cols = ramp(1000);
-    const d = decimate(cols, 100);
+    const d = decimate(cols, 100) as Columns;
     expect(d.step.length).toBeLessThanOrEqual(100);
-    expect(d.n.reduce((a: number, b: number) => a + b, 0)).toBe(1000);
+    expect(d.n.reduce((a, b) => a + b, 0)).toBe(1000);
     expect(Math.min(...d.min)).toBe(0);
     expect(Math.max(...d.max)).toBe(6);
     // The last column ends at the last point; each keeps its last point's step, time and value.
     expect(d.step[d.step.length - 1]).toBe(1000);
     expect(d.time[d.time.length - 1]).toBe(2000);
     expect(d.last[d.last.length - 1]).toBe(1000 % 7);
-    const mean = d.mean.reduce((a: number, m: number, i: number) => a + m * d.n[i], 0) / 1000;
-    expect(mean).toBeCloseTo(cols.last.reduce((a: number, b: number) => a + b, 0) / 1000, 9);
+    const mean = d.mean.reduce((a, m, i) => a + m * d.n[i], 0) / 1000;
+    expect(mean).toBeCloseTo(cols.last.reduce((a, b) => a + b, 0) / 1000, 9);
     // Merging merged columns again keeps the envelope exact.
-    const dd = decimate(d, 10);
-    expect(dd.n.reduce((a: number, b: number) => a + b, 0)).toBe(1000);
+    const dd = decimate(d, 10) as Columns;
+    expect(dd.n.reduce((a, b) => a + b, 0)).toBe(1000);
     expect([Math.min(...dd.min), Math.max(...dd.max)]).toEqual([0, 6]);
   });
 
