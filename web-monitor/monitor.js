@@ -1,349 +1,174 @@
-// Browser monitor for srgan-daemon. Plain ES module, no build step.
-// The wire protocol is declared in src/protocol/messages.ts (ClientMessage / ServerMessage); every
-// message we send carries the access token taken from this page's URL (`/?token=…`).
+// Browser monitor for srgan-daemon: plain ES modules, no build step. This module wires the page: it loads
+// runs, series, events, previews and checkpoints over the HTTP API (docs/protocol.md, "HTTP API"),
+// follows the daemon's pushes over the WebSocket, and hands them to the charts (charts.js), the preview
+// card (preview-panel.js, around the compare view of compare.js), the header (header.js) and the runs and
+// checkpoints panels (panels.js). How the page is used: docs/monitor.md.
 //
-// DOM hooks the integration tests read: <body data-state data-conn data-auth>, #loss-chart[data-points],
-// #pause-btn, #resume-btn, #checkpoint-btn, #checkpoint, #status-line, #preview-img,
-// #val-gain[data-val] and #val-latest[data-val] (none | above | below bicubic), #val-chart[data-points].
+// DOM hooks the integration tests read (test/integration/monitor-page.test.ts, daemon.test.ts):
+//   <body data-state data-conn data-auth data-readonly data-run data-smoothing data-x-mode data-overlays
+//         data-loaded>                       data-loaded: "true" once the shown run's data is in
+//   #loss-chart, #psnr-chart, #val-chart, #lr-chart, #rate-chart, #wait-chart, #memory-chart,
+//   #other-chart [data-points]             columns of the shown run in that chart
+//               [data-series]              curves drawn (one per key per run)
+//               [data-log] [data-zoomed] [data-preview-x]   (x of the shown preview's line)
+//   #compare-canvas [data-step] [data-preview-id] [data-strip-width]   the preview drawn (set once drawn)
+//                   [data-step-b] [data-run-b]   what side B shows
+//                   [data-mode] [data-zoom] [data-scale] [data-u] [data-v] [data-divider]
+//                   (scale: device pixels per source pixel; u, v: the view's centre as panel fractions;
+//                   divider: the wipe divider's x in CSS px from the canvas' left edge)
+//   #scrubber [data-count] (value = index of the shown preview), #play-btn, #latest-btn[aria-pressed]
+//   #runs-table tr[data-run-id] .overlay-toggle, #checkpoints-table tr[data-step][data-pinned] .pin-btn
+//   #val-gain[data-val], #val-latest[data-val] (none | above | below bicubic), #eta[data-to]
+//   #pause-btn, #resume-btn, #checkpoint-btn, #checkpoint (title = the checkpoint's folder), #status-line,
+//   #gone-banner (shown while the daemon is unreachable)
+// Test hook: globalThis.srganMonitor.chart(id) → { labels, data } (uPlot's series labels and data arrays,
+// raw and smoothed curves interleaved: raw labels end in " (raw)"), .imageFetches() (strips fetched so far).
 
-const uPlot = globalThis.uPlot;
-
-/** Most points kept per series client-side; above it the older half is halved in resolution. */
-const MAX_POINTS = 3000;
-const STATUS_POLL_MS = 2000;
-const BACKOFF_MIN_MS = 500;
-const BACKOFF_MAX_MS = 15000;
-const COMMAND_TIMEOUT_MS = 10000;
-/** Redraws are coalesced: metrics may arrive far faster than anyone can read them. */
-const RENDER_DELAY_MS = 100;
+import { Api, ApiError, Live, forgetToken, storeToken, takeToken } from './api.js';
+import { ChartPane, DASHES, PANES, RUN_COLORS, keyColor, paneOf } from './charts.js';
+import { fmtInt } from './format.js';
+import { showLr, showRunRow, showStatus, showValidation } from './header.js';
+import { renderCheckpoints, renderRuns } from './panels.js';
+import { PreviewPanel } from './preview-panel.js';
+import { ImageCache, PreviewList } from './previews.js';
+import { appendPoint, columnsFrom, decimate, emptyColumns, nearestIndex, smooth, stepRange } from './series.js';
 
 const STATES = new Set(['starting', 'training', 'paused', 'stopping', 'stopped']);
-const LOSS_KEYS = ['g_pix', 'g_perc', 'g_perc_half', 'g_adv', 'g_loss', 'd_loss'];
-const PSNR_KEY = 'psnr_train';
-/** Validation gains over bicubic (dB): standard protocol, and under the training LR mix. Logged every valEvery steps. */
-const VAL_KEYS = ['val_gain', 'val_gain_mix'];
-/** Column order in the store; the loss columns hold only values a log axis can draw. */
-const KEYS = [...LOSS_KEYS, PSNR_KEY, ...VAL_KEYS];
-const COLORS = {
-  g_pix: '#58a6ff',
-  g_perc: '#39c5cf',
-  g_perc_half: '#8ddb8c',
-  g_adv: '#d2a8ff',
-  g_loss: '#e3b341',
-  d_loss: '#ff7b72',
-  psnr_train: '#3fb950',
-  val_gain: '#58a6ff',
-  val_gain_mix: '#d2a8ff',
-};
+const STATUS_POLL_MS = 2000;
+const RUNS_REFRESH_MS = 30_000;
+const COMMAND_TIMEOUT_MS = 10_000;
+/** The server answers at most this many columns (docs/protocol.md, "Series"). */
+const MAX_WIDTH = 4000;
+/** Client arrays are merged back to the chart's width once they grow past this many times it. */
+const GROWTH = 3;
+const GROUPS = [
+  ['losses', 'Losses'],
+  ['quality', 'Quality'],
+  ['lr', 'Learning rates'],
+  ['throughput', 'Throughput and data wait'],
+  ['memory', 'Memory'],
+  ['other', 'Other'],
+];
 
 const $ = (id) => document.getElementById(id);
 const el = {
   body: document.body,
   badge: $('state-badge'),
   conn: $('conn'),
-  runId: $('run-id'),
-  backend: $('backend'),
-  preset: $('preset'),
   step: $('step'),
-  stepsPerSec: $('steps-per-sec'),
-  epoch: $('epoch'),
   checkpoint: $('checkpoint'),
-  patchesPerSec: $('patches-per-sec'),
-  dataWait: $('data-wait'),
-  dSteps: $('d-steps'),
-  ringFrames: $('ring-frames'),
-  lr: $('lr'),
-  valGain: $('val-gain'),
-  valLatest: $('val-latest'),
-  valChart: $('val-chart'),
   pauseBtn: $('pause-btn'),
-  checkpointBtn: $('checkpoint-btn'),
   resumeBtn: $('resume-btn'),
+  checkpointBtn: $('checkpoint-btn'),
+  controls: $('controls'),
   statusLine: $('status-line'),
+  banner: $('gone-banner'),
+  bannerText: $('gone-text'),
+  retryBtn: $('retry-btn'),
   authPanel: $('auth-panel'),
   authMessage: $('auth-message'),
   tokenForm: $('token-form'),
   tokenInput: $('token-input'),
-  lossChart: $('loss-chart'),
-  psnrChart: $('psnr-chart'),
-  previewFigure: $('preview-figure'),
-  previewCaptions: $('preview-captions'),
-  previewImg: $('preview-img'),
+  chartGroups: $('chart-groups'),
+  smoothing: $('smoothing'),
+  smoothingValue: $('smoothing-value'),
+  xMode: $('x-mode'),
+  resetZoom: $('reset-zoom'),
+  runsBody: document.querySelector('#runs-table tbody'),
+  ckptBody: document.querySelector('#checkpoints-table tbody'),
+  canvas: $('compare-canvas'),
+  compareLabels: $('compare-labels'),
+  compareEmpty: $('compare-empty'),
   previewStep: $('preview-step'),
+  scrubber: $('scrubber'),
+  scrubLabel: $('scrub-label'),
+  playBtn: $('play-btn'),
+  prevBtn: $('prev-btn'),
+  nextBtn: $('next-btn'),
+  latestBtn: $('latest-btn'),
+  panelA: $('panel-a'),
+  panelB: $('panel-b'),
+  runB: $('run-b'),
+  dividerField: $('divider-field'),
+  dividerInput: $('divider-input'),
 };
 
-// ---- formatting ---------------------------------------------------------------------------------
-
-const intFmt = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
-
-function fmtInt(v) {
-  return Number.isFinite(v) ? intFmt.format(v) : '—';
-}
-
-function fmtFixed(v, digits) {
-  return Number.isFinite(v) ? v.toFixed(digits) : '—';
-}
-
-/** A gain in dB with its sign: "+0.42 dB", "−0.90 dB" (a true minus sign, as `srgan status` prints it). */
-function fmtGain(v) {
-  if (!Number.isFinite(v)) return '—';
-  return `${v < 0 ? '−' : '+'}${Math.abs(v).toFixed(2)} dB`;
-}
-
-/** Loss-style values: 4 significant digits, exponent form for very small or very large values. */
-function fmtSig(v) {
-  if (v == null || !Number.isFinite(v)) return '--';
-  const a = Math.abs(v);
-  if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(2);
-  return Number(v.toPrecision(4)).toString();
-}
-
-// ---- metric series store ------------------------------------------------------------------------
-
-/**
- * Columns shared by both charts: x = generator step, then one column per KEYS entry (null = not
- * logged at that step). Steps are strictly increasing; a point at or before the last step is a
- * duplicate (history overlapping live metrics) and is dropped.
- */
-class SeriesStore {
-  constructor(max) {
-    this.max = max;
-    this.clear();
+/** One run the page has loaded: its row, keys, series (whole run, and the zoomed range), events, previews. */
+class RunData {
+  constructor(id) {
+    this.id = id;
+    this.run = null;
+    this.keys = [];
+    /** key → columns over the whole run (bounded: see GROWTH). */
+    this.full = new Map();
+    /** key → columns of the zoomed range, finer; null when not zoomed. */
+    this.zoomed = null;
+    this.events = [];
+    this.previews = null;
+    /** Columns asked of the server; local merging keeps each key within GROWTH times it. */
+    this.width = 1000;
+    /** Pushes (metrics, previews, events) that arrived while the history was loading, replayed on top of it. */
+    this.pending = [];
+    this.loaded = false;
   }
 
-  clear() {
-    this.x = [];
-    this.cols = KEYS.map(() => []);
-  }
-
-  get length() {
-    return this.x.length;
-  }
-
-  get lastStep() {
-    return this.x.length ? this.x[this.x.length - 1] : -Infinity;
-  }
-
-  /** Appends one MetricsPoint; returns false when it was a duplicate or malformed. */
-  push(point) {
-    const step = point && point.step;
-    const values = (point && point.values) || {};
-    if (!Number.isFinite(step) || step <= this.lastStep) return false;
-    this.x.push(step);
-    KEYS.forEach((key, i) => this.cols[i].push(sanitize(key, values[key])));
-    if (this.x.length > this.max) this.#decimate();
-    return true;
-  }
-
-  /** Replaces everything with `points` (oldest first), then keeps `tail` points newer than them. */
-  replace(points, tail) {
-    this.clear();
-    for (const p of points) this.push(p);
-    for (const p of tail) this.push(p);
-  }
-
-  /**
-   * Halves the resolution of the older half, so recent training stays at full resolution and the
-   * whole run still fits in `max` points; repeated calls make old data progressively coarser.
-   * It keeps one point of each pair rather than their mean: averaging would narrow the noise band
-   * of the old part and make training look as if it got noisier where full resolution begins.
-   */
-  #decimate() {
-    const half = Math.floor(this.x.length / 2) & ~1;
-    const x = [];
-    for (let i = 0; i < half; i += 2) x.push(this.x[i + 1]);
-    this.x = x.concat(this.x.slice(half));
-    this.cols = this.cols.map((col) => {
-      const out = [];
-      for (let i = 0; i < half; i += 2) out.push(pick(col[i], col[i + 1]));
-      return out.concat(col.slice(half));
-    });
-  }
-
-  /** uPlot data for the given keys: [x, ...columns]. */
-  data(keys) {
-    return [this.x, ...keys.map((k) => this.cols[KEYS.indexOf(k)])];
+  get name() {
+    return (this.run && this.run.name) || this.id.slice(0, 8);
   }
 }
 
-/** Steps at which any of `keys` has a value (the loss chart: every logged step; the gain chart: validations). */
-function countPoints(keys) {
-  const cols = keys.map((k) => store.cols[KEYS.indexOf(k)]);
-  let n = 0;
-  for (let i = 0; i < store.length; i++) if (cols.some((col) => col[i] != null)) n++;
-  return n;
-}
-
-function sanitize(key, v) {
-  if (typeof v !== 'number' || !Number.isFinite(v)) return null;
-  // A log axis cannot draw zero or negatives; show a gap rather than break the scale.
-  if (LOSS_KEYS.includes(key) && v <= 0) return null;
-  return v;
-}
-
-/** The later point of a pair, unless it is a gap: a sparsely logged key must not vanish. */
-function pick(a, b) {
-  return b == null ? a : b;
-}
-
-// ---- charts -------------------------------------------------------------------------------------
-
-const AXIS_STYLE = {
-  stroke: '#8b949e',
-  grid: { stroke: 'rgba(240,246,252,0.07)', width: 1 },
-  ticks: { stroke: 'rgba(240,246,252,0.12)', width: 1 },
-  font: '11px system-ui, sans-serif',
-};
-
-/**
- * When the cursor is off the chart uPlot blanks the legend; show each series' latest value instead,
- * so the legend doubles as a live readout.
- */
-function legendShowsLatest(u) {
-  if (u.cursor.idx != null) return;
-  const n = u.data[0].length;
-  if (n === 0) return;
-  const idxs = u.data.map((col, s) => {
-    if (s === 0) return n - 1;
-    // The whole store (at most MAX_POINTS): validation is logged only every valEvery steps.
-    for (let i = n - 1; i >= 0; i--) if (col[i] != null) return i;
-    return null;
-  });
-  u.setLegend({ idxs }, false);
-}
-
-/**
- * Draws the 0 dB line of a gain chart, labelled: on it the model is exactly as good as bicubic,
- * below it worse.
- */
-function drawBicubicLine(u) {
-  const y = Math.round(u.valToPos(0, 'y', true));
-  const { left, top, width, height } = u.bbox;
-  if (y < top || y > top + height) return;
-  const ctx = u.ctx;
-  ctx.save();
-  ctx.strokeStyle = 'rgba(248, 81, 73, 0.8)';
-  ctx.lineWidth = Math.max(1, devicePixelRatio);
-  ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);
-  ctx.beginPath();
-  ctx.moveTo(left, y);
-  ctx.lineTo(left + width, y);
-  ctx.stroke();
-  ctx.setLineDash([]);
-  ctx.fillStyle = 'rgba(248, 81, 73, 0.9)';
-  ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
-  ctx.textAlign = 'left'; // uPlot leaves the y axis' alignment set
-  ctx.textBaseline = 'bottom';
-  ctx.fillText('bicubic (0 dB)', left + 6 * devicePixelRatio, y - 2 * devicePixelRatio);
-  ctx.restore();
-}
-
-function makeChart(container, keys, { log, yLabel, height, gain = false }) {
-  const opts = {
-    width: Math.max(200, container.clientWidth),
-    height,
-    cursor: { sync: { key: 'srgan-steps' }, drag: { x: false, y: false, setScale: false } },
-    legend: { live: true },
-    scales: {
-      x: { time: false },
-      // A gain chart always shows 0 dB (bicubic), so the curve is read against it.
-      y: log ? { distr: 3, log: 10 } : gain ? { auto: true, range: gainRange } : { auto: true },
-    },
-    axes: [
-      { ...AXIS_STYLE, values: (u, splits) => splits.map((v) => (v == null ? '' : fmtInt(v))) },
-      {
-        ...AXIS_STYLE,
-        label: yLabel,
-        labelFont: '11px system-ui, sans-serif',
-        size: 56,
-        values: (u, splits) => splits.map((v) => (v == null ? '' : fmtSig(v))),
-      },
-    ],
-    series: [
-      { label: 'step', value: (u, v) => (v == null ? '--' : fmtInt(v)) },
-      ...keys.map((k) => ({
-        label: k,
-        stroke: COLORS[k],
-        width: k === 'g_loss' || k === 'val_gain' ? 1.75 : 1.25,
-        spanGaps: true,
-        // Validation points are sparse: mark each measurement.
-        points: { show: gain, size: 5 },
-        value: (u, v) => (gain ? fmtGain(v) : fmtSig(v)),
-      })),
-    ],
-    hooks: { setLegend: [legendShowsLatest], ...(gain ? { draw: [drawBicubicLine] } : {}) },
-  };
-  const chart = new uPlot(opts, store.data(keys), container);
-  // Follow the container's width (the page is responsive); height stays fixed.
-  new ResizeObserver((entries) => {
-    const w = Math.floor(entries[0].contentRect.width);
-    if (w > 0 && w !== chart.width) chart.setSize({ width: w, height });
-  }).observe(container);
-  return { chart, keys, container };
-}
-
-/** The gain axis: the data's range widened to include 0 dB, with a little room above and below. */
-function gainRange(u, min, max) {
-  if (min == null || max == null) return [-1, 1];
-  const lo = Math.min(min, 0);
-  const hi = Math.max(max, 0);
-  const pad = Math.max(0.1, (hi - lo) * 0.08);
-  return [lo - pad, hi + pad];
-}
-
-const store = new SeriesStore(MAX_POINTS);
-const charts = [];
-if (typeof uPlot === 'function') {
-  charts.push(makeChart(el.lossChart, LOSS_KEYS, { log: true, yLabel: 'loss', height: 300 }));
-  charts.push(makeChart(el.psnrChart, [PSNR_KEY], { log: false, yLabel: 'dB', height: 300 }));
-  charts.push(makeChart(el.valChart, VAL_KEYS, { log: false, yLabel: 'dB over bicubic', height: 220, gain: true }));
-} else {
-  // Without the chart library the rest of the page still works; say why the charts are missing.
-  queueMicrotask(() => note('error', 'chart library /vendor/uPlot.iife.min.js failed to load'));
-}
-
-let renderTimer = null;
-function scheduleRender() {
-  // setTimeout rather than requestAnimationFrame: rAF stops in background tabs, timers only slow.
-  if (renderTimer == null) renderTimer = setTimeout(render, RENDER_DELAY_MS);
-}
-
-function render() {
-  renderTimer = null;
-  for (const c of charts) {
-    c.chart.setData(store.data(c.keys));
-    legendShowsLatest(c.chart);
-    c.container.dataset.points = String(countPoints(c.keys));
-  }
-  if (!charts.length) el.lossChart.dataset.points = String(store.length);
-}
-
-// ---- view state ---------------------------------------------------------------------------------
-
-const view = {
+const app = {
+  api: null,
+  live: null,
+  cache: null,
+  readOnly: true,
+  liveRunId: null,
+  runs: [],
+  mainId: null,
+  /** Overlaid runs: id → colour, in the order they were ticked. */
+  overlays: new Map(),
+  data: new Map(),
+  xMode: 'step',
+  zoom: null,
+  zoomGen: 0,
+  smoothing: Number(el.smoothing.value),
+  logs: new Map(PANES.map((p) => [p.id, !!p.log])),
   state: 'unknown',
-  runId: null,
   step: null,
-  connected: false,
-  pendingCommand: null, // { id, command, timer } while a pause/resume awaits its reply
+  pending: null,
+  /** Newest metric values pushed by the daemon (memory and rates for the header). */
+  latest: {},
+  connectedOnce: false,
+  loadGen: 0,
+  /** The status line shows a failed fetch (cleared when the daemon is back). */
+  networkNote: false,
 };
+
+// ---- status line, state, buttons ------------------------------------------------------------------
+
+/** The status line: the last thing worth telling the user (errors stay until replaced). */
+function note(kind, text) {
+  const t = new Date().toLocaleTimeString([], { hour12: false });
+  el.statusLine.dataset.kind = kind;
+  el.statusLine.textContent = text ? `${t}  ${text}` : '';
+}
 
 function setState(state) {
   if (!STATES.has(state)) return;
-  view.state = state;
+  app.state = state;
   el.body.dataset.state = state;
   el.badge.dataset.state = state;
   el.badge.textContent = state;
   updateButtons();
 }
 
-/** Status and state replies are authoritative (a restarted daemon may resume at an earlier step);
- *  metrics only move the step forward, since a status reply can lag the metrics stream. */
+/** Status and state replies are authoritative (a restarted daemon may resume at an earlier step); metrics
+ *  only move the step forward, since a status reply can lag the metrics stream. */
 function setStep(step, onlyForward = false) {
   if (!Number.isFinite(step)) return;
-  if (onlyForward && view.step != null && step < view.step) return;
-  view.step = step;
-  el.step.textContent = fmtInt(view.step);
+  if (onlyForward && app.step != null && step < app.step) return;
+  app.step = step;
+  el.step.textContent = fmtInt(step);
 }
 
 function setConn(conn, text) {
@@ -354,234 +179,520 @@ function setConn(conn, text) {
 }
 
 function updateButtons() {
-  const busy = !view.connected || view.pendingCommand != null;
-  el.pauseBtn.disabled = busy || view.state !== 'training';
-  el.resumeBtn.disabled = busy || view.state !== 'paused';
-  el.checkpointBtn.disabled = busy || (view.state !== 'training' && view.state !== 'paused');
+  const busy = !app.live || !app.live.connected || app.pending != null;
+  el.pauseBtn.disabled = busy || app.state !== 'training';
+  el.resumeBtn.disabled = busy || app.state !== 'paused';
+  el.checkpointBtn.disabled = busy || (app.state !== 'training' && app.state !== 'paused');
 }
 
-/** The status line: the last thing worth telling the user (errors stay until replaced). */
-function note(kind, text) {
-  const t = new Date().toLocaleTimeString([], { hour12: false });
-  el.statusLine.dataset.kind = kind;
-  el.statusLine.textContent = text ? `${t}  ${text}` : '';
+function showAuth(kind, message) {
+  el.body.dataset.auth = kind;
+  el.authMessage.textContent = message;
+  el.authPanel.hidden = false;
 }
 
-function applyStatus(s) {
-  if (!s || typeof s !== 'object') return;
-  if (typeof s.runId === 'string' && s.runId !== view.runId) {
-    const switched = view.runId != null;
-    view.runId = s.runId;
-    el.runId.textContent = s.runId;
-    el.runId.title = s.runId;
-    if (switched) {
-      // A different run: its steps start over, so the old curves must go, and its history come in.
-      store.clear();
-      view.step = null;
-      scheduleRender();
-      requestHistory();
+/** Any API failure: a rejected token asks for another; anything else is said on the status line. */
+function failed(what, err) {
+  if (err instanceof ApiError && err.status === 401) {
+    forgetToken();
+    if (app.live) app.live.stop();
+    showAuth('rejected', 'The server rejected this access token (SRGAN_ERR_UNAUTHORIZED). Paste the token from $SRGAN_HOME/token.');
+    setConn('disconnected', 'token rejected');
+    note('error', 'access token rejected (SRGAN_ERR_UNAUTHORIZED)');
+    return;
+  }
+  // While the daemon is away the banner says so; a fetch that fails meanwhile is no news.
+  if (err instanceof ApiError && err.status === 0 && app.live && !app.live.connected) return;
+  note('error', `${what}: ${err.message}`);
+  app.networkNote = err instanceof ApiError && err.status === 0;
+}
+
+// ---- charts -----------------------------------------------------------------------------------------
+
+const panes = new Map();
+const paneBoxes = new Map();
+const groupBoxes = new Map();
+
+function buildCharts() {
+  for (const [group, title] of GROUPS) {
+    const section = document.createElement('section');
+    section.className = 'chart-group';
+    section.dataset.group = group;
+    section.hidden = true;
+    const h = document.createElement('h3');
+    h.textContent = title;
+    section.append(h);
+    for (const spec of PANES.filter((p) => p.group === group)) {
+      const box = document.createElement('div');
+      box.className = 'pane';
+      box.hidden = true;
+      const head = document.createElement('h4');
+      head.textContent = spec.title;
+      if (spec.note) {
+        const small = document.createElement('small');
+        small.textContent = spec.note;
+        head.append(' ', small);
+      }
+      const log = document.createElement('label');
+      log.className = 'log-toggle';
+      const box2 = document.createElement('input');
+      box2.type = 'checkbox';
+      box2.checked = app.logs.get(spec.id);
+      box2.addEventListener('change', () => {
+        app.logs.set(spec.id, box2.checked);
+        scheduleRender();
+      });
+      log.append(box2, ' log');
+      head.append(log);
+      const chart = document.createElement('div');
+      chart.id = spec.id;
+      chart.className = 'chart';
+      chart.dataset.points = '0';
+      box.append(head, chart);
+      section.append(box);
+      paneBoxes.set(spec.id, box);
+      panes.set(
+        spec.id,
+        new ChartPane(spec, chart, {
+          onZoom: (a, b) => zoomTo(Math.min(a, b), Math.max(a, b)),
+          onReset: resetZoom,
+          onPick: pickAt,
+        }),
+      );
+    }
+    el.chartGroups.append(section);
+    groupBoxes.set(group, section);
+  }
+}
+
+/** Columns worth asking for: about one per pixel of the charts' width. */
+function chartWidth() {
+  return Math.min(MAX_WIDTH, Math.max(200, Math.floor(el.chartGroups.clientWidth || 800)));
+}
+
+let frame = 0;
+/** Redraws are coalesced into one per animation frame: pushes may arrive far faster than anyone reads. */
+function scheduleRender() {
+  if (!frame) frame = requestAnimationFrame(renderCharts);
+}
+
+/** The arrays a curve is drawn from. With x = wall time, columns without a usable time are left out. */
+function curve(cols, xMode, weight) {
+  if (xMode === 'step') {
+    return { x: cols.step.slice(), raw: cols.last.slice(), min: cols.min, max: cols.max, n: cols.n, smoothed: smooth(cols.last, weight) };
+  }
+  const keep = [];
+  let prev = -Infinity;
+  for (let i = 0; i < cols.time.length; i++) {
+    if (Number.isFinite(cols.time[i]) && cols.time[i] > prev) {
+      keep.push(i);
+      prev = cols.time[i];
     }
   }
-  setState(s.state);
-  setStep(s.step);
-  el.backend.textContent = s.backend || '—';
-  el.preset.textContent = s.preset || '—';
-  el.stepsPerSec.textContent = fmtFixed(s.stepsPerSec, 2);
-  el.patchesPerSec.textContent = fmtFixed(s.patchesPerSec, 1);
-  el.dataWait.textContent = Number.isFinite(s.dataWaitFraction) ? `${(s.dataWaitFraction * 100).toFixed(1)} %` : '—';
-  el.dSteps.textContent = fmtInt(s.dSteps);
-  el.ringFrames.textContent = fmtInt(s.ringFrames);
-  el.epoch.textContent = fmtInt(s.epoch);
-  el.checkpoint.textContent = s.lastCheckpoint ? `step ${s.lastCheckpoint.step}` : '—';
-  el.checkpoint.title = s.lastCheckpoint ? s.lastCheckpoint.dir : '';
-  if (s.losses) showLr(s.losses);
-  if ('validation' in s) showValidation(s.validation);
+  const pick = (a) => keep.map((i) => a[i]);
+  const raw = pick(cols.last);
+  return { x: pick(cols.time), raw, min: pick(cols.min), max: pick(cols.max), n: pick(cols.n), smoothed: smooth(raw, weight) };
+}
+
+function shownRuns() {
+  const out = [];
+  const main = app.data.get(app.mainId);
+  if (main && main.loaded) out.push(main);
+  for (const id of app.overlays.keys()) {
+    const rd = app.data.get(id);
+    if (rd && rd.loaded) out.push(rd);
+  }
+  return out;
 }
 
 /**
- * The latest validation against bicubic, in the header and above the gain chart. A gain below 0 means
- * the model is worse than plain bicubic enlargement: that is said in words and shown in red.
+ * The shown preview's place on the x axis. By wall time it is where the run's curves are at its step
+ * (a preview's own time is when it was stored, which is not always when its step ran).
  */
-function showValidation(v) {
-  if (!v || !Number.isFinite(v.gain)) {
-    el.valGain.textContent = '—';
-    el.valGain.dataset.val = 'none';
-    el.valLatest.textContent = 'no validation yet';
-    el.valLatest.dataset.val = 'none';
+function previewX() {
+  const step = previews.shownStep();
+  if (step == null || app.xMode === 'step') return step;
+  const rd = app.data.get(app.mainId);
+  return rd ? timeAtStep(longestColumns(rd), step) : null;
+}
+
+/** The wall time of the column nearest to `step` (null when the run has none). */
+function timeAtStep(cols, step) {
+  const i = nearestIndex(cols.step, step);
+  return i < 0 || !Number.isFinite(cols.time[i]) ? null : cols.time[i];
+}
+
+/** The step of the column nearest in wall time to `t`; times increase with steps within a run. */
+function stepAtTime(cols, t) {
+  const i = nearestIndex(cols.time, t);
+  return i < 0 ? null : cols.step[i];
+}
+
+function renderCharts() {
+  frame = 0;
+  const runs = shownRuns();
+  const overlaid = runs.length > 1;
+  const visibleGroups = new Set();
+  const main = app.data.get(app.mainId);
+  const events = [];
+  if (main) {
+    for (const ev of main.events) {
+      const x = app.xMode === 'step' ? ev.step : ev.time;
+      if (!Number.isFinite(x)) continue;
+      const at = Number.isFinite(ev.step) ? `step ${fmtInt(ev.step)}` : 'before the first step';
+      events.push({ x, kind: ev.kind, text: `${ev.kind} · ${at}${ev.message ? ` · ${ev.message}` : ''}` });
+    }
+  }
+  for (const spec of PANES) {
+    const series = [];
+    for (const rd of runs) {
+      const keys = rd.keys.filter((k) => paneOf(k) === spec.id);
+      keys.forEach((key, ki) => {
+        const cols = (rd.zoomed && rd.zoomed.get(key)) || (rd.zoomed ? emptyColumns() : rd.full.get(key));
+        if (!cols) return;
+        // Validation is measured on a fixed held-out set, not a noisy batch: drawn as it is.
+        const weight = /^val_/.test(key) ? 0 : app.smoothing;
+        const isMain = rd.id === app.mainId;
+        series.push({
+          key,
+          label: overlaid ? `${rd.name} · ${key}` : key,
+          color: isMain ? keyColor(key, ki) : app.overlays.get(rd.id),
+          dash: isMain ? [] : DASHES[ki % DASHES.length],
+          right: !!(spec.right && spec.right(key)),
+          main: isMain,
+          ...curve(cols, app.xMode, weight),
+        });
+      });
+    }
+    const box = paneBoxes.get(spec.id);
+    box.hidden = series.length === 0;
+    if (series.length) visibleGroups.add(spec.group);
+    panes.get(spec.id).update({ series, xMode: app.xMode, zoom: app.zoom, log: app.logs.get(spec.id), previewX: previewX(), events });
+  }
+  for (const [group, section] of groupBoxes) section.hidden = !visibleGroups.has(group);
+}
+
+/** Moves the preview line on every chart without touching their data. */
+function redrawPreviewLines() {
+  const x = previewX();
+  for (const pane of panes.values()) {
+    if (!pane.model) continue;
+    pane.model.previewX = x;
+    pane.redraw();
+  }
+}
+
+/** The longest curve of a run: its (time, step) pairs map a wall-time range to steps. */
+function longestColumns(rd) {
+  let best = emptyColumns();
+  for (const cols of rd.full.values()) if (cols.step.length > best.step.length) best = cols;
+  return best;
+}
+
+async function zoomTo(xmin, xmax) {
+  if (!(xmax > xmin)) return;
+  app.zoom = { min: xmin, max: xmax };
+  el.resetZoom.disabled = false;
+  const gen = ++app.zoomGen;
+  scheduleRender(); // the scale changes at once; finer columns follow
+  const width = chartWidth();
+  try {
+    await Promise.all(
+      shownRuns().map(async (rd) => {
+        const range = stepRange(app.xMode, xmin, xmax, longestColumns(rd));
+        const cols = range ? await fetchSeries(rd.id, rd.keys, range, width) : new Map();
+        if (gen === app.zoomGen) rd.zoomed = cols;
+      }),
+    );
+  } catch (err) {
+    failed('zoom', err);
+  }
+  if (gen === app.zoomGen) scheduleRender();
+}
+
+function resetZoom() {
+  app.zoomGen++;
+  app.zoom = null;
+  for (const rd of app.data.values()) rd.zoomed = null;
+  el.resetZoom.disabled = true;
+  scheduleRender();
+}
+
+/** A click on a chart at x: the nearest preview is shown. */
+function pickAt(x) {
+  const rd = app.data.get(app.mainId);
+  if (!rd) return;
+  previews.pick(app.xMode === 'step' ? x : stepAtTime(longestColumns(rd), x));
+}
+
+// ---- data loading ------------------------------------------------------------------------------------
+
+/** Keys per /series request: the server takes at most 64 in one. */
+const KEYS_PER_REQUEST = 64;
+
+async function fetchSeries(id, keys, range, width) {
+  const out = new Map();
+  const chunks = [];
+  for (let i = 0; i < keys.length; i += KEYS_PER_REQUEST) chunks.push(keys.slice(i, i + KEYS_PER_REQUEST));
+  const answers = await Promise.all(
+    chunks.map((chunk) => {
+      const q = new URLSearchParams({ keys: chunk.join(','), width: String(width) });
+      if (range) {
+        // Steps are integers >= 0 (a drag may start left of step 0).
+        const from = Math.max(0, Math.floor(range.from));
+        q.set('from', String(from));
+        q.set('to', String(Math.max(from, Math.ceil(range.to))));
+      }
+      return app.api.get(`/api/runs/${encodeURIComponent(id)}/series?${q}`);
+    }),
+  );
+  chunks.forEach((chunk, i) => {
+    const series = (answers[i] && answers[i].series) || {};
+    for (const k of chunk) out.set(k, columnsFrom(series[k]));
+  });
+  return out;
+}
+
+/** Loads (or reloads) a run's keys, series and events; with `previews`, its preview list too. */
+async function loadRun(id, { previews }) {
+  let rd = app.data.get(id);
+  if (!rd) {
+    rd = new RunData(id);
+    app.data.set(id, rd);
+  }
+  rd.loaded = false;
+  rd.pending = [];
+  const enc = encodeURIComponent(id);
+  const info = await app.api.get(`/api/runs/${enc}`);
+  rd.run = info.run || null;
+  rd.keys = sortKeys(Array.isArray(info.keys) ? info.keys.map(String) : []);
+  rd.width = chartWidth();
+  const [full, events, list] = await Promise.all([
+    fetchSeries(id, rd.keys, null, rd.width),
+    app.api.get(`/api/runs/${enc}/events`),
+    previews ? app.api.get(`/api/runs/${enc}/previews`) : Promise.resolve(null),
+  ]);
+  rd.full = full;
+  rd.zoomed = null;
+  rd.events = Array.isArray(events && events.events) ? events.events : [];
+  if (list) rd.previews = PreviewList.from(id, list);
+  rd.loaded = true;
+  // Pushes that came in meanwhile go on top of the history (points it already has are skipped).
+  const now = Date.now() / 1000;
+  for (const msg of rd.pending) {
+    if (msg.type === 'metrics') addPoint(rd, msg);
+    else if (msg.type === 'preview' && rd.previews) rd.previews.append(msg, now);
+    else if (msg.type === 'event' && !rd.events.some((e) => e.time === msg.time && e.kind === msg.kind)) rd.events.push(msg);
+  }
+  rd.pending = [];
+  return rd;
+}
+
+/** Keys in a stable order: the known ones as the trainer logs them, then the rest by name. */
+function sortKeys(keys) {
+  const order = ['g_loss', 'g_pix', 'g_perc', 'g_perc_half', 'g_adv', 'd_loss', 'psnr_train', 'val_psnr', 'val_bicubic', 'val_psnr_mix'];
+  const rank = (k) => (order.includes(k) ? order.indexOf(k) : order.length);
+  return [...new Set(keys)].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** One pushed metrics point into a run's columns; columns past GROWTH × width are merged back. */
+function addPoint(rd, p) {
+  const time = p.wallTime / 1000;
+  for (const [key, value] of Object.entries(p.values || {})) {
+    let cols = rd.full.get(key);
+    if (!cols) {
+      cols = emptyColumns();
+      rd.full.set(key, cols);
+      rd.keys = sortKeys([...rd.keys, key]);
+    }
+    const len = cols.step.length;
+    // Already in the history just loaded: a point at or before its last step is the same point, not a
+    // resume (a resume comes after the history, and moves its steps back from the newest pushed).
+    if (p.fromHistoryGap && len && p.step <= cols.step[len - 1]) continue;
+    appendPoint(cols, p.step, time, value);
+    if (cols.step.length > GROWTH * rd.width) rd.full.set(key, decimate(cols, rd.width));
+  }
+}
+
+async function refreshRuns() {
+  try {
+    const answer = await app.api.get('/api/runs');
+    app.runs = Array.isArray(answer.runs) ? answer.runs : [];
+  } catch (err) {
+    failed('runs', err);
     return;
   }
-  const below = v.gain < 0;
-  const words = below ? 'below bicubic' : v.gain > 0 ? 'above bicubic' : 'same as bicubic';
-  const kind = below ? 'below' : 'above';
-  const psnrs =
-    Number.isFinite(v.psnr) && Number.isFinite(v.bicubic) ? ` (${v.psnr.toFixed(2)} dB vs bicubic ${v.bicubic.toFixed(2)} dB)` : '';
-  const best = v.best && Number.isFinite(v.best.gain) ? ` · best ${fmtGain(v.best.gain)} at step ${fmtInt(v.best.step)}` : '';
-  el.valGain.textContent = `${fmtGain(v.gain)}${below ? ' · below bicubic' : ''}`;
-  el.valGain.dataset.val = kind;
-  el.valGain.title = `validation at step ${fmtInt(v.step)}${psnrs}: ${words}${best}`;
-  el.valLatest.textContent = `latest ${fmtGain(v.gain)} at step ${fmtInt(v.step)}${psnrs}: ${below ? 'worse than bicubic' : words}${best}`;
-  el.valLatest.dataset.val = kind;
-}
-
-function showLr(values) {
-  const g = values.lr_g;
-  const d = values.lr_d;
-  if (g == null && d == null) return;
-  el.lr.textContent = `${fmtSig(g)} / ${fmtSig(d)}`;
-}
-
-let previewUrl = null;
-
-/** A stored preview strip, fetched by id (GET /api/previews/ID.png) with the token in a header. */
-async function showPreview(msg) {
-  if (!Number.isInteger(msg.id)) return;
-  const res = await fetch(`/api/previews/${msg.id}.png`, { headers: { authorization: `Bearer ${token}` } });
-  if (!res.ok) return;
-  const url = URL.createObjectURL(await res.blob());
-  if (previewUrl) URL.revokeObjectURL(previewUrl);
-  previewUrl = url;
-  const panels = Array.isArray(msg.panels) ? msg.panels.map(String) : [];
-  el.previewImg.src = url;
-  if (Number.isFinite(msg.width) && Number.isFinite(msg.height)) {
-    el.previewImg.width = msg.width;
-    el.previewImg.height = msg.height;
-    // Small previews are drawn up to 2x, pixelated, so detail differences stay visible.
-    el.previewFigure.style.maxWidth = `${msg.width * 2}px`;
+  renderRunsPanel();
+  previews.setRuns(app.runs);
+  if (app.readOnly || !app.live || !app.live.connected) {
+    const row = app.runs.find((r) => r.id === app.mainId);
+    if (row) showRow(row);
   }
-  el.previewImg.dataset.step = String(msg.step);
-  el.previewCaptions.style.gridTemplateColumns = `repeat(${Math.max(1, panels.length)}, 1fr)`;
-  el.previewCaptions.replaceChildren(...panels.map((p) => Object.assign(document.createElement('span'), { textContent: p })));
-  el.previewStep.textContent = `step ${fmtInt(msg.step)}`;
-  el.previewFigure.hidden = false;
 }
 
-// ---- connection ---------------------------------------------------------------------------------
-
-const token = new URLSearchParams(location.search).get('token') || '';
-let ws = null;
-let nextId = 1;
-let backoffMs = BACKOFF_MIN_MS;
-let reconnectTimer = null;
-let pollTimer = null;
-let authFailed = false;
-/** Live points seen since the last history request, re-applied on top of the history reply. */
-let liveSinceHistory = null;
-let historyReqId = null;
-
-function send(msg) {
-  if (!ws || ws.readyState !== WebSocket.OPEN) return null;
-  const id = nextId++;
-  ws.send(JSON.stringify({ ...msg, token, id }));
-  return id;
+/** With no daemon to ask, the header describes the shown run from its row; the badge is its status. */
+function showRow(row) {
+  showRunRow(row);
+  if (!app.readOnly) return;
+  el.badge.textContent = row.status;
+  el.badge.dataset.state = row.status;
 }
 
-function requestHistory() {
-  historyReqId = send({ type: 'history' });
-  if (historyReqId != null) liveSinceHistory = [];
-}
-
-function connect() {
-  clearTimeout(reconnectTimer);
-  reconnectTimer = null;
-  setConn('connecting', 'connecting…');
-  const url = new URL('/ws', location.href);
-  url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  url.search = '';
-  const sock = new WebSocket(url);
-  sock.binaryType = 'arraybuffer';
-  ws = sock;
-
-  sock.addEventListener('open', () => {
-    if (ws !== sock) return;
-    view.connected = true;
-    setConn('connected', 'connected');
-    send({ type: 'subscribe', topics: ['metrics', 'previews', 'status'] });
-    requestHistory();
-    send({ type: 'status' });
-    clearInterval(pollTimer);
-    pollTimer = setInterval(() => {
-      // Skip a poll when the socket is backed up rather than queue more behind it.
-      if (ws === sock && sock.bufferedAmount < 1024) send({ type: 'status' });
-    }, STATUS_POLL_MS);
+function renderRunsPanel() {
+  renderRuns(el.runsBody, app.runs, {
+    mainId: app.mainId,
+    overlays: app.overlays,
+    onOpen: (id) => openRun(id),
+    onOverlay: (id, on) => setOverlay(id, on),
   });
+  el.body.dataset.overlays = String(app.overlays.size);
+}
 
-  sock.addEventListener('message', (ev) => {
-    if (ws !== sock) return;
-    // Backoff resets only once the daemon actually talks to us, not merely on TCP accept.
-    backoffMs = BACKOFF_MIN_MS;
-    const text = typeof ev.data === 'string' ? ev.data : new TextDecoder().decode(ev.data);
-    let msg;
-    try {
-      msg = JSON.parse(text);
-    } catch {
-      note('error', 'unreadable message from the daemon');
-      return;
+async function setOverlay(id, on) {
+  if (!on) {
+    app.overlays.delete(id);
+    renderRunsPanel();
+    scheduleRender();
+    return;
+  }
+  const used = new Set(app.overlays.values());
+  app.overlays.set(id, RUN_COLORS.find((c) => !used.has(c)) ?? RUN_COLORS[app.overlays.size % RUN_COLORS.length]);
+  renderRunsPanel();
+  try {
+    const rd = await loadRun(id, { previews: false });
+    if (app.zoom && app.overlays.has(id)) {
+      const range = stepRange(app.xMode, app.zoom.min, app.zoom.max, longestColumns(rd));
+      rd.zoomed = range ? await fetchSeries(id, rd.keys, range, chartWidth()) : new Map();
     }
-    if (msg && typeof msg.type === 'string') handleMessage(msg);
-  });
-
-  sock.addEventListener('close', () => {
-    if (ws !== sock) return;
-    ws = null;
-    view.connected = false;
-    clearInterval(pollTimer);
-    pollTimer = null;
-    clearPending();
-    if (authFailed) {
-      setConn('disconnected', 'disconnected — token rejected');
-      return;
-    }
-    const delay = Math.round(backoffMs * (0.75 + Math.random() * 0.5));
-    backoffMs = Math.min(BACKOFF_MAX_MS, backoffMs * 2);
-    setConn('disconnected', `disconnected — retrying in ${Math.max(1, Math.round(delay / 1000))} s`);
-    reconnectTimer = setTimeout(connect, delay);
-  });
-  // 'error' is always followed by 'close', which does the work.
+  } catch (err) {
+    failed(`run ${id}`, err);
+  }
+  scheduleRender();
 }
 
-function handleMessage(msg) {
+/** Makes `id` the run shown: its charts, previews, checkpoints (overlays stay overlaid). */
+async function openRun(id) {
+  const gen = ++app.loadGen;
+  app.mainId = id;
+  app.overlays.delete(id);
+  el.body.dataset.run = id;
+  el.body.dataset.loaded = 'false';
+  resetZoom();
+  renderRunsPanel();
+  previews.setRuns(app.runs);
+  try {
+    await loadRun(id, { previews: true });
+  } catch (err) {
+    if (gen === app.loadGen) failed(`run ${id}`, err);
+    return;
+  }
+  if (gen !== app.loadGen) return;
+  el.body.dataset.loaded = 'true';
+  const row = app.runs.find((r) => r.id === id);
+  if (row && (app.readOnly || !app.live || !app.live.connected)) showRow(row);
+  previews.reset();
+  scheduleRender();
+  refreshCheckpoints();
+}
+
+let ckptTimer = null;
+async function refreshCheckpoints() {
+  clearTimeout(ckptTimer);
+  ckptTimer = null;
+  const id = app.mainId;
+  if (!id) return;
+  try {
+    const answer = await app.api.get(`/api/runs/${encodeURIComponent(id)}/checkpoints`);
+    if (id !== app.mainId) return;
+    renderCheckpoints(el.ckptBody, Array.isArray(answer.checkpoints) ? answer.checkpoints : [], { readOnly: app.readOnly, onPin: pin });
+  } catch (err) {
+    failed('checkpoints', err);
+  }
+}
+
+/** Checkpoint events come in bursts (best + periodic, retention): one refresh for a burst. */
+function refreshCheckpointsSoon() {
+  if (ckptTimer == null) ckptTimer = setTimeout(refreshCheckpoints, 500);
+}
+
+async function pin(step, pinned, button) {
+  button.disabled = true;
+  try {
+    await app.api.post(`/api/runs/${encodeURIComponent(app.mainId)}/checkpoints/${step}/pin`, { pinned });
+    note('info', `checkpoint at step ${fmtInt(step)} ${pinned ? 'pinned: retention will keep it' : 'unpinned'}`);
+  } catch (err) {
+    failed(`pin step ${step}`, err);
+  }
+  await refreshCheckpoints();
+}
+
+// ---- previews and the compare view -----------------------------------------------------------------------
+
+function mainPreviews() {
+  const rd = app.data.get(app.mainId);
+  return rd ? rd.previews : null;
+}
+
+const previews = new PreviewPanel(el, {
+  previews: mainPreviews,
+  mainId: () => app.mainId,
+  cache: () => app.cache,
+  api: () => app.api,
+  runName: (id) => (app.runs.find((r) => r.id === id) || { name: id.slice(0, 8) }).name,
+  onStep: redrawPreviewLines,
+  onError: failed,
+});
+
+// ---- the daemon: WebSocket pushes and commands ---------------------------------------------------------
+
+function onMessage(msg) {
   switch (msg.type) {
     case 'status':
-      applyStatus(msg.status);
+      onStatus(msg.status);
       break;
     case 'state':
       setState(msg.state);
       setStep(msg.step);
       break;
-    case 'metrics':
-      if (store.push(msg)) scheduleRender();
-      if (liveSinceHistory && liveSinceHistory.length < MAX_POINTS) liveSinceHistory.push(msg);
+    case 'metrics': {
+      const id = msg.runId || app.liveRunId;
+      const rd = app.data.get(id);
+      if (rd) {
+        if (rd.loaded) addPoint(rd, msg);
+        else rd.pending.push({ ...msg, fromHistoryGap: true });
+        scheduleRender();
+      }
       setStep(msg.step, true);
-      if (msg.values) showLr(msg.values);
-      break;
-    case 'history': {
-      const points = Array.isArray(msg.points) ? msg.points : [];
-      const last = points.length ? points[points.length - 1].step : -Infinity;
-      // History is authoritative for the steps it covers (the daemon may have restarted since we
-      // last saw it); live points newer than it are kept.
-      store.replace(
-        points,
-        (liveSinceHistory || []).filter((p) => p.step > last),
-      );
-      liveSinceHistory = null;
-      scheduleRender();
+      if (msg.values) {
+        Object.assign(app.latest, msg.values);
+        showLr(msg.values);
+      }
       break;
     }
     case 'preview':
-      void showPreview(msg);
+      onPreview(msg);
       break;
+    case 'event': {
+      const rd = app.data.get(msg.runId);
+      const ev = { type: 'event', time: msg.time, step: msg.step, kind: msg.kind, message: msg.message };
+      if (rd && rd.loaded) {
+        rd.events.push(ev);
+        scheduleRender();
+      } else if (rd) rd.pending.push(ev);
+      if (msg.kind === 'checkpoint' && msg.runId === app.mainId) refreshCheckpointsSoon();
+      break;
+    }
     case 'ok':
       onReply(msg);
       if (msg.state) setState(msg.state);
-      if (msg.command === 'pause' || msg.command === 'resume') {
-        note('info', `${msg.command} accepted — daemon is ${msg.state}`);
-      }
+      if (msg.command === 'pause' || msg.command === 'resume') note('info', `${msg.command} accepted — daemon is ${msg.state}`);
       break;
     case 'checkpoint':
       onReply(msg);
       el.checkpoint.textContent = `step ${msg.checkpoint.step}`;
       el.checkpoint.title = msg.checkpoint.dir;
       note('info', `checkpoint written at step ${msg.checkpoint.step}: ${msg.checkpoint.dir}`);
+      refreshCheckpointsSoon();
       break;
     case 'error':
       onError(msg);
@@ -591,83 +702,225 @@ function handleMessage(msg) {
   }
 }
 
+function onStatus(s) {
+  if (!s || typeof s !== 'object') return;
+  if (typeof s.runId === 'string' && s.runId !== app.liveRunId) liveRunChanged(s.runId);
+  setState(s.state);
+  setStep(s.step);
+  showStatus(s, app.latest);
+}
+
+/** The daemon trains another run now (a resume under a new id): show it, if the live run was shown. */
+function liveRunChanged(id) {
+  const wasShown = app.mainId == null || app.mainId === app.liveRunId;
+  app.liveRunId = id;
+  refreshRuns();
+  if (wasShown) openRun(id);
+}
+
+function onPreview(msg) {
+  if (msg.id == null || !Number.isFinite(msg.step)) return;
+  const runId = msg.runId || app.liveRunId;
+  const now = Date.now() / 1000;
+  const rd = app.data.get(runId);
+  if (rd && !rd.loaded) rd.pending.push(msg);
+  else if (rd && rd.previews) rd.previews.append(msg, now);
+  previews.pushed(msg, runId, now);
+}
+
 function onError(msg) {
   const pending = onReply(msg);
   if (msg.code === 'SRGAN_ERR_UNAUTHORIZED') {
-    authFailed = true;
-    showAuth(
-      'rejected',
-      'The daemon rejected this access token (SRGAN_ERR_UNAUTHORIZED). Open the URL printed by `srgan start`, or paste the token from $SRGAN_HOME/token.',
-    );
-    note('error', 'access token rejected (SRGAN_ERR_UNAUTHORIZED)');
-    if (ws) ws.close();
+    failed('daemon', new ApiError(401, msg.code, msg.message));
     return;
   }
-  if (msg.id != null && msg.id === historyReqId) liveSinceHistory = null; // no backfill coming
   const what = pending ? `${pending.command} failed: ` : '';
   note('error', `${what}${msg.message || 'error'}${msg.code ? ` (${msg.code})` : ''}`);
 }
 
 function sendCommand(command, timeoutMs = COMMAND_TIMEOUT_MS) {
-  if (view.pendingCommand) return;
-  const id = send({ type: command });
+  if (app.pending || !app.live) return;
+  const id = app.live.send({ type: command });
   if (id == null) return;
   const timer = setTimeout(() => {
-    if (view.pendingCommand && view.pendingCommand.id === id) {
-      view.pendingCommand = null;
+    if (app.pending && app.pending.id === id) {
+      app.pending = null;
       updateButtons();
       note('error', `${command}: no reply from the daemon after ${timeoutMs / 1000} s`);
     }
   }, timeoutMs);
-  view.pendingCommand = { id, command, timer };
+  app.pending = { id, command, timer };
   note('info', `${command} sent…`);
   updateButtons();
 }
 
-/** Settles the pending pause/resume if `msg` answers it; returns what it answered, if anything. */
+/** Settles the pending command if `msg` answers it; returns what it answered, if anything. */
 function onReply(msg) {
-  const p = view.pendingCommand;
+  const p = app.pending;
   if (!p || msg.id !== p.id) return null;
   clearTimeout(p.timer);
-  view.pendingCommand = null;
+  app.pending = null;
   updateButtons();
   return p;
 }
 
-function clearPending() {
-  if (view.pendingCommand) clearTimeout(view.pendingCommand.timer);
-  view.pendingCommand = null;
-  updateButtons();
+let pollTimer = null;
+
+function onOpen() {
+  el.banner.hidden = true;
+  // A fetch that failed while the daemon was going away is stale once it is back.
+  if (app.networkNote) note('info', '');
+  app.networkNote = false;
+  // Two subscriptions: a daemon that does not know a topic refuses the whole message.
+  app.live.send({ type: 'subscribe', topics: ['metrics', 'previews', 'status'] });
+  app.live.send({ type: 'subscribe', topics: ['events'] });
+  app.live.send({ type: 'status' });
+  clearInterval(pollTimer);
+  pollTimer = setInterval(() => {
+    if (app.live && !app.live.congested) app.live.send({ type: 'status' });
+  }, STATUS_POLL_MS);
+  if (app.connectedOnce) resync();
+  app.connectedOnce = true;
 }
 
-function showAuth(kind, message) {
-  el.body.dataset.auth = kind;
-  el.authMessage.textContent = message;
-  el.authPanel.hidden = false;
+/** Back after the daemon was gone: it may train another run now, and what was shown may have moved on. */
+async function resync() {
+  try {
+    const info = await app.api.get('/api/info');
+    if (info.liveRunId && info.liveRunId !== app.liveRunId) {
+      liveRunChanged(info.liveRunId);
+      return;
+    }
+  } catch (err) {
+    failed('info', err);
+    return;
+  }
+  refreshRuns();
+  if (app.mainId) openRun(app.mainId);
 }
 
-// ---- start --------------------------------------------------------------------------------------
+let bannerTimer = null;
 
+function onConn(conn, retryMs) {
+  if (conn !== 'disconnected') clearInterval(bannerTimer);
+  if (conn === 'connected') {
+    setConn('connected', 'connected');
+    el.banner.hidden = true;
+    return;
+  }
+  if (conn === 'connecting') {
+    setConn('connecting', 'connecting…');
+    return;
+  }
+  clearInterval(pollTimer);
+  pollTimer = null;
+  if (app.pending) clearTimeout(app.pending.timer);
+  app.pending = null;
+  if (retryMs == null) {
+    setConn('disconnected', 'disconnected');
+    return;
+  }
+  // The banner counts down to the next attempt, so a page left open says when it will look again.
+  const retryAt = Date.now() + retryMs;
+  const tick = () => {
+    const secs = Math.max(0, Math.ceil((retryAt - Date.now()) / 1000));
+    setConn('disconnected', `disconnected — retrying in ${secs} s`);
+    el.bannerText.textContent = app.connectedOnce
+      ? `The daemon is gone: the connection closed. What is shown is from before; reconnecting in ${secs} s…`
+      : `Cannot reach the daemon; retrying in ${secs} s…`;
+  };
+  clearInterval(bannerTimer);
+  bannerTimer = setInterval(() => (Date.now() < retryAt ? tick() : clearInterval(bannerTimer)), 1000);
+  tick();
+  el.banner.hidden = false;
+}
+
+// ---- start -----------------------------------------------------------------------------------------------
+
+function bindCharts() {
+  el.smoothing.addEventListener('input', () => {
+    app.smoothing = Number(el.smoothing.value);
+    el.smoothingValue.textContent = app.smoothing.toFixed(2);
+    el.body.dataset.smoothing = app.smoothing.toFixed(2);
+    scheduleRender();
+  });
+  el.xMode.addEventListener('change', () => {
+    app.xMode = el.xMode.value === 'time' ? 'time' : 'step';
+    el.body.dataset.xMode = app.xMode;
+    resetZoom();
+  });
+  el.resetZoom.addEventListener('click', resetZoom);
+  el.body.dataset.smoothing = app.smoothing.toFixed(2);
+  el.body.dataset.xMode = app.xMode;
+}
+
+async function start(token) {
+  el.authPanel.hidden = true;
+  el.body.dataset.auth = 'ok';
+  app.api = new Api(token);
+  app.cache = new ImageCache(app.api);
+  let info;
+  try {
+    info = await app.api.get('/api/info');
+  } catch (err) {
+    failed('cannot load /api/info', err);
+    if (!(err instanceof ApiError && err.status === 401)) setConn('disconnected', 'server unreachable');
+    return;
+  }
+  app.readOnly = !!info.readOnly;
+  app.liveRunId = typeof info.liveRunId === 'string' ? info.liveRunId : null;
+  el.body.dataset.readonly = String(app.readOnly);
+  el.controls.hidden = app.readOnly;
+  await refreshRuns();
+  const first = app.liveRunId ?? (app.runs[0] && app.runs[0].id);
+  if (first) openRun(first);
+  else note('info', 'no runs yet');
+  setInterval(refreshRuns, RUNS_REFRESH_MS);
+  if (app.liveRunId != null || !app.readOnly) {
+    app.live = new Live(token, { onOpen, onMessage, onConn });
+    app.live.connect();
+  } else {
+    // `srgan monitor`: the runs database only, no daemon to follow.
+    setConn('static', 'read-only · no daemon');
+  }
+}
+
+buildCharts();
+bindCharts();
 el.pauseBtn.addEventListener('click', () => sendCommand('pause'));
 el.resumeBtn.addEventListener('click', () => sendCommand('resume'));
 // A big model's checkpoint takes a while to write: wait up to 2 minutes for the reply.
 el.checkpointBtn.addEventListener('click', () => sendCommand('checkpoint', 120_000));
+el.retryBtn.addEventListener('click', () => app.live && app.live.connect());
 el.tokenForm.addEventListener('submit', (ev) => {
   ev.preventDefault();
   const value = el.tokenInput.value.trim();
   if (!value) return;
-  const params = new URLSearchParams(location.search);
-  params.set('token', value);
-  location.search = params.toString(); // reloads with the token in the URL, as `srgan start` prints it
+  el.tokenInput.value = '';
+  storeToken(value);
+  // A fresh start with the token from sessionStorage: nothing of the rejected attempt lingers.
+  location.reload();
 });
+showValidation(null);
 
+globalThis.srganMonitor = {
+  chart(id) {
+    const pane = panes.get(id);
+    const u = pane && pane.chart;
+    if (!u) return null;
+    return { labels: u.series.map((s) => s.label), data: u.data.map((col) => Array.from(col, (v) => (v == null ? null : v))) };
+  },
+  imageFetches: () => (app.cache ? app.cache.fetches : 0),
+};
+
+if (typeof globalThis.uPlot !== 'function') note('error', 'chart library /vendor/uPlot.iife.min.js failed to load');
+const token = takeToken();
 if (!token) {
   showAuth(
     'missing',
-    'No access token in this URL. Open the link printed by `srgan start` (…/?token=…), or paste the token from $SRGAN_HOME/token.',
+    'No access token. Open the link printed by `srgan start` or `srgan monitor`, or paste the token from $SRGAN_HOME/token.',
   );
   setConn('disconnected', 'not connected — no token');
-  note('error', 'access token missing from the URL');
 } else {
-  connect();
+  start(token);
 }

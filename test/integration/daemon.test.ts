@@ -4,6 +4,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import WebSocket from 'ws';
 import type { Browser } from 'playwright-core';
@@ -14,6 +15,7 @@ import { tempDir } from '../support/tmp.js';
 import { isAlive } from '../../src/util/lock-file.js';
 
 const REQUIRE_NATIVE = process.env['SRGAN_REQUIRE_NATIVE'] === '1';
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 interface Status {
   state: string;
@@ -197,11 +199,12 @@ describe('srgan daemon end to end', () => {
       await page.waitForFunction(() => Number(document.querySelector('#loss-chart')?.getAttribute('data-points') ?? 0) > 0, null, {
         timeout: 60_000,
       });
-      await page.waitForFunction(() => document.querySelector<HTMLImageElement>('#preview-img')?.src.startsWith('blob:'), null, {
+      // A live preview: its strip fetched by id (GET /api/previews/ID.png) and drawn on the compare canvas.
+      await page.waitForFunction(() => Number(document.querySelector('#compare-canvas')?.getAttribute('data-step') ?? 0) > 0, null, {
         timeout: 60_000,
       });
       expect(await page.locator('#loss-chart canvas').count()).toBeGreaterThan(0);
-      const previewWidth = await page.locator('#preview-img').evaluate((img) => (img as HTMLImageElement).naturalWidth);
+      const previewWidth = Number(await page.locator('#compare-canvas').getAttribute('data-strip-width'));
       expect(previewWidth).toBeGreaterThan(4 * 64);
       // The validation gain: on its chart, and in words in the header, flagged when below bicubic.
       await page.waitForFunction(() => Number(document.querySelector('#val-chart')?.getAttribute('data-points') ?? 0) > 0, null, {
@@ -216,7 +219,10 @@ describe('srgan daemon end to end', () => {
         /^latest [+−]\d+\.\d\d dB at step [\d,]+ \(\d+\.\d\d dB vs bicubic \d+\.\d\d dB\): (worse than|above|same as) bicubic · best [+−]\d+\.\d\d dB at step [\d,]+$/,
       );
       await page.waitForFunction(() => document.body.dataset.state === 'training', null, { timeout: 30_000 });
-      await page.screenshot({ path: path.join(tmp.dir, 'monitor.png') });
+      // Kept for a reviewer beside the read-only page's (monitor-page.test.ts).
+      await page.screenshot({ path: path.join(tmp.dir, 'monitor.png'), fullPage: true });
+      fs.mkdirSync(path.join(ROOT, 'test-output/monitor'), { recursive: true });
+      fs.copyFileSync(path.join(tmp.dir, 'monitor.png'), path.join(ROOT, 'test-output/monitor/daemon-live.png'));
       await page.click('#pause-btn');
       await page.waitForFunction(() => document.body.dataset.state === 'paused', null, { timeout: 30_000 });
       expect(status().state).toBe('paused');
@@ -225,6 +231,22 @@ describe('srgan daemon end to end', () => {
       await page.waitForFunction(() => document.querySelector('#checkpoint')?.textContent?.startsWith('step '), null, { timeout: 60_000 });
       const ckptDir = await page.locator('#checkpoint').getAttribute('title');
       expect(fs.existsSync(path.join(ckptDir!, 'generator', 'model.json'))).toBe(true);
+      // The checkpoints panel lists it; its Pin button pins it through the API and shows it pinned, and
+      // unpins it again (what retention does with a pin is tested below).
+      const ckptStep = (await page.locator('#checkpoint').textContent())!.replace(/^step /, '');
+      const row = page.locator(`#checkpoints-table tr[data-step="${ckptStep}"]`).first();
+      await row.waitFor({ timeout: 30_000 });
+      await row.locator('.pin-btn').click();
+      await page.waitForFunction(
+        (s) => document.querySelector(`#checkpoints-table tr[data-step="${s}"]`)?.getAttribute('data-pinned') === 'true',
+        ckptStep,
+      );
+      expect(await row.locator('.pin-btn').getAttribute('aria-pressed')).toBe('true');
+      await row.locator('.pin-btn').click();
+      await page.waitForFunction(
+        (s) => document.querySelector(`#checkpoints-table tr[data-step="${s}"]`)?.getAttribute('data-pinned') === 'false',
+        ckptStep,
+      );
       await page.click('#resume-btn');
       await page.waitForFunction(() => document.body.dataset.state === 'training', null, { timeout: 30_000 });
       expect(errors).toEqual([]);
