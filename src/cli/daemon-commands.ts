@@ -15,7 +15,8 @@ import { monitorCommand, pinFromCli, pinRequest } from './monitor.js';
 export const daemonCommands = {
   start: {
     summary: 'start the training daemon in the background and print the monitor URL',
-    usage: 'srgan start [--data DIR] [--config FILE] [--preset NAME] [--port N] [--seed N] [--max-steps N] [--backend NAME] [--resume RUN]',
+    usage:
+      'srgan start [--data DIR] [--config FILE] [--preset NAME] [--port N] [--seed N] [--max-steps N] [--backend NAME] [--init FILE] [--resume RUN]',
     options: {
       resume: { type: 'string' },
       data: { type: 'string' },
@@ -25,6 +26,7 @@ export const daemonCommands = {
       seed: { type: 'string' },
       'max-steps': { type: 'string' },
       backend: { type: 'string' },
+      init: { type: 'string' },
       json,
     },
     help: {
@@ -36,6 +38,8 @@ export const daemonCommands = {
       '--seed N': 'seed for weights, data order and crops',
       '--max-steps N': 'stop by itself after N generator steps',
       '--backend NAME': `compute backend: auto (default: the best that loads), ${BACKEND_NAMES.join(', ')}`,
+      '--init FILE':
+        "fine-tune: start the generator from FILE's weights, a .safetensors state dict with ESRGAN's or Real-ESRGAN Compact's tensor names, or one `srgan export` wrote; the generator (kind, size, scale) is the one the file holds (docs/export.md)",
       '--resume RUN':
         'continue run RUN (id, id prefix or name) from its newest valid checkpoint: same run, steps and curves continue; only --port, --max-steps, --backend and checkpoint/logging fields may change',
       '--json': 'print the daemon info as one JSON object',
@@ -56,6 +60,7 @@ export const daemonCommands = {
         }
       }
       if (typeof v.data === 'string') overrides.dataDir = v.data;
+      if (typeof v.init === 'string') overrides.init = v.init;
       if (typeof v.preset === 'string') overrides.preset = v.preset;
       if (typeof v.backend === 'string') overrides.backend = v.backend;
       for (const [flag, field] of [
@@ -66,7 +71,7 @@ export const daemonCommands = {
         if (typeof v[flag] === 'string') overrides[field] = intFlag(`--${flag}`, v[flag]);
       }
       if (typeof v.resume === 'string') {
-        for (const flag of ['data', 'preset', 'seed'] as const) {
+        for (const flag of ['data', 'preset', 'seed', 'init'] as const) {
           if (v[flag] !== undefined)
             throw new SrganError(
               'SRGAN_ERR_CONFIG',

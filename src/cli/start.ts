@@ -6,6 +6,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { resolveConfig } from '../config/resolve.js';
+import { withInitWeights } from '../daemon/init-weights.js';
 import { homePaths, lockOwner, readDaemonInfo, type DaemonInfo } from '../store/home.js';
 import { SrganError } from '../util/errors.js';
 
@@ -31,6 +32,7 @@ export async function startDaemon(opts: StartOptions): Promise<DaemonInfo & { lo
     );
   if (opts.resume === undefined) {
     // Checked here so mistakes are reported at once (a resumed run's config is checked by the daemon).
+    opts.overrides = withInitWeights(opts.overrides);
     const config = resolveConfig(opts.overrides);
     if (config.dataDir) opts.overrides.dataDir = path.resolve(config.dataDir);
   }

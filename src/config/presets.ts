@@ -97,6 +97,12 @@ export interface RunConfig {
   seed: number;
   /** Directory of training images; null = the built-in demo set. */
   dataDir: string | null;
+  /**
+   * Start G from these weights (a .safetensors state dict: ESRGAN's or Real-ESRGAN Compact's names, or an
+   * srgan export; docs/export.md) instead of a random init: fine-tuning. The generator and scale are
+   * those the file describes. Null = a fresh network.
+   */
+  init: string | null;
   loaderWorkers: number;
   /** Patches cut from an image each time a loader visits it. */
   patchesPerImage: number;
@@ -149,6 +155,7 @@ const COMMON = {
   maxSteps: null,
   seed: 1,
   dataDir: null,
+  init: null,
   loaderWorkers: 1,
   ringMiB: 8,
   backend: 'auto',

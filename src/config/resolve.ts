@@ -71,6 +71,7 @@ const FIELDS: Record<string, Check> = {
   maxSteps: nullable(int(1)),
   seed: int(0, 2 ** 31 - 1),
   dataDir: nullable(str),
+  init: nullable(str),
   loaderWorkers: int(1, 64),
   patchesPerImage: int(1, 1024),
   ringMiB: int(1, 1024),

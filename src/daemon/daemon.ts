@@ -31,6 +31,7 @@ import { runToResume } from './resume.js';
 import { validationUpTo } from './validation-status.js';
 import { TrainerOutput } from './trainer-output.js';
 import { RestartBudget } from './restart-budget.js';
+import { withInitWeights } from './init-weights.js';
 
 /** Trainer thread failures within an hour that are answered by continuing from the newest checkpoint. */
 const TRAINER_RESTARTS = 3;
@@ -95,7 +96,7 @@ export class Daemon implements DaemonControl {
       this.#resuming = true;
       this.config = run.config;
     } else {
-      this.config = resolveConfig(options.overrides);
+      this.config = resolveConfig(withInitWeights((options.overrides ?? {}) as Record<string, unknown>));
       const d = new Date();
       this.runId = `${d.toISOString().slice(0, 19).replace(/[-:]/g, '').replace('T', '-')}-${crypto.randomBytes(2).toString('hex')}`;
     }

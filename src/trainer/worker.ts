@@ -4,6 +4,8 @@
 // (batch.ts), validation (validation.ts) and checkpoints (checkpointing.ts) are its parts; this file
 // wires them into the step loop.
 
+import { readSafetensors } from '../models/io/safetensors.js';
+import { loadStateDict } from '../models/io/state-dict.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { SharedRing } from '../protocol/ring.js';
@@ -41,6 +43,11 @@ async function main(): Promise<void> {
     replay: [perceptualRand],
     ema: (G) => (config.emaDecay === null ? null : createEma(G.variables, config.emaDecay)),
   });
+  if (!resume && config.init !== null) {
+    // Fine-tuning: G starts from the file's weights (the daemon made config.generator match them).
+    const file = config.init;
+    gan.initGenerator((G) => loadStateDict(G, config.generator, readSafetensors(file).tensors, file));
+  }
   let scheduler = new Scheduler(schedulerConfig(config));
   const jpegRand = mulberry32(deriveSeed(config.seed, 4));
   let startSeq = 0; // the seq of the first patch to train on: a resumed run takes its checkpoint's

@@ -26,6 +26,8 @@ export interface WeightAverage {
   readonly shadow: Readonly<Record<string, tf.Variable>>;
   /** Runs `fn` with the averaged weights in G's variables, then puts the training weights back. */
   withAverage<T>(fn: () => T): T;
+  /** Sets the average to G's current weights. */
+  reset(): void;
   dispose(): void;
 }
 
@@ -74,6 +76,15 @@ export class Gan {
     this.#replay = options.replay ?? [];
     this.#optG = adam(0);
     this.#optD = adam(0);
+  }
+
+  /**
+   * Sets G's weights with `load` (fine-tuning from published weights, before the first step), and
+   * starts the EMA from them rather than from the random init.
+   */
+  initGenerator(load: (G: Generator) => void): void {
+    load(this.G);
+    this.#ema?.reset();
   }
 
   /** Forgets both optimizers' moments (the author recreated them at every phase). */
