@@ -40,7 +40,10 @@ export interface Source {
  */
 export async function openSource(v: Values, paths: HomePaths, backend: BackendRequest, warn: (line: string) => void): Promise<Source> {
   const runRef = str(v.run);
-  const checkpoint = str(v.checkpoint);
+  if (v.checkpoint !== undefined && v.model !== undefined) {
+    throw new SrganError('SRGAN_ERR_CONFIG', '--model and --checkpoint name the same thing; give one');
+  }
+  const checkpoint = str(v.checkpoint) ?? str(v.model);
   if (runRef !== undefined && checkpoint !== undefined) {
     throw new SrganError('SRGAN_ERR_CONFIG', '--run and --checkpoint cannot be used together: --checkpoint names the model itself');
   }
@@ -118,12 +121,25 @@ export function parseBackend(v: Values[string]): BackendRequest {
 }
 
 /**
- * Loads any tfjs LayersModel (a model.json, a folder holding one, or a checkpoint folder) as a
+ * Loads a .safetensors state dict (the generator it holds), or any tfjs LayersModel (a model.json, a
+ * folder holding one, or a checkpoint folder) as a
  * Generator-like object evaluate() can run: input [n, h, w, 3] in [0, 1] of any size, output
  * [n, s·h, s·w, 3]. The scale is measured on a probe and must be 2 or 4 and equal `scale`.
  */
 export async function loadCompareModel(p: string, scale: 2 | 4): Promise<{ path: string; gen: Generator }> {
   const abs = path.resolve(p);
+  if (/\.safetensors$/i.test(abs)) {
+    // A state dict: the generator it holds (docs/export.md).
+    const loaded = await loadGenerator(abs);
+    if (loaded.scale !== scale) {
+      loaded.gen.dispose();
+      throw new SrganError(
+        'SRGAN_ERR_CONFIG',
+        `--compare ${p}: upscales ×${loaded.scale}, but the model being evaluated upscales ×${scale}`,
+      );
+    }
+    return { path: abs, gen: loaded.gen };
+  }
   let location = abs;
   const bad = (what: string): SrganError => new SrganError('SRGAN_ERR_CONFIG', `--compare ${p}: ${what}`);
   if (fs.existsSync(abs) && fs.statSync(abs).isDirectory() && !fs.existsSync(path.join(abs, 'model.json'))) {

@@ -101,7 +101,7 @@ export class TrainerOutput {
         store?.send({ type: 'metrics', runId, points: m.points });
         for (const p of m.points) {
           this.#history.push(p);
-          this.#o.server()?.send({ type: 'broadcast', topic: 'metrics', message: { type: 'metrics', ...p } });
+          this.#o.server()?.send({ type: 'broadcast', topic: 'metrics', message: { type: 'metrics', runId, ...p } });
         }
         if (this.#history.length > HISTORY_LIMIT) this.#history.splice(0, this.#history.length - HISTORY_LIMIT);
         const last = m.points[m.points.length - 1];
@@ -200,7 +200,7 @@ export class TrainerOutput {
       },
     };
     this.#o.store()?.send({ type: 'metrics', runId: this.#o.runId, points: [point] });
-    this.#o.server()?.send({ type: 'broadcast', topic: 'metrics', message: { type: 'metrics', ...point } });
+    this.#o.server()?.send({ type: 'broadcast', topic: 'metrics', message: { type: 'metrics', runId: this.#o.runId, ...point } });
   }
 
   /**

@@ -100,7 +100,8 @@ export type ServerMessage =
   | { type: 'status'; id?: string | number; status: DaemonStatus }
   | { type: 'ok'; id?: string | number; command: ClientMessageType; state: DaemonState }
   | { type: 'error'; id?: string | number; code: string; message: string }
-  | ({ type: 'metrics' } & MetricsPoint)
+  /** A metrics point of run `runId` (the daemon's live run). */
+  | ({ type: 'metrics'; runId?: string } & MetricsPoint)
   /** Recent metrics for a client that just subscribed (oldest first). */
   | { type: 'history'; id?: string | number; points: MetricsPoint[] }
   /**

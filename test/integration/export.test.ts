@@ -233,3 +233,59 @@ function hand(header: Record<string, unknown>, data: Buffer): Buffer {
   len.writeBigUInt64LE(BigInt(json.length));
   return Buffer.concat([len, json, data]);
 }
+
+describe('a .safetensors model in srgan upscale and srgan eval', () => {
+  it('upscale --model and eval --model/--compare take state dicts that PyTorch wrote', async () => {
+    const home = path.join(tmp.dir, 'home-use');
+    const images = path.join(tmp.dir, 'photos');
+    fs.mkdirSync(images, { recursive: true });
+    const sharp = (await import('sharp')).default;
+    for (let i = 0; i < 2; i++) {
+      const data = Buffer.alloc(40 * 36 * 3);
+      for (let p = 0; p < data.length; p++) data[p] = (Math.sin(p * 0.02 * (i + 1)) * 100 + 128) & 255;
+      await sharp(data, { raw: { width: 40, height: 36, channels: 3 } })
+        .png()
+        .toFile(path.join(images, `p${i}.png`));
+    }
+    const out = path.join(tmp.dir, 'up');
+    const up = srgan(home, [
+      'upscale',
+      path.join(images, 'p0.png'),
+      '--out',
+      out,
+      '--model',
+      path.join(FIXTURES, 'esrgan-tiny-x2.safetensors'),
+      '--json',
+    ]);
+    expect(up.status, up.stderr).toBe(0);
+    const report = JSON.parse(up.stdout) as { scale: number; files: { outWidth: number; outHeight: number }[] };
+    expect(report.scale).toBe(2);
+    expect([report.files[0].outWidth, report.files[0].outHeight]).toEqual([80, 72]);
+    const ev = srgan(home, [
+      'eval',
+      '--data',
+      images,
+      '--model',
+      path.join(FIXTURES, 'esrgan-tiny-x2.safetensors'),
+      '--compare',
+      path.join(FIXTURES, 'compact-tiny-x2.safetensors'),
+      '--no-save',
+      '--json',
+    ]);
+    expect(ev.status, ev.stderr).toBe(0);
+    expect(ev.stdout).toContain('compact-tiny-x2.safetensors');
+    // A ×4 model compared with a ×2 one is refused, naming both scales.
+    const mismatch = srgan(home, [
+      'eval',
+      '--data',
+      images,
+      '--model',
+      path.join(FIXTURES, 'esrgan-tiny-x2.safetensors'),
+      '--compare',
+      path.join(FIXTURES, 'compact-tiny-x4.safetensors'),
+      '--no-save',
+    ]);
+    expect(mismatch.status).toBe(1);
+    expect(mismatch.stderr).toMatch(/upscales ×4, but the model being evaluated upscales ×2/);
+  });
+});

@@ -28,6 +28,8 @@ import { loadGeneratorWeights, readGeneratorExport } from '../io/export-layers.j
 import type { Generator } from '../archs/network.js';
 import type { GeneratorConfig } from '../../config/presets.js';
 import { buildGenerator } from '../archs/build.js';
+import { readSafetensors } from '../io/safetensors.js';
+import { describeStateDict, loadStateDict } from '../io/state-dict.js';
 
 export interface LoadedGenerator {
   /** Owned by the caller: dispose() after use. */
@@ -54,7 +56,11 @@ const fail = (where: string, what: string, cause?: unknown): SrganError =>
   new SrganError('SRGAN_ERR_CHECKPOINT', `${where}: ${what}`, cause === undefined ? undefined : { cause });
 
 /** What a path the user gave is, decided from the files in it. */
-type ModelLocation = { kind: 'model'; modelDir: string } | { kind: 'checkpoint'; dir: string } | { kind: 'run'; dir: string };
+type ModelLocation =
+  | { kind: 'model'; modelDir: string }
+  | { kind: 'checkpoint'; dir: string }
+  | { kind: 'run'; dir: string }
+  | { kind: 'safetensors'; file: string };
 
 function locate(p: string): ModelLocation {
   let stat: fs.Stats;
@@ -65,7 +71,11 @@ function locate(p: string): ModelLocation {
   }
   if (stat.isFile()) {
     if (path.basename(p).toLowerCase() === MODEL_JSON) return { kind: 'model', modelDir: path.dirname(p) };
-    throw fail(p, `is a file; expected a generator folder (with ${MODEL_JSON}), a checkpoint folder or a run's checkpoints folder`);
+    if (/\.safetensors$/i.test(p)) return { kind: 'safetensors', file: p };
+    throw fail(
+      p,
+      `is a file; expected a .safetensors state dict, a generator folder (with ${MODEL_JSON}), a checkpoint folder or a run's checkpoints folder`,
+    );
   }
   const has = (...parts: string[]): boolean => fs.existsSync(path.join(p, ...parts));
   if (has(MODEL_JSON)) return { kind: 'model', modelDir: p };
@@ -78,7 +88,28 @@ function locate(p: string): ModelLocation {
 }
 
 /**
- * Loads the generator at `p`: a generator folder (model.json written by saveGeneratorLayersModel, or
+ * A .safetensors state dict (docs/export.md): ESRGAN's or Real-ESRGAN Compact's names, or an srgan
+ * export; the generator it holds is built and loaded. Step and run come from an export's metadata.
+ */
+function loadStateDictFile(file: string): LoadedGenerator {
+  const sd = readSafetensors(file);
+  const { config, scale } = describeStateDict(sd, file);
+  const gen = buildGenerator(config, scale, 0);
+  try {
+    loadStateDict(gen, config, sd.tensors, file);
+  } catch (err) {
+    gen.dispose();
+    throw err;
+  }
+  const out: LoadedGenerator = { gen, config, scale, source: file };
+  const step = Number(sd.metadata.step);
+  if (sd.metadata.step && Number.isInteger(step)) out.step = step;
+  if (sd.metadata.run_id) out.runId = sd.metadata.run_id;
+  return out;
+}
+
+/**
+ * Loads the generator at `p`: a .safetensors state dict, a generator folder (model.json written by saveGeneratorLayersModel, or
  * that model.json itself), a checkpoint folder (verified, then its generator/ loaded: the EMA weights
  * when the run has an EMA), or a run's checkpoints folder (its newest checkpoint that verifies; damaged
  * ones are passed over with a warning). A generator folder inside a checkpoint is verified as part of
@@ -87,6 +118,7 @@ function locate(p: string): ModelLocation {
 export async function loadGenerator(p: string, opts: LoadOptions = {}): Promise<LoadedGenerator> {
   const abs = path.resolve(p);
   const where = locate(abs);
+  if (where.kind === 'safetensors') return loadStateDictFile(where.file);
   let checkpoint: string | null = null;
   let modelDir: string;
   switch (where.kind) {
