@@ -39,7 +39,7 @@ export const daemonCommands = {
       '--max-steps N': 'stop by itself after N generator steps',
       '--backend NAME': `compute backend: auto (default: the best that loads), ${BACKEND_NAMES.join(', ')}`,
       '--init FILE':
-        "fine-tune: start the generator from FILE's weights, a .safetensors state dict with ESRGAN's or Real-ESRGAN Compact's tensor names, or one `srgan export` wrote; the generator (kind, size, scale) is the one the file holds (docs/export.md)",
+        "fine-tune: start the generator from FILE's weights, a .safetensors or .pth state dict with ESRGAN's or Real-ESRGAN Compact's tensor names, or one `srgan export` wrote; the generator (kind, size, scale) is the one the file holds (docs/export.md)",
       '--resume RUN':
         'continue run RUN (id, id prefix or name) from its newest valid checkpoint: same run, steps and curves continue; only --port, --max-steps, --backend and checkpoint/logging fields may change',
       '--json': 'print the daemon info as one JSON object',

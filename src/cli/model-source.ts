@@ -19,6 +19,7 @@ import { str, type Values } from './flags.js';
 import { verifyCheckpoint } from '../models/train/checkpoint.js';
 import { BACKEND_NAMES, selectBackend, type BackendRequest, type BackendSelection } from '../models/backend/ladder.js';
 import { fileModelIO } from '../models/io/layers-io.js';
+import { STATE_DICT_FILE } from '../models/io/model-file.js';
 import { checkpointForRun, loadGenerator, type ChosenCheckpoint, type LoadedGenerator } from '../models/infer/load-generator.js';
 import type { Generator } from '../models/archs/network.js';
 import type { GeneratorConfig } from '../config/presets.js';
@@ -128,7 +129,7 @@ export function parseBackend(v: Values[string]): BackendRequest {
  */
 export async function loadCompareModel(p: string, scale: 2 | 4): Promise<{ path: string; gen: Generator }> {
   const abs = path.resolve(p);
-  if (/\.safetensors$/i.test(abs)) {
+  if (STATE_DICT_FILE.test(abs)) {
     // A state dict: the generator it holds (docs/export.md).
     const loaded = await loadGenerator(abs);
     if (loaded.scale !== scale) {

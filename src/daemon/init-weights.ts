@@ -5,7 +5,7 @@
 
 import path from 'node:path';
 
-import { readSafetensorsHeader } from '../models/io/safetensors.js';
+import { readStateDictHeader, STATE_DICT_FILE } from '../models/io/model-file.js';
 import { describeStateDict } from '../models/io/state-dict-names.js';
 import { SrganError } from '../util/errors.js';
 
@@ -18,13 +18,16 @@ export function withInitWeights(overrides: Record<string, unknown>): Record<stri
   const init = overrides.init;
   if (init === undefined || init === null) return overrides;
   if (typeof init !== 'string' || init === '') {
-    throw new SrganError('SRGAN_ERR_CONFIG', `config field "init" must be the path of a .safetensors file, got ${JSON.stringify(init)}`);
+    throw new SrganError(
+      'SRGAN_ERR_CONFIG',
+      `config field "init" must be the path of a .safetensors or .pth file, got ${JSON.stringify(init)}`,
+    );
   }
   const file = path.resolve(init);
-  if (!/\.safetensors$/i.test(file)) {
-    throw new SrganError('SRGAN_ERR_CONFIG', `--init takes a .safetensors state dict (docs/export.md), got ${file}`);
+  if (!STATE_DICT_FILE.test(file)) {
+    throw new SrganError('SRGAN_ERR_CONFIG', `--init takes a .safetensors or .pth state dict (docs/export.md), got ${file}`);
   }
-  const { config, scale } = describeStateDict(readSafetensorsHeader(file), file);
+  const { config, scale } = describeStateDict(readStateDictHeader(file), file);
   if (overrides.scale !== undefined && overrides.scale !== scale) {
     throw new SrganError(
       'SRGAN_ERR_CONFIG',

@@ -4,7 +4,7 @@
 // (batch.ts), validation (validation.ts) and checkpoints (checkpointing.ts) are its parts; this file
 // wires them into the step loop.
 
-import { readSafetensors } from '../models/io/safetensors.js';
+import { readStateDictFile } from '../models/io/model-file.js';
 import { loadStateDict } from '../models/io/state-dict.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
@@ -46,7 +46,7 @@ async function main(): Promise<void> {
   if (!resume && config.init !== null) {
     // Fine-tuning: G starts from the file's weights (the daemon made config.generator match them).
     const file = config.init;
-    gan.initGenerator((G) => loadStateDict(G, config.generator, readSafetensors(file).tensors, file));
+    gan.initGenerator((G) => loadStateDict(G, config.generator, readStateDictFile(file).tensors, file));
   }
   let scheduler = new Scheduler(schedulerConfig(config));
   const jpegRand = mulberry32(deriveSeed(config.seed, 4));

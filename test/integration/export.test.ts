@@ -17,6 +17,7 @@ import { seededUniform } from '../../src/models/archs/ops.js';
 import type { GeneratorConfig } from '../../src/config/presets.js';
 import { saveGeneratorLayersModel } from '../../src/models/io/export-layers.js';
 import { decodeSafetensors, encodeSafetensors, halfToFloat, readSafetensors } from '../../src/models/io/safetensors.js';
+import { readPth } from '../../src/models/io/pth.js';
 import { describeStateDict, generatorStateDict, loadStateDict } from '../../src/models/io/state-dict.js';
 import { hasCode } from '../../src/util/errors.js';
 import { srgan } from '../support/cli.js';
@@ -287,5 +288,56 @@ describe('a .safetensors model in srgan upscale and srgan eval', () => {
     ]);
     expect(mismatch.status).toBe(1);
     expect(mismatch.stderr).toMatch(/upscales ×4, but the model being evaluated upscales ×2/);
+  });
+});
+
+describe('PyTorch .pth files', () => {
+  it('read the same tensors as the safetensors PyTorch wrote beside them, from a plain state dict and from {params_ema}', () => {
+    for (const [pth, st] of Object.entries({
+      'esrgan-tiny-x2.pth': 'esrgan-tiny-x2.safetensors',
+      'compact-tiny-x4.pth': 'compact-tiny-x4.safetensors',
+    })) {
+      const a = readPth(path.join(FIXTURES, pth)).tensors;
+      const b = readSafetensors(path.join(FIXTURES, st)).tensors;
+      expect(a.map((t) => [t.name, t.shape])).toEqual(b.map((t) => [t.name, t.shape]));
+      for (let i = 0; i < a.length; i++) expect(Buffer.from(a[i].data.buffer).equals(Buffer.from(b[i].data.buffer)), a[i].name).toBe(true);
+    }
+  });
+
+  it('refuse a pickle that asks for anything but tensors and containers, without running it, and files that are not .pth', () => {
+    const hostile = path.join(FIXTURES, 'hostile.pth');
+    let err: unknown;
+    try {
+      readPth(hostile);
+    } catch (e) {
+      err = e;
+    }
+    expect(hasCode(err, 'SRGAN_ERR_CHECKPOINT')).toBe(true);
+    expect((err as Error).message).toMatch(
+      /hostile\.pth: its pickle asks for (posix|os)\.system, which a state dict does not need; refused/,
+    );
+    const notZip = path.join(tmp.dir, 'text.pth');
+    fs.writeFileSync(notZip, 'hello, not a model');
+    expect(() => readPth(notZip)).toThrow(/text\.pth: not a PyTorch \.pth file \(not a zip archive\)/);
+    const legacy = path.join(tmp.dir, 'legacy.pth');
+    fs.writeFileSync(legacy, Buffer.from([0x80, 0x02, 0x8a, 0x0a]));
+    expect(() => readPth(legacy)).toThrow(/an old-format PyTorch file/);
+  });
+
+  it('srgan upscale --model takes a .pth', () => {
+    const home = path.join(tmp.dir, 'home-pth');
+    const images = path.join(tmp.dir, 'photos');
+    const out = path.join(tmp.dir, 'up-pth');
+    const r = srgan(home, [
+      'upscale',
+      path.join(images, 'p1.png'),
+      '--out',
+      out,
+      '--model',
+      path.join(FIXTURES, 'esrgan-tiny-x2.pth'),
+      '--json',
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as { files: { outWidth: number }[] }).files[0].outWidth).toBe(80);
   });
 });

@@ -1,5 +1,5 @@
 // `srgan start --init FILE`: fine-tuning from a state dict that PyTorch wrote (test/fixtures/
-// esrgan_reference.py). The daemon builds the generator the file holds (kind, size, scale from its
+// esrgan_reference.py), as .safetensors or as PyTorch's own .pth. The daemon builds the generator the file holds (kind, size, scale from its
 // tensors), starts training from its weights, and `srgan export` of the run gives them back: with the
 // learning rate at 0 and no EMA, byte for byte. Files that are no generator, or another format, are
 // refused before any daemon starts.
@@ -12,6 +12,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { readSafetensors } from '../../src/models/io/safetensors.js';
+import { readStateDictFile } from '../../src/models/io/model-file.js';
 import { isAlive } from '../../src/util/lock-file.js';
 import { srgan, srganJson, waitFor } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
@@ -55,7 +56,7 @@ afterAll(() => {
 });
 
 describe('srgan start --init', () => {
-  for (const fixture of ['compact-tiny-x2.safetensors', 'esrgan-tiny-x4.safetensors']) {
+  for (const fixture of ['compact-tiny-x2.safetensors', 'esrgan-tiny-x4.safetensors', 'compact-tiny-x4.pth']) {
     it(`${fixture}: trains the generator the file holds, from its weights, and exports them back unchanged`, async () => {
       const home = path.join(tmp.dir, `home-${fixture}`);
       const config = path.join(tmp.dir, `${fixture}.json`);
@@ -67,7 +68,7 @@ describe('srgan start --init', () => {
 
       const run = srganJson<{ run: { config: { generator: unknown; scale: number; init: string } } }>(home, ['show', info.runId]);
       const want = fixture.startsWith('compact')
-        ? { generator: { kind: 'compact', channels: 8, convs: 2 }, scale: 2 }
+        ? { generator: { kind: 'compact', channels: 8, convs: 2 }, scale: fixture.includes('x4') ? 4 : 2 }
         : { generator: { kind: 'rrdbnet', channels: 8, growth: 4, blocks: 2 }, scale: 4 };
       expect({ generator: run.run.config.generator, scale: run.run.config.scale }).toEqual(want);
       expect(run.run.config.init).toBe(init);
@@ -75,7 +76,7 @@ describe('srgan start --init', () => {
       const out = path.join(tmp.dir, `${fixture}.out.safetensors`);
       const r = srgan(home, ['export', info.runId, '--out', out]);
       expect(r.status, r.stderr).toBe(0);
-      const original = readSafetensors(init).tensors;
+      const original = readStateDictFile(init).tensors;
       const exported = new Map(readSafetensors(out).tensors.map((t) => [t.name, t]));
       expect([...exported.keys()].sort()).toEqual(original.map((t) => t.name).sort());
       for (const t of original) {
@@ -95,9 +96,12 @@ describe('srgan start --init', () => {
     const r = srgan(home, ['start', '--init', foreign]);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/SRGAN_ERR_CHECKPOINT.*foreign\.safetensors: not a generator srgan can load.*it has encoder\.weight/);
-    const pth = srgan(home, ['start', '--init', path.join(tmp.dir, 'model.pth')]);
-    expect(pth.status).toBe(1);
-    expect(pth.stderr).toMatch(/SRGAN_ERR_CONFIG.*--init takes a \.safetensors state dict/);
+    const other = srgan(home, ['start', '--init', path.join(tmp.dir, 'model.onnx')]);
+    expect(other.status).toBe(1);
+    expect(other.stderr).toMatch(/SRGAN_ERR_CONFIG.*--init takes a \.safetensors or \.pth state dict/);
+    const hostile = srgan(home, ['start', '--init', path.join(FIXTURES, 'hostile.pth')]);
+    expect(hostile.status).toBe(1);
+    expect(hostile.stderr).toMatch(/SRGAN_ERR_CHECKPOINT.*its pickle asks for (posix|os)\.system/);
     const both = srgan(home, ['start', '--resume', 'x', '--init', foreign]);
     expect(both.status).not.toBe(0);
     expect(both.stderr).toMatch(/--init cannot be given with --resume/);

@@ -28,7 +28,7 @@ import { loadGeneratorWeights, readGeneratorExport } from '../io/export-layers.j
 import type { Generator } from '../archs/network.js';
 import type { GeneratorConfig } from '../../config/presets.js';
 import { buildGenerator } from '../archs/build.js';
-import { readSafetensors } from '../io/safetensors.js';
+import { readStateDictFile, STATE_DICT_FILE } from '../io/model-file.js';
 import { describeStateDict, loadStateDict } from '../io/state-dict.js';
 
 export interface LoadedGenerator {
@@ -71,10 +71,10 @@ function locate(p: string): ModelLocation {
   }
   if (stat.isFile()) {
     if (path.basename(p).toLowerCase() === MODEL_JSON) return { kind: 'model', modelDir: path.dirname(p) };
-    if (/\.safetensors$/i.test(p)) return { kind: 'safetensors', file: p };
+    if (STATE_DICT_FILE.test(p)) return { kind: 'safetensors', file: p };
     throw fail(
       p,
-      `is a file; expected a .safetensors state dict, a generator folder (with ${MODEL_JSON}), a checkpoint folder or a run's checkpoints folder`,
+      `is a file; expected a .safetensors or .pth state dict, a generator folder (with ${MODEL_JSON}), a checkpoint folder or a run's checkpoints folder`,
     );
   }
   const has = (...parts: string[]): boolean => fs.existsSync(path.join(p, ...parts));
@@ -88,11 +88,11 @@ function locate(p: string): ModelLocation {
 }
 
 /**
- * A .safetensors state dict (docs/export.md): ESRGAN's or Real-ESRGAN Compact's names, or an srgan
+ * A .safetensors or .pth state dict (docs/export.md): ESRGAN's or Real-ESRGAN Compact's names, or an srgan
  * export; the generator it holds is built and loaded. Step and run come from an export's metadata.
  */
 function loadStateDictFile(file: string): LoadedGenerator {
-  const sd = readSafetensors(file);
+  const sd = readStateDictFile(file);
   const { config, scale } = describeStateDict(sd, file);
   const gen = buildGenerator(config, scale, 0);
   try {
