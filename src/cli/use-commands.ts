@@ -49,7 +49,7 @@ export const useCommands = {
       '--run RUN': "use this run's latest checkpoint (default: the newest run that has one)",
       '--checkpoint PATH': "a checkpoint folder, its generator/ folder, an exported model.json folder, or a run's checkpoints folder",
       '--model FILE':
-        "a .safetensors state dict: ESRGAN's or Real-ESRGAN Compact's (as published), or one srgan export wrote (docs/export.md)",
+        "a .safetensors or .pth state dict: ESRGAN's or Real-ESRGAN Compact's (as published), or one srgan export wrote (docs/export.md)",
       '--best':
         'take the checkpoint with the highest validation gain over bicubic instead of the latest (highest validation PSNR for runs from before gains were measured)',
       '--tile N|auto': 'LR tile side (default auto: the largest that fits 1 GiB of activations, at most 512)',
@@ -88,11 +88,12 @@ export const useCommands = {
         'high-resolution images (walked recursively); each is cropped to a multiple of the scale and its LR made as --lr-filter says',
       '--run RUN': "evaluate this run's latest checkpoint (default: the newest run that has one)",
       '--checkpoint PATH': 'evaluate this checkpoint or exported generator folder instead',
-      '--model FILE': 'evaluate this .safetensors state dict instead (ESRGAN, Real-ESRGAN Compact, or an srgan export; docs/export.md)',
+      '--model FILE':
+        'evaluate this .safetensors or .pth state dict instead (ESRGAN, Real-ESRGAN Compact, or an srgan export; docs/export.md)',
       '--best':
         'take the checkpoint with the highest validation gain over bicubic instead of the latest (highest validation PSNR for runs from before gains were measured)',
       '--compare MODEL':
-        'also score this model: a tfjs LayersModel (model.json or its folder; input [n,h,w,3] in [0,1]) or a .safetensors state dict (ESRGAN, Compact, an srgan export), ×2 or ×4 as the run; repeatable',
+        'also score this model: a tfjs LayersModel (model.json or its folder; input [n,h,w,3] in [0,1]) or a .safetensors or .pth state dict (ESRGAN, Compact, an srgan export), ×2 or ×4 as the run; repeatable',
       '--lr-filter NAME': `how the LR inputs are made (repeatable; one table row each): ${DOWNSCALE_FILTERS.join(', ')}, or blurSIGMA+FILTER (a Gaussian blur first, e.g. blur0.8+bicubic-aa), or all (${EVAL_LR_SYNTHESES.join(', ')}); default bicubic-aa, the papers' protocol`,
       '--border N': 'pixels cropped from each side before measuring (default: the scale)',
       '--limit N': 'only the first N images (sorted by path)',
