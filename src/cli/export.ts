@@ -1,5 +1,5 @@
 // `srgan export`: a run's or checkpoint's generator (the EMA weights) written for other tools: a
-// PyTorch state dict in .safetensors (docs/export.md) or a tfjs LayersModel folder. Usage and --help
+// PyTorch state dict in .safetensors (docs/export.md), a tfjs LayersModel folder, or an ONNX model. Usage and --help
 // live with its entry in use-commands.ts, which imports this module lazily (it loads tfjs).
 
 import fs from 'node:fs';
@@ -12,10 +12,11 @@ import { openSource } from './model-source.js';
 import { writeSafetensors } from '../models/io/safetensors.js';
 import { generatorStateDict, STATE_DICT_ARCH } from '../models/io/state-dict.js';
 import { saveGeneratorLayersModel } from '../models/io/export-layers.js';
+import { saveGeneratorOnnx } from '../models/io/export-onnx.js';
 import { stateScores } from '../models/train/checkpoint.js';
 
 /** The formats `srgan export` writes. */
-export const EXPORT_FORMATS = ['safetensors', 'tfjs'] as const;
+export const EXPORT_FORMATS = ['safetensors', 'tfjs', 'onnx'] as const;
 type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 /** `srgan export [RUN|CHECKPOINT] [--format F] [--out PATH] [--best] [--json]` */
@@ -42,10 +43,12 @@ export async function exportCommand(v: Values, args: string[]): Promise<number> 
       ? stateScores(source.loaded.source)
       : { gain: null, psnr: null };
     const base = `srgan-${config.kind}-x${scale}${runId ? `-${runId}` : ''}${source.step === null ? '' : `-step${source.step}`}`;
-    const out = path.resolve(str(v.out) ?? (format === 'safetensors' ? `${base}.safetensors` : base));
-    if (format === 'safetensors') {
+    const out = path.resolve(str(v.out) ?? (format === 'tfjs' ? base : `${base}.${format}`));
+    if (format === 'tfjs') {
+      await saveGeneratorLayersModel(gen, config, out);
+    } else {
+      // The same facts in both files' metadata (docs/export.md).
       const metadata: Record<string, string> = {
-        format: 'pt',
         arch: STATE_DICT_ARCH[config.kind],
         scale: String(scale),
         config: JSON.stringify(config),
@@ -58,12 +61,11 @@ export async function exportCommand(v: Values, args: string[]): Promise<number> 
         exported_by: 'srgan-daemon',
       };
       fs.mkdirSync(path.dirname(out), { recursive: true });
-      writeSafetensors(out, generatorStateDict(gen, config), metadata);
-    } else {
-      await saveGeneratorLayersModel(gen, config, out);
+      if (format === 'safetensors') writeSafetensors(out, generatorStateDict(gen, config), { format: 'pt', ...metadata });
+      else saveGeneratorOnnx(gen, config, out, metadata);
     }
     const bytes =
-      format === 'safetensors' ? fs.statSync(out).size : fs.readdirSync(out).reduce((a, f) => a + fs.statSync(path.join(out, f)).size, 0);
+      format !== 'tfjs' ? fs.statSync(out).size : fs.readdirSync(out).reduce((a, f) => a + fs.statSync(path.join(out, f)).size, 0);
     if (v.json) {
       console.log(
         JSON.stringify({

@@ -7,16 +7,16 @@ import { json, type Command } from './flags.js';
 
 export const useCommands = {
   export: {
-    summary: "write a run's generator for other tools: a PyTorch state dict (.safetensors) or a tfjs LayersModel",
-    usage: 'srgan export [RUN | CHECKPOINT] [--format safetensors|tfjs] [--out PATH] [--best] [--json]',
+    summary: "write a run's generator for other tools: a PyTorch state dict (.safetensors), a tfjs LayersModel or an ONNX model",
+    usage: 'srgan export [RUN | CHECKPOINT] [--format safetensors|tfjs|onnx] [--out PATH] [--best] [--json]',
     options: { format: { type: 'string' }, out: { type: 'string' }, best: { type: 'boolean' }, json },
     positionals: [0, 1],
     help: {
       RUN: 'a run (id, id prefix or name; default the newest run with a checkpoint): its latest checkpoint, or its best with --best',
       CHECKPOINT: 'or a checkpoint folder, its generator/ folder, or an exported tfjs model folder',
       '--format F':
-        "safetensors (default): every kind; rrdbnet with ESRGAN's tensor names (conv_first, RRDB_trunk.N.RDBn.convn, …) and compact with Real-ESRGAN's (body.N), which spandrel-based tools (chaiNNer, ComfyUI) load; espcn and final with our own names, described in the file's metadata. tfjs: a LayersModel folder for tf.loadLayersModel, every kind",
-      '--out PATH': 'the file (safetensors) or folder (tfjs) to write (default srgan-KIND-xSCALE-RUN-stepN[.safetensors] here)',
+        "safetensors (default): every kind; rrdbnet with ESRGAN's tensor names (conv_first, RRDB_trunk.N.RDBn.convn, …) and compact with Real-ESRGAN's (body.N), which spandrel-based tools (chaiNNer, ComfyUI) load; espcn and final with our own names, described in the file's metadata. tfjs: a LayersModel folder for tf.loadLayersModel, every kind. onnx: an ONNX model (opset 17; input 'input' [N, 3, H, W] RGB in [0, 1], any H and W; output 'output' ×scale) for ONNX Runtime and other ONNX tools, every kind",
+      '--out PATH': 'the file (safetensors, onnx) or folder (tfjs) to write (default srgan-KIND-xSCALE-RUN-stepN[.safetensors|.onnx] here)',
       '--best': 'the checkpoint with the highest validation gain over bicubic instead of the latest',
       '--json': 'print {out, format, arch, scale, run, step, bytes, params} as one JSON object',
     },

@@ -220,7 +220,7 @@ describe('srgan export', () => {
     expect(help.stdout).toMatch(/safetensors \(default\): every kind; rrdbnet with ESRGAN's tensor names/);
     const bad = srgan(home, ['export', tmp.dir, '--format', 'pt']);
     expect(bad.status).toBe(1);
-    expect(bad.stderr).toMatch(/SRGAN_ERR_CONFIG.*--format must be one of safetensors, tfjs, got "pt"/);
+    expect(bad.stderr).toMatch(/SRGAN_ERR_CONFIG.*--format must be one of safetensors, tfjs, onnx, got "pt"/);
     const none = srgan(home, ['export', 'no-such-run']);
     expect(none.status).toBe(1);
     expect(none.stderr).toMatch(/SRGAN_ERR_/);

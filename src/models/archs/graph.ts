@@ -1,12 +1,13 @@
 // One description per generator (docs/architecture.md, "One description per network"). Each generator
-// is written once, as a forward function over GraphOps<T>, and that one function is read three ways:
+// is written once, as a forward function over GraphOps<T>, and that one function is read four ways:
 //
 //  - on shapes (traceGraph): which conv layers exist, in forward order, with their input channels
 //    inferred; which of them each recomputable block reads; FLOPs at a given input size;
 //  - on tensors (generatorFromGraph): the variables those layers need, and apply();
-//  - on Keras layers (models/io/export-layers.ts): the LayersModel a browser loads.
+//  - on Keras layers (models/io/export-layers.ts): the LayersModel a browser loads;
+//  - on ONNX nodes (models/io/export-onnx.ts): the ONNX model.
 //
-// So the exporter cannot drift from the network: a layer added to a generator is in its export too.
+// So the exporters cannot drift from the network: a layer added to a generator is in its export too.
 
 import * as tf from '@tensorflow/tfjs-core';
 import { deriveSeed } from '../../util/prng.js';
