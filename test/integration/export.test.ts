@@ -22,6 +22,7 @@ import { describeStateDict, generatorStateDict, loadStateDict } from '../../src/
 import { hasCode } from '../../src/util/errors.js';
 import { srgan } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
+import { writePhotos } from '../support/photos.js';
 
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures');
 const REF = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'esrgan_reference.json'), 'utf8')) as {
@@ -239,15 +240,7 @@ describe('a .safetensors model in srgan upscale and srgan eval', () => {
   it('upscale --model and eval --model/--compare take state dicts that PyTorch wrote', async () => {
     const home = path.join(tmp.dir, 'home-use');
     const images = path.join(tmp.dir, 'photos');
-    fs.mkdirSync(images, { recursive: true });
-    const sharp = (await import('sharp')).default;
-    for (let i = 0; i < 2; i++) {
-      const data = Buffer.alloc(40 * 36 * 3);
-      for (let p = 0; p < data.length; p++) data[p] = (Math.sin(p * 0.02 * (i + 1)) * 100 + 128) & 255;
-      await sharp(data, { raw: { width: 40, height: 36, channels: 3 } })
-        .png()
-        .toFile(path.join(images, `p${i}.png`));
-    }
+    await writePhotos(images, 2, 40, 36);
     const out = path.join(tmp.dir, 'up');
     const up = srgan(home, [
       'upscale',
@@ -324,9 +317,10 @@ describe('PyTorch .pth files', () => {
     expect(() => readPth(legacy)).toThrow(/an old-format PyTorch file/);
   });
 
-  it('srgan upscale --model takes a .pth', () => {
+  it('srgan upscale --model takes a .pth', async () => {
     const home = path.join(tmp.dir, 'home-pth');
-    const images = path.join(tmp.dir, 'photos');
+    const images = path.join(tmp.dir, 'photos-pth');
+    await writePhotos(images, 2, 40, 36);
     const out = path.join(tmp.dir, 'up-pth');
     const r = srgan(home, [
       'upscale',

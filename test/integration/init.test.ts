@@ -8,7 +8,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { readSafetensors } from '../../src/models/io/safetensors.js';
@@ -16,6 +15,7 @@ import { readStateDictFile } from '../../src/models/io/model-file.js';
 import { isAlive } from '../../src/util/lock-file.js';
 import { srgan, srganJson, waitFor } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
+import { writePhotos } from '../support/photos.js';
 
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures');
 const tmp = tempDir('srgan-init-');
@@ -40,14 +40,7 @@ const FROZEN = {
 };
 
 beforeAll(async () => {
-  fs.mkdirSync(photos, { recursive: true });
-  for (let i = 0; i < 4; i++) {
-    const data = Buffer.alloc(96 * 80 * 3);
-    for (let p = 0; p < data.length; p++) data[p] = (Math.sin(p * 0.013 * (i + 1)) * 110 + 128) & 255;
-    await sharp(data, { raw: { width: 96, height: 80, channels: 3 } })
-      .png()
-      .toFile(path.join(photos, `p${i}.png`));
-  }
+  await writePhotos(photos, 4, 96, 80);
 }, 60_000);
 
 afterAll(() => {

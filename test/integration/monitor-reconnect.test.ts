@@ -6,7 +6,6 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 
-import sharp from 'sharp';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -14,6 +13,7 @@ import { isAlive } from '../../src/util/lock-file.js';
 import { launchChromium } from '../support/browser.js';
 import { srgan, srganJson } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
+import { writePhotos } from '../support/photos.js';
 
 const tmp = tempDir('srgan-reconnect-');
 const home = path.join(tmp.dir, 'home');
@@ -31,14 +31,7 @@ async function freePort(): Promise<number> {
 }
 
 beforeAll(async () => {
-  fs.mkdirSync(photos, { recursive: true });
-  for (let i = 0; i < 4; i++) {
-    const data = Buffer.alloc(96 * 80 * 3);
-    for (let p = 0; p < data.length; p++) data[p] = (Math.sin(p * 0.011 * (i + 1)) * 110 + 128) & 255;
-    await sharp(data, { raw: { width: 96, height: 80, channels: 3 } })
-      .png()
-      .toFile(path.join(photos, `p${i}.png`));
-  }
+  await writePhotos(photos, 4, 96, 80);
 }, 60_000);
 
 afterAll(async () => {
