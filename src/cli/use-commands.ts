@@ -13,7 +13,8 @@ export const useCommands = {
     positionals: [0, 1],
     help: {
       RUN: 'a run (id, id prefix or name; default the newest run with a checkpoint): its latest checkpoint, or its best with --best',
-      CHECKPOINT: 'or a checkpoint folder, its generator/ folder, or an exported tfjs model folder',
+      CHECKPOINT:
+        'or a checkpoint folder, its generator/ folder, an exported tfjs model folder, or a .safetensors or .pth state dict (to convert it)',
       '--format F':
         "safetensors (default): every kind; rrdbnet with ESRGAN's tensor names (conv_first, RRDB_trunk.N.RDBn.convn, …) and compact with Real-ESRGAN's (body.N), which spandrel-based tools (chaiNNer, ComfyUI) load; espcn and final with our own names, described in the file's metadata. tfjs: a LayersModel folder for tf.loadLayersModel, every kind. onnx: an ONNX model (opset 17; input 'input' [N, 3, H, W] RGB in [0, 1], any H and W; output 'output' ×scale) for ONNX Runtime and other ONNX tools, every kind",
       '--out PATH': 'the file (safetensors, onnx) or folder (tfjs) to write (default srgan-KIND-xSCALE-RUN-stepN[.safetensors|.onnx] here)',
