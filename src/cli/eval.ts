@@ -14,8 +14,8 @@ import { SrganError } from '../util/errors.js';
 import { formatDb, formatGain, printTable } from './format.js';
 import { intFlag, list, str, type Values } from './flags.js';
 import { evaluate, type EvaluateResult, type Score } from '../models/infer/evaluate.js';
-import type { Generator } from '../models/archs/network.js';
-import { loadCompareModel, openSource, parseBackend, sourceJson } from './model-source.js';
+import type { UpscaleModel } from '../models/infer/tiling.js';
+import { loadCompareModel, openRunnableSource, parseBackend, sourceJson } from './model-source.js';
 import { tileOptions } from './tiling-options.js';
 
 /**
@@ -77,7 +77,7 @@ export async function evalCommand(v: Values): Promise<number> {
 
   const paths = homePaths();
   const warn = (line: string) => console.error(`srgan eval: ${line}`);
-  const source = await openSource(v, paths, backend, warn);
+  const source = await openRunnableSource(v, paths, backend, warn);
   const { gen, scale, config } = source.loaded;
   const lrNote = filters.length === 1 ? `LR ${filters[0].name}` : `${filters.length} LR syntheses`;
   console.error(
@@ -85,7 +85,7 @@ export async function evalCommand(v: Values): Promise<number> {
   );
 
   const measured: { name: string; main: EvaluateResult; others: EvaluateResult[] }[] = [];
-  const loaded: { path: string; gen: Generator }[] = [];
+  const loaded: { path: string; gen: UpscaleModel & { dispose(): void } }[] = [];
   try {
     // Every --compare model is loaded and probed first: a wrong one fails before minutes of scoring.
     for (const c of compares) loaded.push(await loadCompareModel(c, scale));

@@ -1,5 +1,6 @@
 // Which model `srgan upscale` and `srgan eval` use: a run's checkpoint (latest or --best), a checkpoint
-// or exported folder, or for eval's --compare any tfjs LayersModel adapted to our Generator shape.
+// or exported folder, a state dict, an ONNX model (run in onnxruntime-node, docs/export.md), or for
+// eval's --compare any tfjs LayersModel adapted to our Generator shape.
 //
 // The CLI process owns its tfjs runtime (one backend, chosen once, before any variable is made) and
 // opens the runs database only briefly: read-only to find a checkpoint, and for one short write
@@ -21,11 +22,30 @@ import { BACKEND_NAMES, selectBackend, type BackendRequest, type BackendSelectio
 import { fileModelIO } from '../models/io/layers-io.js';
 import { STATE_DICT_FILE } from '../models/io/model-file.js';
 import { checkpointForRun, loadGenerator, type ChosenCheckpoint, type LoadedGenerator } from '../models/infer/load-generator.js';
+import { loadOnnxModel, type OnnxModel } from '../models/infer/onnx-model.js';
+import type { UpscaleModel } from '../models/infer/tiling.js';
 import type { Generator } from '../models/archs/network.js';
 import type { GeneratorConfig } from '../config/presets.js';
 
-export interface Source {
-  loaded: LoadedGenerator;
+/** An ONNX model file, loaded the way LoadedGenerator describes a tfjs one. */
+export interface LoadedOnnx {
+  format: 'onnx';
+  /** Owned by the caller: dispose() after use. */
+  gen: OnnxModel;
+  /** Not known: the network is not ours to read (its metadata's config is untrusted text). */
+  config: null;
+  scale: 2 | 4;
+  source: string;
+  /** From the metadata our exports write. */
+  step?: number;
+  runId?: string;
+}
+
+/** A model file ONNX Runtime runs rather than tfjs. */
+export const ONNX_FILE = /\.onnx$/i;
+
+export interface Source<L extends LoadedGenerator | LoadedOnnx = LoadedGenerator> {
+  loaded: L;
   /** The run the model belongs to, when it is one in the database. */
   run: RunRow | null;
   step: number | null;
@@ -40,18 +60,12 @@ export interface Source {
  * any variable is made.
  */
 export async function openSource(v: Values, paths: HomePaths, backend: BackendRequest, warn: (line: string) => void): Promise<Source> {
-  const runRef = str(v.run);
-  if (v.checkpoint !== undefined && v.model !== undefined) {
-    throw new SrganError('SRGAN_ERR_CONFIG', '--model and --checkpoint name the same thing; give one');
-  }
-  const checkpoint = str(v.checkpoint) ?? str(v.model);
-  if (runRef !== undefined && checkpoint !== undefined) {
-    throw new SrganError('SRGAN_ERR_CONFIG', '--run and --checkpoint cannot be used together: --checkpoint names the model itself');
-  }
-  if (checkpoint !== undefined && v.best) {
+  const { runRef, checkpoint } = modelFlags(v);
+  // An ONNX file's weights are not read back (openRunnableSource runs it instead).
+  if (checkpoint !== undefined && ONNX_FILE.test(checkpoint)) {
     throw new SrganError(
       'SRGAN_ERR_CONFIG',
-      "--best picks among a run's checkpoints; use it with --run RUN (or alone for the newest run), not with --checkpoint",
+      `${checkpoint}: an ONNX model can be run (srgan upscale, srgan eval) but not read as weights here`,
     );
   }
   const chosen = checkpoint === undefined ? checkpointForRun(paths, runRef ?? null, v.best ? 'best' : 'latest', { onWarning: warn }) : null;
@@ -78,6 +92,57 @@ export async function openSource(v: Values, paths: HomePaths, backend: BackendRe
   return { loaded, run, step, backend: selection, describe };
 }
 
+/**
+ * openSource for the commands that only run the model (upscale, eval): also takes an .onnx file as
+ * --model or --checkpoint, loaded into onnxruntime-node (onnx-model.ts). The tfjs backend is selected
+ * all the same: --compare models and the rest of eval run on it.
+ */
+export async function openRunnableSource(
+  v: Values,
+  paths: HomePaths,
+  backend: BackendRequest,
+  warn: (line: string) => void,
+): Promise<Source<LoadedGenerator | LoadedOnnx>> {
+  const { checkpoint } = modelFlags(v);
+  if (checkpoint === undefined || !ONNX_FILE.test(checkpoint)) return openSource(v, paths, backend, warn);
+  tf.env().set('PROD', true);
+  const selection = await selectBackend(backend);
+  const gen = await loadOnnxModel(checkpoint);
+  const loaded: LoadedOnnx = { format: 'onnx', gen, config: null, scale: gen.scale, source: gen.file };
+  const step = Number(gen.metadata.step);
+  if (gen.metadata.step && Number.isInteger(step) && step >= 0) loaded.step = step;
+  if (gen.metadata.run_id) loaded.runId = gen.metadata.run_id;
+  const run = loaded.runId !== undefined && fs.existsSync(paths.db) ? runById(paths.db, loaded.runId) : null;
+  const stepNote = loaded.step === undefined ? '' : ` (step ${loaded.step}${run ? `, run ${run.id}` : ''})`;
+  const arch = gen.metadata.arch ? `${gen.metadata.arch} ` : '';
+  return {
+    loaded,
+    run,
+    step: loaded.step ?? null,
+    backend: selection,
+    describe: `using ${loaded.source}${stepNote} [ONNX ${arch}×${loaded.scale}, onnxruntime-node]`,
+  };
+}
+
+/** --run and --checkpoint / --model, checked for conflicts. */
+function modelFlags(v: Values): { runRef: string | undefined; checkpoint: string | undefined } {
+  const runRef = str(v.run);
+  if (v.checkpoint !== undefined && v.model !== undefined) {
+    throw new SrganError('SRGAN_ERR_CONFIG', '--model and --checkpoint name the same thing; give one');
+  }
+  const checkpoint = str(v.checkpoint) ?? str(v.model);
+  if (runRef !== undefined && checkpoint !== undefined) {
+    throw new SrganError('SRGAN_ERR_CONFIG', '--run and --checkpoint cannot be used together: --checkpoint names the model itself');
+  }
+  if (checkpoint !== undefined && v.best) {
+    throw new SrganError(
+      'SRGAN_ERR_CONFIG',
+      "--best picks among a run's checkpoints; use it with --run RUN (or alone for the newest run), not with --checkpoint",
+    );
+  }
+  return { runRef, checkpoint };
+}
+
 /** What a 'best' checkpoint was best by: its gain over bicubic (and PSNR), or its PSNR for an older run. */
 function describeBest(c: ChosenCheckpoint): string {
   if (c.bestBy === 'psnr' || c.gain === null) return `val PSNR ${formatDb(c.psnr ?? Number.NaN)} dB`;
@@ -97,12 +162,15 @@ function runById(dbFile: string, id: string): RunRow | null {
   }
 }
 
-export function sourceJson(s: Source): {
+/** The model part of --json: `generator` is null for an ONNX model, which also has format 'onnx' and its runtime. */
+export function sourceJson(s: Source<LoadedGenerator | LoadedOnnx>): {
   source: string;
   run: { id: string; name: string } | null;
   step: number | null;
   scale: number;
-  generator: GeneratorConfig;
+  generator: GeneratorConfig | null;
+  format?: 'onnx';
+  runtime?: 'onnxruntime-node';
 } {
   return {
     source: s.loaded.source,
@@ -110,6 +178,7 @@ export function sourceJson(s: Source): {
     step: s.step,
     scale: s.loaded.scale,
     generator: s.loaded.config,
+    ...('format' in s.loaded ? { format: s.loaded.format, runtime: 'onnxruntime-node' as const } : {}),
   };
 }
 
@@ -122,13 +191,22 @@ export function parseBackend(v: Values[string]): BackendRequest {
 }
 
 /**
- * Loads a .safetensors state dict (the generator it holds), or any tfjs LayersModel (a model.json, a
+ * Loads an .onnx model (run in onnxruntime-node), a .safetensors state dict (the generator it holds), or any tfjs LayersModel (a model.json, a
  * folder holding one, or a checkpoint folder) as a
  * Generator-like object evaluate() can run: input [n, h, w, 3] in [0, 1] of any size, output
  * [n, s·h, s·w, 3]. The scale is measured on a probe and must be 2 or 4 and equal `scale`.
  */
-export async function loadCompareModel(p: string, scale: 2 | 4): Promise<{ path: string; gen: Generator }> {
+export async function loadCompareModel(p: string, scale: 2 | 4): Promise<{ path: string; gen: UpscaleModel & { dispose(): void } }> {
   const abs = path.resolve(p);
+  if (ONNX_FILE.test(abs)) {
+    try {
+      const gen = await loadOnnxModel(abs, scale);
+      return { path: abs, gen };
+    } catch (err) {
+      if (err instanceof SrganError) throw new SrganError(err.code, `--compare ${err.message}`, { cause: err });
+      throw err;
+    }
+  }
   if (STATE_DICT_FILE.test(abs)) {
     // A state dict: the generator it holds (docs/export.md).
     const loaded = await loadGenerator(abs);

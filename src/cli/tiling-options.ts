@@ -30,10 +30,16 @@ export function parseTiling(v: Values): TilingRequest {
 /**
  * Tiling for a generator: overlap min(receptive radius, 32) and, when that covers the radius (tiled
  * output then equals untiled), no cross-fade; otherwise DEFAULT_TILE_OPTIONS' blend. Tile 'auto'.
+ * With config null (an ONNX model: its network is not ours to trace), DEFAULT_TILE_OPTIONS' overlap
+ * and blend, as for --compare models.
  */
-export function tileOptions(config: GeneratorConfig, scale: 2 | 4, req: TilingRequest): Pick<TileOptions, 'tile' | 'overlap' | 'blend'> {
-  const radius = receptiveRadius(config, scale);
-  const overlap = req.overlap ?? Math.min(radius, MAX_DEFAULT_OVERLAP);
+export function tileOptions(
+  config: GeneratorConfig | null,
+  scale: 2 | 4,
+  req: TilingRequest,
+): Pick<TileOptions, 'tile' | 'overlap' | 'blend'> {
+  const radius = config === null ? Number.POSITIVE_INFINITY : receptiveRadius(config, scale);
+  const overlap = req.overlap ?? (config === null ? DEFAULT_TILE_OPTIONS.overlap : Math.min(radius, MAX_DEFAULT_OVERLAP));
   const blend = req.blend ?? (overlap >= radius ? 0 : DEFAULT_TILE_OPTIONS.blend);
   const tile = req.tile ?? DEFAULT_TILE_OPTIONS.tile;
   if (tile !== 'auto' && tile <= 2 * overlap + blend) {

@@ -10,7 +10,7 @@ import { homePaths } from '../store/home.js';
 import { SrganError } from '../util/errors.js';
 import { str, type Values } from './flags.js';
 import { upscaleFile } from '../models/infer/upscale.js';
-import { openSource, parseBackend, sourceJson } from './model-source.js';
+import { openRunnableSource, parseBackend, sourceJson } from './model-source.js';
 import { parseTiling, tileOptions } from './tiling-options.js';
 
 /** What `--format` may ask for, and the extension it writes. */
@@ -34,7 +34,7 @@ type FileReport =
   | { in: string; out: string; width: number; height: number; outWidth: number; outHeight: number; ms: number }
   | { in: string; error: string; code?: string };
 
-/** `srgan upscale IN... --out DIR [--run RUN | --checkpoint PATH] [--best] [tiling] [--format F] [--backend B] [--json]` */
+/** `srgan upscale IN... --out DIR [--run RUN | --checkpoint PATH | --model FILE] [--best] [tiling] [--format F] [--backend B] [--json]` */
 export async function upscaleCommand(v: Values, args: string[]): Promise<number> {
   if (args.length === 0) throw new SrganError('SRGAN_ERR_CONFIG', 'expected at least one IN file or folder');
   const out = str(v.out);
@@ -51,7 +51,7 @@ export async function upscaleCommand(v: Values, args: string[]): Promise<number>
   const jobs = collectJobs(args, outDir, format);
 
   const warn = (line: string) => console.error(`srgan upscale: ${line}`);
-  const source = await openSource(v, homePaths(), backend, warn);
+  const source = await openRunnableSource(v, homePaths(), backend, warn);
   const { gen } = source.loaded;
   const opts = tileOptions(source.loaded.config, source.loaded.scale, tiling);
   console.error(

@@ -50,7 +50,7 @@ export const useCommands = {
       '--run RUN': "use this run's latest checkpoint (default: the newest run that has one)",
       '--checkpoint PATH': "a checkpoint folder, its generator/ folder, an exported model.json folder, or a run's checkpoints folder",
       '--model FILE':
-        "a .safetensors or .pth state dict: ESRGAN's or Real-ESRGAN Compact's (as published), or one srgan export wrote (docs/export.md)",
+        "a .safetensors or .pth state dict: ESRGAN's or Real-ESRGAN Compact's (as published), or one srgan export wrote; or an .onnx model (input [N,3,H,W] RGB in [0,1], any size, ×2 or ×4; what srgan export --format onnx writes), run in onnxruntime-node (docs/export.md)",
       '--best':
         'take the checkpoint with the highest validation gain over bicubic instead of the latest (highest validation PSNR for runs from before gains were measured)',
       '--tile N|auto': 'LR tile side (default auto: the largest that fits 1 GiB of activations, at most 512)',
@@ -59,7 +59,7 @@ export const useCommands = {
       '--format F': 'png, jpeg or webp (default: the input format; PNG for tiff, gif and avif)',
       '--backend NAME': `compute backend: auto (default), ${BACKEND_NAMES.join(', ')}`,
       '--json':
-        'print one JSON object {source, run, step, scale, files: [{in, out, width, height, outWidth, outHeight, ms} | {in, error}]}',
+        'print one JSON object {source, run, step, scale, generator (null for ONNX; then format: onnx), files: [{in, out, width, height, outWidth, outHeight, ms} | {in, error}]}',
     },
     async run(v, args) {
       const { upscaleCommand } = await import('./upscale.js');
@@ -90,11 +90,11 @@ export const useCommands = {
       '--run RUN': "evaluate this run's latest checkpoint (default: the newest run that has one)",
       '--checkpoint PATH': 'evaluate this checkpoint or exported generator folder instead',
       '--model FILE':
-        'evaluate this .safetensors or .pth state dict instead (ESRGAN, Real-ESRGAN Compact, or an srgan export; docs/export.md)',
+        'evaluate this .safetensors or .pth state dict instead (ESRGAN, Real-ESRGAN Compact, or an srgan export), or an .onnx model run in onnxruntime-node (docs/export.md)',
       '--best':
         'take the checkpoint with the highest validation gain over bicubic instead of the latest (highest validation PSNR for runs from before gains were measured)',
       '--compare MODEL':
-        'also score this model: a tfjs LayersModel (model.json or its folder; input [n,h,w,3] in [0,1]) or a .safetensors or .pth state dict (ESRGAN, Compact, an srgan export), ×2 or ×4 as the run; repeatable',
+        'also score this model: a tfjs LayersModel (model.json or its folder; input [n,h,w,3] in [0,1]), a .safetensors or .pth state dict (ESRGAN, Compact, an srgan export) or an .onnx model (input [N,3,H,W] in [0,1]; onnxruntime-node), ×2 or ×4 as the run; repeatable',
       '--lr-filter NAME': `how the LR inputs are made (repeatable; one table row each): ${DOWNSCALE_FILTERS.join(', ')}, or blurSIGMA+FILTER (a Gaussian blur first, e.g. blur0.8+bicubic-aa), or all (${EVAL_LR_SYNTHESES.join(', ')}); default bicubic-aa, the papers' protocol`,
       '--border N': 'pixels cropped from each side before measuring (default: the scale)',
       '--limit N': 'only the first N images (sorted by path)',

@@ -11,8 +11,7 @@ import { toRgbImage } from '../../data/image/image-io.js';
 import { crop, loadRgb, upscaleBicubic } from '../../data/image/patches.js';
 import { psnrY, ssimY, SSIM_WINDOW } from '../../data/image/quality.js';
 import { SrganError } from '../../util/errors.js';
-import type { Generator } from '../archs/network.js';
-import { upscaleTiled, type TileOptions } from './tiling.js';
+import { upscaleTiled, type TileOptions, type UpscaleModel } from './tiling.js';
 
 export interface EvaluateOptions extends Partial<TileOptions> {
   /** Upscale factor; must equal gen.scale. */
@@ -61,7 +60,7 @@ export interface EvaluateResult {
  * for an unreadable image or one too small to measure (after cropping the border it must be at least
  * 11×11, SSIM's window). Tiling options go to upscaleTiled.
  */
-export async function evaluate(gen: Generator | null, files: readonly string[], opts: EvaluateOptions): Promise<EvaluateResult> {
+export async function evaluate(gen: UpscaleModel | null, files: readonly string[], opts: EvaluateOptions): Promise<EvaluateResult> {
   const { scale, border = opts.scale, lr: how = { filter: 'bicubic-aa', blur: 0 }, ...tiling } = opts;
   if (scale !== 2 && scale !== 4) throw new RangeError(`scale: expected 2 or 4, got ${JSON.stringify(scale)}`);
   if (!Number.isInteger(border) || border < 0)

@@ -21,6 +21,12 @@
 // so per-pixel activation memory is large for the deep presets (≈270 KB per LR pixel for seed-final-x2
 // and ≈340 KB for esrgan-x4, ≈1 KB for espcn-x2-fast, measured with tf.profile); the 'auto' tile size
 // measures it on a small probe and picks the largest tile that fits a memory budget.
+//
+// A model that is not a tfjs Generator (an ONNX model run in onnxruntime-node, onnx-model.ts) is a
+// TileModel: HWC float tiles in and out. tf.profile cannot see its memory, so its 'auto' tile is the
+// fixed MAX_AUTO_TILE side (the whole image when smaller). ONNX Runtime frees each intermediate once
+// its last consumer has run, so a tile holds a few live activations rather than all of them (not
+// measured per preset; --tile N caps it where that is still too much). docs/export.md, "Running it in srgan".
 
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -62,6 +68,23 @@ export const DEFAULT_TILE_OPTIONS: Readonly<Omit<TileOptions, 'onTile' | 'signal
   blend: 8,
   memoryMiB: 1024,
 });
+
+/**
+ * A model the tiler can run that is not a tfjs Generator: `run` takes one LR tile, float RGB HWC in
+ * [0, 1] (width·height·3 values), and resolves to its upscaled tile, HWC (width·scale · height·scale · 3).
+ * 'auto' tiling cannot measure its memory and uses MAX_AUTO_TILE (see the header).
+ */
+export interface TileModel {
+  readonly scale: number;
+  run(input: Float32Array, width: number, height: number): Promise<Float32Array>;
+}
+
+/** What upscaleTiled runs: a tfjs Generator (tensors, its memory measured) or a TileModel. */
+export type UpscaleModel = Generator | TileModel;
+
+function isGenerator(m: UpscaleModel): m is Generator {
+  return typeof (m as Partial<Generator>).apply === 'function';
+}
 
 /** Largest tile 'auto' picks: bigger tiles save little overlap and block the event loop for longer. */
 export const MAX_AUTO_TILE = 512;
@@ -175,11 +198,12 @@ export function autoTile(bytesPerPixel: number, memoryMiB: number, overlap: numb
 }
 
 /**
- * Upscales `img` (float HWC in [0, 1], or 8-bit RGB) by gen.scale, tile by tile (see the header).
- * Returns the raw float output, not clamped. Defaults: DEFAULT_TILE_OPTIONS. Every tensor it creates is
- * disposed, also on error; with `signal` aborted it stops between tiles.
+ * Upscales `img` (float HWC in [0, 1], or 8-bit RGB) by gen.scale, tile by tile (see the header), with
+ * a tfjs Generator or a TileModel. Returns the raw float output, not clamped. Defaults:
+ * DEFAULT_TILE_OPTIONS. Every tensor it creates is disposed, also on error; with `signal` aborted it
+ * stops between tiles.
  */
-export async function upscaleTiled(gen: Generator, img: FloatImage | RgbImage, opts: Partial<TileOptions> = {}): Promise<FloatImage> {
+export async function upscaleTiled(gen: UpscaleModel, img: FloatImage | RgbImage, opts: Partial<TileOptions> = {}): Promise<FloatImage> {
   const o = resolveTileOptions(opts);
   const src = toFloat(img);
   const { width: W, height: H } = src;
@@ -190,7 +214,9 @@ export async function upscaleTiled(gen: Generator, img: FloatImage | RgbImage, o
   if (o.tile === 'auto') {
     // An image that fits the smallest useful tile runs in one piece without a probe.
     const small = Math.max(W, H) <= minTile(o.overlap, o.blend);
-    tile = small ? Math.max(W, H) : autoTile(await measureBytesPerPixel(gen), o.memoryMiB, o.overlap, o.blend);
+    if (small) tile = Math.max(W, H);
+    else if (isGenerator(gen)) tile = autoTile(await measureBytesPerPixel(gen), o.memoryMiB, o.overlap, o.blend);
+    else tile = Math.max(minTile(o.overlap, o.blend), MAX_AUTO_TILE);
   } else {
     tile = o.tile;
   }
@@ -217,18 +243,15 @@ export async function upscaleTiled(gen: Generator, img: FloatImage | RgbImage, o
         const from = ((y0 + r) * W + x0) * 3;
         input.set(src.data.subarray(from, from + tw * 3), r * tw * 3);
       }
-      const y = tf.tidy(() => gen.apply(tf.tensor4d(input, [1, th, tw, 3])));
       let out: Float32Array;
-      try {
-        const [n, oh, ow, c] = y.shape;
-        if (n !== 1 || oh !== th * s || ow !== tw * s || c !== 3) {
+      if (isGenerator(gen)) out = await runGenerator(gen, input, tw, th);
+      else {
+        out = await gen.run(input, tw, th);
+        if (!(out instanceof Float32Array) || out.length !== tw * s * th * s * 3) {
           throw new TypeError(
-            `gen.apply: returned shape [${y.shape.join(', ')}] for a ${tw}×${th} tile, expected [1, ${th * s}, ${tw * s}, 3]`,
+            `model.run: returned ${out instanceof Float32Array ? out.length : typeof out} values for a ${tw}×${th} tile, expected ${tw * s * th * s * 3} (${tw * s}×${th * s}×3)`,
           );
         }
-        out = (await y.data()) as Float32Array;
-      } finally {
-        y.dispose();
       }
       const wxi = wx[i];
       const wyj = wy[j];
@@ -266,6 +289,23 @@ export async function upscaleTiled(gen: Generator, img: FloatImage | RgbImage, o
     }
   }
   return { width: OW, height: OH, data: acc };
+}
+
+/** One tile through a tfjs generator: NHWC in, NHWC out, every tensor disposed. */
+async function runGenerator(gen: Generator, input: Float32Array, tw: number, th: number): Promise<Float32Array> {
+  const s = gen.scale;
+  const y = tf.tidy(() => gen.apply(tf.tensor4d(input, [1, th, tw, 3])));
+  try {
+    const [n, oh, ow, c] = y.shape;
+    if (n !== 1 || oh !== th * s || ow !== tw * s || c !== 3) {
+      throw new TypeError(
+        `gen.apply: returned shape [${y.shape.join(', ')}] for a ${tw}×${th} tile, expected [1, ${th * s}, ${tw * s}, 3]`,
+      );
+    }
+    return (await y.data()) as Float32Array;
+  } finally {
+    y.dispose();
+  }
 }
 
 function axisSums(starts: readonly number[], weights: readonly Float64Array[], outLen: number, scale: number): Float64Array {

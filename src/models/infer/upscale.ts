@@ -4,8 +4,7 @@
 // channels, what the network was trained on) and are written back as grey.
 
 import { outputFormat, readForUpscale, upscaleAlpha, writeUpscaled, type WriteOptions } from '../../data/image/image-io.js';
-import type { Generator } from '../archs/network.js';
-import { upscaleTiled, type TileOptions } from './tiling.js';
+import { upscaleTiled, type TileOptions, type UpscaleModel } from './tiling.js';
 
 export interface UpscaleFileOptions extends Partial<TileOptions>, WriteOptions {
   /** Clock for `ms`, in milliseconds. Default performance.now. */
@@ -30,7 +29,7 @@ export interface UpscaleFileResult {
  * files.
  */
 export async function upscaleFile(
-  gen: Generator,
+  gen: UpscaleModel,
   inPath: string,
   outPath: string,
   opts: UpscaleFileOptions = {},
