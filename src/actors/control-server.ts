@@ -4,13 +4,13 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import crypto from 'node:crypto';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { WebSocketServer, WebSocket } from 'ws';
 import { Actor } from './actor.js';
 import { serveMonitorApi, type MonitorApiOptions } from './monitor-api.js';
 import { SrganError } from '../util/errors.js';
+import { tokensEqual } from '../util/token.js';
 import { parseClientMessage, MAX_CLIENT_MESSAGE_BYTES } from '../protocol/validate.js';
 import type {
   CheckpointWritten,
@@ -256,10 +256,4 @@ export class ControlServer extends Actor<ControlServerMessage> {
         return { type: 'history', points: control.history(msg.limit ?? 2000), ...id };
     }
   }
-}
-
-function tokensEqual(a: string, b: string): boolean {
-  const ba = Buffer.from(a);
-  const bb = Buffer.from(b);
-  return ba.length === bb.length && crypto.timingSafeEqual(ba, bb);
 }

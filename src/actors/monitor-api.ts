@@ -2,11 +2,11 @@
 // MonitorData, preview images by id (cached for good: a stored preview never changes), and checkpoint
 // pins. Served by the control server beside the page and the WebSocket.
 
-import crypto from 'node:crypto';
 import type http from 'node:http';
 
 import { BadParameter, type MonitorData } from '../store/monitor-data.js';
 import type { CheckpointRow } from '../store/db.js';
+import { tokensEqual } from '../util/token.js';
 
 export interface MonitorApiOptions {
   token: string;
@@ -141,10 +141,7 @@ function intParam(url: URL, name: string): number | undefined {
 
 function authorized(req: http.IncomingMessage, token: string): boolean {
   const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
-  if (!m) return false;
-  const a = Buffer.from(m[1]);
-  const b = Buffer.from(token);
-  return a.length === b.length && crypto.timingSafeEqual(a, b);
+  return m !== null && tokensEqual(m[1], token);
 }
 
 function readJson(req: http.IncomingMessage): Promise<unknown> {

@@ -6,13 +6,12 @@
 // can only give us tensors, whatever it asks for. Zip entries are read with fflate.
 
 import fs from 'node:fs';
-import os from 'node:os';
 
 import { unzipSync } from 'fflate';
 import { Parser } from 'pickleparser';
 
 import { SrganError } from '../../util/errors.js';
-import { halfToFloat, type NamedTensor, type SafetensorsFile } from './safetensors.js';
+import { floatsFromLE, type NamedTensor, type SafetensorsFile } from './safetensors.js';
 
 /** A storage class the pickle names (torch.FloatStorage, …), with its element type. */
 type StorageType = (() => never) & { dtype: 'F32' | 'F16' | 'BF16' | 'F64' };
@@ -70,7 +69,7 @@ export function readPth(file: string): SafetensorsFile {
     const raw = entries[`${archive}data/${key}`];
     if (raw === undefined) throw fail(`storage ${key} is missing from the archive`);
     if (raw.length !== numel * STORAGE_BYTES[dtype]) throw fail(`storage ${key} has ${raw.length} bytes, not ${numel} ${dtype} values`);
-    return toFloat32(raw, dtype);
+    return floatsFromLE(raw, dtype);
   };
   const allowed = (module: string, name: string): ((...args: never[]) => unknown) => {
     const qualified = `${module}.${name}`;
@@ -138,27 +137,4 @@ export function readPth(file: string): SafetensorsFile {
   }
   if (tensors.length === 0) throw fail('holds no tensors');
   return { tensors, metadata: {} };
-}
-
-const LITTLE_ENDIAN = os.endianness() === 'LE';
-
-function toFloat32(raw: Uint8Array, dtype: StorageType['dtype']): Float32Array {
-  const b = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
-  const n = raw.length / STORAGE_BYTES[dtype];
-  const out = new Float32Array(n);
-  if (dtype === 'F32' && LITTLE_ENDIAN) {
-    b.copy(Buffer.from(out.buffer));
-    return out;
-  }
-  const view = new DataView(new ArrayBuffer(4));
-  for (let i = 0; i < n; i++) {
-    if (dtype === 'F32') out[i] = b.readFloatLE(4 * i);
-    else if (dtype === 'F64') out[i] = b.readDoubleLE(8 * i);
-    else if (dtype === 'F16') out[i] = halfToFloat(b.readUInt16LE(2 * i));
-    else {
-      view.setUint32(0, b.readUInt16LE(2 * i) << 16);
-      out[i] = view.getFloat32(0);
-    }
-  }
-  return out;
 }

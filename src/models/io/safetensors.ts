@@ -195,15 +195,24 @@ function parseHeader(json: Buffer, dataLength: number, where: string): { entries
 }
 
 function toFloat32(bytes: Buffer, start: number, length: number, dtype: keyof typeof BYTES): Float32Array {
-  const out = new Float32Array(length / BYTES[dtype]);
+  return floatsFromLE(bytes.subarray(start, start + length), dtype);
+}
+
+/** Little-endian floats of `dtype` (also a .pth storage's F64) as a Float32Array. */
+export function floatsFromLE(raw: Uint8Array, dtype: 'F32' | 'F16' | 'BF16' | 'F64'): Float32Array {
+  const b = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength);
+  const size = dtype === 'F64' ? 8 : dtype === 'F32' ? 4 : 2;
+  const out = new Float32Array(b.length / size);
   if (dtype === 'F32' && LITTLE_ENDIAN) {
-    bytes.copy(Buffer.from(out.buffer), 0, start, start + length);
+    b.copy(Buffer.from(out.buffer));
     return out;
   }
   for (let i = 0; i < out.length; i++) {
-    const p = start + i * BYTES[dtype];
-    out[i] =
-      dtype === 'F32' ? bytes.readFloatLE(p) : dtype === 'F16' ? halfToFloat(bytes.readUInt16LE(p)) : bf16ToFloat(bytes.readUInt16LE(p));
+    const p = i * size;
+    if (dtype === 'F32') out[i] = b.readFloatLE(p);
+    else if (dtype === 'F64') out[i] = b.readDoubleLE(p);
+    else if (dtype === 'F16') out[i] = halfToFloat(b.readUInt16LE(p));
+    else out[i] = bf16ToFloat(b.readUInt16LE(p));
   }
   return out;
 }
