@@ -22,7 +22,7 @@ import { BACKEND_NAMES, selectBackend, type BackendRequest, type BackendSelectio
 import { fileModelIO } from '../models/io/layers-io.js';
 import { STATE_DICT_FILE } from '../models/io/model-file.js';
 import { checkpointForRun, loadGenerator, type ChosenCheckpoint, type LoadedGenerator } from '../models/infer/load-generator.js';
-import { loadOnnxModel, type OnnxModel } from '../models/infer/onnx-model.js';
+import { generatorOnnxModel, loadOnnxModel, onnxRuntime, type OnnxModel } from '../models/infer/onnx-model.js';
 import type { UpscaleModel } from '../models/infer/tiling.js';
 import type { Generator } from '../models/archs/network.js';
 import type { GeneratorConfig } from '../config/presets.js';
@@ -162,24 +162,102 @@ function runById(dbFile: string, id: string): RunRow | null {
   }
 }
 
-/** The model part of --json: `generator` is null for an ONNX model, which also has format 'onnx' and its runtime. */
-export function sourceJson(s: Source<LoadedGenerator | LoadedOnnx>): {
+/**
+ * The model part of --json: `generator` is null for an ONNX model, which also has format 'onnx';
+ * `runtime` is where it runs (an ONNX model, or with `runtime` given, what runnableModel chose).
+ */
+export function sourceJson(
+  s: Source<LoadedGenerator | LoadedOnnx>,
+  runtime?: Runtime,
+): {
   source: string;
   run: { id: string; name: string } | null;
   step: number | null;
   scale: number;
   generator: GeneratorConfig | null;
   format?: 'onnx';
-  runtime?: 'onnxruntime-node';
+  runtime?: Runtime;
 } {
+  const onnx = 'format' in s.loaded;
+  const rt = runtime ?? (onnx ? 'onnxruntime-node' : undefined);
   return {
     source: s.loaded.source,
     run: s.run && { id: s.run.id, name: s.run.name },
     step: s.step,
     scale: s.loaded.scale,
     generator: s.loaded.config,
-    ...('format' in s.loaded ? { format: s.loaded.format, runtime: 'onnxruntime-node' as const } : {}),
+    ...(onnx ? { format: 'onnx' as const } : {}),
+    ...(rt === undefined ? {} : { runtime: rt }),
   };
+}
+
+/** Where `srgan upscale` runs the model: ONNX Runtime (onnxruntime-node, CPU) or tfjs on the selected backend. */
+export type Runtime = 'onnxruntime-node' | 'tfjs';
+export type RuntimeRequest = 'auto' | 'onnx' | 'tfjs';
+
+export function parseRuntime(v: Values[string]): RuntimeRequest {
+  const r = str(v) ?? 'auto';
+  if (r !== 'auto' && r !== 'onnx' && r !== 'tfjs')
+    throw new SrganError('SRGAN_ERR_CONFIG', `--runtime must be auto, onnx or tfjs, got "${r}"`);
+  return r;
+}
+
+/** tfjs backends on a GPU: faster than ONNX Runtime's CPU provider, so 'auto' keeps them. */
+const GPU_BACKENDS: ReadonlySet<string> = new Set(['tfjs-node-gpu', 'webgpu']);
+
+export interface RunnableModel {
+  model: UpscaleModel & { dispose(): void };
+  runtime: Runtime;
+  /** Why this runtime, for the start line: 'ONNX Runtime (CPU)' or 'tfjs, backend NAME[: why not ONNX Runtime]'. */
+  describe: string;
+}
+
+/**
+ * The runtime that runs `source` (docs/export.md, "Running it in srgan"). An .onnx file runs in ONNX
+ * Runtime ('tfjs' refused). A generator of ours: 'onnx' exports it in memory to ONNX Runtime (refused
+ * when onnxruntime-node is missing); 'tfjs' keeps it on the tfjs backend; 'auto' takes ONNX Runtime
+ * (faster on CPU, bench/upscale-onnx.mjs) unless --backend named a tfjs backend, the backend selected is
+ * a GPU, onnxruntime-node is not installed, or the session fails to open (then warns and stays on tfjs).
+ * On ONNX Runtime the tfjs generator is disposed; the caller disposes `model`.
+ */
+export async function runnableModel(
+  source: Source<LoadedGenerator | LoadedOnnx>,
+  req: RuntimeRequest,
+  backendGiven: boolean,
+  warn: (line: string) => void,
+): Promise<RunnableModel> {
+  const { loaded } = source;
+  const onTfjs = (why: string): RunnableModel => ({
+    model: loaded.gen,
+    runtime: 'tfjs',
+    describe: `tfjs, backend ${source.backend.name}${why === '' ? '' : `; ${why}`}`,
+  });
+  if ('format' in loaded) {
+    if (req === 'tfjs') {
+      loaded.gen.dispose();
+      throw new SrganError('SRGAN_ERR_CONFIG', `${loaded.source}: an ONNX model runs in ONNX Runtime only; leave out --runtime tfjs`);
+    }
+    return { model: loaded.gen, runtime: 'onnxruntime-node', describe: 'ONNX Runtime (CPU)' };
+  }
+  if (req === 'tfjs') return onTfjs('');
+  if (req === 'auto') {
+    if (backendGiven) return onTfjs('');
+    if (GPU_BACKENDS.has(source.backend.name)) return onTfjs('a GPU backend, kept over ONNX Runtime on the CPU');
+    if ((await onnxRuntime()) === null) return onTfjs('onnxruntime-node is not installed (faster on CPU, docs/export.md)');
+  }
+  let model: OnnxModel;
+  try {
+    model = await generatorOnnxModel(loaded.gen, loaded.config, loaded.source);
+  } catch (err) {
+    if (req === 'onnx') {
+      loaded.gen.dispose();
+      throw err;
+    }
+    warn(`ONNX Runtime could not run this generator, staying on tfjs: ${(err as Error).message}`);
+    return onTfjs('ONNX Runtime failed (see above)');
+  }
+  loaded.gen.dispose();
+  return { model, runtime: 'onnxruntime-node', describe: 'ONNX Runtime (CPU)' };
 }
 
 export function parseBackend(v: Values[string]): BackendRequest {

@@ -10,7 +10,7 @@ import { homePaths } from '../store/home.js';
 import { SrganError } from '../util/errors.js';
 import { str, type Values } from './flags.js';
 import { upscaleFile } from '../models/infer/upscale.js';
-import { openRunnableSource, parseBackend, sourceJson } from './model-source.js';
+import { openRunnableSource, parseBackend, parseRuntime, runnableModel, sourceJson } from './model-source.js';
 import { parseTiling, tileOptions } from './tiling-options.js';
 
 /** What `--format` may ask for, and the extension it writes. */
@@ -34,7 +34,7 @@ type FileReport =
   | { in: string; out: string; width: number; height: number; outWidth: number; outHeight: number; ms: number }
   | { in: string; error: string; code?: string };
 
-/** `srgan upscale IN... --out DIR [--run RUN | --checkpoint PATH | --model FILE] [--best] [tiling] [--format F] [--backend B] [--json]` */
+/** `srgan upscale IN... --out DIR [--run RUN | --checkpoint PATH | --model FILE] [--best] [tiling] [--format F] [--runtime R] [--backend B] [--json]` */
 export async function upscaleCommand(v: Values, args: string[]): Promise<number> {
   if (args.length === 0) throw new SrganError('SRGAN_ERR_CONFIG', 'expected at least one IN file or folder');
   const out = str(v.out);
@@ -45,6 +45,13 @@ export async function upscaleCommand(v: Values, args: string[]): Promise<number>
   }
   const tiling = parseTiling(v);
   const backend = parseBackend(v.backend);
+  const runtime = parseRuntime(v.runtime);
+  if (runtime === 'onnx' && v.backend !== undefined) {
+    throw new SrganError(
+      'SRGAN_ERR_CONFIG',
+      '--backend picks a tfjs backend, and --runtime onnx runs ONNX Runtime instead; give one of them',
+    );
+  }
   const asJson = Boolean(v.json);
   const outDir = path.resolve(out);
   // Everything about the inputs is checked before the model is loaded: a typo fails in milliseconds.
@@ -52,11 +59,9 @@ export async function upscaleCommand(v: Values, args: string[]): Promise<number>
 
   const warn = (line: string) => console.error(`srgan upscale: ${line}`);
   const source = await openRunnableSource(v, homePaths(), backend, warn);
-  const { gen } = source.loaded;
+  const { model: gen, runtime: chosen, describe } = await runnableModel(source, runtime, v.backend !== undefined, warn);
   const opts = tileOptions(source.loaded.config, source.loaded.scale, tiling);
-  console.error(
-    `srgan upscale: ${source.describe}; ${jobs.length} file${jobs.length === 1 ? '' : 's'} → ${outDir} (backend ${source.backend.name})`,
-  );
+  console.error(`srgan upscale: ${source.describe}; ${jobs.length} file${jobs.length === 1 ? '' : 's'} → ${outDir} (${describe})`);
 
   const reports: FileReport[] = [];
   const tty = Boolean(process.stderr.isTTY) && !asJson;
@@ -88,7 +93,16 @@ export async function upscaleCommand(v: Values, args: string[]): Promise<number>
   }
   const failed = reports.filter((r) => 'error' in r).length;
   if (asJson) {
-    console.log(JSON.stringify({ ...sourceJson(source), backend: source.backend.name, tiling: opts, files: reports }));
+    console.log(
+      JSON.stringify({
+        ...sourceJson(source, chosen),
+        backend: chosen === 'tfjs' ? source.backend.name : null,
+        tiling: opts,
+        files: reports,
+        // The process's peak resident memory (model, runtime and every file): what the run cost.
+        peakRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
+      }),
+    );
   } else {
     const s = ((performance.now() - t0) / 1000).toFixed(1);
     console.log(

@@ -29,7 +29,7 @@ export const useCommands = {
   upscale: {
     summary: "upscale images (files or folders) with a run's generator or an exported model",
     usage:
-      'srgan upscale IN... --out DIR [--run RUN | --checkpoint PATH | --model FILE] [--best] [--tile N|auto] [--overlap N] [--blend N] [--format png|jpeg|webp] [--backend NAME] [--json]',
+      'srgan upscale IN... --out DIR [--run RUN | --checkpoint PATH | --model FILE] [--best] [--tile N|auto] [--overlap N] [--blend N] [--format png|jpeg|webp] [--runtime auto|onnx|tfjs] [--backend NAME] [--json]',
     options: {
       out: { type: 'string' },
       run: { type: 'string' },
@@ -40,6 +40,7 @@ export const useCommands = {
       overlap: { type: 'string' },
       blend: { type: 'string' },
       format: { type: 'string' },
+      runtime: { type: 'string' },
       backend: { type: 'string' },
       json,
     },
@@ -57,9 +58,11 @@ export const useCommands = {
       '--overlap N': 'LR context pixels at inner tile edges (default: the receptive radius, at most 32)',
       '--blend N': 'LR width of the cross-fade between tiles (default 0 when the overlap covers the receptive radius, else 8)',
       '--format F': 'png, jpeg or webp (default: the input format; PNG for tiff, gif and avif)',
-      '--backend NAME': `compute backend: auto (default), ${BACKEND_NAMES.join(', ')}`,
+      '--runtime R':
+        'auto (default): ONNX Runtime when onnxruntime-node is installed (about twice as fast on CPU; output within 1/255 of tfjs), unless --backend names a tfjs backend or auto finds a GPU; onnx: always ONNX Runtime; tfjs: always tfjs',
+      '--backend NAME': `tfjs compute backend: auto (default), ${BACKEND_NAMES.join(', ')}; naming one runs tfjs (unless --runtime says otherwise)`,
       '--json':
-        'print one JSON object {source, run, step, scale, generator (null for ONNX; then format: onnx), files: [{in, out, width, height, outWidth, outHeight, ms} | {in, error}]}',
+        'print one JSON object {source, run, step, scale, generator (null for ONNX; then format: onnx), runtime (onnxruntime-node or tfjs), backend (null on ONNX Runtime), tiling, files: [{in, out, width, height, outWidth, outHeight, ms} | {in, error}], peakRssMiB (peak memory of the process)}',
     },
     async run(v, args) {
       const { upscaleCommand } = await import('./upscale.js');

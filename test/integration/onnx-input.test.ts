@@ -58,7 +58,7 @@ describe('srgan upscale --model x.onnx', () => {
     const img = path.join(photos, 'p0.png');
     const a = srgan(home, ['upscale', img, '--model', onnxFile, '--out', outOnnx, '--json']);
     expect(a.status, a.stderr).toBe(0);
-    const b = srgan(home, ['upscale', img, '--checkpoint', tfjsDir, '--out', outTfjs, '--json']);
+    const b = srgan(home, ['upscale', img, '--checkpoint', tfjsDir, '--out', outTfjs, '--runtime', 'tfjs', '--json']);
     expect(b.status, b.stderr).toBe(0);
     const ra = JSON.parse(a.stdout) as Record<string, unknown> & { files: { out: string; outWidth: number }[] };
     expect(ra).toMatchObject({ source: onnxFile, scale: 2, step: 7, generator: null, format: 'onnx', runtime: 'onnxruntime-node' });

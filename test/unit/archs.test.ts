@@ -9,6 +9,9 @@ import { createEspcn } from '../../src/models/archs/espcn.js';
 import { createPatchDiscriminator } from '../../src/models/archs/discriminator.js';
 import { mse } from '../../src/models/losses/pixel-adversarial.js';
 import { conv2d, pixelShuffle, seededUniform } from '../../src/models/archs/ops.js';
+import { traceGraph } from '../../src/models/archs/graph.js';
+import { compactGraph } from '../../src/models/archs/compact.js';
+import { buildGenerator, generatorGraph } from '../../src/models/archs/build.js';
 import { spaceToDepthRef } from '../support/reference.js';
 
 beforeAll(async () => {
@@ -223,5 +226,51 @@ describe('training on wasm', () => {
     opt.dispose();
     tf.dispose([hr, lr]);
     g.dispose();
+  });
+});
+
+describe('traceGraph: peak of live activations', () => {
+  it('frees each value after its last reader: Compact F = 4, N = 1, ×2 by hand', () => {
+    // Floats per LR pixel, live after each op (the input, 3, is read by the first conv and the
+    // upsampling): conv 3+4, PReLU 7+4−4, conv 7+4−4, PReLU 7+4−4, conv to 12: 7+12−4, shuffle
+    // 15+12−12, nearest 15+12−3, add 24+12 = 36 at its peak, then 12 (the result).
+    const trace = traceGraph(compactGraph({ channels: 4, convs: 1, scale: 2 }), 5, 7);
+    expect(trace.peakLiveBytes).toBe(4 * 36 * 5 * 7);
+  });
+
+  it('counts a residual as Mul then Add, and grows with the image', () => {
+    const rrdb = generatorGraph({ kind: 'rrdbnet', channels: 8, growth: 4, blocks: 1 }, 2);
+    const small = traceGraph(rrdb, 4, 4).peakLiveBytes;
+    expect(traceGraph(rrdb, 8, 8).peakLiveBytes).toBe(4 * small);
+    // At least one dense block's concat (8 + 4·4 = 24 channels) and its inputs are alive at once.
+    expect(small / 16 / 4).toBeGreaterThan(24 + 8);
+  });
+});
+
+describe('Generator.infer', () => {
+  it("gives apply's output while holding one block's intermediates at a time, and leaves no tensors", async () => {
+    for (const cfg of [
+      { kind: 'final', channels: 8, blocks: 4, dilatedBlocks: true },
+      { kind: 'rrdbnet', channels: 8, growth: 4, blocks: 3 },
+    ] as const) {
+      const gen = buildGenerator(cfg, 2, 5);
+      const x = tf.randomUniform([1, 12, 10, 3], 0, 1, 'float32', 9) as tf.Tensor4D;
+      try {
+        const start = tf.memory().numTensors;
+        const peak = async (f: (x: tf.Tensor4D) => tf.Tensor4D) => (await tf.profile(() => void f(x).dispose())).peakBytes;
+        const viaApply = await peak(gen.apply);
+        const viaInfer = await peak(gen.infer!);
+        expect(tf.memory().numTensors).toBe(start);
+        // Four (three) blocks' worth of intermediates against one.
+        expect(viaInfer).toBeLessThan(viaApply / 2);
+        const a = gen.apply(x);
+        const b = gen.infer!(x);
+        expect(Array.from(await b.data())).toEqual(Array.from(await a.data()));
+        tf.dispose([a, b]);
+      } finally {
+        x.dispose();
+        gen.dispose();
+      }
+    }
   });
 });

@@ -14,11 +14,13 @@ import { buildGenerator } from '../../src/models/archs/build.js';
 import {
   autoTile,
   axisWeights,
+  balancedTile,
   MAX_AUTO_TILE,
   measureBytesPerPixel,
   receptiveRadius,
   tileStarts,
   upscaleTiled,
+  type TileModel,
 } from '../../src/models/infer/tiling.js';
 
 const FAST = PRESETS['espcn-x2-fast'].generator;
@@ -116,6 +118,26 @@ describe('layout', () => {
     // The flush ends keep full weight at the image border.
     expect(w[0][0]).toBe(1);
     expect(w.at(-1)!.at(-1)).toBe(1);
+  });
+
+  it('balancedTile: the shortest tile with as few tiles as the longest, never longer', () => {
+    for (const [n, max, overlap, blend] of [
+      [601, 512, 18, 0],
+      [1203, 512, 32, 8],
+      [831, 241, 32, 8],
+      [100, 100, 4, 0],
+      [101, 100, 4, 0],
+      [5000, 90, 16, 8],
+    ]) {
+      const l = balancedTile(n, max, overlap, blend);
+      const count = tileStarts(n, max, overlap, blend).length;
+      expect(l).toBeLessThanOrEqual(max);
+      expect(tileStarts(n, l, overlap, blend)).toHaveLength(count);
+      // One pixel shorter would need another tile (or leave no stride).
+      if (l > 2 * overlap + blend + 1 && l < n) expect(tileStarts(n, l - 1, overlap, blend).length).toBeGreaterThan(count);
+    }
+    expect(balancedTile(601, 512, 18, 0)).toBe(319);
+    expect(balancedTile(80, 512, 18, 0)).toBe(80);
   });
 
   it('autoTile: the largest square within the budget, clamped', () => {
@@ -269,6 +291,33 @@ describe('upscaleTiled', () => {
     const one: number[] = [];
     await upscaleTiled(fast, img, { onTile: (_d, t) => one.push(t) });
     expect(one).toEqual([1]);
+  });
+
+  it("'auto' sizes a TileModel's tiles by the bytes per pixel it states, else takes MAX_AUTO_TILE", async () => {
+    // Nearest ×2 in plain JS: a model outside tfjs.
+    const calls: [number, number][] = [];
+    const nearest = (bytesPerPixel?: number): TileModel => ({
+      scale: 2,
+      ...(bytesPerPixel === undefined ? {} : { bytesPerPixel }),
+      run: (x, w, h) => {
+        calls.push([w, h]);
+        const y = new Float32Array(4 * w * h * 3);
+        for (let r = 0; r < 2 * h; r++)
+          for (let q = 0; q < 2 * w; q++) for (let c = 0; c < 3; c++) y[(r * 2 * w + q) * 3 + c] = x[((r >> 1) * w + (q >> 1)) * 3 + c];
+        return Promise.resolve(y);
+      },
+    });
+    const img = randomImage(200, 100, 7);
+    // 1 MiB at 256 B per pixel: 64² pixels.
+    const sized = await upscaleTiled(nearest(256), img, { memoryMiB: 1, overlap: 4, blend: 0 });
+    // As many tiles as 64² ones would take (4 × 2), each as short as that count allows (balancedTile).
+    expect(calls).toHaveLength(tileStarts(200, 64, 4, 0).length * tileStarts(100, 64, 4, 0).length);
+    expect(new Set(calls.map(([w, h]) => `${w}×${h}`))).toEqual(new Set([`${balancedTile(200, 64, 4, 0)}×${balancedTile(100, 64, 4, 0)}`]));
+    expect([balancedTile(200, 64, 4, 0), balancedTile(100, 64, 4, 0)]).toEqual([56, 54]);
+    calls.length = 0;
+    const whole = await upscaleTiled(nearest(), img, { memoryMiB: 1, overlap: 4, blend: 0 });
+    expect(calls).toEqual([[200, 100]]);
+    expect(maxAbsDiff(sized.data, whole.data)).toBeLessThan(1e-6);
   });
 
   it('stops between tiles when aborted, leaving no tensors', async () => {

@@ -75,6 +75,11 @@ interface Shape {
   r: number;
 }
 
+/** A shape as a value of the traced program: which op made it (-1: the input). */
+interface TracedShape extends Shape {
+  op: number;
+}
+
 /** A layer with variables. */
 export type GraphLayer = { kind: 'conv'; name: string; spec: ConvSpec } | { kind: 'prelu'; name: string; channels: number };
 
@@ -90,6 +95,13 @@ export interface GraphTrace {
    * depends on input pixels x − radius … x + radius. A conv of radius k at s× adds k/s.
    */
   radius: number;
+  /**
+   * Peak bytes of float32 activations alive at once in one forward pass at the traced size, input
+   * included, when every value is freed right after the last op that reads it (what ONNX Runtime
+   * does; tfjs keeps them all until apply returns). Each op is one value, as in the ONNX export,
+   * where a residual x + s·y is a Mul then an Add.
+   */
+  peakLiveBytes: number;
 }
 
 /** Runs `graph` on the shape of one h×w RGB image. Throws RangeError where the shapes do not fit. */
@@ -99,6 +111,12 @@ export function traceGraph(graph: GeneratorGraph, h: number, w: number): GraphTr
   const names = new Set<string>();
   let current: string[] | null = null;
   let flops = 0;
+  // The program as run: for each op, the sizes (floats) of its output and the ops its inputs came from.
+  const ops: { size: number; inputs: number[] }[] = [];
+  const value = (inputs: readonly TracedShape[], s: Shape): TracedShape => {
+    ops.push({ size: s.h * s.w * s.ch, inputs: inputs.map((x) => x.op) });
+    return { h: s.h, w: s.w, ch: s.ch, s: s.s, r: s.r, op: ops.length - 1 };
+  };
   const sameSize = (op: string, xs: readonly Shape[]): void => {
     if (xs.some((s) => s.h !== xs[0].h || s.w !== xs[0].w || s.s !== xs[0].s)) throw new RangeError(`${op}: inputs of different sizes`);
   };
@@ -107,43 +125,43 @@ export function traceGraph(graph: GeneratorGraph, h: number, w: number): GraphTr
     names.add(name);
     current?.push(name);
   };
-  const o: GraphOps<Shape> = {
+  const o: GraphOps<TracedShape> = {
     conv(name, x, k, cout, dilation = 1) {
       named(name);
       const spec: ConvSpec = { k, cin: x.ch, cout, dilation };
       layers.push({ kind: 'conv', name, spec });
       flops += convFlops(spec, x.h, x.w);
       const [oh, ow] = convOutSize(spec, x.h, x.w);
-      return { h: oh, w: ow, ch: cout, s: x.s, r: x.r + (dilation * (k - 1)) / 2 / x.s };
+      return value([x], { h: oh, w: ow, ch: cout, s: x.s, r: x.r + (dilation * (k - 1)) / 2 / x.s });
     },
-    leaky: (x) => x,
+    leaky: (x) => value([x], x),
     prelu(name, x) {
       named(name);
       layers.push({ kind: 'prelu', name, channels: x.ch });
-      return x;
+      return value([x], x);
     },
     add(a, b) {
       sameSize('add', [a, b]);
       if (a.ch !== b.ch) throw new RangeError(`add: ${a.ch} vs ${b.ch} channels`);
-      return { ...a, r: Math.max(a.r, b.r) };
+      return value([a, b], { ...a, r: Math.max(a.r, b.r) });
     },
     residual(x, y) {
-      return o.add(x, y);
+      return o.add(x, value([y], y));
     },
     concat(xs) {
       sameSize('concat', xs);
-      return { ...xs[0], ch: xs.reduce((a, s) => a + s.ch, 0), r: Math.max(...xs.map((s) => s.r)) };
+      return value(xs, { ...xs[0], ch: xs.reduce((a, s) => a + s.ch, 0), r: Math.max(...xs.map((s) => s.r)) });
     },
     pixelShuffle(x, r) {
       if (x.ch % (r * r) !== 0) throw new RangeError(`pixel shuffle: ${x.ch} channels cannot be shuffled by ${r}`);
-      return { h: x.h * r, w: x.w * r, ch: x.ch / (r * r), s: x.s * r, r: x.r };
+      return value([x], { h: x.h * r, w: x.w * r, ch: x.ch / (r * r), s: x.s * r, r: x.r });
     },
     // out[i] = in[⌊i/2⌋]: no wider reach.
-    upsampleNearest2x: (x) => ({ ...x, h: 2 * x.h, w: 2 * x.w, s: 2 * x.s }),
+    upsampleNearest2x: (x) => value([x], { ...x, h: 2 * x.h, w: 2 * x.w, s: 2 * x.s }),
     resizeBilinear(x, r) {
       if (x.ch !== 3) throw new RangeError(`resizeBilinear: the skip takes the 3-channel input, got ${x.ch} channels`);
       // Interpolates between an input pixel and its neighbour.
-      return { h: r * x.h, w: r * x.w, ch: x.ch, s: r * x.s, r: x.r + 1 / x.s };
+      return value([x], { h: r * x.h, w: r * x.w, ch: x.ch, s: r * x.s, r: x.r + 1 / x.s });
     },
     block(name, x, f) {
       if (current !== null) throw new RangeError(`block '${name}' inside another block`);
@@ -157,11 +175,34 @@ export function traceGraph(graph: GeneratorGraph, h: number, w: number): GraphTr
       }
     },
   };
-  const out = graph.forward(o, { h, w, ch: 3, s: 1, r: 0 });
+  const out = graph.forward(o, { h, w, ch: 3, s: 1, r: 0, op: -1 });
   if (out.ch !== 3 || out.h !== h * graph.scale || out.w !== w * graph.scale) {
     throw new RangeError(`the network maps ${h}×${w}×3 to ${out.h}×${out.w}×${out.ch}, not ×${graph.scale} RGB`);
   }
-  return { layers, blocks, flops, radius: out.r };
+  return { layers, blocks, flops, radius: out.r, peakLiveBytes: 4 * peakLive(ops, h * w * 3, out.op) };
+}
+
+/**
+ * Peak of the summed sizes of live values when `ops` run in order: an op's output is alive from the op
+ * until the last op that reads it (the input, size `inputSize`, until its last reader; the result to
+ * the end), and each op's inputs are still alive while it writes its output.
+ */
+function peakLive(ops: readonly { size: number; inputs: number[] }[], inputSize: number, result: number): number {
+  const lastRead = new Map<number, number>();
+  ops.forEach((op, i) => {
+    for (const v of op.inputs) lastRead.set(v, i);
+  });
+  lastRead.set(result, ops.length);
+  const size = (v: number): number => (v < 0 ? inputSize : ops[v].size);
+  let live = inputSize;
+  let peak = live;
+  ops.forEach((op, i) => {
+    live += op.size;
+    peak = Math.max(peak, live);
+    for (const v of new Set(op.inputs)) if (lastRead.get(v) === i) live -= size(v);
+    if (!lastRead.has(i)) live -= op.size; // read by nothing
+  });
+  return peak;
 }
 
 /**
@@ -212,9 +253,13 @@ export function generatorFromGraph(graph: GeneratorGraph, seed: number, recomput
     block: (name, x, f) => (recompute ? recomputed(f, blockWeights.get(name)!)(x) : f(x)),
   };
 
+  // For inference: a block's intermediates go when it returns (a tape would need them for gradients).
+  const inferOps: GraphOps<tf.Tensor4D> = { ...o, block: (_name, x, f) => tf.tidy(() => f(x)) };
+
   return {
     variables,
     apply: (x) => tf.tidy(() => graph.forward(o, x)),
+    infer: (x) => tf.tidy(() => graph.forward(inferOps, x)),
     scale: graph.scale,
     paramCount: countParams(variables),
     flopsPerForward: (h, w) => traceGraph(graph, h, w).flops,

@@ -9,6 +9,12 @@ export interface Generator {
   variables: Record<string, tf.Variable>;
   /** LR [n, h, w, 3] → SR [n, h·scale, w·scale, 3]; no output activation (clip only for display). */
   apply(x: tf.Tensor4D): tf.Tensor4D;
+  /**
+   * apply for inference only (never under a gradient tape): the same output, but each block's
+   * intermediates are freed when the block ends instead of when the call does. Absent on foreign
+   * networks (--compare models), where callers use apply.
+   */
+  infer?(x: tf.Tensor4D): tf.Tensor4D;
   /** Upscaling factor. */
   scale: number;
   paramCount: number;

@@ -20,6 +20,11 @@ import { isMainThread } from 'node:worker_threads';
 import onnxProto from 'onnx-proto';
 
 import { SrganError } from '../../util/errors.js';
+import { generatorGraph } from '../archs/build.js';
+import { traceGraph } from '../archs/graph.js';
+import type { Generator } from '../archs/network.js';
+import { generatorOnnx } from '../io/export-onnx.js';
+import type { GeneratorConfig } from '../../config/presets.js';
 import type { TileModel } from './tiling.js';
 
 type Ort = typeof import('onnxruntime-node');
@@ -27,7 +32,7 @@ type Session = import('onnxruntime-node').InferenceSession;
 
 export interface OnnxModel extends TileModel {
   readonly scale: 2 | 4;
-  /** Absolute path of the model file. */
+  /** Absolute path of the model file, or for a generator run in ONNX Runtime (generatorOnnxModel) its description. */
   readonly file: string;
   /** The file's metadata_props (our exports: arch, scale, config, run_id, step). Untrusted strings. */
   readonly metadata: Readonly<Record<string, string>>;
@@ -42,22 +47,37 @@ const PROBE_W = 20;
 export const ONNXRUNTIME_INSTALL_HINT =
   'install it beside srgan with `ONNXRUNTIME_NODE_INSTALL=skip npm install onnxruntime-node` (CPU only; the skip avoids downloading the CUDA libraries)';
 
-/** onnxruntime-node, imported on first use. Throws SRGAN_ERR_CONFIG with install instructions when it is missing. */
-async function importOrt(file: string): Promise<Ort> {
+/**
+ * How many times the peak of live activations (graph.ts peakLiveBytes) ONNX Runtime's CPU provider
+ * holds while running one of our generators: its arena rounds allocations up, and convolutions take
+ * working buffers. Measured as peak RSS growth per LR pixel on 128² and 256² tiles (docs/export.md,
+ * "Running it in srgan"): 1.2–1.9× for espcn-x2-fast's generator, 1.8–2.0× for the seed's final and
+ * esrgan-x4's RRDBNet, 2.0–2.1× for compact-x4's; rounded up.
+ */
+export const ORT_MEMORY_FACTOR = 2.25;
+
+let ortModule: Promise<Ort | null> | undefined;
+
+/** onnxruntime-node, imported once on first use; null when it is not installed or does not load here. */
+export function onnxRuntime(): Promise<Ort | null> {
   if (!isMainThread) throw new Error('onnx-model: onnxruntime-node is a native addon; load ONNX models on the main thread only');
-  try {
-    const mod = (await import('onnxruntime-node')) as Ort & { default?: Ort };
-    // CommonJS through ESM: the named exports or, depending on the loader, only a default.
-    return mod.InferenceSession === undefined && mod.default !== undefined ? mod.default : mod;
-  } catch (err) {
-    throw new SrganError(
-      'SRGAN_ERR_CONFIG',
-      `${file}: running an ONNX model needs onnxruntime-node, which is not installed; ${ONNXRUNTIME_INSTALL_HINT}`,
-      {
-        cause: err,
-      },
-    );
-  }
+  ortModule ??= import('onnxruntime-node').then(
+    (m) => {
+      const mod = m as Ort & { default?: Ort };
+      // CommonJS through ESM: the named exports or, depending on the loader, only a default.
+      return mod.InferenceSession === undefined && mod.default !== undefined ? mod.default : mod;
+    },
+    () => null,
+  );
+  return ortModule;
+}
+
+/** onnxruntime-node, or SRGAN_ERR_CONFIG with install instructions naming `what` needed it. */
+async function importOrt(what: string): Promise<Ort> {
+  const ort = await onnxRuntime();
+  if (ort === null)
+    throw new SrganError('SRGAN_ERR_CONFIG', `${what} needs onnxruntime-node, which is not installed; ${ONNXRUNTIME_INSTALL_HINT}`);
+  return ort;
 }
 
 /**
@@ -86,7 +106,44 @@ export async function loadOnnxModel(file: string, expectedScale?: 2 | 4): Promis
   } catch (err) {
     throw broken(`not an ONNX model (${(err as Error).message})`, err);
   }
-  const ort = await importOrt(abs);
+  const ort = await importOrt(`${abs}: running an ONNX model`);
+  return openSession(ort, bytes, abs, metadata, { broken, bad, expectedScale });
+}
+
+/**
+ * A generator of ours run in ONNX Runtime: exported in memory (export-onnx.ts) and loaded like a file,
+ * its tile memory estimated from its graph (ORT_MEMORY_FACTOR). Throws SRGAN_ERR_CONFIG when
+ * onnxruntime-node is not installed; `label` names the model in errors and as `file`.
+ */
+export async function generatorOnnxModel(gen: Generator, config: GeneratorConfig, label: string): Promise<OnnxModel> {
+  const ort = await importOrt(`${label}: running it in ONNX Runtime`);
+  const scale = gen.scale as 2 | 4;
+  const bytes = generatorOnnx(gen, config);
+  const side = 64;
+  const peak = traceGraph(generatorGraph(config, scale), side, side).peakLiveBytes;
+  // Our own network: a failure here is the runtime's, not a file's (the caller may fall back to tfjs).
+  const fail = (what: string, cause?: unknown) =>
+    new SrganError('SRGAN_ERR_BACKEND', `${label}: in ONNX Runtime: ${what}`, cause === undefined ? undefined : { cause });
+  return openSession(
+    ort,
+    bytes,
+    label,
+    { scale: String(scale) },
+    { broken: fail, bad: fail, expectedScale: scale },
+    (ORT_MEMORY_FACTOR * peak) / (side * side),
+  );
+}
+
+/** An ONNX Runtime session on `bytes`, checked and probed (check), as an OnnxModel. */
+async function openSession(
+  ort: Ort,
+  bytes: Uint8Array,
+  file: string,
+  metadata: Record<string, string>,
+  errors: { broken: (what: string, cause?: unknown) => SrganError; bad: (what: string) => SrganError; expectedScale: 2 | 4 | undefined },
+  bytesPerPixel?: number,
+): Promise<OnnxModel> {
+  const { broken, bad, expectedScale } = errors;
   let session: Session;
   try {
     session = await ort.InferenceSession.create(bytes);
@@ -101,8 +158,9 @@ export async function loadOnnxModel(file: string, expectedScale?: 2 | 4): Promis
     const outputName = session.outputNames[0];
     return {
       scale,
-      file: abs,
+      file,
       metadata,
+      ...(bytesPerPixel === undefined ? {} : { bytesPerPixel }),
       run: async (hwc, width, height) => {
         const out = await runNchw(ort, session, inputName, outputName, toNchw(hwc, width, height), width, height);
         if (out.dims.join() !== [1, 3, height * scale, width * scale].join()) {

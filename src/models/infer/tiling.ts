@@ -17,16 +17,18 @@
 //    normaliser is the product of per-axis sums and no 2-D weight image is kept.
 //
 // Memory: one tile's activations at a time (tf.tidy around apply, the result read back and disposed)
-// plus the float32 output in JS. Generators keep every intermediate of `apply` alive until it returns,
-// so per-pixel activation memory is large for the deep presets (≈270 KB per LR pixel for seed-final-x2
-// and ≈340 KB for esrgan-x4, ≈1 KB for espcn-x2-fast, measured with tf.profile); the 'auto' tile size
+// plus the float32 output in JS. A tile runs through gen.infer, which frees each block's intermediates
+// when the block ends (apply keeps every intermediate until it returns, for the gradient tape), so per-
+// pixel activation memory is ≈21 KB per LR pixel for seed-final-x2 and ≈31 KB for esrgan-x4 (apply:
+// ≈270 and ≈320 KB), ≈3 KB for espcn-x2-fast, measured with tf.profile on wasm; the 'auto' tile size
 // measures it on a small probe and picks the largest tile that fits a memory budget.
 //
 // A model that is not a tfjs Generator (an ONNX model run in onnxruntime-node, onnx-model.ts) is a
-// TileModel: HWC float tiles in and out. tf.profile cannot see its memory, so its 'auto' tile is the
-// fixed MAX_AUTO_TILE side (the whole image when smaller). ONNX Runtime frees each intermediate once
-// its last consumer has run, so a tile holds a few live activations rather than all of them (not
-// measured per preset; --tile N caps it where that is still too much). docs/export.md, "Running it in srgan".
+// TileModel: HWC float tiles in and out. tf.profile cannot see its memory: its 'auto' tile comes from
+// the bytes per LR pixel it states (our generators in ONNX Runtime: from the graph's peak of live
+// activations, ONNX Runtime freeing each intermediate after its last use, so ~2–16 KB rather than tfjs'
+// hundreds), or is the fixed MAX_AUTO_TILE side when it states none (a foreign .onnx file; --tile N
+// caps it). docs/export.md, "Running it in srgan".
 
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -59,7 +61,7 @@ export interface TileOptions {
  * The deep presets' theoretical radii (484 and 349) cannot be covered at any useful tile size; for them
  * the default accepts a small error near tile borders and fades it out. blend 8: 16 HR pixels at ×2,
  * wide enough to fade a small offset smoothly, narrow enough to keep the stride. tile 'auto' with
- * 1 GiB: a 128-pixel tile of espcn-x2-fast costs ~16 MiB but one of the deep presets ~5 GiB, so no
+ * 1 GiB: a 128-pixel tile of espcn-x2-fast costs ~50 MiB but one of the deep presets ~500 MiB, so no
  * single number suits both (the wasm heap ends at 4 GiB).
  */
 export const DEFAULT_TILE_OPTIONS: Readonly<Omit<TileOptions, 'onTile' | 'signal'>> = Object.freeze({
@@ -72,10 +74,12 @@ export const DEFAULT_TILE_OPTIONS: Readonly<Omit<TileOptions, 'onTile' | 'signal
 /**
  * A model the tiler can run that is not a tfjs Generator: `run` takes one LR tile, float RGB HWC in
  * [0, 1] (width·height·3 values), and resolves to its upscaled tile, HWC (width·scale · height·scale · 3).
- * 'auto' tiling cannot measure its memory and uses MAX_AUTO_TILE (see the header).
+ * 'auto' tiling uses its bytesPerPixel, or MAX_AUTO_TILE without one (see the header).
  */
 export interface TileModel {
   readonly scale: number;
+  /** Memory one LR pixel of a tile costs while it runs, bytes, when known: 'auto' tiling fits it to memoryMiB. */
+  readonly bytesPerPixel?: number;
   run(input: Float32Array, width: number, height: number): Promise<Float32Array>;
 }
 
@@ -110,6 +114,18 @@ export function tileStarts(n: number, tile: number, overlap: number, blend: numb
   const gaps = Math.ceil((n - tile) / stride);
   // round(k·span/gaps) steps by at most ceil(span/gaps) ≤ stride, so every pair shares enough.
   return Array.from({ length: gaps + 1 }, (_, k) => Math.round((k * (n - tile)) / gaps));
+}
+
+/**
+ * The shortest tile length along an axis of length n that needs no more tiles (tileStarts) than length
+ * `max` does: with c tiles, c·L − (c − 1)·(2·overlap + blend) ≥ n. For n = 601 and max 512 (overlap 18,
+ * blend 0) that is two tiles of 319 instead of two of 512: 1.06× the pixels run instead of 1.7×.
+ */
+export function balancedTile(n: number, max: number, overlap: number, blend: number): number {
+  if (n <= max) return n;
+  const shared = 2 * overlap + blend;
+  const count = tileStarts(n, max, overlap, blend).length;
+  return Math.ceil((n + (count - 1) * shared) / count);
 }
 
 /** Raised-cosine ramp at pixel centre c: 0 for c ≤ lo, 1 for c ≥ hi, smooth in between. */
@@ -182,7 +198,7 @@ export async function measureBytesPerPixel(gen: Generator): Promise<number> {
   const x = tf.zeros([1, PROBE, PROBE, 3]) as tf.Tensor4D;
   try {
     const info = await tf.profile(() => {
-      const y = gen.apply(x);
+      const y = forward(gen, x);
       y.dispose();
     });
     return Math.max(1, info.peakBytes - before - x.size * 4) / (PROBE * PROBE);
@@ -210,20 +226,28 @@ export async function upscaleTiled(gen: UpscaleModel, img: FloatImage | RgbImage
   const s = gen.scale;
   if (!Number.isInteger(s) || s < 1) throw new RangeError(`gen.scale: expected a positive integer, got ${JSON.stringify(s)}`);
 
-  let tile: number;
+  // Tile lengths along x and y. 'auto' finds the largest square that fits, then per axis the shortest
+  // tile that needs no more tiles than that square would (balancedTile), so an image a little wider
+  // than a tile is not run twice over. An explicit tile is taken as it is.
+  let tileX: number;
+  let tileY: number;
   if (o.tile === 'auto') {
+    let side: number;
     // An image that fits the smallest useful tile runs in one piece without a probe.
     const small = Math.max(W, H) <= minTile(o.overlap, o.blend);
-    if (small) tile = Math.max(W, H);
-    else if (isGenerator(gen)) tile = autoTile(await measureBytesPerPixel(gen), o.memoryMiB, o.overlap, o.blend);
-    else tile = Math.max(minTile(o.overlap, o.blend), MAX_AUTO_TILE);
+    if (small) side = Math.max(W, H);
+    else if (isGenerator(gen)) side = autoTile(await measureBytesPerPixel(gen), o.memoryMiB, o.overlap, o.blend);
+    else if (gen.bytesPerPixel !== undefined) side = autoTile(gen.bytesPerPixel, o.memoryMiB, o.overlap, o.blend);
+    else side = Math.max(minTile(o.overlap, o.blend), MAX_AUTO_TILE);
+    tileX = balancedTile(W, side, o.overlap, o.blend);
+    tileY = balancedTile(H, side, o.overlap, o.blend);
   } else {
-    tile = o.tile;
+    tileX = tileY = o.tile;
   }
-  const tw = Math.min(tile, W);
-  const th = Math.min(tile, H);
-  const xs = tileStarts(W, tile, o.overlap, o.blend);
-  const ys = tileStarts(H, tile, o.overlap, o.blend);
+  const tw = Math.min(tileX, W);
+  const th = Math.min(tileY, H);
+  const xs = tileStarts(W, tileX, o.overlap, o.blend);
+  const ys = tileStarts(H, tileY, o.overlap, o.blend);
   const wx = axisWeights(xs, tw, o.overlap, s);
   const wy = axisWeights(ys, th, o.overlap, s);
 
@@ -291,10 +315,15 @@ export async function upscaleTiled(gen: UpscaleModel, img: FloatImage | RgbImage
   return { width: OW, height: OH, data: acc };
 }
 
+/** gen.infer where the generator has it (block intermediates freed early), else gen.apply. */
+function forward(gen: Generator, x: tf.Tensor4D): tf.Tensor4D {
+  return gen.infer === undefined ? gen.apply(x) : gen.infer(x);
+}
+
 /** One tile through a tfjs generator: NHWC in, NHWC out, every tensor disposed. */
 async function runGenerator(gen: Generator, input: Float32Array, tw: number, th: number): Promise<Float32Array> {
   const s = gen.scale;
-  const y = tf.tidy(() => gen.apply(tf.tensor4d(input, [1, th, tw, 3])));
+  const y = tf.tidy(() => forward(gen, tf.tensor4d(input, [1, th, tw, 3])));
   try {
     const [n, oh, ow, c] = y.shape;
     if (n !== 1 || oh !== th * s || ow !== tw * s || c !== 3) {

@@ -231,7 +231,9 @@ export class Gan {
 
   /** G's output for `lr`, clipped to [0, 1]; with the EMA weights when there is an EMA and `ema` is true. */
   generate(lr: tf.Tensor4D, opts: { ema?: boolean } = {}): tf.Tensor4D {
-    const run = () => tf.tidy(() => tf.clipByValue(this.G.apply(lr), 0, 1) as tf.Tensor4D);
+    const G = this.G;
+    // Never under a tape: infer frees each block's intermediates as it goes.
+    const run = () => tf.tidy(() => tf.clipByValue(G.infer === undefined ? G.apply(lr) : G.infer(lr), 0, 1) as tf.Tensor4D);
     return opts.ema !== false && this.#ema ? this.#ema.withAverage(run) : run();
   }
 
