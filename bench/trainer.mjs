@@ -1,4 +1,5 @@
-// One training step of three models on every CPU rung available, beside PyTorch CPU, in one run.
+// One training step of three models on every rung available (the CPU rungs, and webgpu where Dawn finds
+// a GPU adapter: a software one too with SRGAN_WEBGPU_SOFTWARE=1, docs/backends.md), beside PyTorch CPU.
 //
 //   npm run bench -- trainer [--models espcn,d_final,g_final] [--rounds 2] [--quick]
 //
@@ -42,6 +43,7 @@ async function child(rung, model, steps) {
   const rand = (shape, seed) => tf.add(seededUniform(shape, 0.5, seed), 0.5);
   let step;
   let gflop;
+  let probe; // a weight: reading it waits for the step's work on a GPU, whose calls only queue it
   if (model === 'espcn') {
     const layers = [
       [5, 3, 64],
@@ -55,6 +57,7 @@ async function child(rung, model, steps) {
     const y = rand([8, 64, 64, 3], 2);
     const opt = tf.train.adam(1e-3, 0.9, 0.999, 1e-8);
     const vars = layers.flatMap((l) => [l.w, l.b]);
+    probe = vars[vars.length - 1];
     const G = (t) => {
       let h = t;
       layers.forEach((l, i) => {
@@ -73,6 +76,7 @@ async function child(rung, model, steps) {
     const real = rand([4, 128, 128, 3], 5);
     const opt = tf.train.adam(1e-4, 0.9, 0.999, 1e-8);
     const vars = Object.values(D.variables);
+    probe = vars[vars.length - 1];
     step = () => {
       tf.dispose(
         opt.minimize(() => tf.mean(tf.softplus(tf.sub(D.apply(fake, { training: true }), D.apply(real, { training: true })))), true, vars),
@@ -88,21 +92,27 @@ async function child(rung, model, steps) {
     const y = rand([1, 128, 128, 3], 8);
     const opt = tf.train.adam(1e-4, 0.9, 0.999, 1e-8);
     const vars = Object.values(G.variables);
+    probe = vars[vars.length - 1];
     step = () => tf.dispose(opt.minimize(() => mse(G.apply(x), y), true, vars));
     gflop = (3 * countFlops(G, [1, 64, 64, 3])) / 1e9;
   } else {
     throw new Error(`unknown model ${model}`);
   }
-  step(); // warm-up: kernels, caches, optimizer slots
+  const done = async () => void (await probe.data());
+  const t1 = performance.now();
+  step(); // warm-up: kernels, caches, optimizer slots (on a GPU: shader compilation)
+  await done();
+  const firstMs = performance.now() - t1;
   const times = [];
   for (let i = 0; i < steps; i++) {
     const t0 = performance.now();
     step();
+    await done();
     times.push(performance.now() - t0);
   }
   times.sort((a, b) => a - b);
   console.log(
-    JSON.stringify({ model, backend: sel.name, ms: times[Math.floor(times.length / 2)], gflop, tensors: tf.memory().numTensors }),
+    JSON.stringify({ model, backend: sel.name, ms: times[Math.floor(times.length / 2)], firstMs, gflop, tensors: tf.memory().numTensors }),
   );
 }
 
@@ -143,7 +153,7 @@ function runTorch(model) {
 }
 
 const torchOk = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
-const rungs = ['wasm-native', 'wasm'].filter((rung) => {
+const rungs = ['webgpu', 'wasm-native', 'wasm'].filter((rung) => {
   const probe = runChild(rung, 'espcn');
   if (probe.error) console.error(`${rung}: unavailable (${probe.error})`);
   return !probe.error;
@@ -159,6 +169,7 @@ const add = (r) => {
   const key = `${r.model}|${r.backend}`;
   const s = samples.get(key) ?? { model: r.model, backend: r.backend, ms: [], gflop: r.gflop };
   s.ms.push(r.ms);
+  s.firstMs = r.firstMs;
   samples.set(key, s);
 };
 for (let round = 0; round < ROUNDS; round++) {
@@ -181,6 +192,7 @@ for (const model of MODELS) {
       model,
       backend,
       ms: Number(ms.toFixed(1)),
+      first_ms: s.firstMs === undefined ? null : Number(s.firstMs.toFixed(1)),
       gflops: gflop ? Number((gflop / (ms / 1000)).toFixed(1)) : null,
       ratio_vs_torch: torch ? Number((median(torch.ms) / ms).toFixed(3)) : null,
     });
@@ -198,5 +210,9 @@ for (const r of rows) {
       String(r.ratio_vs_torch ?? '-').padStart(13),
     ].join(''),
   );
+}
+// The first step compiles (GPU: shaders and pipelines, reused after; CPU: kernels and caches).
+for (const r of rows.filter((x) => x.first_ms !== null && x.backend !== 'torch')) {
+  console.log(`${r.model} on ${r.backend}: first step ${r.first_ms} ms, steady ${r.ms} ms (${(r.first_ms / r.ms).toFixed(1)}×)`);
 }
 console.log(JSON.stringify({ bench: 'trainer', threads: THREADS, rows }));

@@ -104,7 +104,7 @@ export class Checkpoints {
     const t0 = performance.now();
     const { gan } = this.#src;
     try {
-      const { tensors, scalars } = gan.exportState();
+      const { tensors, scalars } = await gan.exportState();
       const written = await writeCheckpoint(
         this.#dir,
         {

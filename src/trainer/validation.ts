@@ -22,14 +22,20 @@ interface ValPair {
 }
 
 /** The generator's output (EMA weights) for an 8-bit LR image, as an 8-bit image. */
-export function generateRgb(gan: Gan, lr: RgbImage): RgbImage {
-  const out = tf.tidy(() => {
+export async function generateRgb(gan: Gan, lr: RgbImage): Promise<RgbImage> {
+  const y = tf.tidy(() => {
     const x = tf.tensor4d(
       Float32Array.from(lr.data, (v) => v / 255),
       [1, lr.height, lr.width, 3],
     );
-    return tf.round(tf.mul(gan.generate(x), 255)).dataSync();
+    return tf.round(tf.mul(gan.generate(x), 255));
   });
+  let out: ArrayLike<number>;
+  try {
+    out = await y.data(); // asynchronous: a GPU backend has no blocking read in Node
+  } finally {
+    y.dispose();
+  }
   const s = gan.config.scale;
   return { width: lr.width * s, height: lr.height * s, data: Uint8Array.from(out) };
 }
@@ -75,18 +81,18 @@ export class Validation {
   }
 
   /** val_psnr, val_bicubic and val_gain (standard protocol), val_psnr_mix and val_gain_mix (training mix). */
-  measure(gan: Gan): Record<string, number> {
-    const mean = (pairs: ValPair[]) => {
+  async measure(gan: Gan): Promise<Record<string, number>> {
+    const mean = async (pairs: ValPair[]) => {
       let model = 0;
       let bicubic = 0;
       for (const p of pairs) {
-        model += psnrY(generateRgb(gan, p.lr), p.hr, this.#scale);
+        model += psnrY(await generateRgb(gan, p.lr), p.hr, this.#scale);
         bicubic += p.bicubic;
       }
       return { model: model / pairs.length, bicubic: bicubic / pairs.length };
     };
-    const std = mean(this.#std);
-    const mix = mean(this.#mix);
+    const std = await mean(this.#std);
+    const mix = await mean(this.#mix);
     return {
       val_psnr: std.model,
       val_bicubic: std.bicubic,

@@ -17,13 +17,14 @@ import type { DaemonState, FromTrainer, MetricsPoint, ToTrainer } from '../proto
 import type { TrainerWorkerData } from '../protocol/trainer-init.js';
 import { Scheduler, type SchedulerConfig } from '../models/train/scheduler.js';
 import type { RunConfig } from '../config/presets.js';
-import { selectBackend } from '../models/backend/ladder.js';
+import { selectBackend, takeGpuErrors } from '../models/backend/ladder.js';
 import { Gan, type FeatureLoss } from '../models/train/gan.js';
 import { createEma } from '../models/train/ema.js';
 import { deriveSeed, mulberry32, type Rng } from '../util/prng.js';
 import { readCheckpoint } from '../models/train/checkpoint-tensors.js';
 import type { CheckpointState } from '../models/train/checkpoint.js';
 import { previewStrip } from '../data/image/patches.js';
+import { UnreadSteps } from './step-reads.js';
 
 const port = parentPort;
 if (!port) throw new Error('trainer/worker.js must run in a worker thread');
@@ -99,9 +100,9 @@ async function main(): Promise<void> {
   const statsWindow = { start: performance.now(), waitMs: 0, steps: 0, patches: 0 };
   const validation = await Validation.load(config, valFiles, (message) => post({ type: 'warning', code: 'SRGAN_ERR_DATA', message }));
 
-  const makePreview = (step: number) => {
+  const makePreview = async (step: number) => {
     if (!preview) return;
-    const strip = previewStrip(preview, generateRgb(gan, preview.lr), config.scale);
+    const strip = previewStrip(preview, await generateRgb(gan, preview.lr), config.scale);
     post({ type: 'preview', step, width: strip.width, height: strip.height, rgb: strip.data }, [strip.data.buffer as ArrayBuffer]);
   };
 
@@ -122,9 +123,33 @@ async function main(): Promise<void> {
     Object.assign(statsWindow, { start: now, waitMs: 0, steps: 0, patches: 0 });
   };
 
+  // Steps whose losses are still on the device (step-reads.ts). Reading them feeds the scheduler's
+  // observations in step order and queues their metrics; `val` joins the values of its step.
+  const unread = new UnreadSteps();
+  const adaptive = config.dMode === 'adaptive';
+  const settle = async (val: { step: number; values: Record<string, number> } | null = null): Promise<void> => {
+    const read = await unread.read();
+    const gpuErrors = takeGpuErrors();
+    if (gpuErrors.length > 0) {
+      throw Object.assign(new Error(`the GPU rejected the training step's work: ${gpuErrors.join('; ')}`), { code: 'SRGAN_ERR_BACKEND' });
+    }
+    for (const r of read) {
+      if (r.values.g_adv !== undefined) scheduler.observe({ gAdv: r.values.g_adv });
+      const extra = val !== null && val.step === r.step ? val.values : null;
+      if (extra) Object.assign(r.values, extra);
+      if (r.log || extra) {
+        const point = { step: r.step, wallTime: r.wallTime, values: r.values };
+        pending.push(point);
+        checkpoints.logged(point);
+      }
+    }
+  };
+
   let stepsHere = 0; // steps this trainer has taken (a restarted one starts again at 0)
   for (;;) {
     const boundary = scheduler.atBoundary();
+    // What follows (a checkpoint, a stop, a pause) needs every step's values read and observed.
+    if (checkpointRequested || boundary === 'stop' || boundary === 'paused') await settle();
     if (checkpointRequested) {
       const kind = checkpointRequested;
       checkpointRequested = null;
@@ -150,10 +175,12 @@ async function main(): Promise<void> {
     setState('training');
     await batch.degrade(jpegRand);
     const plan = scheduler.plan();
-    const values = tf.tidy(() => {
-      const [hr, lr] = batch.tensors();
-      return gan.step(hr, lr, plan);
-    });
+    const [hr, lr] = batch.tensors();
+    try {
+      unread.push(plan.step, plan.log, gan.stepLazy(hr, lr, plan));
+    } finally {
+      tf.dispose([hr, lr]);
+    }
     batch.filled = 0;
     scheduler.complete(plan);
     // Fault injection for the crash tests: the first trainer of a run dies after this step; with
@@ -161,25 +188,18 @@ async function main(): Promise<void> {
     if (resume === null && plan.step === Number(process.env.SRGAN_FAULT_TRAINER_FAIL_AT_STEP))
       throw new Error(`injected trainer fault at step ${plan.step}`);
     if (++stepsHere === Number(process.env.SRGAN_FAULT_TRAINER_FAIL_EVERY)) throw new Error(`injected trainer fault at step ${plan.step}`);
-    if (values.g_adv !== undefined) scheduler.observe({ gAdv: values.g_adv });
     statsWindow.steps++;
     statsWindow.patches += B;
-    let val: Record<string, number> | null = null;
-    let newBest = false;
-    if (validation.size > 0 && plan.step % config.valEvery === 0) {
-      val = validation.measure(gan);
-      Object.assign(values, val);
-      newBest = checkpoints.validated(plan.step, val);
-    }
-    if (plan.log || val !== null) {
-      const point = { step: plan.step, wallTime: Date.now(), values };
-      pending.push(point);
-      checkpoints.logged(point);
-    }
-    if (plan.preview) makePreview(plan.step);
+    const valDue = validation.size > 0 && plan.step % config.valEvery === 0;
     const periodic = checkpoints.periodicDue(plan.step);
-    // A new best is kept on disk at once, so a run that later gets worse loses nothing (docs/checkpoints.md).
-    if (periodic || newBest) await checkpoints.write(periodic ? 'periodic' : 'best', val);
+    if (plan.log || valDue || periodic || adaptive) {
+      const val = valDue ? await validation.measure(gan) : null;
+      await settle(val === null ? null : { step: plan.step, values: val });
+      const newBest = val !== null && checkpoints.validated(plan.step, val);
+      // A new best is kept on disk at once, so a run that later gets worse loses nothing (docs/checkpoints.md).
+      if (periodic || newBest) await checkpoints.write(periodic ? 'periodic' : 'best', val);
+    }
+    if (plan.preview) await makePreview(plan.step);
     const now = performance.now();
     if (now - lastFlush >= 250 || plan.preview) {
       post({ type: 'metrics', points: pending.splice(0) });
@@ -189,6 +209,7 @@ async function main(): Promise<void> {
     // Let control messages in between steps: a wasm step is synchronous.
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
+  await settle();
   if (pending.length) post({ type: 'metrics', points: pending.splice(0) });
   // A last report: a run shorter than one stats window still has its epochs counted.
   postStats(performance.now());

@@ -203,7 +203,7 @@ describe('accumulate: a step in equal parts is the whole-batch step', () => {
       logged.push(gan.step(hr, lr, { lrG: 1e-3, lrD: 1e-3, dSteps: 2, step: s }));
       tf.dispose([hr, lr]);
     }
-    const { tensors, scalars } = gan.exportState();
+    const { tensors, scalars } = await gan.exportState();
     const state = Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, Float32Array.from(t.dataSync())]));
     const out = { logged, state, scalars, perceptualRng: rand.state };
     gan.dispose();

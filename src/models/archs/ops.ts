@@ -23,6 +23,31 @@ export function pixelShuffle(x: tf.Tensor4D, r: number): tf.Tensor4D {
   return tf.tidy(() => tf.reshape(tf.transpose(tf.reshape(x, [n, h, w, r, r, c]), [0, 1, 3, 2, 4, 5]), [n, h * r, w * r, c]));
 }
 
+/**
+ * Puts x [n, h, w, c] on a stride grid: out [n, h·sh, w·sw, c] with out[i·sh + leadH, j·sw + leadW] =
+ * x[i, j] and zeros elsewhere (the zero insertion of a strided convolution's gradients). Two 4-D pads,
+ * one per axis: tfjs-backend-webgpu's pad shader does not compile for 6-D tensors (docs/backends.md).
+ */
+export function spreadOnGrid(x: tf.Tensor4D, [sh, sw]: [number, number], [leadH, leadW]: [number, number] = [0, 0]): tf.Tensor4D {
+  if (sh === 1 && sw === 1) return x;
+  const [n, h, w, c] = x.shape;
+  return tf.tidy(() => {
+    const alongW = tf.pad(tf.reshape(x, [n * h, w, 1, c]), [
+      [0, 0],
+      [0, 0],
+      [leadW, sw - 1 - leadW],
+      [0, 0],
+    ]);
+    const alongH = tf.pad(tf.reshape(alongW, [n, h, 1, w * sw * c]), [
+      [0, 0],
+      [0, 0],
+      [leadH, sh - 1 - leadH],
+      [0, 0],
+    ]);
+    return tf.reshape(alongH, [n, h * sh, w * sw, c]);
+  });
+}
+
 export interface Conv2dOptions {
   /** Stride in both axes. Default 1. */
   stride?: number;

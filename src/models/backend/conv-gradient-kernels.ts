@@ -14,6 +14,7 @@
 
 import * as tf from '@tensorflow/tfjs-core';
 import { SrganError } from '../../util/errors.js';
+import { spreadOnGrid } from '../archs/ops.js';
 
 type PadAttr = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
 type RoundingAttr = 'floor' | 'round' | 'ceil' | undefined;
@@ -174,16 +175,7 @@ const backpropInput: tf.KernelFunc = ({ inputs, attrs }) => {
       // zeros that stick out beyond (O-1)*s + 1 replace padding instead of adding rows.
       const leadH = Math.min(Math.max(top, 0), g.sH - 1);
       const leadW = Math.min(Math.max(left, 0), g.sW - 1);
-      const [n, oh, ow, c] = dy.shape;
-      const z6 = tf.pad(tf.reshape(dy, [n, oh, 1, ow, 1, c]), [
-        [0, 0],
-        [0, 0],
-        [leadH, g.sH - 1 - leadH],
-        [0, 0],
-        [leadW, g.sW - 1 - leadW],
-        [0, 0],
-      ]);
-      z = tf.reshape(z6, [n, oh * g.sH, ow * g.sW, c]);
+      z = spreadOnGrid(dy, [g.sH, g.sW], [leadH, leadW]);
       top -= leadH;
       bottom -= g.sH - 1 - leadH;
       left -= leadW;

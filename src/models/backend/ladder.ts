@@ -2,7 +2,8 @@
 // why the better ones were skipped. `--backend NAME` forces one rung and fails clearly when it cannot load.
 //
 //   1. tfjs-node-gpu, 2. tfjs-node   libtensorflow, when the user has it installed (never required)
-//   3. webgpu                        Dawn (the `webgpu` package) when it finds a GPU adapter
+//   3. webgpu                        Dawn (the `webgpu` package) when it finds a GPU adapter; a software
+//                                    adapter (SwiftShader) only when forced and SRGAN_WEBGPU_SOFTWARE=1
 //   4. wasm-native                   wasm + our oneDNN addon (built at install when libdnnl-dev exists)
 //   5. wasm                          wasm + our conv-gradient kernels in JS: works wherever npm works
 //   cpu                              the pure-JS reference; only when asked for (about 500× slower)
@@ -10,6 +11,7 @@
 // Runs in the trainer thread, which owns tfjs: tfjs-node can be loaded by only one thread of a process,
 // so nothing else may load it (the main thread only ever resolves its path).
 
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
 import { SrganError } from '../../util/errors.js';
@@ -21,9 +23,25 @@ import { BACKEND_NAMES, type BackendName, type BackendRequest } from '../../conf
 
 export { BACKEND_NAMES, type BackendName, type BackendRequest };
 
+/** The GPU adapter a webgpu rung runs on, as Dawn describes it. */
+export interface AdapterInfo {
+  vendor: string;
+  architecture: string;
+  description: string;
+  /** A CPU implementation of the GPU API (SwiftShader, llvmpipe): correct, but far slower than a card. */
+  software: boolean;
+}
+
+/** The switch that lets a forced `--backend webgpu` take a software adapter (docs/backends.md, "webgpu"). */
+export const SOFTWARE_ADAPTER_ENV = 'SRGAN_WEBGPU_SOFTWARE';
+/** Debian's chromium package ships SwiftShader's Vulkan driver here; used when the switch is on and VK_ICD_FILENAMES is unset. */
+export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
 export interface BackendSelection {
   /** The rung in use. */
   name: BackendName;
+  /** The adapter, on the webgpu rung. */
+  adapter?: AdapterInfo;
   /** What tfjs calls it (`tensorflow`, `webgpu`, `wasm`, `cpu`). */
   tfBackend: string;
   /** One line: what runs, and why the better rungs were skipped. */
@@ -36,13 +54,13 @@ const ADAPTER_TIMEOUT_MS = 15_000;
 const require = createRequire(import.meta.url);
 
 /** Loads one rung and makes it tfjs' backend; throws SrganError(SRGAN_ERR_BACKEND) with the reason. */
-async function load(name: BackendName): Promise<{ tfBackend: string; detail: string }> {
+async function load(name: BackendName, forced: boolean): Promise<{ tfBackend: string; detail: string; adapter?: AdapterInfo }> {
   switch (name) {
     case 'tfjs-node-gpu':
     case 'tfjs-node':
       return loadTfjsNode(`@tensorflow/${name}`);
     case 'webgpu':
-      return loadWebgpu();
+      return loadWebgpu(forced && softwareAllowed());
     case 'wasm-native': {
       const native = loadNativeKernels();
       if (!native.ok) throw new SrganError('SRGAN_ERR_BACKEND', native.reason);
@@ -74,7 +92,14 @@ async function loadTfjsNode(pkg: string): Promise<{ tfBackend: string; detail: s
   return { tfBackend: 'tensorflow', detail: `${pkg} (libtensorflow)` };
 }
 
-async function loadWebgpu(): Promise<{ tfBackend: string; detail: string }> {
+/** Whether the software-adapter switch is on (SRGAN_WEBGPU_SOFTWARE=1, true or yes). */
+export function softwareAllowed(env: NodeJS.ProcessEnv = process.env): boolean {
+  return /^(1|true|yes)$/i.test(env[SOFTWARE_ADAPTER_ENV] ?? '');
+}
+
+async function loadWebgpu(allowSoftware: boolean): Promise<{ tfBackend: string; detail: string; adapter: AdapterInfo }> {
+  // The Vulkan loader reads VK_ICD_FILENAMES when Dawn creates its instance, so setting it here is in time.
+  if (allowSoftware && !process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER_ICD)) process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
   let webgpu: { create(flags: string[]): GpuLike; globals: Record<string, unknown> };
   try {
     const pkg = 'webgpu'; // optional dependency: resolved at run time only
@@ -91,7 +116,16 @@ async function loadWebgpu(): Promise<{ tfBackend: string; detail: string }> {
   if (!adapter) {
     throw new SrganError(
       'SRGAN_ERR_BACKEND',
-      'no GPU adapter: Dawn found no usable Vulkan driver (an NVIDIA or AMD Vulkan ICD is needed; CPU drivers are refused)',
+      'no GPU adapter: Dawn found no usable Vulkan driver (an NVIDIA or AMD Vulkan ICD and the Vulkan loader, libvulkan.so.1, are needed)',
+    );
+  }
+  const info = describeAdapter(adapter);
+  const what = `${info.vendor} ${info.architecture} (${info.description}${info.software ? '; software adapter' : ''})`;
+  if (info.software && !allowSoftware) {
+    throw new SrganError(
+      'SRGAN_ERR_BACKEND',
+      `the only GPU adapter is a software one, ${what}: far slower than the CPU rungs, so it is used only with ` +
+        `--backend webgpu and ${SOFTWARE_ADAPTER_ENV}=1 (for tests)`,
     );
   }
   // tfjs-backend-webgpu looks for navigator.gpu, which Node 20 lacks.
@@ -107,9 +141,43 @@ async function loadWebgpu(): Promise<{ tfBackend: string; detail: string }> {
     });
   }
   registerBroadcastGradients();
-  const info = (adapter as { info?: { vendor?: string; architecture?: string; description?: string } }).info;
-  const what = [info?.vendor, info?.architecture, info?.description].filter(Boolean).join(' ') || 'GPU';
-  return { tfBackend: 'webgpu', detail: `webgpu on Dawn (${what})` };
+  watchGpuErrors();
+  return { tfBackend: 'webgpu', detail: `webgpu on Dawn, ${what}`, adapter: info };
+}
+
+const gpuErrors: string[] = [];
+
+/**
+ * Dawn reports a shader that does not compile or a command it rejects as an "uncaptured error" event,
+ * not as an exception: the work is skipped and tfjs reads stale memory. We collect them, and the
+ * trainer fails with the first (takeGpuErrors) rather than train on garbage.
+ */
+function watchGpuErrors(): void {
+  const device = (tf.backend() as unknown as { device?: { onuncapturederror?: unknown } }).device;
+  if (!device) return;
+  device.onuncapturederror = (event: { error?: { message?: string } }) => {
+    if (gpuErrors.length < 16) gpuErrors.push(firstLine(event.error?.message ?? 'unknown GPU error'));
+  };
+}
+
+/** The GPU errors reported since the last call (webgpu rung; empty elsewhere). */
+export function takeGpuErrors(): string[] {
+  return gpuErrors.splice(0);
+}
+
+/** Dawn's adapter info; `software` from isFallbackAdapter, or a known CPU driver's name when Dawn does not say. */
+function describeAdapter(adapter: unknown): AdapterInfo {
+  const a = adapter as { info?: Record<string, unknown>; isFallbackAdapter?: boolean };
+  const text = (v: unknown) => (typeof v === 'string' ? v : '');
+  const info = a.info ?? {};
+  const vendor = text(info.vendor) || 'unknown vendor';
+  const architecture = text(info.architecture) || 'unknown architecture';
+  const description = text(info.description) || text(info.device) || 'no description';
+  const software =
+    info.isFallbackAdapter === true ||
+    a.isFallbackAdapter === true ||
+    /swiftshader|llvmpipe|lavapipe|softpipe|warp/i.test(`${vendor} ${architecture} ${description}`);
+  return { vendor, architecture, description, software };
 }
 
 interface GpuLike {
@@ -127,9 +195,9 @@ export async function selectBackend(request: BackendRequest): Promise<BackendSel
   const skipped: BackendSelection['skipped'] = [];
   for (const name of request === 'auto' ? AUTO_ORDER : [request]) {
     try {
-      const { tfBackend, detail } = await load(name);
+      const { tfBackend, detail, adapter } = await load(name, request !== 'auto');
       const why = skipped.map((s) => `${s.name}: ${s.why}`).join('; ');
-      return { name, tfBackend, skipped, reason: why ? `${detail} (skipped ${why})` : detail };
+      return { name, tfBackend, skipped, reason: why ? `${detail} (skipped ${why})` : detail, ...(adapter ? { adapter } : {}) };
     } catch (err) {
       if (request !== 'auto') {
         throw new SrganError('SRGAN_ERR_BACKEND', `backend "${name}" cannot be used: ${firstLine(err)}`, { cause: err });

@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 
 import { SrganError } from '../../util/errors.js';
+import { spreadOnGrid } from '../archs/ops.js';
 
 type Layer = LayersModel['layers'][number];
 type Act = ((x: tf.Tensor4D) => tf.Tensor4D) | null;
@@ -303,15 +304,7 @@ function depthwiseInputGrad(
     // dy onto the stride grid: g[o·s] = dy[o], zeros between.
     let g: tf.Tensor4D = dy;
     if (sh > 1 || sw > 1) {
-      const spread = tf.pad(tf.reshape(dy, [n, ho, 1, wo, 1, c]), [
-        [0, 0],
-        [0, 0],
-        [0, sh - 1],
-        [0, 0],
-        [0, sw - 1],
-        [0, 0],
-      ]);
-      g = tf.slice(tf.reshape(spread, [n, ho * sh, wo * sw, c]) as tf.Tensor4D, 0, [n, (ho - 1) * sh + 1, (wo - 1) * sw + 1, c]);
+      g = tf.slice(spreadOnGrid(dy, [sh, sw]), 0, [n, (ho - 1) * sh + 1, (wo - 1) * sw + 1, c]);
     }
     // Full correlation with the flipped filter gives ∂L/∂(padded input) at rows 0 … (ho−1)·s + ekh − 1.
     const full = tf.depthwiseConv2d(

@@ -48,7 +48,7 @@ export interface SavedTensor {
   readonly dtype: string;
   readonly shape: readonly number[];
   readonly size: number;
-  dataSync(): ArrayLike<number>;
+  data(): Promise<ArrayLike<number>>;
 }
 
 export interface TensorEntry {
@@ -167,7 +167,9 @@ export async function writeCheckpoint(
     }
     const bin = new Uint8Array(size);
     const f32 = new Float32Array(bin.buffer);
-    names.forEach((name, i) => f32.set(tensors[name].dataSync(), entries[i].offset / 4));
+    // Read asynchronously: a GPU backend has no blocking read in Node.
+    const values = await Promise.all(names.map((name) => tensors[name].data()));
+    values.forEach((v, i) => f32.set(v, entries[i].offset / 4));
     writeFileSynced(path.join(tmp, 'tensors.bin'), bin);
     const full: CheckpointState = { format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, ...state, tensors: entries };
     writeFileSynced(path.join(tmp, 'state.json'), JSON.stringify(full, null, 1));

@@ -97,7 +97,8 @@ export class Gan {
 
   /**
    * One G step and `spec.dSteps` D steps on a batch (HR [n, P, P, 3] and LR [n, P/s, P/s, 3] in [0, 1]).
-   * Returns the logged values: weighted loss terms, the D loss (mean over its steps), training PSNR.
+   * Returns the logged values still on the device (decode them with readStepValues or decodeStepValues):
+   * weighted loss terms, the D loss (mean over its steps); training PSNR is derived from `mse` on decoding.
    *
    * With `config.accumulate` = k > 1 the batch is taken in k equal parts: each part's gradients are
    * computed in turn and averaged, then each optimizer steps once. Every loss is a mean over equal-sized
@@ -106,7 +107,7 @@ export class Gan {
    * spectral-norm vectors, so the step is the whole-batch step up to float rounding. BatchNorm, which
    * normalises over the batch, is the exception (config/resolve.ts refuses it). Peak memory is one part's.
    */
-  step(hr: tf.Tensor4D, lr: tf.Tensor4D, spec: StepSpec): Record<string, number> {
+  stepLazy(hr: tf.Tensor4D, lr: tf.Tensor4D, spec: StepSpec): PendingStepValues {
     if (spec.resetOptimizers) this.resetOptimizers();
     setLearningRate(this.#optG, spec.lrG);
     setLearningRate(this.#optD, spec.lrD);
@@ -169,22 +170,27 @@ export class Gan {
         this.D.commitStats();
         dSum = tf.add(dSum, cost);
       }
-      const mseV = scalarOf(terms.mse);
-      const out: Record<string, number> = {
-        g_loss: scalarOf(g.value),
-        g_pix: scalarOf(terms.g_pix),
-        psnr_train: 10 * Math.log10(1 / Math.max(mseV, 1e-12)),
-        lr_g: spec.lrG,
-        lr_d: spec.lrD,
-      };
-      if (terms.g_perc) out.g_perc = scalarOf(terms.g_perc);
-      if (terms.g_perc_half) out.g_perc_half = scalarOf(terms.g_perc_half);
-      if (terms.g_adv) out.g_adv = scalarOf(terms.g_adv);
-      if (dSteps > 0) out.d_loss = scalarOf(dSum) / dSteps;
-      out.d_steps = dSteps;
+      // Every logged loss in one vector, read once (readStepValues): one device read for the step, or
+      // for many steps stacked (a GPU backend reads asynchronously, every logEvery steps).
+      const names = ['g_loss', ...Object.keys(terms), ...(dSteps > 0 ? ['d_loss'] : [])];
+      const scalars = [g.value, ...Object.values(terms), ...(dSteps > 0 ? [dSum] : [])]; // d_loss: the sum, divided on decoding
+      const values = tf.keep(tf.stack(scalars) as tf.Tensor1D);
       tf.dispose([...ys, ...Object.values(terms)]); // kept past variableGrads' scope above
-      return out;
+      return { names, values, fixed: { lr_g: spec.lrG, lr_d: spec.lrD, d_steps: dSteps } };
     });
+  }
+
+  /**
+   * `stepLazy` with its values read at once (a blocking read: fine on the CPU rungs; on webgpu, whose
+   * blocking read does not work in Node, use stepLazy and readStepValues).
+   */
+  step(hr: tf.Tensor4D, lr: tf.Tensor4D, spec: StepSpec): Record<string, number> {
+    const pending = this.stepLazy(hr, lr, spec);
+    try {
+      return decodeStepValues(pending, pending.values.dataSync());
+    } finally {
+      pending.values.dispose();
+    }
   }
 
   /**
@@ -240,9 +246,9 @@ export class Gan {
   /**
    * Everything training has changed, by stable names: `G/…`, `D/…`, `Dstats/…`, `EMA/…` and the
    * optimizers' moments `optG/m/…`, `optG/v/…`, `optD/m/…`, `optD/v/…`. The tensors are live
-   * variables: read them before the next step.
+   * variables: read them before the next step (the caller awaits nothing between, so none can run).
    */
-  exportState(): { tensors: Record<string, tf.Tensor>; scalars: GanScalars } {
+  async exportState(): Promise<{ tensors: Record<string, tf.Tensor>; scalars: GanScalars }> {
     const tensors: Record<string, tf.Tensor> = {};
     const add = (prefix: string, rec: Readonly<Record<string, tf.Tensor>>) => {
       for (const [k, t] of Object.entries(rec)) tensors[`${prefix}/${k}`] = t;
@@ -251,8 +257,8 @@ export class Gan {
     add('D', this.D.variables);
     add('Dstats', this.D.stats);
     if (this.#ema) add('EMA', this.#ema.shadow);
-    const g = adamSnapshot(this.#optG, this.G.variables);
-    const d = adamSnapshot(this.#optD, this.D.variables);
+    const g = await adamSnapshot(this.#optG, this.G.variables);
+    const d = await adamSnapshot(this.#optD, this.D.variables);
     add('optG/m', g.m);
     add('optG/v', g.v);
     add('optD/m', d.m);
@@ -319,8 +325,48 @@ function setLearningRate(opt: tf.AdamOptimizer, lr: number): void {
   (opt as unknown as { learningRate: number }).learningRate = lr;
 }
 
-function scalarOf(t: tf.Tensor): number {
-  return t.dataSync()[0];
+/** One step's logged values: `values` (a kept tensor, one entry per name) is still on the device. */
+export interface PendingStepValues {
+  names: string[];
+  values: tf.Tensor1D;
+  /** Values known without reading the device (learning rates, D steps taken). */
+  fixed: Record<string, number>;
+}
+
+/** A step's values by name, from `pending` and the numbers read from its `values`. */
+export function decodeStepValues(pending: Omit<PendingStepValues, 'values'>, read: ArrayLike<number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  pending.names.forEach((name, i) => (out[name] = read[i]));
+  if (out.d_loss !== undefined) out.d_loss /= pending.fixed.d_steps; // the mean over the D steps, in float64 as before
+  const mse = out.mse;
+  delete out.mse;
+  const ordered: Record<string, number> = { g_loss: out.g_loss, g_pix: out.g_pix, psnr_train: 10 * Math.log10(1 / Math.max(mse, 1e-12)) };
+  for (const [k, v] of Object.entries(pending.fixed)) if (k !== 'd_steps') ordered[k] = v;
+  for (const [k, v] of Object.entries(out)) if (!(k in ordered)) ordered[k] = v;
+  ordered.d_steps = pending.fixed.d_steps;
+  return ordered;
+}
+
+/**
+ * The values of several steps with one asynchronous device read (stacked), each step's decoded;
+ * disposes every `values` tensor.
+ */
+export async function readStepValues(pending: readonly PendingStepValues[]): Promise<Record<string, number>[]> {
+  if (pending.length === 0) return [];
+  const all = tf.concat(pending.map((p) => p.values));
+  try {
+    const read = await all.data();
+    let at = 0;
+    return pending.map((p) => {
+      const n = p.names.length;
+      const one = decodeStepValues(p, read.subarray(at, at + n));
+      at += n;
+      return one;
+    });
+  } finally {
+    all.dispose();
+    tf.dispose(pending.map((p) => p.values));
+  }
 }
 
 /** acc + more, name by name, freeing both (gradients of one part added to the sum so far). */

@@ -28,8 +28,11 @@ export interface AdamSnapshot {
   v: Record<string, tf.Tensor>;
 }
 
-/** The optimizer's state (tensors are the optimizer's own: read them before it steps again). */
-export function adamSnapshot(opt: tf.AdamOptimizer, variables: Record<string, tf.Variable>): AdamSnapshot {
+/**
+ * The optimizer's state (tensors are the optimizer's own: read them before it steps again). Async: the
+ * β powers live on the device, and a GPU backend reads only asynchronously.
+ */
+export async function adamSnapshot(opt: tf.AdamOptimizer, variables: Record<string, tf.Variable>): Promise<AdamSnapshot> {
   const a = opt as unknown as AdamFields;
   const byEngineName = new Map(Object.entries(variables).map(([k, v]) => [v.name, k]));
   const collect = (list: AdamFields['accumulatedFirstMoment'], suffix: string): Record<string, tf.Tensor> => {
@@ -46,8 +49,8 @@ export function adamSnapshot(opt: tf.AdamOptimizer, variables: Record<string, tf
   };
   return {
     iterations: a.iterations_ ?? 0,
-    accBeta1: a.accBeta1.dataSync()[0],
-    accBeta2: a.accBeta2.dataSync()[0],
+    accBeta1: (await a.accBeta1.data())[0],
+    accBeta2: (await a.accBeta2.data())[0],
     m: collect(a.accumulatedFirstMoment, '/m'),
     v: collect(a.accumulatedSecondMoment, '/v'),
   };
