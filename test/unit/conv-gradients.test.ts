@@ -258,7 +258,7 @@ describe('DepthToSpace gradient (gradients.ts)', () => {
 
   it('is registered with the others, idempotently', () => {
     expect(CONV_GRADIENTS).toEqual(['Conv2D', 'DepthToSpace']);
-    expect(REGISTERED_GRADIENTS).toEqual(['Add', 'Sub', 'Multiply', 'Conv2D', 'DepthToSpace']);
+    expect(REGISTERED_GRADIENTS).toEqual(['Add', 'Sub', 'Multiply', 'Conv2D', 'DepthToSpace', 'Mean']);
     const before = REGISTERED_GRADIENTS.map((k) => tf.getGradient(k));
     registerBroadcastGradients();
     registerBroadcastGradients();

@@ -264,9 +264,9 @@ function caseGradients(c: GradCase): Promise<Map<string, tf.GradConfig>> {
 
 describe('coverage', () => {
   it('gradients.ts installs ours for the kernels its header lists, and only those', () => {
-    // The header's groups: 1. Add, Sub, Multiply (broadcast); 2. Conv2D (dilation); 3. DepthToSpace (added).
+    // The header's groups: 1. Add, Sub, Multiply (broadcast); 2. Conv2D (dilation); 3. DepthToSpace (added); 4. Mean.
     expect([...OVERRIDDEN_GRADIENTS]).toEqual(['Add', 'Sub', 'Multiply']);
-    expect([...REGISTERED_GRADIENTS]).toEqual(['Add', 'Sub', 'Multiply', 'Conv2D', 'DepthToSpace']);
+    expect([...REGISTERED_GRADIENTS]).toEqual(['Add', 'Sub', 'Multiply', 'Conv2D', 'DepthToSpace', 'Mean']);
     // Upstream registered the first four and has no DepthToSpace gradient; ours replaced each.
     expect(UPSTREAM.has(tf.DepthToSpace)).toBe(false);
     for (const k of REGISTERED_GRADIENTS) {

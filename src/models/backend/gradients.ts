@@ -19,8 +19,14 @@
 // inverse permutation, space-to-depth, as reshape/transpose/reshape. Models may then use
 // tf.depthToSpace directly.
 //
+// 4. Mean (override). Upstream's multiplies dy by a tensor of ones of the input's shape made on the
+// host: on a GPU that uploads a whole activation every backward pass (counted on webgpu: 180 KB a step
+// of a tiny GAN, test/unit/webgpu-steps.test.ts). Ours broadcasts dy instead: the same values (× 1 is
+// exact), nothing uploaded. For the same reason sumToShape's ones vector is made by tf.fill, which
+// runs on the device.
+//
 // Invariant: after registerBroadcastGradients() the registry holds these exact config objects for
-// the five kernels; calling it again is a no-op, and it re-installs them if anything registered
+// the six kernels; calling it again is a no-op, and it re-installs them if anything registered
 // over them in between. The upstream Conv2D gradient it replaces is remembered (the latest one
 // seen that is not ours) and serves dilation 1.
 
@@ -37,7 +43,7 @@ export function sumToShape(g: tf.Tensor, shape: number[]): tf.Tensor {
   // weights, which are packed anew for every fresh tensor (a gradient always is), making it slower
   // than Sum; a transposed one runs tfjs-wasm's own blocked loop, which just streams g.
   const rows = g.shape.slice(0, axes.length).reduce((n, d) => n * d, 1);
-  const summed = tf.matMul(tf.ones([rows, 1]), tf.reshape(g, [rows, g.size / rows]), true, false);
+  const summed = tf.matMul(tf.fill([rows, 1], 1), tf.reshape(g, [rows, g.size / rows]), true, false);
   return tf.reshape(summed, shape);
 }
 
@@ -70,6 +76,19 @@ const BROADCAST: readonly tf.GradConfig[] = [
     b: () => sumToShape(tf.mul(dy, a), b.shape),
   })),
 ];
+
+/** d mean(x, axis) / dx: dy spread back over the reduced axes, over their size. */
+const MEAN: tf.GradConfig = {
+  kernelName: tf.Mean,
+  inputsToSave: ['x'],
+  gradFunc: (dy, saved, attrs) => {
+    const x = saved[0];
+    const axes = tf.util.parseAxisParam((attrs as unknown as tf.MeanAttrs).axis, x.shape);
+    const kept = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+    const n = axes.reduce((size, axis) => size * x.shape[axis], 1);
+    return { x: () => tf.div(tf.broadcastTo(tf.reshape(dy as tf.Tensor, kept), x.shape), n) };
+  },
+};
 
 type Pair = [number, number];
 
@@ -200,7 +219,7 @@ const DEPTH_TO_SPACE: tf.GradConfig = {
   },
 };
 
-const OVERRIDES: readonly tf.GradConfig[] = [...BROADCAST, CONV2D, DEPTH_TO_SPACE];
+const OVERRIDES: readonly tf.GradConfig[] = [...BROADCAST, CONV2D, DEPTH_TO_SPACE, MEAN];
 
 /**
  * Kernel names of the broadcast overrides (group 1), which the baseline G and D steps all call
@@ -215,7 +234,7 @@ export const CONV_GRADIENTS: readonly string[] = [CONV2D.kernelName, DEPTH_TO_SP
 export const REGISTERED_GRADIENTS: readonly string[] = OVERRIDES.map((c) => c.kernelName);
 
 /**
- * Installs all our gradients (the header's three groups) over whatever is registered. Idempotent.
+ * Installs all our gradients (the header's four groups) over whatever is registered. Idempotent.
  * The name is historical: backend.ts's initBackend calls it.
  */
 export function registerBroadcastGradients(): void {
