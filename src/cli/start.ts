@@ -71,7 +71,9 @@ export async function startDaemon(opts: StartOptions): Promise<DaemonInfo & { lo
     if (exited !== null && !child.connected) {
       throw new SrganError('SRGAN_ERR_DAEMON_START', `the daemon exited with code ${exited} before it was ready:\n${tail(logFile, 20)}`);
     }
-    const line = tail(logFile, 1).replace(/^\S+Z /, '');
+    // Progress is the daemon's own last log line (timestamped); what native libraries write to the
+    // daemon's stderr (Dawn's Vulkan warnings when no GPU driver loads) stays in the log, not the terminal.
+    const line = lastOwnLine(tail(logFile, 20));
     if (line && line !== lastLine) opts.onProgress?.(line);
     lastLine = line;
     await new Promise((resolve) => setTimeout(resolve, 150));
@@ -80,6 +82,18 @@ export async function startDaemon(opts: StartOptions): Promise<DaemonInfo & { lo
     'SRGAN_ERR_DAEMON_START',
     `the daemon (pid ${child.pid}) did not come up within ${(opts.timeoutMs ?? 300_000) / 1000} s; see ${logFile}`,
   );
+}
+
+const OWN_LINE = /^\d{4}-\d\d-\d\dT[\d:.]+Z (.*)$/;
+
+/** The last of `text`'s lines that the daemon's logger wrote, without its timestamp ('' if none). */
+export function lastOwnLine(text: string): string {
+  const lines = text.split('\n');
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const m = OWN_LINE.exec(lines[i]);
+    if (m) return m[1];
+  }
+  return '';
 }
 
 function tail(file: string, lines: number): string {

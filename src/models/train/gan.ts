@@ -246,7 +246,7 @@ export class Gan {
   /**
    * Everything training has changed, by stable names: `G/…`, `D/…`, `Dstats/…`, `EMA/…` and the
    * optimizers' moments `optG/m/…`, `optG/v/…`, `optD/m/…`, `optD/v/…`. The tensors are live
-   * variables: read them before the next step (the caller awaits nothing between, so none can run).
+   * variables: read them before the next step (the trainer takes none while a checkpoint is written).
    */
   async exportState(): Promise<{ tensors: Record<string, tf.Tensor>; scalars: GanScalars }> {
     const tensors: Record<string, tf.Tensor> = {};
