@@ -16,26 +16,15 @@ export interface ReadStep {
 
 export class UnreadSteps {
   #steps: { step: number; log: boolean; wallTime: number; values: PendingStepValues }[] = [];
-  #reads = 0;
 
   push(step: number, log: boolean, values: PendingStepValues): void {
     this.#steps.push({ step, log, wallTime: Date.now(), values });
-  }
-
-  get size(): number {
-    return this.#steps.length;
-  }
-
-  /** Device reads made so far (one per read() that had steps to read). */
-  get reads(): number {
-    return this.#reads;
   }
 
   /** Every unread step's values, in step order, from one device read; frees their tensors. */
   async read(): Promise<ReadStep[]> {
     if (this.#steps.length === 0) return [];
     const steps = this.#steps.splice(0);
-    this.#reads++;
     const values = await readStepValues(steps.map((s) => s.values));
     return steps.map((s, i) => ({ step: s.step, log: s.log, wallTime: s.wallTime, values: values[i] }));
   }
