@@ -6,7 +6,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'native/build/', 'node_modules/', 'tmp/'] },
+  { ignores: ['dist/', 'native/build/', 'node_modules/', 'tmp/', '.gpu-probe/'] },
   js.configs.recommended,
   {
     files: ['**/*.ts'],

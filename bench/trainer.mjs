@@ -3,11 +3,8 @@
 //
 //   npm run bench -- trainer [--models espcn,d_final,g_final] [--rounds 2] [--quick]
 //
-//   espcn    the reference step (docs/backends.md): batch 8 of 32×32×3, conv5 3→64 ReLU,
-//            conv3 64→32 ReLU, conv3 32→12, pixel shuffle ×2, MSE, Adam(1e-3); 1.312 GFLOP a step.
-//   d_final  the seed's discriminator step (docs/seed.md §5.2): D(fake), D(real), mean softplus, Adam;
-//            batch 4 of 128×128×3.
-//   g_final  the seed's final generator step (docs/seed.md §3.3): MSE, Adam; batch 1 of 64×64×3 LR.
+//   espcn, d_final, g_final: the steps of bench/lib/steps.mjs (the reference step, the seed's D and its
+//   final G at bench size); the seed preset's whole steps are there too (seed_g, seed_d, seed_step).
 //
 // Each rung runs in its own process (a process holds one tfjs backend), rounds interleave the rungs and
 // PyTorch so that machine noise hits them alike, and the median over rounds is reported. PyTorch runs
@@ -37,77 +34,18 @@ if (args.includes('--child')) {
 async function child(rung, model, steps) {
   const tf = await import('@tensorflow/tfjs-core');
   const { selectBackend } = await import('../dist/models/backend/ladder.js');
-  const { conv2d, initConv, pixelShuffle, seededUniform } = await import('../dist/models/archs/ops.js');
-  const { mse } = await import('../dist/models/losses/pixel-adversarial.js');
   const sel = await selectBackend(rung);
-  const rand = (shape, seed) => tf.add(seededUniform(shape, 0.5, seed), 0.5);
-  let step;
-  let gflop;
-  let probe; // a weight: reading it waits for the step's work on a GPU, whose calls only queue it
-  if (model === 'espcn') {
-    const layers = [
-      [5, 3, 64],
-      [3, 64, 32],
-      [3, 32, 12],
-    ].map(([k, ci, co], i) => {
-      const { w, b } = initConv(k, ci, co, 10 + i, true);
-      return { w: tf.variable(w), b: tf.variable(b) };
-    });
-    const x = rand([8, 32, 32, 3], 1);
-    const y = rand([8, 64, 64, 3], 2);
-    const opt = tf.train.adam(1e-3, 0.9, 0.999, 1e-8);
-    const vars = layers.flatMap((l) => [l.w, l.b]);
-    probe = vars[vars.length - 1];
-    const G = (t) => {
-      let h = t;
-      layers.forEach((l, i) => {
-        h = conv2d(h, l.w, l.b, {});
-        if (i < 2) h = tf.relu(h);
-      });
-      return pixelShuffle(h, 2);
-    };
-    step = () => tf.dispose(opt.minimize(() => mse(G(x), y), true, vars));
-    gflop = 1.312;
-  } else if (model === 'd_final') {
-    const { createDilatedDiscriminator } = await import('../dist/models/archs/discriminator.js');
-    const { countFlops } = await import('../dist/models/archs/flops.js');
-    const D = createDilatedDiscriminator({ mid: 32, seed: 3 });
-    const fake = rand([4, 128, 128, 3], 4);
-    const real = rand([4, 128, 128, 3], 5);
-    const opt = tf.train.adam(1e-4, 0.9, 0.999, 1e-8);
-    const vars = Object.values(D.variables);
-    probe = vars[vars.length - 1];
-    step = () => {
-      tf.dispose(
-        opt.minimize(() => tf.mean(tf.softplus(tf.sub(D.apply(fake, { training: true }), D.apply(real, { training: true })))), true, vars),
-      );
-      D.commitStats?.();
-    };
-    gflop = (2 * 3 * countFlops(D, [4, 128, 128, 3])) / 1e9;
-  } else if (model === 'g_final') {
-    const { createFinalGenerator } = await import('../dist/models/archs/generator-final.js');
-    const { countFlops } = await import('../dist/models/archs/flops.js');
-    const G = createFinalGenerator({ seed: 6 });
-    const x = rand([1, 64, 64, 3], 7);
-    const y = rand([1, 128, 128, 3], 8);
-    const opt = tf.train.adam(1e-4, 0.9, 0.999, 1e-8);
-    const vars = Object.values(G.variables);
-    probe = vars[vars.length - 1];
-    step = () => tf.dispose(opt.minimize(() => mse(G.apply(x), y), true, vars));
-    gflop = (3 * countFlops(G, [1, 64, 64, 3])) / 1e9;
-  } else {
-    throw new Error(`unknown model ${model}`);
-  }
-  const done = async () => void (await probe.data());
+  const { buildStep } = await import('./lib/steps.mjs');
+  const { step, sync, gflop } = await buildStep(model);
   const t1 = performance.now();
   step(); // warm-up: kernels, caches, optimizer slots (on a GPU: shader compilation)
-  await done();
+  await sync();
   const firstMs = performance.now() - t1;
   const times = [];
   for (let i = 0; i < steps; i++) {
     const t0 = performance.now();
     step();
-    await done();
+    await sync();
     times.push(performance.now() - t0);
   }
   times.sort((a, b) => a - b);
