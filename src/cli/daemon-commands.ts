@@ -2,7 +2,7 @@
 
 import fs from 'node:fs';
 import { homePaths, readDaemonInfo } from '../store/home.js';
-import { isAlive } from '../util/lock-file.js';
+import { hasExited } from '../util/lock-file.js';
 import { sendCommand } from './client.js';
 import { startDaemon } from './start.js';
 import { SrganError } from '../util/errors.js';
@@ -144,9 +144,9 @@ export const daemonCommands = {
       if (!info) throw new SrganError('SRGAN_ERR_NOT_RUNNING', `no daemon is running in ${paths.root}`);
       await sendCommand(paths, 'stop');
       const deadline = Date.now() + 120_000;
-      // Gone means the process has exited, not only that it has said goodbye.
-      while (isAlive(info.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-      if (isAlive(info.pid)) throw new SrganError('SRGAN_ERR_TIMEOUT', `the daemon (pid ${info.pid}) is still running after 120 s`);
+      // Gone means the process has exited (a zombie has), not only that it has said goodbye.
+      while (!hasExited(info.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      if (!hasExited(info.pid)) throw new SrganError('SRGAN_ERR_TIMEOUT', `the daemon (pid ${info.pid}) is still running after 120 s`);
       if (v.json) console.log(JSON.stringify({ state: 'stopped', pid: info.pid, runId: info.runId }));
       else console.log(`stopped (run ${info.runId})`);
       return 0;

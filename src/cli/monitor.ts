@@ -8,7 +8,6 @@ import { listCheckpoints, listRuns, openDb, pinCheckpoint, resolveRun } from '..
 import { ensureToken, homePaths, readDaemonInfo, type HomePaths } from '../store/home.js';
 import { MonitorData } from '../store/monitor-data.js';
 import { SrganError } from '../util/errors.js';
-import { isAlive } from '../util/lock-file.js';
 import { intFlag, json, str, type Command } from './flags.js';
 
 export const monitorCommand: Command = {
@@ -23,7 +22,7 @@ export const monitorCommand: Command = {
     const paths = homePaths();
     const port = v.port === undefined ? 0 : intFlag('--port', v.port, 0);
     const daemon = readDaemonInfo(paths);
-    if (daemon && isAlive(daemon.pid)) {
+    if (daemon) {
       // The daemon serves the same page, with its controls: send people there.
       if (v.json) console.log(JSON.stringify({ url: daemon.url, port: daemon.port, pid: daemon.pid, readOnly: false }));
       else console.log(`a daemon is running (pid ${daemon.pid}); its monitor: ${daemon.url}`);
@@ -67,12 +66,7 @@ export function pinFromCli(paths: HomePaths, step: number, pinned: boolean, runR
   const db = openDb(paths.db);
   try {
     const daemon = readDaemonInfo(paths);
-    const run =
-      runRef !== undefined
-        ? resolveRun(db, runRef)
-        : daemon && isAlive(daemon.pid)
-          ? resolveRun(db, daemon.runId)
-          : (listRuns(db)[0] ?? null);
+    const run = runRef !== undefined ? resolveRun(db, runRef) : daemon ? resolveRun(db, daemon.runId) : (listRuns(db)[0] ?? null);
     if (!run) throw new SrganError('SRGAN_ERR_CHECKPOINT', 'the database has no runs');
     const rows = pinCheckpoint(db, run.id, step, pinned);
     if (rows.length === 0) {

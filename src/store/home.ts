@@ -1,12 +1,13 @@
 // Where the daemon keeps its state: $SRGAN_HOME (default ~/.srgan). One daemon per home, guarded by a
-// lock file that holds the owner's pid (util/lock-file.ts); a lock left by a dead process is taken over.
+// lock the kernel releases when the daemon dies (util/lock-file.ts): a killed daemon's lock is free at
+// once, zombie or not, and a process that reused its pid holds nothing.
 
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { SrganError } from '../util/errors.js';
-import { acquireLockFile, isAlive, lockFileOwner, releaseLockFile } from '../util/lock-file.js';
+import { acquireLockFile, lockFileOwner, releaseLockFile } from '../util/lock-file.js';
 
 export interface HomePaths {
   root: string;
@@ -69,20 +70,19 @@ export function lockOwner(p: HomePaths): number | null {
 }
 
 /**
- * Takes the lock for `pid` (default this process). Throws SRGAN_ERR_ALREADY_RUNNING when a live process
- * holds it.
+ * Takes the lock for this process, until releaseLock or its death. Throws SRGAN_ERR_ALREADY_RUNNING when
+ * another live process holds it.
  */
-export function acquireLock(p: HomePaths, pid = process.pid): void {
+export function acquireLock(p: HomePaths): void {
   acquireLockFile(p.lock, {
-    pid,
     mode: 0o600,
     held: (owner) => new SrganError('SRGAN_ERR_ALREADY_RUNNING', `a daemon is already running in ${p.root} (pid ${owner})`),
   });
 }
 
-/** Releases the lock if `pid` holds it. */
-export function releaseLock(p: HomePaths, pid = process.pid): void {
-  releaseLockFile(p.lock, pid);
+/** Releases the lock if this process holds it. */
+export function releaseLock(p: HomePaths): void {
+  releaseLockFile(p.lock);
 }
 
 export interface DaemonInfo {
@@ -104,7 +104,7 @@ export function writeDaemonInfo(p: HomePaths, info: DaemonInfo): void {
 export function readDaemonInfo(p: HomePaths): DaemonInfo | null {
   try {
     const info = JSON.parse(fs.readFileSync(p.daemonInfo, 'utf8')) as DaemonInfo;
-    return isAlive(info.pid) && lockOwner(p) === info.pid ? info : null;
+    return lockOwner(p) === info.pid ? info : null;
   } catch {
     return null;
   }

@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { srgan, srganJson, waitFor } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
-import { isAlive } from '../../src/util/lock-file.js';
+import { hasExited } from '../../src/util/lock-file.js';
 
 interface RunsJson {
   db: string;
@@ -36,7 +36,7 @@ describe('daemon failure handling', () => {
     home = path.join(tmp.dir, 'home');
   });
   afterEach(async () => {
-    for (const pid of pids.splice(0)) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    for (const pid of pids.splice(0)) if (!hasExited(pid)) process.kill(pid, 'SIGKILL');
     tmp.cleanup();
   });
 
@@ -100,7 +100,7 @@ describe('daemon failure handling', () => {
       120_000,
     );
     process.kill(info.pid, 'SIGTERM');
-    await waitFor('exit', () => !isAlive(info.pid), 60_000);
+    await waitFor('exit', () => hasExited(info.pid), 60_000);
     const run = srganJson<RunsJson>(home, ['runs']).runs[0];
     expect(run).toMatchObject({ id: info.runId, status: 'stopped' });
     expect(run.last_step).toBeGreaterThan(0);

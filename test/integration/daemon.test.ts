@@ -12,7 +12,7 @@ import { launchChromium } from '../support/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { srgan, srganJson, sleep, waitFor } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
-import { isAlive } from '../../src/util/lock-file.js';
+import { hasExited } from '../../src/util/lock-file.js';
 
 const REQUIRE_NATIVE = process.env['SRGAN_REQUIRE_NATIVE'] === '1';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -63,16 +63,16 @@ describe('srgan daemon end to end', () => {
   }, 300_000);
 
   afterAll(async () => {
-    if (info && isAlive(info.pid)) {
+    if (info && !hasExited(info.pid)) {
       process.kill(info.pid, 'SIGTERM');
-      await waitFor('daemon exit', () => !isAlive(info.pid), 60_000).catch(() => process.kill(info.pid, 'SIGKILL'));
+      await waitFor('daemon exit', () => hasExited(info.pid), 60_000).catch(() => process.kill(info.pid, 'SIGKILL'));
     }
     tmp.cleanup();
   });
 
   it('starts in the background, prints the monitor URL with its token, keeps the token private', () => {
     expect(info.url).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:\\d+/\\?token=${token}$`));
-    expect(isAlive(info.pid)).toBe(true);
+    expect(hasExited(info.pid)).toBe(false);
     expect(fs.statSync(path.join(home, 'token')).mode & 0o777).toBe(0o600);
   });
 
@@ -308,7 +308,7 @@ describe('srgan daemon end to end', () => {
     const stepBefore = s0.step;
     const r = srgan(home, ['stop']);
     expect(r.status, r.stderr).toBe(0);
-    expect(isAlive(info.pid)).toBe(false);
+    expect(hasExited(info.pid)).toBe(true);
     expect(fs.existsSync(path.join(home, 'daemon.lock'))).toBe(false);
     expect(srganJson<Status>(home, ['status']).state).toBe('stopped');
 

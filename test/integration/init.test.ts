@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { readSafetensors } from '../../src/models/io/safetensors.js';
 import { readStateDictFile } from '../../src/models/io/model-file.js';
-import { isAlive } from '../../src/util/lock-file.js';
+import { hasExited } from '../../src/util/lock-file.js';
 import { srgan, srganJson, waitFor } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
 import { writePhotos } from '../support/photos.js';
@@ -44,7 +44,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(() => {
-  for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  for (const pid of pids) if (!hasExited(pid)) process.kill(pid, 'SIGKILL');
   tmp.cleanup();
 });
 
@@ -57,7 +57,7 @@ describe('srgan start --init', () => {
       const init = path.join(FIXTURES, fixture);
       const info = srganJson<{ pid: number; runId: string }>(home, ['start', '--config', config, '--init', init]);
       pids.push(info.pid);
-      await waitFor('the run to stop at maxSteps', () => !isAlive(info.pid), 120_000, 100);
+      await waitFor('the run to stop at maxSteps', () => hasExited(info.pid), 120_000, 100);
 
       const run = srganJson<{ run: { config: { generator: unknown; scale: number; init: string } } }>(home, ['show', info.runId]);
       const want = fixture.startsWith('compact')

@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { isAlive } from '../../src/util/lock-file.js';
+import { hasExited } from '../../src/util/lock-file.js';
 import { launchChromium } from '../support/browser.js';
 import { srgan, srganJson } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
@@ -36,7 +36,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  for (const pid of pids) if (!hasExited(pid)) process.kill(pid, 'SIGKILL');
   tmp.cleanup();
 });
 

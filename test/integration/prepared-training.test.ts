@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { srgan, srganJson, waitFor } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
-import { isAlive } from '../../src/util/lock-file.js';
+import { hasExited } from '../../src/util/lock-file.js';
 import { listPatchFiles, listPatchesBySource } from '../../src/data/prepare/manifest.js';
 import { holdOutPhotos, trainingData } from '../../src/daemon/training-data.js';
 import { resolveConfig } from '../../src/config/resolve.js';
@@ -76,9 +76,9 @@ describe('training on a prepared data set', () => {
       String(patches.length * 2),
     ]);
     try {
-      await waitFor('the run to finish', () => !isAlive(info.pid), 180_000, 100);
+      await waitFor('the run to finish', () => hasExited(info.pid), 180_000, 100);
     } finally {
-      if (isAlive(info.pid)) process.kill(info.pid, 'SIGKILL');
+      if (!hasExited(info.pid)) process.kill(info.pid, 'SIGKILL');
     }
     const db = new Database(path.join(home, 'runs.db'), { readonly: true });
     try {

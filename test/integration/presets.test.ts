@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { srgan, srganJson, waitFor } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
-import { isAlive } from '../../src/util/lock-file.js';
+import { hasExited } from '../../src/util/lock-file.js';
 
 describe('seed-final-x2, shrunk', () => {
   const tmp = tempDir('srgan-preset-');
@@ -45,7 +45,7 @@ describe('seed-final-x2, shrunk', () => {
       }),
     );
     const info = srganJson<{ pid: number; runId: string }>(home, ['start', '--config', config, '--data', data]);
-    await waitFor('the run to end by itself', () => !isAlive(info.pid), 240_000, 500);
+    await waitFor('the run to end by itself', () => hasExited(info.pid), 240_000, 500);
     const run = srganJson<{ runs: { status: string; last_step: number; config: Record<string, unknown> }[] }>(home, ['runs']).runs[0];
     expect(run).toMatchObject({ status: 'stopped', last_step: 6 });
     expect(run.config).toMatchObject({ preset: 'seed-final-x2', jpeg: true, dStepsPerG: 10, lrReferenceBatch: 8 });

@@ -12,7 +12,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { srgan, srganJson, waitFor } from '../support/cli.js';
 import { DAEMON_SERIES_KEYS } from '../../src/daemon/trainer-output.js';
 import { tempDir } from '../support/tmp.js';
-import { isAlive } from '../../src/util/lock-file.js';
+import { hasExited } from '../../src/util/lock-file.js';
 import { listCheckpoints, openDb, recordCheckpoint, type CheckpointRow } from '../../src/store/db.js';
 import { writeCheckpoint } from '../../src/models/train/checkpoint.js';
 import { loadNativeKernels } from '../../src/models/backend/native/kernels.js';
@@ -60,7 +60,7 @@ beforeAll(async () => {
 });
 
 afterEach(() => {
-  for (const pid of pids.splice(0)) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  for (const pid of pids.splice(0)) if (!hasExited(pid)) process.kill(pid, 'SIGKILL');
 });
 
 interface Info {
@@ -81,7 +81,7 @@ function start(home: string, args: string[], faults: Record<string, string> = {}
 }
 
 async function waitExit(pid: number): Promise<void> {
-  await waitFor(`daemon ${pid} to exit`, () => !isAlive(pid), 120_000, 100);
+  await waitFor(`daemon ${pid} to exit`, () => hasExited(pid), 120_000, 100);
 }
 
 function query<T>(home: string, sql: string, ...args: unknown[]): T[] {

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { openDb, type EvalRow } from '../../src/store/db.js';
 import { homePaths } from '../../src/store/home.js';
-import { isAlive } from '../../src/util/lock-file.js';
+import { hasExited } from '../../src/util/lock-file.js';
 import { fileModelIO } from '../../src/models/io/layers-io.js';
 import { selectBackend } from '../../src/models/backend/ladder.js';
 import { PSNR_TOL, referenceRows, SSIM_TOL, writeReferencePictures } from '../support/eval-reference.js';
@@ -77,13 +77,13 @@ beforeAll(async () => {
   const info = srganJson<{ pid: number; runId: string }>(home, ['start', '--config', config, '--max-steps', '8']);
   runId = info.runId;
   pid = info.pid;
-  await waitFor('the run to finish', () => !isAlive(pid), 180_000, 100);
+  await waitFor('the run to finish', () => hasExited(pid), 180_000, 100);
   // The in-process reference runs on cpu, as the CLI does below (bit-reproducible).
   await selectBackend('cpu');
 }, 240_000);
 
 afterAll(() => {
-  if (pid > 0 && isAlive(pid)) process.kill(pid, 'SIGKILL');
+  if (pid > 0 && !hasExited(pid)) process.kill(pid, 'SIGKILL');
   tmp.cleanup();
 });
 

@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { srganJson, waitFor } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
 import { writePhotos } from '../support/photos.js';
-import { isAlive } from '../../src/util/lock-file.js';
+import { hasExited } from '../../src/util/lock-file.js';
 import { DAEMON_SERIES_KEYS } from '../../src/daemon/trainer-output.js';
 import { selectBackend } from '../../src/models/backend/ladder.js';
 import { loadNativeKernels } from '../../src/models/backend/native/kernels.js';
@@ -38,7 +38,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterEach(() => {
-  for (const pid of pids.splice(0)) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  for (const pid of pids.splice(0)) if (!hasExited(pid)) process.kill(pid, 'SIGKILL');
 });
 afterAll(() => {
   delete process.env.SRGAN_WEBGPU_SOFTWARE;
@@ -71,7 +71,7 @@ function config(backend: string): string {
 async function run(home: string, args: string[]): Promise<string> {
   const info = srganJson<{ pid: number; runId: string }>(home, ['start', ...args]);
   pids.push(info.pid);
-  await waitFor(`daemon ${info.pid} to exit`, () => !isAlive(info.pid), 240_000, 200);
+  await waitFor(`daemon ${info.pid} to exit`, () => hasExited(info.pid), 240_000, 200);
   return info.runId;
 }
 

@@ -247,7 +247,7 @@ function removeStrays(out: string, nextId: number): number {
   return removed;
 }
 
-/** One prepare per DATA_DIR at a time; a lock left by a killed run (its pid is gone) is taken over. */
+/** One prepare per DATA_DIR at a time; a killed run's lock is free at once (util/lock-file.ts). */
 function acquireLock(out: string): () => void {
   const file = path.join(out, LOCK_FILE);
   acquireLockFile(file, {
