@@ -157,6 +157,71 @@ describe('Gan', () => {
   });
 });
 
+describe('a step that goes non-finite (docs/reliability.md, "NaN and Inf")', () => {
+  beforeAll(async () => {
+    await selectBackend('wasm');
+  });
+
+  /** Every tensor a checkpoint takes, read. */
+  const state = async (gan: Gan) => {
+    const { tensors, scalars } = await gan.exportState();
+    return { tensors: Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, Array.from(t.dataSync())])), scalars };
+  };
+  const cfg = () => small({ discriminator: { kind: 'dilated', mid: 4 }, dStepsPerG: 2 }); // BatchNorm statistics too
+  const poisoned = (hr: tf.Tensor4D, value: number): tf.Tensor4D =>
+    tf.tidy(() => tf.where(tf.equal(tf.reshape(tf.range(0, hr.size), hr.shape), 5), tf.fill(hr.shape, value), hr));
+
+  it('is not applied: weights, D statistics, EMA and both optimizers stay as they were', async () => {
+    const make = () => new Gan(cfg(), { ema: (G) => createEma(G.variables, 0.9) });
+    const a = make();
+    const b = make();
+    const [hr1, lr1] = batch(cfg(), 1);
+    const [hr2, lr2] = batch(cfg(), 2);
+    const spec = { lrG: 1e-3, lrD: 1e-3, dSteps: 2 };
+    a.step(hr1, lr1, { ...spec, step: 1 });
+    b.step(hr1, lr1, { ...spec, step: 1 });
+    const bad: [tf.Tensor4D, tf.Tensor4D][] = [
+      [poisoned(hr2, NaN), lr2],
+      [poisoned(hr2, Infinity), lr2],
+      [hr2, poisoned(lr2, NaN)], // through the LR input: G's output, and every loss, go non-finite
+    ];
+    for (const [hr, lr] of bad) {
+      const v = a.step(hr, lr, { ...spec, step: 2 });
+      expect(v.step_skipped).toBe(1);
+      expect(Number.isFinite(v.g_loss)).toBe(false);
+      const [sa, sb] = [await state(a), await state(b)];
+      expect(sa.tensors).toEqual(sb.tensors);
+      // Adam's β products and update counts as well; the random crops drawn are spent, like the batch.
+      expect([sa.scalars.optG, sa.scalars.optD]).toEqual([sb.scalars.optG, sb.scalars.optD]);
+    }
+    tf.dispose(bad.flat().filter((t) => t !== hr2 && t !== lr2));
+    const v = a.step(hr2, lr2, { ...spec, step: 2 });
+    expect(v.step_skipped).toBeUndefined();
+    expect(Number.isFinite(v.g_loss) && Number.isFinite(v.d_loss)).toBe(true);
+    expect((await state(a)).scalars.optG.iterations).toBe(2);
+    tf.dispose([hr1, lr1, hr2, lr2]);
+    a.dispose();
+    b.dispose();
+  });
+
+  it('as the very first step, leaves fresh optimizers (the moments it created are zeros) and the initial weights', async () => {
+    const a = new Gan(cfg());
+    const b = new Gan(cfg());
+    const [hr, lr] = batch(cfg(), 3);
+    const hrBad = poisoned(hr, NaN);
+    expect(a.step(hrBad, lr, { lrG: 1e-3, lrD: 1e-3, dSteps: 2 }).step_skipped).toBe(1);
+    const [sa, sb] = [await state(a), await state(b)];
+    const moments = Object.keys(sa.tensors).filter((k) => k.startsWith('optG/') || k.startsWith('optD/'));
+    expect(moments.length).toBeGreaterThan(0);
+    for (const k of moments) expect(sa.tensors[k].every((x) => x === 0)).toBe(true);
+    for (const [k, t] of Object.entries(sb.tensors)) expect(sa.tensors[k]).toEqual(t);
+    expect([sa.scalars.optG, sa.scalars.optD]).toEqual([sb.scalars.optG, sb.scalars.optD]);
+    tf.dispose([hr, lr, hrBad]);
+    a.dispose();
+    b.dispose();
+  });
+});
+
 describe('the bilinear skip of espcn-x2-fast', () => {
   it('starts from a bilinear enlargement: with G zeroed, the output is the centre-aligned bilinear image', async () => {
     await selectBackend('wasm');

@@ -124,6 +124,18 @@ describe('webgpu rung vs cpu', () => {
       timeout,
     );
 
+  gpuIt('addN of more tensors than a shader may bind (webgpu-kernels.ts), and isFinite/where with a scalar condition', async () => {
+    for (const n of [2, 7, 8, 23]) {
+      await agree(`addN of ${n}`, () => [tf.addN(Array.from({ length: n }, (_, i) => rand4([2, 3, 4, 5], 40 + i)))]);
+    }
+    await agree('where(isFinite(scalar), a, b)', () => {
+      const a = rand4([2, 3, 4, 5], 1);
+      const b = rand4([2, 3, 4, 5], 2);
+      const bad = tf.div(tf.scalar(0), tf.scalar(0));
+      return [tf.where(tf.isFinite(tf.scalar(1.5)), a, b), tf.where(tf.isFinite(bad), a, b)];
+    });
+  });
+
   gpuIt('conv2d forward and both gradients: strides, dilation, same/valid/explicit padding, with and without bias', async () => {
     const cases: { k: number; stride?: number; dilation?: number; pad?: 'same' | 'valid' | number; bias: boolean; hw: [number, number] }[] =
       [

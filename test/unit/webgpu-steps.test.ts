@@ -119,4 +119,48 @@ describe('the training loop on webgpu', () => {
     unread.dispose();
     gan.dispose();
   }, 600_000);
+
+  it('a step that goes non-finite is put back on the device, without a read (docs/reliability.md)', async (ctx) => {
+    if (!gpu) {
+      console.log(`skipped: ${why}`);
+      return ctx.skip();
+    }
+    const cfg = resolveConfig({
+      patchSize: 16,
+      batchSize: 2,
+      generator: { kind: 'espcn', channels: 8, layout: 'plain', skip: true, depth: 0 },
+      discriminator: { kind: 'dilated', mid: 4 },
+      maxShift: 2,
+      advWeight: 1e-3,
+    });
+    const make = () => new Gan(cfg, { ema: (G) => createEma(G.variables, 0.9) });
+    const [a, b] = [make(), make()];
+    const r = mulberry32(9);
+    const hr = tf.tensor4d(
+      Float32Array.from({ length: 2 * 16 * 16 * 3 }, () => r()),
+      [2, 16, 16, 3],
+    );
+    const lr = tf.avgPool(hr, 2, 2, 'valid') as tf.Tensor4D;
+    const bad = tf.tensor4d(Float32Array.from(await hr.data()).fill(NaN, 0, 7), [2, 16, 16, 3]);
+    const spec = { lrG: 1e-3, lrD: 1e-3, dSteps: 1 };
+    const unread = new UnreadSteps();
+    unread.push(1, true, a.stepLazy(hr, lr, spec));
+    unread.push(1, true, b.stepLazy(hr, lr, spec));
+    await unread.read();
+    const traffic = countTraffic();
+    const pending = a.stepLazy(bad, lr, spec);
+    expect(traffic.reads, 'reads in the step').toBe(0);
+    unread.push(2, true, pending);
+    const [v] = await unread.read();
+    expect(v.values.step_skipped).toBe(1);
+    const read = async (gan: Gan) => {
+      const { tensors } = await gan.exportState();
+      return Object.fromEntries(await Promise.all(Object.entries(tensors).map(async ([k, t]) => [k, Array.from(await t.data())] as const)));
+    };
+    expect(await read(a)).toEqual(await read(b));
+    expect(takeGpuErrors()).toEqual([]);
+    tf.dispose([hr, lr, bad]);
+    a.dispose();
+    b.dispose();
+  }, 600_000);
 });

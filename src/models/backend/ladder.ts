@@ -17,6 +17,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { SrganError } from '../../util/errors.js';
 import { initBackend } from './init.js';
 import { registerBroadcastGradients } from './gradients.js';
+import { registerWebgpuKernels } from './webgpu-kernels.js';
 import { loadNativeKernels, registerNativeKernels } from './native/kernels.js';
 
 import { BACKEND_NAMES, type BackendName, type BackendRequest } from '../../config/backend-names.js';
@@ -141,6 +142,7 @@ async function loadWebgpu(allowSoftware: boolean): Promise<{ tfBackend: string; 
     });
   }
   registerBroadcastGradients();
+  registerWebgpuKernels();
   watchGpuErrors();
   return { tfBackend: 'webgpu', detail: `webgpu on Dawn, ${what}`, adapter: info };
 }

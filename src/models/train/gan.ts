@@ -9,7 +9,7 @@ import type { Discriminator, Generator } from '../archs/network.js';
 import { buildDiscriminator, buildGenerator } from '../archs/build.js';
 import { discriminatorLoss, generatorAdvLoss, mse, shiftCrop } from '../losses/pixel-adversarial.js';
 import { deriveSeed, mulberry32, type Rng } from '../../util/prng.js';
-import { adamSnapshot, restoreAdam, type AdamSnapshot } from './optimizer-state.js';
+import { adamIterations, adamSnapshot, adamVariables, restoreAdam, type AdamSnapshot } from './optimizer-state.js';
 import { SrganError } from '../../util/errors.js';
 import type { GanScalars } from './checkpoint.js';
 
@@ -100,6 +100,12 @@ export class Gan {
    * Returns the logged values still on the device (decode them with readStepValues or decodeStepValues):
    * weighted loss terms, the D loss (mean over its steps); training PSNR is derived from `mse` on decoding.
    *
+   * A step whose losses or gradients are not all finite is not applied (docs/reliability.md, "NaN and
+   * Inf"): every variable it changed (weights, BatchNorm statistics, the EMA, both optimizers' moments
+   * and β products) is put back as it was, and its values carry `step_skipped: 1`. On the CPU rungs the
+   * check reads one flag (their work is synchronous anyway); on webgpu, which must not read each step,
+   * each variable takes its old or new value by a select on the device.
+   *
    * With `config.accumulate` = k > 1 the batch is taken in k equal parts: each part's gradients are
    * computed in turn and averaged, then each optimizer steps once. Every loss is a mean over equal-sized
    * parts, so the average of the parts' gradients is the whole batch's; every part sees the random
@@ -119,6 +125,10 @@ export class Gan {
       throw new RangeError(`Gan.step: a batch of ${n} HR and ${lr.shape[0]} LR patches cannot be split into ${k} equal parts (accumulate)`);
     }
     return tf.tidy(() => {
+      // The state before the step, to put back if it goes non-finite: clones share the variables'
+      // buffers (no copy), and a variable's update gives it a new buffer.
+      const before = new Map(this.#stateVariables().map((v) => [v, tf.clone(v)] as const));
+      const iterations = [adamIterations(this.#optG), adamIterations(this.#optD)];
       const hrs = k === 1 ? [hr] : (tf.split(hr, k) as tf.Tensor4D[]);
       const lrs = k === 1 ? [lr] : (tf.split(lr, k) as tf.Tensor4D[]);
       const terms: Record<string, tf.Scalar> = {};
@@ -154,6 +164,7 @@ export class Gan {
         terms[name] = k === 1 ? each[0] : tf.keep(tf.div(tf.addN(each), k) as tf.Scalar);
         if (k > 1) tf.dispose(each);
       }
+      let check = finiteProbe(g.value, g.grads);
       if (spec.lrG > 0) this.#optG.applyGradients(g.grads as never);
       this.D.commitStats(); // BatchNorm statistics move in the G step too (docs/seed.md §6.1)
       this.#ema?.update(spec.step);
@@ -166,18 +177,52 @@ export class Gan {
           const [cy, cl] = shiftCrop([ys[i], hrs[i]], cfg.maxShift, this.#shift);
           return discriminatorLoss(this.D.apply(cy, { training: true }), this.D.apply(cl, { training: true }));
         });
+        check = tf.add(check, finiteProbe(cost, dGrads));
         this.#optD.applyGradients(dGrads as never);
         this.D.commitStats();
         dSum = tf.add(dSum, cost);
       }
+      const skipped = this.#undoUnlessFinite(check, before, iterations);
       // Every logged loss in one vector, read once (readStepValues): one device read for the step, or
       // for many steps stacked (a GPU backend reads asynchronously, every logEvery steps).
-      const names = ['g_loss', ...Object.keys(terms), ...(dSteps > 0 ? ['d_loss'] : [])];
-      const scalars = [g.value, ...Object.values(terms), ...(dSteps > 0 ? [dSum] : [])]; // d_loss: the sum, divided on decoding
+      const names = ['g_loss', ...Object.keys(terms), ...(dSteps > 0 ? ['d_loss'] : []), 'step_skipped'];
+      const scalars = [g.value, ...Object.values(terms), ...(dSteps > 0 ? [dSum] : []), skipped]; // d_loss: the sum, divided on decoding
       const values = tf.keep(tf.stack(scalars) as tf.Tensor1D);
       tf.dispose([...ys, ...Object.values(terms)]); // kept past variableGrads' scope above
       return { names, values, fixed: { lr_g: spec.lrG, lr_d: spec.lrD, d_steps: dSteps } };
     });
+  }
+
+  /** Every variable a step changes: weights, D's statistics, the EMA, both optimizers' state. */
+  #stateVariables(): tf.Variable[] {
+    return [
+      ...this.#gVars,
+      ...this.#dVars,
+      ...Object.values(this.D.stats),
+      ...Object.values(this.#ema?.shadow ?? {}),
+      ...adamVariables(this.#optG),
+      ...adamVariables(this.#optD),
+    ];
+  }
+
+  /**
+   * Puts every state variable back to `before` unless `check` is finite; a variable the step created
+   * (an optimizer's moments, at its first update) goes back to zeros, as a fresh one starts. Returns
+   * 1 (skipped) or 0 as a float scalar, still on the device.
+   */
+  #undoUnlessFinite(check: tf.Scalar, before: ReadonlyMap<tf.Variable, tf.Tensor>, iterations: readonly number[]): tf.Scalar {
+    const ok = tf.isFinite(check);
+    const old = (v: tf.Variable) => before.get(v) ?? tf.zerosLike(v);
+    if (tf.getBackend() === 'webgpu') {
+      // No read: each variable selects on the device. (The optimizers' JS update counts, which only
+      // their saved weights use, stay advanced.)
+      for (const v of this.#stateVariables()) v.assign(tf.where(ok, v, old(v)));
+    } else if (ok.dataSync()[0] === 0) {
+      for (const v of this.#stateVariables()) v.assign(old(v));
+      adamIterations(this.#optG, iterations[0]);
+      adamIterations(this.#optD, iterations[1]);
+    }
+    return tf.sub(1, tf.cast(ok, 'float32'));
   }
 
   /**
@@ -316,6 +361,14 @@ export class Gan {
   }
 }
 
+/**
+ * A scalar that is finite only if `value` and every gradient are: their sum (a NaN or an infinity
+ * anywhere carries through a sum; finite float32 gradients do not overflow it).
+ */
+function finiteProbe(value: tf.Scalar, grads: tf.NamedTensorMap): tf.Scalar {
+  return tf.addN([value, ...Object.values(grads).map((t) => tf.sum(t))]) as tf.Scalar;
+}
+
 /** Adam with the seed's eps (tfjs' default differs). */
 function adam(lr: number): tf.AdamOptimizer {
   return tf.train.adam(lr, 0.9, 0.999, 1e-8);
@@ -338,6 +391,8 @@ export function decodeStepValues(pending: Omit<PendingStepValues, 'values'>, rea
   const out: Record<string, number> = {};
   pending.names.forEach((name, i) => (out[name] = read[i]));
   if (out.d_loss !== undefined) out.d_loss /= pending.fixed.d_steps; // the mean over the D steps, in float64 as before
+  // Named only for a step that was not applied (a non-finite loss or gradient): the trainer's cue.
+  if (out.step_skipped === 0) delete out.step_skipped;
   const mse = out.mse;
   delete out.mse;
   const ordered: Record<string, number> = { g_loss: out.g_loss, g_pix: out.g_pix, psnr_train: 10 * Math.log10(1 / Math.max(mse, 1e-12)) };

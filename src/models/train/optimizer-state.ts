@@ -57,6 +57,23 @@ export async function adamSnapshot(opt: tf.AdamOptimizer, variables: Record<stri
 }
 
 /**
+ * Every variable of the optimizer's state: both running β products and the moments created so far
+ * (tfjs creates a variable's moments at its first update).
+ */
+export function adamVariables(opt: tf.AdamOptimizer): tf.Variable[] {
+  const a = opt as unknown as AdamFields;
+  const moments = [...a.accumulatedFirstMoment, ...a.accumulatedSecondMoment].flatMap((acc) => (acc ? [acc.variable] : []));
+  return [a.accBeta1, a.accBeta2, ...moments];
+}
+
+/** The optimizer's update count (tfjs counts it in JS; only its saved weights use it). */
+export function adamIterations(opt: tf.AdamOptimizer, set?: number): number {
+  const a = opt as unknown as AdamFields;
+  if (set !== undefined) a.iterations_ = set;
+  return a.iterations_ ?? 0;
+}
+
+/**
  * Puts a snapshot into a fresh optimizer for `variables` (in the order they are passed to it).
  * Throws SRGAN_ERR_CHECKPOINT naming a missing or mis-shaped moment.
  */
