@@ -54,7 +54,9 @@ export class Trainer extends Actor<ToTrainer> {
         void worker.terminate();
       }
       if (m.type === 'error') {
-        this.fail(new SrganError('SRGAN_ERR_TRAINER', `trainer failed: ${m.message}`));
+        // Non-finite steps in a row are the daemon's to answer (a rollback), so they keep their code.
+        const code = m.code === 'SRGAN_ERR_NONFINITE' ? m.code : 'SRGAN_ERR_TRAINER';
+        this.fail(new SrganError(code, `trainer failed: ${m.message}`));
       }
     });
     worker.on('error', (err) => this.fail(new SrganError('SRGAN_ERR_TRAINER', `trainer thread crashed: ${err.message}`, { cause: err })));

@@ -117,6 +117,12 @@ export interface RunConfig {
   checkpointMinutes: number;
   /** Checkpoints kept: the last N, plus the best by validation gain over bicubic (PSNR for checkpoints without gains). */
   checkpointKeep: number;
+  /**
+   * Non-finite steps (docs/reliability.md, "NaN and Inf"): a step whose losses or gradients are not
+   * finite is never applied; after `maxBadSteps` of them in a row the run goes back to its newest
+   * checkpoint with every learning rate × `lrFactor`; after `maxRollbacks` such rollbacks it fails.
+   */
+  nonFinite: { maxBadSteps: number; lrFactor: number; maxRollbacks: number };
   /** Evaluate the held-out images every N generator steps (0 = never): val_psnr, val_bicubic, val_gain (= their difference), val_psnr_mix, val_gain_mix. */
   valEvery: number;
   /** Images held out of training for validation (taken from the data by the seed; 0 = none). */
@@ -165,6 +171,7 @@ const COMMON = {
   checkpointKeep: 3,
   valEvery: 500,
   valImages: 4,
+  nonFinite: { maxBadSteps: 3, lrFactor: 0.5, maxRollbacks: 3 },
 } as const satisfies Partial<RunConfig>;
 
 /**

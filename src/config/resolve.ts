@@ -82,6 +82,9 @@ const FIELDS: Record<string, Check> = {
   checkpointKeep: int(1, 1000),
   valEvery: int(0),
   valImages: int(0, 10_000),
+  'nonFinite.maxBadSteps': int(1, 1_000_000),
+  'nonFinite.lrFactor': num(0.001, 1),
+  'nonFinite.maxRollbacks': int(0, 1000),
 };
 
 /** Fields of each network kind (besides `kind`). */

@@ -23,7 +23,7 @@ import type { RgbImage } from '../data/image/rgb-image.js';
 import { resolveConfig } from '../config/resolve.js';
 import type { RunConfig } from '../config/presets.js';
 import { acquireLock, ensureToken, homePaths, releaseLock, writeDaemonInfo, type DaemonInfo, type HomePaths } from '../store/home.js';
-import { SrganError } from '../util/errors.js';
+import { hasCode, SrganError } from '../util/errors.js';
 import { openDb } from '../store/db.js';
 import { MonitorData } from '../store/monitor-data.js';
 import type Database from 'better-sqlite3';
@@ -39,7 +39,7 @@ const TRAINER_RESTARTS = 3;
 /** Where a run continues: a checkpoint folder and the parts of its state.json the daemon needs. */
 interface Resume {
   dir: string;
-  state: Pick<CheckpointState, 'step' | 'data' | 'metrics'>;
+  state: Pick<CheckpointState, 'step' | 'data' | 'metrics' | 'lrScale' | 'rollbacks'>;
 }
 
 export interface DaemonOptions {
@@ -79,6 +79,9 @@ export class Daemon implements DaemonControl {
   /** Set once start() has succeeded. */
   #started = false;
   #restarts = new RestartBudget(TRAINER_RESTARTS, 3_600_000);
+  /** The factor on every learning rate after non-finite rollbacks, and their count (docs/reliability.md). */
+  #lrScale = 1;
+  #rollbacks = 0;
   #data: TrainingData | null = null;
   #preview: { hr: RgbImage; lr: RgbImage } | null = null;
   #loader: LoaderPool | null = null;
@@ -261,6 +264,11 @@ export class Daemon implements DaemonControl {
     this.#store!.send({ type: 'resumeRun', id: this.runId, fromStep: state.step, pid: process.pid, points: state.metrics ?? [] });
     this.#output.rewind(state.step, state.metrics ?? []);
     this.#status.lastCheckpoint = { step: state.step, dir };
+    // A rollback has set them already (and a checkpoint from before it holds the old ones).
+    if (!this.#restarting) {
+      this.#lrScale = state.lrScale ?? 1;
+      this.#rollbacks = state.rollbacks ?? 0;
+    }
     this.#status.validation = validationUpTo(this.#store!.db, this.runId, state.step, state.metrics ?? []);
     const d = state.data;
     if (d.images !== data.files.length || d.patchesPerImage !== data.patchesPerImage) {
@@ -304,6 +312,8 @@ export class Daemon implements DaemonControl {
         resume: resume?.dir ?? null,
         data: { patchesPerImage: data.patchesPerImage, images: files.length },
         valFiles: data.val,
+        lrScale: this.#lrScale,
+        rollbacks: this.#rollbacks,
       },
       onMessage: (m) => this.#fromTrainer(m),
     });
@@ -324,17 +334,39 @@ export class Daemon implements DaemonControl {
       return;
     }
     const found = this.#data ? latestValidCheckpoint(this.checkpointDir) : null;
-    if (!found || !this.#restarts.take()) {
-      this.#fatal(error);
-      return;
+    const message = error instanceof Error ? error.message : String(error);
+    if (hasCode(error, 'SRGAN_ERR_NONFINITE')) {
+      // Training went non-finite and stayed so: back to the newest checkpoint with lower learning rates,
+      // a limited number of times (docs/reliability.md, "NaN and Inf").
+      const { lrFactor, maxRollbacks } = this.config.nonFinite;
+      const why = message.replace(/^trainer failed: /, '');
+      if (this.#rollbacks >= maxRollbacks || !found) {
+        const reason = !found
+          ? `training diverged before the first checkpoint, so there is nothing to roll back to: ${why}`
+          : `training diverged again after ${this.#rollbacks} rollback${this.#rollbacks === 1 ? '' : 's'} (nonFinite.maxRollbacks ${maxRollbacks}, learning rates × ${this.#lrScale}): ${why}`;
+        this.#fatal(new SrganError('SRGAN_ERR_NONFINITE', reason));
+        return;
+      }
+      this.#rollbacks++;
+      this.#lrScale *= lrFactor;
+      this.#event(
+        'rollback',
+        `${why}; rolling back to ${path.basename(found.dir)} (step ${found.step}) with learning rates × ${this.#lrScale} (rollback ${this.#rollbacks} of at most ${maxRollbacks})`,
+        { dir: found.dir, step: found.step, lrScale: this.#lrScale, rollbacks: this.#rollbacks },
+      );
+      this.#log(`rolling back to ${found.dir}, learning rates × ${this.#lrScale}`);
+    } else {
+      if (!found || !this.#restarts.take()) {
+        this.#fatal(error);
+        return;
+      }
+      this.#event('trainer_restart', `trainer failed (${message}); continuing from ${path.basename(found.dir)} (step ${found.step})`, {
+        dir: found.dir,
+        step: found.step,
+      });
+      this.#log(`trainer failed (${message}); restarting from ${found.dir}`);
     }
     this.#restarting = true;
-    const message = error instanceof Error ? error.message : String(error);
-    this.#event('trainer_restart', `trainer failed (${message}); continuing from ${path.basename(found.dir)} (step ${found.step})`, {
-      dir: found.dir,
-      step: found.step,
-    });
-    this.#log(`trainer failed (${message}); restarting from ${found.dir}`);
     void (async () => {
       try {
         if (this.#loader) await this.#supervisor.stopChild(this.#loader);

@@ -19,6 +19,8 @@ export const RESUME_OVERRIDABLE: readonly string[] = Object.freeze([
   'checkpointMinutes',
   'checkpointKeep',
   'valEvery',
+  // What happens after a non-finite step, not what a finite one computes.
+  'nonFinite',
   // Splits the same step into parts: only float rounding changes (moving a run between a CPU and a GPU).
   'accumulate',
 ]);

@@ -139,6 +139,16 @@ export class TrainerOutput {
         this.#daemonSeries(m);
         break;
       }
+      case 'nonfinite': {
+        const shown = Object.entries(m.values)
+          .filter(([k, v]) => !Number.isFinite(v) && !k.startsWith('lr_'))
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ');
+        const message = `step ${m.step} not applied: its losses or gradients are not finite (${shown || 'a gradient'}); ${m.inARow} in a row`;
+        this.#o.event('nonfinite', message, { step: m.step, inARow: m.inARow });
+        this.#o.log(message);
+        break;
+      }
       case 'error':
         this.#o.event('error', `${m.code}: ${m.message}`, m.stack ? { stack: m.stack } : undefined);
         this.#o.log(`trainer error ${m.code}: ${m.message}`);

@@ -159,5 +159,7 @@ export type FromTrainer =
   | { type: 'error'; code: string; message: string; stack?: string }
   /** Something went wrong but training goes on (a bad frame, a checkpoint that could not be written). */
   | { type: 'warning'; code: string; message: string }
+  /** A step whose losses or gradients were not finite, so it was not applied; `inARow` counts it. */
+  | { type: 'nonfinite'; step: number; inARow: number; values: Record<string, number> }
   | ({ type: 'checkpoint' } & CheckpointWritten)
   | { type: 'stopped'; step: number };

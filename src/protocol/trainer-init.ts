@@ -18,4 +18,10 @@ export interface TrainerWorkerData {
   data: { patchesPerImage: number; images: number };
   /** Held-out images for validation (never trained on); empty = no validation. */
   valFiles: string[];
+  /**
+   * The factor on every learning rate after non-finite rollbacks, and their count (docs/reliability.md,
+   * "NaN and Inf"); the daemon keeps them, the trainer applies them and writes them into checkpoints.
+   */
+  lrScale: number;
+  rollbacks: number;
 }

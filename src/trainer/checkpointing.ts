@@ -23,6 +23,8 @@ export interface CheckpointSources {
   perceptualRand: Rng | null;
   /** The data position of the first patch not yet trained on. */
   dataSeq: () => number;
+  /** The learning-rate factor and rollback count of non-finite steps (docs/reliability.md). */
+  nonFinite: { lrScale: number; rollbacks: number };
 }
 
 export class Checkpoints {
@@ -121,6 +123,8 @@ export class Checkpoints {
           valGain,
           bestValGain: this.#bestGain,
           metrics: this.#recent,
+          lrScale: this.#src.nonFinite.lrScale,
+          rollbacks: this.#src.nonFinite.rollbacks,
         },
         tensors,
         // The generator users take away: the EMA weights when there are any, as a plain LayersModel.

@@ -25,10 +25,22 @@ import { readCheckpoint } from '../models/train/checkpoint-tensors.js';
 import type { CheckpointState } from '../models/train/checkpoint.js';
 import { previewStrip } from '../data/image/patches.js';
 import { UnreadSteps } from './step-reads.js';
+import { SrganError } from '../util/errors.js';
 
 const port = parentPort;
 if (!port) throw new Error('trainer/worker.js must run in a worker thread');
-const { ring: ringSab, config, preview, runId, checkpointDir, resume, data, valFiles } = workerData as TrainerWorkerData;
+const {
+  ring: ringSab,
+  config,
+  preview,
+  runId,
+  checkpointDir,
+  resume,
+  data,
+  valFiles,
+  lrScale,
+  rollbacks,
+} = workerData as TrainerWorkerData;
 const post = (m: FromTrainer, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
 
 const ring = SharedRing.attach(ringSab);
@@ -71,7 +83,14 @@ async function main(): Promise<void> {
   const batch = new Batch(config, ring, new Sequencer(startSeq), post);
   const checkpoints = new Checkpoints(
     { config, runId, dir: checkpointDir, data, post },
-    { gan, scheduler: () => scheduler, jpegRand, perceptualRand: perceptual ? perceptualRand : null, dataSeq: () => batch.nextSeq },
+    {
+      gan,
+      scheduler: () => scheduler,
+      jpegRand,
+      perceptualRand: perceptual ? perceptualRand : null,
+      dataSeq: () => batch.nextSeq,
+      nonFinite: { lrScale, rollbacks },
+    },
   );
   if (resumed) checkpoints.resumeFrom(resumed);
 
@@ -127,6 +146,7 @@ async function main(): Promise<void> {
   // observations in step order and queues their metrics; `val` joins the values of its step.
   const unread = new UnreadSteps();
   const adaptive = config.dMode === 'adaptive';
+  let badInARow = 0; // steps not applied because they went non-finite, in a row (docs/reliability.md)
   const settle = async (val: { step: number; values: Record<string, number> } | null = null): Promise<void> => {
     const read = await unread.read();
     const gpuErrors = takeGpuErrors();
@@ -134,7 +154,19 @@ async function main(): Promise<void> {
       throw Object.assign(new Error(`the GPU rejected the training step's work: ${gpuErrors.join('; ')}`), { code: 'SRGAN_ERR_BACKEND' });
     }
     for (const r of read) {
-      if (r.values.g_adv !== undefined) scheduler.observe({ gAdv: r.values.g_adv });
+      if (r.values.step_skipped !== undefined) {
+        delete r.values.step_skipped;
+        post({ type: 'nonfinite', step: r.step, inARow: ++badInARow, values: r.values });
+        if (badInARow >= config.nonFinite.maxBadSteps) {
+          throw new SrganError(
+            'SRGAN_ERR_NONFINITE',
+            `${badInARow} steps in a row up to step ${r.step} had non-finite losses or gradients (nonFinite.maxBadSteps ${config.nonFinite.maxBadSteps})`,
+          );
+        }
+      } else {
+        badInARow = 0;
+      }
+      if (r.values.g_adv !== undefined && Number.isFinite(r.values.g_adv)) scheduler.observe({ gAdv: r.values.g_adv });
       const extra = val !== null && val.step === r.step ? val.values : null;
       if (extra) Object.assign(r.values, extra);
       if (r.log || extra) {
@@ -175,9 +207,13 @@ async function main(): Promise<void> {
     setState('training');
     await batch.degrade(jpegRand);
     const plan = scheduler.plan();
-    const [hr, lr] = batch.tensors();
+    const [clean, lr] = batch.tensors();
+    const hr = nanInjected(plan.step) ? (tf.mul(clean, NaN) as tf.Tensor4D) : clean;
+    if (hr !== clean) clean.dispose();
     try {
-      unread.push(plan.step, plan.log, gan.stepLazy(hr, lr, plan));
+      // After non-finite rollbacks every rate is scaled down; the logged lr_g and lr_d show it.
+      const spec = lrScale === 1 ? plan : { ...plan, lrG: plan.lrG * lrScale, lrD: plan.lrD * lrScale };
+      unread.push(plan.step, plan.log, gan.stepLazy(hr, lr, spec));
     } finally {
       tf.dispose([hr, lr]);
     }
@@ -217,6 +253,18 @@ async function main(): Promise<void> {
   if (scheduler.step !== checkpoints.lastStep) await checkpoints.write('stop');
   setState('stopped');
   post({ type: 'stopped', step: scheduler.step });
+}
+
+/**
+ * Fault injection for the non-finite tests: the batch of SRGAN_FAULT_NAN_STEPS steps (default 1) from
+ * step SRGAN_FAULT_NAN_AT_STEP is made NaN, in the run's first trainer only, or in every trainer with
+ * SRGAN_FAULT_NAN_EVERY_TRAINER=1 (then each rollback meets it again).
+ */
+function nanInjected(step: number): boolean {
+  const at = Number(process.env.SRGAN_FAULT_NAN_AT_STEP);
+  if (!Number.isInteger(at) || at <= 0) return false;
+  if (resume !== null && process.env.SRGAN_FAULT_NAN_EVERY_TRAINER !== '1') return false;
+  return step >= at && step < at + Number(process.env.SRGAN_FAULT_NAN_STEPS ?? 1);
 }
 
 /** The scheduler's view of a run config. */

@@ -21,7 +21,8 @@ export type ErrorCode =
   | 'SRGAN_ERR_DAEMON_START'
   | 'SRGAN_ERR_TIMEOUT'
   | 'SRGAN_ERR_CHECKPOINT'
-  | 'SRGAN_ERR_MANIFEST';
+  | 'SRGAN_ERR_MANIFEST'
+  | 'SRGAN_ERR_NONFINITE';
 
 export class SrganError extends Error {
   readonly code: ErrorCode;

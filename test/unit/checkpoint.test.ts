@@ -255,3 +255,24 @@ describe('retention', () => {
     expect(r.remove.map((d) => path.basename(d))).toEqual(['step-00000002']);
   });
 });
+
+describe('a checkpoint with a non-finite tensor (docs/reliability.md, "NaN and Inf")', () => {
+  it('is refused, naming the tensor, and leaves the checkpoint already there for the step', async () => {
+    const tmp = tempDir('srgan-ckpt-nan-');
+    try {
+      await write(tmp.dir, state(4));
+      for (const bad of [NaN, Infinity, -Infinity]) {
+        const w = tf.tensor1d([1, 2, bad]);
+        await expect(writeCheckpoint(tmp.dir, state(4, { kind: 'manual' }), { 'G/ok': tf.ones([3]), 'G/w': w })).rejects.toMatchObject({
+          code: 'SRGAN_ERR_NONFINITE',
+          message: `tensor G/w holds ${bad} at index 2: a checkpoint is never written with non-finite values`,
+        });
+        w.dispose();
+      }
+      expect(newest(tmp.dir)).toEqual({ name: checkpointName(4), step: 4, kind: 'periodic' });
+      expect(fs.readdirSync(tmp.dir)).toEqual([checkpointName(4)]);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+});

@@ -89,6 +89,12 @@ export interface CheckpointState {
    * batches; after a kill, resume writes these back so the curve has no hole before the checkpoint.
    */
   metrics: { step: number; wallTime: number; values: Record<string, number> }[];
+  /**
+   * What non-finite steps have done to the run (docs/reliability.md, "NaN and Inf"): the factor on
+   * every learning rate, and the rollbacks that set it (absent before they existed: 1 and 0).
+   */
+  lrScale?: number;
+  rollbacks?: number;
   tensors: TensorEntry[];
 }
 
@@ -170,6 +176,17 @@ export async function writeCheckpoint(
     // Read asynchronously: a GPU backend has no blocking read in Node.
     const values = await Promise.all(names.map((name) => tensors[name].data()));
     values.forEach((v, i) => f32.set(v, entries[i].offset / 4));
+    // A checkpoint is what a run goes back to: it never holds a NaN or an infinity.
+    values.forEach((v, i) => {
+      let at = -1;
+      for (let j = 0; j < v.length && at < 0; j++) if (!Number.isFinite(v[j])) at = j;
+      if (at >= 0) {
+        throw new SrganError(
+          'SRGAN_ERR_NONFINITE',
+          `tensor ${names[i]} holds ${v[at]} at index ${at}: a checkpoint is never written with non-finite values`,
+        );
+      }
+    });
     writeFileSynced(path.join(tmp, 'tensors.bin'), bin);
     const full: CheckpointState = { format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, ...state, tensors: entries };
     writeFileSynced(path.join(tmp, 'state.json'), JSON.stringify(full, null, 1));
