@@ -1,6 +1,10 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { selectBackend } from '../../src/models/backend/ladder.js';
+import { selectBackend, vulkanDriverManifests } from '../../src/models/backend/ladder.js';
+import { DIST, tempDir } from '../support/tmp.js';
 import { loadNativeKernels } from '../../src/models/backend/native/kernels.js';
 
 describe('selectBackend', () => {
@@ -49,5 +53,39 @@ describe('selectBackend', () => {
     const sel = await selectBackend('cpu');
     expect(sel).toMatchObject({ name: 'cpu', tfBackend: 'cpu', skipped: [] });
     await selectBackend('wasm');
+  });
+
+  it('finds Vulkan driver manifests where the loader looks, or where VK_DRIVER_FILES points', () => {
+    const tmp = tempDir('srgan-icd-');
+    try {
+      const data = path.join(tmp.dir, 'share');
+      const none = { HOME: tmp.dir, XDG_DATA_DIRS: data, XDG_CONFIG_DIRS: path.join(tmp.dir, 'xdg') };
+      const system = vulkanDriverManifests({ HOME: tmp.dir, XDG_DATA_DIRS: '/nowhere', XDG_CONFIG_DIRS: '/nowhere' }); // /etc's
+      expect(vulkanDriverManifests(none)).toEqual(system);
+      fs.mkdirSync(path.join(data, 'vulkan', 'icd.d'), { recursive: true });
+      const icd = path.join(data, 'vulkan', 'icd.d', 'nvidia_icd.json');
+      fs.writeFileSync(icd, '{}');
+      fs.writeFileSync(path.join(data, 'vulkan', 'icd.d', 'README'), '');
+      expect(vulkanDriverManifests(none)).toEqual([...system, icd]);
+      // The variables replace the search, as they do for the loader.
+      expect(vulkanDriverManifests({ ...none, VK_DRIVER_FILES: path.join(tmp.dir, 'missing.json') })).toEqual([]);
+      expect(vulkanDriverManifests({ ...none, VK_ICD_FILENAMES: `${path.join(tmp.dir, 'missing.json')}:${icd}` })).toEqual([icd]);
+      expect(vulkanDriverManifests({ ...none, VK_DRIVER_FILES: path.dirname(icd) })).toEqual([icd]);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it('auto does not load Dawn where no Vulkan driver is installed: nothing of the loader reaches the terminal', (ctx) => {
+    if (vulkanDriverManifests().length > 0) return ctx.skip(); // a machine with a Vulkan driver
+    const script = `const { selectBackend } = await import(${JSON.stringify(path.join(DIST, 'models/backend/ladder.js'))});
+      console.log(JSON.stringify(await selectBackend('auto')));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+    const sel = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { skipped: { name: string; why: string }[] };
+    expect(sel.skipped.find((s) => s.name === 'webgpu')?.why).toBe(
+      'no Vulkan driver is installed (no ICD manifest where the Vulkan loader looks)',
+    );
   });
 });

@@ -11,7 +11,9 @@
 // Runs in the trainer thread, which owns tfjs: tfjs-node can be loaded by only one thread of a process,
 // so nothing else may load it (the main thread only ever resolves its path).
 
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs-core';
 import { SrganError } from '../../util/errors.js';
@@ -60,8 +62,14 @@ async function load(name: BackendName, forced: boolean): Promise<{ tfBackend: st
     case 'tfjs-node-gpu':
     case 'tfjs-node':
       return loadTfjsNode(`@tensorflow/${name}`);
-    case 'webgpu':
+    case 'webgpu': {
+      // Dawn writes the Vulkan loader's complaints to stderr, the user's terminal in a foreground
+      // command, when it finds no driver: where none is installed, auto does not load Dawn at all.
+      if (!forced && vulkanDriverManifests().length === 0) {
+        throw new SrganError('SRGAN_ERR_BACKEND', 'no Vulkan driver is installed (no ICD manifest where the Vulkan loader looks)');
+      }
       return loadWebgpu(forced && softwareAllowed());
+    }
     case 'wasm-native': {
       const native = loadNativeKernels();
       if (!native.ok) throw new SrganError('SRGAN_ERR_BACKEND', native.reason);
@@ -91,6 +99,37 @@ async function loadTfjsNode(pkg: string): Promise<{ tfBackend: string; detail: s
   if (!(await tf.setBackend('tensorflow'))) throw new SrganError('SRGAN_ERR_BACKEND', `${pkg} loaded but its backend did not initialise`);
   registerBroadcastGradients();
   return { tfBackend: 'tensorflow', detail: `${pkg} (libtensorflow)` };
+}
+
+/**
+ * The Vulkan driver manifests (ICD JSON files) the Vulkan loader would find: the files or folders in
+ * VK_DRIVER_FILES / VK_ICD_FILENAMES / VK_ADD_DRIVER_FILES, else its search folders on Linux
+ * ($XDG_CONFIG_HOME, $XDG_CONFIG_DIRS, /etc, $XDG_DATA_HOME, $XDG_DATA_DIRS, each + vulkan/icd.d).
+ */
+export function vulkanDriverManifests(env: NodeJS.ProcessEnv = process.env): string[] {
+  const list = (v: string | undefined) => (v ?? '').split(':').filter(Boolean);
+  const jsonIn = (p: string): string[] => {
+    if (p.endsWith('.json')) return existsSync(p) ? [p] : [];
+    try {
+      return readdirSync(p)
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => join(p, f));
+    } catch {
+      return [];
+    }
+  };
+  const explicit = [...list(env.VK_DRIVER_FILES ?? env.VK_ICD_FILENAMES), ...list(env.VK_ADD_DRIVER_FILES)];
+  if (explicit.length > 0) return explicit.flatMap(jsonIn);
+  const home = env.HOME ?? homedir();
+  const dirs = [
+    env.XDG_CONFIG_HOME ?? join(home, '.config'),
+    ...list(env.XDG_CONFIG_DIRS ?? '/etc/xdg'),
+    '/usr/local/etc',
+    '/etc',
+    env.XDG_DATA_HOME ?? join(home, '.local/share'),
+    ...list(env.XDG_DATA_DIRS ?? '/usr/local/share:/usr/share'),
+  ];
+  return [...new Set(dirs)].flatMap((d) => jsonIn(join(d, 'vulkan', 'icd.d')));
 }
 
 /** Whether the software-adapter switch is on (SRGAN_WEBGPU_SOFTWARE=1, true or yes). */
