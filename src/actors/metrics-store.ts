@@ -1,5 +1,11 @@
 // The one owner of the daemon's SQLite connection. Every write is queued and committed in short batched
 // transactions (every `flushMs`, or sooner when the queue grows), so the trainer never waits on disk.
+//
+// A write that cannot be made now (another process holds the write lock, as a user's sqlite3 shell in a
+// transaction does; the disk is full; an I/O error) loses nothing: the batch goes back to the head of
+// the queue and is retried with a growing delay, and the owner hears when writing stalls and when it
+// recovers (docs/reliability.md, "A locked or full database"). Each try waits at most WRITE_WAIT_MS
+// for the lock, so the daemon's thread is never held for long.
 
 import os from 'node:os';
 import type Database from 'better-sqlite3';
@@ -18,6 +24,23 @@ import {
 import type { MetricsPoint } from '../protocol/messages.js';
 
 export type NewRun = Omit<RunRow, 'host' | 'ended_at' | 'last_step'>;
+
+/** How long one write waits for another process's lock before it is put back and retried later. */
+const WRITE_WAIT_MS = 250;
+/** Retry delays grow from the first to the last. */
+const RETRY_MS = [250, 500, 1000, 2000, 5000] as const;
+/** At stop, the last flush waits this long for a lock before giving up. */
+const FINAL_WAIT_MS = 30_000;
+
+/** The SQLite errors that pass: a lock held elsewhere, a full disk, an I/O error. */
+export function isTransientWriteError(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && /^SQLITE_(BUSY|LOCKED|FULL|IOERR)/.test(code);
+}
+
+/** Writing stalled (the first failed try), or recovered (the first try that succeeded after). */
+export type WriteState =
+  { state: 'stalled'; code: string; message: string } | { state: 'recovered'; code: string; message: string; ms: number; writes: number };
 
 export type MetricsStoreMessage =
   | { type: 'createRun'; run: NewRun }
@@ -53,6 +76,11 @@ export interface MetricsStoreOptions {
   flushMs?: number;
   /** Flush as soon as this many writes are queued. Default 5000. */
   maxQueued?: number;
+  /**
+   * Told when writing stalls and when it recovers; what it returns on recovery is written at once (an
+   * event saying so: written even when the recovery comes with the last flush, at stop).
+   */
+  onWriteState?: (s: WriteState) => MetricsStoreMessage | void;
   clock?: Clock;
 }
 
@@ -66,6 +94,9 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
   #queue: Exclude<MetricsStoreMessage, { type: 'flush' }>[] = [];
   #cancelTimer: (() => void) | null = null;
   #rowsWritten = 0;
+  readonly #onWriteState: (s: WriteState) => MetricsStoreMessage | void;
+  /** Since when writes fail, and why; null while they succeed. */
+  #stall: { since: number; code: string; message: string; tries: number } | null = null;
 
   constructor(options: MetricsStoreOptions) {
     super('metrics-store');
@@ -74,6 +105,12 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
     this.#maxQueued = options.maxQueued ?? 5000;
     this.#clock = options.clock ?? systemClock;
     this.#onPreviewStored = options.onPreviewStored ?? (() => {});
+    this.#onWriteState = options.onWriteState ?? (() => {});
+  }
+
+  /** Writes waiting for the database (while a write stalls, everything since). */
+  get queued(): number {
+    return this.#queue.length;
   }
 
   /** Metric rows committed so far. */
@@ -89,12 +126,15 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
 
   protected override onStart(): void {
     this.#db ??= openDb(this.file);
+    this.#db.pragma(`busy_timeout = ${WRITE_WAIT_MS}`);
   }
 
   protected override onStop(): void {
     this.#cancelTimer?.();
     this.#cancelTimer = null;
     if (this.#db) {
+      // The last chance for what is queued: wait longer for a lock held elsewhere.
+      this.#db.pragma(`busy_timeout = ${FINAL_WAIT_MS}`);
       this.flushNow();
       this.#db.close();
       this.#db = null;
@@ -107,6 +147,7 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
       return;
     }
     this.#queue.push(message);
+    if (this.#stall) return; // the retry timer flushes
     // Runs are created at once so that readers (the CLI) see them immediately.
     if (
       message.type === 'createRun' ||
@@ -137,12 +178,55 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
     return pinnedSteps(this.db, runId);
   }
 
-  /** Commits everything queued, in one transaction. */
+  /**
+   * Commits everything queued, in one transaction. When the database cannot be written now (a lock
+   * held elsewhere, a full disk), puts it all back and retries later.
+   */
   flushNow(): void {
     const db = this.#db;
     if (!db || this.#queue.length === 0) return;
     const queue = this.#queue;
     this.#queue = [];
+    let written: { stored: StoredPreview[]; rows: number };
+    try {
+      written = this.#write(db, queue);
+    } catch (err) {
+      if (!isTransientWriteError(err)) throw err;
+      this.#queue = queue.concat(this.#queue);
+      this.#stalled(err as Error & { code: string });
+      return;
+    }
+    this.#rowsWritten += written.rows;
+    if (this.#stall) {
+      const { since, code, message } = this.#stall;
+      this.#stall = null;
+      const note = this.#onWriteState({ state: 'recovered', code, message, ms: this.#clock.now() - since, writes: queue.length });
+      if (note && note.type !== 'flush') {
+        this.#queue.push(note);
+        this.flushNow();
+      }
+    }
+    for (const p of written.stored) this.#onPreviewStored(p);
+  }
+
+  #stalled(err: Error & { code: string }): void {
+    if (!this.#stall) {
+      this.#stall = { since: this.#clock.now(), code: err.code, message: err.message, tries: 0 };
+      this.#onWriteState({ state: 'stalled', code: err.code, message: err.message });
+    }
+    const delay = RETRY_MS[Math.min(this.#stall.tries++, RETRY_MS.length - 1)];
+    this.#cancelTimer?.();
+    this.#cancelTimer = this.#clock.setTimeout(() => {
+      this.#cancelTimer = null;
+      this.send({ type: 'flush' });
+    }, delay);
+  }
+
+  /** One transaction of `queue`'s writes; throws (and SQLite rolls it all back) when any fails. */
+  #write(
+    db: Database.Database,
+    queue: readonly Exclude<MetricsStoreMessage, { type: 'flush' }>[],
+  ): { stored: StoredPreview[]; rows: number } {
     // One row per (run, key, step) (a unique index): a point written again replaces the earlier one.
     const insertMetric = db.prepare(
       `INSERT INTO metrics (run_id, step, key, value, wall_time) VALUES (?, ?, ?, ?, ?)
@@ -152,12 +236,13 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
     const insertPreview = db.prepare('INSERT INTO previews (run_id, step, time, width, height, panels, png) VALUES (?, ?, ?, ?, ?, ?, ?)');
     const now = () => this.#clock.now() / 1000;
     const stored: StoredPreview[] = [];
+    let rows = 0;
     const insertPoints = (runId: string, points: readonly MetricsPoint[]) => {
       for (const p of points) {
         for (const [key, value] of Object.entries(p.values)) {
-          if (!Number.isFinite(value)) continue; // NaN/Inf are reported as events by the trainer
+          if (!Number.isFinite(value)) continue; // a step's NaN/Inf is reported as a 'nonfinite' event by the trainer
           insertMetric.run(runId, p.step, key, value, p.wallTime / 1000);
-          this.#rowsWritten++;
+          rows++;
         }
       }
     };
@@ -243,6 +328,6 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
       // the commit, so no reader sees one.
       refreshRollups(db);
     })();
-    for (const p of stored) this.#onPreviewStored(p);
+    return { stored, rows };
   }
 }

@@ -194,7 +194,9 @@ function printStatus(s: DaemonStatus, asJson: boolean): void {
     .filter(([k]) => !k.startsWith('lr_') && k !== 'd_steps')
     .map(([k, v]) => `${k}=${formatNumber(v)}`)
     .join(' ');
-  console.log(`state:    ${s.state}`);
+  console.log(
+    `state:    ${s.state}${s.pauseReason ? ` (by the daemon: ${s.pauseReason}; it goes on by itself once that has passed)` : ''}`,
+  );
   console.log(`run:      ${s.runId} (${s.preset})`);
   console.log(`step:     ${s.step} G, ${s.dSteps} D  (${stepRate(s.stepsPerSec)}), epoch ${s.epoch}`);
   const maxSteps = s.config.maxSteps;

@@ -123,6 +123,11 @@ export interface RunConfig {
    * checkpoint with every learning rate × `lrFactor`; after `maxRollbacks` such rollbacks it fails.
    */
   nonFinite: { maxBadSteps: number; lrFactor: number; maxRollbacks: number };
+  /**
+   * Pause training while less than this many MiB are free on the file system of $SRGAN_HOME, and go on
+   * once there is again (0 = no threshold; a full disk still pauses). docs/reliability.md.
+   */
+  minFreeMiB: number;
   /** Evaluate the held-out images every N generator steps (0 = never): val_psnr, val_bicubic, val_gain (= their difference), val_psnr_mix, val_gain_mix. */
   valEvery: number;
   /** Images held out of training for validation (taken from the data by the seed; 0 = none). */
@@ -172,6 +177,7 @@ const COMMON = {
   valEvery: 500,
   valImages: 4,
   nonFinite: { maxBadSteps: 3, lrFactor: 0.5, maxRollbacks: 3 },
+  minFreeMiB: 256,
 } as const satisfies Partial<RunConfig>;
 
 /**

@@ -85,6 +85,7 @@ const FIELDS: Record<string, Check> = {
   'nonFinite.maxBadSteps': int(1, 1_000_000),
   'nonFinite.lrFactor': num(0.001, 1),
   'nonFinite.maxRollbacks': int(0, 1000),
+  minFreeMiB: int(0, 10_000_000),
 };
 
 /** Fields of each network kind (besides `kind`). */

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { Supervisor } from '../actors/supervisor.js';
-import { MetricsStore } from '../actors/metrics-store.js';
+import { MetricsStore, type MetricsStoreMessage, type WriteState } from '../actors/metrics-store.js';
 import { LoaderPool } from '../actors/loader-pool.js';
 import { Trainer } from '../actors/trainer.js';
 import { ControlServer, type DaemonControl } from '../actors/control-server.js';
@@ -35,6 +35,8 @@ import { withInitWeights } from './init-weights.js';
 
 /** Trainer thread failures within an hour that are answered by continuing from the newest checkpoint. */
 const TRAINER_RESTARTS = 3;
+/** How often the free space of $SRGAN_HOME is checked against minFreeMiB. */
+const STORAGE_CHECK_MS = 2000;
 
 /** Where a run continues: a checkpoint folder and the parts of its state.json the daemon needs. */
 interface Resume {
@@ -130,6 +132,7 @@ export class Daemon implements DaemonControl {
       tensors: 0,
       losses: {},
       lastCheckpoint: null,
+      pauseReason: null,
       validation: null,
       preset: this.config.preset,
       config: this.config as unknown as Record<string, unknown>,
@@ -164,7 +167,11 @@ export class Daemon implements DaemonControl {
   async #start(): Promise<string> {
     const token = ensureToken(this.paths);
     const cfg = this.config;
-    this.#store = new MetricsStore({ file: this.paths.db, onPreviewStored: (p) => this.#output.previewStored(p) });
+    this.#store = new MetricsStore({
+      file: this.paths.db,
+      onPreviewStored: (p) => this.#output.previewStored(p),
+      onWriteState: (s) => this.#writeState(s),
+    });
     await this.#supervisor.startChild({ actor: this.#store, restart: 'permanent' });
 
     const data = await trainingData(this.config, this.paths.demoData, this.#log);
@@ -249,6 +256,8 @@ export class Daemon implements DaemonControl {
     writeDaemonInfo(this.paths, this.info);
     this.#log(`monitor: ${this.#server.url}`);
     this.#started = true;
+    this.#checkStorage();
+    this.#storage.timer = setInterval(() => this.#checkStorage(), STORAGE_CHECK_MS).unref();
     return this.#server.url;
   }
 
@@ -430,6 +439,72 @@ export class Daemon implements DaemonControl {
     return { ...this.#status, losses: { ...this.#status.losses }, validation: v && { ...v, best: { ...v.best } } };
   }
 
+  /**
+   * runs.db could not be written, or can again (actors/metrics-store.ts keeps the writes and retries):
+   * a lock held elsewhere is waited out while training goes on; a full disk or an I/O error pauses
+   * training until writing works again.
+   */
+  #writeState(s: WriteState): MetricsStoreMessage | undefined {
+    if (s.state === 'stalled') {
+      this.#log(`runs.db cannot be written now (${s.code}: ${s.message}); keeping its writes in memory and retrying`);
+      if (!/^SQLITE_(BUSY|LOCKED)/.test(s.code)) this.#storage.dbFull = `runs.db cannot be written (${s.code}: ${s.message})`;
+      this.#checkStorage();
+      return undefined;
+    }
+    const secs = Math.round(s.ms / 100) / 10;
+    const message = `runs.db could not be written for ${secs} s (${s.code}: ${s.message}); ${s.writes} writes kept in memory meanwhile are in`;
+    this.#log(`runs.db is written again after ${secs} s`);
+    this.#storage.dbFull = null;
+    this.#checkStorage();
+    // Written by the store itself, at once: this may be its last flush, at stop.
+    this.#server?.send({
+      type: 'broadcast',
+      topic: 'events',
+      message: { type: 'event', runId: this.runId, time: Date.now() / 1000, step: this.#status.step, kind: 'storage', message },
+    });
+    return { type: 'event', runId: this.runId, kind: 'storage', message, data: { code: s.code, ms: s.ms, writes: s.writes } };
+  }
+
+  /** What keeps training paused by the daemon itself: the disk nearly full, runs.db not writable. */
+  #storage: { dbFull: string | null; timer: NodeJS.Timeout | null } = { dbFull: null, timer: null };
+
+  /**
+   * Pauses training while the disk of $SRGAN_HOME has less than minFreeMiB free or runs.db cannot be
+   * written, and resumes it once neither holds (only a pause it made itself). Run every few seconds.
+   */
+  #checkStorage(): void {
+    if (!this.#started || this.#shutdown || this.#status.state === 'stopping') return;
+    let reason = this.#storage.dbFull;
+    const min = this.config.minFreeMiB;
+    if (reason === null && min > 0) {
+      try {
+        const st = fs.statfsSync(this.paths.root);
+        const freeMiB = (st.bavail * st.bsize) / 2 ** 20;
+        if (freeMiB < min) reason = `the disk is nearly full: ${freeMiB.toFixed(1)} MiB free for ${this.paths.root} (minFreeMiB ${min})`;
+      } catch {
+        /* no statfs here: only write failures pause */
+      }
+    }
+    const before = this.#status.pauseReason;
+    if (reason !== null) {
+      this.#status.pauseReason = reason; // with the latest figure
+      if (before === null) {
+        this.#event('storage_pause', `training paused: ${reason}`);
+        this.#log(`pausing: ${reason}`);
+      }
+      // Paused again if someone resumed it meanwhile, or a restarted trainer came up training.
+      if (before === null || this.#status.state === 'training') this.#trainer?.send({ type: 'pause' });
+    } else if (before !== null) {
+      this.#status.pauseReason = null;
+      this.#event(
+        'storage_resume',
+        `training resumes: ${before.replace(/^the disk is nearly full: .*/, 'the disk was nearly full')}; that has passed`,
+      );
+      this.#log('resuming: storage is fine again');
+      this.#trainer?.send({ type: 'resume' });
+    }
+  }
+
   pause(): DaemonState {
     this.#requireRunning('pause');
     this.#trainer?.send({ type: 'pause' });
@@ -513,6 +588,7 @@ export class Daemon implements DaemonControl {
   #shutdownNow(finalStatus: 'stopped' | 'failed' = this.#exitCode ? 'failed' : 'stopped'): Promise<number> {
     this.#shutdown ??= (async () => {
       this.#status.state = 'stopping';
+      if (this.#storage.timer) clearInterval(this.#storage.timer);
       this.#ring?.close();
       const store = this.#store;
       // Everyone but the store first (reverse start order puts it last), so their final words land.

@@ -21,6 +21,7 @@ export const RESUME_OVERRIDABLE: readonly string[] = Object.freeze([
   'valEvery',
   // What happens after a non-finite step, not what a finite one computes.
   'nonFinite',
+  'minFreeMiB',
   // Splits the same step into parts: only float rounding changes (moving a run between a CPU and a GPU).
   'accumulate',
 ]);

@@ -43,6 +43,11 @@ export interface DaemonStatus {
   /** The newest checkpoint written by this daemon (or the one it resumed from). */
   lastCheckpoint: { step: number; dir: string } | null;
   /**
+   * Why the daemon paused training by itself (the disk nearly full, runs.db not writable); it resumes by
+   * itself once that has passed. Null otherwise (docs/reliability.md).
+   */
+  pauseReason: string | null;
+  /**
    * The latest validation against bicubic (every `valEvery` steps), and the best gain of the run so far
    * with its step; null until the run has validated once (or when validation is off).
    */

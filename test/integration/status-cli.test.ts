@@ -47,9 +47,10 @@ let validation: ValidationStatus | null = worse;
 let valEvery = 500;
 let stepsPerSec = 2;
 let maxSteps: number | null = null;
+let pauseReason: string | null = null;
 
 const status = (): DaemonStatus => ({
-  state: 'training',
+  state: pauseReason ? 'paused' : 'training',
   runId: RUN_ID,
   pid: process.pid,
   url: server.url,
@@ -66,6 +67,7 @@ const status = (): DaemonStatus => ({
   tensors: 100,
   losses: { g_loss: 0.01, lr_g: 1e-3 },
   lastCheckpoint: null,
+  pauseReason,
   validation,
   preset: 'espcn-x2-fast',
   config: { valEvery, maxSteps },
@@ -159,6 +161,20 @@ describe('srgan status: validation against bicubic', () => {
     expect(text.stdout).toContain('best gain:  +0.13 dB at step 500\n');
     const json = JSON.parse((await srganAsync(['status', '--json'])).stdout) as DaemonStatus;
     expect(json.validation).toEqual(worse);
+  });
+
+  it('a pause the daemon made by itself says why, and that it goes on by itself', async () => {
+    pauseReason = 'the disk is nearly full: 12.0 MiB free for /home/u/.srgan (minFreeMiB 256)';
+    try {
+      const text = await srganAsync(['status']);
+      expect(text.stdout).toContain(
+        'state:    paused (by the daemon: the disk is nearly full: 12.0 MiB free for /home/u/.srgan (minFreeMiB 256); it goes on by itself once that has passed)\n',
+      );
+      expect(JSON.parse((await srganAsync(['status', '--json'])).stdout)).toMatchObject({ state: 'paused', pauseReason });
+    } finally {
+      pauseReason = null;
+    }
+    expect((await srganAsync(['status'])).stdout).toContain('state:    training\n');
   });
 
   it('better than bicubic; none yet; off', async () => {
