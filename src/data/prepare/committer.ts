@@ -8,6 +8,27 @@ import type { PrepareResult } from './worker.js';
 import type { PrepareSummary, SkipCode } from './options.js';
 import type { SourceFile } from './sources.js';
 
+/** Writes `data` to `file` and flushes it to the disk. */
+async function writeSynced(file: string, data: Uint8Array): Promise<void> {
+  const fh = await fsp.open(file, 'w');
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Flushes a folder's entries (the names of files just written) to the disk. */
+async function syncFolder(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Writes one source's PNGs, then records it; the only writer of patch files and of the manifest. */
 export class Committer {
   readonly #out: string;
@@ -51,6 +72,7 @@ export class Committer {
     } else {
       const first = m.nextPatchId;
       const rows: NewPatch[] = r.patches.map((p, i) => ({ id: first + i, level: p.level, x: p.x, y: p.y, size: p.size }));
+      const touched = new Set<string>();
       await Promise.all(
         r.patches.map(async (p, i) => {
           const id = first + i;
@@ -60,13 +82,17 @@ export class Committer {
             this.#folders.add(folder);
           }
           const file = patchPath(this.#out, id);
+          touched.add(path.dirname(file));
           try {
-            await fsp.writeFile(file, new Uint8Array(r.png, p.offset, p.length));
+            await writeSynced(file, new Uint8Array(r.png, p.offset, p.length));
           } catch (err) {
             throw new SrganError('SRGAN_ERR_DATA', `cannot write patch ${file}: ${(err as Error).message}`, { cause: err });
           }
         }),
       );
+      // On disk, names included, before the manifest says they exist: a power loss then loses at most
+      // the files in flight, which the next run removes as strays (docs/prepare.md).
+      await Promise.all([...touched].map(syncFolder));
       m.commitSource({ ...base, status: 'done' }, rows);
       s.done++;
       s.patches += rows.length;
