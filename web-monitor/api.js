@@ -158,7 +158,9 @@ export class Live {
     url.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
     url.search = '';
     url.hash = '';
-    const sock = new WebSocket(url);
+    // The token as a subprotocol: it gets this socket a place even when strangers fill the server's
+    // slots for sockets without it (docs/reliability.md, "Hostile clients").
+    const sock = new WebSocket(url, ['srgan', `srgan-token.${this.token}`]);
     this.#ws = sock;
     sock.addEventListener('open', () => {
       if (this.#ws !== sock) return;

@@ -1,5 +1,12 @@
 // HTTP + WebSocket on 127.0.0.1: serves the monitor page and takes typed, token-checked commands.
-// Slow clients lose frames (counted) instead of growing buffers without bound.
+// Slow clients lose frames (counted) instead of growing buffers without bound. Hostile or broken
+// clients cannot hold it (docs/reliability.md, "Hostile clients"): at most `maxClients` sockets at once,
+// of which at most `maxUnauthenticated` without the token in the upgrade (more are refused at the upgrade
+// with 503; srgan's own clients offer the subprotocol `srgan-token.TOKEN`, so a flood of strangers never
+// locks them out); a socket that has not sent a message with the right token
+// within `authTimeoutMs`, or that sends `maxFailedAuth` messages with a wrong token or none that parse
+// before it has, is closed; a socket that sends faster than `ratePerSec` (with a burst of `rateBurst`) is
+// closed.
 
 import fs from 'node:fs';
 import http from 'node:http';
@@ -11,7 +18,7 @@ import { Actor } from './actor.js';
 import { serveMonitorApi, type MonitorApiOptions } from './monitor-api.js';
 import { SrganError } from '../util/errors.js';
 import { tokensEqual } from '../util/token.js';
-import { parseClientMessage, MAX_CLIENT_MESSAGE_BYTES } from '../protocol/validate.js';
+import { parseClientMessage, MAX_CLIENT_MESSAGE_BYTES, PROTOCOL, tokenProtocol } from '../protocol/validate.js';
 import type {
   CheckpointWritten,
   ClientMessage,
@@ -48,7 +55,21 @@ export interface ControlServerOptions {
   monitor?: Omit<MonitorApiOptions, 'token'>;
   /** Frames are dropped for a client with more than this many bytes unsent. Default 4 MiB. */
   maxBufferedBytes?: number;
+  /** Sockets open at once; more are refused. Default 64. */
+  maxClients?: number;
+  /** Of those, sockets whose upgrade did not offer the token (TOKEN_PROTOCOL). Default 16. */
+  maxUnauthenticated?: number;
+  /** A socket without a message bearing the token by then is closed. Default 10 s. */
+  authTimeoutMs?: number;
+  /** Messages with a wrong token, or that do not parse, before a socket has authenticated. Default 3. */
+  maxFailedAuth?: number;
+  /** Messages a second a socket may send on average, and in a burst. Default 50 and 200. */
+  ratePerSec?: number;
+  rateBurst?: number;
 }
+
+/** WebSocket close code for a policy violation (RFC 6455). */
+const POLICY = 1008;
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const WEB_ROOT = path.resolve(here, '../../web-monitor');
@@ -79,6 +100,22 @@ function staticFile(pathname: string): { file: string; type: string } | null {
 interface Client {
   socket: WebSocket;
   topics: Set<Topic>;
+  /** Offered the token in its upgrade, or has sent a message with it. */
+  authed: boolean;
+  failedAuth: number;
+  /** Token bucket of the rate limit. */
+  tokens: number;
+  lastRefill: number;
+}
+
+/** What the server turned away, for the log and tests. */
+export interface RefusedCounts {
+  /** Upgrades refused because maxClients sockets were open. */
+  full: number;
+  /** Sockets closed for not authenticating in time, or for failed attempts. */
+  unauthenticated: number;
+  /** Sockets closed for sending too fast. */
+  rateLimited: number;
 }
 
 export class ControlServer extends Actor<ControlServerMessage> {
@@ -88,10 +125,29 @@ export class ControlServer extends Actor<ControlServerMessage> {
   #clients = new Set<Client>();
   #dropped = 0;
   #port = 0;
+  readonly #refused: RefusedCounts = { full: 0, unauthenticated: 0, rateLimited: 0 };
 
   constructor(options: ControlServerOptions) {
     super('control-server');
-    this.#options = { host: '127.0.0.1', maxBufferedBytes: 4 << 20, ...options };
+    this.#options = {
+      host: '127.0.0.1',
+      maxBufferedBytes: 4 << 20,
+      maxClients: 64,
+      maxUnauthenticated: 16,
+      authTimeoutMs: 10_000,
+      maxFailedAuth: 3,
+      ratePerSec: 50,
+      rateBurst: 200,
+      ...options,
+    };
+  }
+
+  /** Sockets open now. */
+  get clients(): number {
+    return this.#clients.size;
+  }
+  get refused(): Readonly<RefusedCounts> {
+    return { ...this.#refused };
   }
 
   get port(): number {
@@ -107,13 +163,28 @@ export class ControlServer extends Actor<ControlServerMessage> {
 
   protected override async onStart(): Promise<void> {
     const server = http.createServer((req, res) => this.#serve(req, res));
-    const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_CLIENT_MESSAGE_BYTES * 4 });
+    const wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: MAX_CLIENT_MESSAGE_BYTES * 4,
+      handleProtocols: (offered) => (offered.has(PROTOCOL) ? PROTOCOL : false),
+    });
     server.on('upgrade', (req, socket, head) => {
       if (new URL(req.url ?? '/', 'http://x').pathname !== '/ws') {
         socket.destroy();
         return;
       }
-      wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws));
+      const offered = String(req.headers['sec-websocket-protocol'] ?? '')
+        .split(',')
+        .map((p) => p.trim());
+      const token = tokenProtocol(this.#options.token);
+      const authed = offered.some((p) => tokensEqual(p, token));
+      const strangers = [...this.#clients].filter((c) => !c.authed).length;
+      if (this.#clients.size >= this.#options.maxClients || (!authed && strangers >= this.#options.maxUnauthenticated)) {
+        this.#refused.full++;
+        socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+        return;
+      }
+      wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, authed));
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -177,26 +248,61 @@ export class ControlServer extends Actor<ControlServerMessage> {
     });
   }
 
-  #accept(socket: WebSocket): void {
-    const client: Client = { socket, topics: new Set() };
+  #accept(socket: WebSocket, authed: boolean): void {
+    const o = this.#options;
+    const client: Client = { socket, topics: new Set(), authed, failedAuth: 0, tokens: o.rateBurst, lastRefill: performance.now() };
     this.#clients.add(client);
-    socket.on('close', () => this.#clients.delete(client));
-    socket.on('error', () => this.#clients.delete(client));
+    const authTimer = setTimeout(() => {
+      if (client.authed) return;
+      this.#refused.unauthenticated++;
+      socket.close(POLICY, `SRGAN_ERR_UNAUTHORIZED: no message with the access token within ${o.authTimeoutMs / 1000} s`);
+      // A peer that does not answer the close handshake is cut off.
+      setTimeout(() => socket.terminate(), 1000).unref();
+    }, o.authTimeoutMs);
+    authTimer.unref();
+    const gone = () => {
+      clearTimeout(authTimer);
+      this.#clients.delete(client);
+    };
+    socket.on('close', gone);
+    socket.on('error', gone);
+    /** Counts a failed attempt of a socket that has not authenticated; closes it at the limit. */
+    const failed = (): boolean => {
+      if (client.authed || ++client.failedAuth < o.maxFailedAuth) return false;
+      this.#refused.unauthenticated++;
+      socket.close(POLICY, `SRGAN_ERR_UNAUTHORIZED: ${client.failedAuth} messages without the access token`);
+      setTimeout(() => socket.terminate(), 1000).unref();
+      return true;
+    };
     socket.on('message', (data, isBinary) => {
+      if (socket.readyState !== WebSocket.OPEN) return;
+      const now = performance.now();
+      client.tokens = Math.min(o.rateBurst, client.tokens + ((now - client.lastRefill) / 1000) * o.ratePerSec);
+      client.lastRefill = now;
+      if (client.tokens < 1) {
+        this.#refused.rateLimited++;
+        socket.close(POLICY, `rate limit: more than ${o.ratePerSec} messages a second`);
+        setTimeout(() => socket.terminate(), 1000).unref();
+        return;
+      }
+      client.tokens -= 1;
       const send = (m: ServerMessage) => {
         if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(m));
       };
       if (isBinary) {
+        if (failed()) return;
         send({ type: 'error', code: 'SRGAN_ERR_BAD_MESSAGE', message: 'binary frames are not accepted; send JSON text' });
         return;
       }
       const parsed = parseClientMessage(data as Buffer);
       if (!parsed.ok) {
+        if (failed()) return;
         send({ type: 'error', code: parsed.code, message: parsed.message, ...(parsed.id !== undefined ? { id: parsed.id } : {}) });
         return;
       }
       const msg = parsed.message;
       if (!tokensEqual(msg.token, this.#options.token)) {
+        if (failed()) return;
         send({
           type: 'error',
           code: 'SRGAN_ERR_UNAUTHORIZED',
@@ -205,6 +311,7 @@ export class ControlServer extends Actor<ControlServerMessage> {
         });
         return;
       }
+      client.authed = true;
       // Most commands answer at once; 'checkpoint' answers when the file is on disk.
       Promise.resolve()
         .then(() => this.#handle(client, msg))

@@ -4,6 +4,7 @@
 import WebSocket from 'ws';
 import { SrganError } from '../util/errors.js';
 import type { ClientMessage, ServerMessage } from '../protocol/messages.js';
+import { PROTOCOL, tokenProtocol } from '../protocol/validate.js';
 import { readDaemonInfo, readToken, type DaemonInfo, type HomePaths } from '../store/home.js';
 
 type Command = Exclude<ClientMessage, { type: 'subscribe' | 'unsubscribe' | 'history' }>['type'];
@@ -19,7 +20,7 @@ export function requireDaemon(paths: HomePaths): DaemonInfo {
 export async function sendCommand(paths: HomePaths, type: Command, timeoutMs = 10_000): Promise<ServerMessage> {
   const info = requireDaemon(paths);
   const token = readToken(paths);
-  const ws = new WebSocket(`ws://127.0.0.1:${info.port}/ws`);
+  const ws = new WebSocket(`ws://127.0.0.1:${info.port}/ws`, [PROTOCOL, tokenProtocol(token)]);
   try {
     return await new Promise<ServerMessage>((resolve, reject) => {
       const timer = setTimeout(

@@ -4,6 +4,16 @@
 import { TOPICS, type ClientMessage, type Topic } from './messages.js';
 
 /** Largest client frame accepted, in bytes. */
+/**
+ * The WebSocket subprotocols srgan's clients offer: `srgan`, which the server selects, and
+ * `srgan-token.TOKEN`, which shows the token in the upgrade itself (a browser cannot set other headers
+ * on a WebSocket, and the monitor page keeps the token out of URLs), so a flood of strangers never locks
+ * them out (actors/control-server.ts). Every message still carries the token. web-monitor/api.js
+ * offers the same.
+ */
+export const PROTOCOL = 'srgan';
+export const tokenProtocol = (token: string): string => `srgan-token.${token}`;
+
 export const MAX_CLIENT_MESSAGE_BYTES = 16 * 1024;
 
 export type ParseResult =

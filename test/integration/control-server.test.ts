@@ -30,7 +30,9 @@ const control: DaemonControl = {
   latestPreview: () => (count('latestPreview'), { type: 'preview', id: 1, runId: 'r', step: 7, width: 1, height: 1, panels: [] }),
 };
 
-const server = new ControlServer({ port: 0, token: TOKEN, control });
+// Many wrong attempts on one socket, to see each answered: the default closes a socket at the third
+// (test/integration/hostile-clients.test.ts tests that).
+const server = new ControlServer({ port: 0, token: TOKEN, control, maxFailedAuth: 10_000, rateBurst: 10_000 });
 
 beforeAll(async () => {
   await server.start();

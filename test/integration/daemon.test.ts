@@ -129,24 +129,33 @@ describe('srgan daemon end to end', () => {
   });
 
   it('answers malformed, unknown and unauthenticated messages with error codes and changes nothing', async () => {
-    const ws = new WebSocket(`ws://127.0.0.1:${info.port}/ws`);
-    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
-    const replies: { code?: string; type: string }[] = [];
-    ws.on('message', (d) => replies.push(JSON.parse((d as Buffer).toString()) as { code?: string; type: string }));
-    ws.send('{not json');
-    ws.send(JSON.stringify({ type: 'launch-missiles', token }));
-    ws.send(JSON.stringify({ type: 'pause', token: 'wrong' }));
-    ws.send(JSON.stringify({ type: 'pause' }));
-    ws.send(Buffer.from([1, 2, 3]), { binary: true });
-    await waitFor('five replies', () => replies.length >= 5, 10_000);
-    expect(replies.map((r) => r.code)).toEqual([
-      'SRGAN_ERR_BAD_MESSAGE',
-      'SRGAN_ERR_UNKNOWN_TYPE',
-      'SRGAN_ERR_UNAUTHORIZED',
-      'SRGAN_ERR_BAD_MESSAGE',
-      'SRGAN_ERR_BAD_MESSAGE',
-    ]);
-    ws.close();
+    const open = async () => {
+      const ws = new WebSocket(`ws://127.0.0.1:${info.port}/ws`);
+      await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+      const replies: { code?: string; type: string }[] = [];
+      ws.on('message', (d) => replies.push(JSON.parse((d as Buffer).toString()) as { code?: string; type: string }));
+      const closed = new Promise<[number, string]>((resolve) => ws.once('close', (code, reason) => resolve([code, reason.toString()])));
+      return { ws, replies, closed };
+    };
+    const bad: [string | Buffer, string][] = [
+      ['{not json', 'SRGAN_ERR_BAD_MESSAGE'],
+      [JSON.stringify({ type: 'launch-missiles', token }), 'SRGAN_ERR_UNKNOWN_TYPE'],
+      [JSON.stringify({ type: 'pause', token: 'wrong' }), 'SRGAN_ERR_UNAUTHORIZED'],
+      [JSON.stringify({ type: 'pause' }), 'SRGAN_ERR_BAD_MESSAGE'],
+      [Buffer.from([1, 2, 3]), 'SRGAN_ERR_BAD_MESSAGE'],
+    ];
+    for (const [frame, code] of bad) {
+      const c = await open();
+      c.ws.send(frame, { binary: Buffer.isBuffer(frame) });
+      await waitFor(`the reply to ${String(frame)}`, () => c.replies.length >= 1, 10_000, 20);
+      expect(c.replies.map((r) => r.code)).toEqual([code]);
+      c.ws.close();
+    }
+    // A socket that keeps failing before it has shown the token is closed at the third attempt.
+    const c = await open();
+    for (const [frame] of bad.slice(0, 3)) c.ws.send(frame);
+    expect(await c.closed).toEqual([1008, 'SRGAN_ERR_UNAUTHORIZED: 3 messages without the access token']);
+    expect(c.replies.map((r) => r.code)).toEqual(['SRGAN_ERR_BAD_MESSAGE', 'SRGAN_ERR_UNKNOWN_TYPE']);
     expect(status().state).toBe('training');
   });
 
