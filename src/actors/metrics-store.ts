@@ -21,6 +21,7 @@ import {
   type NewCheckpoint,
   type RunRow,
 } from '../store/db.js';
+import { thinOnce, type Retention } from '../store/thinning.js';
 import type { MetricsPoint } from '../protocol/messages.js';
 
 export type NewRun = Omit<RunRow, 'host' | 'ended_at' | 'last_step'>;
@@ -31,6 +32,8 @@ const WRITE_WAIT_MS = 250;
 const RETRY_MS = [250, 500, 1000, 2000, 5000] as const;
 /** At stop, the last flush waits this long for a lock before giving up. */
 const FINAL_WAIT_MS = 30_000;
+/** How often old points and previews are thinned (the first pass comes at start). */
+const THIN_EVERY_MS = 10 * 60_000;
 
 /** The SQLite errors that pass: a lock held elsewhere, a full disk, an I/O error. */
 export function isTransientWriteError(err: unknown): boolean {
@@ -56,7 +59,9 @@ export type MetricsStoreMessage =
   | { type: 'checkpoint'; row: NewCheckpoint }
   /** Retention removed these checkpoint folders. */
   | { type: 'checkpointsDeleted'; runId: string; paths: string[] }
-  | { type: 'flush' };
+  | { type: 'flush' }
+  /** A thinning pass (store/thinning.ts), every THIN_EVERY_MS while a retention is set. */
+  | { type: 'thin' };
 
 /** A preview strip once it is in the database: what clients need to fetch it (GET /api/previews/ID.png). */
 export interface StoredPreview {
@@ -76,6 +81,8 @@ export interface MetricsStoreOptions {
   flushMs?: number;
   /** Flush as soon as this many writes are queued. Default 5000. */
   maxQueued?: number;
+  /** Thin old points and previews of every run so (docs/reliability.md, "Bounded growth"); none: keep all. */
+  retention?: Retention;
   /**
    * Told when writing stalls and when it recovers; what it returns on recovery is written at once (an
    * event saying so: written even when the recovery comes with the last flush, at stop).
@@ -91,7 +98,11 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
   readonly #clock: Clock;
   readonly #onPreviewStored: (preview: StoredPreview) => void;
   #db: Database.Database | null = null;
-  #queue: Exclude<MetricsStoreMessage, { type: 'flush' }>[] = [];
+  #queue: Exclude<MetricsStoreMessage, { type: 'flush' } | { type: 'thin' }>[] = [];
+  readonly #retention: Retention | null;
+  #cancelThin: (() => void) | null = null;
+  /** Rows and previews removed by thinning since start. */
+  thinned = { metrics: 0, previews: 0 };
   #cancelTimer: (() => void) | null = null;
   #rowsWritten = 0;
   readonly #onWriteState: (s: WriteState) => MetricsStoreMessage | void;
@@ -106,6 +117,7 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
     this.#clock = options.clock ?? systemClock;
     this.#onPreviewStored = options.onPreviewStored ?? (() => {});
     this.#onWriteState = options.onWriteState ?? (() => {});
+    this.#retention = options.retention ?? null;
   }
 
   /** Writes waiting for the database (while a write stalls, everything since). */
@@ -127,11 +139,14 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
   protected override onStart(): void {
     this.#db ??= openDb(this.file);
     this.#db.pragma(`busy_timeout = ${WRITE_WAIT_MS}`);
+    if (this.#retention) this.send({ type: 'thin' });
   }
 
   protected override onStop(): void {
     this.#cancelTimer?.();
     this.#cancelTimer = null;
+    this.#cancelThin?.();
+    this.#cancelThin = null;
     if (this.#db) {
       // The last chance for what is queued: wait longer for a lock held elsewhere.
       this.#db.pragma(`busy_timeout = ${FINAL_WAIT_MS}`);
@@ -144,6 +159,10 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
   protected receive(message: MetricsStoreMessage): void {
     if (message.type === 'flush') {
       this.flushNow();
+      return;
+    }
+    if (message.type === 'thin') {
+      this.#thin();
       return;
     }
     this.#queue.push(message);
@@ -201,12 +220,38 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
       const { since, code, message } = this.#stall;
       this.#stall = null;
       const note = this.#onWriteState({ state: 'recovered', code, message, ms: this.#clock.now() - since, writes: queue.length });
-      if (note && note.type !== 'flush') {
+      if (note && note.type !== 'flush' && note.type !== 'thin') {
         this.#queue.push(note);
         this.flushNow();
       }
     }
     for (const p of written.stored) this.#onPreviewStored(p);
+  }
+
+  /** One thinning pass; the next comes at once while there is a backlog, else in THIN_EVERY_MS. */
+  #thin(): void {
+    const db = this.#db;
+    if (!db || !this.#retention) return;
+    let again = false;
+    if (!this.#stall) {
+      this.flushNow(); // thin what is written, not what is about to be
+      try {
+        const r = thinOnce(db, this.#clock.now() / 1000, this.#retention);
+        this.thinned.metrics += r.metrics;
+        this.thinned.previews += r.previews;
+        again = !r.done;
+      } catch (err) {
+        if (!isTransientWriteError(err)) throw err; // a lock or a full disk: the next pass tries again
+      }
+    }
+    this.#cancelThin?.();
+    this.#cancelThin = this.#clock.setTimeout(
+      () => {
+        this.#cancelThin = null;
+        this.send({ type: 'thin' });
+      },
+      again ? 0 : THIN_EVERY_MS,
+    );
   }
 
   #stalled(err: Error & { code: string }): void {
@@ -225,7 +270,7 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
   /** One transaction of `queue`'s writes; throws (and SQLite rolls it all back) when any fails. */
   #write(
     db: Database.Database,
-    queue: readonly Exclude<MetricsStoreMessage, { type: 'flush' }>[],
+    queue: readonly Exclude<MetricsStoreMessage, { type: 'flush' } | { type: 'thin' }>[],
   ): { stored: StoredPreview[]; rows: number } {
     // One row per (run, key, step) (a unique index): a point written again replaces the earlier one.
     const insertMetric = db.prepare(

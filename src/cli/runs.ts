@@ -19,6 +19,7 @@ import {
   openDb,
   resolveRun,
   RUN_STATUSES,
+  runStorage,
   validationSummary,
   type ParamValue,
   type RunRow,
@@ -61,6 +62,7 @@ export async function showCommand(v: Values, args: string[]): Promise<number> {
       evals: listEvals(db, run.id).map((e) => ({ ...e, json: e.json === null ? null : (JSON.parse(e.json) as unknown) })),
       events: Object.fromEntries(eventCounts(db, run.id).map((e) => [e.kind, e.count])),
       lastError: errorEvent && { ...errorEvent, data: errorEvent.data === null ? null : (JSON.parse(errorEvent.data) as unknown) },
+      disk: diskUsage(db, run.id, listCheckpoints(db, run.id)),
     };
   });
   if (v.json) {
@@ -123,6 +125,12 @@ export async function showCommand(v: Values, args: string[]): Promise<number> {
       '  ',
     );
   }
+  const d = report.disk;
+  console.log(
+    `\ndisk:      ${mib(d.totalBytes)} in all: ${d.checkpoints} checkpoint${d.checkpoints === 1 ? '' : 's'} on disk ${mib(d.checkpointBytes)}; ` +
+      `in runs.db ~${mib(d.dbBytes)} (${d.metricRows} metric rows ~${mib(d.metricBytes)}, ${d.previews} previews ${mib(d.previewBytes)}); ` +
+      `runs.db is ${mib(d.fileBytes)} with every run`,
+  );
   const counts = Object.entries(report.events);
   console.log(`\nevents:    ${counts.length === 0 ? 'none' : counts.map(([k, n]) => `${k} ${n}`).join(', ')}`);
   const err = report.lastError;
@@ -314,4 +322,45 @@ function csvField(s: string): string {
 
 function indent(text: string): string {
   return text.replace(/^/gm, '  ');
+}
+
+/**
+ * What a run takes on disk (docs/reliability.md, "Bounded growth"): its checkpoint folders still on
+ * disk, its previews (exact), and its share of the rest of runs.db by metric rows (an estimate).
+ */
+function diskUsage(db: Database.Database, runId: string, checkpoints: readonly { path: string }[]) {
+  const s = runStorage(db, runId);
+  let checkpointBytes = 0;
+  let onDisk = 0;
+  for (const c of checkpoints) {
+    if (!fs.existsSync(c.path)) continue;
+    onDisk++;
+    checkpointBytes += folderBytes(c.path);
+  }
+  const metricBytes = s.allMetricRows === 0 ? 0 : Math.round(((s.fileBytes - s.allPreviewBytes) * s.metricRows) / s.allMetricRows);
+  const dbBytes = metricBytes + s.previewBytes;
+  return {
+    totalBytes: checkpointBytes + dbBytes,
+    checkpoints: onDisk,
+    checkpointBytes,
+    dbBytes,
+    metricRows: s.metricRows,
+    metricBytes,
+    previews: s.previews,
+    previewBytes: s.previewBytes,
+    fileBytes: s.fileBytes,
+  };
+}
+
+function folderBytes(dir: string): number {
+  let n = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = `${dir}/${e.name}`;
+    n += e.isDirectory() ? folderBytes(p) : fs.statSync(p).size;
+  }
+  return n;
+}
+
+function mib(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 }

@@ -128,6 +128,13 @@ export interface RunConfig {
    * once there is again (0 = no threshold; a full disk still pauses). docs/reliability.md.
    */
   minFreeMiB: number;
+  /**
+   * How runs.db keeps old data (docs/reliability.md, "Bounded growth"): metric points of the last
+   * `metricsFullMinutes` and previews of the last `previewsFullMinutes` all kept; older, the first point of
+   * each key per `metricsEvery` steps and `previewsPerHour` previews an hour, plus validation points and
+   * whatever sits at a checkpoint still on disk or pinned. Applies to every run in the database.
+   */
+  retention: { metricsFullMinutes: number; metricsEvery: number; previewsFullMinutes: number; previewsPerHour: number };
   /** Evaluate the held-out images every N generator steps (0 = never): val_psnr, val_bicubic, val_gain (= their difference), val_psnr_mix, val_gain_mix. */
   valEvery: number;
   /** Images held out of training for validation (taken from the data by the seed; 0 = none). */
@@ -178,6 +185,7 @@ const COMMON = {
   valImages: 4,
   nonFinite: { maxBadSteps: 3, lrFactor: 0.5, maxRollbacks: 3 },
   minFreeMiB: 256,
+  retention: { metricsFullMinutes: 120, metricsEvery: 100, previewsFullMinutes: 60, previewsPerHour: 4 },
 } as const satisfies Partial<RunConfig>;
 
 /**

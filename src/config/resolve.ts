@@ -86,6 +86,10 @@ const FIELDS: Record<string, Check> = {
   'nonFinite.lrFactor': num(0.001, 1),
   'nonFinite.maxRollbacks': int(0, 1000),
   minFreeMiB: int(0, 10_000_000),
+  'retention.metricsFullMinutes': num(0, 1e9),
+  'retention.metricsEvery': int(1, 1_000_000),
+  'retention.previewsFullMinutes': num(0, 1e9),
+  'retention.previewsPerHour': num(0.001, 3600),
 };
 
 /** Fields of each network kind (besides `kind`). */

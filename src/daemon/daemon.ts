@@ -171,6 +171,7 @@ export class Daemon implements DaemonControl {
       file: this.paths.db,
       onPreviewStored: (p) => this.#output.previewStored(p),
       onWriteState: (s) => this.#writeState(s),
+      retention: this.config.retention,
     });
     await this.#supervisor.startChild({ actor: this.#store, restart: 'permanent' });
 

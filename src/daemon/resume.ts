@@ -22,6 +22,7 @@ export const RESUME_OVERRIDABLE: readonly string[] = Object.freeze([
   // What happens after a non-finite step, not what a finite one computes.
   'nonFinite',
   'minFreeMiB',
+  'retention',
   // Splits the same step into parts: only float rounding changes (moving a run between a CPU and a GPU).
   'accumulate',
 ]);

@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { SrganError } from '../util/errors.js';
 import { configureWriter, waitForLocks } from '../util/sqlite.js';
 
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 /** Exported for tests, which build old databases from the old SQL. */
 export const MIGRATIONS: readonly string[] = [
@@ -184,6 +184,23 @@ export const MIGRATIONS: readonly string[] = [
 
   -- A pinned checkpoint is never removed by retention (srgan checkpoint --keep, the monitor's pin).
   ALTER TABLE checkpoints ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+  `,
+  // v6: thinning old points and previews (store/thinning.ts, docs/reliability.md "Bounded growth").
+  // While a thinning pass runs (a row in \`thinning\`, inside its transaction) deleted points leave their
+  // rollup buckets as they were: the rollups keep the full-resolution min, max and mean of the thinned
+  // stretch. thin_marks: how far each run has been thinned.
+  `
+  CREATE TABLE thinning (active INTEGER NOT NULL);
+  DROP TRIGGER metrics_rollup_delete;
+  CREATE TRIGGER metrics_rollup_delete AFTER DELETE ON metrics WHEN NOT EXISTS (SELECT 1 FROM thinning) BEGIN
+    UPDATE metric_rollups SET stale = 1 WHERE run_id = OLD.run_id AND key = OLD.key AND shift IN (6, 10, 14) AND bucket = OLD.step >> shift;
+  END;
+  CREATE TABLE thin_marks (
+    run_id       TEXT PRIMARY KEY,
+    metrics_step INTEGER NOT NULL DEFAULT 0,  -- points at steps up to this one are thinned
+    preview_time REAL NOT NULL DEFAULT 0      -- previews before this time (unix seconds) are thinned
+  );
+  CREATE INDEX previews_run_time ON previews (run_id, time);
   `,
 ];
 
@@ -652,4 +669,36 @@ export function recordEval(db: Database.Database, row: NewEval): number {
 export function listEvals(db: Database.Database, runId: string): EvalRow[] {
   if (schemaVersion(db) < 2) return [];
   return db.prepare('SELECT * FROM evals WHERE run_id = ? ORDER BY time, id').all(runId) as EvalRow[];
+}
+
+/** What one run takes in runs.db: its metric rows and previews, beside the whole file's. */
+export interface RunStorage {
+  metricRows: number;
+  /** Every run's metric rows (the run's share of the file's metric pages is metricRows / allMetricRows). */
+  allMetricRows: number;
+  previews: number;
+  previewBytes: number;
+  allPreviewBytes: number;
+  /** The database file's size (pages in use and free), without its WAL. */
+  fileBytes: number;
+}
+
+export function runStorage(db: Database.Database, runId: string): RunStorage {
+  const count = (sql: string, ...args: unknown[]) =>
+    db
+      .prepare(sql)
+      .pluck()
+      .get(...args) as number;
+  const previews = db.prepare('SELECT count(*) AS n, total(length(png)) AS bytes FROM previews WHERE run_id = ?').get(runId) as {
+    n: number;
+    bytes: number;
+  };
+  return {
+    metricRows: count('SELECT count(*) FROM metrics WHERE run_id = ?', runId),
+    allMetricRows: count('SELECT count(*) FROM metrics'),
+    previews: previews.n,
+    previewBytes: previews.bytes,
+    allPreviewBytes: count('SELECT total(length(png)) FROM previews'),
+    fileBytes: (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number),
+  };
 }

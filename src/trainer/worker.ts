@@ -257,13 +257,14 @@ async function main(): Promise<void> {
 
 /**
  * Fault injection for the non-finite tests: the batch of SRGAN_FAULT_NAN_STEPS steps (default 1) from
- * step SRGAN_FAULT_NAN_AT_STEP is made NaN, in the run's first trainer only, or in every trainer with
- * SRGAN_FAULT_NAN_EVERY_TRAINER=1 (then each rollback meets it again).
+ * step SRGAN_FAULT_NAN_AT_STEP is made NaN until the run has rolled back once (a trainer after a
+ * rollback trains those steps cleanly), or always with SRGAN_FAULT_NAN_EVERY_TRAINER=1 (then each
+ * rollback meets it again).
  */
 function nanInjected(step: number): boolean {
   const at = Number(process.env.SRGAN_FAULT_NAN_AT_STEP);
   if (!Number.isInteger(at) || at <= 0) return false;
-  if (resume !== null && process.env.SRGAN_FAULT_NAN_EVERY_TRAINER !== '1') return false;
+  if (rollbacks > 0 && process.env.SRGAN_FAULT_NAN_EVERY_TRAINER !== '1') return false;
   return step >= at && step < at + Number(process.env.SRGAN_FAULT_NAN_STEPS ?? 1);
 }
 

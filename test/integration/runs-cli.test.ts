@@ -175,6 +175,37 @@ describe('srgan runs / show / metrics / compare', () => {
     expect(srgan(home, ['show', 'beta']).stdout).toMatch(/last error: .* trainer exploded/);
   });
 
+  it('show: what the run takes on disk (checkpoint folders on disk, previews, its share of runs.db)', () => {
+    // Run gamma gets a checkpoint folder that exists, and two previews.
+    const folder = path.join(path.dirname(dbFile), 'ckpt-c-3');
+    fs.mkdirSync(path.join(folder, 'generator'), { recursive: true });
+    fs.writeFileSync(path.join(folder, 'tensors.bin'), Buffer.alloc(300_000));
+    fs.writeFileSync(path.join(folder, 'generator', 'w.bin'), Buffer.alloc(50_000));
+    const db = openDb(dbFile);
+    recordCheckpoint(db, { run_id: C, step: 3, time: 1_700_000_203, path: folder, checksum: 'sha256:c3', kind: 'periodic' });
+    const preview = db.prepare('INSERT INTO previews (run_id, step, time, width, height, panels, png) VALUES (?, ?, ?, 1, 1, ?, ?)');
+    preview.run(C, 1, 1_700_000_201, '[]', Buffer.alloc(1000));
+    preview.run(C, 2, 1_700_000_202, '[]', Buffer.alloc(2000));
+    db.close();
+    const c = srganJson<{ disk: Record<string, number> }>(home, ['show', 'gamma']);
+    expect(c.disk).toMatchObject({
+      checkpoints: 1,
+      checkpointBytes: 350_000,
+      previews: 2,
+      previewBytes: 3000,
+      metricRows: 0,
+      metricBytes: 0,
+    });
+    expect(c.disk.totalBytes).toBe(353_000);
+    expect(c.disk.fileBytes).toBe(fs.statSync(dbFile).size);
+    const a = srganJson<{ disk: Record<string, number> }>(home, ['show', 'alpha']);
+    expect(a.disk).toMatchObject({ checkpoints: 0, checkpointBytes: 0, metricRows: 30 }); // its checkpoint paths are not on disk
+    expect(a.disk.metricBytes).toBeGreaterThan(0);
+    expect(srgan(home, ['show', 'gamma']).stdout).toMatch(
+      /^disk: {6}0\.3 MiB in all: 1 checkpoint on disk 0\.3 MiB; in runs\.db ~0\.0 MiB \(0 metric rows ~0\.0 MiB, 2 previews 0\.0 MiB\); runs\.db is \d+\.\d MiB with every run$/m,
+    );
+  });
+
   it('metrics: a table by default, CSV and JSON, one or several keys, thinned with --every', () => {
     const csv = srgan(home, ['metrics', A, '--csv', '--key', 'g_loss']);
     expect(csv.status).toBe(0);

@@ -124,12 +124,23 @@ describe('runs database schema', () => {
   });
   afterEach(() => tmp.cleanup());
 
-  it('creates v5 from an empty file (v0 → v1 → v2 → v3 → v4 → v5)', () => {
+  it('creates v6 from an empty file (v0 → v1 → … → v6)', () => {
     const db = openDb(file);
-    expect(SCHEMA_VERSION).toBe(5);
+    expect(SCHEMA_VERSION).toBe(6);
     expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    expect(names(db, 'table')).toEqual(['checkpoints', 'evals', 'events', 'metric_rollups', 'metrics', 'params', 'previews', 'runs']);
+    expect(names(db, 'table')).toEqual([
+      'checkpoints',
+      'evals',
+      'events',
+      'metric_rollups',
+      'metrics',
+      'params',
+      'previews',
+      'runs',
+      'thin_marks',
+      'thinning',
+    ]);
     expect(names(db, 'view')).toEqual(['latest_metrics']);
     expect(names(db, 'index')).toEqual([
       'checkpoints_run_step',
@@ -139,6 +150,7 @@ describe('runs database schema', () => {
       'metrics_run_key_step',
       'params_key_value',
       'previews_run_step',
+      'previews_run_time',
     ]);
     expect(db.prepare("SELECT name, type FROM pragma_table_info('checkpoints') WHERE name IN ('psnr', 'gain') ORDER BY cid").all()).toEqual(
       [

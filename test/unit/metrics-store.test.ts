@@ -36,7 +36,18 @@ describe('MetricsStore', () => {
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     const tables = db.prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name").pluck().all();
-    expect(tables).toEqual(['checkpoints', 'evals', 'events', 'metric_rollups', 'metrics', 'params', 'previews', 'runs']);
+    expect(tables).toEqual([
+      'checkpoints',
+      'evals',
+      'events',
+      'metric_rollups',
+      'metrics',
+      'params',
+      'previews',
+      'runs',
+      'thin_marks',
+      'thinning',
+    ]);
     const idx = db.prepare("SELECT sql FROM sqlite_master WHERE name='metrics_run_key_step'").pluck().get();
     expect(idx).toMatch(/^CREATE UNIQUE INDEX metrics_run_key_step ON metrics \(run_id, key, step\)$/);
     db.close();

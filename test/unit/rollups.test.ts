@@ -7,7 +7,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { MIGRATIONS, openDb, refreshRollups, ROLLUP_SHIFTS } from '../../src/store/db.js';
+import { MIGRATIONS, openDb, refreshRollups, ROLLUP_SHIFTS, SCHEMA_VERSION } from '../../src/store/db.js';
 import { mulberry32 } from '../../src/util/prng.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -98,7 +98,7 @@ describe('metric_rollups', () => {
     })();
     raw.close();
     const db = openDb(file);
-    expect(db.pragma('user_version', { simple: true })).toBe(5);
+    expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     expect(actual(db).length).toBeGreaterThan(600);
     expectSame(db);
     db.close();
