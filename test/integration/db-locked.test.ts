@@ -10,6 +10,7 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { srganJson, waitFor } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
+import { tinyRun } from '../support/tiny-run.js';
 import { writePhotos } from '../support/photos.js';
 import { hasExited } from '../../src/util/lock-file.js';
 
@@ -40,24 +41,7 @@ describe('a locked runs.db', () => {
     const home = path.join(tmp.dir, 'home');
     fs.mkdirSync(home);
     const cfg = path.join(home, 'run.json');
-    fs.writeFileSync(
-      cfg,
-      JSON.stringify({
-        backend: 'wasm',
-        dataDir: photos,
-        patchSize: 32,
-        batchSize: 2,
-        generator: { kind: 'espcn', channels: 8, layout: 'plain', skip: true },
-        discriminator: { kind: 'patch', mid: 4 },
-        loaderWorkers: 1,
-        patchesPerImage: 2,
-        previewEvery: 10,
-        checkpointEvery: 50,
-        checkpointMinutes: 0,
-        valEvery: 0,
-        seed: 4,
-      }),
-    );
+    fs.writeFileSync(cfg, JSON.stringify(tinyRun(photos, { previewEvery: 10, checkpointEvery: 50, seed: 4 })));
     const info = srganJson<{ pid: number; runId: string }>(home, ['start', '--config', cfg]);
     pids.push(info.pid);
     const status = () => srganJson<{ state: string; step: number }>(home, ['status']);

@@ -10,6 +10,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { srgan, srganJson, waitFor } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
+import { tinyRun } from '../support/tiny-run.js';
 import { writePhotos } from '../support/photos.js';
 import { hasExited } from '../../src/util/lock-file.js';
 import { checkpointFolders, verifyCheckpoint } from '../../src/models/train/checkpoint.js';
@@ -48,26 +49,7 @@ interface Status {
 
 function startOn(home: string, extra: Record<string, unknown>): { pid: number; runId: string } {
   const cfg = path.join(tmp.dir, `${path.basename(home)}.json`); // off the tmpfs
-  fs.writeFileSync(
-    cfg,
-    JSON.stringify({
-      backend: 'wasm',
-      dataDir: photos,
-      patchSize: 32,
-      batchSize: 2,
-      generator: { kind: 'espcn', channels: 8, layout: 'plain', skip: true },
-      discriminator: { kind: 'patch', mid: 4 },
-      loaderWorkers: 1,
-      patchesPerImage: 2,
-      previewEvery: 10,
-      checkpointEvery: 20,
-      checkpointMinutes: 0,
-      checkpointKeep: 2,
-      valEvery: 0,
-      seed: 8,
-      ...extra,
-    }),
-  );
+  fs.writeFileSync(cfg, JSON.stringify(tinyRun(photos, { previewEvery: 10, checkpointEvery: 20, checkpointKeep: 2, seed: 8, ...extra })));
   const info = srganJson<{ pid: number; runId: string }>(home, ['start', '--config', cfg]);
   pids.push(info.pid);
   return info;

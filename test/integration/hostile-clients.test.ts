@@ -14,6 +14,7 @@ import { PROTOCOL, tokenProtocol } from '../../src/protocol/validate.js';
 import type { DaemonStatus } from '../../src/protocol/messages.js';
 import { srgan, srganJson, waitFor } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
+import { tinyRun } from '../support/tiny-run.js';
 import { writePhotos } from '../support/photos.js';
 import { hasExited } from '../../src/util/lock-file.js';
 import { mulberry32 } from '../../src/util/prng.js';
@@ -145,24 +146,7 @@ describe('a daemon under a fuzz of many sockets', () => {
     const home = path.join(tmp.dir, 'home');
     fs.mkdirSync(home);
     const cfg = path.join(home, 'run.json');
-    fs.writeFileSync(
-      cfg,
-      JSON.stringify({
-        backend: 'wasm',
-        dataDir: photos,
-        patchSize: 32,
-        batchSize: 2,
-        generator: { kind: 'espcn', channels: 8, layout: 'plain', skip: true },
-        discriminator: { kind: 'patch', mid: 4 },
-        loaderWorkers: 1,
-        patchesPerImage: 2,
-        previewEvery: 50,
-        checkpointEvery: 500,
-        checkpointMinutes: 0,
-        valEvery: 0,
-        seed: 2,
-      }),
-    );
+    fs.writeFileSync(cfg, JSON.stringify(tinyRun(photos, { previewEvery: 50, checkpointEvery: 500, seed: 2 })));
     const info = srganJson<{ pid: number; port: number }>(home, ['start', '--config', cfg]);
     pids.push(info.pid);
     const token = fs.readFileSync(path.join(home, 'token'), 'utf8').trim();

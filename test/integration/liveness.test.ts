@@ -9,6 +9,7 @@ import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { srganJson, waitFor } from '../support/cli.js';
 import { DIST, tempDir } from '../support/tmp.js';
+import { tinyRun } from '../support/tiny-run.js';
 import { writePhotos } from '../support/photos.js';
 import { acquireLockFile, hasExited, isAlive, lockFileOwner, lockHeld, releaseLockFile } from '../../src/util/lock-file.js';
 
@@ -110,21 +111,7 @@ describe('the lock file', () => {
 });
 
 describe('the daemon', () => {
-  const config = () => ({
-    backend: 'wasm',
-    dataDir: photos,
-    patchSize: 32,
-    batchSize: 2,
-    generator: { kind: 'espcn', channels: 8, layout: 'plain', skip: true },
-    discriminator: { kind: 'patch', mid: 4 },
-    loaderWorkers: 1,
-    patchesPerImage: 2,
-    previewEvery: 0,
-    checkpointEvery: 4,
-    checkpointMinutes: 0,
-    valEvery: 0,
-    seed: 5,
-  });
+  const config = () => tinyRun(photos, { checkpointEvery: 4, seed: 5 });
 
   it('a killed daemon left a zombie blocks neither status, start --resume nor start', async () => {
     const home = path.join(tmp.dir, 'home-zombie');

@@ -9,6 +9,7 @@ import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { srganJson, waitFor } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
+import { tinyRun } from '../support/tiny-run.js';
 import { writePhotos } from '../support/photos.js';
 import { hasExited } from '../../src/util/lock-file.js';
 
@@ -33,25 +34,16 @@ async function run(name: string, extra: Record<string, unknown>, faults: Record<
   const cfg = path.join(home, 'run.json');
   fs.writeFileSync(
     cfg,
-    JSON.stringify({
-      backend: 'wasm',
-      dataDir: photos,
-      patchSize: 32,
-      batchSize: 2,
-      generator: { kind: 'espcn', channels: 8, layout: 'plain', skip: true },
-      discriminator: { kind: 'patch', mid: 4 },
-      advWeight: 1e-3,
-      phases: [{ steps: null, lrG: LR_G, lrD: LR_G }],
-      loaderWorkers: 1,
-      patchesPerImage: 2,
-      previewEvery: 0,
-      checkpointEvery: 4,
-      checkpointMinutes: 0,
-      checkpointKeep: 10,
-      valEvery: 0,
-      seed: 11,
-      ...extra,
-    }),
+    JSON.stringify(
+      tinyRun(photos, {
+        advWeight: 1e-3,
+        phases: [{ steps: null, lrG: LR_G, lrD: LR_G }],
+        checkpointEvery: 4,
+        checkpointKeep: 10,
+        seed: 11,
+        ...extra,
+      }),
+    ),
   );
   Object.assign(process.env, faults);
   let info: { pid: number; runId: string };
