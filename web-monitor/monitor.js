@@ -706,8 +706,22 @@ function onStatus(s) {
   if (!s || typeof s !== 'object') return;
   if (typeof s.runId === 'string' && s.runId !== app.liveRunId) liveRunChanged(s.runId);
   setState(s.state);
+  showPauseReason(typeof s.pauseReason === 'string' ? s.pauseReason : null);
   setStep(s.step);
   showStatus(s, app.latest);
+}
+
+/**
+ * A pause the daemon made by itself (the disk nearly full, runs.db not writable; docs/reliability.md):
+ * said on the status line when it starts and ends, and on the state badge while it lasts.
+ */
+function showPauseReason(reason) {
+  if (reason === (app.pauseReason ?? null)) return;
+  const was = app.pauseReason ?? null;
+  app.pauseReason = reason;
+  el.badge.title = reason ? `paused by the daemon: ${reason}; it goes on by itself once that has passed` : '';
+  if (reason) note('error', `training paused by the daemon: ${reason}; it goes on by itself once that has passed`);
+  else if (was) note('info', 'the daemon resumed training: the reason for its pause has passed');
 }
 
 /** The daemon trains another run now (a resume under a new id): show it, if the live run was shown. */

@@ -13,6 +13,7 @@ import { tempDir } from '../support/tmp.js';
 import { tinyRun } from '../support/tiny-run.js';
 import { writePhotos } from '../support/photos.js';
 import { hasExited } from '../../src/util/lock-file.js';
+import { launchChromium } from '../support/browser.js';
 import { checkpointFolders, verifyCheckpoint } from '../../src/models/train/checkpoint.js';
 import { DIST } from '../support/tmp.js';
 
@@ -120,7 +121,22 @@ describe('a full disk', () => {
       /^state: {4}paused \(by the daemon: the disk is nearly full: .*; it goes on by itself once that has passed\)$/m,
     );
     const frozen = status().step;
-    await new Promise((r) => setTimeout(r, 2500));
+    // The monitor says why, on its status line and its state badge.
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      await page.goto(srganJson<{ url: string }>(home, ['status']).url);
+      await page.waitForFunction(() => document.getElementById('status-line')?.textContent?.includes('paused by the daemon'), null, {
+        timeout: 20_000,
+      });
+      expect(await page.textContent('#status-line')).toMatch(
+        /training paused by the daemon: the disk is nearly full: .*minFreeMiB 16\); it goes on by itself/,
+      );
+      expect(await page.getAttribute('#state-badge', 'title')).toMatch(/^paused by the daemon: the disk is nearly full/);
+      expect(await page.textContent('#state-badge')).toBe('paused');
+    } finally {
+      await browser.close();
+    }
     expect(status().step).toBe(frozen);
     fs.rmSync(filler);
     await waitFor(
