@@ -45,10 +45,15 @@ function procState(pid: number): string {
   return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
 }
 
-/** SIGKILLs `pid` and waits until it is a zombie: dead, unreaped, and still there for kill(pid, 0). */
+/**
+ * SIGKILLs `pid` and waits until it is a zombie (dead, unreaped, still there for kill(pid, 0)) whose
+ * threads have all ended: /proc shows the thread-group leader as Z as soon as it has exited, while the
+ * process's other threads, which share its open files and so its locks, may take a moment more.
+ */
 async function killToZombie(pid: number): Promise<void> {
   process.kill(pid, 'SIGKILL');
   await waitFor(`pid ${pid} to be a zombie`, () => procState(pid) === 'Z', 30_000, 50);
+  await waitFor(`pid ${pid}'s threads to end`, () => fs.readdirSync(`/proc/${pid}/task`).length <= 1, 10_000, 20);
   expect(isAlive(pid)).toBe(true); // what fooled the old pid check
   expect(hasExited(pid)).toBe(true);
 }
