@@ -1,6 +1,5 @@
 // The commands that start, watch and steer the daemon: start, status, pause, checkpoint, resume, monitor, stop.
 
-import fs from 'node:fs';
 import { homePaths, readDaemonInfo } from '../store/home.js';
 import { hasExited } from '../util/lock-file.js';
 import { sendCommand } from './client.js';
@@ -9,7 +8,8 @@ import { SrganError } from '../util/errors.js';
 import { BACKEND_NAMES } from '../config/backend-names.js';
 import type { DaemonStatus } from '../protocol/messages.js';
 import { describeGain, duration, formatNumber, signedDb, stepRate } from './format.js';
-import { intFlag, json, type Command } from './flags.js';
+import { json, type Command } from './flags.js';
+import { runOverrides } from './run-overrides.js';
 import { monitorCommand, pinFromCli, pinRequest } from './monitor.js';
 
 export const daemonCommands = {
@@ -45,31 +45,7 @@ export const daemonCommands = {
       '--json': 'print the daemon info as one JSON object',
     },
     async run(v) {
-      const overrides: Record<string, unknown> = {};
-      if (typeof v.config === 'string') {
-        let text: string;
-        try {
-          text = fs.readFileSync(v.config, 'utf8');
-        } catch (err) {
-          throw new SrganError('SRGAN_ERR_CONFIG', `cannot read config file ${v.config}: ${(err as Error).message}`);
-        }
-        try {
-          Object.assign(overrides, JSON.parse(text));
-        } catch (err) {
-          throw new SrganError('SRGAN_ERR_CONFIG', `config file ${v.config} is not valid JSON: ${(err as Error).message}`);
-        }
-      }
-      if (typeof v.data === 'string') overrides.dataDir = v.data;
-      if (typeof v.init === 'string') overrides.init = v.init;
-      if (typeof v.preset === 'string') overrides.preset = v.preset;
-      if (typeof v.backend === 'string') overrides.backend = v.backend;
-      for (const [flag, field] of [
-        ['port', 'port'],
-        ['seed', 'seed'],
-        ['max-steps', 'maxSteps'],
-      ] as const) {
-        if (typeof v[flag] === 'string') overrides[field] = intFlag(`--${flag}`, v[flag]);
-      }
+      const overrides = runOverrides(v);
       if (typeof v.resume === 'string') {
         for (const flag of ['data', 'preset', 'seed', 'init'] as const) {
           if (v[flag] !== undefined)

@@ -6,6 +6,7 @@ import { prepareCommand } from './prepare.js';
 import { daemonCommands } from './daemon-commands.js';
 import { runsCommands } from './runs-commands.js';
 import { useCommands } from './use-commands.js';
+import { queueCommand } from './queue.js';
 import type { Command } from './flags.js';
 
 /** Every command, in the order `srgan --help` lists them. */
@@ -14,6 +15,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
   ...daemonCommands,
   ...runsCommands,
   ...useCommands,
+  queue: queueCommand,
 });
 
 function usage(): string {

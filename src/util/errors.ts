@@ -22,7 +22,8 @@ export type ErrorCode =
   | 'SRGAN_ERR_TIMEOUT'
   | 'SRGAN_ERR_CHECKPOINT'
   | 'SRGAN_ERR_MANIFEST'
-  | 'SRGAN_ERR_NONFINITE';
+  | 'SRGAN_ERR_NONFINITE'
+  | 'SRGAN_ERR_QUEUE';
 
 export class SrganError extends Error {
   readonly code: ErrorCode;
