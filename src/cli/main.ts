@@ -7,6 +7,7 @@ import { daemonCommands } from './daemon-commands.js';
 import { runsCommands } from './runs-commands.js';
 import { useCommands } from './use-commands.js';
 import { queueCommand } from './queue.js';
+import { workerCommand } from './worker.js';
 import type { Command } from './flags.js';
 
 /** Every command, in the order `srgan --help` lists them. */
@@ -16,6 +17,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = Object.freeze({
   ...runsCommands,
   ...useCommands,
   queue: queueCommand,
+  worker: workerCommand,
 });
 
 function usage(): string {
