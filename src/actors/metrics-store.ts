@@ -36,7 +36,7 @@ const FINAL_WAIT_MS = 30_000;
 const THIN_EVERY_MS = 10 * 60_000;
 
 /** The SQLite errors that pass: a lock held elsewhere, a full disk, an I/O error. */
-export function isTransientWriteError(err: unknown): boolean {
+function isTransientWriteError(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   return typeof code === 'string' && /^SQLITE_(BUSY|LOCKED|FULL|IOERR)/.test(code);
 }
@@ -118,11 +118,6 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
     this.#onPreviewStored = options.onPreviewStored ?? (() => {});
     this.#onWriteState = options.onWriteState ?? (() => {});
     this.#retention = options.retention ?? null;
-  }
-
-  /** Writes waiting for the database (while a write stalls, everything since). */
-  get queued(): number {
-    return this.#queue.length;
   }
 
   /** Metric rows committed so far. */

@@ -423,7 +423,11 @@ export class Daemon implements DaemonControl {
   }
 
   #event(kind: string, message: string, data?: unknown): void {
-    this.#store?.send({ type: 'event', runId: this.runId, kind, message, data });
+    this.#store?.send(this.#announce(kind, message, data));
+  }
+
+  /** Tells monitor clients of an event; returns the store message that records it. */
+  #announce(kind: string, message: string, data?: unknown): MetricsStoreMessage {
     const at = (data as { step?: unknown } | undefined)?.step;
     const step = typeof at === 'number' ? at : this.#status.step;
     this.#server?.send({
@@ -431,6 +435,7 @@ export class Daemon implements DaemonControl {
       topic: 'events',
       message: { type: 'event', runId: this.runId, time: Date.now() / 1000, step, kind, message },
     });
+    return { type: 'event', runId: this.runId, kind, message, data };
   }
 
   // ---- DaemonControl -------------------------------------------------------------------------------
@@ -458,12 +463,7 @@ export class Daemon implements DaemonControl {
     this.#storage.dbFull = null;
     this.#checkStorage();
     // Written by the store itself, at once: this may be its last flush, at stop.
-    this.#server?.send({
-      type: 'broadcast',
-      topic: 'events',
-      message: { type: 'event', runId: this.runId, time: Date.now() / 1000, step: this.#status.step, kind: 'storage', message },
-    });
-    return { type: 'event', runId: this.runId, kind: 'storage', message, data: { code: s.code, ms: s.ms, writes: s.writes } };
+    return this.#announce('storage', message, { code: s.code, ms: s.ms, writes: s.writes });
   }
 
   /** What keeps training paused by the daemon itself: the disk nearly full, runs.db not writable. */
