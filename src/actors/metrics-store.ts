@@ -55,7 +55,7 @@ export type MetricsStoreMessage =
    * A run continues from the checkpoint at `fromStep`: whatever was logged after it is dropped (those
    * steps are trained again), and the row is marked running again under this process.
    */
-  | { type: 'resumeRun'; id: string; fromStep: number; pid: number; points: MetricsPoint[] }
+  | { type: 'resumeRun'; id: string; fromStep: number; pid: number; points: MetricsPoint[]; queued?: { worker: string; job: string } }
   | { type: 'checkpoint'; row: NewCheckpoint }
   /** Retention removed these checkpoint folders. */
   | { type: 'checkpointsDeleted'; runId: string; paths: string[] }
@@ -291,9 +291,9 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
         switch (m.type) {
           case 'createRun':
             db.prepare(
-              `INSERT INTO runs (id, name, status, created_at, preset, backend, backend_reason, config, host, pid, data_dir)
-               VALUES (@id, @name, @status, @created_at, @preset, @backend, @backend_reason, @config, @host, @pid, @data_dir)`,
-            ).run({ ...m.run, host: os.hostname() });
+              `INSERT INTO runs (id, name, status, created_at, preset, backend, backend_reason, config, host, pid, data_dir, worker, job, continued_from)
+               VALUES (@id, @name, @status, @created_at, @preset, @backend, @backend_reason, @config, @host, @pid, @data_dir, @worker, @job, @continued_from)`,
+            ).run({ worker: null, job: null, continued_from: null, ...m.run, host: os.hostname() });
             insertParams(db, m.run.id, m.run.config);
             break;
           case 'updateRun': {
@@ -354,6 +354,7 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
               m.fromStep,
               m.id,
             );
+            if (m.queued) db.prepare('UPDATE runs SET worker = @worker, job = @job WHERE id = @id').run({ ...m.queued, id: m.id });
             break;
           }
           case 'checkpoint':

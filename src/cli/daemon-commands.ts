@@ -16,7 +16,7 @@ export const daemonCommands = {
   start: {
     summary: 'start the training daemon in the background and print the monitor URL',
     usage:
-      'srgan start [--data DIR] [--config FILE] [--preset NAME] [--port N] [--seed N] [--max-steps N] [--backend NAME] [--init FILE] [--resume RUN]',
+      'srgan start [--data DIR] [--config FILE] [--preset NAME] [--port N] [--seed N] [--max-steps N] [--backend NAME] [--init FILE] [--checkpoint-root DIR] [--resume RUN]',
     options: {
       resume: { type: 'string' },
       data: { type: 'string' },
@@ -27,6 +27,7 @@ export const daemonCommands = {
       'max-steps': { type: 'string' },
       backend: { type: 'string' },
       init: { type: 'string' },
+      'checkpoint-root': { type: 'string' },
       json,
     },
     help: {
@@ -40,6 +41,7 @@ export const daemonCommands = {
       '--backend NAME': `compute backend: auto (default: the best that loads), ${BACKEND_NAMES.join(', ')}`,
       '--init FILE':
         "fine-tune: start the generator from FILE's weights, a .safetensors or .pth state dict with ESRGAN's or Real-ESRGAN Compact's tensor names, or one `srgan export` wrote; the generator (kind, size, scale) is the one the file holds (docs/export.md)",
+      '--checkpoint-root DIR': 'write checkpoints to DIR/RUN/ instead of $SRGAN_HOME/checkpoints/RUN/ (config checkpointRoot)',
       '--resume RUN':
         'continue run RUN (id, id prefix or name) from its newest valid checkpoint: same run, steps and curves continue; only --port, --max-steps, --backend and checkpoint/logging fields may change',
       '--json': 'print the daemon info as one JSON object',
@@ -47,11 +49,11 @@ export const daemonCommands = {
     async run(v) {
       const overrides = runOverrides(v);
       if (typeof v.resume === 'string') {
-        for (const flag of ['data', 'preset', 'seed', 'init'] as const) {
+        for (const flag of ['data', 'preset', 'seed', 'init', 'checkpoint-root'] as const) {
           if (v[flag] !== undefined)
             throw new SrganError(
               'SRGAN_ERR_CONFIG',
-              `--${flag} cannot be given with --resume: a resumed run keeps its data, preset and seed`,
+              `--${flag} cannot be given with --resume: a resumed run keeps its data, preset, seed and checkpoint root`,
             );
         }
       }

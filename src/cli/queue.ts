@@ -24,7 +24,7 @@ const ACTIONS = ['add', 'list', 'status', 'cancel'] as const;
 export const queueCommand: Command = {
   summary: 'put runs on a queue in Redis for srgan workers on any machine, and see or cancel them',
   usage:
-    'srgan queue add [--preset NAME] [--data DIR] [--config FILE] [--name NAME] [--priority N] [--seed N] [--max-steps N] [--init FILE] | ' +
+    'srgan queue add [--preset NAME] [--data DIR] [--config FILE] [--name NAME] [--priority N] [--seed N] [--max-steps N] [--init FILE] [--checkpoint-root DIR] | ' +
     'srgan queue list | srgan queue status JOB | srgan queue cancel JOB   [--redis URL] [--json]',
   positionals: [0, 2],
   options: {
@@ -38,6 +38,7 @@ export const queueCommand: Command = {
     'max-steps': { type: 'string' },
     init: { type: 'string' },
     backend: { type: 'string' },
+    'checkpoint-root': { type: 'string' },
     json,
   },
   help: {
@@ -52,6 +53,8 @@ export const queueCommand: Command = {
     '--name NAME': 'a name for the job and its run',
     '--priority N': `1..${MAX_PRIORITY}: lower is taken first (default 1000)`,
     '--seed N': 'as for srgan start; so are --max-steps N, --init FILE and --backend NAME',
+    '--checkpoint-root DIR':
+      "where the run writes its checkpoints (DIR/RUN/): a folder every worker reaches at this path, so that when a worker dies another continues the run from its newest checkpoint (default: each worker's $SRGAN_HOME/checkpoints, no failover)",
     '--json': 'print the job(s) as JSON',
   },
   async run(v, args) {
@@ -66,7 +69,7 @@ export const queueCommand: Command = {
       throw new SrganError('SRGAN_ERR_CONFIG', needsJob ? `srgan queue ${action} needs a JOB id` : `srgan queue ${action} takes no JOB id`);
     }
     if (action !== 'add') {
-      for (const flag of ['preset', 'data', 'config', 'name', 'priority', 'seed', 'max-steps', 'init', 'backend']) {
+      for (const flag of ['preset', 'data', 'config', 'name', 'priority', 'seed', 'max-steps', 'init', 'backend', 'checkpoint-root']) {
         if (v[flag] !== undefined) throw new SrganError('SRGAN_ERR_CONFIG', `--${flag} belongs to srgan queue add`);
       }
     }
@@ -108,10 +111,14 @@ async function add(v: Values, url: string): Promise<number> {
   const config = resolveConfig(overrides);
   if (config.dataDir) config.dataDir = path.resolve(config.dataDir);
   if (config.init) config.init = path.resolve(config.init);
+  if (config.checkpointRoot) config.checkpointRoot = path.resolve(config.checkpointRoot);
   const priority = v.priority === undefined ? undefined : intFlag('--priority', v.priority, 1);
   const s = await queueRun(url, config, { ...(typeof v.name === 'string' ? { name: v.name } : {}), ...(priority ? { priority } : {}) });
   if (v.json) console.log(JSON.stringify(s));
-  else console.log(`queued job ${s.id}: ${s.name ?? s.preset} (${s.preset}, data ${s.dataDir ?? 'the demo set'}, priority ${s.priority})`);
+  else
+    console.log(
+      `queued job ${s.id}, run ${s.runId}: ${s.name ?? s.preset} (${s.preset}, data ${s.dataDir ?? 'the demo set'}, priority ${s.priority})`,
+    );
   return 0;
 }
 
@@ -119,12 +126,7 @@ function progressText(s: RunJobSummary): string {
   const p = s.progress;
   if (!p) return '-';
   const loss = p.losses?.g_loss;
-  return [
-    p.worker,
-    p.runId && `run ${p.runId}`,
-    p.step !== undefined && `step ${p.step}`,
-    loss !== undefined && `g_loss ${formatNumber(loss)}`,
-  ]
+  return [p.worker, p.step !== undefined && `step ${p.step}`, loss !== undefined && `g_loss ${formatNumber(loss)}`]
     .filter(Boolean)
     .join(', ');
 }
@@ -135,9 +137,10 @@ function printJobs(jobs: RunJobSummary[]): void {
     return;
   }
   printTable(
-    ['JOB', 'STATE', 'PRIORITY', 'NAME', 'PRESET', 'ADDED', 'PROGRESS'],
+    ['JOB', 'RUN', 'STATE', 'PRIORITY', 'NAME', 'PRESET', 'ADDED', 'PROGRESS'],
     jobs.map((j) => [
       j.id,
+      j.runId,
       j.cancelRequested ? `${j.state} (cancel requested)` : j.state,
       String(j.priority),
       j.name ?? '-',
@@ -150,6 +153,7 @@ function printJobs(jobs: RunJobSummary[]): void {
 
 function printJob(s: RunJobSummary): void {
   console.log(`job:       ${s.id}${s.name ? `  (${s.name})` : ''}`);
+  console.log(`run:       ${s.runId}`);
   console.log(`state:     ${s.state}${s.cancelRequested ? ' (cancel requested)' : ''}`);
   console.log(`preset:    ${s.preset}`);
   console.log(`data:      ${s.dataDir ?? 'the demo set'}`);

@@ -1,8 +1,10 @@
-// The commands that read runs from $SRGAN_HOME/runs.db: runs, show, metrics, compare. They open the
-// database read-only (never migrating it) and read while a daemon writes: WAL gives each query a
-// consistent snapshot. Usage and --help live with their entries in runs-commands.ts.
+// The commands that read runs from $SRGAN_HOME/runs.db, or from the files --db names (several read as
+// one: store/multi-db.ts): runs, show, metrics, compare. They open the databases read-only (never
+// migrating them) and read while a daemon writes: WAL gives each query a consistent snapshot. Usage and
+// --help live with their entries in runs-commands.ts.
 
 import fs from 'node:fs';
+import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { homePaths } from '../store/home.js';
 import {
@@ -16,7 +18,6 @@ import {
   listRuns,
   metricCurves,
   metricKeys,
-  openDb,
   resolveRun,
   RUN_STATUSES,
   runStorage,
@@ -24,6 +25,7 @@ import {
   type ParamValue,
   type RunRow,
 } from '../store/db.js';
+import { openRunsDbs } from '../store/multi-db.js';
 import { SrganError } from '../util/errors.js';
 import { describeGain, formatNumber, formatTime, printTable, signedDb } from './format.js';
 import { intFlag, type Values } from './flags.js';
@@ -31,27 +33,40 @@ import { intFlag, type Values } from './flags.js';
 /** `srgan runs [--json] [--status S[,S]]` */
 export async function runsCommand(v: Values): Promise<number> {
   const statuses = typeof v.status === 'string' ? parseStatuses(v.status) : undefined;
-  const paths = homePaths();
-  const runs = fs.existsSync(paths.db) ? withDb(paths.db, (db) => listRuns(db, statuses ? { status: statuses } : {})) : [];
+  const files = dbFiles(v);
+  const home = homePaths().db;
+  const runs = files.length > 0 || fs.existsSync(home) ? withRunsDb(v, (db) => listRuns(db, statuses ? { status: statuses } : {})) : [];
+  const shown = files.length > 0 ? files.map((f) => path.resolve(f)) : [home];
   if (v.json) {
-    console.log(JSON.stringify({ db: paths.db, runs: runs.map(withParsedConfig) }));
+    console.log(JSON.stringify({ db: shown[0], dbs: shown, runs: runs.map(withParsedConfig) }));
     return 0;
   }
-  console.log(`database: ${paths.db}`);
+  console.log(`${shown.length > 1 ? 'databases' : 'database'}: ${shown.join(', ')}`);
   if (runs.length === 0) {
     console.log(statuses ? `no runs with status ${statuses.join(' or ')}` : 'no runs yet');
     return 0;
   }
+  // Runs from the queue say which worker trained them last.
+  const workers = runs.some((r) => r.worker);
   printTable(
-    ['RUN', 'STATUS', 'PRESET', 'BACKEND', 'STEP', 'CREATED', 'CONFIG'],
-    runs.map((r) => [r.id, r.status, r.preset, r.backend ?? '-', String(r.last_step), formatTime(r.created_at), summarizeConfig(r.config)]),
+    ['RUN', 'STATUS', 'PRESET', 'BACKEND', 'STEP', 'CREATED', ...(workers ? ['WORKER'] : []), 'CONFIG'],
+    runs.map((r) => [
+      r.id,
+      r.status,
+      r.preset,
+      r.backend ?? '-',
+      String(r.last_step),
+      formatTime(r.created_at),
+      ...(workers ? [r.worker ? `${r.worker} job ${r.job}` : '-'] : []),
+      summarizeConfig(r.config),
+    ]),
   );
   return 0;
 }
 
 /** `srgan show RUN [--json]` */
 export async function showCommand(v: Values, args: string[]): Promise<number> {
-  const report = withRunsDb((db) => {
+  const report = withRunsDb(v, (db) => {
     const run = resolveRun(db, args[0]);
     const errorEvent = lastEvent(db, run.id, 'error');
     return {
@@ -78,6 +93,10 @@ export async function showCommand(v: Values, args: string[]): Promise<number> {
   console.log(`steps:     ${r.last_step}`);
   console.log(`data:      ${r.data_dir}`);
   console.log(`host:      ${r.host} (pid ${r.pid})`);
+  if (r.worker) {
+    const from = r.continued_from === null || r.continued_from === undefined ? '' : `; continued here from step ${r.continued_from}`;
+    console.log(`queue:     job ${r.job} on worker ${r.worker}${from}`);
+  }
   console.log('\nconfig:');
   console.log(indent(JSON.stringify(r.config, null, 2)));
   console.log('\nlatest metrics:');
@@ -143,7 +162,7 @@ export async function metricsCommand(v: Values, args: string[]): Promise<number>
   if (v.csv && v.json) throw new SrganError('SRGAN_ERR_CONFIG', '--csv and --json cannot be used together');
   const every = typeof v.every === 'string' ? intFlag('--every', v.every, 1) : 1;
   const wanted = stringList(v.key);
-  const { run, keys, points } = withRunsDb((db) => {
+  const { run, keys, points } = withRunsDb(v, (db) => {
     const run = resolveRun(db, args[0]);
     const keys = checkKeys(wanted, metricKeys(db, run.id), `run ${run.id}`);
     return { run, keys, points: metricCurves(db, run.id, keys, every) };
@@ -193,7 +212,7 @@ export function metricDirection(key: string): 'min' | 'max' | null {
 /** `srgan compare RUN RUN... [--key K ...] [--json]` */
 export async function compareCommand(v: Values, args: string[]): Promise<number> {
   const wanted = stringList(v.key);
-  const report = withRunsDb((db) => {
+  const report = withRunsDb(v, (db) => {
     const runs = args.map((ref) => resolveRun(db, ref));
     const allKeys = [...new Set(runs.flatMap((r) => metricKeys(db, r.id)))].sort();
     const keys = checkKeys(wanted, allKeys, 'these runs');
@@ -248,21 +267,29 @@ export async function compareCommand(v: Values, args: string[]): Promise<number>
 
 // ---- helpers -------------------------------------------------------------------------------------
 
-function withDb<T>(file: string, fn: (db: Database.Database) => T): T {
-  const db = openDb(file, { readonly: true });
+/** The files --db names (none: $SRGAN_HOME/runs.db). */
+function dbFiles(v: Values): string[] {
+  return stringList(v.db);
+}
+
+/**
+ * Runs `fn` on the databases --db names, read as one, or else on $SRGAN_HOME/runs.db (a missing one is
+ * an error naming the home).
+ */
+function withRunsDb<T>(v: Values, fn: (db: Database.Database) => T): T {
+  let files = dbFiles(v);
+  if (files.length === 0) {
+    const paths = homePaths();
+    if (!fs.existsSync(paths.db))
+      throw new SrganError('SRGAN_ERR_CONFIG', `no runs database at ${paths.db}: no daemon has run in ${paths.root} yet`);
+    files = [paths.db];
+  }
+  const db = openRunsDbs(files);
   try {
     return fn(db);
   } finally {
     db.close();
   }
-}
-
-/** Runs `fn` on $SRGAN_HOME/runs.db; a missing database is an error naming the home. */
-function withRunsDb<T>(fn: (db: Database.Database) => T): T {
-  const paths = homePaths();
-  if (!fs.existsSync(paths.db))
-    throw new SrganError('SRGAN_ERR_CONFIG', `no runs database at ${paths.db}: no daemon has run in ${paths.root} yet`);
-  return withDb(paths.db, fn);
 }
 
 function parseStatuses(text: string): string[] {

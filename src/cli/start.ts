@@ -35,6 +35,7 @@ export async function startDaemon(opts: StartOptions): Promise<DaemonInfo & { lo
     opts.overrides = withInitWeights(opts.overrides);
     const config = resolveConfig(opts.overrides);
     if (config.dataDir) opts.overrides.dataDir = path.resolve(config.dataDir);
+    if (config.checkpointRoot) opts.overrides.checkpointRoot = path.resolve(config.checkpointRoot);
   }
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const logFile = path.join(paths.logs, `daemon-${stamp}.log`);

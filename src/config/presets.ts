@@ -118,6 +118,12 @@ export interface RunConfig {
   /** Checkpoints kept: the last N, plus the best by validation gain over bicubic (PSNR for checkpoints without gains). */
   checkpointKeep: number;
   /**
+   * Where the run's checkpoint folders go: `<checkpointRoot>/<run id>/`. Null = `$SRGAN_HOME/checkpoints`.
+   * Workers of the run queue that share one (a network file system, a mounted bucket) continue each
+   * other's runs (docs/scale.md).
+   */
+  checkpointRoot: string | null;
+  /**
    * Non-finite steps (docs/reliability.md, "NaN and Inf"): a step whose losses or gradients are not
    * finite is never applied; after `maxBadSteps` of them in a row the run goes back to its newest
    * checkpoint with every learning rate × `lrFactor`; after `maxRollbacks` such rollbacks it fails.
@@ -174,6 +180,7 @@ const COMMON = {
   seed: 1,
   dataDir: null,
   init: null,
+  checkpointRoot: null,
   loaderWorkers: 1,
   ringMiB: 8,
   backend: 'auto',

@@ -80,6 +80,7 @@ const FIELDS: Record<string, Check> = {
   checkpointEvery: int(0),
   checkpointMinutes: num(0),
   checkpointKeep: int(1, 1000),
+  checkpointRoot: nullable(str),
   valEvery: int(0),
   valImages: int(0, 10_000),
   'nonFinite.maxBadSteps': int(1, 1_000_000),

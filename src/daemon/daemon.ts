@@ -4,7 +4,6 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import crypto from 'node:crypto';
 import { Supervisor } from '../actors/supervisor.js';
 import { MetricsStore, type MetricsStoreMessage, type WriteState } from '../actors/metrics-store.js';
 import { LoaderPool } from '../actors/loader-pool.js';
@@ -22,12 +21,22 @@ import { previewPair, trainingData, type TrainingData } from './training-data.js
 import type { RgbImage } from '../data/image/rgb-image.js';
 import { resolveConfig } from '../config/resolve.js';
 import type { RunConfig } from '../config/presets.js';
-import { acquireLock, ensureToken, homePaths, releaseLock, writeDaemonInfo, type DaemonInfo, type HomePaths } from '../store/home.js';
+import {
+  acquireLock,
+  ensureToken,
+  homePaths,
+  releaseLock,
+  runCheckpointDir,
+  writeDaemonInfo,
+  type DaemonInfo,
+  type HomePaths,
+} from '../store/home.js';
 import { hasCode, SrganError } from '../util/errors.js';
 import { openDb } from '../store/db.js';
 import { MonitorData } from '../store/monitor-data.js';
 import type Database from 'better-sqlite3';
 import { runToResume } from './resume.js';
+import { newRunId } from './run-id.js';
 import { validationUpTo } from './validation-status.js';
 import { TrainerOutput } from './trainer-output.js';
 import { RestartBudget } from './restart-budget.js';
@@ -49,8 +58,22 @@ export interface DaemonOptions {
   overrides: unknown;
   /** Continue this run (id, unique id prefix or name) from its newest valid checkpoint. */
   resume?: string;
+  /**
+   * A run from the queue (`srgan worker`, docs/scale.md): its id was fixed when it was queued, and it
+   * continues from the newest valid checkpoint in its folder when there is one, whichever worker wrote it.
+   */
+  queued?: QueuedRun;
   home?: string;
   log?: (line: string) => void;
+}
+
+export interface QueuedRun {
+  runId: string;
+  /** The worker (host:pid) and job, recorded on the run. */
+  worker: string;
+  job: string;
+  /** The run's name (the job's), when it was given one. */
+  name: string | null;
 }
 
 export class Daemon implements DaemonControl {
@@ -61,7 +84,8 @@ export class Daemon implements DaemonControl {
   readonly checkpointDir: string;
   /** What `srgan start` and the other commands read to find this daemon; set once it serves its monitor. */
   info: DaemonInfo | null = null;
-  readonly #resuming: boolean = false;
+  #resuming = false;
+  readonly #queued: QueuedRun | null;
   /** A resumed run has taken over its run (dropped what came after its checkpoint). */
   #continued = false;
   readonly #log: (line: string) => void;
@@ -102,10 +126,10 @@ export class Daemon implements DaemonControl {
       this.config = run.config;
     } else {
       this.config = resolveConfig(withInitWeights((options.overrides ?? {}) as Record<string, unknown>));
-      const d = new Date();
-      this.runId = `${d.toISOString().slice(0, 19).replace(/[-:]/g, '').replace('T', '-')}-${crypto.randomBytes(2).toString('hex')}`;
+      this.runId = options.queued?.runId ?? newRunId();
     }
-    this.checkpointDir = path.join(this.paths.checkpoints, this.runId);
+    this.#queued = options.queued ?? null;
+    this.checkpointDir = runCheckpointDir(this.paths, this.runId, this.config);
     this.finished = new Promise((resolve) => (this.#done = resolve));
     this.#supervisor = new Supervisor({
       onEscalate: (err) => this.#fatal(err),
@@ -180,6 +204,7 @@ export class Daemon implements DaemonControl {
     const files = data.files;
     // A resumed run continues from its newest checkpoint that verifies; damaged ones are passed over.
     let resume: Resume | null = null;
+    const known = this.#queued ? this.#takeQueuedRun() : false;
     if (this.#resuming) {
       const leftovers = removeTemporaryCheckpoints(this.checkpointDir);
       for (const t of leftovers.removed) this.#event('checkpoint_skipped', `removed ${t}: a checkpoint write that never finished`);
@@ -204,22 +229,12 @@ export class Daemon implements DaemonControl {
         step: resume.state.step,
       });
       this.#log(`resuming from ${found.dir}`);
+    } else if (known) {
+      // A queued run this database has seen, with no checkpoint to continue from: it starts over.
+      this.#store.send({ type: 'resumeRun', id: this.runId, fromStep: 0, pid: process.pid, points: [], queued: this.#queuedBy() });
+      this.#output.rewind(0, []);
     } else {
-      this.#store.send({
-        type: 'createRun',
-        run: {
-          id: this.runId,
-          name: `${cfg.preset} ${new Date().toISOString().slice(0, 16).replace('T', ' ')}`,
-          status: 'starting',
-          created_at: Date.now() / 1000,
-          preset: cfg.preset,
-          backend: null,
-          backend_reason: null,
-          config: JSON.stringify(cfg),
-          pid: process.pid,
-          data_dir: cfg.dataDir ?? this.paths.demoData,
-        },
-      });
+      this.#createRun(null);
     }
     this.#event(
       'start',
@@ -262,6 +277,47 @@ export class Daemon implements DaemonControl {
     return this.#server.url;
   }
 
+  #createRun(continuedFrom: number | null): void {
+    const cfg = this.config;
+    this.#store!.send({
+      type: 'createRun',
+      run: {
+        id: this.runId,
+        name: this.#queued?.name ?? `${cfg.preset} ${new Date().toISOString().slice(0, 16).replace('T', ' ')}`,
+        status: 'starting',
+        created_at: Date.now() / 1000,
+        preset: cfg.preset,
+        backend: null,
+        backend_reason: null,
+        config: JSON.stringify(cfg),
+        pid: process.pid,
+        data_dir: cfg.dataDir ?? this.paths.demoData,
+        ...(this.#queued ? { ...this.#queuedBy(), continued_from: continuedFrom } : {}),
+      },
+    });
+  }
+
+  #queuedBy(): { worker: string; job: string } | undefined {
+    return this.#queued ? { worker: this.#queued.worker, job: this.#queued.job } : undefined;
+  }
+
+  /**
+   * A run from the queue (docs/scale.md) continues from the newest valid checkpoint in its folder, which
+   * an earlier worker may have written on another machine: then it is resumed, and a database that has
+   * not seen the run gets its row, marked as continued from that step (its earlier steps are in the
+   * other worker's runs.db). Without one it starts from step 0. Returns whether this database knew the run.
+   */
+  #takeQueuedRun(): boolean {
+    const known = this.#store!.db.prepare('SELECT 1 FROM runs WHERE id = ?').get(this.runId) !== undefined;
+    // Leftovers of a write that never finished are cleared below, with events, once the run has its row.
+    const found = latestValidCheckpoint(this.checkpointDir);
+    if (found) {
+      this.#resuming = true;
+      if (!known) this.#createRun(found.step);
+    }
+    return known;
+  }
+
   /**
    * Takes checkpoint `dir` as where the run continues: the database drops what was logged after it
    * and gets the checkpoint's own copy of its last metrics; status and history follow.
@@ -271,7 +327,14 @@ export class Daemon implements DaemonControl {
     const data = this.#data!;
     this.#continued = true;
     this.#status.step = state.step;
-    this.#store!.send({ type: 'resumeRun', id: this.runId, fromStep: state.step, pid: process.pid, points: state.metrics ?? [] });
+    this.#store!.send({
+      type: 'resumeRun',
+      id: this.runId,
+      fromStep: state.step,
+      pid: process.pid,
+      points: state.metrics ?? [],
+      queued: this.#queuedBy(),
+    });
     this.#output.rewind(state.step, state.metrics ?? []);
     this.#status.lastCheckpoint = { step: state.step, dir };
     // A rollback has set them already (and a checkpoint from before it holds the old ones).

@@ -10,6 +10,7 @@ import os from 'node:os';
 import { Job, Queue, type JobType } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { RunConfig } from '../config/presets.js';
+import { newRunId } from './run-id.js';
 import { SrganError } from '../util/errors.js';
 
 export const QUEUE_NAME = 'srgan-runs';
@@ -22,6 +23,11 @@ export const MAX_PRIORITY = 2_097_152;
 
 /** What a queued job carries. */
 export interface RunJobData {
+  /**
+   * The run's id, fixed when it is queued: every worker that takes the job trains this run, continuing
+   * from its newest checkpoint under config.checkpointRoot when an earlier worker left one.
+   */
+  runId: string;
   config: RunConfig;
   name: string | null;
   /** Where `srgan queue add` ran: host and user. */
@@ -42,6 +48,7 @@ export type RunJobState =
 
 export interface RunJobSummary {
   id: string;
+  runId: string;
   name: string | null;
   state: RunJobState;
   priority: number;
@@ -113,7 +120,7 @@ export async function queueRun(url: string, config: RunConfig, opts: { name?: st
     throw new SrganError('SRGAN_ERR_CONFIG', `--priority must be an integer in 1..${MAX_PRIORITY} (1 is taken first), got ${priority}`);
   }
   return withQueue(url, async (queue, redis) => {
-    const data: RunJobData = { config, name: opts.name ?? null, addedBy: `${os.userInfo().username}@${os.hostname()}` };
+    const data: RunJobData = { runId: newRunId(), config, name: opts.name ?? null, addedBy: `${os.userInfo().username}@${os.hostname()}` };
     const job = await queue.add(opts.name ?? config.preset, data, { priority, removeOnComplete: false, removeOnFail: false });
     return summarize(job, await job.getState(), redis);
   });
@@ -178,6 +185,7 @@ async function summarize(job: Job<RunJobData>, state: RunJobState, redis: Redis)
   const progress = typeof job.progress === 'object' && job.progress !== null ? (job.progress as RunProgress) : null;
   return {
     id: String(job.id),
+    runId: job.data.runId,
     name: job.data.name,
     state,
     priority: job.opts.priority ?? 0,

@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { SrganError } from '../util/errors.js';
 import { configureWriter, waitForLocks } from '../util/sqlite.js';
 
-export const SCHEMA_VERSION = 6;
+export const SCHEMA_VERSION = 7;
 
 /** Exported for tests, which build old databases from the old SQL. */
 export const MIGRATIONS: readonly string[] = [
@@ -202,6 +202,14 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX previews_run_time ON previews (run_id, time);
   `,
+  // v7: runs from the run queue (docs/scale.md): the worker and job a run came from, and, for a run this
+  // database took over from another worker's checkpoint, the step it continued from (its earlier steps
+  // are in that worker's runs.db).
+  `
+  ALTER TABLE runs ADD COLUMN worker TEXT;
+  ALTER TABLE runs ADD COLUMN job TEXT;
+  ALTER TABLE runs ADD COLUMN continued_from INTEGER;
+  `,
 ];
 
 /** The bucket widths of metric_rollups, as shifts (bucket = step >> shift), finest first. */
@@ -326,6 +334,11 @@ export interface RunRow {
   pid: number;
   data_dir: string;
   last_step: number;
+  /** The `srgan worker` (host:pid) and queue job a run came from; null for `srgan start` (and before v7). */
+  worker?: string | null;
+  job?: string | null;
+  /** The step this database's record of the run starts from when it took the run over from another worker's checkpoint. */
+  continued_from?: number | null;
 }
 
 /** Runs, newest first; `status` keeps those with that status (or any of those statuses). */
@@ -548,8 +561,8 @@ export function eventCounts(db: Database.Database, runId: string): { kind: strin
 /** The run's latest event of `kind`, or null. */
 export function lastEvent(db: Database.Database, runId: string, kind: string): EventRow | null {
   return (
-    (db.prepare('SELECT * FROM events WHERE run_id = ? AND kind = ? ORDER BY id DESC LIMIT 1').get(runId, kind) as EventRow | undefined) ??
-    null
+    (db.prepare('SELECT * FROM events WHERE run_id = ? AND kind = ? ORDER BY time DESC, id DESC LIMIT 1').get(runId, kind) as
+      EventRow | undefined) ?? null
   );
 }
 
@@ -679,7 +692,7 @@ export interface RunStorage {
   previews: number;
   previewBytes: number;
   allPreviewBytes: number;
-  /** The database file's size (pages in use and free), without its WAL. */
+  /** The database file's size (pages in use and free), without its WAL; the sum of the files when several are read as one. */
   fileBytes: number;
 }
 
@@ -699,6 +712,15 @@ export function runStorage(db: Database.Database, runId: string): RunStorage {
     previews: previews.n,
     previewBytes: previews.bytes,
     allPreviewBytes: count('SELECT total(length(png)) FROM previews'),
-    fileBytes: (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number),
+    // Every file of the connection: several when store/multi-db.ts merged them.
+    fileBytes: (db.pragma('database_list') as { name: string; file: string }[])
+      .filter((d) => d.name !== 'temp' && d.file !== '')
+      .reduce(
+        (n, d) =>
+          n +
+          (db.pragma(`"${d.name}".page_count`, { simple: true }) as number) *
+            (db.pragma(`"${d.name}".page_size`, { simple: true }) as number),
+        0,
+      ),
   };
 }

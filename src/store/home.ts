@@ -38,6 +38,25 @@ export function homePaths(root = process.env.SRGAN_HOME || path.join(os.homedir(
   return p;
 }
 
+/**
+ * The folder of run `runId`'s checkpoints: under its config's `checkpointRoot` when it has one (shared by
+ * the workers of a run queue, docs/scale.md), else under the home's checkpoints/. `config` is the run's
+ * config, or its JSON text as runs.config stores it.
+ */
+export function runCheckpointDir(
+  p: Pick<HomePaths, 'checkpoints'>,
+  runId: string,
+  config: string | { checkpointRoot?: string | null },
+): string {
+  let root: unknown = null;
+  try {
+    root = (typeof config === 'string' ? (JSON.parse(config) as { checkpointRoot?: unknown }) : config).checkpointRoot;
+  } catch {
+    /* a config that does not parse has no root of its own */
+  }
+  return path.join(typeof root === 'string' && root !== '' ? root : p.checkpoints, runId);
+}
+
 /** The access token, created (mode 0600) on first use. */
 export function ensureToken(p: HomePaths): string {
   try {

@@ -56,12 +56,20 @@ describe('srgan queue', () => {
     expect(jobs.map((j) => j.state)).toEqual(['prioritized', 'prioritized', 'prioritized']);
 
     const text = queue(['list', '--redis', redis.url]).stdout;
-    expect(text).toMatch(/^JOB\s+STATE\s+PRIORITY\s+NAME\s+PRESET\s+ADDED\s+PROGRESS$/m);
-    expect(text).toMatch(new RegExp(`^${b.id}\\s+prioritized\\s+5\\s+urgent\\s+compact-x2\\s`, 'm'));
+    expect(text).toMatch(/^JOB\s+RUN\s+STATE\s+PRIORITY\s+NAME\s+PRESET\s+ADDED\s+PROGRESS$/m);
+    expect(text).toMatch(new RegExp(`^${b.id}\\s+${b.runId}\\s+prioritized\\s+5\\s+urgent\\s+compact-x2\\s`, 'm'));
 
     // The job carries the whole config, resolved now: a worker runs exactly this.
     const full = queueJson<RunJobSummary>(['status', b.id]);
-    expect(full).toMatchObject({ id: b.id, name: 'urgent', preset: 'compact-x2', state: 'prioritized', cancelRequested: false });
+    expect(b.runId).toMatch(/^\d{8}-\d{6}-[0-9a-f]{4}$/); // fixed now, for every worker that takes the job
+    expect(full).toMatchObject({
+      id: b.id,
+      runId: b.runId,
+      name: 'urgent',
+      preset: 'compact-x2',
+      state: 'prioritized',
+      cancelRequested: false,
+    });
     expect(full.config).toMatchObject({ preset: 'compact-x2', phases: [{ steps: null, lrG: 3e-4, lrD: 1e-4 }], dataDir: null, seed: 1 });
     expect(queueJson<RunJobSummary>(['status', a.id]).config).toMatchObject({ dataDir: data, maxSteps: 100 });
 
@@ -112,5 +120,11 @@ describe('srgan queue', () => {
     expect(queue(['list', '--preset', 'x', '--redis', redis.url]).stderr).toMatch(/--preset belongs to srgan queue add/);
     expect(queue([]).stderr).toMatch(/srgan queue needs an action/);
     expect(queue(['--help']).stdout).toMatch(/^usage: srgan queue add/);
+    const worker = (args: string[]) => srgan(path.join(tmp.dir, 'cli-home'), ['worker', ...args]);
+    expect(worker(['--concurrency', '2', '--redis', redis.url]).stderr).toMatch(
+      /SRGAN_ERR_CONFIG: --concurrency 2: a worker trains one run at a time .*one worker per GPU, each with its own SRGAN_HOME/,
+    );
+    expect(worker(['--stall-seconds', '0', '--redis', redis.url]).stderr).toMatch(/--stall-seconds must be an integer >= 1, got "0"/);
+    expect(worker(['--help']).stdout).toMatch(/--stall-seconds N/);
   });
 });

@@ -124,9 +124,9 @@ describe('runs database schema', () => {
   });
   afterEach(() => tmp.cleanup());
 
-  it('creates v6 from an empty file (v0 → v1 → … → v6)', () => {
+  it('creates v7 from an empty file (v0 → v1 → … → v7)', () => {
     const db = openDb(file);
-    expect(SCHEMA_VERSION).toBe(6);
+    expect(SCHEMA_VERSION).toBe(7);
     expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(names(db, 'table')).toEqual([
@@ -151,6 +151,13 @@ describe('runs database schema', () => {
       'params_key_value',
       'previews_run_step',
       'previews_run_time',
+    ]);
+    expect(
+      db.prepare("SELECT name, type FROM pragma_table_info('runs') WHERE name IN ('worker', 'job', 'continued_from') ORDER BY cid").all(),
+    ).toEqual([
+      { name: 'worker', type: 'TEXT' },
+      { name: 'job', type: 'TEXT' },
+      { name: 'continued_from', type: 'INTEGER' },
     ]);
     expect(db.prepare("SELECT name, type FROM pragma_table_info('checkpoints') WHERE name IN ('psnr', 'gain') ORDER BY cid").all()).toEqual(
       [

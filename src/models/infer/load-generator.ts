@@ -13,7 +13,7 @@ import path from 'node:path';
 import type Database from 'better-sqlite3';
 
 import { listCheckpoints as listRunCheckpointRows, listRuns, openDb, resolveRun, type RunRow } from '../../store/db.js';
-import type { HomePaths } from '../../store/home.js';
+import { runCheckpointDir, type HomePaths } from '../../store/home.js';
 import { SrganError } from '../../util/errors.js';
 import {
   latestValidCheckpoint,
@@ -207,19 +207,25 @@ export function checkpointForRun(
   try {
     if (runRef !== null) {
       const run = resolveRun(db, runRef);
-      const chosen = chooseFor(db, paths.checkpoints, run, which, opts);
+      const chosen = chooseFor(db, runCheckpointDir(paths, run.id, run.config), run, which, opts);
       if (chosen === null)
-        throw new SrganError('SRGAN_ERR_CHECKPOINT', `run ${run.id} has no usable checkpoint in ${path.join(paths.checkpoints, run.id)}`);
+        throw new SrganError(
+          'SRGAN_ERR_CHECKPOINT',
+          `run ${run.id} has no usable checkpoint in ${runCheckpointDir(paths, run.id, run.config)}`,
+        );
       return chosen;
     }
     const runs = listRuns(db);
     if (runs.length === 0)
       throw new SrganError('SRGAN_ERR_CONFIG', `the runs database ${paths.db} has no runs; give a model with --checkpoint PATH`);
     for (const run of runs) {
-      const chosen = chooseFor(db, paths.checkpoints, run, which, opts);
+      const chosen = chooseFor(db, runCheckpointDir(paths, run.id, run.config), run, which, opts);
       if (chosen !== null) return chosen;
     }
-    throw new SrganError('SRGAN_ERR_CHECKPOINT', `no run in ${paths.db} has a usable checkpoint under ${paths.checkpoints}`);
+    throw new SrganError(
+      'SRGAN_ERR_CHECKPOINT',
+      `no run in ${paths.db} has a usable checkpoint (under ${paths.checkpoints} or its checkpointRoot)`,
+    );
   } finally {
     db.close();
   }
@@ -227,12 +233,13 @@ export function checkpointForRun(
 
 function chooseFor(
   db: Database.Database,
-  checkpointsRoot: string,
+  /** The run's checkpoint folder. */
+  dir: string,
   run: RunRow,
   which: 'latest' | 'best',
   opts: LoadOptions,
 ): ChosenCheckpoint | null {
-  const folders = checkpointFolders(path.join(checkpointsRoot, run.id)).reverse(); // newest first
+  const folders = checkpointFolders(dir).reverse(); // newest first
   if (folders.length === 0) return null;
   const bad = new Set<string>();
   const usable = (dir: string): boolean => {
