@@ -118,13 +118,22 @@ def params(model):
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+AUTOCAST = False
+
+
 def adam_step(model, lr, loss_fn):
-    """One training step: zero the grads, loss_fn(model).backward(), Adam (eps 1e-8)."""
+    """One training step: zero the grads, loss_fn(model).backward(), Adam (eps 1e-8). With --autocast the
+    forward runs under CPU autocast to bfloat16 (PyTorch's mixed precision on CPU: convolutions in bf16,
+    fp32 weights and optimiser)."""
     opt = torch.optim.Adam(model.parameters(), lr, eps=1e-8)
 
     def step():
         opt.zero_grad()
-        loss = loss_fn(model)
+        if AUTOCAST:
+            with torch.autocast('cpu', dtype=torch.bfloat16):
+                loss = loss_fn(model)
+        else:
+            loss = loss_fn(model)
         loss.backward()
         opt.step()
         return loss
@@ -154,7 +163,10 @@ def main():
     ap.add_argument('--steps', type=int, default=10)
     ap.add_argument('--warmup', type=int, default=2)
     ap.add_argument('--models', default='espcn,d_final,g_final')
+    ap.add_argument('--autocast', action='store_true', help='forward under torch.autocast("cpu", bfloat16)')
     a = ap.parse_args()
+    global AUTOCAST
+    AUTOCAST = a.autocast
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
     for name in a.models.split(','):
@@ -167,7 +179,7 @@ def main():
             t0 = time.perf_counter()
             step()
             times.append((time.perf_counter() - t0) * 1000)
-        print(json.dumps({'model': name, 'backend': f'torch-{torch.__version__}-cpu', 'threads': a.threads,
+        print(json.dumps({'model': name, 'backend': f'torch-{torch.__version__}-cpu' + ('-autocast-bf16' if a.autocast else ''), 'threads': a.threads,
                           'ms': statistics.median(times), 'params': params(model)}), flush=True)
 
 

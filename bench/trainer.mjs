@@ -3,6 +3,10 @@
 //
 //   npm run bench -- trainer [--models espcn,d_final,g_final] [--rounds 2] [--quick]
 //
+//   Rows: each rung in fp32; wasm-native-bf16, the native rung with bf16 convolutions (config precision
+//   "bf16", where the CPU has bf16 units); PyTorch fp32 ('torch') and under CPU autocast to bfloat16
+//   ('torch-bf16'). Ratios are to PyTorch fp32's speed and to autocast's.
+//
 //   espcn, d_final, g_final: the steps of bench/lib/steps.mjs (the reference step, the seed's D and its
 //   final G at bench size); the seed preset's whole steps are there too (seed_g, seed_d, seed_step).
 //
@@ -34,7 +38,12 @@ if (args.includes('--child')) {
 async function child(rung, model, steps) {
   const tf = await import('@tensorflow/tfjs-core');
   const { selectBackend } = await import('../dist/models/backend/ladder.js');
-  const sel = await selectBackend(rung);
+  const bf16 = rung === 'wasm-native-bf16';
+  const sel = await selectBackend(bf16 ? 'wasm-native' : rung);
+  if (bf16) {
+    const { configureNative } = await import('../dist/models/backend/native/addon.js');
+    configureNative({ precision: 'bf16' });
+  }
   const { buildStep } = await import('./lib/steps.mjs');
   const { step, sync, gflop } = await buildStep(model);
   const t1 = performance.now();
@@ -50,7 +59,14 @@ async function child(rung, model, steps) {
   }
   times.sort((a, b) => a - b);
   console.log(
-    JSON.stringify({ model, backend: sel.name, ms: times[Math.floor(times.length / 2)], firstMs, gflop, tensors: tf.memory().numTensors }),
+    JSON.stringify({
+      model,
+      backend: bf16 ? rung : sel.name,
+      ms: times[Math.floor(times.length / 2)],
+      firstMs,
+      gflop,
+      tensors: tf.memory().numTensors,
+    }),
   );
 }
 
@@ -73,13 +89,24 @@ function runChild(rung, model) {
   }
 }
 
-function runTorch(model) {
+function runTorch(model, autocast = false) {
   const py = '/usr/bin/python3';
   if (!fs.existsSync(py)) return { model, backend: 'torch', error: `${py} not found` };
   // The same OpenMP wait policy as our oneDNN addon sets: spinning threads collapse on a busy machine.
   const r = spawnSync(
     py,
-    [path.join(here, 'torch_step.py'), '--threads', String(THREADS), '--steps', String(STEPS[model]), '--warmup', '2', '--models', model],
+    [
+      path.join(here, 'torch_step.py'),
+      '--threads',
+      String(THREADS),
+      '--steps',
+      String(STEPS[model]),
+      '--warmup',
+      '2',
+      '--models',
+      model,
+      ...(autocast ? ['--autocast'] : []),
+    ],
     {
       encoding: 'utf8',
       timeout: 30 * 60_000,
@@ -91,7 +118,7 @@ function runTorch(model) {
 }
 
 const torchOk = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
-const rungs = ['webgpu', 'wasm-native', 'wasm'].filter((rung) => {
+const rungs = ['webgpu', 'wasm-native', 'wasm-native-bf16', 'wasm'].filter((rung) => {
   const probe = runChild(rung, 'espcn');
   if (probe.error) console.error(`${rung}: unavailable (${probe.error})`);
   return !probe.error;
@@ -114,6 +141,7 @@ for (let round = 0; round < ROUNDS; round++) {
   for (const model of MODELS) {
     for (const rung of rungs) add(runChild(rung, model));
     if (torchOk) add({ ...runTorch(model), backend: 'torch' });
+    if (torchOk) add({ ...runTorch(model, true), backend: 'torch-bf16' });
   }
 }
 
@@ -121,8 +149,9 @@ const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 const rows = [];
 for (const model of MODELS) {
   const torch = samples.get(`${model}|torch`);
+  const torchBf16 = samples.get(`${model}|torch-bf16`);
   const gflop = [...samples.values()].find((s) => s.model === model && s.gflop)?.gflop ?? null;
-  for (const backend of [...rungs, 'torch']) {
+  for (const backend of [...rungs, 'torch', 'torch-bf16']) {
     const s = samples.get(`${model}|${backend}`);
     if (!s) continue;
     const ms = median(s.ms);
@@ -133,24 +162,30 @@ for (const model of MODELS) {
       first_ms: s.firstMs === undefined ? null : Number(s.firstMs.toFixed(1)),
       gflops: gflop ? Number((gflop / (ms / 1000)).toFixed(1)) : null,
       ratio_vs_torch: torch ? Number((median(torch.ms) / ms).toFixed(3)) : null,
+      ratio_vs_torch_bf16: torchBf16 ? Number((median(torchBf16.ms) / ms).toFixed(3)) : null,
     });
   }
 }
 console.log(`threads: PyTorch ${THREADS}, oneDNN ${THREADS}, wasm 1; ${ROUNDS} interleaved round(s), median ms/step`);
-console.log(['model', 'backend', 'ms/step', 'GFLOP/s', '× torch speed'].map((h, i) => (i < 2 ? h.padEnd(12) : h.padStart(13))).join(''));
+console.log(
+  ['model', 'backend', 'ms/step', 'GFLOP/s', '× torch speed', '× torch-bf16']
+    .map((h, i) => (i < 2 ? h.padEnd(i === 1 ? 18 : 12) : h.padStart(14)))
+    .join(''),
+);
 for (const r of rows) {
   console.log(
     [
       r.model.padEnd(12),
-      r.backend.padEnd(12),
-      String(r.ms).padStart(13),
-      String(r.gflops ?? '-').padStart(13),
-      String(r.ratio_vs_torch ?? '-').padStart(13),
+      r.backend.padEnd(18),
+      String(r.ms).padStart(14),
+      String(r.gflops ?? '-').padStart(14),
+      String(r.ratio_vs_torch ?? '-').padStart(14),
+      String(r.ratio_vs_torch_bf16 ?? '-').padStart(14),
     ].join(''),
   );
 }
 // The first step compiles (GPU: shaders and pipelines, reused after; CPU: kernels and caches).
-for (const r of rows.filter((x) => x.first_ms !== null && x.backend !== 'torch')) {
+for (const r of rows.filter((x) => x.first_ms !== null && !x.backend.startsWith('torch'))) {
   console.log(`${r.model} on ${r.backend}: first step ${r.first_ms} ms, steady ${r.ms} ms (${(r.first_ms / r.ms).toFixed(1)}×)`);
 }
 console.log(JSON.stringify({ bench: 'trainer', threads: THREADS, rows }));

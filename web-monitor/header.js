@@ -76,7 +76,8 @@ export function showSchedule(config, step, stepsPerSec) {
 /** The daemon's status (a `status` push or reply). `latest`: the newest metric values pushed. */
 export function showStatus(s, latest) {
   set('run-id', s.runId || '—', s.runId || '');
-  set('backend', s.backend || '—', s.backendReason || '');
+  const bf16 = s.config && s.config.precision === 'bf16';
+  set('backend', s.backend ? `${s.backend}${bf16 ? ' · bf16' : ''}` : '—', s.backendReason || '');
   set('preset', s.preset || '—');
   set('step', fmtInt(s.step));
   set('epoch', fmtInt(s.epoch));

@@ -54,7 +54,7 @@
 namespace {
 
 // Bumped whenever the parameter block or the exports change; src/models/backend/native/addon.ts refuses a stale build.
-constexpr int32_t kAbi = 2;
+constexpr int32_t kAbi = 3;
 constexpr size_t kParamCount = 24;
 constexpr size_t kOffsets = 17;
 constexpr size_t kActivation = 21;
@@ -464,19 +464,26 @@ napi_value StridedCopy(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-/** configure(threads, activationLayout): OpenMP threads for this JS thread; 0 nhwc, 1 oneDNN's choice. */
+/**
+ * configure(threads, activationLayout, precision): OpenMP threads for this JS thread; 0 nhwc, 1 oneDNN's
+ * choice; 0 fp32, 1 bf16 convolutions. Throws with the reason where this CPU cannot run bf16, changing nothing.
+ */
 napi_value Configure(napi_env env, napi_callback_info info) {
   State* state = GetState(env);
   if (state == nullptr) return Throw(env, "srgan_dnnl: not initialised in this environment");
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   NAPI_OK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
   int32_t threads = 0;
   int32_t layout = 0;
-  if (argc < 2 || napi_get_value_int32(env, argv[0], &threads) != napi_ok ||
-      napi_get_value_int32(env, argv[1], &layout) != napi_ok || threads < 1 || layout < 0 || layout > 1) {
-    return Throw(env, "srgan_dnnl: configure(threads >= 1, layout 0 | 1)");
+  int32_t precision = 0;
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &threads) != napi_ok ||
+      napi_get_value_int32(env, argv[1], &layout) != napi_ok || napi_get_value_int32(env, argv[2], &precision) != napi_ok ||
+      threads < 1 || layout < 0 || layout > 1 || precision < 0 || precision > 1) {
+    return Throw(env, "srgan_dnnl: configure(threads >= 1, layout 0 | 1, precision 0 | 1)");
   }
+  char err[kErrLen] = {0};
+  if (state->api->set_precision(state->core, precision, err, sizeof err) != 0) return Throw(env, err);
   state->api->set_threads(threads);
   state->api->set_activation_layout(state->core, layout);
   return nullptr;

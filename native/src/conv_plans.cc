@@ -39,13 +39,14 @@ const char* OpName(Op op) {
   return "?";
 }
 
-std::string Label(Op op, const ConvGeometry& g, bool bias, ActivationLayout layout) {
+std::string Label(Op op, const ConvGeometry& g, bool bias, ActivationLayout layout, Precision precision) {
   std::ostringstream s;
   s << OpName(op) << " x=" << g.n << 'x' << g.ih << 'x' << g.iw << 'x' << g.ic << " w=" << g.kh << 'x' << g.kw
     << 'x' << g.ic << 'x' << g.oc << " y=" << g.n << 'x' << g.oh << 'x' << g.ow << 'x' << g.oc << " s=" << g.sh
     << ',' << g.sw << " d=" << g.dh << ',' << g.dw << " pad=" << g.pad_top << ',' << g.pad_left << ','
     << g.pad_bottom << ',' << g.pad_right << (bias ? " +bias" : "")
-    << (layout == ActivationLayout::kAny ? " act=any" : " act=nhwc") << " threads=" << CurrentThreads();
+    << (layout == ActivationLayout::kAny ? " act=any" : " act=nhwc")
+    << (precision == Precision::kBf16 ? " bf16" : " f32") << " threads=" << CurrentThreads();
   return s.str();
 }
 
@@ -53,7 +54,8 @@ std::string Label(Op op, const ConvGeometry& g, bool bias, ActivationLayout layo
 
 bool ConvPlans::Key::operator==(const Key& o) const {
   return op == o.op && std::memcmp(&g, &o.g, sizeof g) == 0 && with_bias == o.with_bias && act == o.act &&
-         std::memcmp(&alpha, &o.alpha, sizeof alpha) == 0 && layout == o.layout && threads == o.threads;
+         std::memcmp(&alpha, &o.alpha, sizeof alpha) == 0 && layout == o.layout && precision == o.precision &&
+         threads == o.threads;
 }
 
 size_t ConvPlans::KeyHash::operator()(const Key& k) const {
@@ -69,6 +71,7 @@ size_t ConvPlans::KeyHash::operator()(const Key& k) const {
   mix(&k.act, sizeof k.act);
   mix(&k.alpha, sizeof k.alpha);
   mix(&k.layout, sizeof k.layout);
+  mix(&k.precision, sizeof k.precision);
   mix(&k.threads, sizeof k.threads);
   return static_cast<size_t>(h);
 }
@@ -76,6 +79,8 @@ size_t ConvPlans::KeyHash::operator()(const Key& k) const {
 ConvPlans::ConvPlans() : engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {}
 
 void ConvPlans::SetActivationLayout(ActivationLayout layout) { layout_ = layout; }
+
+void ConvPlans::SetPrecision(Precision precision) { precision_ = precision; }
 
 void ConvPlans::Clear() {
   plans_.clear();
@@ -118,9 +123,16 @@ std::unique_ptr<ConvPlans::Plan> ConvPlans::Build(const Key& key) {
   const memory::desc wei_user(wei_dims, dt::f32, tag::hwio);
   const memory::desc bias_md({g.oc}, dt::f32, tag::x);
   const tag act_tag = key.layout == ActivationLayout::kAny ? tag::any : tag::nhwc;
-  const memory::desc src_any(src_dims, dt::f32, act_tag);
-  const memory::desc dst_any(dst_dims, dt::f32, act_tag);
-  const memory::desc wei_any(wei_dims, dt::f32, tag::any);
+  // In bf16, what a primitive reads is bf16 and what it writes is f32 (see Precision): src and weights
+  // are read by the forward and backward-weights / backward-data, dst by neither of the backward ones
+  // (there it is diff_dst, read), src by backward-data as diff_src (written).
+  const dt in = key.precision == Precision::kBf16 ? dt::bf16 : dt::f32;
+  const dt src_dt = key.op == Op::kBackwardData ? dt::f32 : in;
+  const dt dst_dt = key.op == Op::kForward ? dt::f32 : in;
+  const dt wei_dt = key.op == Op::kBackwardWeights ? dt::f32 : in;
+  const memory::desc src_any(src_dims, src_dt, act_tag);
+  const memory::desc dst_any(dst_dims, dst_dt, act_tag);
+  const memory::desc wei_any(wei_dims, wei_dt, tag::any);
   const bool with_bias = key.with_bias != 0;
 
   dnnl::primitive_attr attr;
@@ -136,14 +148,21 @@ std::unique_ptr<ConvPlans::Plan> ConvPlans::Build(const Key& key) {
     attr.set_post_ops(ops);
   }
 
-  // The forward descriptor is also the hint the backward primitives need (their layouts follow it).
+  // The forward descriptor is also the hint the backward primitives need (their layouts follow it); for
+  // them it is the forward of the same precision, reading src and weights in `in`.
+  const memory::desc hint_src(src_dims, in, act_tag);
+  const memory::desc hint_wei(wei_dims, in, tag::any);
+  const memory::desc hint_dst(dst_dims, key.op == Op::kForward ? dt::f32 : in, act_tag);
   const dnnl::convolution_forward::desc fwd_desc(prop_kind::forward_training, algorithm::convolution_direct,
-                                                 src_any, wei_any, with_bias ? bias_md : memory::desc(), dst_any,
-                                                 strides, dilates, pad_l, pad_r);
+                                                 key.op == Op::kForward ? src_any : hint_src,
+                                                 key.op == Op::kForward ? wei_any : hint_wei,
+                                                 with_bias ? bias_md : memory::desc(),
+                                                 key.op == Op::kForward ? dst_any : hint_dst, strides, dilates, pad_l,
+                                                 pad_r);
   const dnnl::convolution_forward::primitive_desc fwd_pd(fwd_desc, attr, engine_);
 
   auto plan = std::make_unique<Plan>();
-  plan->label = Label(key.op, g, with_bias, key.layout);
+  plan->label = Label(key.op, g, with_bias, key.layout, key.precision);
   Plan& p = *plan;
   switch (key.op) {
     case Op::kForward: {
@@ -189,6 +208,15 @@ std::unique_ptr<ConvPlans::Plan> ConvPlans::Build(const Key& key) {
       break;
     }
   }
+  if (key.precision == Precision::kBf16 && plan->label.find(" impl=ref") != std::string::npos) {
+    // oneDNN has only reference code for this shape in bf16, many times slower than its fp32 kernels:
+    // this convolution stays in fp32 (its plan says why).
+    Key f32 = key;
+    f32.precision = Precision::kF32;
+    std::unique_ptr<Plan> fallback = Build(f32);
+    fallback->label += " (bf16 asked: oneDNN has only reference code for it)";
+    return fallback;
+  }
   return plan;
 }
 
@@ -227,17 +255,18 @@ void ConvPlans::Run(Plan& p, const void* a, const void* b, void* c, void* bias) 
 void ConvPlans::Forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y,
                         Activation act, float alpha) {
   if (act != Activation::kRelu) alpha = 0.f;  // only LeakyReLU reads it; keep keys canonical
-  const Key key{Op::kForward, g, b != nullptr ? 1 : 0, act, alpha, layout_, CurrentThreads()};
+  const Key key{Op::kForward, g, b != nullptr ? 1 : 0, act, alpha, layout_, precision_, CurrentThreads()};
   Run(Get(key), x, w, y, const_cast<float*>(b));
 }
 
 void ConvPlans::BackwardData(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
-  const Key key{Op::kBackwardData, g, 0, Activation::kNone, 0.f, layout_, CurrentThreads()};
+  const Key key{Op::kBackwardData, g, 0, Activation::kNone, 0.f, layout_, precision_, CurrentThreads()};
   Run(Get(key), dy, w, dx, nullptr);
 }
 
 void ConvPlans::BackwardWeights(const ConvGeometry& g, const float* x, const float* dy, float* dw, float* db) {
-  const Key key{Op::kBackwardWeights, g, db != nullptr ? 1 : 0, Activation::kNone, 0.f, layout_, CurrentThreads()};
+  const Key key{Op::kBackwardWeights, g, db != nullptr ? 1 : 0, Activation::kNone, 0.f, layout_, precision_,
+                CurrentThreads()};
   Run(Get(key), x, dy, dw, db);
 }
 

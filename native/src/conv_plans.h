@@ -40,6 +40,14 @@ enum class Activation : int32_t { kNone = 0, kRelu = 1, kRelu6 = 2, kElu = 3, kS
 /** How activations are handed to the primitives: as NHWC directly, or reordered to oneDNN's choice. */
 enum class ActivationLayout : int32_t { kNhwc = 0, kAny = 1 };
 
+/**
+ * What the convolutions compute in. kBf16: every input of a primitive (src, weights, diff_dst) is
+ * converted to bfloat16 on its way in (the reorder the plan holds), the primitive accumulates in fp32,
+ * and every output (dst, diff_src, diff_weights, bias, diff_bias) stays fp32. The caller's memories are
+ * fp32 either way, so master weights, optimiser state and losses never leave fp32 (docs/native.md, "bf16").
+ */
+enum class Precision : int32_t { kF32 = 0, kBf16 = 1 };
+
 class ConvPlans {
  public:
   ConvPlans();
@@ -53,6 +61,7 @@ class ConvPlans {
   void BackwardWeights(const ConvGeometry& g, const float* x, const float* dy, float* dw, float* db);
 
   void SetActivationLayout(ActivationLayout layout);
+  void SetPrecision(Precision precision);
   void Clear();
   size_t plan_count() const { return plans_.size(); }
   size_t inner_bytes() const { return inner_bytes_; }
@@ -83,6 +92,7 @@ class ConvPlans {
     Activation act;
     float alpha;
     ActivationLayout layout;
+    Precision precision;
     int32_t threads;  // oneDNN sizes its work split for the thread count at creation
     bool operator==(const Key& o) const;
   };
@@ -99,6 +109,7 @@ class ConvPlans {
   dnnl::engine engine_;
   dnnl::stream stream_;
   ActivationLayout layout_ = ActivationLayout::kNhwc;
+  Precision precision_ = Precision::kF32;
   Lru lru_;  // most recently used first
   std::unordered_map<Key, Lru::iterator, KeyHash> plans_;
   size_t inner_bytes_ = 0;

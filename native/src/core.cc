@@ -97,6 +97,27 @@ void SetActivationLayout(srgan_core* core, int32_t layout) {
   core->plans.SetActivationLayout(static_cast<srgan::ActivationLayout>(layout));
 }
 
+int SetPrecision(srgan_core* core, int32_t precision, char* err, size_t err_len) {
+  if (precision != 0 && precision != 1) {
+    Copy("precision must be 0 (fp32) or 1 (bf16)", err, err_len);
+    return 1;
+  }
+  if (precision == 1) {
+    // oneDNN 2.6 runs bf16 convolutions natively on AVX512-BF16 (Cooper Lake, Zen 4) and AMX (Sapphire
+    // Rapids); it emulates them on plain AVX512 (avx512_core: slower than fp32) and has only reference
+    // code below that. ONEDNN_MAX_CPU_ISA lowers what it uses.
+    const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+    if (isa != dnnl::cpu_isa::avx512_core_bf16 && isa != dnnl::cpu_isa::avx512_core_amx) {
+      Copy(std::string("bf16 needs a CPU with AVX512-BF16 or AMX; oneDNN runs on ") + IsaName(isa) +
+               " here, where its bf16 convolutions are emulated, slower than fp32",
+           err, err_len);
+      return 1;
+    }
+  }
+  core->plans.SetPrecision(static_cast<srgan::Precision>(precision));
+  return 0;
+}
+
 void SetThreads(int32_t threads) {
 #if DNNL_CPU_RUNTIME == DNNL_RUNTIME_OMP
   // OpenMP keeps this per calling thread: each Node worker sets its own.
@@ -187,7 +208,7 @@ void StridedCopy(srgan_core* core, int32_t rank, const int64_t* dims, const int6
 const srgan_core_api kApi = {
     SRGAN_CORE_ABI, Create,    Destroy,    Forward,    BackwardData, BackwardWeights, SetActivationLayout, SetThreads,
     MaxThreads,     PlanCount, InnerBytes, DescribePlan, Clear,      Version,
-    BatchNormForward, BatchNormBackward, LeakyRelu, LeakyReluGrad, MaxPoolGrad, Adam, StridedCopy,
+    BatchNormForward, BatchNormBackward, LeakyRelu, LeakyReluGrad, MaxPoolGrad, Adam, StridedCopy, SetPrecision,
 };
 
 }  // namespace

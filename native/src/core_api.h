@@ -17,7 +17,7 @@
 
 extern "C" {
 
-#define SRGAN_CORE_ABI 2
+#define SRGAN_CORE_ABI 3
 
 typedef struct srgan_core srgan_core;  // one per Node environment: engine, stream, plan cache, thread pool
 
@@ -85,6 +85,12 @@ typedef struct {
   /** y[Σ i_k·out_strides_k] = x[Σ i_k·in_strides_k] over `dims`; 4-byte elements; rank <= 8. */
   void (*strided_copy)(srgan_core* core, int32_t rank, const int64_t* dims, const int64_t* in_strides,
                        const int64_t* out_strides, const uint32_t* x, uint32_t* y);
+  /**
+   * 0: convolutions in fp32; 1: in bf16 with fp32 outputs (conv_plans.h Precision). Refuses bf16 (nonzero,
+   * with the reason in err) where oneDNN has no bf16 instructions to run it on: there its bf16
+   * convolutions are reference code, many times slower than fp32.
+   */
+  int (*set_precision)(srgan_core* core, int32_t precision, char* err, size_t err_len);
 } srgan_core_api;
 
 /** The only exported symbol of srgan_dnnl_core.so. */

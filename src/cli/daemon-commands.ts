@@ -16,7 +16,7 @@ export const daemonCommands = {
   start: {
     summary: 'start the training daemon in the background and print the monitor URL',
     usage:
-      'srgan start [--data DIR] [--config FILE] [--preset NAME] [--port N] [--seed N] [--max-steps N] [--backend NAME] [--init FILE] [--checkpoint-root DIR] [--resume RUN]',
+      'srgan start [--data DIR] [--config FILE] [--preset NAME] [--port N] [--seed N] [--max-steps N] [--backend NAME] [--precision fp32|bf16] [--init FILE] [--checkpoint-root DIR] [--resume RUN]',
     options: {
       resume: { type: 'string' },
       data: { type: 'string' },
@@ -28,6 +28,7 @@ export const daemonCommands = {
       backend: { type: 'string' },
       init: { type: 'string' },
       'checkpoint-root': { type: 'string' },
+      precision: { type: 'string' },
       json,
     },
     help: {
@@ -41,9 +42,11 @@ export const daemonCommands = {
       '--backend NAME': `compute backend: auto (default: the best that loads), ${BACKEND_NAMES.join(', ')}`,
       '--init FILE':
         "fine-tune: start the generator from FILE's weights, a .safetensors or .pth state dict with ESRGAN's or Real-ESRGAN Compact's tensor names, or one `srgan export` wrote; the generator (kind, size, scale) is the one the file holds (docs/export.md)",
+      '--precision P':
+        'fp32 (default) or bf16: convolutions in bfloat16 on the wasm-native rung, with fp32 weights, optimiser and checkpoints; needs a CPU with AVX512-BF16 or AMX (docs/native.md)',
       '--checkpoint-root DIR': 'write checkpoints to DIR/RUN/ instead of $SRGAN_HOME/checkpoints/RUN/ (config checkpointRoot)',
       '--resume RUN':
-        'continue run RUN (id, id prefix or name) from its newest valid checkpoint: same run, steps and curves continue; only --port, --max-steps, --backend and checkpoint/logging fields may change',
+        'continue run RUN (id, id prefix or name) from its newest valid checkpoint: same run, steps and curves continue; only --port, --max-steps, --backend, --precision and checkpoint/logging fields may change',
       '--json': 'print the daemon info as one JSON object',
     },
     async run(v) {
@@ -185,6 +188,10 @@ function printStatus(s: DaemonStatus, asJson: boolean): void {
   }
   console.log(`losses:   ${losses || '-'}`);
   console.log(`backend:  ${s.backend} (${s.tensors} live tensors): ${s.backendReason}`);
+  // The instruction set oneDNN chose is in the native rung's reason (its version line).
+  const isa = /\b(avx512_core_amx|avx512_core_bf16|avx512_core_vnni|avx512_core|avx2_vnni|avx2|avx|sse41)\b/.exec(s.backendReason)?.[1];
+  const precision = s.config.precision === 'bf16' ? 'bf16' : 'fp32';
+  console.log(`precision: ${precision}${isa ? ` (oneDNN on ${isa})` : ''}`);
   console.log(
     `data:     ${s.patchesPerSec.toFixed(1)} patches/s, waiting ${(s.dataWaitFraction * 100).toFixed(1)}% of the time, ${s.ringFrames} patches queued`,
   );

@@ -39,6 +39,7 @@ export const queueCommand: Command = {
     init: { type: 'string' },
     backend: { type: 'string' },
     'checkpoint-root': { type: 'string' },
+    precision: { type: 'string' },
     json,
   },
   help: {
@@ -52,7 +53,7 @@ export const queueCommand: Command = {
     '--config FILE': 'JSON file of config fields merged over the preset (docs/config.md)',
     '--name NAME': 'a name for the job and its run',
     '--priority N': `1..${MAX_PRIORITY}: lower is taken first (default 1000)`,
-    '--seed N': 'as for srgan start; so are --max-steps N, --init FILE and --backend NAME',
+    '--seed N': 'as for srgan start; so are --max-steps N, --init FILE, --backend NAME and --precision P',
     '--checkpoint-root DIR':
       "where the run writes its checkpoints (DIR/RUN/): a folder every worker reaches at this path, so that when a worker dies another continues the run from its newest checkpoint (default: each worker's $SRGAN_HOME/checkpoints, no failover)",
     '--json': 'print the job(s) as JSON',
@@ -69,7 +70,19 @@ export const queueCommand: Command = {
       throw new SrganError('SRGAN_ERR_CONFIG', needsJob ? `srgan queue ${action} needs a JOB id` : `srgan queue ${action} takes no JOB id`);
     }
     if (action !== 'add') {
-      for (const flag of ['preset', 'data', 'config', 'name', 'priority', 'seed', 'max-steps', 'init', 'backend', 'checkpoint-root']) {
+      for (const flag of [
+        'preset',
+        'data',
+        'config',
+        'name',
+        'priority',
+        'seed',
+        'max-steps',
+        'init',
+        'backend',
+        'checkpoint-root',
+        'precision',
+      ]) {
         if (v[flag] !== undefined) throw new SrganError('SRGAN_ERR_CONFIG', `--${flag} belongs to srgan queue add`);
       }
     }

@@ -1,5 +1,5 @@
 // The config fields a run gets from the command line: a --config JSON file, then the flags that name
-// fields (--data, --preset, --init, --backend, --checkpoint-root, --port, --seed, --max-steps). Shared by `srgan start` and
+// fields (--data, --preset, --init, --backend, --precision, --checkpoint-root, --port, --seed, --max-steps). Shared by `srgan start` and
 // `srgan queue add`.
 
 import fs from 'node:fs';
@@ -25,6 +25,7 @@ export function runOverrides(v: Values): Record<string, unknown> {
   if (typeof v.init === 'string') overrides.init = v.init;
   if (typeof v.preset === 'string') overrides.preset = v.preset;
   if (typeof v.backend === 'string') overrides.backend = v.backend;
+  if (typeof v.precision === 'string') overrides.precision = v.precision;
   if (typeof v['checkpoint-root'] === 'string') overrides.checkpointRoot = v['checkpoint-root'];
   for (const [flag, field] of [
     ['port', 'port'],

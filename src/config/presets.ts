@@ -110,6 +110,12 @@ export interface RunConfig {
   ringMiB: number;
   /** Compute backend: 'auto' takes the best rung that loads (models/backend/ladder.ts). */
   backend: BackendRequest;
+  /**
+   * What convolutions compute in on the wasm-native rung: 'fp32', or 'bf16' (inputs rounded to bfloat16,
+   * fp32 accumulation, fp32 weights, optimiser state, losses and checkpoints; docs/native.md, "bf16").
+   * bf16 needs a CPU with bf16 units (AVX512-BF16 or AMX) and the wasm-native rung, and is refused otherwise.
+   */
+  precision: 'fp32' | 'bf16';
   port: number;
   /** Write a checkpoint every N generator steps (0 = not by steps). */
   checkpointEvery: number;
@@ -184,6 +190,7 @@ const COMMON = {
   loaderWorkers: 1,
   ringMiB: 8,
   backend: 'auto',
+  precision: 'fp32',
   port: 0,
   checkpointEvery: 1000,
   checkpointMinutes: 15,

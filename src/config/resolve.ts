@@ -76,6 +76,7 @@ const FIELDS: Record<string, Check> = {
   patchesPerImage: int(1, 1024),
   ringMiB: int(1, 1024),
   backend: oneOf('auto', ...BACKEND_NAMES),
+  precision: oneOf('fp32', 'bf16'),
   port: int(0, 65535),
   checkpointEvery: int(0),
   checkpointMinutes: num(0),

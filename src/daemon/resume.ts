@@ -25,6 +25,8 @@ export const RESUME_OVERRIDABLE: readonly string[] = Object.freeze([
   'retention',
   // Splits the same step into parts: only float rounding changes (moving a run between a CPU and a GPU).
   'accumulate',
+  // The same: bf16 rounds the convolutions' inputs (a bf16 run can go on where the CPU has no bf16 units).
+  'precision',
 ]);
 
 /**
@@ -33,7 +35,12 @@ export const RESUME_OVERRIDABLE: readonly string[] = Object.freeze([
  * the same even where the preset's default has changed.
  */
 function withFieldsBeforeTheyExisted(config: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { lrBlur: { probability: 0, sigmaMin: 0.2, sigmaMax: 1.2 }, accumulate: 1, ...config };
+  const out: Record<string, unknown> = {
+    lrBlur: { probability: 0, sigmaMin: 0.2, sigmaMax: 1.2 },
+    accumulate: 1,
+    precision: 'fp32',
+    ...config,
+  };
   const g = config.generator as Record<string, unknown> | undefined;
   if (g?.kind === 'espcn' && !('depth' in g)) out.generator = { ...g, depth: 0 };
   return out;

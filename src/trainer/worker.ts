@@ -17,7 +17,7 @@ import type { DaemonState, FromTrainer, MetricsPoint, ToTrainer } from '../proto
 import type { TrainerWorkerData } from '../protocol/trainer-init.js';
 import { Scheduler, type SchedulerConfig } from '../models/train/scheduler.js';
 import type { RunConfig } from '../config/presets.js';
-import { selectBackend, takeGpuErrors } from '../models/backend/ladder.js';
+import { applyPrecision, selectBackend, takeGpuErrors } from '../models/backend/ladder.js';
 import { Gan, type FeatureLoss } from '../models/train/gan.js';
 import { createEma } from '../models/train/ema.js';
 import { deriveSeed, mulberry32, type Rng } from '../util/prng.js';
@@ -49,6 +49,7 @@ const sleepUntilWoken = () => new Promise<void>((resolve) => (wake = resolve));
 
 async function main(): Promise<void> {
   const backend = await selectBackend(config.backend);
+  const precision = applyPrecision(backend, config.precision);
   const perceptualRand = mulberry32(deriveSeed(config.seed, 5));
   const perceptual = await createFeatureLoss(config, perceptualRand);
   const gan = new Gan(config, {
@@ -105,7 +106,7 @@ async function main(): Promise<void> {
   post({
     type: 'ready',
     backend: backend.name,
-    backendReason: backend.reason,
+    backendReason: precision ? `${backend.reason}; ${precision}` : backend.reason,
     params: { generator: gan.G.paramCount, discriminator: gan.D.paramCount },
   });
 

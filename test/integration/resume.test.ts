@@ -278,34 +278,85 @@ describe('checkpoints and resume', () => {
     native.ok || REQUIRE_NATIVE
       ? ''
       : ` [skipped: the wasm-native rung is unavailable here: ${native.reason}; SRGAN_REQUIRE_NATIVE=1 makes this a failure]`;
+  /** On wasm-native in `precision`: a run stopped at 6 and resumed to 12 equals one that ran to 12. Returns both homes and runs. */
+  const nativeRuns = new Map<string, ReturnType<typeof stopAndResumeNative>>();
+  /** stopAndResumeNative's result for `precision`, run once. */
+  function nativeStopAndResume(precision: 'fp32' | 'bf16') {
+    if (!nativeRuns.has(precision)) nativeRuns.set(precision, stopAndResumeNative(precision));
+    return nativeRuns.get(precision)!;
+  }
+  async function stopAndResumeNative(precision: 'fp32' | 'bf16') {
+    const config = path.join(tmp.dir, `tiny-native-${precision}.json`);
+    fs.writeFileSync(config, JSON.stringify({ ...TINY, backend: 'wasm-native', precision }));
+    const refNative = path.join(tmp.dir, `ref-native-${precision}`);
+    const r = start(refNative, ['--config', config, '--max-steps', '12']);
+    await waitExit(r.pid);
+    const home = path.join(tmp.dir, `stopped-native-${precision}`);
+    const first = start(home, ['--config', config, '--max-steps', '6']);
+    await waitExit(first.pid);
+    const second = start(home, ['--resume', first.runId, '--max-steps', '12']);
+    await waitExit(second.pid);
+    for (const h of [refNative, home]) {
+      expect(srganJson<{ runs: { status: string; backend: string; last_step: number }[] }>(h, ['runs']).runs[0]).toMatchObject({
+        status: 'stopped',
+        backend: 'wasm-native',
+        last_step: 12,
+      });
+    }
+    expect(events(home, first.runId, 'resume_run')[0].message).toMatch(/from step-00000006 \(step 6\)/);
+    expect(repeated(home, first.runId)).toEqual([]);
+    const want = metricRows(refNative, r.runId);
+    expect(new Set(want.map((x) => x.step)).size).toBe(12);
+    expect(metricRows(home, first.runId)).toEqual(want);
+    return { home, runId: first.runId, refHome: refNative, refRun: r.runId };
+  }
+
   it.skipIf(nativeSkip !== '')(
     `on wasm-native too: stopped and resumed, the same values step for step as a run that never stopped${nativeSkip}`,
     async () => {
-      const config = path.join(tmp.dir, 'tiny-native.json');
-      fs.writeFileSync(config, JSON.stringify({ ...TINY, backend: 'wasm-native' }));
-      const refNative = path.join(tmp.dir, 'ref-native');
-      const r = start(refNative, ['--config', config, '--max-steps', '12']);
-      await waitExit(r.pid);
-      const home = path.join(tmp.dir, 'stopped-native');
-      const first = start(home, ['--config', config, '--max-steps', '6']);
-      await waitExit(first.pid);
-      const second = start(home, ['--resume', first.runId, '--max-steps', '12']);
-      await waitExit(second.pid);
-      for (const h of [refNative, home]) {
-        expect(srganJson<{ runs: { status: string; backend: string; last_step: number }[] }>(h, ['runs']).runs[0]).toMatchObject({
-          status: 'stopped',
-          backend: 'wasm-native',
-          last_step: 12,
-        });
-      }
-      expect(events(home, first.runId, 'resume_run')[0].message).toMatch(/from step-00000006 \(step 6\)/);
-      expect(repeated(home, first.runId)).toEqual([]);
-      const want = metricRows(refNative, r.runId);
-      expect(new Set(want.map((x) => x.step)).size).toBe(12);
-      expect(metricRows(home, first.runId)).toEqual(want);
+      await nativeStopAndResume('fp32');
     },
     240_000,
   );
+
+  // bf16 convolutions (config precision) where the CPU has bf16 units: resumed exactly in bf16, and its
+  // checkpoints (fp32, as always) serve fp32 upscaling.
+  const isa = native.ok ? (/, (\w+)\), \d+ threads/.exec(native.version)?.[1] ?? '?') : '?';
+  const bf16Skip =
+    nativeSkip || (isa === 'avx512_core_bf16' || isa === 'avx512_core_amx' ? '' : ` [skipped: oneDNN runs on ${isa} here, no bf16 units]`);
+  it.skipIf(bf16Skip !== '')(
+    `in bf16 on wasm-native: resumed exactly in bf16, its curve not fp32's, its checkpoint upscales in fp32${bf16Skip}`,
+    async () => {
+      const bf16 = await nativeStopAndResume('bf16');
+      const show = srganJson<{ run: { backend_reason: string; config: { precision: string } } }>(bf16.home, ['show', bf16.runId]);
+      expect(show.run.config.precision).toBe('bf16');
+      expect(show.run.backend_reason).toMatch(new RegExp(`${isa}\\).*; convolutions in bf16`));
+      // The same config in fp32 (the fp32 test above ran it) trains a curve that is close, but not equal.
+      const f = await nativeStopAndResume('fp32');
+      const fp32 = curve(f.refHome, f.refRun, 'g_loss');
+      const b = curve(bf16.refHome, bf16.refRun, 'g_loss');
+      expect(fp32.size).toBe(12);
+      expect([...b.values()]).not.toEqual([...fp32.values()]);
+      for (const [step, v] of fp32) expect(Math.abs(b.get(step)! - v) / Math.abs(v), `g_loss at ${step}`).toBeLessThan(0.05);
+      const out = path.join(tmp.dir, 'bf16-upscaled');
+      const up = srgan(bf16.home, ['upscale', path.join(photos, 'p0.png'), '--out', out, '--run', bf16.runId, '--backend', 'wasm']);
+      expect(up.status, up.stderr).toBe(0);
+      expect(await sharp(path.join(out, 'p0.png')).metadata()).toMatchObject({ width: 160, height: 144 });
+    },
+    240_000,
+  );
+
+  it('bf16 off the wasm-native rung is refused at start with the reason; so is an unknown precision', () => {
+    const home = path.join(tmp.dir, 'bf16-on-wasm');
+    const r = srgan(home, ['start', '--config', configFile, '--precision', 'bf16', '--max-steps', '3']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(
+      /precision "bf16" runs on the wasm-native rung .*this run is on wasm, which computes in fp32: give --precision fp32, or --backend wasm-native/,
+    );
+    expect(srgan(home, ['start', '--config', configFile, '--precision', 'fp16']).stderr).toMatch(
+      /config field "precision" must be one of "fp32", "bf16"/,
+    );
+  });
 
   it('after kill -9 it resumes from the last checkpoint, trains the steps after it again (each logged once), and the database is intact', async () => {
     const home = path.join(tmp.dir, 'killed');

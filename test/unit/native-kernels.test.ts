@@ -14,6 +14,7 @@ import { availableParallelism } from 'node:os';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { spawnSync } from 'node:child_process';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
@@ -260,9 +261,32 @@ function runCase(c: Case, reference: boolean): Result {
   });
 }
 
+/** Outputs behind an activation (fused, bias-act): compared by their L1 error in bf16. */
+const GATED = new Set(['fused', 'baY', 'baDx', 'baDw', 'baDb']);
+
+/** bf16's error of `a` against the fp32 reference `b`: max |a − b| / max(max |b|, 1), or the L1 Σ|a − b| / max(Σ|b|, n) behind a gate. */
+function bf16Err(key: string, a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    num = GATED.has(key) ? num + d : Math.max(num, d);
+    den = GATED.has(key) ? den + Math.abs(b[i]) : Math.max(den, Math.abs(b[i]));
+  }
+  return num / Math.max(den, GATED.has(key) ? a.length : 1);
+}
+
 const cases = makeCases();
 const reference: Result[] = [];
 const got: Result[] = [];
+/** The same on the native kernels in bf16 (config precision "bf16"), where this CPU has bf16 units. */
+const gotBf16: Result[] = [];
+const bf16Plans: string[] = [];
+/** oneDNN's ISA (the last word in its version's parentheses) and whether it runs bf16 natively. */
+const isa = native.ok ? (/, (\w+)\), \d+ threads/.exec(native.version)?.[1] ?? '?') : '?';
+const bf16 = isa === 'avx512_core_bf16' || isa === 'avx512_core_amx';
+const BF16_SKIP = bf16 ? '' : ` [skipped: oneDNN runs on ${isa} here, no bf16 units]`;
 
 beforeAll(async () => {
   if (!native.ok) return;
@@ -273,6 +297,15 @@ beforeAll(async () => {
   // IS_TEST makes the engine check every kernel call for leaked data ids, ours included.
   tf.env().set('IS_TEST', true);
   for (const c of cases) got.push(runCase(c, false));
+  if (bf16) {
+    configureNative({ precision: 'bf16' });
+    try {
+      for (const c of cases) gotBf16.push(runCase(c, false));
+      bf16Plans.push(...nativeStats().describe.filter((l) => l.includes(' bf16 ')));
+    } finally {
+      configureNative({ precision: 'fp32' });
+    }
+  }
   tf.env().set('IS_TEST', false);
 });
 
@@ -295,6 +328,55 @@ describe(`native oneDNN kernels vs the cpu backend (${native.ok ? native.version
         expect(relErr(res[key]!, ref[key]), `${key} (fused ${cases[i].fusedAct}, biasAct ${cases[i].biasAct})`).toBeLessThanOrEqual(1e-4);
       }
     });
+    it.skipIf(!native.ok || !bf16)('the same in bf16, within bf16 rounding of the fp32 reference' + SKIP + BF16_SKIP, () => {
+      const ref = reference[i];
+      const res = gotBf16[i];
+      const keys = ['y', 'fused', 'dx', 'dw', 'kIn', 'kFilter', 'baY', 'baDx', 'baDw', 'baDb', 'transposed'] as const;
+      for (const key of keys) {
+        if (ref[key] === undefined) continue;
+        // bf16 keeps 8 significant bits: inputs (of size ~1 here) round by up to 2^-9 of themselves, and
+        // sums are accumulated in fp32, so the error is that of the terms, not of their sum: measured
+        // against max(|reference|, 1). Behind an activation, a rounding that flips a ReLU gate or a
+        // clip is far off in itself and rare, and a filter gradient sums hundreds of such terms that
+        // largely cancel: there the L1 error counts, with room for both (a wrong layout or a missed
+        // conversion is off by 100% and more).
+        expect(bf16Err(key, res[key]!, ref[key]), `${key} in bf16`).toBeLessThanOrEqual(GATED.has(key) ? 0.15 : 2e-2);
+      }
+    });
+  });
+
+  it.skipIf(!native.ok || !bf16)('bf16 runs on oneDNN bf16 implementations, and does differ from fp32' + SKIP + BF16_SKIP, () => {
+    for (const op of ['fwd', 'bwd_data', 'bwd_weights']) {
+      const lines = bf16Plans.filter((l) => l.startsWith(`${op} `));
+      expect(lines.length, op).toBeGreaterThan(0);
+      // bf16 kernels, or oneDNN's bf16 gemm for shapes its direct ones do not cover; never reference code.
+      for (const l of lines) expect(l, op).toMatch(/ bf16 .*impl=(?!ref)\S*(bf16|amx|gemm:jit)/);
+      expect(
+        lines.some((l) => /impl=\S*(bf16|amx)/.test(l)),
+        op,
+      ).toBe(true);
+    }
+    const differs = cases.map((_, i) => relErr(gotBf16[i].y, got[i].y));
+    expect(Math.max(...differs)).toBeGreaterThan(1e-5);
+  });
+
+  it.skipIf(!native.ok)('bf16 is refused where oneDNN has no bf16 units, naming the ISA, and nothing changes' + SKIP, () => {
+    // A fresh process (on the built dist/) whose oneDNN is held below AVX512-BF16 (ONEDNN_MAX_CPU_ISA),
+    // as on an older CPU.
+    const script = `
+      const { configureNative, loadNativeKernels } = await import(${JSON.stringify(new URL('../../dist/models/backend/native/addon.js', import.meta.url).href)});
+      const r = loadNativeKernels();
+      let message = null;
+      try { configureNative({ precision: 'bf16' }); } catch (err) { message = err.code + ': ' + err.message; }
+      console.log(JSON.stringify({ ok: r.ok, version: r.ok ? r.version : r.reason, message }));`;
+    const out = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      env: { ...process.env, ONEDNN_MAX_CPU_ISA: 'AVX2' },
+      encoding: 'utf8',
+    });
+    const r = JSON.parse(out.stdout.trim().split('\n').pop() ?? '{}') as { ok: boolean; version: string; message: string | null };
+    expect(r.ok, out.stderr).toBe(true);
+    expect(r.version).toMatch(/avx2\)/);
+    expect(r.message).toMatch(/^SRGAN_ERR_BACKEND: bf16 needs a CPU with AVX512-BF16 or AMX; oneDNN runs on avx2 here/);
   });
 });
 
@@ -462,7 +544,7 @@ describe('native kernels: registration', () => {
     try {
       configureNative({ threads: 1, layout: 'any' });
       const y1 = tf.conv2d(x, w, 1, 'same');
-      expect(nativeStats().describe[0]).toMatch(/act=any threads=1 /);
+      expect(nativeStats().describe[0]).toMatch(/act=any f32 threads=1 /);
       expect(relErr(y1.dataSync() as Float32Array, y2.dataSync() as Float32Array)).toBeLessThanOrEqual(1e-5);
       y1.dispose();
     } finally {

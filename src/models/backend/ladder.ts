@@ -20,7 +20,7 @@ import { SrganError } from '../../util/errors.js';
 import { initBackend } from './init.js';
 import { registerBroadcastGradients } from './gradients.js';
 import { registerWebgpuKernels } from './webgpu-kernels.js';
-import { loadNativeKernels, registerNativeKernels } from './native/kernels.js';
+import { configureNative, loadNativeKernels, registerNativeKernels } from './native/kernels.js';
 
 import { BACKEND_NAMES, type BackendName, type BackendRequest } from '../../config/backend-names.js';
 
@@ -247,6 +247,27 @@ export async function selectBackend(request: BackendRequest): Promise<BackendSel
     }
   }
   throw new SrganError('SRGAN_ERR_BACKEND', `no compute backend could be loaded: ${skipped.map((s) => `${s.name}: ${s.why}`).join('; ')}`);
+}
+
+/**
+ * Sets what convolutions compute in (config `precision`) on the rung `selection` loaded; returns the
+ * words its reason gets, or null for fp32. bf16 runs on the wasm-native rung only, and only where the
+ * CPU has bf16 units: otherwise SRGAN_ERR_BACKEND says why, rather than falling back to slow code.
+ */
+export function applyPrecision(selection: BackendSelection, precision: 'fp32' | 'bf16'): string | null {
+  if (precision === 'fp32') return null;
+  if (selection.name !== 'wasm-native') {
+    throw new SrganError(
+      'SRGAN_ERR_BACKEND',
+      `precision "bf16" runs on the wasm-native rung (oneDNN's bf16 convolutions); this run is on ${selection.name}, which computes in fp32: give --precision fp32, or --backend wasm-native`,
+    );
+  }
+  try {
+    configureNative({ precision: 'bf16' });
+  } catch (err) {
+    throw new SrganError('SRGAN_ERR_BACKEND', `precision "bf16" cannot be used: ${firstLine(err)}; give --precision fp32`, { cause: err });
+  }
+  return 'convolutions in bf16 (fp32 weights, optimiser state and losses)';
 }
 
 function firstLine(err: unknown): string {

@@ -21,7 +21,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { SrganError } from '../../../util/errors.js';
 
 /** Must equal kAbi in native/src/addon.cc; a mismatch means a stale build. */
-const ADDON_ABI = 2;
+const ADDON_ABI = 3;
 /** Parameter block layout shared with native/src/addon.cc (see its header). */
 const P = { geometry: 0, offsets: 17, activation: 21, alpha: 22, count: 24 } as const;
 
@@ -32,7 +32,7 @@ export type NativeActivation = keyof typeof ACTIVATIONS;
 export interface Addon {
   abi: number;
   version(): string;
-  configure(threads: number, layout: 0 | 1): void;
+  configure(threads: number, layout: 0 | 1, precision: 0 | 1): void;
   conv2d(heap: Uint8Array, params: Int32Array): void;
   conv2dBackpropInput(heap: Uint8Array, params: Int32Array): void;
   conv2dBackpropFilter(heap: Uint8Array, params: Int32Array): void;
@@ -72,10 +72,17 @@ export interface NativeOptions {
    * are; 'any' lets oneDNN pick blocked layouts and reorders in and out on every call (a bench knob).
    */
   layout?: 'nhwc' | 'any';
+  /**
+   * What convolutions compute in: 'fp32' (default), or 'bf16': inputs converted to bfloat16, fp32
+   * accumulation and outputs (docs/native.md, "bf16"). bf16 is refused where the CPU has no bf16 units.
+   */
+  precision?: NativePrecision;
 }
 
+export type NativePrecision = 'fp32' | 'bf16';
+
 /** This thread's settings, applied at load and by configureNative. */
-let current: Required<NativeOptions> = { threads: availableParallelism(), layout: 'nhwc' };
+let current: Required<NativeOptions> = { threads: availableParallelism(), layout: 'nhwc', precision: 'fp32' };
 
 export type NativeLoadResult = { ok: true; version: string } | { ok: false; reason: string };
 
@@ -119,7 +126,7 @@ function tryLoad(path: string): { addon: Addon; version: string } | { reason: st
     return { reason: `native addon is stale (ABI ${String(addon.abi)}, expected ${ADDON_ABI}): run \`npm run build:native\`` };
   }
   try {
-    addon.configure(current.threads, current.layout === 'any' ? 1 : 0);
+    addon.configure(current.threads, current.layout === 'any' ? 1 : 0, current.precision === 'bf16' ? 1 : 0);
     return { addon, version: addon.version() };
   } catch (err) {
     return { reason: `native addon failed to initialise: ${err instanceof Error ? err.message : String(err)}` };
@@ -138,7 +145,11 @@ export function nativeStats(): NativeStats {
   return addon().stats();
 }
 
-/** Changes the addon's settings for this thread (unset fields keep their value). Throws SRGAN_ERR_BACKEND when not loaded. */
+/**
+ * Changes the addon's settings for this thread (unset fields keep their value). Throws SRGAN_ERR_BACKEND
+ * when not loaded, or when bf16 is asked for on a CPU without bf16 units (naming the ISA oneDNN found);
+ * the settings are unchanged then.
+ */
 export function configureNative(options: NativeOptions): void {
   const next = { ...current, ...options };
   if (!Number.isInteger(next.threads) || next.threads < 1) {
@@ -147,7 +158,15 @@ export function configureNative(options: NativeOptions): void {
   if (next.layout !== 'nhwc' && next.layout !== 'any') {
     throw new RangeError(`configureNative: layout must be 'nhwc' or 'any', got ${JSON.stringify(options.layout)}`);
   }
-  addon().configure(next.threads, next.layout === 'any' ? 1 : 0);
+  if (next.precision !== 'fp32' && next.precision !== 'bf16') {
+    throw new RangeError(`configureNative: precision must be 'fp32' or 'bf16', got ${JSON.stringify(options.precision)}`);
+  }
+  try {
+    addon().configure(next.threads, next.layout === 'any' ? 1 : 0, next.precision === 'bf16' ? 1 : 0);
+  } catch (err) {
+    if (err instanceof SrganError) throw err;
+    throw new SrganError('SRGAN_ERR_BACKEND', err instanceof Error ? err.message : String(err), { cause: err });
+  }
   current = next;
 }
 
