@@ -354,7 +354,15 @@ export class MetricsStore extends Actor<MetricsStoreMessage> {
               m.fromStep,
               m.id,
             );
-            if (m.queued) db.prepare('UPDATE runs SET worker = @worker, job = @job WHERE id = @id').run({ ...m.queued, id: m.id });
+            // A queued run taken up again: its latest stretch in this file starts at this checkpoint (what
+            // store/multi-db.ts goes by when the run is in several workers' files).
+            if (m.queued) {
+              db.prepare('UPDATE runs SET worker = @worker, job = @job, continued_from = @from WHERE id = @id').run({
+                ...m.queued,
+                from: m.fromStep,
+                id: m.id,
+              });
+            }
             break;
           }
           case 'checkpoint':

@@ -114,6 +114,8 @@ const step = (n: number) => `step-${String(n).padStart(8, '0')}`;
 describe('workers sharing a checkpoint root', () => {
   let a: TestWorker;
   let b: TestWorker;
+  /** The worker killed in the second test: its home never sees the runs queued after. */
+  let dead: TestWorker;
 
   it('complete four queued runs between them, each recording its worker and job', async () => {
     [a, b] = await Promise.all([startWorker(homeA), startWorker(homeB)]);
@@ -182,6 +184,7 @@ describe('workers sharing a checkpoint root', () => {
     const shown = srganJson<{ run: { status: string; last_step: number; continued_from: number } }>(homeA, ['show', f.runId, ...dbs]);
     expect(shown.run).toMatchObject({ status: 'stopped', last_step: 600, continued_from: took.continued_from });
     b = survivor;
+    dead = victim;
   }, 600_000);
 
   it('a Redis restart during a run loses no job; SIGTERM hands the job back and another worker continues it', async () => {
@@ -204,10 +207,10 @@ describe('workers sharing a checkpoint root', () => {
     const stoppedAt = Number(new RegExp(`job ${handed.id}: back on the queue; run \\S+ stopped at step (\\d+)`).exec(b.log())![1]);
     expect(fs.existsSync(path.join(root, handed.runId, step(stoppedAt)))).toBe(true);
 
-    const c = await startWorker(homeA); // the home of the killed worker, which never saw this run
+    const c = await startWorker(dead.home); // the home of the killed worker, which never saw this run
     const [jh] = await completed([handed.id], 180_000);
     expect(jh.progress).toMatchObject({ worker: c.name, step: 400 });
-    expect(runRow(homeA, handed.runId)).toMatchObject({ status: 'stopped', last_step: 400, worker: c.name, continued_from: stoppedAt });
+    expect(runRow(dead.home, handed.runId)).toMatchObject({ status: 'stopped', last_step: 400, worker: c.name, continued_from: stoppedAt });
     c.proc.kill('SIGTERM');
     expect(await c.exited).toBe(0);
   }, 600_000);
