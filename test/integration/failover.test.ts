@@ -8,7 +8,7 @@ import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { srgan, srganJson, waitFor } from '../support/cli.js';
+import { queueJson, srganJson, waitFor } from '../support/cli.js';
 import { DIST, tempDir } from '../support/tmp.js';
 import { tinyRun } from '../support/tiny-run.js';
 import { writePhotos } from '../support/photos.js';
@@ -63,18 +63,14 @@ afterAll(async () => {
   tmp.cleanup();
 });
 
-function queueJson<T>(args: string[]): T {
-  const r = srgan(path.join(tmp.dir, 'cli-home'), ['queue', ...args, '--redis', redis.url, '--json']);
-  if (r.status !== 0) throw new Error(`srgan queue ${args.join(' ')}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as T;
-}
-const job = (id: string) => queueJson<RunJobSummary>(['status', id]);
+const queue = <T>(args: string[]) => queueJson<T>(path.join(tmp.dir, 'cli-home'), redis.url, args);
+const job = (id: string) => queue<RunJobSummary>(['status', id]);
 const logs = () => workers.map((w) => `--- ${w.name} (${w.home})\n${w.log()}`).join('\n');
 
 function add(name: string, extra: Record<string, unknown>, priority = 1000): RunJobSummary {
   const file = path.join(tmp.dir, `${name}.json`);
   fs.writeFileSync(file, JSON.stringify(tinyRun(photos, { checkpointRoot: root, ...extra })));
-  return queueJson<RunJobSummary>(['add', '--name', name, '--priority', String(priority), '--config', file]);
+  return queue<RunJobSummary>(['add', '--name', name, '--priority', String(priority), '--config', file]);
 }
 
 async function completed(ids: string[], timeoutMs: number): Promise<RunJobSummary[]> {

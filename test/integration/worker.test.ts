@@ -7,7 +7,7 @@ import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { srgan, waitFor } from '../support/cli.js';
+import { queueJson, waitFor } from '../support/cli.js';
 import { DIST, tempDir } from '../support/tmp.js';
 import { tinyRun } from '../support/tiny-run.js';
 import { writePhotos } from '../support/photos.js';
@@ -32,12 +32,8 @@ afterAll(async () => {
   tmp.cleanup();
 });
 
-function queueJson<T>(args: string[]): T {
-  const r = srgan(path.join(tmp.dir, 'cli-home'), ['queue', ...args, '--redis', redis.url, '--json']);
-  if (r.status !== 0) throw new Error(`srgan queue ${args.join(' ')}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as T;
-}
-const job = (id: string) => queueJson<RunJobSummary>(['status', id]);
+const queue = <T>(args: string[]) => queueJson<T>(path.join(tmp.dir, 'cli-home'), redis.url, args);
+const job = (id: string) => queue<RunJobSummary>(['status', id]);
 
 describe('srgan worker', () => {
   it('trains queued runs one at a time in priority order, reports progress, completes each job with its run', async () => {
@@ -46,8 +42,8 @@ describe('srgan worker', () => {
       fs.writeFileSync(file, JSON.stringify(tinyRun(photos, { checkpointEvery: 10, seed: 3, ...extra })));
       return file;
     };
-    const a = queueJson<RunJobSummary>(['add', '--name', 'a', '--config', cfg('a', { maxSteps: 30 })]);
-    const b = queueJson<RunJobSummary>(['add', '--name', 'b', '--priority', '1', '--config', cfg('b', { maxSteps: 20 })]);
+    const a = queue<RunJobSummary>(['add', '--name', 'a', '--config', cfg('a', { maxSteps: 30 })]);
+    const b = queue<RunJobSummary>(['add', '--name', 'b', '--priority', '1', '--config', cfg('b', { maxSteps: 20 })]);
     fs.mkdirSync(home);
     worker = spawn(process.execPath, [path.join(DIST, '../bin/srgan.js'), 'worker', '--redis', redis.url], {
       env: { ...process.env, SRGAN_HOME: home },
@@ -96,7 +92,7 @@ describe('srgan worker', () => {
   it('a cancelled active job stops its run with a checkpoint and fails with the reason; SIGTERM stops the worker', async () => {
     const file = path.join(tmp.dir, 'long.json');
     fs.writeFileSync(file, JSON.stringify(tinyRun(photos, { checkpointEvery: 1000, seed: 4 })));
-    const c = queueJson<RunJobSummary>(['add', '--name', 'long', '--config', file]);
+    const c = queue<RunJobSummary>(['add', '--name', 'long', '--config', file]);
     const active = await waitFor(
       'the job to train',
       () => {
@@ -106,7 +102,7 @@ describe('srgan worker', () => {
       120_000,
       300,
     );
-    expect(queueJson<RunJobSummary>(['cancel', c.id])).toMatchObject({ state: 'active', cancelRequested: true });
+    expect(queue<RunJobSummary>(['cancel', c.id])).toMatchObject({ state: 'active', cancelRequested: true });
     const failed = await waitFor('the job to end', () => (job(c.id).state === 'failed' ? job(c.id) : null), 60_000, 300);
     expect(failed.failedReason).toMatch(new RegExp(`^cancelled: run ${active.progress!.runId} stopped at step \\d+ with a checkpoint$`));
     const step = Number(/at step (\d+)/.exec(failed.failedReason!)![1]);

@@ -20,6 +20,13 @@ export function srganJson<T = Record<string, unknown>>(home: string, args: strin
   return JSON.parse(r.stdout) as T;
 }
 
+/** `srgan queue ARGS --redis URL --json` run from `home`, parsed; throws with stderr on failure. */
+export function queueJson<T>(home: string, redisUrl: string, args: string[]): T {
+  const r = srgan(home, ['queue', ...args, '--redis', redisUrl, '--json']);
+  if (r.status !== 0) throw new Error(`srgan queue ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls `fn` until it returns a truthy value or the time runs out. */
