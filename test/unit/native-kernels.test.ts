@@ -912,6 +912,35 @@ describe('native training ops vs the cpu backend', () => {
     expectClose(got, ref, 'transpose', 0);
   });
 
+  nit('Tile: random shapes and repeats of ranks 1–4, float32 and int32; the gradient of a mean', async () => {
+    const rand = mulberry32(607);
+    const cases: Array<{ shape: number[]; reps: number[] }> = [];
+    for (let rank = 1; rank <= 4; rank++) {
+      for (let i = 0; i < 4; i++) {
+        cases.push({
+          shape: Array.from({ length: rank }, () => 1 + Math.floor(rand() * 5)),
+          reps: Array.from({ length: rank }, () => 1 + Math.floor(rand() * 4)),
+        });
+      }
+    }
+    cases.push({ shape: [1, 1, 1, 1], reps: [8, 64, 64, 3] }, { shape: [3, 2], reps: [1, 1] });
+    const xv = randArray(rand, 1024);
+    const [ref, got] = await bothBackends(() => {
+      const out: Record<string, tf.Tensor> = {};
+      cases.forEach(({ shape, reps }, i) => {
+        const x = tf.tensor(xv.subarray(0, size(shape)), shape);
+        out[`f${i} [${shape}] ×[${reps}]`] = tf.tile(x, reps);
+        out[`i${i}`] = tf.cast(tf.tile(tf.cast(tf.mul(x, 100), 'int32'), reps), 'float32');
+      });
+      const y = tf.tensor4d(randArray(mulberry32(10), 8 * 16 * 16 * 3), [8, 16, 16, 3]);
+      out['meanGrad'] = tf.grad((a: tf.Tensor) => tf.mean(tf.square(a)))(y);
+      return out;
+    });
+    expectClose(got, ref, 'tile', 0);
+    // Ours ran, not wasm's.
+    expect(tf.getKernel(tf.Tile, 'wasm')?.kernelFunc).toBe(NATIVE_KERNELS.find((k) => k.kernelName === tf.Tile)?.kernelFunc);
+  });
+
   nit('Slice, SplitV, Concat (every axis, empty parts) and DepthToSpace with its gradient, float32 and int32', async () => {
     const rand = mulberry32(707);
     const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
