@@ -204,13 +204,15 @@ export class Daemon implements DaemonControl {
     const files = data.files;
     // A resumed run continues from its newest checkpoint that verifies; damaged ones are passed over.
     let resume: Resume | null = null;
-    const known = this.#queued ? this.#takeQueuedRun() : false;
+    // A queued run looks for a checkpoint too: it decides whether the run resumes (#takeQueuedRun).
+    const leftovers = this.#resuming || this.#queued ? removeTemporaryCheckpoints(this.checkpointDir) : null;
+    const found = leftovers ? latestValidCheckpoint(this.checkpointDir) : null;
+    const known = this.#queued ? this.#takeQueuedRun(found) : false;
     if (this.#resuming) {
-      const leftovers = removeTemporaryCheckpoints(this.checkpointDir);
-      for (const t of leftovers.removed) this.#event('checkpoint_skipped', `removed ${t}: a checkpoint write that never finished`);
-      for (const t of leftovers.restored)
+      // Recorded now that the run has its row.
+      for (const t of leftovers?.removed ?? []) this.#event('checkpoint_skipped', `removed ${t}: a checkpoint write that never finished`);
+      for (const t of leftovers?.restored ?? [])
         this.#event('checkpoint_skipped', `restored ${t} as ${t.replace(/\.old-\d+$/, '')}: its replacement never finished`);
-      const found = latestValidCheckpoint(this.checkpointDir);
       for (const sk of found?.skipped ?? []) this.#event('checkpoint_skipped', sk.reason, { dir: sk.dir });
       if (!found) {
         throw new SrganError('SRGAN_ERR_CHECKPOINT', `run ${this.runId} has no usable checkpoint in ${this.checkpointDir}`);
@@ -305,12 +307,11 @@ export class Daemon implements DaemonControl {
    * A run from the queue (docs/scale.md) continues from the newest valid checkpoint in its folder, which
    * an earlier worker may have written on another machine: then it is resumed, and a database that has
    * not seen the run gets its row, marked as continued from that step (its earlier steps are in the
-   * other worker's runs.db). Without one it starts from step 0. Returns whether this database knew the run.
+   * other worker's runs.db). Without one it starts from step 0. `found`: that checkpoint, or null.
+   * Returns whether this database knew the run.
    */
-  #takeQueuedRun(): boolean {
+  #takeQueuedRun(found: { step: number } | null): boolean {
     const known = this.#store!.db.prepare('SELECT 1 FROM runs WHERE id = ?').get(this.runId) !== undefined;
-    // Leftovers of a write that never finished are cleared below, with events, once the run has its row.
-    const found = latestValidCheckpoint(this.checkpointDir);
     if (found) {
       this.#resuming = true;
       if (!known) this.#createRun(found.step);

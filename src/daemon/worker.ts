@@ -16,7 +16,7 @@ import type { Redis } from 'ioredis';
 import { Daemon } from './daemon.js';
 import { newRunId } from './run-id.js';
 import { CANCEL_KEY_PREFIX, connectRedis, QUEUE_NAME, type RunJobData, type RunProgress } from './queue.js';
-import { latestValidCheckpoint } from '../models/train/checkpoint.js';
+import { checkpointFolders, latestValidCheckpoint } from '../models/train/checkpoint.js';
 import { homePaths, runCheckpointDir } from '../store/home.js';
 import { resolveConfig } from '../config/resolve.js';
 
@@ -106,9 +106,11 @@ export class RunWorker {
     const paths = homePaths(this.#o.home);
     const dir = runCheckpointDir(paths, runId, job.data.config);
     this.#log(`job ${id}: run ${runId} (${job.data.name ?? job.data.config.preset}); checkpoints in ${dir}`);
-    // An earlier worker may have trained it to the end and died before completing the job.
-    const last = latestValidCheckpoint(dir);
+    // An earlier worker may have trained it to the end and died before completing the job (verified only
+    // then: otherwise the daemon finds the checkpoint to resume from).
     const maxSteps = resolveConfig(job.data.config).maxSteps;
+    const newest = checkpointFolders(dir).at(-1);
+    const last = newest && maxSteps !== null && newest.step >= maxSteps ? latestValidCheckpoint(dir) : null;
     if (last && maxSteps !== null && last.step >= maxSteps) {
       this.#log(`job ${id}: run ${runId} has a checkpoint at step ${last.step}, its last; nothing to train`);
       return { runId, lastStep: last.step, worker: this.name };

@@ -13,7 +13,8 @@ import { DIST, tempDir } from '../support/tmp.js';
 import { tinyRun } from '../support/tiny-run.js';
 import { writePhotos } from '../support/photos.js';
 import { startRedis, type TestRedis } from '../support/redis.js';
-import type { RunJobSummary } from '../../src/daemon/queue.js';
+import { Queue } from 'bullmq';
+import { QUEUE_NAME, type RunJobData, type RunJobSummary } from '../../src/daemon/queue.js';
 import { DAEMON_SERIES_KEYS } from '../../src/daemon/trainer-output.js';
 
 const tmp = tempDir('srgan-failover-');
@@ -137,6 +138,16 @@ describe('workers sharing a checkpoint root', () => {
       expect(fs.existsSync(path.join(home, 'checkpoints', j.runId))).toBe(false); // they went to the shared root
     }
     expect(byWorker.size).toBe(2); // both took work
+
+    // A job whose run already has its last checkpoint (its worker died before telling Redis) just completes.
+    const first = queue<RunJobSummary>(['status', done[0].id]);
+    const q = new Queue<RunJobData>(QUEUE_NAME, { connection: { url: redis.url } });
+    const again = await q.add('again', { runId: first.runId, config: first.config!, name: 'again', addedBy: 'test' });
+    await q.close();
+    const [ja] = await completed([String(again.id)], 60_000);
+    expect(ja.progress).toBeNull();
+    const said = new RegExp(`job ${again.id}: run ${first.runId} has a checkpoint at step 20, its last; nothing to train`);
+    await waitFor('the worker to say why', () => said.test(logs()), 10_000, 100);
     const listed = srganJson<{ dbs: string[]; runs: { id: string; worker: string }[] }>(homeA, ['runs', ...dbs]);
     expect(listed.dbs).toHaveLength(2);
     expect(listed.runs.map((r) => r.id).sort()).toEqual(queued.map((j) => j.runId).sort());
