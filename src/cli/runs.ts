@@ -34,9 +34,9 @@ import { intFlag, type Values } from './flags.js';
 export async function runsCommand(v: Values): Promise<number> {
   const statuses = typeof v.status === 'string' ? parseStatuses(v.status) : undefined;
   const files = dbFiles(v);
-  const home = homePaths().db;
-  const runs = files.length > 0 || fs.existsSync(home) ? withRunsDb(v, (db) => listRuns(db, statuses ? { status: statuses } : {})) : [];
-  const shown = files.length > 0 ? files.map((f) => path.resolve(f)) : [home];
+  // $SRGAN_HOME only when no --db is given (homePaths creates its folders).
+  const shown = files.length > 0 ? [...new Set(files.map((f) => path.resolve(f)))] : [homePaths().db];
+  const runs = files.length > 0 || fs.existsSync(shown[0]) ? withRunsDb(v, (db) => listRuns(db, statuses ? { status: statuses } : {})) : [];
   if (v.json) {
     console.log(JSON.stringify({ db: shown[0], dbs: shown, runs: runs.map(withParsedConfig) }));
     return 0;

@@ -178,10 +178,3 @@ function preferences(db: Database.Database, present: Map<string, Set<string>>[])
   }
   return out;
 }
-
-/** The files behind a connection openRunsDbs made (one, or each attached one). */
-export function databaseFiles(db: Database.Database): string[] {
-  return (db.pragma('database_list') as { name: string; file: string }[])
-    .filter((d) => d.name !== 'temp' && d.file !== '')
-    .map((d) => d.file);
-}
