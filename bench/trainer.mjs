@@ -2,6 +2,7 @@
 // a GPU adapter: a software one too with SRGAN_WEBGPU_SOFTWARE=1, docs/backends.md), beside PyTorch CPU.
 //
 //   npm run bench -- trainer [--models espcn,d_final,g_final] [--rounds 2] [--quick]
+//                            [--rungs webgpu,wasm-native,wasm-native-bf16,wasm]
 //
 //   Rows: each rung in fp32; wasm-native-bf16, the native rung with bf16 convolutions (config precision
 //   "bf16", where the CPU has bf16 units); PyTorch fp32 ('torch') and under CPU autocast to bfloat16
@@ -118,11 +119,13 @@ function runTorch(model, autocast = false) {
 }
 
 const torchOk = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
-const rungs = ['webgpu', 'wasm-native', 'wasm-native-bf16', 'wasm'].filter((rung) => {
-  const probe = runChild(rung, 'espcn');
-  if (probe.error) console.error(`${rung}: unavailable (${probe.error})`);
-  return !probe.error;
-});
+const rungs = opt('rungs', 'webgpu,wasm-native,wasm-native-bf16,wasm')
+  .split(',')
+  .filter((rung) => {
+    const probe = runChild(rung, 'espcn');
+    if (probe.error) console.error(`${rung}: unavailable (${probe.error})`);
+    return !probe.error;
+  });
 if (!torchOk) console.error('PyTorch: /usr/bin/python3 cannot import torch (apt-get install python3-torch); no ratios');
 
 const samples = new Map(); // "model|backend" -> { ms: [], gflop }

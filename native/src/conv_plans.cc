@@ -50,6 +50,25 @@ std::string Label(Op op, const ConvGeometry& g, bool bias, ActivationLayout layo
   return s.str();
 }
 
+// A convolution with at most this many channels on one side (one that reads or writes image values, as
+// a network's first and last convolutions do) stays fp32 under bf16: it is a small share of a step's
+// multiply-adds, and bf16's 8-bit mantissa on the values it reads or writes cost quality at equal steps
+// (docs/native.md, "bf16 measured").
+constexpr int32_t kThinChannels = 16;
+
+/**
+ * The precision `op` on `g` runs in when `asked` is the configured one. Besides thin convolutions, a 1×1
+ * backward-data stays fp32: oneDNN 2.6.3's bf16 kernel for it (jit_bf16_1x1) returns wrong values (60–100%
+ * off) for some sizes, e.g. 30, 60 or 90 pixels with an output-channel count that is not a multiple of
+ * 16 (test/unit/native-kernels.test.ts has one).
+ */
+Precision EffectivePrecision(Op op, const ConvGeometry& g, Precision asked) {
+  if (asked != Precision::kBf16) return asked;
+  if (g.ic <= kThinChannels || g.oc <= kThinChannels) return Precision::kF32;
+  if (op == Op::kBackwardData && g.kh == 1 && g.kw == 1) return Precision::kF32;
+  return asked;
+}
+
 }  // namespace
 
 bool ConvPlans::Key::operator==(const Key& o) const {
@@ -255,18 +274,20 @@ void ConvPlans::Run(Plan& p, const void* a, const void* b, void* c, void* bias) 
 void ConvPlans::Forward(const ConvGeometry& g, const float* x, const float* w, const float* b, float* y,
                         Activation act, float alpha) {
   if (act != Activation::kRelu) alpha = 0.f;  // only LeakyReLU reads it; keep keys canonical
-  const Key key{Op::kForward, g, b != nullptr ? 1 : 0, act, alpha, layout_, precision_, CurrentThreads()};
+  const Key key{Op::kForward, g, b != nullptr ? 1 : 0, act, alpha, layout_,
+                EffectivePrecision(Op::kForward, g, precision_), CurrentThreads()};
   Run(Get(key), x, w, y, const_cast<float*>(b));
 }
 
 void ConvPlans::BackwardData(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
-  const Key key{Op::kBackwardData, g, 0, Activation::kNone, 0.f, layout_, precision_, CurrentThreads()};
+  const Key key{Op::kBackwardData, g, 0, Activation::kNone, 0.f, layout_,
+                EffectivePrecision(Op::kBackwardData, g, precision_), CurrentThreads()};
   Run(Get(key), dy, w, dx, nullptr);
 }
 
 void ConvPlans::BackwardWeights(const ConvGeometry& g, const float* x, const float* dy, float* dw, float* db) {
-  const Key key{Op::kBackwardWeights, g, db != nullptr ? 1 : 0, Activation::kNone, 0.f, layout_, precision_,
-                CurrentThreads()};
+  const Key key{Op::kBackwardWeights, g, db != nullptr ? 1 : 0, Activation::kNone, 0.f, layout_,
+                EffectivePrecision(Op::kBackwardWeights, g, precision_), CurrentThreads()};
   Run(Get(key), x, dy, dw, db);
 }
 

@@ -43,7 +43,7 @@ export const daemonCommands = {
       '--init FILE':
         "fine-tune: start the generator from FILE's weights, a .safetensors or .pth state dict with ESRGAN's or Real-ESRGAN Compact's tensor names, or one `srgan export` wrote; the generator (kind, size, scale) is the one the file holds (docs/export.md)",
       '--precision P':
-        'fp32 (default) or bf16: convolutions in bfloat16 on the wasm-native rung, with fp32 weights, optimiser and checkpoints; needs a CPU with AVX512-BF16 or AMX (docs/native.md)',
+        'fp32 (default) or bf16: convolutions in bfloat16 on the wasm-native rung (those with 16 channels or fewer on a side stay fp32), with fp32 weights, optimiser and checkpoints; needs a CPU with AVX512-BF16 or AMX (docs/native.md)',
       '--checkpoint-root DIR': 'write checkpoints to DIR/RUN/ instead of $SRGAN_HOME/checkpoints/RUN/ (config checkpointRoot)',
       '--resume RUN':
         'continue run RUN (id, id prefix or name) from its newest valid checkpoint: same run, steps and curves continue; only --port, --max-steps, --backend, --precision and checkpoint/logging fields may change',

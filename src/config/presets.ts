@@ -112,7 +112,8 @@ export interface RunConfig {
   backend: BackendRequest;
   /**
    * What convolutions compute in on the wasm-native rung: 'fp32', or 'bf16' (inputs rounded to bfloat16,
-   * fp32 accumulation, fp32 weights, optimiser state, losses and checkpoints; docs/native.md, "bf16").
+   * fp32 accumulation; convolutions with 16 channels or fewer on a side, and the weights, optimiser
+   * state, losses and checkpoints stay fp32; docs/native.md, "bf16").
    * bf16 needs a CPU with bf16 units (AVX512-BF16 or AMX) and the wasm-native rung, and is refused otherwise.
    */
   precision: 'fp32' | 'bf16';

@@ -267,7 +267,7 @@ export function applyPrecision(selection: BackendSelection, precision: 'fp32' | 
   } catch (err) {
     throw new SrganError('SRGAN_ERR_BACKEND', `precision "bf16" cannot be used: ${firstLine(err)}; give --precision fp32`, { cause: err });
   }
-  return 'convolutions in bf16 (fp32 weights, optimiser state and losses)';
+  return 'convolutions in bf16, those with 16 channels or fewer on a side in fp32 (fp32 weights, optimiser state and losses)';
 }
 
 function firstLine(err: unknown): string {
