@@ -55,7 +55,7 @@ describe('the training loop on webgpu', () => {
       console.log(`skipped: ${why}`);
       return ctx.skip();
     }
-    const STEPS = Number(process.env.SRGAN_WEBGPU_STEPS ?? 60);
+    const STEPS = Number(process.env.SRGAN_WEBGPU_STEPS ?? 30);
     const LOG_EVERY = 10;
     const cfg = resolveConfig({
       patchSize: 16,
