@@ -108,7 +108,7 @@ describe('the training loop on webgpu', () => {
     // are scalars (learning rates, Adam's constants).
     expect(traffic.large, 'large uploads').toEqual(Array.from({ length: STEPS }, () => ['2×16×16×3', '2×8×8×3']).flat());
     expect(traffic.uploadBytes / STEPS - batchBytes, 'bytes uploaded a step beyond the batch').toBeLessThan(4096);
-    expect(tensorsAt[1], 'live tensors at step 500 vs step 20').toBe(tensorsAt[0]);
+    expect(tensorsAt[1], `live tensors at step ${STEPS} vs step 20`).toBe(tensorsAt[0]);
     expect(pipelines(), `pipelines compiled after the first ${LOG_EVERY} steps`).toBe(pipelinesAfterFirst);
     const steady = [...ms.slice(1)].sort((a, b) => a - b)[Math.floor((ms.length - 1) / 2)];
     console.log(
