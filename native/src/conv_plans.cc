@@ -52,7 +52,7 @@ std::string Label(Op op, const ConvGeometry& g, bool bias, ActivationLayout layo
 
 // A convolution with at most this many channels on one side (one that reads or writes image values, as
 // a network's first and last convolutions do) stays fp32 under bf16: it is a small share of a step's
-// multiply-adds, and bf16's 8-bit mantissa on the values it reads or writes cost quality at equal steps
+// multiply-adds, and with it in fp32 a bf16 run stays closer to its fp32 twin, seed by seed
 // (docs/native.md, "bf16 measured").
 constexpr int32_t kThinChannels = 16;
 
