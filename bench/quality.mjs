@@ -78,25 +78,22 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'srgan-quality-'));
 const home = opt('keep', path.join(tmp, 'home'));
 fs.mkdirSync(home, { recursive: true });
 
-/** `srgan` with SRGAN_HOME=`dir`: resolves to its stdout. */
-const cliIn = (dir) => (argv) => cliWith({ ...process.env, SRGAN_HOME: dir }, argv);
-const cli = cliIn(home);
-
-function cliWith(env, argv, { quiet = true } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...argv], { env, stdio: ['ignore', 'pipe', quiet ? 'pipe' : 'inherit'] });
+/** `srgan` with SRGAN_HOME=`dir`: a function of argv that resolves to its stdout. */
+const cliIn = (dir) => (argv) =>
+  new Promise((resolve, reject) => {
+    const env = { ...process.env, SRGAN_HOME: dir };
+    const child = spawn(process.execPath, [CLI, ...argv], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr?.on('data', (d) => (err += d));
     child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`srgan ${argv[0]} exited ${code}: ${err || out}`))));
   });
-}
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // 1. prepare, as a user does (default parameters).
 const data = path.join(tmp, 'data');
-const prep = JSON.parse(await cli(['prepare', ...trainFiles, '--out', data, '--json']));
+const prep = JSON.parse(await cliIn(home)(['prepare', ...trainFiles, '--out', data, '--json']));
 console.log(`prepared ${prep.patches ?? '?'} patches from ${TRAIN.length} photos; held out: ${TEST.join(', ')}`);
 
 // 2. train for MINUTES of wall time from the first step, then 3. score the checkpoints: once per arm
@@ -104,10 +101,11 @@ console.log(`prepared ${prep.patches ?? '?'} patches from ${TRAIN.length} photos
 const backend = await selectBackend(opt('backend', 'auto'));
 const cell = (v, w = 6) => (v >= 0 ? '+' : '') + v.toFixed(2).padStart(w - 1);
 const runs = [];
+const several = ARMS.length * SEEDS.length > 1;
 for (const arm of ARMS) {
   for (const seed of SEEDS) {
     const label = [arm.name, seed === null ? null : `seed ${seed}`].filter(Boolean).join(', ');
-    const dir = ARMS.length * SEEDS.length > 1 ? path.join(home, `${arm.name}-${seed ?? 'default'}`) : home;
+    const dir = several ? path.join(home, `${arm.name}-${seed ?? 'default'}`) : home;
     const config = {
       ...overrides,
       ...arm.set,
@@ -117,14 +115,17 @@ for (const arm of ARMS) {
       checkpointKeep: 1000,
       ...(MAX_STEPS ? { maxSteps: Number(MAX_STEPS) } : {}),
     };
-    if (runs.length > 0 || ARMS.length * SEEDS.length > 1) console.log(`\n== ${label}: ${JSON.stringify({ ...arm.set, seed })}`);
-    runs.push({ arm: arm.name, seed, ...(await trainAndScore(config, dir)) });
+    if (several) console.log(`\n== ${label}: ${JSON.stringify({ ...arm.set, seed })}`);
+    runs.push({ arm: arm.name, seed, ...(await trainAndScore(config, arm.set, dir)) });
   }
 }
 if (runs.length > 1) summarise(runs);
 
-/** One run in the state folder `dir`: train, then score its checkpoints; prints its table and JSON line. */
-async function trainAndScore(config, dir) {
+/**
+ * One run of `config` (its arm's overrides: `set`) in the state folder `dir`: train, then score its
+ * checkpoints; prints its table and JSON line.
+ */
+async function trainAndScore(config, set, dir) {
   fs.mkdirSync(dir, { recursive: true });
   const cli = cliIn(dir);
   const configFile = path.join(dir, 'run.json');
@@ -210,7 +211,7 @@ async function trainAndScore(config, dir) {
     JSON.stringify({
       bench: 'quality',
       preset: config.preset,
-      set: JSON.parse(opt('set', '{}')),
+      set,
       config: { ...config, preset: undefined },
       minutes: MINUTES,
       train: TRAIN,
@@ -264,9 +265,13 @@ function summarise(all) {
   // Curves: each key's mean over the points in each of ~12 step windows, then over the seeds.
   // g_loss only where it is more than g_pix (an adversarial or perceptual term).
   const valuesOf = (r, key) => r.metrics.points.filter((p) => p.key === key).map((p) => p.value);
+  const differs = (r) => {
+    const pix = valuesOf(r, 'g_pix');
+    return valuesOf(r, 'g_loss').some((v, i) => v !== pix[i]);
+  };
   const keys = ['g_pix', 'g_loss', 'd_loss', 'val_gain']
     .filter((k) => all.every((r) => r.metrics.points.some((p) => p.key === k)))
-    .filter((k) => k !== 'g_loss' || all.some((r) => valuesOf(r, 'g_loss').some((v, i) => v !== valuesOf(r, 'g_pix')[i])));
+    .filter((k) => k !== 'g_loss' || all.some(differs));
   const lastStep = Math.max(...all.flatMap((r) => r.metrics.points.map((p) => p.step)));
   const width = Math.max(1, Math.ceil(lastStep / 12));
   const curves = {};
